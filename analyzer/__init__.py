@@ -1,0 +1,1 @@
+"""Replay traces through storage layers and project flash lifetime."""

@@ -1,0 +1,5 @@
+"""`python -m flashswap` runs the CLI."""
+
+from flashswap.cli import run
+
+run()
