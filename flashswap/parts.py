@@ -364,6 +364,4 @@ def get_part(name: str, extra_files: Iterable[Path | str] = ()) -> Part:
         return lower[name.lower()]
     close = difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.4)
     hint = ", ".join(lower[c].name for c in close) if close else "none close"
-    raise UnknownPartError(
-        f"unknown part {name!r} (closest: {hint}; `flashswap parts` lists all)"
-    )
+    raise UnknownPartError(f"unknown part {name!r} (closest: {hint}; `flashswap parts` lists all)")
