@@ -1,0 +1,767 @@
+"""The swap store model: the executable form of firmware/SPEC.md.
+
+A log of segments (erase units). Chunks are appended at the head through one program-unit
+buffer; whole dead segments are reclaimed without copying; erase counts live in every segment
+header; a checkpoint of the index opens every `ckpt_interval`-th segment so mount reads one header
+per segment plus the replay window. Section numbers (§) refer to SPEC.md.
+
+The C library in firmware/ implements the same algorithm and must leave the same bytes on flash;
+keep every tie-break and every order of operations here exactly as SPEC.md states it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from flashswap.errors import (
+    ChunkTooLargeError,
+    CorruptError,
+    DeviceError,
+    FlashWearError,
+    InputError,
+    NoSpaceError,
+    NotFoundError,
+)
+from flashswap.store.layout import (
+    ENTRY_SIZE,
+    F_CONT,
+    F_MORE,
+    HEADER_SIZE,
+    HF_PAGE_ONCE,
+    LOST_ADDR,
+    MIN_ROOM,
+    NO_KEY,
+    REC_SIZE,
+    T_CHECKPOINT,
+    T_DATA,
+    T_TRIM,
+    T_TRIM_RANGE,
+    SegHeader,
+    crc32,
+    pack_entries,
+    pack_record,
+    unpack_rec,
+)
+from flashswap.store.parse import Rec, parse_segment
+
+# Segment states (§5).
+FREE_ERASED, FREE, IN_LOG, BAD = 0, 1, 2, 3
+
+DEFAULT_RESERVE = 2
+DEFAULT_WL_THRESHOLD = 16
+MAX_KEYS_CAP = 1024
+MIN_SEGMENTS = 6
+
+
+def _log2(n: int, what: str) -> int:
+    if n <= 0 or n & (n - 1):
+        raise InputError(f"{what} must be a power of two, not {n}")
+    return n.bit_length() - 1
+
+
+class _Geometry:
+    """Sizes derived once from the flash and the format options."""
+
+    def __init__(self, flash: Any, seg_size: int, prog_size: int, page_once: bool) -> None:
+        self.seg_size = seg_size
+        self.seg_shift = _log2(seg_size, "segment size")
+        self.prog_size = prog_size
+        self.prog_shift = _log2(prog_size, "program unit")
+        self.page_once = page_once
+        self.nseg = flash.size // seg_size
+        self.data_cap = seg_size - HEADER_SIZE
+        if seg_size < 512 or seg_size > 1 << 24 or seg_size < 8 * prog_size:
+            raise InputError(
+                f"segment size {seg_size} unsupported: needs 512 B..16 MiB and >= 8 program units"
+            )
+        if self.nseg < MIN_SEGMENTS:
+            raise InputError(
+                f"flash of {flash.size} bytes holds {self.nseg} segments of {seg_size}; "
+                f"the store needs at least {MIN_SEGMENTS}"
+            )
+        if seg_size % flash.erase_size or seg_size not in flash.erase_sizes:
+            raise InputError(
+                f"segment size {seg_size} is not an erase size of this flash {flash.erase_sizes}"
+            )
+
+
+class Store:
+    """A flashswap store on a flash device (a `FlashSim` or anything with its methods)."""
+
+    # ------------------------------------------------------------------ construction
+
+    def __init__(self, flash: Any, geo: _Geometry, max_keys: int, ckpt_interval: int,
+                 reserve: int, wl_threshold: int) -> None:
+        self.flash = flash
+        self.geo = geo
+        self.max_keys = max_keys
+        self.ckpt_interval = ckpt_interval
+        self.reserve = reserve
+        self.wl_threshold = wl_threshold
+        n = geo.nseg
+        self.max_chunk = min(
+            1 << 24, geo.data_cap * max(1, n - reserve - ckpt_interval - 2) // 2
+        )
+        self.erase_count = np.zeros(n, dtype=np.int64)
+        self.seq = np.zeros(n, dtype=np.int64)
+        self.live = np.zeros(n, dtype=np.int64)
+        self.state = np.full(n, FREE_ERASED, dtype=np.int8)
+        self.retired = 0
+        self.seg_by_seq: dict[int, int] = {}
+        # index: key -> (addr of first fragment, size, fragments as ((seg, bytes), ...))
+        self.index: dict[int, tuple[int, int, tuple[tuple[int, int], ...]]] = {}
+        self.lost: set[int] = set()
+        self.open_seg: int | None = None
+        self.wp = 0
+        self.buf = bytearray(b"\xff" * geo.prog_size)
+        self.buf_prog = 0  # bytes of the buffered unit already on flash
+        self.next_seq = 1
+        self.next_rseq = 1
+        self.replay_seq = 0
+        self.segs_since_ckpt = 0
+        self.mounted = True
+
+    @classmethod
+    def _config(cls, flash: Any, segment_size: int | None, max_keys: int | None,
+                ckpt_interval: int | None, reserve: int | None,
+                wl_threshold: int | None) -> Store:
+        kind = getattr(flash, "kind", "nor")
+        if kind == "managed":
+            raise InputError("the store runs on raw flash (nor, nand, internal), not on a managed "
+                             "device (SD/eMMC): its FTL already remaps writes")
+        if segment_size is None:
+            # NOR: the largest erase up to 64 KiB (the larger erase is ~5x cheaper per byte);
+            # NAND and internal flash: the block.
+            fits = [s for s in flash.erase_sizes if s <= 64 * 1024] or [flash.erase_size]
+            segment_size = max(fits) if kind == "nor" else flash.erase_size
+            while flash.size // segment_size < MIN_SEGMENTS and segment_size > flash.erase_size:
+                segment_size //= 2
+        page_once = getattr(flash, "nop", 0) != 0
+        geo = _Geometry(flash, segment_size, flash.page_size, page_once)
+        limit = (segment_size // 2 - HEADER_SIZE - REC_SIZE) // ENTRY_SIZE
+        if max_keys is None:
+            max_keys = min(MAX_KEYS_CAP, limit)
+        if not 1 <= max_keys <= min(65535, limit):
+            raise InputError(f"max_keys must be 1..{min(65535, limit)} for {segment_size}-byte "
+                             f"segments, not {max_keys}")
+        if ckpt_interval is None:
+            ckpt_interval = max(1, min(16, geo.nseg // 16))
+        if not 1 <= ckpt_interval <= 255:
+            raise InputError(f"ckpt_interval must be 1..255, not {ckpt_interval}")
+        reserve = DEFAULT_RESERVE if reserve is None else reserve
+        if not 2 <= reserve <= 255 or reserve + ckpt_interval + 3 > geo.nseg:
+            raise InputError(f"reserve must be 2..255 and leave room in {geo.nseg} segments, "
+                             f"not {reserve}")
+        wl_threshold = DEFAULT_WL_THRESHOLD if wl_threshold is None else wl_threshold
+        if not 1 <= wl_threshold <= 65535:
+            raise InputError(f"wl_threshold must be 1..65535, not {wl_threshold}")
+        return cls(flash, geo, max_keys, ckpt_interval, reserve, wl_threshold)
+
+    @classmethod
+    def format(cls, flash: Any, *, segment_size: int | None = None, max_keys: int | None = None,
+               ckpt_interval: int | None = None, reserve: int | None = None,
+               wl_threshold: int | None = None, engine: str = "python") -> Store:
+        """Erase the flash and create an empty store on it (§13)."""
+        if engine != "python":
+            raise InputError(f"unknown store engine {engine!r} (available: python)")
+        st = cls._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold)
+        g = st.geo
+        for s in range(g.nseg):
+            if st._factory_bad(s):
+                st.state[s] = BAD
+                continue
+            old = SegHeader.unpack(flash.read(s * g.seg_size, HEADER_SIZE))
+            st.erase_count[s] = old.erase_count if old is not None else 0
+            try:
+                flash.erase(s * g.seg_size, g.seg_size)
+            except FlashWearError:
+                st._retire(s)
+                continue
+            st.erase_count[s] += 1
+            st.state[s] = FREE_ERASED
+        st.segs_since_ckpt = st.ckpt_interval  # the first segment opens with a checkpoint
+        st._open_segment(cont_len=0, force_ckpt=True)
+        return st
+
+    # ------------------------------------------------------------------ public API
+
+    def put(self, key: int, data: bytes | bytearray | memoryview) -> None:
+        """Store `data` under `key`, replacing any chunk the key held (§10)."""
+        self._check_mounted()
+        self._check_key(key)
+        size = len(data)
+        if size == 0:
+            raise InputError("a chunk holds at least one byte")
+        if size > self.max_chunk:
+            raise ChunkTooLargeError(f"chunk of {size} bytes exceeds the largest chunk "
+                                     f"{self.max_chunk} of this store")
+        if key not in self.index and len(self.index) >= self.max_keys:
+            raise NoSpaceError(f"index full: {self.max_keys} live chunks")
+        self._device_retry(lambda: self._put(key, bytes(data)))
+
+    def get(self, key: int) -> bytes:
+        """The chunk stored under `key`. NotFoundError if none; CorruptError if damaged."""
+        self._check_mounted()
+        if key in self.lost:
+            raise CorruptError(f"chunk {key} was lost (its flash block failed)")
+        ent = self.index.get(key)
+        if ent is None:
+            raise NotFoundError(f"no chunk under key {key}")
+        return self._read_chunk(key, ent[0], ent[1])
+
+    def __contains__(self, key: int) -> bool:
+        return key in self.index
+
+    def keys(self) -> list[int]:
+        return sorted(self.index)
+
+    def trim(self, key: int) -> bool:
+        """Drop the chunk under `key`. Returns False (and writes nothing) if there was none."""
+        self._check_mounted()
+        self._check_key(key)
+        if key not in self.index and key not in self.lost:
+            return False
+        self._device_retry(lambda: self._trim_record(T_TRIM, key, 0))
+        return True
+
+    def trim_range(self, first: int, last: int) -> int:
+        """Bulk invalidation: drop every chunk with first <= key <= last in one record.
+
+        Returns the number of chunks dropped (0: nothing written).
+        """
+        self._check_mounted()
+        self._check_key(first)
+        self._check_key(last)
+        if first > last:
+            raise InputError(f"trim_range: first key {first} > last key {last}")
+        n = sum(1 for k in self.index if first <= k <= last)
+        n += sum(1 for k in self.lost if first <= k <= last)
+        if n:
+            self._device_retry(lambda: self._trim_record(T_TRIM_RANGE, first, last))
+        return n
+
+    def sync(self) -> None:
+        """Make everything written so far durable (§6)."""
+        self._check_mounted()
+        self._device_retry(self._sync)
+
+    def idle(self, max_erases: int = 1) -> int:
+        """Bounded background work between inferences: static leveling, pre-erase (§8, §10).
+
+        Returns the number of erases and moves done (0 when there is nothing to do).
+        """
+        self._check_mounted()
+        work = 0
+        if max_erases > 0 and self._static_wl():
+            work += 1
+        while work < max_erases:
+            erased = int(np.count_nonzero(self.state == FREE_ERASED))
+            if erased >= self.ckpt_interval:
+                break
+            s = self._choose(erased_only=False, dirty_only=True)
+            if s is None:
+                break
+            self._erase(s)
+            work += 1
+        return work
+
+    def stat(self) -> dict[str, Any]:
+        """Space, wear and health figures."""
+        g = self.geo
+        good = self.state != BAD
+        counts = self.erase_count[good]
+        free_segs = self._free_count()
+        room = self._room()
+        hist = np.bincount(counts) if counts.size else np.zeros(0, dtype=np.int64)
+        return {
+            "segments": g.nseg,
+            "segment_size": g.seg_size,
+            "prog_size": g.prog_size,
+            "page_once": g.page_once,
+            "max_keys": self.max_keys,
+            "max_chunk": self.max_chunk,
+            "ckpt_interval": self.ckpt_interval,
+            "reserve": self.reserve,
+            "wl_threshold": self.wl_threshold,
+            "live_chunks": len(self.index),
+            "live_bytes": int(sum(e[1] for e in self.index.values())),
+            "free_bytes": int(room + free_segs * g.data_cap),
+            "free_segments": free_segs,
+            "window_segments": int(np.count_nonzero(
+                (self.state == IN_LOG) & (self.seq >= self.replay_seq))),
+            "erase_counts": self.erase_count.copy(),
+            "erase_histogram": {int(i): int(c) for i, c in enumerate(hist) if c},
+            "erase_min": int(counts.min()) if counts.size else 0,
+            "erase_max": int(counts.max()) if counts.size else 0,
+            "retired_blocks": self.retired,
+            "bad_blocks": int(np.count_nonzero(~good)),
+            "lost_chunks": len(self.lost),
+        }
+
+    def unmount(self) -> None:
+        """Sync and detach from the flash."""
+        if self.mounted:
+            self.sync()
+            self.mounted = False
+
+    # ------------------------------------------------------------------ mount (§9)
+
+    @classmethod
+    def mount(cls, flash: Any, engine: str = "python") -> Store:
+        """Attach to the store on `flash`. CorruptError if there is none or it is unusable."""
+        if engine != "python":
+            raise InputError(f"unknown store engine {engine!r} (available: python)")
+        from flashswap.store.mount import mount_store
+
+        return mount_store(cls, flash)
+
+    # ------------------------------------------------------------------ internals: checks
+
+    def _check_mounted(self) -> None:
+        if not self.mounted:
+            raise InputError("store is unmounted")
+
+    @staticmethod
+    def _check_key(key: int) -> None:
+        if not isinstance(key, int | np.integer) or not 0 <= key < NO_KEY:
+            raise InputError(f"key must be an integer 0..{NO_KEY - 1}, not {key!r}")
+
+    def _factory_bad(self, s: int) -> bool:
+        if not self.geo.page_once or getattr(self.flash, "spare_size", 0) == 0:
+            return False
+        return self.flash.read_spare(s * self.geo.seg_size, 1)[0] != 0xFF
+
+    # ------------------------------------------------------------------ internals: put
+
+    def _put(self, key: int, data: bytes) -> None:
+        self._static_wl()
+        size = len(data)
+        need = size + REC_SIZE * (2 + size // self.geo.data_cap)
+        self._make_room(need, self.reserve)
+        self._write_chunk(key, data)
+
+    def _trim_record(self, rtype: int, key: int, size: int) -> None:
+        self._make_room(REC_SIZE, 0)
+        if self._room() < MIN_ROOM:
+            self._close_segment()
+            self._open_segment(cont_len=0)
+        self._append_record(pack_record(rtype, 0, key, size, 0, self._take_rseq()))
+        if rtype == T_TRIM:
+            self._drop(key)
+        else:
+            for k in [k for k in self.index if key <= k <= size]:
+                self._drop(k)
+            self.lost = {k for k in self.lost if not key <= k <= size}
+
+    def _drop(self, key: int) -> None:
+        ent = self.index.pop(key, None)
+        self.lost.discard(key)
+        if ent is not None:
+            for s, n in ent[2]:
+                self.live[s] -= n
+
+    def _take_rseq(self) -> int:
+        r = self.next_rseq
+        self.next_rseq += 1
+        return r
+
+    def _write_chunk(self, key: int, data: bytes) -> None:
+        """Append a DATA chunk, fragmented across segments as needed (§4), and index it."""
+        g = self.geo
+        size = len(data)
+        rseq = self._take_rseq()
+        off = 0
+        first = -1
+        frags: list[tuple[int, int]] = []
+        ckpt_after = False
+        while off < size:
+            room = self._room()
+            if room < MIN_ROOM:
+                if off == 0:
+                    self._close_segment()
+                    self._open_segment(cont_len=0)
+                else:
+                    rem = size - off
+                    cont = REC_SIZE + rem if REC_SIZE + rem <= g.data_cap else None
+                    ckpt_after = self._open_segment(cont_len=cont, defer_ckpt=True)
+                room = self._room()
+            n = min(size - off, room - REC_SIZE)
+            flags = (F_MORE if off + n < size else 0) | (F_CONT if off else 0)
+            addr = self.wp
+            self._append_record(
+                pack_record(T_DATA, flags, key, size, off, rseq, memoryview(data)[off:off + n])
+            )
+            if first < 0:
+                first = addr
+            frags.append((addr // g.seg_size, REC_SIZE + n))
+            off += n
+        self._set_entry(key, first, size, tuple(frags))
+        if ckpt_after:
+            self._write_checkpoint()
+
+    def _set_entry(self, key: int, addr: int, size: int,
+                   frags: tuple[tuple[int, int], ...]) -> None:
+        self._drop(key)
+        self.index[key] = (addr, size, frags)
+        for s, n in frags:
+            self.live[s] += n
+
+    # ------------------------------------------------------------------ internals: reading
+
+    def _read(self, addr: int, n: int) -> bytes:
+        """Flash bytes, with the bytes still in the program buffer taken from it (§6)."""
+        if self.open_seg is not None:
+            unit = self.wp - self.wp % self.geo.prog_size
+            if addr + n > unit and addr < self.wp:
+                # Only the buffered unit can hold bytes not yet programmed.
+                head = self.flash.read(addr, unit - addr) if addr < unit else b""
+                lo = max(addr, unit)
+                mid = bytes(self.buf[lo - unit : min(addr + n, self.wp) - unit])
+                end = addr + n
+                tail = self.flash.read(self.wp, end - self.wp) if end > self.wp else b""
+                return head + mid + tail
+        return self.flash.read(addr, n)
+
+    def _fragments(self, addr: int, size: int) -> list[tuple[int, int]]:
+        """(record address, payload length) of each fragment of a chunk (§4)."""
+        g = self.geo
+        out = []
+        seg = addr // g.seg_size
+        n = min(size, (seg + 1) * g.seg_size - addr - REC_SIZE)
+        out.append((addr, n))
+        off = n
+        while off < size:
+            nxt = self.seg_by_seq.get(int(self.seq[seg]) + 1)
+            if nxt is None:
+                raise CorruptError(f"chunk at 0x{addr:x}: continuation segment missing")
+            seg = nxt
+            n = min(size - off, g.data_cap - REC_SIZE)
+            out.append((seg * g.seg_size + HEADER_SIZE, n))
+            off += n
+        return out
+
+    def _read_chunk(self, key: int, addr: int, size: int) -> bytes:
+        parts = []
+        for i, (a, n) in enumerate(self._fragments(addr, size)):
+            raw = self._read(a, REC_SIZE + n)
+            h = unpack_rec(raw)
+            if (h is None or h.rtype != T_DATA or h.key != key or h.size != size
+                    or (h.offset == 0) != (i == 0) or crc32(raw[REC_SIZE:]) != h.dcrc):
+                raise CorruptError(f"chunk {key}: fragment {i} at 0x{a:x} failed its check")
+            parts.append(raw[REC_SIZE:])
+        return b"".join(parts)
+
+    # ------------------------------------------------------------------ internals: the log
+
+    def _room(self) -> int:
+        if self.open_seg is None:
+            return 0
+        return (self.open_seg + 1) * self.geo.seg_size - self.wp
+
+    def _append_record(self, rec: bytes) -> None:
+        """Append bytes at wp through the program buffer; programs every unit that fills."""
+        p = self.geo.prog_size
+        off = self.wp % p
+        unit = self.wp - off
+        total = off + len(rec)
+        if total < p:
+            self.buf[off:total] = rec
+            self.wp += len(rec)
+            return
+        full = total - total % p
+        head = bytes(self.buf[self.buf_prog:off]) + rec[: full - off]
+        self.flash_program(unit + self.buf_prog, head)
+        rest = rec[full - off :]
+        self.buf[:] = b"\xff" * p
+        self.buf[: len(rest)] = rest
+        self.buf_prog = 0
+        self.wp += len(rec)
+
+    def flash_program(self, addr: int, data: bytes) -> None:
+        """Program `data`, split where it crosses the device's smallest erase unit (a driver
+        loops page programs; the flash counts one operation per page either way)."""
+        e = self.flash.erase_size
+        end = addr + len(data)
+        mv = memoryview(data)
+        while addr < end:
+            n = min(end, addr - addr % e + e) - addr
+            self.flash.program(addr, mv[:n])
+            mv = mv[n:]
+            addr += n
+
+    def _sync(self) -> None:
+        if self.open_seg is None:
+            return
+        p = self.geo.prog_size
+        off = self.wp % p
+        unit = self.wp - off
+        if off > self.buf_prog:
+            self.flash_program(unit + self.buf_prog, bytes(self.buf[self.buf_prog:off]))
+            self.buf_prog = off
+        if self.geo.page_once and off:
+            self.wp = unit + p
+            self.buf[:] = b"\xff" * p
+            self.buf_prog = 0
+        if hasattr(self.flash, "sync"):
+            self.flash.sync()
+
+    def _close_segment(self) -> None:
+        if self.open_seg is not None:
+            self._sync()
+            self.open_seg = None
+
+    # ------------------------------------------------------------------ internals: segments
+
+    def _reclaimable_mask(self) -> np.ndarray:
+        m = (self.state == IN_LOG) & (self.seq < self.replay_seq) & (self.live == 0)
+        if self.open_seg is not None:
+            m[self.open_seg] = False
+        return m
+
+    def _free_count(self) -> int:
+        return int(np.count_nonzero((self.state == FREE_ERASED) | (self.state == FREE))
+                   + np.count_nonzero(self._reclaimable_mask()))
+
+    def _choose(self, erased_only: bool = False, dirty_only: bool = False) -> int | None:
+        """Least effective erase count, lowest index on ties (§8 step 2)."""
+        erased = self.state == FREE_ERASED
+        dirty = (self.state == FREE) | self._reclaimable_mask()
+        cand = dirty | erased
+        if dirty_only:
+            # The idle step pre-erases what step 2 will choose next: walk the same order.
+            eff = self.erase_count + (~erased)
+            order = np.lexsort((np.arange(len(eff)), eff))
+            taken = 0
+            for s in order:
+                if not cand[s]:
+                    continue
+                if erased[s]:
+                    taken += 1
+                    continue
+                return int(s) if taken < self.ckpt_interval else None
+            return None
+        if not cand.any():
+            return None
+        eff = np.where(cand, self.erase_count + (~erased), np.iinfo(np.int64).max)
+        return int(np.argmin(eff))
+
+    def _erase(self, s: int) -> bool:
+        """Erase segment s into FREE_ERASED. False (and the segment retired) if it failed."""
+        g = self.geo
+        try:
+            self.flash.erase(s * g.seg_size, g.seg_size)
+        except FlashWearError:
+            self._retire(s)
+            return False
+        self.erase_count[s] += 1
+        self._leave_log(s)
+        self.state[s] = FREE_ERASED
+        return True
+
+    def _leave_log(self, s: int) -> None:
+        if self.state[s] == IN_LOG:
+            self.seg_by_seq.pop(int(self.seq[s]), None)
+        self.seq[s] = 0
+        self.live[s] = 0
+
+    def _retire(self, s: int) -> None:
+        """Mark a failed segment BAD (§12), on flash too where the device still allows it."""
+        g = self.geo
+        # seg_by_seq keeps its entry: chunks being moved out may continue through this segment.
+        self.state[s] = BAD
+        self.retired += 1
+        try:
+            if g.page_once and getattr(self.flash, "spare_size", 0):
+                self.flash.program(s * g.seg_size, b"", spare=b"\x00")
+            else:
+                self.flash.program(s * g.seg_size, bytes(HEADER_SIZE))
+        except Exception:  # noqa: BLE001 - best effort: a worn block may refuse the mark
+            pass
+
+    def _open_segment(self, cont_len: int | None, force_ckpt: bool = False,
+                      defer_ckpt: bool = False) -> bool:
+        """Open the next segment (§8); write its checkpoint unless deferred (§7).
+
+        Returns True when the segment is a checkpoint segment whose checkpoint the caller must
+        write (defer_ckpt) after the continuation fragment.
+        """
+        g = self.geo
+        while True:
+            s = self._choose()
+            if s is None:
+                raise NoSpaceError("no free segment left")
+            if self.state[s] == FREE_ERASED or self._erase(s):
+                break
+        seq = self.next_seq
+        self.next_seq += 1
+        self.state[s] = IN_LOG
+        self.seq[s] = seq
+        self.live[s] = 0
+        self.seg_by_seq[seq] = s
+        # Room for one more entry than now: a spilled chunk joins the index before the checkpoint.
+        ckpt_len = REC_SIZE + ENTRY_SIZE * (len(self.index) + len(self.lost) + 1)
+        due = force_ckpt or self.segs_since_ckpt >= self.ckpt_interval
+        is_ckpt = due and cont_len is not None and HEADER_SIZE + cont_len + ckpt_len <= g.seg_size
+        self.segs_since_ckpt = 1 if is_ckpt else self.segs_since_ckpt + 1
+        hdr = SegHeader(
+            g.seg_shift, g.prog_shift, HF_PAGE_ONCE if g.page_once else 0,
+            int(self.erase_count[s]), seq, seq if is_ckpt else self.replay_seq, g.nseg,
+            self.max_keys, self.ckpt_interval, self.reserve, self.wl_threshold,
+        )
+        self.open_seg = s
+        self.wp = s * g.seg_size
+        self.buf[:] = b"\xff" * g.prog_size
+        self.buf_prog = 0
+        self._append_record(hdr.pack())
+        if is_ckpt and not defer_ckpt:
+            self._write_checkpoint()
+        return is_ckpt and defer_ckpt
+
+    def _write_checkpoint(self) -> None:
+        entries = [
+            (k, self.index[k][0], self.index[k][1]) if k in self.index else (k, LOST_ADDR, 0)
+            for k in sorted(set(self.index) | self.lost)
+        ]
+        payload = pack_entries(entries)
+        self._append_record(
+            pack_record(T_CHECKPOINT, 0, len(entries), len(payload), 0, self._take_rseq(), payload)
+        )
+        self._sync()
+        assert self.open_seg is not None
+        self.replay_seq = int(self.seq[self.open_seg])
+
+    # ------------------------------------------------------------------ internals: GC and WL
+
+    def _available(self, reserve: int) -> int:
+        room = self._room()
+        room = room if room >= MIN_ROOM else 0
+        return room + self.geo.data_cap * max(0, self._free_count() - reserve)
+
+    def _make_room(self, need: int, reserve: int) -> None:
+        """Garbage-collect until `need` bytes fit (§10 step 2), or raise NoSpaceError."""
+        g = self.geo
+        for _ in range(4 * g.nseg + 4):
+            if self._available(reserve) >= need:
+                return
+            victim = self._victim()
+            if victim is not None:
+                self._relocate(victim)
+                continue
+            window = (self.state == IN_LOG) & (self.seq >= self.replay_seq)
+            if self.open_seg is not None:
+                window[self.open_seg] = False
+            if window.any() and self._free_count() > 0:
+                self._close_segment()
+                self._open_segment(cont_len=0, force_ckpt=True)
+                continue
+            break
+        raise NoSpaceError(
+            f"no space for {need} bytes: {int(self.live.sum())} bytes live in {g.nseg} "
+            f"segments of {g.seg_size}"
+        )
+
+    def _victim(self) -> int | None:
+        m = ((self.state == IN_LOG) & (self.seq < self.replay_seq) & (self.live > 0)
+             & (self.live < self.geo.data_cap - 64))
+        if self.open_seg is not None:
+            m[self.open_seg] = False
+        if not m.any():
+            return None
+        live = np.where(m, self.live, np.iinfo(np.int64).max)
+        best = live.min()
+        cands = np.flatnonzero(live == best)
+        return int(cands[np.argmin(self.seq[cands])])
+
+    def _static_wl(self) -> bool:
+        """One static wear-leveling move if the erase-count spread exceeds the threshold."""
+        good = self.state != BAD
+        hi = int(self.erase_count[good].max())
+        if hi - int(self.erase_count[good].min()) <= self.wl_threshold:
+            return False
+        m = (self.state == IN_LOG) & (self.seq < self.replay_seq) & (self.live > 0)
+        if self.open_seg is not None:
+            m[self.open_seg] = False
+        if not m.any():
+            return False
+        counts = np.where(m, self.erase_count, np.iinfo(np.int64).max)
+        s = int(np.argmin(counts))
+        if hi - int(counts[s]) <= self.wl_threshold:
+            return False
+        if self._available(self.reserve) < int(self.live[s]) + 2 * REC_SIZE:
+            return False
+        self._relocate(s)
+        return True
+
+    def _relocate(self, s: int) -> None:
+        """Copy every chunk whose first fragment lies in segment s to the head (§10)."""
+        g = self.geo
+        lo, hi = s * g.seg_size, (s + 1) * g.seg_size
+        for addr, key in sorted((e[0], k) for k, e in self.index.items() if lo <= e[0] < hi):
+            size = self.index[key][1]
+            try:
+                data = self._read_chunk(key, addr, size)
+            except CorruptError:
+                self._drop(key)
+                self.lost.add(key)
+                continue
+            self._write_chunk(key, data)
+
+    # ------------------------------------------------------------------ internals: failures
+
+    def _device_retry(self, op: Any) -> Any:
+        """Run a write operation; when a program fails, retire the segment and run it again."""
+        for _ in range(self.geo.nseg):
+            try:
+                return op()
+            except FlashWearError:
+                pass
+            for _ in range(self.geo.nseg):
+                try:
+                    self._recover_failed_program()
+                    break
+                except FlashWearError:
+                    continue  # the segment the chunks moved to failed too: retire it as well
+        raise DeviceError("too many flash failures in one operation")
+
+    def _recover_failed_program(self) -> None:
+        """The open segment refused a program: retire it and move its readable chunks."""
+        s = self.open_seg
+        if s is None:
+            return
+        g = self.geo
+        # The buffered bytes never reached flash: keep them readable while the chunks move.
+        pending = (self.wp - self.wp % g.prog_size, bytes(self.buf), self.wp)
+        self.open_seg = None
+        self._retire(s)
+        moved = sorted((e[0], k) for k, e in self.index.items() if any(fs == s for fs, _ in e[2]))
+        for _, key in moved:
+            addr, size, _frags = self.index[key]
+            try:
+                data = self._read_overlay(key, addr, size, pending)
+            except CorruptError:
+                self._drop(key)
+                self.lost.add(key)
+                continue
+            self._write_chunk(key, data)
+        self.live[s] = 0
+
+    def _read_overlay(self, key: int, addr: int, size: int,
+                      pending: tuple[int, bytes, int]) -> bytes:
+        unit, buf, wp = pending
+        parts = []
+        for i, (a, n) in enumerate(self._fragments(addr, size)):
+            raw = bytearray(self.flash.read(a, REC_SIZE + n))
+            lo, hi = max(a, unit), min(a + REC_SIZE + n, wp)
+            if lo < hi:
+                raw[lo - a : hi - a] = buf[lo - unit : hi - unit]
+            h = unpack_rec(bytes(raw))
+            if (h is None or h.rtype != T_DATA or h.key != key
+                    or crc32(raw[REC_SIZE:]) != h.dcrc or (h.offset == 0) != (i == 0)):
+                raise CorruptError(f"chunk {key} unreadable after a block failure")
+            parts.append(bytes(raw[REC_SIZE:]))
+        return b"".join(parts)
+
+
+__all__ = ["Store", "Rec", "parse_segment"]

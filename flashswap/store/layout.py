@@ -1,0 +1,128 @@
+"""Byte layout of the store on flash (firmware/SPEC.md §3, §4, §7): pack and unpack only.
+
+Kept apart from the algorithms so that the format can be read (by tests, by a dump tool) without
+a store, and so a format change touches one small file.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+MAGIC = b"FSWP"
+VERSION = 1
+HEADER_SIZE = 40
+REC_SIZE = 32
+MIN_ROOM = REC_SIZE + 1  # a record starts only where a header and one byte fit (§4)
+ENTRY_SIZE = 12
+NO_KEY = 0xFFFFFFFF
+LOST_ADDR = 0xFFFFFFFF  # checkpoint entry of a chunk that was lost (§12)
+
+T_DATA = 0x01
+T_TRIM = 0x02
+T_TRIM_RANGE = 0x03
+T_CHECKPOINT = 0x04
+T_ERASED = 0xFF
+KNOWN_TYPES = (T_DATA, T_TRIM, T_TRIM_RANGE, T_CHECKPOINT)
+
+F_MORE = 0x01
+F_CONT = 0x02
+F_ENC = 0x04
+FLAGS_KNOWN = F_MORE | F_CONT | F_ENC
+
+HF_PAGE_ONCE = 0x01
+
+_HDR = struct.Struct("<4sBBBBIIIIHBBH6s")  # 36 bytes + crc
+_REC = struct.Struct("<BBHIIIQ")  # 24 bytes + dcrc + hcrc
+_CRC = struct.Struct("<I")
+_U32x2 = struct.Struct("<II")
+
+
+def crc32(data: bytes | bytearray | memoryview, start: int = 0) -> int:
+    """CRC-32 as zlib computes it (SPEC.md preamble)."""
+    return zlib.crc32(data, start) & 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class SegHeader:
+    seg_shift: int
+    prog_shift: int
+    flags: int
+    erase_count: int
+    seq: int
+    replay_seq: int
+    segment_count: int
+    max_keys: int
+    ckpt_interval: int
+    reserve: int
+    wl_threshold: int
+
+    def pack(self) -> bytes:
+        body = _HDR.pack(
+            MAGIC, VERSION, self.seg_shift, self.prog_shift, self.flags, self.erase_count,
+            self.seq, self.replay_seq, self.segment_count, self.max_keys, self.ckpt_interval,
+            self.reserve, self.wl_threshold, b"\xff" * 6,
+        )
+        return body + _CRC.pack(crc32(body))
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> SegHeader | None:
+        """The header in `raw` (40 bytes), or None when it is not a valid version-1 header."""
+        if len(raw) < HEADER_SIZE or raw[:4] != MAGIC:
+            return None
+        if _CRC.unpack_from(raw, 36)[0] != crc32(raw[:36]):
+            return None
+        (_, ver, seg_shift, prog_shift, flags, ec, seq, rseq, nseg, max_keys, ckpt, reserve,
+         wl, _) = _HDR.unpack_from(raw)
+        if ver != VERSION:
+            return None
+        return cls(seg_shift, prog_shift, flags, ec, seq, rseq, nseg, max_keys, ckpt, reserve, wl)
+
+    def same_store(self, other: SegHeader) -> bool:
+        """True when both headers describe the same store geometry and configuration."""
+        return (
+            self.seg_shift, self.prog_shift, self.flags, self.segment_count, self.max_keys,
+            self.ckpt_interval, self.reserve, self.wl_threshold,
+        ) == (
+            other.seg_shift, other.prog_shift, other.flags, other.segment_count,
+            other.max_keys, other.ckpt_interval, other.reserve, other.wl_threshold,
+        )
+
+
+def pack_record(rtype: int, flags: int, key: int, size: int, offset: int, seq: int,
+                payload: bytes | memoryview = b"") -> bytes:
+    """A record header followed by its payload (SPEC.md §4)."""
+    head = _REC.pack(rtype, flags, 0, key, size, offset, seq)
+    head += _CRC.pack(crc32(payload))
+    return head + _CRC.pack(crc32(head)) + bytes(payload)
+
+
+@dataclass(frozen=True)
+class RecHeader:
+    rtype: int
+    flags: int
+    key: int
+    size: int
+    offset: int
+    seq: int
+    dcrc: int
+
+
+def unpack_rec(raw: bytes | memoryview) -> RecHeader | None:
+    """The record header in the first 32 bytes of `raw`, or None if its hcrc fails."""
+    if _CRC.unpack_from(raw, 28)[0] != crc32(raw[:28]):
+        return None
+    rtype, flags, tag_len, key, size, offset, seq = _REC.unpack_from(raw)
+    if tag_len != 0:
+        return None
+    return RecHeader(rtype, flags, key, size, offset, seq, _CRC.unpack_from(raw, 24)[0])
+
+
+def pack_entries(entries: list[tuple[int, int, int]]) -> bytes:
+    """Checkpoint payload: (key, addr, size) triples, already sorted by key."""
+    return b"".join(struct.pack("<III", k, a, s) for k, a, s in entries)
+
+
+def unpack_entries(payload: bytes, n: int) -> list[tuple[int, int, int]]:
+    return [struct.unpack_from("<III", payload, i * ENTRY_SIZE) for i in range(n)]
