@@ -569,7 +569,7 @@ def _semantic_problem(rec: np.ndarray) -> tuple[int, str] | None:
     between prev and it. Judging against prev alone is exact for the FIRST error: every
     event before it is valid, so a valid prev READ/WRITE means the key was alive there.
     """
-    op = rec["op"]
+    op = np.ascontiguousarray(rec["op"])  # one strided pass; later scans are contiguous
     problems: list[tuple[int, Callable[[], str]]] = []
 
     marks = np.flatnonzero((op == Op.INFERENCE_BEGIN) | (op == Op.INFERENCE_END))
@@ -587,9 +587,11 @@ def _semantic_problem(rec: np.ndarray) -> tuple[int, str] | None:
             (int(inv[j]), lambda: f"INVALIDATE of an empty range {first[j]}..{last[j]}")
         )
 
-    idx = np.flatnonzero((op == Op.WRITE) | (op == Op.READ) | (op == Op.TRIM))
+    keyed = np.zeros(256, dtype=bool)
+    keyed[[Op.WRITE, Op.READ, Op.TRIM]] = True
+    idx = np.flatnonzero(keyed[op])
     if idx.size:
-        problems.extend(_key_problems(rec, idx, inv, first, last))
+        problems.extend(_key_problems(rec, op, idx, inv, first, last))
 
     if not problems:
         return None
@@ -598,15 +600,27 @@ def _semantic_problem(rec: np.ndarray) -> tuple[int, str] | None:
 
 
 def _key_problems(
-    rec: np.ndarray, idx: np.ndarray, inv: np.ndarray, first: np.ndarray, last: np.ndarray
+    rec: np.ndarray,
+    op: np.ndarray,
+    idx: np.ndarray,
+    inv: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
 ) -> list[tuple[int, Callable[[], str]]]:
+    """The earliest problem of each kind among the WRITE/READ/TRIM records at `idx`."""
+    itype = np.int32 if rec.size < 1 << 31 else np.int64  # halves memory traffic
+    idx = idx.astype(itype)
+    # Gather the fields in record order (sequential reads), then permute the compact copies.
     keys = rec["key"][idx]
     order = _stable_key_order(keys)
     sidx = idx[order]  # record indices, grouped by key, in record order within a key
     skey = keys[order]
-    sop = rec["op"][sidx]
+    sop = op[idx][order]
+    slen = rec["length"][idx][order]
+    # Invalidates before each event: those between two events of a key are the difference.
+    sinv = np.searchsorted(inv, idx).astype(itype)[order]
     n = sidx.size
-    pos = np.arange(n)
+    pos = np.arange(n, dtype=itype)
     same = np.zeros(n, dtype=bool)
     same[1:] = skey[1:] == skey[:-1]
     prev_op = np.zeros(n, dtype=sop.dtype)
@@ -636,13 +650,12 @@ def _key_problems(
 
     alive = use & same & (prev_op != Op.TRIM)
     # Length rule: a READ may not exceed the last WRITE of its key.
-    last_w = np.where(sop == Op.WRITE, pos, -1)
+    last_w = np.where(sop == Op.WRITE, pos, itype(-1))
     np.maximum.accumulate(last_w, out=last_w)
-    length = rec["length"][sidx]
-    group_start = np.maximum.accumulate(np.where(same, 0, pos))
-    has_w = last_w >= group_start
-    too_long = alive & (sop == Op.READ) & has_w
-    too_long[too_long] = length[too_long] > length[last_w[too_long]]
+    group_start = np.where(same, itype(0), pos)
+    np.maximum.accumulate(group_start, out=group_start)
+    too_long = alive & (sop == Op.READ) & (last_w >= group_start)
+    too_long[too_long] = slen[too_long] > slen[last_w[too_long]]
     p = earliest(too_long)
     if p is not None:
         w = int(last_w[p])
@@ -650,19 +663,20 @@ def _key_problems(
             (
                 int(sidx[p]),
                 lambda p=p, w=w: (
-                    f"READ of {length[p]} bytes of key {skey[p]}, but the WRITE at record "
-                    f"{sidx[w]} wrote {length[w]} bytes"
+                    f"READ of {slen[p]} bytes of key {skey[p]}, but the WRITE at record "
+                    f"{sidx[w]} wrote {slen[w]} bytes"
                 ),
             )
         )
 
     if inv.size:
         q = np.flatnonzero(alive)
-        killed = _killed(sidx[q - 1], sidx[q], skey[q], inv, first, last)
+        lo = sinv[q - 1]
+        killed = _killed(lo, sinv[q] - lo, skey[q], first, last)
         if killed.size:
             qk = q[killed]
             p = int(qk[np.argmin(sidx[qk])])
-            j = _covering_invalidate(int(sidx[p - 1]), int(sidx[p]), int(skey[p]), inv, first, last)
+            j = _covering_invalidate(int(sinv[p - 1]), int(sinv[p]), int(skey[p]), first, last)
             out.append(
                 (
                     int(sidx[p]),
@@ -675,29 +689,21 @@ def _key_problems(
     return out
 
 
-_KILL_BATCH = 1 << 22  # (query, invalidate) pairs examined at once: bounds temporary memory
+_KILL_BATCH = 1 << 22  # (event, invalidate) pairs examined at once: bounds temporary memory
 
 
 def _killed(
-    after: np.ndarray,
-    before: np.ndarray,
-    key: np.ndarray,
-    inv: np.ndarray,
-    first: np.ndarray,
-    last: np.ndarray,
+    lo: np.ndarray, span: np.ndarray, key: np.ndarray, first: np.ndarray, last: np.ndarray
 ) -> np.ndarray:
-    """Positions q where an INVALIDATE strictly between after[q] and before[q] covers key[q].
+    """Positions q where one of invalidates lo[q] .. lo[q]+span[q]-1 covers key[q].
 
     Only the invalidates between a key's consecutive events are examined; in traces where
     chunks live within one inference that is none or one per event, so the cost is linear.
     """
-    lo = np.searchsorted(inv, after, side="right")
-    hi = np.searchsorted(inv, before, side="left")
-    span = hi - lo
     todo = np.flatnonzero(span > 0)
     if todo.size == 0:
         return todo
-    cum = np.cumsum(span[todo])
+    cum = np.cumsum(span[todo], dtype=np.int64)
     cuts = np.searchsorted(cum, np.arange(_KILL_BATCH, int(cum[-1]), _KILL_BATCH), side="left")
     hits = []
     for batch in np.split(todo, cuts):
@@ -713,10 +719,7 @@ def _killed(
     return np.concatenate(hits) if hits else todo[:0]
 
 
-def _covering_invalidate(
-    after: int, before: int, key: int, inv: np.ndarray, first: np.ndarray, last: np.ndarray
-) -> int:
-    lo = int(np.searchsorted(inv, after, side="right"))
-    hi = int(np.searchsorted(inv, before, side="left"))
+def _covering_invalidate(lo: int, hi: int, key: int, first: np.ndarray, last: np.ndarray) -> int:
+    """Index (into the invalidate list) of the first of invalidates lo..hi-1 covering key."""
     j = np.arange(lo, hi)
     return int(j[np.argmax((first[j] <= key) & (key <= last[j]))])
