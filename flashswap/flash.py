@@ -327,7 +327,7 @@ class FlashSim:
         npages = p1 - p0
         cut = self._countdown(npages)
         att = npages if cut < 0 else cut + 1  # pages attempted (the torn one included)
-        end_done = n if cut < 0 else min(n, (p0 + cut) * ps - addr)
+        end_done = n if cut < 0 else min(n, max(0, (p0 + cut) * ps - addr))
         end_att = n if cut < 0 else min(n, (p0 + att) * ps - addr)
         sp_att = 0 if sp is None else min(sp.size, att * self.spare_size)
         self.ops["programs"] += att
