@@ -263,6 +263,9 @@ class Store:
             s = self._choose(erased_only=False, dirty_only=True)
             if s is None:
                 break
+            # What superseded the segment's chunks may still sit in the buffer: make it durable
+            # before the old copies disappear.
+            self._sync()
             self._erase(s)
             work += 1
         return work

@@ -1,0 +1,100 @@
+"""Shared helpers for the store tests: small geometries, payloads, and the power-cut oracle."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from flashswap import FlashSim, Store
+from flashswap.errors import NotFoundError
+
+# name -> (part, capacity, format options). Small enough for thousands of operations per second,
+# large enough for fragments, GC, checkpoints and wear leveling to happen.
+GEOMETRIES: dict[str, tuple[str, int, dict[str, int]]] = {
+    "nor4k": ("W25Q128JV", 64 * 1024, {"segment_size": 4096, "ckpt_interval": 3}),
+    "nor64k": ("MX25R6435F", 1024 * 1024, {"segment_size": 65536, "ckpt_interval": 2}),
+    "nand": ("W25N01GV", 8 * 128 * 1024, {"ckpt_interval": 2}),
+}
+
+
+def make_flash(geo: str, **kw: object) -> FlashSim:
+    part, cap, _ = GEOMETRIES[geo]
+    return FlashSim.from_part(part, capacity=cap, **kw)
+
+
+def format_store(flash: FlashSim, geo: str, **over: int) -> Store:
+    opts = dict(GEOMETRIES[geo][2])
+    opts.update(over)
+    return Store.format(flash, **opts)
+
+
+def payload(key: int, version: int, size: int) -> bytes:
+    """Deterministic, distinct data for each (key, version)."""
+    return random.Random(key * 1_000_003 + version).randbytes(size)
+
+
+def read_all(store: Store, keys: set[int]) -> dict[int, bytes | None]:
+    out: dict[int, bytes | None] = {}
+    for k in keys:
+        try:
+            out[k] = store.get(k)
+        except NotFoundError:
+            out[k] = None
+    return out
+
+
+@dataclass
+class Oracle:
+    """What a store must hold: the last synced state, and what changed since.
+
+    After a power cut, a key untouched since the last sync must read exactly its synced value
+    (or be absent if it had none); a key touched since may read as its synced value, any value
+    written to it since, or absent — never anything else.
+    """
+
+    synced: dict[int, bytes] = field(default_factory=dict)
+    current: dict[int, bytes] = field(default_factory=dict)
+    since: dict[int, list[bytes | None]] = field(default_factory=dict)
+
+    def put(self, k: int, v: bytes) -> None:
+        """Record a put before calling the store: a cut inside it may or may not land it."""
+        self.current[k] = v
+        self.since.setdefault(k, []).append(v)
+
+    def put_refused(self, k: int, previous: bytes | None) -> None:
+        """The store refused the put (no space): it changed nothing."""
+        self.since[k].pop()
+        if not self.since[k]:
+            del self.since[k]
+        if previous is None:
+            self.current.pop(k, None)
+        else:
+            self.current[k] = previous
+
+    def trim(self, k: int) -> None:
+        self.current.pop(k, None)
+        self.since.setdefault(k, []).append(None)
+
+    def trim_range(self, a: int, b: int) -> None:
+        for k in [k for k in self.current if a <= k <= b]:
+            self.trim(k)
+
+    def sync(self) -> None:
+        self.synced = dict(self.current)
+        self.since.clear()
+
+    def keys(self) -> set[int]:
+        return set(self.synced) | set(self.current) | set(self.since)
+
+    def check_after_cut(self, got: dict[int, bytes | None]) -> None:
+        for k in self.keys():
+            g = got.get(k)
+            old = self.synced.get(k)
+            if k not in self.since:
+                assert g == old, f"key {k}: synced value not read back intact"
+            else:
+                allowed = [old, None, *self.since[k]]
+                assert g in allowed, f"key {k}: read a value that was never written"
+        # The state found is what is on flash now: it becomes the new synced state.
+        self.current = {k: v for k, v in got.items() if v is not None}
+        self.sync()
