@@ -34,6 +34,12 @@ NAND_SCRIPT = [
     ("erase", 0, 128 * KIB, None),
     ("program", 2048, b"\x44" * 3000, b"\x55" * 70),
 ]
+MANAGED_SCRIPT = [
+    ("program", 0, b"\x00" * 1536, None),
+    ("program", 512, b"\xff" * 1024, None),  # overwrite: the card's FTL allows it
+    ("erase", 0, 512, None),
+    ("program", 4096, bytes(range(256)) * 4, None),
+]
 
 
 def run_script(sim: FlashSim, script: list) -> None:
@@ -84,7 +90,12 @@ def arr(b: bytes) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("part", "capacity", "script"),
-    [("W25Q128JV", 64 * KIB, NOR_SCRIPT), ("W25N01GV", 2 * 128 * KIB, NAND_SCRIPT)],
+    [
+        ("W25Q128JV", 64 * KIB, NOR_SCRIPT),
+        ("W25N01GV", 2 * 128 * KIB, NAND_SCRIPT),
+        ("S-46u-2GB", 64 * KIB, MANAGED_SCRIPT),
+        ("nRF5340-APP", 16 * KIB, [("program", 0, bytes(64), None), ("erase", 0, 4096, None)]),
+    ],
 )
 def test_power_cut_at_every_operation(part: str, capacity: int, script: list) -> None:
     def make() -> FlashSim:
@@ -118,8 +129,9 @@ def test_power_cut_at_every_operation(part: str, capacity: int, script: list) ->
             assert between(got[a:b], old[a:b], new[a:b]), f"op {n}"
         # disarmed afterwards, and the device keeps working
         sim.erase(0, sim.erase_sizes[-1])
-        sim.program(0, b"\x00" * 16)
-        assert sim.read(0, 17) == bytes(16) + b"\xff"
+        k = max(16, sim.page_size)
+        sim.program(0, bytes(k))
+        assert sim.read(0, k + 1) == bytes(k) + b"\xff"
 
 
 def test_torn_program_leaves_a_random_subset() -> None:
