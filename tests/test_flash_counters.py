@@ -125,3 +125,57 @@ class NorAgainstBytearray(RuleBasedStateMachine):
 
 
 TestNorAgainstBytearray = NorAgainstBytearray.TestCase
+
+
+class NandAgainstModel(RuleBasedStateMachine):
+    """Random NAND programs and erases: the simulator refuses exactly what the model predicts
+    (NOP, page order, bit set) and otherwise holds the same bytes."""
+
+    PAGE, PPB, BLOCKS = 2048, 64, 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sim = FlashSim.from_part("W25N01GV", self.BLOCKS * self.PPB * self.PAGE)
+        self.model = bytearray(b"\xff" * self.sim.size)
+        self.writes = [0] * (self.BLOCKS * self.PPB)
+        self.top = [-1] * self.BLOCKS
+
+    @rule(
+        block=st.integers(0, 1),
+        page=st.integers(0, 5),
+        off=st.integers(0, 2047),
+        data=st.binary(min_size=1, max_size=64),
+        legal_bits=st.booleans(),
+    )
+    def program(self, block: int, page: int, off: int, data: bytes, legal_bits: bool) -> None:
+        p = block * self.PPB + page
+        addr = p * self.PAGE + off
+        data = data[: self.PAGE - off]
+        old = self.model[addr : addr + len(data)]
+        if legal_bits:
+            data = bytes(a & b for a, b in zip(old, data, strict=True))
+        sets_bits = any(b & ~a & 0xFF for a, b in zip(old, data, strict=True))
+        refused = sets_bits or self.writes[p] >= 4 or page < self.top[block]
+        if refused:
+            with pytest.raises(FlashRuleError):
+                self.sim.program(addr, data)
+            return
+        self.sim.program(addr, data)
+        self.model[addr : addr + len(data)] = data
+        self.writes[p] += 1
+        self.top[block] = max(self.top[block], page)
+
+    @rule(block=st.integers(0, 1))
+    def erase(self, block: int) -> None:
+        size = self.PPB * self.PAGE
+        self.sim.erase(block * size)
+        self.model[block * size : (block + 1) * size] = b"\xff" * size
+        self.writes[block * self.PPB : (block + 1) * self.PPB] = [0] * self.PPB
+        self.top[block] = -1
+
+    @invariant()
+    def same_bytes(self) -> None:
+        assert self.sim.image() == bytes(self.model)
+
+
+TestNandAgainstModel = NandAgainstModel.TestCase
