@@ -290,10 +290,54 @@ class FlashSim:
         """Program data at addr (and spare bytes of the same pages, NAND only)."""
         addr = int(addr)
         new = _u8(data)
-        n = new.size
         if self._managed:
             self._program_managed(addr, new, spare)
             return
+        blk, p0, p1, sp = self._check_program(addr, new, spare)
+        worn = self._check_device(blk, "program")
+        n, ps, ss = new.size, self.page_size, self.spare_size
+        npages = p1 - p0
+        cut = self._countdown(npages)
+        att = npages if cut < 0 else cut + 1  # pages attempted (the torn one included)
+        end_att = n if cut < 0 else min(n, (p0 + att) * ps - addr)
+        sp_att = 0 if sp is None else min(sp.size, att * ss)
+        self._account_programs(att)
+        self.program_bytes[blk] += end_att + sp_att
+        if self._page_writes.size:
+            self._page_writes[p0 : p0 + att] += 1
+        if self._nand:
+            rel = p0 + att - blk * self.pages_per_block
+            self._next_page[blk] = max(int(self._next_page[blk]), rel)
+        stored = self._inv[addr : addr + n]
+        spare_seg = None if sp is None else self._spare_inv[p0 * ss : p0 * ss + sp_att]
+        if cut < 0:
+            if worn:  # silent wear-out: completes with some bits left set
+                stored[:] = ~self._fault(~stored, new, clear=True)
+                if spare_seg is not None:
+                    spare_seg[:] = ~self._fault(~spare_seg, sp, clear=True)
+            else:
+                np.invert(new, out=stored)
+                if spare_seg is not None:
+                    np.invert(sp, out=spare_seg)
+            return
+        # torn: the pages before the cut complete; the cut page mixes old and new bits
+        end_done = min(n, max(0, (p0 + cut) * ps - addr))
+        np.invert(new[:end_done], out=stored[:end_done])
+        stored[end_done:end_att] = ~self._tear(~stored[end_done:end_att], new[end_done:end_att])
+        if spare_seg is not None:
+            sd = min(sp.size, cut * ss)
+            np.invert(sp[:sd], out=spare_seg[:sd])
+            spare_seg[sd:] = ~self._tear(~spare_seg[sd:], sp[sd:sp_att])
+        raise PowerCut(
+            f"power cut during page program {cut + 1} of {npages} at {(p0 + cut) * ps:#x} "
+            f"(operation {self.ops_count})"
+        )
+
+    def _check_program(
+        self, addr: int, new: np.ndarray, spare: Buffer | None
+    ) -> tuple[int, int, int, np.ndarray | None]:
+        """Every rule of a raw-flash program; returns (block, first page, end page, spare)."""
+        n = new.size
         if n == 0 and spare is None:
             raise FlashRuleError(f"program at {addr:#x} of 0 bytes: nothing to program")
         self._check_range(addr, max(n, 1), "program")
@@ -323,57 +367,14 @@ class FlashSim:
                 )
         if self._page_writes.size:
             self._check_pages(blk, p0, p1)
-        worn = self._check_device(blk, "program")
-        npages = p1 - p0
-        cut = self._countdown(npages)
-        att = npages if cut < 0 else cut + 1  # pages attempted (the torn one included)
-        end_done = n if cut < 0 else min(n, max(0, (p0 + cut) * ps - addr))
-        end_att = n if cut < 0 else min(n, (p0 + att) * ps - addr)
-        sp_att = 0 if sp is None else min(sp.size, att * self.spare_size)
-        self.ops["programs"] += att
-        self.time_s += att * self._tp
-        self.time_max_s += att * self._tp_max
-        self.energy_j += att * self._ep
-        self.energy_max_j += att * self._ep_max
-        self.program_bytes[blk] += end_att + sp_att
-        if self._page_writes.size:
-            self._page_writes[p0 : p0 + att] += 1
-        if self._nand:
-            rel = p0 + att - blk * self.pages_per_block
-            self._next_page[blk] = max(int(self._next_page[blk]), rel)
-        if cut < 0 and not worn:
-            np.invert(new, out=stored)
-            if sp is not None:
-                np.invert(
-                    sp, out=self._spare_inv[p0 * self.spare_size : p0 * self.spare_size + sp.size]
-                )
-            return
-        if cut < 0:  # worn, silent mode
-            self._store(addr, self._fault(~stored, new, clear=True))
-            if sp is not None:
-                s0 = p0 * self.spare_size
-                self._spare_inv[s0 : s0 + sp.size] = ~self._fault(
-                    ~self._spare_inv[s0 : s0 + sp.size], sp, clear=True
-                )
-            return
-        # torn: pages before the cut complete, the cut page gets a random mix of old and new
-        if end_done:
-            np.invert(new[:end_done], out=stored[:end_done])
-        if end_att > end_done:
-            self._store(
-                addr + end_done, self._tear(~stored[end_done:end_att], new[end_done:end_att])
-            )
-        if sp is not None:
-            s0 = p0 * self.spare_size
-            sd = min(sp.size, cut * self.spare_size)
-            seg = self._spare_inv[s0 : s0 + sp_att]
-            np.invert(sp[:sd], out=seg[:sd])
-            if sp_att > sd:
-                seg[sd:] = ~self._tear(~seg[sd:], sp[sd:sp_att])
-        raise PowerCut(
-            f"power cut during page program {cut + 1} of {npages} at {(p0 + cut) * ps:#x} "
-            f"(operation {self.ops_count})"
-        )
+        return blk, p0, p1, sp
+
+    def _account_programs(self, pages: int) -> None:
+        self.ops["programs"] += pages
+        self.time_s += pages * self._tp
+        self.time_max_s += pages * self._tp_max
+        self.energy_j += pages * self._ep
+        self.energy_max_j += pages * self._ep_max
 
     def _program_managed(self, addr: int, new: np.ndarray, spare: Buffer | None) -> None:
         """SD/eMMC: whole 512-byte sectors, overwrite allowed (the card's FTL erases)."""
@@ -394,11 +395,7 @@ class FlashSim:
             raise FlashWearError(f"sector {b0 + self._first_worn(b0, b1)} worn out: write failed")
         cut = self._countdown(b1 - b0)
         att = b1 - b0 if cut < 0 else cut + 1
-        self.ops["programs"] += att
-        self.time_s += att * self._tp
-        self.time_max_s += att * self._tp_max
-        self.energy_j += att * self._ep
-        self.energy_max_j += att * self._ep_max
+        self._account_programs(att)
         self.program_bytes[b0 : b0 + att] += ps
         stored = self._inv[addr : addr + n]
         if cut < 0:
