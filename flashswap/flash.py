@@ -392,7 +392,11 @@ class FlashSim:
             raise FlashWearError(f"sector {b0} is bad")
         worn = (self._wear[b0:b1] > self.block_endurance[b0:b1]).any()
         if worn and self.wear == "error":
-            raise FlashWearError(f"sector {b0 + self._first_worn(b0, b1)} worn out: write failed")
+            b = b0 + self._first_worn(b0, b1)
+            raise FlashWearError(
+                f"sector {b} worn out after {int(self.block_endurance[b])} erase cycles: "
+                "write failed"
+            )
         cut = self._countdown(b1 - b0)
         att = b1 - b0 if cut < 0 else cut + 1
         self._account_programs(att)

@@ -287,3 +287,17 @@ def test_factory_bad_blocks() -> None:
     assert explicit.read_spare(0, 1) == b"\x00" and explicit.read_spare(block, 1) == b"\xff"
     with pytest.raises(InputError, match=r"factory_bad blocks must be in 0\.\.3"):
         FlashSim.from_part("W25N01GV", 4 * block, factory_bad=[4])
+
+
+def test_managed_wear_counts_per_sector() -> None:
+    sd = FlashSim.from_part("S-46u-2GB", 8 * KIB, wear="error", endurance=1)
+    sd.erase(0)
+    with pytest.raises(
+        FlashWearError, match=r"^block 0 worn out after 1 erase cycles: erase failed$"
+    ):
+        sd.erase(0)
+    with pytest.raises(
+        FlashWearError, match=r"^sector 0 worn out after 1 erase cycles: write failed$"
+    ):
+        sd.program(0, bytes(1024))
+    sd.program(512, bytes(512))

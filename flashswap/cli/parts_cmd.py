@@ -46,7 +46,9 @@ def _parts(args: argparse.Namespace, console: Console) -> int:
         "tERASE typ/max",
         "source",
     ]
-    console.print(table("flash parts", columns, [_row(p) for p in cat.values()]))
+    t = table("flash parts", columns, [_row(p) for p in cat.values()])
+    t.caption = "* class value (typical for the part's class), not a datasheet figure"
+    console.print(t)
     return 0
 
 
@@ -61,12 +63,19 @@ def _row(p: Part) -> list[object]:
         human_bytes(p.capacity),
         "/".join(human_bytes(s) for s in p.erase_sizes),
         page,
-        p.endurance,
-        p.retention_years,
-        f"{_time(p.t_prog_typ_us)}/{_time(p.t_prog_max_us)}",
-        f"{_time(p.t_erase_typ_us[0])}/{_time(p.t_erase_max_us[0])}",
+        f"{p.endurance:,}" + _mark(p, "endurance"),
+        f"{p.retention_years:g}" + _mark(p, "retention_years"),
+        f"{_time(p.t_prog_typ_us)}/{_time(p.t_prog_max_us)}"
+        + _mark(p, "t_prog_typ_us", "t_prog_max_us"),
+        f"{_time(p.t_erase_typ_us[0])}/{_time(p.t_erase_max_us[0])}"
+        + _mark(p, "t_erase_typ_us", "t_erase_max_us"),
         source,
     ]
+
+
+def _mark(p: Part, *names: str) -> str:
+    """'*' when any of the fields is a class value rather than a datasheet figure."""
+    return "*" if any(n in p.class_values for n in names) else ""
 
 
 def human_bytes(n: int) -> str:
