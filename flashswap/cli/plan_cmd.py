@@ -1,9 +1,102 @@
-"""Subcommand module (being written; see the issue that owns it)."""
+"""`flashswap trace plan` (model + SRAM budget -> swap trace) and `flashswap trace models`."""
 
 from __future__ import annotations
 
 import argparse
 
+from rich.console import Console
+
+from flashswap.cli.output import print_json, table
+from flashswap.model import ACTIVATION_DTYPES, BUILTINS, load_model
+from flashswap.sizes import format_size, parse_size
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds this module's subcommands to the parser (none yet)."""
+    """Adds `plan` and `models` to the `trace` group."""
+    p = sub.add_parser(
+        "plan",
+        help="plan a model's activation swapping for an SRAM budget and write the trace",
+        description="Plans one inference of MODEL (a .onnx or .tflite file, or builtin:NAME) "
+        "in an SRAM budget: what stays in SRAM, what is swapped to flash in chunks, how ops "
+        "are tiled; writes the resulting swap trace.",
+    )
+    p.add_argument("model", metavar="MODEL", help=".onnx / .tflite path or builtin:NAME")
+    p.add_argument("--sram", required=True, metavar="SIZE",
+                   help="SRAM budget for activations, e.g. 256KiB, 1MiB, 300k")
+    p.add_argument("--chunk", default="4KiB", metavar="SIZE",
+                   help="swap chunk size (default 4KiB)")
+    p.add_argument("--inferences", type=int, default=1, metavar="N",
+                   help="inferences to write (identical; default 1)")
+    p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default="int8",
+                   help="activation element type (default int8; weights stay int8)")
+    p.add_argument("--macs-per-s", default="0", metavar="RATE",
+                   help="MCU MAC rate for COMPUTE durations, e.g. 50M (default 0: no durations)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.bin", help="trace file to write")
+    p.add_argument("--json", action="store_true", help="print the plan summary as JSON")
+    p.set_defaults(func=_plan)
+
+    m = sub.add_parser("models", help="list the built-in models (use as builtin:NAME)")
+    m.add_argument("--json", action="store_true", help="print as JSON")
+    m.set_defaults(func=_models)
+
+
+_SUMMARY = [
+    ("sram_budget", "SRAM budget", True),
+    ("peak_sram", "peak SRAM used", True),
+    ("no_swap_budget", "no-swap budget", True),
+    ("tflm_greedy_arena", "TFLM greedy arena (no swap)", True),
+    ("min_feasible_budget", "smallest feasible budget", True),
+    ("bytes_written_per_inference", "swap bytes written / inference", True),
+    ("bytes_read_per_inference", "swap bytes read / inference", True),
+    ("weight_bytes_read_per_inference", "weight bytes read / inference", True),
+    ("swap_writes_per_inference", "chunk writes / inference", False),
+    ("swap_reads_per_inference", "chunk reads / inference", False),
+    ("key_count", "chunk keys", False),
+    ("tiled_steps", "tiled steps", False),
+    ("macs_per_inference", "MACs / inference", False),
+]
+
+
+def _plan(args: argparse.Namespace, console: Console) -> int:
+    from flashswap.planner import plan
+    from flashswap.planner.emit import write_trace
+
+    sram = parse_size(args.sram, "SRAM budget")
+    chunk = parse_size(args.chunk, "chunk size")
+    rate = parse_size(args.macs_per_s, "MAC rate")
+    graph = load_model(args.model, args.dtype)
+    p = plan(graph, sram, chunk, rate)
+    records = write_trace(p, args.output, args.inferences)
+    md = p.metadata
+    if args.json:
+        out = {k: v for k, v in md.items() if k != "tensors"}
+        print_json(console, {**out, "output": args.output, "records": records,
+                             "inferences": args.inferences})
+        return 0
+    rows = []
+    for key, label, is_size in _SUMMARY:
+        v = md[key]
+        rows.append([label, f"{format_size(v)} ({v:,} B)" if is_size else v])
+    rows.append(["records written", records])
+    console.print(table(f"{md['model']}: plan for {format_size(sram)} SRAM, "
+                        f"{format_size(chunk)} chunks -> {args.output}",
+                        ["", "value"], rows))
+    return 0
+
+
+def _models(args: argparse.Namespace, console: Console) -> int:
+    rows = []
+    for name, b in BUILTINS.items():
+        g = b.make()
+        rows.append({"name": name, "description": b.description,
+                     "parameters": dict(zip(b.params, b.defaults, strict=True)),
+                     "macs": g.macs, "weight_bytes": g.weight_bytes,
+                     "activation_bytes": sum(t.nbytes for t in g.activations())})
+    if args.json:
+        print_json(console, rows)
+        return 0
+    console.print(table("built-in models (use as builtin:NAME; int8 activations by default)",
+                        ["name", "description", "MACs", "weights", "activations"],
+                        [[r["name"], r["description"], r["macs"], format_size(r["weight_bytes"]),
+                          format_size(r["activation_bytes"])] for r in rows]))
+    return 0
