@@ -32,6 +32,14 @@ Model choices (kept simple on purpose, and stated so results can be judged):
   torn and raises `PowerCut`. A torn program leaves each bit it should change either old or
   new (seeded random); a torn erase sets a random half of the bytes of its range to 0xFF.
 
+Typical use::
+
+    sim = FlashSim.from_part("W25N01GV", capacity=8 * 128 * 1024, seed=1, factory_bad=1)
+    sim.erase(0)
+    sim.program(0, payload, spare=bytes(2))         # several pages of one block
+    n = sim.ops_count                               # then re-run with power_cut_after(k)
+    sim.erase_counts, sim.program_bytes, sim.time_s, sim.energy_j
+
 Storage is inverted in memory (0 means an erased 0xFF byte) so that `np.zeros` gives a
 lazily-allocated erased device: a multi-GiB part costs only the pages actually touched.
 """
