@@ -2,8 +2,9 @@
 
 `plan(graph, sram, chunk)` runs the scheduler (schedule.py: the policy, which counts bytes
 in a pool the size of the budget) and then lays its SRAM buffers out at real offsets
-(arena.compacting_layout: first fit, compacting when fragmented), so `peak_sram` is the
-highest address used, asserted <= the budget.
+(arena.compacting_layout: first fit, compacting when fragmented). `peak_sram` is the most
+bytes allocated at once and `arena_high_water` the highest address used; both are asserted
+<= the budget.
 
 `no_swap_budget` is the most bytes live at once (inputs and outputs of a step together,
 16-byte aligned): with at least that much SRAM nothing is swapped, below it something must be.
@@ -81,7 +82,7 @@ def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0) -> Pla
     except Infeasible as e:  # pragma: no cover - min_step_need already ruled this out
         raise _budget_error(sram, e.step.name, e.step.op_type, max(e.need, min_budget)) from None
     layout = compacting_layout(sched.buffers, sram)
-    assert layout.high_water <= sram, (layout.high_water, sram)
+    assert layout.peak_live <= layout.high_water <= sram, (layout, sram)
     meta = _metadata(graph, sg, sched, layout, sram, chunk, macs_per_s, min_budget, worst)
     return Plan(graph, sg, sched, layout, meta)
 
@@ -106,7 +107,8 @@ def _metadata(graph: Graph, sg: StepGraph, sched: Schedule, layout: Layout, sram
         "sram_budget": sram,
         "chunk_size": chunk,
         "generator": f"flashswap {__version__} planner",
-        "peak_sram": layout.high_water,
+        "peak_sram": layout.peak_live,
+        "arena_high_water": layout.high_water,
         "activation_dtype": next((t.dtype for t in graph.activations()), "int8"),
         "macs_per_s": macs_per_s,
         "steps": len(sg.steps),

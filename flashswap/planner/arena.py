@@ -87,7 +87,8 @@ class Layout:
     """Result of `compacting_layout`: first offset of each buffer and what compaction cost."""
 
     offsets: np.ndarray
-    high_water: int
+    high_water: int  # highest address used
+    peak_live: int  # most bytes allocated at once (what compaction can always bring it to)
     compactions: int
     bytes_moved: int
 
@@ -101,7 +102,7 @@ def compacting_layout(buffers: list[Buffer], limit: int) -> Layout:
     offsets = np.zeros(n, dtype=np.int64)
     order = sorted(range(n), key=lambda i: (buffers[i].start, i))
     live: list[list[int]] = []  # [offset, size, index], kept sorted by offset
-    high = compactions = moved = 0
+    high = peak = compactions = moved = 0
     for i in order:
         b = buffers[i]
         live = [e for e in live if buffers[e[2]].end >= b.start]
@@ -125,7 +126,8 @@ def compacting_layout(buffers: list[Buffer], limit: int) -> Layout:
         live.append([off, size, i])
         live.sort()
         high = max(high, off + size)
-    return Layout(offsets, high, compactions, moved)
+        peak = max(peak, sum(e[1] for e in live))
+    return Layout(offsets, high, peak, compactions, moved)
 
 
 def _first_fit(live: list[list[int]], size: int, limit: int) -> int | None:
