@@ -16,7 +16,8 @@ buffer rounded up to 16 bytes). For step i:
    (Belady's rule; ties: larger first). An evicted tensor is written to flash unless it
    already has a valid copy there (activations are immutable, so a copy stays valid until
    the tensor dies).
-4. Tiles are as large as the remaining room allows (fewer tiles, fewer weight re-reads);
+4. Tiles: the fewest even tiles whose buffers fit the remaining room (fewer tiles, fewer
+   weight re-reads);
    other tensors are not evicted just to get bigger tiles: writes wear flash, reads do not.
 5. After the step, tensors read for the last time die: their SRAM is freed, and their chunks
    in flash are TRIMmed (freed early). The inference ends with one INVALIDATE over the whole
@@ -238,17 +239,23 @@ class Scheduler:
                 self.in_flash.discard(t)
 
     def choose_tile(self, s: Step, streamed: list[int], room: int) -> int:
-        """Largest units per tile whose chunk buffers fit in `room` (1 always fits here)."""
+        """Units per tile: the fewest tiles, evenly sized, whose chunk buffers fit in `room`.
+
+        (Buffer size is not monotone in the tile size: a band that ends mid-chunk keeps that
+        chunk pending into the next tile, so each distinct even split is tried in turn.)
+        """
+        units = max(s.units, 1)
         if not streamed:
-            return max(s.units, 1)
-        lo, hi = 1, max(s.units, 1)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.tile_need(s, streamed, mid) <= room:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+            return units
+        tried: set[int] = set()
+        for tiles in range(1, units + 1):
+            per_tile = -(-units // tiles)
+            if per_tile in tried:
+                continue
+            tried.add(per_tile)
+            if self.tile_need(s, streamed, per_tile) <= room:
+                return per_tile
+        return 1
 
 
 def _group(tile_of_chunk: np.ndarray, tiles: int) -> list[np.ndarray]:

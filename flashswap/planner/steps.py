@@ -193,6 +193,10 @@ class _Builder:
         a = node.attrs
         kind = node.kind
         split = False
+        if node.op_type in ("AveragePool", "MaxPool") and out.rows == 1:
+            # A pool whose window spans every input row (ResNet's final 7x7 average pool) is a
+            # global pool: stream its input rows into a small output.
+            kind = "reduce"
         if kind == "spatial":
             kh = a["kernel"][0]
             dh = a.get("dilation", (1, 1))[0]
