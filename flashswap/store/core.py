@@ -29,6 +29,7 @@ from flashswap.store.layout import (
     F_CONT,
     F_MORE,
     HEADER_SIZE,
+    HF_COLD,
     HF_PAGE_ONCE,
     LOST_ADDR,
     MIN_ROOM,
@@ -108,18 +109,24 @@ class Store:
         self.seq = np.zeros(n, dtype=np.int64)
         self.live = np.zeros(n, dtype=np.int64)
         self.state = np.full(n, FREE_ERASED, dtype=np.int8)
+        self.cold = np.zeros(n, dtype=bool)  # segment belongs to the cold log (§8)
         self.retired = 0
         self.seg_by_seq: dict[int, int] = {}
         # index: key -> (addr of first fragment, size, fragments as ((seg, bytes), ...))
         self.index: dict[int, tuple[int, int, tuple[tuple[int, int], ...]]] = {}
         self.lost: set[int] = set()
+        # Two log heads share the one program buffer (§6): the active one is open_seg/wp, the
+        # other is parked (its partial unit already programmed).
         self.open_seg: int | None = None
         self.wp = 0
+        self.active_cold = False
+        self.parked: tuple[int | None, int] = (None, 0)
         self.buf = bytearray(b"\xff" * geo.prog_size)
         self.buf_prog = 0  # bytes of the buffered unit already on flash
         self.next_seq = 1
         self.next_rseq = 1
         self.replay_seq = 0
+        self.replay_cold = 0
         self.segs_since_ckpt = 0
         self.mounted = True
 
@@ -343,10 +350,12 @@ class Store:
         size = len(data)
         need = size + REC_SIZE * (2 + size // self.geo.data_cap)
         self._make_room(need, self.reserve)
+        self._use(cold=False)
         self._write_chunk(key, data)
 
     def _trim_record(self, rtype: int, key: int, size: int) -> None:
         self._make_room(REC_SIZE, 0)
+        self._use(cold=False)
         if self._room() < MIN_ROOM:
             self._close_segment()
             self._open_segment(cont_len=0)
@@ -374,6 +383,10 @@ class Store:
         """Append a DATA chunk, fragmented across segments as needed (§4), and index it."""
         g = self.geo
         size = len(data)
+        if self._room() < MIN_ROOM:
+            self._close_segment()
+            self._open_segment(cont_len=0)
+        # Taken after any checkpoint that opening wrote: replay orders records by seq (§9).
         rseq = self._take_rseq()
         off = 0
         first = -1
@@ -382,13 +395,9 @@ class Store:
         while off < size:
             room = self._room()
             if room < MIN_ROOM:
-                if off == 0:
-                    self._close_segment()
-                    self._open_segment(cont_len=0)
-                else:
-                    rem = size - off
-                    cont = REC_SIZE + rem if REC_SIZE + rem <= g.data_cap else None
-                    ckpt_after = self._open_segment(cont_len=cont, defer_ckpt=True)
+                rem = size - off
+                cont = REC_SIZE + rem if REC_SIZE + rem <= g.data_cap else None
+                ckpt_after = self._open_segment(cont_len=cont, defer_ckpt=True)
                 room = self._room()
             n = min(size - off, room - REC_SIZE)
             flags = (F_MORE if off + n < size else 0) | (F_CONT if off else 0)
@@ -436,7 +445,7 @@ class Store:
         out.append((addr, n))
         off = n
         while off < size:
-            nxt = self.seg_by_seq.get(int(self.seq[seg]) + 1)
+            nxt = self._next_in_chain(seg)
             if nxt is None:
                 raise CorruptError(f"chunk at 0x{addr:x}: continuation segment missing")
             seg = nxt
@@ -444,6 +453,14 @@ class Store:
             out.append((seg * g.seg_size + HEADER_SIZE, n))
             off += n
         return out
+
+    def _next_in_chain(self, seg: int) -> int | None:
+        """The segment a spilled fragment continues in: the next one opened by the same head,
+        i.e. the smallest seq above seg's among segments of the same log (§4)."""
+        m = (self.seq > self.seq[seg]) & (self.cold == self.cold[seg]) & (self.state >= IN_LOG)
+        if not m.any():
+            return None
+        return int(np.argmin(np.where(m, self.seq, np.iinfo(np.int64).max)))
 
     def _read_chunk(self, key: int, addr: int, size: int) -> bytes:
         parts = []
@@ -510,6 +527,22 @@ class Store:
         if hasattr(self.flash, "sync"):
             self.flash.sync()
 
+    def _use(self, cold: bool) -> None:
+        """Give the program buffer to the hot or the cold head (§6): sync the active head, then
+        load the other head's partly programmed unit back from flash."""
+        if cold == self.active_cold:
+            return
+        self._sync()
+        (self.open_seg, self.wp), self.parked = self.parked, (self.open_seg, self.wp)
+        self.active_cold = cold
+        p = self.geo.prog_size
+        self.buf[:] = b"\xff" * p
+        self.buf_prog = 0
+        if self.open_seg is not None and self.wp % p:
+            off = self.wp % p
+            self.buf[:off] = self.flash.read(self.wp - off, off)
+            self.buf_prog = off
+
     def _close_segment(self) -> None:
         if self.open_seg is not None:
             self._sync()
@@ -517,18 +550,26 @@ class Store:
 
     # ------------------------------------------------------------------ internals: segments
 
-    def _reclaimable_mask(self) -> np.ndarray:
-        m = (self.state == IN_LOG) & (self.seq < self.replay_seq) & (self.live == 0)
-        if self.open_seg is not None:
-            m[self.open_seg] = False
+    def _outside_window(self) -> np.ndarray:
+        """IN_LOG segments outside the replay window and not open: the only ones GC, static
+        wear leveling and reclaiming may touch (§7)."""
+        m = (self.state == IN_LOG) & np.where(
+            self.cold, self.seq < self.replay_cold, self.seq < self.replay_seq)
+        for s in (self.open_seg, self.parked[0]):
+            if s is not None:
+                m[s] = False
         return m
+
+    def _reclaimable_mask(self) -> np.ndarray:
+        return self._outside_window() & (self.live == 0)
 
     def _free_count(self) -> int:
         return int(np.count_nonzero((self.state == FREE_ERASED) | (self.state == FREE))
                    + np.count_nonzero(self._reclaimable_mask()))
 
     def _choose(self, erased_only: bool = False, dirty_only: bool = False) -> int | None:
-        """Least effective erase count, lowest index on ties (§8 step 2)."""
+        """Hot head: least effective erase count, lowest index on ties; cold head: most worn,
+        lowest index on ties (§8 step 2)."""
         erased = self.state == FREE_ERASED
         dirty = (self.state == FREE) | self._reclaimable_mask()
         cand = dirty | erased
@@ -547,8 +588,10 @@ class Store:
             return None
         if not cand.any():
             return None
-        eff = np.where(cand, self.erase_count + (~erased), np.iinfo(np.int64).max)
-        return int(np.argmin(eff))
+        eff = self.erase_count + (~erased)
+        if self.active_cold:
+            return int(np.argmax(np.where(cand, eff, -1)))
+        return int(np.argmin(np.where(cand, eff, np.iinfo(np.int64).max)))
 
     def _erase(self, s: int) -> bool:
         """Erase segment s into FREE_ERASED. False (and the segment retired) if it failed."""
@@ -603,13 +646,16 @@ class Store:
         self.seq[s] = seq
         self.live[s] = 0
         self.seg_by_seq[seq] = s
+        self.cold[s] = self.active_cold
         # Room for one more entry than now: a spilled chunk joins the index before the checkpoint.
         ckpt_len = REC_SIZE + ENTRY_SIZE * (len(self.index) + len(self.lost) + 1)
         due = force_ckpt or self.segs_since_ckpt >= self.ckpt_interval
-        is_ckpt = due and cont_len is not None and HEADER_SIZE + cont_len + ckpt_len <= g.seg_size
+        is_ckpt = (not self.active_cold and due and cont_len is not None
+                   and HEADER_SIZE + cont_len + ckpt_len <= g.seg_size)
         self.segs_since_ckpt = 1 if is_ckpt else self.segs_since_ckpt + 1
         hdr = SegHeader(
-            g.seg_shift, g.prog_shift, HF_PAGE_ONCE if g.page_once else 0,
+            g.seg_shift, g.prog_shift,
+            (HF_PAGE_ONCE if g.page_once else 0) | (HF_COLD if self.active_cold else 0),
             int(self.erase_count[s]), seq, seq if is_ckpt else self.replay_seq, g.nseg,
             self.max_keys, self.ckpt_interval, self.reserve, self.wl_threshold,
         )
@@ -628,12 +674,16 @@ class Store:
             for k in sorted(set(self.index) | self.lost)
         ]
         payload = pack_entries(entries)
-        self._append_record(
-            pack_record(T_CHECKPOINT, 0, len(entries), len(payload), 0, self._take_rseq(), payload)
-        )
+        assert self.open_seg is not None and not self.active_cold
+        own = int(self.seq[self.open_seg])
+        # Records written to the cold head after this checkpoint must be replayed too: the cold
+        # window starts at the cold head open now (offset field, §7).
+        cold_from = int(self.seq[self.parked[0]]) if self.parked[0] is not None else own
+        self._append_record(pack_record(
+            T_CHECKPOINT, 0, len(entries), len(payload), cold_from, self._take_rseq(), payload))
         self._sync()
-        assert self.open_seg is not None
-        self.replay_seq = int(self.seq[self.open_seg])
+        self.replay_seq = own
+        self.replay_cold = cold_from
 
     # ------------------------------------------------------------------ internals: GC and WL
 
@@ -645,6 +695,8 @@ class Store:
     def _make_room(self, need: int, reserve: int) -> None:
         """Garbage-collect until `need` bytes fit (§10 step 2), or raise NoSpaceError."""
         g = self.geo
+        if self._room() >= max(need, MIN_ROOM):
+            return  # the common case, decided without counting free segments
         for _ in range(4 * g.nseg + 4):
             if self._available(reserve) >= need:
                 return
@@ -652,10 +704,12 @@ class Store:
             if victim is not None:
                 self._relocate(victim)
                 continue
-            window = (self.state == IN_LOG) & (self.seq >= self.replay_seq)
-            if self.open_seg is not None:
-                window[self.open_seg] = False
+            window = (self.state == IN_LOG) & ~self._outside_window()
+            for s in (self.open_seg, self.parked[0]):
+                if s is not None:
+                    window[s] = False
             if window.any() and self._free_count() > 0:
+                self._use(cold=False)
                 self._close_segment()
                 self._open_segment(cont_len=0, force_ckpt=True)
                 continue
@@ -666,10 +720,7 @@ class Store:
         )
 
     def _victim(self) -> int | None:
-        m = ((self.state == IN_LOG) & (self.seq < self.replay_seq) & (self.live > 0)
-             & (self.live < self.geo.data_cap - 64))
-        if self.open_seg is not None:
-            m[self.open_seg] = False
+        m = self._outside_window() & (self.live > 0) & (self.live < self.geo.data_cap - 64)
         if not m.any():
             return None
         live = np.where(m, self.live, np.iinfo(np.int64).max)
@@ -683,9 +734,7 @@ class Store:
         hi = int(self.erase_count[good].max())
         if hi - int(self.erase_count[good].min()) <= self.wl_threshold:
             return False
-        m = (self.state == IN_LOG) & (self.seq < self.replay_seq) & (self.live > 0)
-        if self.open_seg is not None:
-            m[self.open_seg] = False
+        m = self._outside_window() & (self.live > 0)
         if not m.any():
             return False
         counts = np.where(m, self.erase_count, np.iinfo(np.int64).max)
@@ -698,10 +747,10 @@ class Store:
         return True
 
     def _relocate(self, s: int) -> None:
-        """Copy every chunk whose first fragment lies in segment s to the head (§10)."""
-        g = self.geo
-        lo, hi = s * g.seg_size, (s + 1) * g.seg_size
-        for addr, key in sorted((e[0], k) for k, e in self.index.items() if lo <= e[0] < hi):
+        """Copy every chunk with a fragment in segment s to the head, by address (§10)."""
+        moving = sorted((e[0], k) for k, e in self.index.items() if any(f == s for f, _ in e[2]))
+        self._use(cold=True)
+        for addr, key in moving:
             size = self.index[key][1]
             try:
                 data = self._read_chunk(key, addr, size)

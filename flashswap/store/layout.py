@@ -32,6 +32,7 @@ F_ENC = 0x04
 FLAGS_KNOWN = F_MORE | F_CONT | F_ENC
 
 HF_PAGE_ONCE = 0x01
+HF_COLD = 0x02  # segment of the cold log (relocated chunks)
 
 _HDR = struct.Struct("<4sBBBBIIIIHBBH6s")  # 36 bytes + crc
 _REC = struct.Struct("<BBHIIIQ")  # 24 bytes + dcrc + hcrc
@@ -82,10 +83,10 @@ class SegHeader:
     def same_store(self, other: SegHeader) -> bool:
         """True when both headers describe the same store geometry and configuration."""
         return (
-            self.seg_shift, self.prog_shift, self.flags, self.segment_count, self.max_keys,
-            self.ckpt_interval, self.reserve, self.wl_threshold,
+            self.seg_shift, self.prog_shift, self.flags & HF_PAGE_ONCE, self.segment_count,
+            self.max_keys, self.ckpt_interval, self.reserve, self.wl_threshold,
         ) == (
-            other.seg_shift, other.prog_shift, other.flags, other.segment_count,
+            other.seg_shift, other.prog_shift, other.flags & HF_PAGE_ONCE, other.segment_count,
             other.max_keys, other.ckpt_interval, other.reserve, other.wl_threshold,
         )
 

@@ -13,8 +13,10 @@ from flashswap.store.layout import (
     F_CONT,
     F_MORE,
     HEADER_SIZE,
+    HF_COLD,
     HF_PAGE_ONCE,
     LOST_ADDR,
+    MIN_ROOM,
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
@@ -72,6 +74,7 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         raise CorruptError("segment headers disagree on the store's geometry")
     known_max = max(h.erase_count for h in headers.values())
     for s, h in headers.items():
+        st.cold[s] = bool(h.flags & HF_COLD)
         st.state[s] = IN_LOG
         st.erase_count[s] = h.erase_count
         st.seq[s] = h.seq
@@ -79,7 +82,6 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
     for s in unknown:
         st.erase_count[s] = known_max  # §9 step 3: the only place counts can be lost
 
-    head = st.seg_by_seq[newest.seq]
     parsed: dict[int, tuple[list[Rec], int, bytes]] = {}
 
     def parse(s: int) -> tuple[list[Rec], int, bytes]:
@@ -90,68 +92,57 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
             parsed[s] = (recs, end, data)
         return parsed[s]
 
-    r = newest.replay_seq
-    if r == newest.seq and _checkpoint_of(parse(head)[0]) is None:
-        prev = st.seg_by_seq.get(newest.seq - 1)
-        if prev is None:
-            raise CorruptError("newest checkpoint incomplete, no earlier segment to fall back to")
-        r = headers[prev].replay_seq
-    rseg = st.seg_by_seq.get(r)
-    if rseg is None or _checkpoint_of(parse(rseg)[0]) is None:
-        raise CorruptError(f"checkpoint segment (seq {r}) missing or damaged")
+    # §9 step 4: the newest replay start that names a segment holding a complete checkpoint.
+    ckpt: Rec | None = None
+    r = 0
+    for cand in sorted({h.replay_seq for h in headers.values()}, reverse=True):
+        s = st.seg_by_seq.get(cand)
+        if s is not None and not st.cold[s]:
+            ckpt = _checkpoint_of(parse(s)[0])
+            if ckpt is not None:
+                r = cand
+                break
+    if ckpt is None:
+        raise CorruptError("no complete checkpoint found: the store cannot be rebuilt")
+    r_cold = ckpt.offset
 
-    index: dict[int, tuple[int, int]] = {}
-    lost: set[int] = set()
-    max_rseq = 0
-    started = False
-    pending: tuple[int, int, int, int, int, bool] | None = None  # key, size, addr, seq, off, ok
-    for seq in range(r, newest.seq + 1):
-        s = st.seg_by_seq.get(seq)
-        if s is None:
-            pending = None
+    # §9 step 5: replay the window's records in record-seq order from the checkpoint.
+    window = sorted(
+        (int(st.seq[s]), s) for s in headers
+        if st.seq[s] >= (r_cold if st.cold[s] else r)
+    )
+    events: list[tuple[int, int, Rec]] = []  # (record seq, order, record)
+    for _, s in window:
+        for rec in parse(s)[0]:
+            if rec.rtype == T_DATA and rec.flags & F_CONT:
+                continue  # continuations are gathered with their first fragment
+            events.append((rec.seq, len(events), rec))
+    events.sort()
+    index, lost = _load_checkpoint(ckpt)
+    max_rseq = ckpt.seq
+    for rseq, _, rec in events:
+        max_rseq = max(max_rseq, rseq)
+        if rseq <= ckpt.seq:
             continue
-        recs = parse(s)[0]
-        for i, rec in enumerate(recs):
-            max_rseq = max(max_rseq, rec.seq)
-            if not started:
-                if rec.rtype == T_CHECKPOINT and rec.intact:
-                    index, lost = _load_checkpoint(rec)
-                    started = True
-                    pending = None
-                continue
-            if rec.rtype == T_DATA:
-                if rec.flags & F_CONT:
-                    if (pending is not None and i == 0 and rec.key == pending[0]
-                            and rec.seq == pending[3] and rec.offset == pending[4]):
-                        ok = pending[5] and rec.intact
-                        if rec.flags & F_MORE:
-                            pending = (*pending[:4], rec.offset + rec.payload_len, ok)
-                        else:
-                            if ok:
-                                index[rec.key] = (pending[2], rec.size)
-                                lost.discard(rec.key)
-                            pending = None
-                    else:
-                        pending = None
-                    continue
-                pending = None
-                if rec.flags & F_MORE:
-                    pending = (rec.key, rec.size, rec.addr, rec.seq, rec.payload_len, rec.intact)
-                elif rec.intact:
-                    index[rec.key] = (rec.addr, rec.size)
-                    lost.discard(rec.key)
-            elif rec.rtype == T_TRIM:
-                index.pop(rec.key, None)
+        if rec.rtype == T_DATA:
+            if _chunk_complete(st, rec, parse):
+                index[rec.key] = (rec.addr, rec.size)
                 lost.discard(rec.key)
-            elif rec.rtype == T_TRIM_RANGE:
-                for k in [k for k in index if rec.key <= k <= rec.size]:
-                    del index[k]
-                lost = {k for k in lost if not rec.key <= k <= rec.size}
-            elif rec.rtype == T_CHECKPOINT and rec.intact:
-                index, lost = _load_checkpoint(rec)
-                pending = None
+        elif rec.rtype == T_TRIM:
+            index.pop(rec.key, None)
+            lost.discard(rec.key)
+        elif rec.rtype == T_TRIM_RANGE:
+            for k in [k for k in index if rec.key <= k <= rec.size]:
+                del index[k]
+            lost = {k for k in lost if not rec.key <= k <= rec.size}
+        elif rec.rtype == T_CHECKPOINT and rec.intact:
+            index, lost = _load_checkpoint(rec)
+    for _, s in window:  # continuation fragments carry sequence numbers too (nonces, §4)
+        for rec in parse(s)[0]:
+            max_rseq = max(max_rseq, rec.seq)
 
     st.replay_seq = r
+    st.replay_cold = r_cold
     st.next_seq = newest.seq + 1
     st.next_rseq = max_rseq + 2
     st.segs_since_ckpt = newest.seq - r + 1
@@ -171,22 +162,51 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         for fs, n in fr:
             st.live[fs] += n
 
-    # Write position (§9 step 7).
-    recs, end, data = parse(head)
-    if data[end:] == b"\xff" * (seg_size - end):
+    # §9 step 7: each head continues where its log ends, if the rest of the segment is erased.
+    heads: dict[bool, tuple[int | None, int]] = {False: (None, 0), True: (None, 0)}
+    for cold in (False, True):
+        segs = [s for _, s in window if bool(st.cold[s]) == cold]
+        if not segs:
+            continue
+        s = segs[-1]
+        _, end, data = parse(s)
+        if data[end:] != b"\xff" * (seg_size - end):
+            continue
         p = geo.prog_size
-        base = head * seg_size
         if geo.page_once and end % p:
             end += p - end % p
-        st.open_seg = head
-        st.wp = base + end
-        off = end % p
-        st.buf[:] = b"\xff" * p
-        st.buf[:off] = data[end - off : end]
+        if seg_size - end >= MIN_ROOM:
+            heads[cold] = (s, s * seg_size + end)
+    st.active_cold = False
+    st.open_seg, st.wp = heads[False]
+    st.parked = heads[True]
+    if st.open_seg is not None and st.wp % geo.prog_size:
+        off = st.wp % geo.prog_size
+        st.buf[:off] = flash.read(st.wp - off, off)
         st.buf_prog = off
-        if end >= seg_size:
-            st.open_seg = None
     return st
+
+
+def _chunk_complete(st: Store, first: Rec, parse: Any) -> bool:
+    """True when a chunk's first fragment and every continuation are present and intact."""
+    if not first.intact or first.offset != 0:
+        return False
+    rec = first
+    seg = first.addr // st.geo.seg_size
+    while rec.flags & F_MORE:
+        nxt = st._next_in_chain(seg)
+        if nxt is None:
+            return False
+        recs = parse(nxt)[0]
+        off = rec.offset + rec.payload_len
+        if not recs:
+            return False
+        rec = recs[0]
+        if not (rec.rtype == T_DATA and rec.flags & F_CONT and rec.key == first.key
+                and rec.seq == first.seq and rec.offset == off and rec.intact):
+            return False
+        seg = nxt
+    return True
 
 
 def _checkpoint_of(recs: list[Rec]) -> Rec | None:

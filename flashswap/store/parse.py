@@ -84,7 +84,7 @@ def _payload_len(
     if rtype in (T_TRIM, T_TRIM_RANGE):
         return 0 if flags == 0 and offset == 0 else None
     if rtype == T_CHECKPOINT:
-        if flags or offset or size % 12 or size > room:
+        if flags or size % 12 or size > room:
             return None
         return size
     # DATA
