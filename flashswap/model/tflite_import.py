@@ -41,10 +41,12 @@ def _rows(shape: tuple[int, ...]) -> int:
 
 def builtin_code(opcode: Any) -> int:
     """The operator's builtin code from both schema fields (see the module docstring)."""
+    import flatbuffers  # a dependency of tflite
+
     deprecated = int(opcode.DeprecatedBuiltinCode())
     tab = opcode._tab
     off = tab.Offset(10)
-    new = int(tab.Get(np.int32, off + tab.Pos)) if off else 0
+    new = int(tab.Get(flatbuffers.number_types.Int32Flags, off + tab.Pos)) if off else 0
     return max(deprecated, new)
 
 

@@ -1,0 +1,236 @@
+"""TFLite import on flatbuffers built here with the `flatbuffers` builder and the tflite
+package's generated table builders (no model file is downloaded)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+import pytest
+from tflite.BuiltinOptions import BuiltinOptions as BO
+
+from flashswap.errors import ModelError
+from flashswap.model import load_model
+from flashswap.planner import plan
+
+INT8, INT32 = 9, 2
+SAME, VALID = 0, 1
+CODES = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "MAX_POOL_2D": 17, "MEAN": 40, "RESHAPE": 22,
+         "FULLY_CONNECTED": 9, "SOFTMAX": 25, "RESIZE_BILINEAR": 23, "GELU": 150}
+
+
+@dataclass
+class T:
+    name: str
+    shape: tuple[int, ...]
+    dtype: int = INT8
+    data: bytes | None = None
+
+
+@dataclass
+class Op:
+    code: str
+    inputs: list[int]
+    outputs: list[int]
+    options: tuple[int, dict] | None = None  # (BuiltinOptions type, fields)
+
+
+@dataclass
+class Spec:
+    tensors: list[T]
+    ops: list[Op]
+    inputs: list[int]
+    outputs: list[int]
+    old_field: bool = True  # also set the deprecated int8 opcode field
+    extra: dict = field(default_factory=dict)
+
+
+def _m(name: str):
+    """A generated tflite module (tflite/__init__ shadows each module with its class)."""
+    return importlib.import_module(f"tflite.{name}")
+
+
+def _vec(b: flatbuffers.Builder, values, dtype) -> int:
+    return b.CreateNumpyVector(np.asarray(values, dtype=dtype))
+
+
+def _table_vec(b: flatbuffers.Builder, offsets: list[int]) -> int:
+    b.StartVector(4, len(offsets), 4)
+    for off in reversed(offsets):
+        b.PrependUOffsetTRelative(off)
+    return b.EndVector()
+
+
+def _options(b: flatbuffers.Builder, kind: int, fields: dict) -> int:
+    name = {BO.Conv2DOptions: "Conv2DOptions", BO.DepthwiseConv2DOptions: "DepthwiseConv2DOptions",
+            BO.Pool2DOptions: "Pool2DOptions"}[kind]
+    mod = _m(name)
+    getattr(mod, f"{name}Start")(b)
+    for key, value in fields.items():
+        getattr(mod, f"{name}Add{key}")(b, value)
+    return getattr(mod, f"{name}End")(b)
+
+
+def build(spec: Spec) -> bytes:
+    b = flatbuffers.Builder(1024)
+    bufs = []
+    _m("Buffer").BufferStart(b)
+    bufs.append(_m("Buffer").BufferEnd(b))  # buffer 0: empty, by convention
+    tensor_offs = []
+    for t in spec.tensors:
+        buf_index = 0
+        if t.data is not None:
+            data = _vec(b, np.frombuffer(t.data, dtype=np.uint8), np.uint8)
+            _m("Buffer").BufferStart(b)
+            _m("Buffer").BufferAddData(b, data)
+            bufs.append(_m("Buffer").BufferEnd(b))
+            buf_index = len(bufs) - 1
+        name = b.CreateString(t.name)
+        shape = _vec(b, t.shape, np.int32)
+        _m("Tensor").TensorStart(b)
+        _m("Tensor").TensorAddShape(b, shape)
+        _m("Tensor").TensorAddType(b, t.dtype)
+        _m("Tensor").TensorAddBuffer(b, buf_index)
+        _m("Tensor").TensorAddName(b, name)
+        tensor_offs.append(_m("Tensor").TensorEnd(b))
+    codes = list(dict.fromkeys(o.code for o in spec.ops))
+    op_offs = []
+    for o in spec.ops:
+        ins = _vec(b, o.inputs, np.int32)
+        outs = _vec(b, o.outputs, np.int32)
+        opts = _options(b, *o.options) if o.options else None
+        _m("Operator").OperatorStart(b)
+        _m("Operator").OperatorAddOpcodeIndex(b, codes.index(o.code))
+        _m("Operator").OperatorAddInputs(b, ins)
+        _m("Operator").OperatorAddOutputs(b, outs)
+        if opts is not None:
+            _m("Operator").OperatorAddBuiltinOptionsType(b, o.options[0])
+            _m("Operator").OperatorAddBuiltinOptions(b, opts)
+        op_offs.append(_m("Operator").OperatorEnd(b))
+    code_offs = []
+    for c in codes:
+        _m("OperatorCode").OperatorCodeStart(b)
+        if spec.old_field:
+            _m("OperatorCode").OperatorCodeAddDeprecatedBuiltinCode(b, min(CODES[c], 127))
+        _m("OperatorCode").OperatorCodeAddBuiltinCode(b, CODES[c])
+        _m("OperatorCode").OperatorCodeAddVersion(b, 1)
+        code_offs.append(_m("OperatorCode").OperatorCodeEnd(b))
+    tensors = _table_vec(b, tensor_offs)
+    operators = _table_vec(b, op_offs)
+    sg_in = _vec(b, spec.inputs, np.int32)
+    sg_out = _vec(b, spec.outputs, np.int32)
+    sg_name = b.CreateString("main")
+    _m("SubGraph").SubGraphStart(b)
+    _m("SubGraph").SubGraphAddTensors(b, tensors)
+    _m("SubGraph").SubGraphAddInputs(b, sg_in)
+    _m("SubGraph").SubGraphAddOutputs(b, sg_out)
+    _m("SubGraph").SubGraphAddOperators(b, operators)
+    _m("SubGraph").SubGraphAddName(b, sg_name)
+    subgraph = _m("SubGraph").SubGraphEnd(b)
+    subgraphs = _table_vec(b, [subgraph])
+    opcodes = _table_vec(b, code_offs)
+    buffers = _table_vec(b, bufs)
+    desc = b.CreateString("flashswap test model")
+    _m("Model").ModelStart(b)
+    _m("Model").ModelAddVersion(b, 3)
+    _m("Model").ModelAddOperatorCodes(b, opcodes)
+    _m("Model").ModelAddSubgraphs(b, subgraphs)
+    _m("Model").ModelAddDescription(b, desc)
+    _m("Model").ModelAddBuffers(b, buffers)
+    b.Finish(_m("Model").ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def small_net(old_field: bool = True) -> Spec:
+    """16x16x3 -> conv 3x3/2 SAME x8 -> depthwise 3x3 SAME -> maxpool 2/2 -> mean -> reshape
+    -> FC 4 -> softmax, int8 with int32 biases."""
+    z = bytes
+    tensors = [
+        T("input", (1, 16, 16, 3)),
+        T("conv/w", (8, 3, 3, 3), INT8, z(8 * 27)), T("conv/b", (8,), INT32, z(32)),
+        T("conv", (1, 8, 8, 8)),
+        T("dw/w", (1, 3, 3, 8), INT8, z(72)), T("dw/b", (8,), INT32, z(32)),
+        T("dw", (1, 8, 8, 8)),
+        T("pool", (1, 4, 4, 8)),
+        T("axes", (2,), INT32, np.array([1, 2], np.int32).tobytes()),
+        T("mean", (1, 1, 1, 8)),
+        T("shape", (2,), INT32, np.array([1, 8], np.int32).tobytes()),
+        T("flat", (1, 8)),
+        T("fc/w", (4, 8), INT8, z(32)), T("fc/b", (4,), INT32, z(16)),
+        T("fc", (1, 4)),
+        T("prob", (1, 4)),
+    ]
+    conv = {"Padding": SAME, "StrideW": 2, "StrideH": 2, "DilationWFactor": 1,
+            "DilationHFactor": 1}
+    dw = {**conv, "StrideW": 1, "StrideH": 1, "DepthMultiplier": 1}
+    pool = {"Padding": VALID, "StrideW": 2, "StrideH": 2, "FilterWidth": 2, "FilterHeight": 2}
+    ops = [
+        Op("CONV_2D", [0, 1, 2], [3], (BO.Conv2DOptions, conv)),
+        Op("DEPTHWISE_CONV_2D", [3, 4, 5], [6], (BO.DepthwiseConv2DOptions, dw)),
+        Op("MAX_POOL_2D", [6], [7], (BO.Pool2DOptions, pool)),
+        Op("MEAN", [7, 8], [9]),
+        Op("RESHAPE", [9, 10], [11]),
+        Op("FULLY_CONNECTED", [11, 12, 13], [14]),
+        Op("SOFTMAX", [14], [15]),
+    ]
+    return Spec(tensors, ops, [0], [15], old_field)
+
+
+def write(tmp_path: Path, spec: Spec, name: str = "net.tflite") -> str:
+    path = tmp_path / name
+    path.write_bytes(build(spec))
+    return str(path)
+
+
+@pytest.mark.parametrize("old_field", [True, False])
+def test_import_small_net(tmp_path, old_field):
+    g = load_model(write(tmp_path, small_net(old_field)))
+    assert [n.op_type for n in g.nodes] == ["Conv", "DepthwiseConv", "MaxPool",
+                                            "GlobalAveragePool", "Reshape", "FullyConnected",
+                                            "Softmax"]
+    conv, dw = g.nodes[0], g.nodes[1]
+    assert conv.macs == 8 * 8 * 8 * 3 * 3 * 3
+    assert conv.attrs["pads"] == (0, 0, 1, 1)  # SAME, stride 2 on 16: total 1, after
+    assert dw.macs == 8 * 8 * 8 * 3 * 3 and dw.attrs["group"] == 8
+    assert dw.attrs["pads"] == (1, 1, 1, 1)
+    assert g.nodes[5].macs == 32
+    assert g.tensors["conv/b"].dtype == "int32" and g.tensors["conv/w"].nbytes == 216
+    assert g.tensors["conv"].rows == 8 and g.tensors["flat"].rows == 1
+    # Axes and shape tensors are parameters, not weights streamed from flash.
+    assert g.nodes[3].weights == () and g.nodes[4].weights == ()
+    assert g.weight_bytes == 216 + 32 + 72 + 32 + 32 + 16
+    assert g.macs == conv.macs + dw.macs + 32
+    p = plan(g, 1024, chunk=64)
+    assert p.metadata["macs_per_inference"] == g.macs
+    assert p.metadata["bytes_written_per_inference"] > 0  # 1 KiB cannot hold conv + dw
+
+
+def test_unsupported_ops_are_named(tmp_path):
+    spec = Spec([T("x", (1, 4, 4, 1)), T("size", (2,), INT32, np.array([8, 8], np.int32)
+                                         .tobytes()), T("y", (1, 8, 8, 1))],
+                [Op("RESIZE_BILINEAR", [0, 1], [2])], [0], [2])
+    with pytest.raises(ModelError) as e:
+        load_model(write(tmp_path, spec))
+    assert str(e.value) == "unsupported op 'RESIZE_BILINEAR' (op 0, output 'y')"
+    # An op code above 127 lives only in the new field.
+    spec = Spec([T("x", (1, 8)), T("y", (1, 8))], [Op("GELU", [0], [1])], [0], [1],
+                old_field=False)
+    with pytest.raises(ModelError, match="unsupported op 'GELU'"):
+        load_model(write(tmp_path, spec, "gelu.tflite"))
+
+
+def test_unreadable_tflite(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x10\x00\x00\x00NOPE" + bytes(40))
+    with pytest.raises(ModelError) as e:
+        load_model(str(bad))
+    assert str(e.value) == (f"cannot read TFLite model '{bad}': not a TFLite flatbuffer "
+                            "(no TFL3 identifier)")
+    good = build(small_net())
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(good[: len(good) // 3])
+    with pytest.raises(ModelError, match="cannot read TFLite model"):
+        load_model(str(cut))
