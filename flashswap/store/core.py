@@ -476,9 +476,17 @@ class Store:
     # ------------------------------------------------------------------ internals: the log
 
     def _room(self) -> int:
+        """Bytes left in the active head's segment."""
         if self.open_seg is None:
             return 0
         return (self.open_seg + 1) * self.geo.seg_size - self.wp
+
+    def _hot_room(self) -> int:
+        """Bytes left in the hot head's segment, whichever head holds the buffer."""
+        if not self.active_cold:
+            return self._room()
+        seg, wp = self.parked
+        return 0 if seg is None else (seg + 1) * self.geo.seg_size - wp
 
     def _append_record(self, rec: bytes) -> None:
         """Append bytes at wp through the program buffer; programs every unit that fills."""
@@ -574,18 +582,10 @@ class Store:
         dirty = (self.state == FREE) | self._reclaimable_mask()
         cand = dirty | erased
         if dirty_only:
-            # The idle step pre-erases what step 2 will choose next: walk the same order.
-            eff = self.erase_count + (~erased)
-            order = np.lexsort((np.arange(len(eff)), eff))
-            taken = 0
-            for s in order:
-                if not cand[s]:
-                    continue
-                if erased[s]:
-                    taken += 1
-                    continue
-                return int(s) if taken < self.ckpt_interval else None
-            return None
+            # The idle step pre-erases what a hot open would take next among the dirty ones.
+            if not dirty.any():
+                return None
+            return int(np.argmin(np.where(dirty, self.erase_count, np.iinfo(np.int64).max)))
         if not cand.any():
             return None
         eff = self.erase_count + (~erased)
@@ -688,14 +688,14 @@ class Store:
     # ------------------------------------------------------------------ internals: GC and WL
 
     def _available(self, reserve: int) -> int:
-        room = self._room()
+        room = self._hot_room()
         room = room if room >= MIN_ROOM else 0
         return room + self.geo.data_cap * max(0, self._free_count() - reserve)
 
     def _make_room(self, need: int, reserve: int) -> None:
         """Garbage-collect until `need` bytes fit (§10 step 2), or raise NoSpaceError."""
         g = self.geo
-        if self._room() >= max(need, MIN_ROOM):
+        if self._hot_room() >= max(need, MIN_ROOM):
             return  # the common case, decided without counting free segments
         for _ in range(4 * g.nseg + 4):
             if self._available(reserve) >= need:
