@@ -57,6 +57,12 @@ def test_fusion_and_views_on_light_models():
     # Reshape before the classifier is a view: the FC reads the pooled tensor's storage.
     fc = next(s for s in sg.steps if s.op_type == "FullyConnected")
     assert sg.tensors[fc.inputs[0].tensor].name == "r172"
+    dense = build_steps(load_model(str(LIGHT / "light_densenet121.onnx")))
+    # The pooled tensor has two readers (concat, BN): BN cannot fuse into the pool, so the
+    # pre-activation BN+scale+bias+ReLU is one elementwise step of its own.
+    pre = next(s for s in dense.steps if s.name == "n8")
+    assert (pre.op_type, pre.fused) == ("BatchNormalization", ("Mul", "Add", "Relu"))
+    assert pre.inputs[0].rowmap is not None and pre.units == 56
     shuffle = build_steps(load_model(str(LIGHT / "light_shufflenet.onnx")))
     tr = next(s for s in shuffle.steps if s.op_type == "Transpose")
     assert tr.inputs[0].rowmap is not None and tr.units == 56  # channel shuffle tiles by rows
@@ -142,6 +148,18 @@ def test_unreadable_models(tmp_path):
         load_model(str(tmp_path / "model.pb"))
     with pytest.raises(ModelError, match="unsupported activation dtype 'int4'"):
         load_model("builtin:resnet8", dtype="int4")
+
+
+def test_graph_validate_names_the_fault():
+    from flashswap.model.graph import Graph, Node, Tensor
+
+    t = {"x": Tensor("x", (1, 4), "int8", False), "y": Tensor("y", (1, 4), "int8", False)}
+    with pytest.raises(ModelError, match="node 'n' \\(Relu\\) reads 'y' before it is produced"):
+        Graph("g", t, [Node("n", "Relu", ("y",), (), ("x",))], ["x"], ["x"]).validate()
+    with pytest.raises(ModelError, match="unsupported op 'Erf' \\(node 'n'\\)"):
+        Graph("g", t, [Node("n", "Erf", ("x",), (), ("y",))], ["x"], ["y"]).validate()
+    with pytest.raises(ModelError, match="graph output 'z' is never produced"):
+        Graph("g", t, [], ["x"], ["z"]).validate()
 
 
 # --- built-ins ---------------------------------------------------------------------------
