@@ -187,6 +187,9 @@ class Store:
                 st._retire(s)
                 continue
             st.erase_count[s] += 1
+            if not st._blank(s):
+                st._retire(s)
+                continue
             st.state[s] = FREE_ERASED
         st.segs_since_ckpt = st.ckpt_interval  # the first segment opens with a checkpoint
         st._open_segment(cont_len=0, force_ckpt=True)
@@ -602,9 +605,17 @@ class Store:
             self._retire(s)
             return False
         self.erase_count[s] += 1
+        if not self._blank(s):
+            self._retire(s)
+            return False
         self._leave_log(s)
         self.state[s] = FREE_ERASED
         return True
+
+    def _blank(self, s: int) -> bool:
+        """Erase verify (§8): a worn block may report success yet keep some bits programmed."""
+        g = self.geo
+        return self.flash.read(s * g.seg_size, g.seg_size).count(0xFF) == g.seg_size
 
     def _leave_log(self, s: int) -> None:
         if self.state[s] == IN_LOG:

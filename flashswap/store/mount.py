@@ -31,20 +31,22 @@ if TYPE_CHECKING:
     from flashswap.store.core import Store
 
 
-def _find_geometry(flash: Any) -> SegHeader:
-    """The first valid header at an erase-unit boundary: it names the segment size."""
+def _find_geometry(flash: Any) -> tuple[SegHeader, int, bytes]:
+    """The first valid header at an erase-unit boundary (it names the segment size), its address
+    and its bytes (so mount does not read them twice)."""
     e = flash.erase_size
     for addr in range(0, flash.size, e):
-        h = SegHeader.unpack(flash.read(addr, HEADER_SIZE))
+        raw = flash.read(addr, HEADER_SIZE)
+        h = SegHeader.unpack(raw)
         if h is not None and addr % (1 << h.seg_shift) == 0:
-            return h
+            return h, addr, raw
     raise CorruptError("no flashswap store on this flash (no valid segment header)")
 
 
 def mount_store(cls: type[Store], flash: Any) -> Store:
     from flashswap.store.core import BAD, FREE, FREE_ERASED, IN_LOG, _Geometry
 
-    first = _find_geometry(flash)
+    first, first_addr, first_raw = _find_geometry(flash)
     seg_size = 1 << first.seg_shift
     try:
         geo = _Geometry(flash, seg_size, 1 << first.prog_shift, bool(first.flags & HF_PAGE_ONCE))
@@ -59,7 +61,8 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         if st._factory_bad(s):
             st.state[s] = BAD
             continue
-        raw = flash.read(s * seg_size, HEADER_SIZE)
+        addr = s * seg_size
+        raw = first_raw if addr == first_addr else flash.read(addr, HEADER_SIZE)
         h = SegHeader.unpack(raw)
         if h is not None and h.same_store(first):
             headers[s] = h
