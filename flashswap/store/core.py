@@ -51,7 +51,7 @@ from flashswap.store.parse import Rec, parse_segment
 FREE_ERASED, FREE, IN_LOG, BAD = 0, 1, 2, 3
 
 DEFAULT_RESERVE = 2
-DEFAULT_WL_THRESHOLD = 16
+DEFAULT_WL_THRESHOLD = 12
 MAX_KEYS_CAP = 1024
 MIN_SEGMENTS = 6
 
@@ -740,17 +740,22 @@ class Store:
         return int(cands[np.argmin(self.seq[cands])])
 
     def _static_wl(self) -> bool:
-        """One static wear-leveling move if the erase-count spread exceeds the threshold."""
+        """One static wear-leveling move when live data pins a segment whose erase count lags
+        more than the threshold behind the segment the hot head would take next (§10)."""
         good = self.state != BAD
-        hi = int(self.erase_count[good].max())
-        if hi - int(self.erase_count[good].min()) <= self.wl_threshold:
+        if int(self.erase_count[good].max() - self.erase_count[good].min()) <= self.wl_threshold:
+            return False  # cheap exit: no spread at all
+        erased = self.state == FREE_ERASED
+        free = erased | (self.state == FREE) | self._reclaimable_mask()
+        if not free.any():
             return False
+        ref = int((self.erase_count + ~erased)[free].min())
         m = self._outside_window() & (self.live > 0)
         if not m.any():
             return False
         counts = np.where(m, self.erase_count, np.iinfo(np.int64).max)
         s = int(np.argmin(counts))
-        if hi - int(counts[s]) <= self.wl_threshold:
+        if ref - int(counts[s]) <= self.wl_threshold:
             return False
         if self._available(self.reserve) < int(self.live[s]) + 2 * REC_SIZE:
             return False
