@@ -50,6 +50,7 @@ class Workload:
     max_chunk: int
     key_sizes: dict[int, int]
     peak_live_bytes: int
+    peak_live_chunks: int
     records: int
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -122,6 +123,7 @@ class Workload:
             order = np.lexsort((lengths, keys))
             k, last = keys[order], np.r_[keys[order][1:] != keys[order][:-1], True]
             key_sizes = dict(zip(k[last].tolist(), lengths[order][last].tolist(), strict=True))
+        peak = _peak_live(prologue, infs)
         return cls(
             name=name,
             metadata=dict(metadata or {}),
@@ -129,7 +131,8 @@ class Workload:
             inferences=infs,
             max_chunk=int(lengths.max()) if len(lengths) else 0,
             key_sizes=key_sizes,
-            peak_live_bytes=_peak_live(prologue, infs),
+            peak_live_bytes=peak[0],
+            peak_live_chunks=peak[1],
             records=len(rows),
         )
 
@@ -162,20 +165,21 @@ def _inference(ops: list[OpTuple]) -> Inference:
     return Inference(ops, written, read, weights, compute, macs, writes, computes)
 
 
-def _peak_live(prologue: list[OpTuple], infs: list[Inference]) -> int:
-    """Largest payload held live at once, over the prologue and two cycles of inferences
-    (the second cycle catches data kept alive across the wrap-around)."""
+def _peak_live(prologue: list[OpTuple], infs: list[Inference]) -> tuple[int, int]:
+    """Largest payload and largest number of chunks held live at once, over the prologue and
+    two cycles of inferences (the second catches data kept alive across the wrap-around)."""
     live: dict[int, int] = {}
-    total = peak = 0
+    total = peak = chunks = 0
     for ops in [prologue] + [i.ops for i in infs] * 2:
         for op, key, length, value, _t, _f in ops:
             if op == WRITE:
                 total += length - live.get(key, 0)
                 live[key] = length
                 peak = max(peak, total)
+                chunks = max(chunks, len(live))
             elif op == TRIM:
                 total -= live.pop(key, 0)
             elif op == INVALIDATE:
                 for k in [k for k in live if key <= k <= value]:
                     total -= live.pop(k)
-    return peak
+    return peak, chunks
