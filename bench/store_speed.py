@@ -1,0 +1,71 @@
+"""Speed of the store engines: put + get + trim of 4 KiB chunks, payload MB/s.
+
+Runs every available engine on the same workload in one process and prints the ratios, since
+these machines are noisy: compare the ratio, not the absolute figure.
+
+    python bench/store_speed.py [--chunks N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from flashswap import FlashSim, Store
+
+
+def engines() -> list[str]:
+    out = ["python"]
+    try:
+        Store.format(FlashSim.from_part("W25Q128JV", capacity=1 << 20), engine="c")
+        out.append("c")
+    except Exception:  # noqa: BLE001 - the C engine is optional (no compiler at install)
+        pass
+    return out
+
+
+def run(engine: str, part: str, capacity: int, chunks: int) -> dict[str, float | str]:
+    flash = FlashSim.from_part(part, capacity=capacity)
+    store = Store.format(flash, engine=engine)
+    data = os.urandom(4096)
+    t0 = time.perf_counter()
+    for i in range(chunks):
+        k = i % 64
+        store.put(k, data)
+        if store.get(k) != data:
+            raise AssertionError("read back differs")
+        store.trim(k)
+    dt = time.perf_counter() - t0
+    return {"engine": engine, "part": part, "chunks": chunks, "seconds": dt,
+            "mb_per_s": chunks * 4096 / dt / 1e6}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chunks", type=int, default=20000)
+    a = ap.parse_args()
+    rows = [run(e, p, cap, a.chunks) for p, cap in (("W25Q128JV", 16 << 20),
+                                                     ("W25N01GV", 32 << 20))
+            for e in engines()]
+    base = {r["part"]: r["mb_per_s"] for r in rows if r["engine"] == "python"}
+    for r in rows:
+        r["x_python"] = r["mb_per_s"] / base[r["part"]]
+    t = Table(title="store speed: put+get+trim of 4 KiB chunks (python bench/store_speed.py)")
+    for c in ("engine", "part", "chunks", "MB/s payload", "x python"):
+        t.add_column(c, justify="right")
+    for r in rows:
+        t.add_row(str(r["engine"]), str(r["part"]), f"{r['chunks']:,}", f"{r['mb_per_s']:.1f}",
+                  f"{r['x_python']:.1f}")
+    Console().print(t)
+    print(json.dumps({"bench": "store_speed", "results": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
