@@ -263,6 +263,9 @@ class Store:
         Returns the number of erases and moves done (0 when there is nothing to do).
         """
         self._check_mounted()
+        return int(self._device_retry(lambda: self._idle(max_erases)))
+
+    def _idle(self, max_erases: int) -> int:
         work = 0
         if max_erases > 0 and self._static_wl():
             work += 1
@@ -270,7 +273,7 @@ class Store:
             erased = int(np.count_nonzero(self.state == FREE_ERASED))
             if erased >= self.ckpt_interval:
                 break
-            s = self._choose(erased_only=False, dirty_only=True)
+            s = self._choose(dirty_only=True)
             if s is None:
                 break
             # What superseded the segment's chunks may still sit in the buffer: make it durable
@@ -286,7 +289,7 @@ class Store:
         good = self.state != BAD
         counts = self.erase_count[good]
         free_segs = self._free_count()
-        room = self._room()
+        room = self._hot_room()
         hist = np.bincount(counts) if counts.size else np.zeros(0, dtype=np.int64)
         return {
             "segments": g.nseg,
@@ -303,7 +306,7 @@ class Store:
             "free_bytes": int(room + free_segs * g.data_cap),
             "free_segments": free_segs,
             "window_segments": int(np.count_nonzero(
-                (self.state == IN_LOG) & (self.seq >= self.replay_seq))),
+                (self.state == IN_LOG) & ~self._outside_window())),
             "erase_counts": self.erase_count.copy(),
             "erase_histogram": {int(i): int(c) for i, c in enumerate(hist) if c},
             "erase_min": int(counts.min()) if counts.size else 0,
@@ -578,7 +581,7 @@ class Store:
         return int(np.count_nonzero((self.state == FREE_ERASED) | (self.state == FREE))
                    + np.count_nonzero(self._reclaimable_mask()))
 
-    def _choose(self, erased_only: bool = False, dirty_only: bool = False) -> int | None:
+    def _choose(self, dirty_only: bool = False) -> int | None:
         """Hot head: least effective erase count, lowest index on ties; cold head: most worn,
         lowest index on ties (§8 step 2)."""
         erased = self.state == FREE_ERASED
