@@ -1,0 +1,108 @@
+"""The flashswap store (flashswap.store, or its C engine) as a replay engine.
+
+Its steady-state model is "leveled": the store allocates the least-worn free segment first and
+moves cold data when the erase-count spread passes its threshold (firmware/SPEC.md §8, §10), so
+in the long run every good segment takes the same share of erases.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from analyzer.device import ReplayFlash
+from analyzer.engine_base import Engine
+from flashswap.errors import InputError
+from flashswap.store import Store
+
+REC_OVERHEAD = 32  # bytes of record header per chunk (SPEC.md §4)
+
+
+class FlashswapEngine(Engine):
+    name = "flashswap"
+    model = "leveled"
+
+    def __init__(
+        self, flash: ReplayFlash, peak_live: int = 0, peak_chunks: int = 0, **config: Any
+    ) -> None:
+        super().__init__(flash)
+        if flash.kind == "managed":
+            raise InputError(
+                "the flashswap store runs on raw flash; on a managed device (SD/eMMC) the "
+                "card's own FTL remaps writes"
+            )
+        self.store = Store.format(flash, **config)
+        st = self.store.stat()
+        self.segment_size = int(st["segment_size"])
+        self.group = self.segment_size // flash.erase_size
+        self._peak = peak_live + REC_OVERHEAD * peak_chunks
+        self._config = config
+
+    def burn_in(self, free_key: int) -> None:
+        """Write and trim filler chunks until every erase unit has been programmed once.
+
+        Format leaves every segment erased, so on a fresh device the first pass opens segments
+        without erasing them; from the second pass on every open costs an erase (in the idle
+        step or inline). Burning the first pass in makes the replayed inferences show the
+        steady-state mix of erases, programs and idle work from the start. The filler adds no
+        erases (it only uses erased segments) and is outside every measurement window."""
+        f = self.flash
+        size = max(1, min(self.store.max_chunk, 1 << 20))
+        filler = bytes(size)
+        good = np.ones(f.num_blocks, dtype=bool)
+        good[f.factory_bad_blocks] = False
+        for _ in range(4 * (f.size // size + 8)):
+            if f.consumed[good].all():
+                break
+            self.store.put(free_key, filler)
+            self.store.trim(free_key)
+
+    def log_units(self) -> float | None:
+        """Segments opened so far minus the unused tails of the open ones (hot and cold log
+        heads), in erase units. In steady state every segment opened costs one erase, so this
+        advances at the erase rate, without rounding to whole units."""
+        st = self.store
+        opened = getattr(st, "next_seq", None)
+        if opened is None:
+            return None
+        seg = self.segment_size
+        pos = (opened - 1) * seg
+        heads = [(st.open_seg, st.wp), getattr(st, "parked", (None, 0))]
+        for s, wp in heads:
+            if s is not None:
+                pos -= (s + 1) * seg - wp
+        return pos / self.flash.erase_size
+
+    def put(self, key: int, data: bytes | memoryview) -> None:
+        self.store.put(key, data)
+
+    def get(self, key: int, length: int) -> bytes:
+        return self.store.get(key)[:length]
+
+    def trim(self, key: int) -> None:
+        self.store.trim(key)
+
+    def invalidate(self, first: int, last: int) -> None:
+        self.store.trim_range(first, last)
+
+    def sync(self) -> None:
+        self.store.sync()
+
+    def idle(self) -> int:
+        return int(self.store.idle(1))
+
+    def spare_groups(self) -> int:
+        """Segments that may wear out before the working set no longer fits: the good ones
+        minus those the working set needs and the store keeps back (reserve, replay window
+        and the open segment, SPEC.md §10-11)."""
+        st = self.store.stat()
+        data_cap = self.segment_size - 40
+        need = -(-self._peak // data_cap) + st["reserve"] + st["ckpt_interval"] + 2
+        good = st["segments"] - st["bad_blocks"]
+        return max(0, good - need)
+
+    def config(self) -> dict[str, Any]:
+        st = self.store.stat()
+        keys = ("segment_size", "segments", "ckpt_interval", "reserve", "wl_threshold")
+        return {k: st[k] for k in keys}

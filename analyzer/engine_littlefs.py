@@ -1,0 +1,199 @@
+"""littlefs (through littlefs-python) as a replay engine: each chunk is a file named by its key.
+
+Geometry follows the flash: block = smallest erase unit, prog_size = read_size = the page (the
+littlefs-python default of block_size would hide every partial-page cost), one page of cache,
+and a lookahead bitmap covering the whole device. `block_cycles` defaults to 100 (the value the
+littlefs docs suggest); -1 (the littlefs default) disables metadata eviction; 0 would abort the
+process inside littlefs, so it is refused.
+
+littlefs-python swallows exceptions raised in the block-device callbacks, so the callbacks
+record them and return an error code, and every call into littlefs re-raises what was recorded.
+A worn-out block is reported to littlefs as LFS_ERR_CORRUPT, which makes it relocate the data:
+littlefs's own bad-block handling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from littlefs import LittleFSError, lfs
+
+from analyzer.device import ReplayFlash
+from analyzer.engine_base import Engine
+from flashswap.errors import DeviceError, FlashWearError, InputError, NoSpaceError
+
+LFS_ERR_IO = -5
+LFS_ERR_NOSPC = -28
+LFS_ERR_CORRUPT = -84
+METADATA_BLOCKS = 4  # superblock pair and root directory pair
+
+
+CACHE_ENTRIES = 1 << 16  # page copies kept by the read cache before it starts over
+
+
+class _Context(lfs.UserContext):
+    """Block device callbacks onto the ReplayFlash; records errors for the caller.
+
+    littlefs re-reads the same metadata pages over and over (every lookup in a directory of
+    hundreds of files scans its log). Each read is still booked on the flash, but the bytes
+    come from a cache of earlier reads, keyed by (block, offset, size) and invalidated by a
+    per-block version that every program and erase of the block bumps.
+    """
+
+    def __init__(self, flash: ReplayFlash) -> None:  # noqa: D107 - no buffer: the flash is it
+        self.flash = flash
+        self.bs = flash.erase_size
+        self.managed = flash.kind == "managed"
+        self.error: BaseException | None = None
+        self.version = [0] * flash.num_blocks
+        self.cache: dict[tuple[int, int, int], tuple[int, bytes]] = {}
+
+    def read(self, cfg: Any, block: int, off: int, size: int) -> bytes:
+        key = (block, off, size)
+        hit = self.cache.get(key)
+        addr = block * self.bs + off
+        if hit is not None and hit[0] == self.version[block]:
+            self.flash.note_read(addr, size)
+            return hit[1]
+        try:
+            data = self.flash.read_deferred(addr, size)
+        except Exception as e:  # noqa: BLE001 - swallowed by littlefs-python otherwise
+            self.error = self.error or e
+            return bytes(size)
+        if len(self.cache) >= CACHE_ENTRIES:
+            self.cache.clear()
+        self.cache[key] = (self.version[block], data)
+        return data
+
+    def prog(self, cfg: Any, block: int, off: int, data: bytes) -> int:
+        self.version[block] += 1
+        try:
+            self.flash.program(block * self.bs + off, data)
+        except FlashWearError:
+            return LFS_ERR_CORRUPT
+        except Exception as e:  # noqa: BLE001
+            self.error = self.error or e
+            return LFS_ERR_IO
+        return 0
+
+    def erase(self, cfg: Any, block: int) -> int:
+        if self.managed:
+            return 0  # SD/eMMC: sectors are overwritten, the card's FTL erases
+        self.version[block] += 1
+        try:
+            self.flash.erase(block * self.bs)
+        except FlashWearError:
+            return LFS_ERR_CORRUPT
+        except Exception as e:  # noqa: BLE001
+            self.error = self.error or e
+            return LFS_ERR_IO
+        return 0
+
+    def sync(self, cfg: Any) -> int:
+        return 0
+
+
+class LittlefsEngine(Engine):
+    name = "littlefs"
+    model = "circulating"
+
+    def __init__(
+        self, flash: ReplayFlash, block_cycles: int = 100, cache_size: int | None = None
+    ) -> None:
+        super().__init__(flash)
+        if block_cycles == 0 or block_cycles < -1:
+            raise InputError(
+                f"littlefs block_cycles must be -1 (no metadata eviction) or positive, "
+                f"not {block_cycles}"
+            )
+        bs = flash.erase_size
+        page = flash.page_size
+        self.block_cycles = block_cycles
+        self.blocks = flash.num_blocks
+        self.cache_size = page if cache_size is None else cache_size
+        self.ctx = _Context(flash)
+        self.cfg = lfs.LFSConfig(
+            context=self.ctx,
+            block_size=bs,
+            block_count=self.blocks,
+            read_size=page,
+            prog_size=page,
+            cache_size=self.cache_size,
+            lookahead_size=max(8, -(-self.blocks // 64) * 8),
+            block_cycles=block_cycles,
+        )
+        self.fs = lfs.LFSFilesystem()
+        self._call(lfs.format, self.fs, self.cfg)
+        self._call(lfs.mount, self.fs, self.cfg)
+        self.live: dict[int, int] = {}  # key -> blocks its file occupies
+        self.live_blocks = 0
+        self.peak_blocks = 0
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            out = fn(*args)
+        except LittleFSError as e:
+            self.flash.flush_reads()
+            self._raise_recorded()
+            if e.code == LFS_ERR_NOSPC:
+                raise NoSpaceError(f"littlefs: no space left ({self.blocks} blocks)") from None
+            raise DeviceError(f"littlefs: {e}") from None
+        self.flash.flush_reads()
+        self._raise_recorded()
+        return out
+
+    def _raise_recorded(self) -> None:
+        err, self.ctx.error = self.ctx.error, None
+        if err is not None:
+            raise err
+
+    def put(self, key: int, data: bytes | memoryview) -> None:
+        if not isinstance(data, bytes | bytearray):
+            data = bytes(data)  # littlefs-python takes bytes only
+        fh = self._call(lfs.file_open, self.fs, f"{key:x}", "w")
+        self._call(lfs.file_write, self.fs, fh, data)
+        self._call(lfs.file_close, self.fs, fh)
+        blocks = -(-len(data) // self.flash.erase_size)
+        self.live_blocks += blocks - self.live.get(key, 0)
+        self.live[key] = blocks
+        self.peak_blocks = max(self.peak_blocks, self.live_blocks)
+
+    def get(self, key: int, length: int) -> bytes:
+        fh = self._call(lfs.file_open, self.fs, f"{key:x}", "r")
+        out = self._call(lfs.file_read, self.fs, fh, length)
+        self._call(lfs.file_close, self.fs, fh)
+        return bytes(out)
+
+    def trim(self, key: int) -> None:
+        if key in self.live:
+            self._call(lfs.remove, self.fs, f"{key:x}")
+            self.live_blocks -= self.live.pop(key)
+
+    def invalidate(self, first: int, last: int) -> None:
+        # littlefs has no bulk delete: one remove (one metadata commit) per file.
+        for k in sorted(k for k in self.live if first <= k <= last):
+            self.trim(k)
+
+    @property
+    def hot_spots_move(self) -> bool:  # type: ignore[override]
+        """Metadata pairs move every block_cycles erases; with -1 they never do."""
+        return self.block_cycles > 0
+
+    def static_units(self) -> int:
+        """Blocks of files alive between inferences (littlefs does no static leveling) and
+        the superblock pair, which stays at blocks 0-1 once the root directory moves out."""
+        return self.live_blocks + 2
+
+    def spare_groups(self) -> int:
+        """littlefs relocates around a bad block, so it lasts until the blocks left cannot
+        hold the peak of live files plus its metadata pairs."""
+        return max(0, self.blocks - self.peak_blocks - METADATA_BLOCKS)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "block_size": self.flash.erase_size,
+            "block_count": self.blocks,
+            "prog_size": self.flash.page_size,
+            "cache_size": self.cache_size,
+            "block_cycles": self.block_cycles,
+        }
