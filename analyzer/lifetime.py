@@ -179,6 +179,25 @@ def analyze(
     return Result(data=data, curves=curves, steady=steady, engine=engine)
 
 
+def run_job(
+    wl: Workload, part: str, store: str, opt: Options, queue: Any = None, key: Any = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """analyze() for worker processes: returns only picklable parts (data, curves) and
+    reports progress as (key, done, total) tuples on `queue` if given."""
+    cb = None
+    if queue is not None:
+        last = [0.0]
+
+        def cb(done: int, total: int | None) -> None:
+            now = time.perf_counter()
+            if total is not None or now - last[0] > 0.2:  # IPC per inference is too costly
+                last[0] = now
+                queue.put((key, done, total))
+
+    res = analyze(wl, part, store, opt, progress=cb)
+    return res.data, res.curves
+
+
 def _mean(stats: list[InferenceStats], window: tuple[int, int], attr: str) -> float:
     a, b = window
     sel = stats[a:b] or stats[-1:]
@@ -328,9 +347,9 @@ def _raw(
     ideal = pj.ideal_life(endurance, cap, payload)
     r_total = float(rates.sum())
     erased_bytes = r_total * flash.erase_size
-    mean_rate = float(rates.mean()) if rates.size else 0.0
     curves.update(
-        rates=rates, counts=counts, now=now, life=life, endurance=endurance, rate_per_s=rate
+        rates=rates, counts=counts, now=now, life=life, endurance=endurance, rate_per_s=rate,
+        spread=spread,
     )
     return {
         "years": pj.years(life, rate),

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from analyzer.device import ReplayFlash
+from analyzer.projection import extreme_z
 from analyzer.replay import InferenceStats
 
 
@@ -243,18 +244,17 @@ class CirculatingEstimator(Estimator):
     measured rates for persistent hot units (see module doc).
 
     Moving hot spots (littlefs metadata pairs relocated every block_cycles erases) make a
-    unit's count a sum of increments that vary from pass to pass. The window is cut into
-    segments of L inferences, L the shortest length (a multiple of the trace cycle, at least
-    half a pass) whose consecutive increments are nearly uncorrelated; the variance of the
-    per-segment increments over units, per inference, becomes `spread` for projection, which
-    then models a unit's count as normal with that variance growing linearly in time."""
+    unit's count a random sum: the dispersion of counts over units grows in proportion to
+    time. Its growth rate (`spread`, variance per inference, see _spread) lets projection model
+    a unit's count as normal with mean c_b + r_b t and variance spread * t. The window lasts at
+    least `segments` half-passes and until the spread is negligible or stable."""
 
     method = "circulating"
 
     def __init__(
         self, flash: ReplayFlash, cycle: int = 1, warmup: int = 1, segments: int = 3,
         min_erases: int = 0, hot_spots_move: bool = True,
-        static_units: int | Callable[[], int] = 0, max_correlation: float = 0.2,
+        static_units: int | Callable[[], int] = 0, tolerance: float = 0.005,
     ) -> None:
         super().__init__(flash, cycle)
         self.warmup = warmup
@@ -262,9 +262,10 @@ class CirculatingEstimator(Estimator):
         self.min_erases = min_erases
         self.hot_spots_move = hot_spots_move
         self.static_units = static_units
-        self.max_correlation = max_correlation
+        self.tolerance = tolerance
         self.snaps: list[np.ndarray] = []
         self._next_check = 0
+        self._last_var: float | None = None
 
     def _restart(self) -> None:
         super()._restart()
@@ -292,28 +293,45 @@ class CirculatingEstimator(Estimator):
             return False
         if not self.hot_spots_move:
             return True
-        # Hot spots that outlive a segment correlate consecutive increments and hide part of
-        # the spread: keep going until segments long enough to be independent fit 3 times.
+        # The spread is a slope; stop once it is negligible or stable between two checks.
         if self.window < self._next_check:
             return False
         self._next_check = int(self.window * 1.25) + 1
-        return self._spread()[2] <= self.max_correlation
-    def _spread(self) -> tuple[float, int, float]:
-        """(variance per inference, segment length, adjacent correlation) of increments."""
-        snaps = np.asarray(self.snaps, dtype=np.float64)
-        base = self._segment()
-        best: tuple[float, int, float] | None = None
-        for length in range(base, self.window // self.segments + 1, base):
-            inc = np.diff(snaps[:: length], axis=0)
-            if len(inc) < self.segments:
-                break
-            var = float(inc.var()) / length
-            a, b = inc[:-1].ravel(), inc[1:].ravel()
-            corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
-            best = (var, length, corr)
-            if corr <= self.max_correlation:
-                break
-        return best if best is not None else (0.0, base, 0.0)
+        var = self._spread()
+        prev, self._last_var = self._last_var, var
+        if self._negligible(4 * var):
+            return True
+        return prev is not None and abs(var - prev) <= 0.25 * max(var, prev)
+
+    def _negligible(self, var: float) -> bool:
+        """True if a spread of `var` per inference would move the projected wear-out by less
+        than `tolerance` (so measuring it better cannot matter)."""
+        r = float((self.flash.erase_counts - self._e0).sum()) / max(1, self.window)
+        if r <= 0:
+            return False
+        life = self.flash.endurance * self.flash.num_blocks / r  # inferences, uniform wear
+        excess = extreme_z(self.flash.num_blocks) * np.sqrt(var * life)
+        return excess <= self.tolerance * self.flash.endurance
+
+    def _dispersion(self, length: int) -> float:
+        """Variance over units of their erases in `length` inferences, averaged over the
+        window's non-overlapping stretches of that length."""
+        snaps = self.snaps
+        vs = [
+            float(np.var(snaps[i + length] - snaps[i]))
+            for i in range(0, len(snaps) - length, length)
+        ]
+        return float(np.mean(vs)) if vs else 0.0
+
+    def _spread(self) -> float:
+        """Growth rate of the dispersion: (D(W/2) - D(W/4)) / (W/4), W the window. Pass-phase
+        noise (a unit erased 0 or 2 times in a stretch) does not grow with the length and
+        cancels; hot spots landing at random add variance in proportion to time."""
+        w = self.window
+        a, b = max(1, w // 4), max(2, w // 2)
+        if b <= a:
+            return 0.0
+        return max(0.0, (self._dispersion(b) - self._dispersion(a)) / (b - a))
 
     def result(self) -> Steady:
         n = max(1, self.window)
@@ -334,9 +352,8 @@ class CirculatingEstimator(Estimator):
                 rates[:] = rest / max(1, circ - int(hot.sum()))
                 rates[hot] = hot_rate
             notes["hot_units"] = int(hot.sum())
-        elif len(self.snaps) > 2:
-            var, length, corr = self._spread()
-            notes |= {"spread": var, "segment": length, "segment_correlation": round(corr, 3)}
+        elif len(self.snaps) > 4:
+            notes["spread"] = self._spread()
         return self._steady(rates, r, **notes)
 
 
@@ -377,7 +394,7 @@ class HostEstimator(Estimator):
 
     method = "host"
 
-    def __init__(self, flash: ReplayFlash, cycle: int = 1, warmup: int = 2, min_window: int = 8):
+    def __init__(self, flash: ReplayFlash, cycle: int = 1, warmup: int = 1, min_window: int = 2):
         super().__init__(flash, cycle)
         self.warmup = warmup
         self.min_window = min_window

@@ -9,7 +9,7 @@ store must hold.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,22 @@ class Workload:
     @property
     def distinct_keys(self) -> int:
         return len(self.key_sizes)
+
+    def with_compute_rate(self, macs_per_s: float) -> Workload:
+        """A copy where COMPUTE records without a duration take MACs / macs_per_s (for traces
+        planned without a MAC rate, so slowdowns can be computed)."""
+        if macs_per_s <= 0:
+            raise TraceFormatError(f"MAC rate must be positive, not {macs_per_s}")
+
+        def timed(ops: list[OpTuple]) -> list[OpTuple]:
+            return [
+                (o, k, n, v, round(v / macs_per_s * 1e6), f) if o == COMPUTE and not t else
+                (o, k, n, v, t, f)
+                for o, k, n, v, t, f in ops
+            ]
+
+        infs = [_inference(timed(i.ops)) for i in self.inferences]
+        return replace(self, prologue=timed(self.prologue), inferences=infs)
 
     # ---- construction --------------------------------------------------------------
     @classmethod

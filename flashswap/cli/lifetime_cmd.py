@@ -1,9 +1,275 @@
-"""Subcommand module (being written; see the issue that owns it)."""
+"""`flashswap lifetime TRACE`: years until the flash wears out, per part and storage layer.
+
+The work is in analyzer/ (replay, steady state, projection); this module parses options,
+drives one analysis per part x store with a progress bar on terminals, and prints the tables
+and verdicts, the JSON object, or the plot.
+"""
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import queue as queue_mod
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from analyzer.engine_base import STORES
+from analyzer.lifetime import DEFAULT_BUDGET_S, Options, run_job
+from analyzer.rates import format_rate, parse_rate
+from analyzer.report import clean, part_table, verdict
+from analyzer.workload import Workload
+from flashswap.cli.output import print_json
+from flashswap.errors import InputError
+from flashswap.parts import get_part
+from flashswap.sizes import parse_size
+
+# A NOR, an SLC NAND, an MLC NAND and a managed device from the catalogue.
+DEFAULT_PARTS = ("W25Q128JV", "W25N01GV", "FNNL41A-8Gb", "S-46u-2GB")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds this module's subcommands to the parser (none yet)."""
+    p = sub.add_parser(
+        "lifetime",
+        help="replay a trace on flash parts and storage layers; project years to wear-out",
+        description=(
+            "Replays TRACE's inferences through each storage layer on each simulated part until "
+            "the wear pattern is steady, then projects the years until the flash wears out at "
+            "the given inference rate, and the time and energy swapping costs per inference."
+        ),
+    )
+    p.add_argument("trace", metavar="TRACE", help="flashswap trace file")
+    p.add_argument(
+        "--part",
+        action="append",
+        metavar="NAME",
+        help=f"catalogue part (repeatable, or comma-separated; default {', '.join(DEFAULT_PARTS)})",
+    )
+    p.add_argument(
+        "--capacity",
+        metavar="SIZE",
+        help="replay on a partition of this size (default: the whole part; 64 MiB of a "
+        "managed device)",
+    )
+    p.add_argument(
+        "--rate", default="1/min", metavar="RATE", help="inference rate: 1/s, 10/min, 24/day..."
+    )
+    p.add_argument(
+        "--store",
+        default=",".join(STORES),
+        metavar="LIST",
+        help=f"comma-separated storage layers (default {','.join(STORES)})",
+    )
+    p.add_argument(
+        "--block-cycles",
+        type=int,
+        default=100,
+        metavar="N",
+        help="littlefs block_cycles (default 100; -1 = littlefs default, no metadata eviction)",
+    )
+    p.add_argument(
+        "--macs-per-s",
+        metavar="RATE",
+        help="compute speed for traces without COMPUTE times (e.g. 100M): enables slowdown",
+    )
+    p.add_argument(
+        "--passes",
+        type=int,
+        metavar="N",
+        help="brute force: replay N whole passes over the device instead of the steady-state "
+        "shortcut (slow on large parts)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET_S,
+        metavar="SECONDS",
+        help=f"replay time limit per part and store (default {DEFAULT_BUDGET_S:g})",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="analyses run in parallel processes (default: one per CPU; 1 = in this process)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", metavar="FILE.png", help="write wear plots to a PNG file")
+    p.set_defaults(func=run)
+
+
+def _stores(text: str) -> list[str]:
+    names = [s.strip().lower() for s in text.split(",") if s.strip()]
+    bad = [s for s in names if s not in STORES]
+    if bad or not names:
+        raise InputError(
+            f"unknown store {bad[0] if bad else text!r} (choose from {', '.join(STORES)})"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _parts(values: list[str] | None) -> list[str]:
+    names = [n.strip() for v in (values or DEFAULT_PARTS) for n in v.split(",") if n.strip()]
+    return list(dict.fromkeys(get_part(n).name for n in names))  # unknown -> closest names
+
+
+def _options(args: argparse.Namespace) -> Options:
+    if args.block_cycles == 0 or args.block_cycles < -1:
+        raise InputError(
+            f"--block-cycles must be -1 or positive, not {args.block_cycles} "
+            "(littlefs aborts on 0)"
+        )
+    if args.passes is not None and args.passes < 1:
+        raise InputError(f"--passes must be at least 1, not {args.passes}")
+    if not args.budget > 0:
+        raise InputError(f"--budget must be a positive number of seconds, not {args.budget}")
+    return Options(
+        rate_per_s=parse_rate(args.rate),
+        capacity=parse_size(args.capacity, "capacity") if args.capacity else None,
+        block_cycles=args.block_cycles,
+        passes=args.passes,
+        budget_s=args.budget,
+    )
+
+
+Job = tuple[str, str]  # (part, store)
+_COST = {"littlefs": 0, "flashswap": 1, "naive": 2}  # rough replay cost rank
+Outcome = tuple[dict[str, Any], dict[str, Any]] | InputError
+
+
+def _run_jobs(
+    wl: Workload, jobs: list[Job], opt: Options, workers: int, console: Console, show: bool
+) -> dict[Job, Outcome]:
+    """Every analysis, in worker processes when workers > 1, with a rich progress bar (one
+    line per part x store, counting replayed inferences) when `show`."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("inferences"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not show,
+    )
+    out: dict[Job, Outcome] = {}
+    with bar:
+        tasks = {job: bar.add_task(f"{job[0]} × {job[1]}", total=None) for job in jobs}
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                task = tasks[job]
+
+                def update(done: int, total: int | None, task: Any = task) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                out[job] = _outcome(lambda job=job, update=update: run_job(
+                    wl, job[0], job[1], opt, _Direct(update) if show else None, job))
+            return out
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            q = manager.Queue() if show else None
+            # Longest first (littlefs, then the largest parts) so the workers finish together.
+            order = sorted(jobs, key=lambda j: (_COST.get(j[1], 9), -get_part(j[0]).capacity))
+            futures: dict[Future, Job] = {
+                pool.submit(run_job, wl, job[0], job[1], opt, q, job): job for job in order
+            }
+            pending = set(futures)
+            while pending:
+                done = {f for f in pending if f.done()}
+                for f in done:
+                    out[futures[f]] = _outcome(f.result)
+                    pending.discard(f)
+                if q is None:
+                    if pending:
+                        next(iter(pending)).exception()  # wait for one to finish
+                    continue
+                try:
+                    job, n, total = q.get(timeout=0.1)
+                    bar.update(tasks[job], completed=n, total=total)
+                except queue_mod.Empty:
+                    pass
+    return out
+
+
+class _Direct:
+    """The queue interface run_job expects, calling the progress bar directly."""
+
+    def __init__(self, update: Any) -> None:
+        self.update = update
+
+    def put(self, item: tuple[Job, int, int | None]) -> None:
+        self.update(item[1], item[2])
+
+
+def _outcome(call: Any) -> Outcome:
+    try:
+        return call()
+    except InputError as e:
+        return e
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    opt = _options(args)
+    stores = _stores(args.store)
+    parts = _parts(args.part)
+    wl = Workload.load(args.trace)
+    if args.macs_per_s:
+        wl = wl.with_compute_rate(parse_size(args.macs_per_s, "MAC rate"))
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, not {args.jobs}")
+    show = console.is_terminal and not args.json
+    jobs = [(part, store) for part in parts for store in stores]
+    outcomes = _run_jobs(wl, jobs, opt, args.jobs, console, show)
+    results: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    curves: list[tuple[str, str, dict[str, Any]]] = []
+    headers: dict[str, dict[str, Any]] = {}
+    for part, store in jobs:
+        got = outcomes[(part, store)]
+        if isinstance(got, InputError):
+            errors.append({"part": part, "store": store, "error": str(got)})
+            continue
+        data, curve = got
+        results.append(data)
+        headers.setdefault(part, data)
+        if curve:
+            curves.append((part, store, curve))
+    if not results:
+        raise InputError(errors[0]["error"] if errors else "nothing to analyze")
+    if args.plot:
+        from analyzer.plot import write_plot
+
+        write_plot(args.plot, curves, f"{wl.name} at {format_rate(opt.rate_per_s)}")
+    if args.json:
+        print_json(
+            console,
+            clean(
+                {
+                    "trace": wl.name,
+                    "model": wl.metadata.get("model"),
+                    "rate_per_s": opt.rate_per_s,
+                    "payload_bytes_per_inference": wl.bytes_written_per_inference,
+                    "results": results,
+                    "errors": errors,
+                }
+            ),
+        )
+        return 0
+    console.print(
+        f"{wl.name}: {wl.metadata.get('model') or 'trace'}, "
+        f"{wl.bytes_written_per_inference / 1024:,.0f} KiB swapped out per inference, "
+        f"at {format_rate(opt.rate_per_s)}"
+    )
+    for part in parts:
+        rows = [r for r in results if r["part"] == part]
+        errs = [e for e in errors if e["part"] == part]
+        if rows:
+            console.print(part_table(headers[part], rows, errs))
+    for part in parts:
+        rows = [r for r in results if r["part"] == part]
+        errs = [e for e in errors if e["part"] == part]
+        console.print(verdict(part, rows, errs, opt.rate_per_s), soft_wrap=True)
+    return 0
