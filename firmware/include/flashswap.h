@@ -1,0 +1,172 @@
+/*
+ * flashswap: a log-structured store that swaps neural-network activation chunks to raw flash
+ * (SPI NOR, SPI NAND) on a microcontroller. The on-flash format and every algorithm are fixed
+ * by firmware/SPEC.md; the Python model in flashswap/store/ writes the same bytes.
+ *
+ * C99, no malloc, no recursion, no global state: everything lives in a caller-allocated
+ * fsw_t and the buffers named in struct fsw_config. The store is not thread-safe: guard one
+ * fsw_t with one lock if several tasks use it.
+ */
+#ifndef FLASHSWAP_H
+#define FLASHSWAP_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FSW_VERSION 1
+
+/* Error codes: negative, errno-like (the values follow littlefs where one exists). */
+enum fsw_error {
+    FSW_OK = 0,
+    FSW_ERR_IO = -5,       /* device error, or too many block failures in one operation */
+    FSW_ERR_CORRUPT = -84, /* no store on the flash, or the chunk is damaged or lost */
+    FSW_ERR_NOSPC = -28,   /* no space left, or the index is full */
+    FSW_ERR_NOENT = -2,    /* no chunk under this key */
+    FSW_ERR_TOOBIG = -27,  /* chunk larger than max_chunk, or than the caller's buffer */
+    FSW_ERR_INVAL = -22,   /* bad argument or configuration, or store not mounted */
+    FSW_ERR_WORN = -71     /* returned BY A PORT from prog/erase: this block failed, retire it */
+};
+
+/* One index entry (RAM): the chunk's key, the flash address of its first record, its size. */
+struct fsw_index_entry {
+    uint32_t key;
+    uint32_t addr;
+    uint32_t size;
+};
+
+/* One segment's RAM state (12 bytes). Opaque to the caller, who only provides the array. */
+struct fsw_seg {
+    uint32_t erase_count;
+    uint32_t seq;       /* 0: not in the log */
+    unsigned live : 29; /* bytes of live records in this segment */
+    unsigned state : 2; /* FREE_ERASED, FREE, IN_LOG, BAD */
+    unsigned cold : 1;  /* belongs to the cold log */
+};
+
+struct fsw_config {
+    void *context; /* for the callbacks */
+
+    /* Device callbacks: return 0, FSW_ERR_WORN (this block failed: the store retires it) or
+     * another negative code (aborts the operation). prog never crosses a segment. */
+    int (*read)(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t size);
+    int (*prog)(const struct fsw_config *c, uint32_t addr, const void *buf, uint32_t size);
+    int (*erase)(const struct fsw_config *c, uint32_t addr, uint32_t size);
+    int (*sync)(const struct fsw_config *c); /* optional: flush the device's write cache */
+    /* Optional, NAND: spare bytes of the page at addr (factory-bad marker in byte 0). */
+    int (*read_spare)(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t size);
+    int (*prog_spare)(const struct fsw_config *c, uint32_t addr, const void *buf,
+                      uint32_t size);
+
+    /* Geometry (powers of two; SPEC.md §2). */
+    uint32_t flash_size;
+    uint32_t segment_size; /* erase unit used by the store: 512 B .. 16 MiB */
+    uint32_t prog_size;    /* program unit: NOR page (256) or NAND page (2048) */
+    uint8_t page_once;     /* NAND: each page programmed once and in order */
+
+    /* Format options; zero means the default (as the Python model chooses them). Mount reads
+     * them from flash instead. */
+    uint8_t ckpt_interval; /* default max(1, min(16, segment_count / 16)) */
+    uint8_t reserve;       /* default 2 */
+    uint16_t wl_threshold; /* default 12 */
+    uint16_t max_keys;     /* capacity of `index`; default FSW_DEFAULT_MAX_KEYS */
+
+    /* Caller buffers. */
+    void *prog_buffer;             /* prog_size bytes */
+    struct fsw_index_entry *index; /* max_keys entries */
+    struct fsw_seg *segs;          /* flash_size / segment_size entries */
+    /* Optional, prog_size bytes: keeps the unprogrammed tail of the program buffer readable
+     * while the chunks of a block that failed a program are moved (otherwise they are lost). */
+    void *rescue_buffer;
+
+    /* Optional: called after each successful API call with one 24-byte trace record
+     * (traces/README.md): op u8, flags u8, reserved u16, key u32, length u32, time_us u32,
+     * value u64, little-endian. time_us is 0 (the library has no clock). */
+    void (*trace)(void *ctx, const uint8_t rec[24]);
+    void *trace_ctx;
+};
+
+/* The largest index a segment can checkpoint (SPEC.md §7), capped at 1024 as the format
+ * default. */
+#define FSW_DEFAULT_MAX_KEYS(segment_size)                                                   \
+    ((((segment_size) / 2 - 72) / 12) > 1024 ? 1024u : (unsigned)(((segment_size) / 2 - 72) / 12))
+
+/* Store context: allocate it anywhere, pass it to every call. Fields are private. */
+typedef struct fsw {
+    const struct fsw_config *cfg;
+    uint32_t nseg;
+    uint32_t max_chunk;
+    uint32_t open;       /* active head's open segment, or 0xFFFFFFFF */
+    uint32_t wp;         /* active head's write position (flash address) */
+    uint32_t programmed; /* bytes of the unit at wp already on flash */
+    uint32_t park;       /* the other head's open segment, or 0xFFFFFFFF */
+    uint32_t park_wp;
+    uint32_t next_seq;
+    uint32_t replay_seq;
+    uint32_t replay_cold;
+    uint32_t segs_since_ckpt;
+    uint32_t retired;
+    uint32_t rescue_unit; /* rescue_buffer mirrors [rescue_unit, rescue_end) */
+    uint32_t rescue_end;
+    uint64_t next_rseq;
+    uint16_t nkeys; /* index entries, lost chunks included */
+    uint16_t max_keys;
+    uint16_t wl_threshold;
+    uint8_t seg_shift;
+    uint8_t prog_shift;
+    uint8_t page_once;
+    uint8_t ckpt_interval;
+    uint8_t reserve;
+    uint8_t mounted;
+    uint8_t cold; /* the active head is the cold one */
+} fsw_t;
+
+struct fsw_stat {
+    uint32_t free_bytes;  /* open segment's room + data capacity of the free segments */
+    uint32_t live_bytes;  /* payload bytes of the live chunks */
+    uint32_t live_chunks; /* index entries (lost chunks included) */
+    uint32_t segments;
+    uint32_t free_segments; /* erased, free and reclaimable */
+    uint32_t bad_segments;  /* factory-bad and retired */
+    uint32_t retired;       /* segments retired since format or mount */
+    uint32_t erase_min;     /* erase counts over the good segments */
+    uint32_t erase_max;
+    uint32_t max_chunk;
+};
+
+/* Erase the flash and create an empty store; the store is mounted afterwards. */
+int fsw_format(fsw_t *fs, const struct fsw_config *cfg);
+/* Attach to the store on flash (writes nothing). FSW_ERR_CORRUPT if there is none. */
+int fsw_mount(fsw_t *fs, const struct fsw_config *cfg);
+/* Sync and detach. */
+int fsw_unmount(fsw_t *fs);
+
+/* Store 1..max_chunk bytes under key (0..0xFFFFFFFE), replacing what the key held. */
+int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size);
+/* Read the chunk into buf; *size_out (optional) gets its size, also when buf is too small
+ * (FSW_ERR_TOOBIG). FSW_ERR_NOENT if absent, FSW_ERR_CORRUPT if damaged or lost. */
+int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out);
+/* Size of the chunk under key (> 0), or a negative error. Reads no flash. */
+int32_t fsw_size(fsw_t *fs, uint32_t key);
+/* Drop the chunk under key: 1 if dropped, 0 if there was none (nothing written). */
+int fsw_trim(fsw_t *fs, uint32_t key);
+/* Drop every chunk with first <= key <= last in one record: the number dropped (0: nothing
+ * written). */
+int32_t fsw_trim_range(fsw_t *fs, uint32_t first, uint32_t last);
+/* Make everything written so far durable. */
+int fsw_sync(fsw_t *fs);
+int fsw_stat(fsw_t *fs, struct fsw_stat *st);
+/* Bounded background work: one static wear-leveling move, then pre-erase segments, at most
+ * max_erases steps in all. Returns the steps done. */
+int fsw_idle(fsw_t *fs, unsigned max_erases);
+
+/* CRC-32 as zlib computes it: fsw_crc32(0, "123456789", 9) == 0xCBF43926. */
+uint32_t fsw_crc32(uint32_t crc, const void *buf, uint32_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLASHSWAP_H */

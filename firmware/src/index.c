@@ -1,0 +1,66 @@
+/* The index (§5): entries sorted by key in the caller's array, binary search, and the live-byte
+ * accounting that follows every change of an entry. A lost chunk (§12) stays in the index with
+ * address LOST and size 0 so that it reads as corrupt, not absent, and checkpoints keep it. */
+#include "fsw_priv.h"
+
+uint32_t fsw_idx_find(const fsw_t *fs, uint32_t key, int *found)
+{
+    const struct fsw_index_entry *x = fs->cfg->index;
+    uint32_t lo = 0, hi = fs->nkeys;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (x[mid].key < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < fs->nkeys && x[lo].key == key;
+    return lo;
+}
+
+/* Adds (sign > 0) or removes the bytes of e's fragments from their segments' live counts.
+ * Not while mounting: mount counts once the index is complete. */
+void fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign)
+{
+    struct fsw_frag f;
+    if (!fs->mounted || e->addr == LOST)
+        return;
+    fsw_frag_first(fs, e, &f);
+    do {
+        struct fsw_seg *g = fs->cfg->segs + (f.addr >> fs->seg_shift);
+        g->live = sign > 0 ? g->live + REC_SIZE + f.len : g->live - REC_SIZE - f.len;
+    } while (fsw_frag_next(fs, e, &f) > 0);
+}
+
+int fsw_idx_set(fsw_t *fs, uint32_t key, uint32_t addr, uint32_t size)
+{
+    int found;
+    uint32_t i = fsw_idx_find(fs, key, &found);
+    struct fsw_index_entry *e = fs->cfg->index + i;
+    if (found) {
+        fsw_live(fs, e, -1);
+    } else {
+        if (fs->nkeys >= fs->max_keys)
+            return FSW_ERR_NOSPC;
+        memmove(e + 1, e, (fs->nkeys - i) * sizeof *e);
+        fs->nkeys++;
+    }
+    e->key = key;
+    e->addr = addr;
+    e->size = size;
+    fsw_live(fs, e, 1);
+    return 0;
+}
+
+/* Removes every entry with first <= key <= last; returns how many. */
+uint32_t fsw_idx_drop(fsw_t *fs, uint32_t first, uint32_t last)
+{
+    struct fsw_index_entry *x = fs->cfg->index;
+    int found;
+    uint32_t a = fsw_idx_find(fs, first, &found), b = a;
+    while (b < fs->nkeys && x[b].key <= last)
+        fsw_live(fs, x + b++, -1);
+    memmove(x + a, x + b, (fs->nkeys - b) * sizeof *x);
+    fs->nkeys = (uint16_t)(fs->nkeys - (b - a));
+    return b - a;
+}
