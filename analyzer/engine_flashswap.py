@@ -45,8 +45,9 @@ class FlashswapEngine(Engine):
         Format leaves every segment erased, so on a fresh device the first pass opens segments
         without erasing them; from the second pass on every open costs an erase (in the idle
         step or inline). Burning the first pass in makes the replayed inferences show the
-        steady-state mix of erases, programs and idle work from the start. The filler adds no
-        erases (it only uses erased segments) and is outside every measurement window."""
+        steady-state mix of erases, programs and idle work from the start. The filler uses the
+        erased segments (on a tiny device the log may reuse a few before the last fresh one
+        is reached) and is outside every measurement window."""
         f = self.flash
         size = max(1, min(self.store.max_chunk, 1 << 20))
         filler = bytes(size)

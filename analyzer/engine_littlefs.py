@@ -40,8 +40,9 @@ class _Context(lfs.UserContext):
     per-block version that every program and erase of the block bumps.
     """
 
-    def __init__(self, flash: ReplayFlash) -> None:  # noqa: D107 - no buffer: the flash is it
+    def __init__(self, flash: ReplayFlash, fast_reads: bool = True) -> None:
         self.flash = flash
+        self.fast = fast_reads
         self.bs = flash.erase_size
         self.managed = flash.kind == "managed"
         self.error: BaseException | None = None
@@ -49,6 +50,12 @@ class _Context(lfs.UserContext):
         self.cache: dict[tuple[int, int, int], tuple[int, bytes]] = {}
 
     def read(self, cfg: Any, block: int, off: int, size: int) -> bytes:
+        if not self.fast:
+            try:
+                return self.flash.read(block * self.bs + off, size)
+            except Exception as e:  # noqa: BLE001 - swallowed by littlefs-python otherwise
+                self.error = self.error or e
+                return bytes(size)
         key = (block, off, size)
         hit = self.cache.get(key)
         addr = block * self.bs + off
@@ -98,7 +105,11 @@ class LittlefsEngine(Engine):
     model = "circulating"
 
     def __init__(
-        self, flash: ReplayFlash, block_cycles: int = 100, cache_size: int | None = None
+        self,
+        flash: ReplayFlash,
+        block_cycles: int = 100,
+        cache_size: int | None = None,
+        fast_reads: bool = True,
     ) -> None:
         super().__init__(flash)
         if block_cycles == 0 or block_cycles < -1:
@@ -111,7 +122,7 @@ class LittlefsEngine(Engine):
         self.block_cycles = block_cycles
         self.blocks = flash.num_blocks
         self.cache_size = page if cache_size is None else cache_size
-        self.ctx = _Context(flash)
+        self.ctx = _Context(flash, fast_reads)
         self.cfg = lfs.LFSConfig(
             context=self.ctx,
             block_size=bs,

@@ -1,0 +1,86 @@
+"""Ground truth for the projections: replay a small device until it actually wears out.
+
+`to_failure` replays with the simulator's wear-out on (wear="error") and reports the inference
+during which the first block refused an operation, and the inference during which the store
+itself gave up (it could not place the working set any more, or hit a device error it could
+not work around). `check` runs the projection on the same geometry and compares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analyzer.device import ReplayFlash
+from analyzer.lifetime import Options, _free_key, analyze, make_engine
+from analyzer.rates import SECONDS_PER_YEAR
+from analyzer.replay import Replayer
+from analyzer.workload import Workload
+from flashswap.errors import FlashswapError
+from flashswap.parts import get_part
+
+
+@dataclass(frozen=True)
+class Failure:
+    first_failure: int | None  # inference during which a block first wore out
+    store_death: int | None  # inference during which the store stopped working
+    reason: str
+    inferences: int
+
+
+def to_failure(
+    wl: Workload,
+    part: str,
+    store: str,
+    capacity: int,
+    endurance: int,
+    opt: Options | None = None,
+    until: str = "first",
+    max_inferences: int = 1_000_000,
+    weibull: tuple[float, float] | None = None,
+    seed: int = 0,
+) -> Failure:
+    """Replay until the first worn block (until="first") or the store's death ("death")."""
+    opt = opt or Options()
+    f = ReplayFlash(
+        get_part(part), capacity, wear="error", endurance=endurance, weibull=weibull, seed=seed
+    )
+    engine = make_engine(store, f, wl, opt)
+    engine.burn_in(_free_key(wl))
+    rep = Replayer(engine, wl)
+    reason = "limit"
+    death = None
+    n = 0
+    while n < max_inferences:
+        try:
+            rep.step()
+        except FlashswapError as e:  # the engine could not carry on
+            death, reason = n, str(e)
+            break
+        n += 1
+        if until == "first" and f.first_failure is not None:
+            reason = f.first_failure
+            break
+    return Failure(f.first_failure_at, death, reason, n)
+
+
+@dataclass(frozen=True)
+class Check:
+    projected: float  # inferences
+    actual: int
+    error: float  # projected / actual - 1
+
+
+def check(
+    wl: Workload, part: str, store: str, capacity: int, endurance: int, opt: Options | None = None
+) -> Check:
+    """Projected inferences to the first worn block vs a replay to that failure."""
+    opt = opt or Options()
+    proj = analyze(
+        wl, part, store,
+        Options(**{**opt.__dict__, "capacity": capacity, "endurance": endurance,
+                   "rate_per_s": 1.0}),
+    )
+    projected = proj.data["years"] * SECONDS_PER_YEAR
+    got = to_failure(wl, part, store, capacity, endurance, opt)
+    actual = got.first_failure if got.first_failure is not None else got.inferences
+    return Check(projected, actual, projected / actual - 1)
