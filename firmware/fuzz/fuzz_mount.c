@@ -1,0 +1,71 @@
+/* libFuzzer target: mount an arbitrary flash image and read every key, then write a little.
+ * The first input byte picks the geometry (NOR with 512 B or 4 KiB segments, NAND with 16 KiB
+ * blocks); the rest is the image (then, on NAND, the spare bytes), padded with 0xFF (erased).
+ * Mount must fail cleanly or succeed, and whatever it accepted must be readable and writable
+ * without a crash. (A flash rule break is not a crash here: an image can claim a segment is
+ * erased - its header reads 0xFF - while its body is not; the RAM flash then refuses the
+ * program and the store returns the error.) */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flashswap.h"
+#include "ramflash.h"
+
+static const struct {
+    uint32_t size, block, page, spare;
+    int nand;
+} geos[3] = {
+    {8 * 1024, 512, 64, 0, 0},
+    {64 * 1024, 4096, 256, 0, 0},
+    {96 * 1024, 16 * 1024, 512, 16, 1},
+};
+
+static uint32_t arena[(200 * 1024) / 4];
+static uint8_t prog_buf[512], rescue_buf[512], data[20000];
+static struct fsw_index_entry index_buf[1024];
+static struct fsw_seg segs_buf[32];
+
+int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
+{
+    struct ramflash rf;
+    struct fsw_config cfg;
+    fsw_t fs;
+    uint32_t i, got, g;
+    if (n < 1)
+        return 0;
+    g = in[0] % 3;
+    in++;
+    n--;
+    if (ramflash_init(&rf, arena, geos[g].size, geos[g].block, geos[g].page, geos[g].spare,
+                      geos[g].nand))
+        abort();
+    memcpy(rf.mem, in, n < rf.size ? n : rf.size);
+    if (geos[g].nand && n > rf.size) /* spare bytes of the pages, after the main area */
+        memcpy(rf.spare, in + rf.size,
+               n - rf.size < (rf.size / rf.page_size) * rf.spare_size
+                   ? n - rf.size
+                   : (rf.size / rf.page_size) * rf.spare_size);
+    memset(&cfg, 0, sizeof cfg);
+    ramflash_config(&rf, &cfg);
+    cfg.segment_size = geos[g].block;
+    cfg.prog_buffer = prog_buf;
+    cfg.rescue_buffer = rescue_buf;
+    cfg.index = index_buf;
+    cfg.segs = segs_buf;
+    cfg.max_keys = (uint16_t)FSW_DEFAULT_MAX_KEYS(cfg.segment_size);
+    if (fsw_mount(&fs, &cfg))
+        return 0;
+    for (i = 0; i < fs.nkeys; i++)
+        (void)fsw_get(&fs, index_buf[i].key, data, sizeof data, &got);
+    memset(data, 0x5A, sizeof data);
+    for (i = 0; i < 4; i++)
+        (void)fsw_put(&fs, i, data, 1 + i * 700);
+    (void)fsw_trim(&fs, 1);
+    (void)fsw_sync(&fs);
+    (void)fsw_idle(&fs, 2);
+    if (!fsw_mount(&fs, &cfg))
+        for (i = 0; i < fs.nkeys; i++)
+            (void)fsw_get(&fs, index_buf[i].key, data, sizeof data, &got);
+    return 0;
+}
