@@ -23,7 +23,6 @@ import numpy as np
 from flashswap.errors import FlashWearError
 from flashswap.flash import FlashSim
 
-
 _INVERT = bytes(255 - i for i in range(256))
 
 

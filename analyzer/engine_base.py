@@ -41,14 +41,14 @@ class Engine(ABC):
     @abstractmethod
     def invalidate(self, first: int, last: int) -> None: ...
 
-    def sync(self) -> None:
+    def sync(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Make written data durable; engines that write through need nothing."""
 
     def idle(self) -> int:
         """One step of background work between inferences; 0 when there is none."""
         return 0
 
-    def burn_in(self, free_key: int) -> None:
+    def burn_in(self, free_key: int) -> None:  # noqa: B027 - optional hook
         """Bring the engine past its first pass over a fresh device, if that pass differs
         from the steady state (see FlashswapEngine); `free_key` is unused by the trace."""
 

@@ -26,6 +26,7 @@ from analyzer.steady import (
     LeveledEstimator,
     PassesEstimator,
     PeriodicEstimator,
+    QuietEstimator,
     Steady,
 )
 from analyzer.workload import Workload
@@ -37,7 +38,7 @@ from flashswap.errors import (
 from flashswap.parts import Part, get_part
 
 MANAGED_PARTITION = 64 << 20  # replayed partition of a managed device (see README)
-DEFAULT_BUDGET_S = 30.0
+DEFAULT_BUDGET_S = 20.0
 MAX_INFERENCES = 1_000_000
 NO_KEY = 0xFFFFFFFF
 
@@ -95,6 +96,8 @@ def make_estimator(engine: Engine, wl: Workload, opt: Options) -> Estimator:
     cycle = len(wl.inferences)
     bad = np.zeros(f.num_blocks, dtype=bool)
     bad[f.factory_bad_blocks] = True
+    if wl.bytes_written_per_inference == 0:
+        return QuietEstimator(f, cycle)
     if f.kind == "managed":
         return HostEstimator(f, cycle)
     if opt.passes:
@@ -278,7 +281,9 @@ def _figures(
     return out, curves
 
 
-def _max_over_mean(counts: np.ndarray, rates: np.ndarray, ahead: float, spread: float) -> float | None:
+def _max_over_mean(
+    counts: np.ndarray, rates: np.ndarray, ahead: float, spread: float
+) -> float | None:
     """Max / mean wear of the device when it wears out (the projected counts at end of life),
     with the expected maximum of the random spread for moving hot spots."""
     if not np.isfinite(ahead) or not rates.any():
@@ -304,7 +309,7 @@ def _managed(part: Part, programmed: float, payload: float, rate: float, cap: in
         "years_weibull_p1": None,
         "years_weibull_median": None,
         "ideal_years": ideal,
-        "efficiency": years / ideal if ideal not in (0, float("inf")) else None,
+        "efficiency": years / ideal if 0 < ideal < float("inf") else None,
         "erase_amplification": None,
         "wear_max_over_mean": None,
         "managed": {
@@ -356,7 +361,7 @@ def _raw(
         "years_weibull_p1": pj.years(wb.p1, rate),
         "years_weibull_median": pj.years(wb.median, rate),
         "ideal_years": pj.years(ideal, rate),
-        "efficiency": life / ideal if ideal > 0 else None,
+        "efficiency": life / ideal if 0 < ideal < float("inf") else None,
         "erase_amplification": erased_bytes / payload if payload else None,
         "wear_max_over_mean": _max_over_mean(counts, rates, life - now, spread),
         "weibull": {

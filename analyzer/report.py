@@ -93,6 +93,8 @@ def verdict(part: str, results: list[dict[str, Any]], errors: list[dict], rate: 
     if not results:
         why = errors[0]["error"] if errors else "no result"
         return f"{part}: no store could run ({why})"
+    if all(r["years"] == math.inf for r in results):
+        return f"{part}: the trace swaps nothing out, so no store wears the flash"
     best = max(results, key=lambda r: r["years"] if r["years"] is not None else -1.0)
     y = best["years"]
     line = f"{part}: {best['store']} lasts {_fmt_years(y)} at {format_rate(rate)}"

@@ -388,6 +388,18 @@ class PassesEstimator(Estimator):
         return self._steady(rates, float(rates.sum()), passes=self.passes)
 
 
+class QuietEstimator(Estimator):
+    """Traces that swap nothing out: no wear at all; one inference measures the reads."""
+
+    method = "no writes"
+
+    def _update(self, stats: InferenceStats) -> bool:
+        return True
+
+    def result(self) -> Steady:
+        return self._steady(np.zeros(self.flash.num_blocks), 0.0)
+
+
 class HostEstimator(Estimator):
     """Managed devices: only the host's bytes written per inference matter (the card's FTL
     spreads them); measured over whole trace cycles after a warm-up."""

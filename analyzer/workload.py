@@ -129,8 +129,6 @@ class Workload:
             bounds = begins + [len(rows)]
             slices = list(zip(bounds[:-1], bounds[1:], strict=True))
         infs = [_inference(rows[a:b]) for a, b in slices]
-        if not any(i.writes for i in infs):
-            raise TraceFormatError(f"{name}: the trace writes nothing (no WRITE records)")
         write = op == WRITE
         keys = np.asarray(records["key"])[write]
         lengths = np.asarray(records["length"])[write]

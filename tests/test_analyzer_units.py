@@ -98,14 +98,20 @@ def test_workload_prologue_and_pinned(tmp_path) -> None:
     assert wl.peak_live_bytes == 2 * 4096 + 4096
 
 
-def test_workload_rejects_traces_without_writes(tmp_path) -> None:
+def test_traces_without_writes_never_wear(tmp_path) -> None:
+    from analyzer.lifetime import Options, analyze
+
     p = tmp_path / "r.bin"
     with TraceWriter(p) as w:
         w.begin(0)
-        w.compute(10)
+        w.weight_read(4096)
+        w.compute(10, time_us=5)
         w.end()
-    with pytest.raises(TraceFormatError, match="r.bin: the trace writes nothing"):
-        Workload.load(p)
+    wl = Workload.load(p)
+    assert wl.bytes_written_per_inference == 0
+    d = analyze(wl, "W25Q128JV", "flashswap", Options(capacity=1 << 20)).data
+    assert d["years"] == math.inf and d["efficiency"] is None
+    assert d["io_seconds_per_inference"] > 0  # the weight read still costs time
 
 
 def test_workload_rejects_unknown_ops() -> None:

@@ -1,0 +1,161 @@
+"""`flashswap lifetime`: tables, verdicts, JSON, plot and one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from analyzer.synth import write_chain_trace
+from flashswap.cli import main
+from flashswap.cli.output import make_console
+
+REQUIRED = {
+    "part", "kind", "store", "years", "years_weibull_p1", "years_weibull_median",
+    "ideal_years", "efficiency", "waf", "erase_amplification", "wear_max_over_mean",
+    "io_seconds_per_inference", "io_energy_mj_per_inference", "slowdown", "max_rate_per_s",
+}
+SMALL = ["--part", "W25Q128JV", "--part", "W25N01GV,S-46u-2GB", "--capacity", "2MiB"]
+
+
+def cli(*argv: str) -> tuple[int, str]:
+    buf = io.StringIO()
+    rc = main(list(argv), console=make_console(file=buf, width=200))
+    return rc, buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory) -> Path:
+    return write_chain_trace(
+        tmp_path_factory.mktemp("cli") / "chain.bin", (16384, 8192, 4096, 1000), chunk=4096
+    )
+
+
+@pytest.fixture(scope="module")
+def json_run(trace) -> dict:
+    rc, out = cli("lifetime", str(trace), *SMALL, "--rate", "10/min", "--json", "--jobs", "1")
+    assert rc == 0
+    return json.loads(out)
+
+
+def test_json_shape(json_run) -> None:
+    d = json_run
+    assert d["trace"] == "chain.bin" and d["rate_per_s"] == pytest.approx(10 / 60)
+    got = {(r["part"], r["store"]) for r in d["results"]}
+    assert got == {
+        (p, s) for p in ("W25Q128JV", "W25N01GV") for s in ("flashswap", "littlefs", "naive")
+    } | {("S-46u-2GB", "littlefs"), ("S-46u-2GB", "naive")}
+    for r in d["results"]:
+        assert REQUIRED <= set(r), REQUIRED - set(r)
+        assert r["rate_per_s"] == d["rate_per_s"]
+    assert d["errors"] == [
+        {
+            "part": "S-46u-2GB",
+            "store": "flashswap",
+            "error": "the flashswap store runs on raw flash; on a managed device (SD/eMMC) "
+            "the card's own FTL remaps writes",
+        }
+    ]
+
+
+def test_json_figures_are_consistent(json_run) -> None:
+    by = {(r["part"], r["store"]): r for r in json_run["results"]}
+    fs = by[("W25Q128JV", "flashswap")]
+    assert fs["efficiency"] == pytest.approx(fs["years"] / fs["ideal_years"])
+    assert fs["efficiency"] >= 0.95
+    assert fs["wear_max_over_mean"] == pytest.approx(1.0, abs=0.01)
+    assert fs["slowdown"] > 1 and fs["max_rate_per_s"] > 0
+    # the naive layout erases each 4 KiB slot once per inference: 1 erase of 32 KiB total...
+    nv = by[("W25Q128JV", "naive")]
+    assert nv["erase_amplification"] == pytest.approx(8 * 4096 / 29672)
+    assert nv["years"] < fs["years"] / 10
+    sd = by[("S-46u-2GB", "naive")]
+    assert sd["years_weibull_p1"] is None and sd["managed"]["internal_waf_assumed"] == 2.0
+
+
+def test_table_and_verdicts(trace) -> None:
+    rc, out = cli("lifetime", str(trace), "--part", "W25Q128JV", "--capacity", "1MiB",
+                  "--store", "flashswap,naive", "--rate", "1/s", "--jobs", "1")
+    assert rc == 0
+    lines = out.splitlines()
+    assert lines[0] == "chain.bin: synthetic-chain, 29 KiB swapped out per inference, at 1/s"
+    assert lines[1].startswith("W25Q128JV (nor, 1 MiB replayed, endurance 100,000 cycles)")
+    header = next(ln for ln in lines if "store" in ln and "years" in ln)
+    for col in ("Weibull p1", "ideal years", "efficiency", "erase ampl.", "wear max/mean",
+                "I/O ms/inf", "I/O mJ/inf", "slowdown", "max rate"):
+        assert col in header
+    assert any(ln.startswith("│ flashswap") for ln in lines)
+    assert any(ln.startswith("│ naive") for ln in lines)
+    verdict = lines[-1]
+    assert verdict.startswith("W25Q128JV: flashswap lasts ")
+    assert "x naive" in verdict and "ms and" in verdict and "mJ of flash work" in verdict
+
+
+def test_parallel_jobs_give_the_same_numbers(trace, json_run) -> None:
+    rc, out = cli("lifetime", str(trace), *SMALL, "--rate", "10/min", "--json", "--jobs", "2")
+    assert rc == 0
+    par = json.loads(out)
+    strip = [{k: v for k, v in r.items() if k != "replay"} for r in par["results"]]
+    seq = [{k: v for k, v in r.items() if k != "replay"} for r in json_run["results"]]
+    assert strip == seq
+
+
+def test_plot(trace, tmp_path) -> None:
+    png = tmp_path / "wear.png"
+    rc, _ = cli("lifetime", str(trace), "--part", "W25Q128JV", "--capacity", "1MiB",
+                "--plot", str(png), "--json", "--jobs", "1")
+    assert rc == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--part", "W25Q128"], "flashswap: error: unknown part 'W25Q128' (closest: "),
+        (["--rate", "often"], "flashswap: error: bad rate 'often': expected COUNT/UNIT"),
+        (["--store", "fat32"], "flashswap: error: unknown store 'fat32' (choose from "),
+        (["--capacity", "12 parsecs"], "flashswap: error: invalid capacity '12 parsecs'"),
+        (["--block-cycles", "0"], "flashswap: error: --block-cycles must be -1 or positive"),
+        (["--part", "W25Q128JV", "--capacity", "16KiB"],
+         "flashswap: error: chain.bin: the working set (29672 bytes live at once) exceeds the "
+         "16384-byte capacity of W25Q128JV"),
+        (["--part", "W25Q128JV", "--capacity", "64MiB"],
+         "flashswap: error: --capacity 67108864 exceeds W25Q128JV's 16777216 bytes"),
+    ],
+)
+def test_errors_are_one_line(trace, capsys, argv, message) -> None:
+    rc, out = cli("lifetime", str(trace), *argv, "--jobs", "1")
+    err = capsys.readouterr().err
+    assert rc == 2 and out == ""
+    assert err.startswith(message), err
+    assert err.count("\n") == 1
+
+
+def test_corrupt_and_missing_traces(tmp_path, trace, capsys) -> None:
+    bad = tmp_path / "bad.bin"
+    data = bytearray(trace.read_bytes())
+    data[40] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    rc, _ = cli("lifetime", str(bad))
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"flashswap: error: {bad}: CRC mismatch")
+    rc, _ = cli("lifetime", str(tmp_path / "none.bin"))
+    assert rc == 2 and "no such trace file" in capsys.readouterr().err
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "traces" / "mobilenet_v2_256k.bin"
+
+
+@pytest.mark.slow
+def test_sample_trace_time_targets() -> None:
+    """Default parts at whole-part capacity: <= 10 s with the flashswap store alone and
+    <= 60 s with all three stores (2-core machine)."""
+    t = time.perf_counter()
+    rc, _ = cli("lifetime", str(SAMPLE), "--store", "flashswap")
+    assert rc == 0 and time.perf_counter() - t <= 10
+    t = time.perf_counter()
+    rc, _ = cli("lifetime", str(SAMPLE))
+    assert rc == 0 and time.perf_counter() - t <= 60
