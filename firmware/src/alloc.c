@@ -2,6 +2,64 @@
  * collection and static wear leveling (§10), recovery from a failed program, the idle step. */
 #include "fsw_priv.h"
 
+/* In the log, outside the replay window of its log, and open in neither head: the only
+ * segments garbage collection, wear leveling and reclaiming may touch (§5, §7). */
+static int outside(const fsw_t *fs, uint32_t s)
+{
+    const struct fsw_seg *g = SEGS(fs) + s;
+    return g->state == ST_LOG && g->seq < (g->cold ? fs->replay_cold : fs->replay_seq) &&
+           s != fs->open && s != fs->park;
+}
+
+/* One pass over the segments for every choice the store makes: returns the winner of `mode`
+ * (NONE if no segment qualifies; the lowest index among equals) and how many qualify. */
+uint32_t fsw_pick(const fsw_t *fs, int mode, uint32_t *count)
+{
+    const struct fsw_seg *g = SEGS(fs);
+    uint32_t s, best = NONE, n = 0;
+    uint64_t k, bk = 0;
+    for (s = 0; s < fs->nseg; s++, g++) {
+        int in = outside(fs, s), avail = g->state <= ST_FREE || (in && !g->live), ok;
+        uint32_t eff = g->erase_count + (g->state != ST_ERASED);
+        k = g->erase_count;
+        switch (mode) {
+        case PICK_HOT:
+        case PICK_COLD:
+            ok = avail;
+            k = mode == PICK_HOT ? eff : ~eff;
+            break;
+        case PICK_DIRTY:
+            ok = avail && g->state != ST_ERASED;
+            break;
+        case PICK_VICTIM:
+            ok = in && g->live && g->live < DATA_CAP(fs) - 64;
+            k = (uint64_t)g->live << 32 | g->seq;
+            break;
+        case PICK_WL:
+            ok = in && g->live;
+            break;
+        case PICK_HI:
+            k = ~k;
+            /* fall through */
+        case PICK_LO:
+            ok = g->state != ST_BAD;
+            break;
+        case PICK_ERASED:
+            ok = g->state == ST_ERASED;
+            break;
+        default: /* PICK_WINDOW */
+            ok = g->state == ST_LOG && !in && s != fs->open && s != fs->park;
+        }
+        if (ok && (!n++ || k < bk)) {
+            bk = k;
+            best = s;
+        }
+    }
+    if (count)
+        *count = n;
+    return best;
+}
+
 /* The segment a spilled fragment of segment s continues in: the next one opened by the same
  * head, i.e. the smallest seq above s's among segments of s's log (retired ones included). */
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s)
@@ -15,51 +73,22 @@ uint32_t fsw_chain(const fsw_t *fs, uint32_t s)
     return best;
 }
 
-/* In the log, outside the replay window of its log, and open in neither head: the only
- * segments garbage collection, wear leveling and reclaiming may touch (§5, §7). */
-static int outside(const fsw_t *fs, uint32_t s)
+/* §12: BAD in RAM; on flash a best-effort mark (a worn block may refuse it). */
+static void retire(fsw_t *fs, uint32_t s)
 {
-    const struct fsw_seg *g = SEGS(fs) + s;
-    return g->state == ST_LOG && g->seq < (g->cold ? fs->replay_cold : fs->replay_seq) &&
-           s != fs->open && s != fs->park;
+    const struct fsw_config *c = fs->cfg;
+    uint8_t z[HDR_SIZE];
+    memset(z, 0, sizeof z);
+    c->segs[s].state = ST_BAD;
+    fs->retired++;
+    if (fs->page_once && c->prog_spare)
+        (void)c->prog_spare(c, SEG_BASE(fs, s), z, 1);
+    else
+        (void)c->prog(c, SEG_BASE(fs, s), z, HDR_SIZE);
 }
 
-static int reclaimable(const fsw_t *fs, uint32_t s)
-{
-    return outside(fs, s) && !SEGS(fs)[s].live;
-}
-
-uint32_t fsw_free_count(const fsw_t *fs)
-{
-    uint32_t s, n = 0;
-    for (s = 0; s < fs->nseg; s++)
-        n += SEGS(fs)[s].state <= ST_FREE || reclaimable(fs, s);
-    return n;
-}
-
-/* §8 step 1 over FREE_ERASED, FREE and reclaimable segments by effective count (+1 unless
- * erased): the hot head takes the least, the cold head the most; ties to the lowest index.
- * PICK_DIRTY: the least-worn segment that still needs an erase (the idle step). */
-static uint32_t choose(const fsw_t *fs, int mode)
-{
-    const struct fsw_seg *g = SEGS(fs);
-    uint32_t s, best = NONE, eff, beff = 0;
-    for (s = 0; s < fs->nseg; s++) {
-        if (g[s].state > ST_FREE && !reclaimable(fs, s))
-            continue;
-        if (mode == PICK_DIRTY && g[s].state == ST_ERASED)
-            continue;
-        eff = g[s].erase_count + (g[s].state != ST_ERASED);
-        if (best == NONE || (fs->cold && mode == PICK_HEAD ? eff > beff : eff < beff)) {
-            best = s;
-            beff = eff;
-        }
-    }
-    return best;
-}
-
-/* Erases segment s and verifies it reads erased. 1 (and s retired) when the device reports a
- * failure or the block kept programmed bits. */
+/* Erases segment s and verifies it reads erased (§8). 1 (and s retired) when the device
+ * reports a failure or the block kept programmed bits. */
 int fsw_erase(fsw_t *fs, uint32_t s)
 {
     const struct fsw_config *c = fs->cfg;
@@ -77,35 +106,20 @@ int fsw_erase(fsw_t *fs, uint32_t s)
     }
     if (err && err != FSW_ERR_WORN)
         return err < 0 ? err : FSW_ERR_IO;
-    fsw_retire(fs, s);
+    retire(fs, s);
     return 1;
-}
-
-/* §12: BAD in RAM; on flash a best-effort mark (a worn block may refuse it). */
-void fsw_retire(fsw_t *fs, uint32_t s)
-{
-    const struct fsw_config *c = fs->cfg;
-    uint8_t z[HDR_SIZE];
-    memset(z, 0, sizeof z);
-    c->segs[s].state = ST_BAD;
-    fs->retired++;
-    if (fs->page_once && c->prog_spare)
-        (void)c->prog_spare(c, SEG_BASE(fs, s), z, 1);
-    else
-        (void)c->prog(c, SEG_BASE(fs, s), z, HDR_SIZE);
 }
 
 /* §8: opens a segment for the active head and puts its header in the buffer. A hot segment is
  * a checkpoint segment when one is due (or forced) and fits after a continuation of cont
  * bytes (NONE: one that fills the segment). Returns 1 for a checkpoint segment. */
-static int open_seg(fsw_t *fs, uint32_t cont, int force)
+int fsw_open(fsw_t *fs, uint32_t cont, int force)
 {
     struct fsw_seg *g;
-    uint8_t h[HDR_SIZE];
-    uint32_t s, seq;
+    uint32_t h[10], s;
     int err, ck;
     do {
-        s = choose(fs, PICK_HEAD);
+        s = fsw_pick(fs, fs->cold ? PICK_COLD : PICK_HOT, NULL);
         if (s == NONE)
             return FSW_ERR_NOSPC;
         err = SEGS(fs)[s].state == ST_ERASED ? 0 : fsw_erase(fs, s);
@@ -113,30 +127,25 @@ static int open_seg(fsw_t *fs, uint32_t cont, int force)
             return err;
     } while (err);
     g = SEGS(fs) + s;
-    seq = fs->next_seq++;
     g->state = ST_LOG;
-    g->seq = seq;
+    g->seq = fs->next_seq++;
     g->live = 0;
     g->cold = fs->cold;
     ck = !fs->cold && (force || fs->segs_since_ckpt >= fs->ckpt_interval) && cont != NONE &&
          HDR_SIZE + cont + REC_SIZE + ENTRY_SIZE * (fs->nkeys + 1u) <= SEG_SIZE(fs);
     fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
-    memcpy(h, "FSWP\1", 5);
-    h[5] = fs->seg_shift;
-    h[6] = fs->prog_shift;
-    h[7] = (uint8_t)(fs->page_once | (fs->cold ? HF_COLD : 0));
-    fsw_put32(h + 8, g->erase_count);
-    fsw_put32(h + 12, seq);
-    fsw_put32(h + 16, ck ? seq : fs->replay_seq);
-    fsw_put32(h + 20, fs->nseg);
-    h[24] = (uint8_t)fs->max_keys;
-    h[25] = (uint8_t)(fs->max_keys >> 8);
-    h[26] = fs->ckpt_interval;
-    h[27] = fs->reserve;
-    h[28] = (uint8_t)fs->wl_threshold;
-    h[29] = (uint8_t)(fs->wl_threshold >> 8);
-    memset(h + 30, 0xFF, 6);
-    fsw_put32(h + 36, fsw_crc32(0, h, 36));
+    h[0] = 0x50575346u; /* "FSWP" */
+    h[1] = 1u | fs->seg_shift << 8 | (uint32_t)fs->prog_shift << 16 |
+           (uint32_t)(fs->page_once | (fs->cold ? HF_COLD : 0)) << 24;
+    h[2] = g->erase_count;
+    h[3] = g->seq;
+    h[4] = ck ? g->seq : fs->replay_seq;
+    h[5] = fs->nseg;
+    h[6] = fs->max_keys | (uint32_t)fs->ckpt_interval << 16 | (uint32_t)fs->reserve << 24;
+    h[7] = fs->wl_threshold | 0xFFFF0000u;
+    h[8] = NONE;
+    fsw_le(h, 9, 1);
+    fsw_put32((uint8_t *)(h + 9), fsw_crc32(0, h, 36));
     fs->open = s;
     fs->wp = SEG_BASE(fs, s);
     fs->programmed = 0;
@@ -150,86 +159,86 @@ int fsw_next(fsw_t *fs, uint32_t cont, int mode)
 {
     int err = mode & OPEN_SPILL ? 0 : fsw_close(fs);
     if (!err)
-        err = open_seg(fs, cont, mode & OPEN_FORCE);
+        err = fsw_open(fs, cont, mode & OPEN_FORCE);
     return err <= 0 || (mode & OPEN_SPILL) ? err : fsw_ckpt_write(fs);
 }
 
-/* Moves every chunk with a fragment in segment s to the active head, in ascending order of
- * first-fragment address (§10). A chunk that fails verification is lost (§12). */
-static int relocate(fsw_t *fs, uint32_t s)
+/* The index entry with a fragment in segment s and the lowest first-fragment address. */
+uint32_t fsw_in_segment(const fsw_t *fs, uint32_t s)
 {
     const struct fsw_index_entry *x = fs->cfg->index;
-    for (;;) {
-        struct fsw_index_entry e;
-        struct fsw_frag f;
-        uint64_t seq;
-        uint32_t i, best = NONE;
-        int err, k;
-        for (i = 0; i < fs->nkeys; i++) {
-            if (x[i].addr == LOST || (best != NONE && x[i].addr >= x[best].addr))
-                continue;
-            fsw_frag_first(fs, x + i, &f);
-            do
-                k = SEG_OF(fs, f.addr) == s ? 2 : fsw_frag_next(fs, x + i, &f);
-            while (k == 1);
-            if (k == 2)
-                best = i;
-        }
-        if (best == NONE)
-            return 0;
-        e = x[best];
-        err = fsw_chunk_read(fs, &e, NULL, &seq);
+    struct fsw_frag f;
+    uint32_t i, best = NONE;
+    int k;
+    for (i = 0; i < fs->nkeys; i++) {
+        if (x[i].addr == LOST || (best != NONE && x[i].addr >= x[best].addr))
+            continue;
+        fsw_frag_first(fs, x + i, &f);
+        do
+            k = SEG_OF(fs, f.addr) == s ? 2 : fsw_frag_next(fs, x + i, &f);
+        while (k == 1);
+        if (k == 2)
+            best = i;
+    }
+    return best;
+}
+
+/* Moves every chunk with a fragment in segment s to the active head, in ascending order of
+ * first-fragment address (§10); a chunk that fails verification is lost (§12). */
+static int relocate(fsw_t *fs, uint32_t s)
+{
+    uint32_t i;
+    int err = 0;
+    while (!err && (i = fsw_in_segment(fs, s)) != NONE) {
+        struct fsw_index_entry e = fs->cfg->index[i];
+        err = fsw_chunk_read(fs, &e, NULL);
         if (err == FSW_ERR_CORRUPT)
             err = fsw_idx_set(fs, e.key, LOST, 0);
         else if (!err)
             err = fsw_chunk_write(fs, e.key, e.size, NULL, &e);
-        if (err)
-            return err;
     }
+    return err;
+}
+
+/* Moves segment s's chunks to the cold head. */
+static int move_cold(fsw_t *fs, uint32_t s)
+{
+    int err = fsw_use(fs, 1);
+    return err ? err : relocate(fs, s);
 }
 
 static uint32_t available(const fsw_t *fs, uint32_t reserve)
 {
-    uint32_t room = fsw_hot_room(fs), n = fsw_free_count(fs);
+    uint32_t room = fsw_hot_room(fs), n;
+    fsw_pick(fs, PICK_HOT, &n);
     return (room < MIN_ROOM ? 0 : room) + DATA_CAP(fs) * (n > reserve ? n - reserve : 0);
 }
 
-/* §10 step 3: relocate the emptiest segments outside the window (to the cold head), or shrink
- * the window with a forced checkpoint, until need bytes fit. Bounded as the Python model's. */
+/* §10 step 3: move the emptiest segments outside the window to the cold head, or shrink the
+ * window with a forced checkpoint, until need bytes fit. Bounded as the Python model's. */
 int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve)
 {
-    const struct fsw_seg *g = SEGS(fs);
-    uint32_t i, s, v, room = fsw_hot_room(fs);
-    int err;
+    uint32_t i, v, n, room = fsw_hot_room(fs);
+    int err = 0;
     if (room >= MIN_ROOM && room >= need)
         return 0;
-    for (i = 0; i < 4 * fs->nseg + 4; i++) {
+    for (i = 0; i < 4 * fs->nseg + 4 && !err; i++) {
         if (available(fs, reserve) >= need)
             return 0;
-        v = NONE;
-        for (s = 0; s < fs->nseg; s++)
-            if (outside(fs, s) && g[s].live && g[s].live < DATA_CAP(fs) - 64 &&
-                (v == NONE || g[s].live < g[v].live ||
-                 (g[s].live == g[v].live && g[s].seq < g[v].seq)))
-                v = s;
+        v = fsw_pick(fs, PICK_VICTIM, NULL);
         if (v != NONE) {
-            err = fsw_use(fs, 1);
-            if (!err)
-                err = relocate(fs, v);
-        } else {
-            for (s = 0; s < fs->nseg; s++)
-                if (g[s].state == ST_LOG && !outside(fs, s) && s != fs->open && s != fs->park)
-                    break;
-            if (s == fs->nseg || !fsw_free_count(fs))
-                break;
-            err = fsw_use(fs, 0);
-            if (!err)
-                err = fsw_next(fs, 0, OPEN_FORCE);
+            err = move_cold(fs, v);
+            continue;
         }
-        if (err < 0)
-            return err;
+        fsw_pick(fs, PICK_WINDOW, &v);
+        fsw_pick(fs, PICK_HOT, &n);
+        if (!v || !n)
+            break;
+        err = fsw_use(fs, 0);
+        if (!err)
+            err = fsw_next(fs, 0, OPEN_FORCE);
     }
-    return FSW_ERR_NOSPC;
+    return err ? err : FSW_ERR_NOSPC;
 }
 
 /* §10 step 2: one move of the least-worn segment outside the window holding data, when it lags
@@ -237,26 +246,17 @@ int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve)
 int fsw_static_wl(fsw_t *fs)
 {
     const struct fsw_seg *g = SEGS(fs);
-    uint32_t s, hi = 0, lo = NONE, cold = NONE, ref = NONE, eff;
+    uint32_t lo = fsw_pick(fs, PICK_LO, NULL), hi = fsw_pick(fs, PICK_HI, NULL);
+    uint32_t ref = fsw_pick(fs, PICK_HOT, NULL), c = fsw_pick(fs, PICK_WL, NULL), d;
     int err;
-    for (s = 0; s < fs->nseg; s++) {
-        if (g[s].state == ST_BAD)
-            continue;
-        hi = g[s].erase_count > hi ? g[s].erase_count : hi;
-        lo = g[s].erase_count < lo ? g[s].erase_count : lo;
-        eff = g[s].erase_count + (g[s].state != ST_ERASED);
-        if ((g[s].state <= ST_FREE || reclaimable(fs, s)) && eff < ref)
-            ref = eff;
-        if (outside(fs, s) && g[s].live && (cold == NONE || g[s].erase_count < g[cold].erase_count))
-            cold = s;
-    }
-    if (hi - lo <= fs->wl_threshold || ref == NONE || cold == NONE ||
-        ref - g[cold].erase_count <= fs->wl_threshold || (int32_t)(ref - g[cold].erase_count) < 0 ||
-        available(fs, fs->reserve) < g[cold].live + 2 * REC_SIZE)
+    if (lo == NONE || g[hi].erase_count - g[lo].erase_count <= fs->wl_threshold ||
+        ref == NONE || c == NONE)
         return 0;
-    err = fsw_use(fs, 1);
-    if (!err)
-        err = relocate(fs, cold);
+    d = g[ref].erase_count + (g[ref].state != ST_ERASED) - g[c].erase_count;
+    if ((int32_t)d <= (int32_t)fs->wl_threshold ||
+        available(fs, fs->reserve) < g[c].live + 2 * REC_SIZE)
+        return 0;
+    err = move_cold(fs, c);
     return err ? err : 1;
 }
 
@@ -275,7 +275,7 @@ int fsw_recover(fsw_t *fs)
         fs->rescue_end = fs->wp;
     }
     fs->open = NONE;
-    fsw_retire(fs, s);
+    retire(fs, s);
     err = relocate(fs, s);
     if (!err) {
         c->segs[s].live = 0;
@@ -291,17 +291,12 @@ int fsw_idle_work(fsw_t *fs, unsigned max_erases)
 {
     uint32_t s, n;
     unsigned work = 0;
-    int err;
-    if (max_erases) {
-        err = fsw_static_wl(fs);
-        if (err < 0)
-            return err;
-        work = (unsigned)err;
-    }
-    while (work < max_erases) {
-        for (s = n = 0; s < fs->nseg; s++)
-            n += SEGS(fs)[s].state == ST_ERASED;
-        s = choose(fs, PICK_DIRTY);
+    int err = max_erases ? fsw_static_wl(fs) : 0;
+    if (err < 0)
+        return err;
+    for (work = (unsigned)err; work < max_erases; work++) {
+        fsw_pick(fs, PICK_ERASED, &n);
+        s = fsw_pick(fs, PICK_DIRTY, NULL);
         if (n >= fs->ckpt_interval || s == NONE)
             break;
         err = fsw_log_sync(fs);
@@ -309,7 +304,6 @@ int fsw_idle_work(fsw_t *fs, unsigned max_erases)
             err = fsw_erase(fs, s);
         if (err < 0)
             return err;
-        work++;
     }
     return (int)work;
 }

@@ -1,5 +1,5 @@
 /* Chunks: where their fragments lie (§4), reading and verifying them, appending them (from RAM
- * or, when garbage collection moves one, from flash), small records, checkpoints (§7). */
+ * or, when one is moved, from flash), records without payload, checkpoints (§7). */
 #include "fsw_priv.h"
 
 /* A fragment's place follows from the chunk's first address and size alone: the first fills
@@ -16,10 +16,11 @@ void fsw_frag_first(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw
 /* 1: f is now the next fragment; 0: f was the last; -1: its segment is missing. */
 int fsw_frag_next(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f)
 {
-    uint32_t s = fsw_chain(fs, SEG_OF(fs, f->addr)), cap = DATA_CAP(fs) - REC_SIZE;
+    uint32_t s, cap = DATA_CAP(fs) - REC_SIZE;
     f->off += f->len;
     if (f->off >= e->size)
         return 0;
+    s = fsw_chain(fs, SEG_OF(fs, f->addr));
     if (s == NONE)
         return -1;
     f->addr = SEG_BASE(fs, s) + HDR_SIZE;
@@ -28,33 +29,32 @@ int fsw_frag_next(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_f
 }
 
 /* Reads chunk e into dst, or only verifies it (dst NULL): every fragment must be an intact DATA
- * record of this key, size and offset, all with the first one's seq (returned in *seq). */
-int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst, uint64_t *seq)
+ * record of this key and size, at its offset, all with the first one's seq. */
+int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst)
 {
     struct fsw_frag f;
-    struct fsw_rec r;
-    uint8_t h[REC_SIZE];
-    uint32_t plen, crc;
-    int k, err;
+    uint32_t r[8], plen, crc, s0 = 0, s1 = 0;
+    int k;
     if (e->addr == LOST)
         return FSW_ERR_CORRUPT;
     fsw_frag_first(fs, e, &f);
     do {
         crc = 0;
-        err = fsw_read(fs, f.addr, h, REC_SIZE);
-        if (!err && dst) {
-            err = fsw_read(fs, f.addr + REC_SIZE, dst + f.off, f.len);
+        k = fsw_rec_load(fs, f.addr, r, &plen);
+        if (k == 1 && dst) {
+            k = fsw_read(fs, f.addr + REC_SIZE, dst + f.off, f.len);
             crc = fsw_crc32(0, dst + f.off, f.len);
-        } else if (!err) {
-            err = fsw_crc_flash(fs, f.addr + REC_SIZE, f.len, &crc);
+        } else if (k == 1) {
+            k = fsw_crc_flash(fs, f.addr + REC_SIZE, f.len, &crc);
         }
-        if (err)
-            return err;
-        if (!f.off)
-            *seq = fsw_get32(h + 16) | (uint64_t)fsw_get32(h + 20) << 32;
-        if (fsw_rec_decode(fs, h, f.addr, &r, &plen) || r.type != T_DATA || r.key != e->key ||
-            r.size != e->size || r.off != f.off || plen != f.len || crc != r.dcrc ||
-            r.seq != *seq)
+        if (k < 0)
+            return k;
+        if (!f.off) {
+            s0 = r[4];
+            s1 = r[5];
+        }
+        if (k || R_TYPE(r) != T_DATA || r[1] != e->key || r[2] != e->size || r[3] != f.off ||
+            plen != f.len || crc != r[6] || r[4] != s0 || r[5] != s1)
             return FSW_ERR_CORRUPT;
     } while ((k = fsw_frag_next(fs, e, &f)) > 0);
     return k ? FSW_ERR_CORRUPT : 0;
@@ -94,98 +94,90 @@ static int feed(fsw_t *fs, const uint8_t *ram, const struct fsw_index_entry *src
     return err;
 }
 
+static void rec_init(uint32_t *r, uint32_t type, uint32_t key, uint32_t size, uint64_t seq)
+{
+    r[0] = type;
+    r[1] = key;
+    r[2] = size;
+    r[3] = 0;
+    r[4] = (uint32_t)seq;
+    r[5] = (uint32_t)(seq >> 32);
+    r[6] = 0;
+}
+
 /* Appends a DATA chunk on the active head, fragmented as needed (§4), and points the index at
  * it. Its seq is taken after any segment opened for its first byte (whose checkpoint must
  * precede it); a checkpoint due where a spill opens follows the continuation (§7). */
 int fsw_chunk_write(fsw_t *fs, uint32_t key, uint32_t size, const uint8_t *ram,
                     const struct fsw_index_entry *src)
 {
-    struct fsw_rec r;
-    uint32_t first = fs->wp, room, n;
-    int ck = 0, err;
-    if (fsw_room(fs) < MIN_ROOM) {
-        err = fsw_next(fs, 0, 0);
-        if (err)
-            return err;
-        first = fs->wp;
-    }
-    r.type = T_DATA;
-    r.key = key;
-    r.size = size;
-    r.off = 0;
-    r.seq = fs->next_rseq++;
-    err = 0;
-    while (!err && r.off < size) {
+    uint32_t r[8], first, room, n, off = 0;
+    uint64_t seq;
+    int ck = 0, err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, 0) : 0;
+    first = fs->wp;
+    seq = fs->next_rseq;
+    if (err)
+        return err;
+    fs->next_rseq++;
+    while (!err && off < size) {
         room = fsw_room(fs);
         if (room < MIN_ROOM) {
-            n = REC_SIZE + size - r.off;
+            n = REC_SIZE + size - off;
             ck = err = fsw_next(fs, n <= DATA_CAP(fs) ? n : NONE, OPEN_SPILL);
             if (err < 0)
                 return err;
             room = fsw_room(fs);
         }
-        n = size - r.off < room - REC_SIZE ? size - r.off : room - REC_SIZE;
-        r.flags = (uint8_t)((r.off + n < size ? F_MORE : 0) | (r.off ? F_CONT : 0));
-        r.dcrc = 0;
-        err = feed(fs, ram, src, r.off, n, &r.dcrc);
+        n = size - off < room - REC_SIZE ? size - off : room - REC_SIZE;
+        rec_init(r, T_DATA | (uint32_t)((off + n < size ? F_MORE : 0) | (off ? F_CONT : 0)) << 8,
+                 key, size, seq);
+        r[3] = off;
+        err = feed(fs, ram, src, off, n, r + 6);
         if (!err)
-            err = fsw_rec_append(fs, &r);
+            err = fsw_rec_put(fs, r);
         if (!err)
-            err = feed(fs, ram, src, r.off, n, NULL);
-        r.off += n;
+            err = feed(fs, ram, src, off, n, NULL);
+        off += n;
     }
     if (!err)
         err = fsw_idx_set(fs, key, first, size);
     return err || ck <= 0 ? err : fsw_ckpt_write(fs);
 }
 
-/* A record without payload (TRIM, TRIM_RANGE), or a CHECKPOINT's header. */
-int fsw_rec_small(fsw_t *fs, uint8_t type, uint32_t key, uint32_t size)
+/* TRIM (size 0) or TRIM_RANGE (size = last key): a record without payload. */
+int fsw_rec_small(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size)
 {
-    struct fsw_rec r;
-    r.type = type;
-    r.flags = 0;
-    r.key = key;
-    r.size = size;
-    r.off = 0;
-    r.seq = fs->next_rseq++;
-    r.dcrc = 0;
-    return fsw_rec_append(fs, &r);
+    uint32_t r[8];
+    rec_init(r, type, key, size, fs->next_rseq++);
+    return fsw_rec_put(fs, r);
 }
 
 /* §7: the whole index as one record on the hot head, then a sync; only then does the window
- * move. cold_from is the cold head's open segment (the checkpoint segment if none). */
+ * move. cold_from (offset field) is the cold head's open segment, or this segment if none. */
 int fsw_ckpt_write(fsw_t *fs)
 {
-    struct fsw_rec r;
-    uint8_t b[ENTRY_SIZE];
-    uint32_t i, own = SEGS(fs)[fs->open].seq;
-    int pass, err;
-    r.type = T_CKPT;
-    r.flags = 0;
-    r.key = fs->nkeys;
-    r.size = ENTRY_SIZE * fs->nkeys;
-    r.off = fs->park == NONE ? own : SEGS(fs)[fs->park].seq;
-    r.seq = fs->next_rseq++;
-    r.dcrc = 0;
-    for (pass = 0; pass < 2; pass++) {
-        for (i = 0; i < fs->nkeys; i++) {
-            const struct fsw_index_entry *e = fs->cfg->index + i;
-            fsw_put32(b, e->key);
-            fsw_put32(b + 4, e->addr);
-            fsw_put32(b + 8, e->size);
+    uint32_t r[8], b[3], i, own = SEGS(fs)[fs->open].seq;
+    uint32_t from = fs->park == NONE ? own : SEGS(fs)[fs->park].seq;
+    int pass, err = 0;
+    rec_init(r, T_CKPT, fs->nkeys, ENTRY_SIZE * fs->nkeys, fs->next_rseq++);
+    r[3] = from;
+    for (pass = 0; pass < 2 && !err; pass++) {
+        for (i = 0; i < fs->nkeys && !err; i++) {
+            memcpy(b, fs->cfg->index + i, ENTRY_SIZE);
+            fsw_le(b, 3, 1);
             if (!pass)
-                r.dcrc = fsw_crc32(r.dcrc, b, ENTRY_SIZE);
-            else if ((err = fsw_append(fs, b, ENTRY_SIZE)) != 0)
-                return err;
+                r[6] = fsw_crc32(r[6], b, ENTRY_SIZE);
+            else
+                err = fsw_append(fs, b, ENTRY_SIZE);
         }
-        if (!pass && (err = fsw_rec_append(fs, &r)) != 0)
-            return err;
+        if (!pass)
+            err = fsw_rec_put(fs, r);
     }
-    err = fsw_log_sync(fs);
+    if (!err)
+        err = fsw_log_sync(fs);
     if (!err) {
         fs->replay_seq = own;
-        fs->replay_cold = r.off;
+        fs->replay_cold = from;
     }
     return err;
 }

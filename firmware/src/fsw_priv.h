@@ -21,19 +21,25 @@ enum { HF_PAGE_ONCE = 1, HF_COLD = 2 };
 enum { OP_PUT, OP_TRIM, OP_RANGE, OP_SYNC, OP_IDLE };
 /* fsw_next modes */
 enum { OPEN_FORCE = 1, OPEN_SPILL = 2 };
-/* choose() modes */
-enum { PICK_HEAD, PICK_DIRTY };
-
-/* A record header, unpacked. */
-struct fsw_rec {
-    uint8_t type;
-    uint8_t flags;
-    uint32_t key;
-    uint32_t size;
-    uint32_t off; /* DATA: offset in the chunk; CHECKPOINT: cold_from */
-    uint64_t seq;
-    uint32_t dcrc;
+/* fsw_pick modes: which segments, and which one wins */
+enum {
+    PICK_HOT,    /* erased, free or reclaimable: least effective count (§8) */
+    PICK_COLD,   /* the same: most effective count */
+    PICK_DIRTY,  /* free or reclaimable: least worn (the idle step's pre-erase) */
+    PICK_VICTIM, /* outside the window, 0 < live < data_capacity - 64: least live, then seq */
+    PICK_WL,     /* outside the window with live data: least worn */
+    PICK_LO,     /* not bad: least worn */
+    PICK_HI,     /* not bad: most worn */
+    PICK_ERASED, /* erased (count only) */
+    PICK_WINDOW  /* in the log, in the window, open in neither head (count only) */
 };
+
+/* Both headers are little-endian 32-bit words: a record is 8 (type | flags << 8 | tag_len << 16,
+ * key, size, offset, seq low, seq high, dcrc, hcrc), a segment header 10. In RAM they are held
+ * as uint32_t arrays and converted in place (fsw_le), which keeps the packing portable. */
+#define R_TYPE(r) ((r)[0] & 0xFF)
+#define R_FLAGS(r) (((r)[0] >> 8) & 0xFF)
+#define R_SEQ(r) ((r)[4] | (uint64_t)(r)[5] << 32)
 
 /* Where one fragment of a chunk lies. */
 struct fsw_frag {
@@ -49,23 +55,23 @@ struct fsw_frag {
 #define DATA_CAP(fs) (SEG_SIZE(fs) - HDR_SIZE)
 #define SEGS(fs) ((fs)->cfg->segs)
 
-/* log.c: byte packing, the program buffer and its two heads, record codec, parsing */
+/* log.c: byte order, the program buffer and its two heads, records, parsing */
 void fsw_put32(uint8_t *p, uint32_t v);
 uint32_t fsw_get32(const uint8_t *p);
+void fsw_le(uint32_t *w, unsigned n, int to_flash);
 int fsw_read(fsw_t *fs, uint32_t addr, void *buf, uint32_t n);
 int fsw_blank(fsw_t *fs, uint32_t addr, uint32_t n);
-int fsw_all_ff(const uint8_t *p, uint32_t n);
+int fsw_reload(fsw_t *fs);
 int fsw_append(fsw_t *fs, const void *src, uint32_t n);
 int fsw_log_sync(fsw_t *fs);
 int fsw_close(fsw_t *fs);
 int fsw_use(fsw_t *fs, int cold);
 uint32_t fsw_room(const fsw_t *fs);
 uint32_t fsw_hot_room(const fsw_t *fs);
-int fsw_rec_append(fsw_t *fs, const struct fsw_rec *r);
-int fsw_rec_decode(const fsw_t *fs, const uint8_t *h, uint32_t addr, struct fsw_rec *r,
-                   uint32_t *plen);
+int fsw_rec_put(fsw_t *fs, uint32_t *r);
+int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen);
 int fsw_crc_flash(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc);
-int fsw_parse(fsw_t *fs, uint32_t s, uint32_t *p, struct fsw_rec *r, uint32_t *plen);
+int fsw_parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen);
 
 /* index.c: the sorted index */
 uint32_t fsw_idx_find(const fsw_t *fs, uint32_t key, int *found);
@@ -76,25 +82,26 @@ void fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign);
 /* chunk.c: fragments, reading and writing chunks, checkpoints */
 void fsw_frag_first(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f);
 int fsw_frag_next(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f);
-int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst, uint64_t *seq);
+int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst);
 int fsw_chunk_write(fsw_t *fs, uint32_t key, uint32_t size, const uint8_t *ram,
                     const struct fsw_index_entry *src);
 int fsw_ckpt_write(fsw_t *fs);
-int fsw_rec_small(fsw_t *fs, uint8_t type, uint32_t key, uint32_t size);
+int fsw_rec_small(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size);
 
 /* alloc.c: segments, garbage collection, wear leveling, failures */
+uint32_t fsw_pick(const fsw_t *fs, int mode, uint32_t *count);
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
+uint32_t fsw_in_segment(const fsw_t *fs, uint32_t s);
+int fsw_open(fsw_t *fs, uint32_t cont, int force);
 int fsw_next(fsw_t *fs, uint32_t cont, int mode);
 int fsw_erase(fsw_t *fs, uint32_t s);
-void fsw_retire(fsw_t *fs, uint32_t s);
-uint32_t fsw_free_count(const fsw_t *fs);
 int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve);
 int fsw_static_wl(fsw_t *fs);
 int fsw_recover(fsw_t *fs);
 int fsw_idle_work(fsw_t *fs, unsigned max_erases);
 
 /* mount.c */
-int fsw_hdr_ok(const uint8_t *h);
+int fsw_hdr_ok(uint32_t *h);
 int fsw_factory_bad(fsw_t *fs, uint32_t s);
 
 /* store.c */

@@ -1,5 +1,5 @@
-/* The log's byte level: explicit little-endian packing, the one program-unit buffer every
- * record passes through (SPEC.md §6), the record header codec (§4) and segment parsing. */
+/* The log's byte level: byte order, the one program-unit buffer every record passes through
+ * and its two heads (SPEC.md §6), record headers (§4) and segment parsing. */
 #include "fsw_priv.h"
 
 void fsw_put32(uint8_t *p, uint32_t v)
@@ -13,6 +13,18 @@ void fsw_put32(uint8_t *p, uint32_t v)
 uint32_t fsw_get32(const uint8_t *p)
 {
     return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Converts n words in place to (to_flash) or from the little-endian flash layout. */
+void fsw_le(uint32_t *w, unsigned n, int to_flash)
+{
+    for (; n--; w++) {
+        uint32_t v = *w;
+        if (to_flash)
+            fsw_put32((uint8_t *)w, v);
+        else
+            *w = fsw_get32((const uint8_t *)w);
+    }
 }
 
 static void overlay(uint8_t *dst, uint32_t addr, uint32_t n, const uint8_t *src, uint32_t base,
@@ -43,27 +55,58 @@ int fsw_read(fsw_t *fs, uint32_t addr, void *buf, uint32_t n)
     return 0;
 }
 
-static int prog(fsw_t *fs, uint32_t off)
+/* Loads the active head's unit [unit, wp) from flash into the buffer, counted as programmed
+ * (NOR: a head reopened after a switch, a mount, or a blank check that used the buffer). */
+int fsw_reload(fsw_t *fs)
 {
     const struct fsw_config *c = fs->cfg;
-    uint32_t unit = fs->wp & ~(PROG_SIZE(fs) - 1);
-    int err = c->prog(c, unit + fs->programmed, (uint8_t *)c->prog_buffer + fs->programmed,
-                      off - fs->programmed);
+    uint32_t o = fs->open == NONE ? 0 : fs->wp & (PROG_SIZE(fs) - 1);
+    int err = o ? c->read(c, fs->wp - o, c->prog_buffer, o) : 0;
+    fs->programmed = o;
     return err > 0 ? FSW_ERR_IO : err;
 }
 
-/* Appends at wp; a unit is programmed as soon as it is full. wp advances past a unit only once
- * its program succeeded, so after a failure [unit, wp) is exactly what never reached flash. */
+/* 1 when [addr, addr + n) reads all 0xFF (erase verify, §8; mount, §9), else 0 or < 0. The
+ * program buffer serves as scratch: every caller has synced it, and it is reloaded after. */
+int fsw_blank(fsw_t *fs, uint32_t addr, uint32_t n)
+{
+    const struct fsw_config *c = fs->cfg;
+    const uint8_t *b = c->prog_buffer;
+    int err = 0, ff = 1;
+    while (n && ff && !err) {
+        uint32_t k = n < PROG_SIZE(fs) ? n : PROG_SIZE(fs), i;
+        err = c->read(c, addr, c->prog_buffer, k);
+        for (i = 0; i < k; i++)
+            ff &= b[i] == 0xFF;
+        addr += k;
+        n -= k;
+    }
+    if (!err)
+        err = fsw_reload(fs);
+    return err ? (err < 0 ? err : FSW_ERR_IO) : ff;
+}
+
+/* Programs [programmed, off) of the unit holding wp. */
+static int prog(fsw_t *fs, uint32_t off)
+{
+    const struct fsw_config *c = fs->cfg;
+    uint32_t p = fs->programmed;
+    int err = c->prog(c, (fs->wp & ~(PROG_SIZE(fs) - 1)) + p, (uint8_t *)c->prog_buffer + p,
+                      off - p);
+    fs->programmed = off;
+    return err > 0 ? FSW_ERR_IO : err;
+}
+
+/* Appends at wp; a unit is programmed as soon as it is full. wp passes a unit only once its
+ * program succeeded, so after a failure [unit, wp) is exactly what never reached flash. */
 int fsw_append(fsw_t *fs, const void *src, uint32_t n)
 {
     const uint8_t *p = src;
-    uint8_t *b = fs->cfg->prog_buffer;
     uint32_t ps = PROG_SIZE(fs);
     while (n) {
         uint32_t o = fs->wp & (ps - 1), k = ps - o;
-        if (k > n)
-            k = n;
-        memcpy(b + o, p, k);
+        k = k < n ? k : n;
+        memcpy((uint8_t *)fs->cfg->prog_buffer + o, p, k);
         if (o + k == ps) {
             int err = prog(fs, ps);
             if (err)
@@ -77,26 +120,23 @@ int fsw_append(fsw_t *fs, const void *src, uint32_t n)
     return 0;
 }
 
-/* §6 sync: program the buffered bytes not yet programmed; on a page-once device the rest of
- * the page is given up. */
+/* §6 sync of the active head: program the buffered bytes not yet programmed; on a PAGE_ONCE
+ * device the rest of the page is given up. */
 int fsw_log_sync(fsw_t *fs)
 {
     const struct fsw_config *c = fs->cfg;
     uint32_t ps = PROG_SIZE(fs), o = fs->wp & (ps - 1);
-    int err;
+    int err = 0;
     if (fs->open == NONE)
         return 0;
-    if (o > fs->programmed) {
+    if (o > fs->programmed)
         err = prog(fs, o);
-        if (err)
-            return err;
-        fs->programmed = o;
-    }
-    if (fs->page_once && o) {
+    if (!err && fs->page_once && o) {
         fs->wp += ps - o;
         fs->programmed = 0;
     }
-    err = c->sync ? c->sync(c) : 0;
+    if (!err && c->sync)
+        err = c->sync(c);
     return err > 0 ? FSW_ERR_IO : err;
 }
 
@@ -107,25 +147,27 @@ int fsw_close(fsw_t *fs)
     return err;
 }
 
+static uint32_t room_of(const fsw_t *fs, uint32_t s, uint32_t wp)
+{
+    return s == NONE ? 0 : SEG_BASE(fs, s + 1) - wp;
+}
+
 uint32_t fsw_room(const fsw_t *fs)
 {
-    return fs->open == NONE ? 0 : SEG_BASE(fs, fs->open + 1) - fs->wp;
+    return room_of(fs, fs->open, fs->wp);
 }
 
 /* Room of the hot head, whichever head holds the buffer. */
 uint32_t fsw_hot_room(const fsw_t *fs)
 {
-    if (!fs->cold)
-        return fsw_room(fs);
-    return fs->park == NONE ? 0 : SEG_BASE(fs, fs->park + 1) - fs->park_wp;
+    return fs->cold ? room_of(fs, fs->park, fs->park_wp) : fsw_room(fs);
 }
 
-/* §6 switching: sync the active head, swap, and on NOR load the new active head's partly
+/* §6 switching heads: sync the active one, swap, and on NOR load the new active head's partly
  * programmed unit back into the buffer (counted as programmed). */
 int fsw_use(fsw_t *fs, int cold)
 {
-    const struct fsw_config *c = fs->cfg;
-    uint32_t s = fs->open, w, o;
+    uint32_t s = fs->open, w;
     int err;
     if (fs->cold == cold)
         return 0;
@@ -138,64 +180,41 @@ int fsw_use(fsw_t *fs, int cold)
     fs->park = s;
     fs->park_wp = w;
     fs->cold = (uint8_t)cold;
-    o = fs->open == NONE ? 0 : fs->wp & (PROG_SIZE(fs) - 1);
-    fs->programmed = o;
-    err = o ? c->read(c, fs->wp - o, c->prog_buffer, o) : 0;
-    return err > 0 ? FSW_ERR_IO : err;
+    return fsw_reload(fs);
 }
 
-int fsw_rec_append(fsw_t *fs, const struct fsw_rec *r)
+/* Appends the record header r (words 0..6 set; converted in place). */
+int fsw_rec_put(fsw_t *fs, uint32_t *r)
 {
-    uint8_t h[REC_SIZE];
-    h[0] = r->type;
-    h[1] = r->flags;
-    h[2] = h[3] = 0;
-    fsw_put32(h + 4, r->key);
-    fsw_put32(h + 8, r->size);
-    fsw_put32(h + 12, r->off);
-    fsw_put32(h + 16, (uint32_t)r->seq);
-    fsw_put32(h + 20, (uint32_t)(r->seq >> 32));
-    fsw_put32(h + 24, r->dcrc);
-    fsw_put32(h + 28, fsw_crc32(0, h, 28));
-    return fsw_append(fs, h, REC_SIZE);
+    fsw_le(r, 7, 1);
+    fsw_put32((uint8_t *)(r + 7), fsw_crc32(0, r, 28));
+    return fsw_append(fs, r, REC_SIZE);
 }
 
-/* Unpacks the record header h read at flash address addr. Returns 0 with its payload length
- * when the header holds, -1 when the log cannot go on past it (§6: hcrc, unknown type or
- * flags, a field out of range). */
-int fsw_rec_decode(const fsw_t *fs, const uint8_t *h, uint32_t addr, struct fsw_rec *r,
-                   uint32_t *plen)
+/* Reads and checks the record header at addr (§6 "Parsing"): 1 with r decoded and the payload
+ * length, 0 when the log cannot go on past it (hcrc, tag_len, unknown type or flags, fields
+ * out of range), < 0 on a read error. */
+int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen)
 {
-    uint32_t room = SEG_SIZE(fs) - (addr & (SEG_SIZE(fs) - 1)) - REC_SIZE;
-    if (fsw_get32(h + 28) != fsw_crc32(0, h, 28) || h[2] || h[3])
-        return -1;
-    r->type = h[0];
-    r->flags = h[1];
-    r->key = fsw_get32(h + 4);
-    r->size = fsw_get32(h + 8);
-    r->off = fsw_get32(h + 12);
-    r->seq = fsw_get32(h + 16) | (uint64_t)fsw_get32(h + 20) << 32;
-    r->dcrc = fsw_get32(h + 24);
-    if (r->type < T_DATA || r->type > T_CKPT || (r->flags & ~(F_MORE | F_CONT)))
-        return -1;
-    *plen = 0;
-    if (r->type == T_CKPT) {
-        *plen = r->size;
-        return r->flags || r->size % ENTRY_SIZE || r->size > room ? -1 : 0;
-    }
-    if (r->type != T_DATA)
-        return r->flags || r->off ? -1 : 0;
-    if (!r->size || r->size > fs->max_chunk || r->off >= r->size ||
-        !r->off != !(r->flags & F_CONT))
-        return -1;
-    if (r->flags & F_MORE) {
-        if (!room || r->off + room >= r->size)
-            return -1;
-        *plen = room;
+    uint32_t room = SEG_SIZE(fs) - (addr & (SEG_SIZE(fs) - 1)) - REC_SIZE, t, fl, bad;
+    int err = fsw_read(fs, addr, r, REC_SIZE);
+    if (err)
+        return err;
+    bad = fsw_get32((uint8_t *)(r + 7)) != fsw_crc32(0, r, 28);
+    fsw_le(r, 8, 0);
+    t = R_TYPE(r);
+    fl = R_FLAGS(r);
+    *plen = t == T_CKPT ? r[2] : 0;
+    if (bad || r[0] >> 16 || t < T_DATA || t > T_CKPT || fl > (F_MORE | F_CONT))
         return 0;
-    }
-    *plen = r->size - r->off;
-    return *plen > room ? -1 : 0;
+    if (t == T_CKPT)
+        return !fl && !(r[2] % ENTRY_SIZE) && r[2] <= room;
+    if (t != T_DATA)
+        return !fl && !r[3];
+    if (!r[2] || r[2] > fs->max_chunk || r[3] >= r[2] || !r[3] != !(fl & F_CONT))
+        return 0;
+    *plen = fl & F_MORE ? room : r[2] - r[3];
+    return fl & F_MORE ? room && r[3] + room < r[2] : *plen <= room;
 }
 
 int fsw_crc_flash(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc)
@@ -213,53 +232,24 @@ int fsw_crc_flash(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc)
     return 0;
 }
 
-int fsw_all_ff(const uint8_t *p, uint32_t n)
-{
-    while (n && *p == 0xFF)
-        p++, n--;
-    return !n;
-}
-
-/* 1 when [addr, addr + n) reads all 0xFF (erase verify, §8; mount, §9). */
-int fsw_blank(fsw_t *fs, uint32_t addr, uint32_t n)
-{
-    uint8_t tmp[64];
-    while (n) {
-        uint32_t k = n < sizeof tmp ? n : sizeof tmp;
-        int err = fsw_read(fs, addr, tmp, k);
-        if (err)
-            return err;
-        if (!fsw_all_ff(tmp, k))
-            return 0;
-        addr += k;
-        n -= k;
-    }
-    return 1;
-}
-
 /* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged: its dcrc fails,
- * skip it), 0 when the log ends (*p is then the log end) or a negative error. */
-int fsw_parse(fsw_t *fs, uint32_t s, uint32_t *p, struct fsw_rec *r, uint32_t *plen)
+ * skip it), 0 when the log ends (*p is then the log end), or < 0. */
+int fsw_parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen)
 {
-    uint8_t h[REC_SIZE];
     uint32_t end = SEG_BASE(fs, s + 1), ps = PROG_SIZE(fs), crc = 0;
-    int err;
+    int k;
     for (;;) {
         if (end - *p < REC_SIZE)
             return 0;
-        err = fsw_read(fs, *p, h, REC_SIZE);
-        if (err)
-            return err;
-        if (h[0] != 0xFF)
+        k = fsw_rec_load(fs, *p, r, plen);
+        if (k || R_TYPE(r) != 0xFF)
             break;
         if (!fs->page_once || !(*p & (ps - 1)))
             return 0;
         *p = (*p | (ps - 1)) + 1;
     }
-    if (fsw_rec_decode(fs, h, *p, r, plen))
-        return 0;
-    err = fsw_crc_flash(fs, *p + REC_SIZE, *plen, &crc);
-    if (err)
-        return err;
-    return crc == r->dcrc ? 1 : 2;
+    if (k != 1)
+        return k;
+    k = fsw_crc_flash(fs, *p + REC_SIZE, *plen, &crc);
+    return k ? k : crc == r[6] ? 1 : 2;
 }

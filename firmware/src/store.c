@@ -1,5 +1,5 @@
 /* The API: argument checks, format (§13), the retry loop that survives a block failing a
- * program (§12), and the optional trace hook. */
+ * program (§12), statistics and the optional trace hook. */
 #include "fsw_priv.h"
 
 static int ilog2(uint32_t v)
@@ -15,21 +15,21 @@ static int ilog2(uint32_t v)
 /* Geometry from the config (§2); the format options are left for format or mount to set. */
 int fsw_setup(fsw_t *fs, const struct fsw_config *c)
 {
-    int ss = ilog2(c ? c->segment_size : 0), ps = ilog2(c ? c->prog_size : 0);
+    int ss = ilog2(c->segment_size), ps = ilog2(c->prog_size);
     memset(fs, 0, sizeof *fs);
-    if (ss < 9 || ss > 24 || ps < 0 || ss - ps < 3 || !c->read || !c->prog || !c->erase ||
-        !c->prog_buffer || !c->index || !c->segs || c->flash_size / c->segment_size < 6)
-        return FSW_ERR_INVAL;
     fs->cfg = c;
-    fs->nseg = c->flash_size >> ss;
+    fs->nseg = ss < 0 ? 0 : c->flash_size >> ss;
     fs->seg_shift = (uint8_t)ss;
     fs->prog_shift = (uint8_t)ps;
     fs->page_once = c->page_once != 0;
     fs->open = fs->park = NONE;
-    return 0;
+    return ss < 9 || ss > 24 || ps < 0 || ss - ps < 3 || fs->nseg < 6 || !c->prog_buffer ||
+                   !c->index || !c->segs
+               ? FSW_ERR_INVAL
+               : 0;
 }
 
-/* §11, computed as the Python model does (at least one segment's worth in the formula). */
+/* §11, as the Python model computes it. */
 void fsw_limits(fsw_t *fs)
 {
     int32_t n = (int32_t)fs->nseg - fs->reserve - fs->ckpt_interval - 2;
@@ -39,17 +39,16 @@ void fsw_limits(fsw_t *fs)
 
 int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
 {
-    uint8_t h[HDR_SIZE];
-    struct fsw_seg *g;
-    uint32_t s, limit;
+    uint32_t h[10], s, limit;
     int err = fsw_setup(fs, cfg);
     if (err)
         return err;
     limit = (SEG_SIZE(fs) / 2 - HDR_SIZE - REC_SIZE) / ENTRY_SIZE;
     fs->max_keys = cfg->max_keys ? cfg->max_keys : (uint16_t)(limit < 1024 ? limit : 1024);
-    fs->ckpt_interval = cfg->ckpt_interval;
-    if (!fs->ckpt_interval)
-        fs->ckpt_interval = (uint8_t)(fs->nseg < 32 ? 1 : fs->nseg < 256 ? fs->nseg / 16 : 16);
+    fs->ckpt_interval = cfg->ckpt_interval ? cfg->ckpt_interval
+                        : fs->nseg < 32    ? 1
+                        : fs->nseg < 256   ? (uint8_t)(fs->nseg / 16)
+                                           : 16;
     fs->reserve = cfg->reserve ? cfg->reserve : 2;
     fs->wl_threshold = cfg->wl_threshold ? cfg->wl_threshold : 12;
     if (fs->max_keys > limit || fs->reserve < 2 ||
@@ -57,16 +56,14 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
         return FSW_ERR_INVAL;
     fsw_limits(fs);
     for (s = 0; s < fs->nseg; s++) {
-        g = cfg->segs + s;
+        struct fsw_seg *g = cfg->segs + s;
         memset(g, 0, sizeof *g);
         err = fsw_factory_bad(fs, s);
-        if (err > 0)
-            g->state = ST_BAD;
-        if (err)
-            continue;
-        err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
-        if (!err) {
-            g->erase_count = fsw_hdr_ok(h) ? fsw_get32(h + 8) : 0;
+        g->state = err ? ST_BAD : ST_ERASED;
+        if (!err)
+            err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
+        if (!err && g->state == ST_ERASED) {
+            g->erase_count = fsw_hdr_ok(h) ? h[2] : 0;
             err = fsw_erase(fs, s);
         }
         if (err < 0)
@@ -75,77 +72,79 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
     fs->segs_since_ckpt = fs->ckpt_interval;
     fs->next_seq = 1;
     fs->next_rseq = 1;
-    fs->park = NONE;
     fs->mounted = 1;
     err = fsw_next(fs, 0, OPEN_FORCE);
     fs->mounted = !err;
     return err;
 }
 
-static void trace(fsw_t *fs, uint8_t op, uint32_t key, uint32_t len, uint32_t value)
-{
-    const struct fsw_config *c = fs->cfg;
-    uint8_t r[24];
-    if (!c->trace)
-        return;
-    memset(r, 0, sizeof r);
-    r[0] = op;
-    fsw_put32(r + 4, key);
-    fsw_put32(r + 8, len);
-    fsw_put32(r + 16, value);
-    c->trace(c->trace_ctx, r);
-}
-
-/* One attempt at a writing operation: put, trim (b == a) or trim_range, sync, idle. */
+/* One attempt at a writing operation: put (a key, b size), trim (a == b) or trim_range
+ * [a, b], sync, idle (a steps). */
 static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
 {
-    int err = 0;
+    int err;
     if (op == OP_SYNC)
         return fsw_log_sync(fs);
     if (op == OP_IDLE)
         return fsw_idle_work(fs, a);
-    if (op == OP_PUT) {
-        err = fsw_static_wl(fs);
-        if (err >= 0)
-            err = fsw_make_room(fs, b + REC_SIZE * (2 + b / DATA_CAP(fs)), fs->reserve);
-        if (!err)
-            err = fsw_use(fs, 0);
-        return err ? err : fsw_chunk_write(fs, a, b, data, NULL);
-    }
-    err = fsw_make_room(fs, REC_SIZE, 0);
+    err = data ? fsw_static_wl(fs) : 0;
+    if (err >= 0)
+        err = fsw_make_room(fs, data ? b + REC_SIZE * (2 + b / DATA_CAP(fs)) : REC_SIZE,
+                           data ? fs->reserve : 0);
     if (!err)
         err = fsw_use(fs, 0);
-    if (!err && fsw_room(fs) < MIN_ROOM)
+    if (err || data)
+        return err ? err : fsw_chunk_write(fs, a, b, data, NULL);
+    if (fsw_room(fs) < MIN_ROOM)
         err = fsw_next(fs, 0, 0);
     if (!err)
-        err = fsw_rec_small(fs, op == OP_TRIM ? T_TRIM : T_TRIM_RANGE, a,
-                            op == OP_TRIM ? 0 : b);
+        err = fsw_rec_small(fs, op == OP_TRIM ? T_TRIM : T_TRIM_RANGE, a, op == OP_TRIM ? 0 : b);
     if (!err)
         fsw_idx_drop(fs, a, b);
     return err;
 }
 
-/* Runs a writing operation; when a block fails a program, retires it, moves its chunks and
- * runs the operation again (bounded as in the Python model). */
+static void trace(fsw_t *fs, uint32_t op, uint32_t key, uint32_t len, uint32_t value)
+{
+    const struct fsw_config *c = fs->cfg;
+    uint32_t r[6];
+    if (!c->trace)
+        return;
+    r[0] = op;
+    r[1] = key;
+    r[2] = len;
+    r[3] = 0;
+    r[4] = value;
+    r[5] = 0;
+    fsw_le(r, 6, 1);
+    c->trace(c->trace_ctx, (const uint8_t *)r);
+}
+
+/* Runs a writing operation; when a block fails a program, retires it, moves its chunks and runs
+ * the operation again (bounded as in the Python model). Traces it when it succeeds. */
 static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
 {
     uint32_t i, j;
-    int err;
-    for (i = 0; i < fs->nseg; i++) {
+    int err = FSW_ERR_INVAL;
+    for (i = 0; fs->mounted && i < fs->nseg; i++) {
         err = once(fs, op, a, b, data);
         if (err != FSW_ERR_WORN)
-            return err;
+            break;
         for (j = 0; j < fs->nseg && (err = fsw_recover(fs)) == FSW_ERR_WORN; j++)
             ;
         if (err && err != FSW_ERR_WORN)
             return err;
+        err = FSW_ERR_IO;
     }
-    return FSW_ERR_IO;
+    if (err >= 0 && op != OP_IDLE)
+        trace(fs, op == OP_PUT ? 1 : op == OP_SYNC ? 5 : op == OP_TRIM ? 3 : 4, a,
+              op == OP_PUT ? b : 0, op == OP_RANGE ? b : 0);
+    return err;
 }
 
 int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
 {
-    int found, err;
+    int found;
     if (!fs->mounted || key == NONE || !size || !data)
         return FSW_ERR_INVAL;
     if (size > fs->max_chunk)
@@ -153,33 +152,31 @@ int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
     fsw_idx_find(fs, key, &found);
     if (!found && fs->nkeys >= fs->max_keys)
         return FSW_ERR_NOSPC;
-    err = run(fs, OP_PUT, key, size, data);
-    if (!err)
-        trace(fs, 1, key, size, 0);
-    return err;
+    return run(fs, OP_PUT, key, size, data);
 }
 
-static const struct fsw_index_entry *lookup(fsw_t *fs, uint32_t key)
+/* The index entry of key, or NULL (*err says why). */
+static const struct fsw_index_entry *lookup(fsw_t *fs, uint32_t key, int *err)
 {
     int found;
-    uint32_t i = fs->mounted ? fsw_idx_find(fs, key, &found) : 0;
-    return fs->mounted && found ? fs->cfg->index + i : NULL;
+    uint32_t i = fsw_idx_find(fs, key, &found);
+    *err = !fs->mounted ? FSW_ERR_INVAL : found ? 0 : FSW_ERR_NOENT;
+    return *err ? NULL : fs->cfg->index + i;
 }
 
 int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out)
 {
-    const struct fsw_index_entry *e = lookup(fs, key);
-    struct fsw_index_entry copy;
-    uint64_t seq;
     int err;
-    if (!e)
-        return fs->mounted ? FSW_ERR_NOENT : FSW_ERR_INVAL;
+    const struct fsw_index_entry *e = lookup(fs, key, &err);
+    struct fsw_index_entry copy;
+    if (err)
+        return err;
     copy = *e;
     if (size_out)
         *size_out = copy.size;
-    if (copy.size > bufsize)
-        return copy.addr == LOST ? FSW_ERR_CORRUPT : FSW_ERR_TOOBIG;
-    err = fsw_chunk_read(fs, &copy, buf, &seq);
+    err = copy.addr == LOST       ? FSW_ERR_CORRUPT
+          : copy.size > bufsize ? FSW_ERR_TOOBIG
+                                : fsw_chunk_read(fs, &copy, buf);
     if (!err)
         trace(fs, 2, key, copy.size, 0);
     return err;
@@ -187,51 +184,48 @@ int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size
 
 int32_t fsw_size(fsw_t *fs, uint32_t key)
 {
-    const struct fsw_index_entry *e = lookup(fs, key);
-    if (!e)
-        return fs->mounted ? FSW_ERR_NOENT : FSW_ERR_INVAL;
-    return e->addr == LOST ? FSW_ERR_CORRUPT : (int32_t)e->size;
+    int err;
+    const struct fsw_index_entry *e = lookup(fs, key, &err);
+    return err ? err : e->addr == LOST ? FSW_ERR_CORRUPT : (int32_t)e->size;
+}
+
+/* Writes one TRIM or TRIM_RANGE record if any entry (lost ones included) lies in
+ * [first, last]: returns how many were dropped. */
+static int32_t trim(fsw_t *fs, int op, uint32_t first, uint32_t last)
+{
+    int found, err = 0;
+    uint32_t n;
+    if (first > last || last == NONE)
+        return FSW_ERR_INVAL;
+    n = fsw_idx_find(fs, last, &found) + (uint32_t)found;
+    n -= fsw_idx_find(fs, first, &found);
+    if (n)
+        err = run(fs, op, first, last, NULL);
+    else if (!fs->mounted)
+        err = FSW_ERR_INVAL;
+    else
+        trace(fs, op == OP_TRIM ? 3 : 4, first, 0, op == OP_TRIM ? 0 : last);
+    return err ? err : (int32_t)n;
 }
 
 int32_t fsw_trim_range(fsw_t *fs, uint32_t first, uint32_t last)
 {
-    int found, err;
-    uint32_t a, b;
-    if (!fs->mounted || first > last || last == NONE)
-        return FSW_ERR_INVAL;
-    a = fsw_idx_find(fs, first, &found);
-    b = fsw_idx_find(fs, last, &found) + (uint32_t)found;
-    err = b > a ? run(fs, OP_RANGE, first, last, NULL) : 0;
-    if (err)
-        return err;
-    trace(fs, 4, first, 0, last);
-    return (int32_t)(b - a);
+    return trim(fs, OP_RANGE, first, last);
 }
 
 int fsw_trim(fsw_t *fs, uint32_t key)
 {
-    int found, err;
-    if (!fs->mounted || key == NONE)
-        return FSW_ERR_INVAL;
-    fsw_idx_find(fs, key, &found);
-    err = found ? run(fs, OP_TRIM, key, key, NULL) : 0;
-    if (err)
-        return err;
-    trace(fs, 3, key, 0, 0);
-    return found;
+    return trim(fs, OP_TRIM, key, key);
 }
 
 int fsw_sync(fsw_t *fs)
 {
-    int err = fs->mounted ? run(fs, OP_SYNC, 0, 0, NULL) : FSW_ERR_INVAL;
-    if (!err)
-        trace(fs, 5, 0, 0, 0);
-    return err;
+    return run(fs, OP_SYNC, 0, 0, NULL);
 }
 
 int fsw_idle(fsw_t *fs, unsigned max_erases)
 {
-    return fs->mounted ? run(fs, OP_IDLE, max_erases, 0, NULL) : FSW_ERR_INVAL;
+    return run(fs, OP_IDLE, max_erases, 0, NULL);
 }
 
 int fsw_unmount(fsw_t *fs)
@@ -243,29 +237,21 @@ int fsw_unmount(fsw_t *fs)
 
 int fsw_stat(fsw_t *fs, struct fsw_stat *st)
 {
-    const struct fsw_seg *g = fs->cfg ? fs->cfg->segs : NULL;
-    uint32_t s, i;
+    const struct fsw_seg *g = SEGS(fs);
+    uint32_t i, lo, hi;
     if (!fs->mounted)
         return FSW_ERR_INVAL;
     memset(st, 0, sizeof *st);
-    st->erase_min = NONE;
     for (i = 0; i < fs->nkeys; i++)
         st->live_bytes += fs->cfg->index[i].size;
-    for (s = 0; s < fs->nseg; s++) {
-        if (g[s].state == ST_BAD) {
-            st->bad_segments++;
-            continue;
-        }
-        if (g[s].erase_count < st->erase_min)
-            st->erase_min = g[s].erase_count;
-        if (g[s].erase_count > st->erase_max)
-            st->erase_max = g[s].erase_count;
-    }
-    if (st->erase_min == NONE)
-        st->erase_min = 0;
+    lo = fsw_pick(fs, PICK_LO, &i);
+    hi = fsw_pick(fs, PICK_HI, NULL);
+    st->bad_segments = fs->nseg - i;
+    st->erase_min = i ? g[lo].erase_count : 0;
+    st->erase_max = i ? g[hi].erase_count : 0;
     st->live_chunks = fs->nkeys;
     st->segments = fs->nseg;
-    st->free_segments = fsw_free_count(fs);
+    fsw_pick(fs, PICK_HOT, &st->free_segments);
     st->free_bytes = fsw_hot_room(fs) + st->free_segments * DATA_CAP(fs);
     st->retired = fs->retired;
     st->max_chunk = fs->max_chunk;
