@@ -105,5 +105,5 @@ class FlashswapEngine(Engine):
 
     def config(self) -> dict[str, Any]:
         st = self.store.stat()
-        keys = ("segment_size", "segments", "ckpt_interval", "reserve", "wl_threshold")
+        keys = ("segment_size", "segments", "max_keys", "ckpt_interval", "reserve", "wl_threshold")
         return {k: st[k] for k in keys}

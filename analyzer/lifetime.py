@@ -41,6 +41,7 @@ MANAGED_PARTITION = 64 << 20  # replayed partition of a managed device (see READ
 DEFAULT_BUDGET_S = 20.0
 MAX_INFERENCES = 1_000_000
 NO_KEY = 0xFFFFFFFF
+STORE_DEFAULT_KEYS = 1024  # flashswap.store.core.MAX_KEYS_CAP
 
 
 @dataclass
@@ -85,9 +86,12 @@ def make_engine(store: str, flash: ReplayFlash, wl: Workload, opt: Options) -> E
     if store == "flashswap":
         from analyzer.engine_flashswap import FlashswapEngine
 
-        return FlashswapEngine(
-            flash, wl.peak_live_bytes, wl.peak_live_chunks, **opt.store_config
-        )
+        config = dict(opt.store_config)
+        if wl.peak_live_chunks + 1 > STORE_DEFAULT_KEYS:  # + 1: the burn-in filler
+            # The store's default index holds 1024 chunks (12 KiB of MCU RAM); a working set
+            # of more chunks needs a larger index, which the store allows up to half a segment.
+            config.setdefault("max_keys", wl.peak_live_chunks + 1)
+        return FlashswapEngine(flash, wl.peak_live_bytes, wl.peak_live_chunks, **config)
     raise InputError(f"unknown store {store!r} (choose from {', '.join(STORES)})")
 
 

@@ -43,6 +43,13 @@ def _num(v: Any) -> Any:
     return "n/a" if v is None else float(v)
 
 
+def _sig(v: float) -> str:
+    """Three significant digits, thousands separated (no spurious precision on big values)."""
+    if v >= 100:
+        return f"{round(v):,}"
+    return f"{v:.3g}"
+
+
 def _slowdown(r: dict[str, Any]) -> str:
     s, p = r.get("slowdown"), r.get("slowdown_prefetch")
     if s is None:
@@ -78,8 +85,8 @@ def part_table(part: dict[str, Any], results: list[dict[str, Any]], errors: list
             fmt(_num(r["efficiency"])),
             fmt(_num(r["erase_amplification"])),
             fmt(_num(r["wear_max_over_mean"])),
-            fmt(r["io_seconds_per_inference"] * 1e3),
-            fmt(r["io_energy_mj_per_inference"]),
+            _sig(r["io_seconds_per_inference"] * 1e3),
+            _sig(r["io_energy_mj_per_inference"]),
             _slowdown(r),
             format_rate(r["max_rate_per_s"]) if math.isfinite(r["max_rate_per_s"]) else "n/a",
         )
