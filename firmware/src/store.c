@@ -203,8 +203,8 @@ static int32_t trim(fsw_t *fs, int op, uint32_t first, uint32_t last)
         err = run(fs, op, first, last, NULL);
     else if (!fs->mounted)
         err = FSW_ERR_INVAL;
-    else
-        trace(fs, op == OP_TRIM ? 3 : 4, first, 0, op == OP_TRIM ? 0 : last);
+    else if (op == OP_RANGE) /* a trace's TRIM of a dead key is an error; INVALIDATE is not */
+        trace(fs, 4, first, 0, last);
     return err ? err : (int32_t)n;
 }
 

@@ -321,6 +321,7 @@ void test_trace_hook(void)
     CHECK_EQ(fsw_get(&FX.fs, 7, fx_read, 5, &got), 0);
     CHECK_EQ(fsw_trim(&FX.fs, 7), 1);
     CHECK_EQ(fsw_trim_range(&FX.fs, 3, 9), 0);
+    CHECK_EQ(fsw_trim(&FX.fs, 7), 0); /* nothing dropped: no TRIM record (traces/README.md) */
     CHECK_EQ(fsw_sync(&FX.fs), 0);
     CHECK_EQ(fsw_get(&FX.fs, 7, fx_read, 5, &got), FSW_ERR_NOENT); /* failures: no record */
     CHECK_EQ(trace_n, 5);
