@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from analyzer.synth import write_chain_trace
 from flashswap.cli import main
@@ -159,3 +160,16 @@ def test_sample_trace_time_targets() -> None:
     t = time.perf_counter()
     rc, _ = cli("lifetime", str(SAMPLE))
     assert rc == 0 and time.perf_counter() - t <= 60
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_progress_bar_on_a_terminal(trace, jobs) -> None:
+    """On a terminal the run shows a progress bar (transient) and still prints the tables."""
+    buf = io.StringIO()
+    console = Console(file=buf, width=200, force_terminal=True, force_interactive=True)
+    rc = main(["lifetime", str(trace), "--part", "W25Q128JV", "--capacity", "1MiB",
+               "--store", "flashswap,naive", "--jobs", jobs], console=console)
+    out = buf.getvalue()
+    assert rc == 0
+    assert "W25Q128JV × flashswap" in out and "inferences" in out  # the bar
+    assert "W25Q128JV: flashswap lasts" in out
