@@ -38,7 +38,7 @@ from flashswap.errors import (
 from flashswap.parts import Part, get_part
 
 MANAGED_PARTITION = 64 << 20  # replayed partition of a managed device (see README)
-DEFAULT_BUDGET_S = 20.0
+DEFAULT_BUDGET_S = 60.0  # a safety net: estimators stop on fixed counts well before
 MAX_INFERENCES = 1_000_000
 NO_KEY = 0xFFFFFFFF
 STORE_DEFAULT_KEYS = 1024  # flashswap.store.core.MAX_KEYS_CAP

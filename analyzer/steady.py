@@ -255,6 +255,7 @@ class CirculatingEstimator(Estimator):
         self, flash: ReplayFlash, cycle: int = 1, warmup: int = 1, segments: int = 3,
         min_erases: int = 0, hot_spots_move: bool = True,
         static_units: int | Callable[[], int] = 0, tolerance: float = 0.005,
+        max_window: int = 16, max_passes: int = 16,
     ) -> None:
         super().__init__(flash, cycle)
         self.warmup = warmup
@@ -263,6 +264,8 @@ class CirculatingEstimator(Estimator):
         self.hot_spots_move = hot_spots_move
         self.static_units = static_units
         self.tolerance = tolerance
+        self.max_window = max(max_window, 2 * self.cycle)
+        self.max_passes = max_passes
         self.snaps: list[np.ndarray] = []
         self._next_check = 0
         self._last_var: float | None = None
@@ -293,7 +296,13 @@ class CirculatingEstimator(Estimator):
             return False
         if not self.hot_spots_move:
             return True
-        # The spread is a slope; stop once it is negligible or stable between two checks.
+        # The spread is a slope; stop once it is negligible or stable between two checks, or
+        # after max_passes passes (at least max_window inferences): fixed counts, so results do
+        # not depend on the machine's speed.
+        erased = int((self.flash.erase_counts - self._e0).sum())
+        if self.window >= max(self.max_window, self.max_passes * self.flash.num_blocks
+                              * self.window / max(1, erased)):
+            return True
         if self.window < self._next_check:
             return False
         self._next_check = int(self.window * 1.25) + 1
