@@ -133,7 +133,7 @@ def replay_capacity(part: Part, capacity: int | None) -> int:
     return part.capacity
 
 
-def _free_key(wl: Workload) -> int:
+def free_key(wl: Workload) -> int:
     k = NO_KEY - 1
     while k in wl.key_sizes:
         k -= 1
@@ -161,7 +161,7 @@ def analyze(
     t_start = time.perf_counter()
     try:
         engine = make_engine(store, flash, wl, opt)
-        engine.burn_in(_free_key(wl))
+        engine.burn_in(free_key(wl))
         est = make_estimator(engine, wl, opt)
         rep = Replayer(engine, wl, payload=opt.payload)
         stats: list[InferenceStats] = []

@@ -15,9 +15,10 @@ replay small devices to failure to check the shortcut):
   per inference; on raw flash each consumption costs one erase in steady state, and unlike
   erases it is visible in the first pass. r_b = R / good units.
 - circulating (littlefs): blocks are allocated by a cyclic scan, so data blocks take equal
-  shares in the long run; metadata pairs are hot spots that move every `block_cycles` erases
-  (their excess stays in c_b) or, with block_cycles = -1, never move: such persistent hot
-  units keep their measured rate, the others share the rest of R.
+  shares in the long run; metadata pairs are hot spots that move every `block_cycles` erases,
+  which spreads the counts at random (measured as a variance growing with time, `spread`) or,
+  with block_cycles = -1, never move: such persistent hot units keep their measured rate, the
+  others share the rest of R.
 - passes (any engine, `--passes N`): brute force, the measured per-unit rate over the last N
   full passes of the device; used to cross-check the shortcuts.
 - host (managed devices): no per-unit model (the card's FTL levels); only host bytes written

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analyzer.device import ReplayFlash
-from analyzer.lifetime import Options, _free_key, analyze, make_engine
+from analyzer.lifetime import Options, analyze, free_key, make_engine
 from analyzer.rates import SECONDS_PER_YEAR
 from analyzer.replay import Replayer
 from analyzer.workload import Workload
@@ -45,7 +45,7 @@ def to_failure(
         get_part(part), capacity, wear="error", endurance=endurance, weibull=weibull, seed=seed
     )
     engine = make_engine(store, f, wl, opt)
-    engine.burn_in(_free_key(wl))
+    engine.burn_in(free_key(wl))
     rep = Replayer(engine, wl)
     reason = "limit"
     death = None

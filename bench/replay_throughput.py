@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analyzer.device import ReplayFlash  # noqa: E402
-from analyzer.lifetime import Options, _free_key, analyze, make_engine  # noqa: E402
+from analyzer.lifetime import Options, analyze, free_key, make_engine  # noqa: E402
 from analyzer.replay import Replayer  # noqa: E402
 from analyzer.workload import Workload  # noqa: E402
 from flashswap.parts import get_part  # noqa: E402
@@ -37,7 +37,7 @@ def throughput(wl: Workload, part: str, store: str, n: int) -> tuple[float, floa
         engine = make_engine(store, f, wl, Options())
     except Exception:  # noqa: BLE001 - e.g. the flashswap store refuses managed devices
         return None
-    engine.burn_in(_free_key(wl))
+    engine.burn_in(free_key(wl))
     rep = Replayer(engine, wl)
     rep.step()  # first inference: directory creation, first touches
     t = time.perf_counter()
