@@ -124,6 +124,7 @@ static int program(struct ramflash *f, uint32_t addr, const uint8_t *src, uint32
     uint32_t blk = addr / f->block_size, p0 = addr / f->page_size, p1, i, ppb;
     uint8_t *dst;
     long cut;
+    int worn_done = 0;
     if (f->off)
         return FSW_ERR_IO;
     if (!n || !in_range(f, addr, n) || (addr + n - 1) / f->block_size != blk ||
@@ -150,12 +151,18 @@ static int program(struct ramflash *f, uint32_t addr, const uint8_t *src, uint32
             return FSW_ERR_INVAL;
         }
     }
-    if (worn(f, blk))
+    if (worn(f, blk) && !(f->silent && !factory_bad(f, blk)))
         return FSW_ERR_WORN;
     cut = countdown(f, p1 - p0);
     f->progs += cut < 0 ? p1 - p0 : (uint32_t)cut + 1;
     for (i = 0; i < n; i++) {
         long page = spare ? 0 : (long)((addr + i) / f->page_size - p0);
+        uint8_t keep = (uint8_t)(dst[i] & ~src[i]); /* bits this program clears */
+        if (cut < 0 && keep && !worn_done && worn(f, blk)) { /* silent: one bit stays set */
+            dst[i] = (uint8_t)(src[i] | (keep & -keep));
+            worn_done = 1;
+            continue;
+        }
         if (cut < 0 || page < cut)
             dst[i] = src[i];
         else if (page == cut) /* torn: each bit to clear is cleared or not */
@@ -211,7 +218,7 @@ static int rf_erase(const struct fsw_config *c, uint32_t addr, uint32_t n)
     for (b = b0; b < b1; b++)
         f->wear[b]++;
     for (b = b0; b < b1; b++)
-        if (worn(f, b))
+        if (worn(f, b) && !f->silent)
             return FSW_ERR_WORN;
     f->erases++;
     if (countdown(f, 1) >= 0) {
@@ -221,6 +228,9 @@ static int rf_erase(const struct fsw_config *c, uint32_t addr, uint32_t n)
         return FSW_ERR_IO;
     }
     memset(f->mem + addr, 0xFF, n);
+    for (b = b0; b < b1; b++) /* silent wear: one bit stays programmed */
+        if (worn(f, b))
+            f->mem[b * f->block_size + (rnd(f) % f->block_size)] = 0xFE;
     if (f->nand) {
         memset(f->spare + b0 * ppb * f->spare_size, 0xFF, (b1 - b0) * ppb * f->spare_size);
         memset(f->page_writes + b0 * ppb, 0, (b1 - b0) * ppb);

@@ -5,7 +5,9 @@
  * bit it should change is old or new at random; a torn erase sets a random half of the bytes
  * to 0xFF) and every later operation fails until ramflash_power_on; a block erased more than
  * `endurance` times is worn: that erase and every later program/erase on it fail with
- * FSW_ERR_WORN and change nothing. Rule breaks are counted in `violations` and refused. */
+ * FSW_ERR_WORN and change nothing, or with `silent` set report success but leave one bit wrong
+ * (an erase leaves a 0 bit, a program leaves a 1 bit), as FlashSim's wear="silent". Rule
+ * breaks are counted in `violations` and refused. */
 #ifndef RAMFLASH_H
 #define RAMFLASH_H
 
@@ -22,6 +24,7 @@ struct ramflash {
     uint32_t size, block_size, page_size, spare_size;
     int nand;
     uint32_t endurance; /* 0: never wears out */
+    int silent;         /* worn blocks fail silently */
     long cut;           /* page programs/erases that still complete; -1: no cut armed */
     int off;            /* power is off: the cut happened */
     uint32_t rng;

@@ -203,11 +203,11 @@ def compare(py: FlashSim, c: FlashSim, where: str) -> None:
 
 
 def run(lib: C.CDLL, geo: str, seed: int, nops: int, wear: int | None,
-        every: bool = False) -> int:
+        every: bool = False, mode: str = "error") -> int:
     part, cap, seg, opts = GEOS[geo]
     kw = {"seed": seed}
     if wear:
-        kw.update(wear="error", endurance=wear)
+        kw.update(wear=mode, endurance=wear)
     if geo == "nand-bad":
         kw["factory_bad"] = 2
     sims = [FlashSim.from_part(part, capacity=cap, **kw) for _ in range(2)]
@@ -342,6 +342,7 @@ def main() -> None:
     ap.add_argument("--geo", default=",".join(GEOS))
     ap.add_argument("--wear", type=int, default=0, help="endurance (wear='error'); 0: none")
     ap.add_argument("--every", action="store_true", help="compare images after every op")
+    ap.add_argument("--silent", action="store_true", help="worn blocks fail silently")
     ap.add_argument("--lib", default=str(Path(__file__).resolve().parents[1] / "build" /
                                          "libflashswap.so"))
     ap.add_argument("--vectors", action="store_true", help="replay tests/vectors only")
@@ -353,7 +354,8 @@ def main() -> None:
     total = 0
     for geo in a.geo.split(","):
         for seed in range(1, a.seeds + 1):
-            total += run(lib, geo, seed, a.ops, a.wear or None, a.every)
+            total += run(lib, geo, seed, a.ops, a.wear or None, a.every,
+                         "silent" if a.silent else "error")
         print(f"{geo}: {a.seeds} seeds x {a.ops} operations: identical")
     print(f"{total} operations, identical images; {stats['retired']} segments retired, "
           f"{stats['nospace']} puts refused for space")

@@ -257,7 +257,7 @@ void test_factory_bad(void)
 /* Churn on a device that wears out after `endurance` erases per block: segments are retired
  * as they fail, data keeps reading back (or reads as corrupt when its block failed before it
  * was moved), and the store ends with "no space" or an I/O error, never with wrong data. */
-static void wear_out(enum geo g, uint32_t endurance, uint32_t max_size)
+static void wear_out(enum geo g, uint32_t endurance, uint32_t max_size, int silent)
 {
     uint32_t i, k, n, ver = 1;
     int err = 0, end_err;
@@ -265,6 +265,7 @@ static void wear_out(enum geo g, uint32_t endurance, uint32_t max_size)
     memset(&M, 0, sizeof M);
     CHECK_EQ(fx_setup(g, 2, 4), 0);
     FX.rf.endurance = endurance;
+    FX.rf.silent = silent;
     CHECK_EQ(fx_format(), 0);
     for (i = 0; i < 100000 && !err; i++) {
         k = i % 6;
@@ -297,10 +298,17 @@ static void wear_out(enum geo g, uint32_t endurance, uint32_t max_size)
 
 void test_wear_out(void)
 {
-    wear_out(NOR4K, 40, 2000);
+    wear_out(NOR4K, 40, 2000, 0);
 }
 
 void test_wear_out_nand(void)
 {
-    wear_out(NAND_S, 30, 5000);
+    wear_out(NAND_S, 30, 5000, 0);
+}
+
+/* Worn blocks that report success: erase verification (§8) retires them; a program that
+ * silently kept a bit shows as a corrupt chunk, never as wrong data. */
+void test_wear_out_silent(void)
+{
+    wear_out(NOR4K, 40, 2000, 1);
 }
