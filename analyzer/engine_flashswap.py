@@ -63,17 +63,7 @@ class FlashswapEngine(Engine):
         """Segments opened so far minus the unused tails of the open ones (hot and cold log
         heads), in erase units. In steady state every segment opened costs one erase, so this
         advances at the erase rate, without rounding to whole units."""
-        st = self.store
-        opened = getattr(st, "next_seq", None)
-        if opened is None:
-            return None
-        seg = self.segment_size
-        pos = (opened - 1) * seg
-        heads = [(st.open_seg, st.wp), getattr(st, "parked", (None, 0))]
-        for s, wp in heads:
-            if s is not None:
-                pos -= (s + 1) * seg - wp
-        return pos / self.flash.erase_size
+        return self.store.log_position() / self.flash.erase_size
 
     def put(self, key: int, data: bytes | memoryview) -> None:
         self.store.put(key, data)

@@ -134,12 +134,6 @@ def test_littlefs_projection_error_is_bounded(traces) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="store: the segment holding long-lived chunks stays at its erase count (it is the "
-    "parked cold head, never a static-leveling candidate), so the other segments wear faster "
-    "than the leveled model assumes (+14% here); see analyzer/README.md",
-)
 def test_flashswap_validation_with_long_lived_data(traces) -> None:
     c = check(traces["pinned"], NOR, "flashswap", 512 * 1024, 1000)
     assert abs(c.error) <= 0.02, c

@@ -316,6 +316,16 @@ class Store:
             "lost_chunks": len(self.lost),
         }
 
+    def log_position(self) -> int:
+        """Bytes of log opened so far: segments opened times their size, less the unused tails
+        of the open ones. Advances at the erase rate in steady state (the analyzer uses it)."""
+        seg = self.geo.seg_size
+        pos = (self.next_seq - 1) * seg
+        for s, wp in ((self.open_seg, self.wp), self.parked):
+            if s is not None:
+                pos -= (s + 1) * seg - wp
+        return pos
+
     def unmount(self) -> None:
         """Sync and detach from the flash."""
         if self.mounted:
@@ -754,6 +764,11 @@ class Store:
             return False
         ref = int((self.erase_count + ~erased)[free].min())
         m = self._outside_window() & (self.live > 0)
+        # The cold head's own segment holds long-lived chunks too; left out, it would never
+        # wear once relocations stop (it stays open for ever).
+        cold_seg = self.open_seg if self.active_cold else self.parked[0]
+        if cold_seg is not None and self.live[cold_seg] > 0:
+            m[cold_seg] = True
         if not m.any():
             return False
         counts = np.where(m, self.erase_count, np.iinfo(np.int64).max)
@@ -762,6 +777,9 @@ class Store:
             return False
         if self._available(self.reserve) < int(self.live[s]) + 2 * REC_SIZE:
             return False
+        if s == cold_seg:
+            self._use(cold=True)
+            self._close_segment()  # the moved chunks go to a new, more worn cold segment
         self._relocate(s)
         return True
 
