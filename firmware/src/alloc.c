@@ -241,14 +241,20 @@ int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve)
     return err ? err : FSW_ERR_NOSPC;
 }
 
-/* §10 step 2: one move of the least-worn segment outside the window holding data, when it lags
- * more than the threshold behind where the hot head allocates next. 1 if moved. */
+/* §10 step 2: one move of the least-worn segment holding data outside the window (or the cold
+ * head's own segment), when it lags more than the threshold behind where the hot head
+ * allocates next. 1 if moved. */
 int fsw_static_wl(fsw_t *fs)
 {
     const struct fsw_seg *g = SEGS(fs);
     uint32_t lo = fsw_pick(fs, PICK_LO, NULL), hi = fsw_pick(fs, PICK_HI, NULL);
     uint32_t ref = fsw_pick(fs, PICK_HOT, NULL), c = fsw_pick(fs, PICK_WL, NULL), d;
+    uint32_t cs = fs->cold ? fs->open : fs->park;
     int err;
+    if (cs != NONE && g[cs].live &&
+        (c == NONE || g[cs].erase_count < g[c].erase_count ||
+         (g[cs].erase_count == g[c].erase_count && cs < c)))
+        c = cs;
     if (lo == NONE || g[hi].erase_count - g[lo].erase_count <= fs->wl_threshold ||
         ref == NONE || c == NONE)
         return 0;
@@ -256,7 +262,11 @@ int fsw_static_wl(fsw_t *fs)
     if ((int32_t)d <= (int32_t)fs->wl_threshold ||
         available(fs, fs->reserve) < g[c].live + 2 * REC_SIZE)
         return 0;
-    err = move_cold(fs, c);
+    err = fsw_use(fs, 1);
+    if (!err && c == cs)
+        err = fsw_close(fs); /* its chunks go to a new, more worn cold segment */
+    if (!err)
+        err = relocate(fs, c);
     return err ? err : 1;
 }
 

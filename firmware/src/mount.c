@@ -188,7 +188,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
 {
     struct fsw_seg *g = cfg->segs;
     struct cursor cur[2];
-    uint32_t h[10], ref[10] = {0}, s, newest = NONE, maxc = 0, ck = NONE;
+    uint32_t h[10], ref[10] = {0}, s, i, newest = NONE, maxc = 0, ck = NONE, below = NONE;
     uint64_t maxr = 0;
     int err = fsw_setup(fs, cfg), k;
     /* Steps 1-3: the first valid header names the store (it must match the configured
@@ -237,18 +237,22 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
         if (g[s].state <= ST_FREE)
             g[s].erase_count = maxc;
     /* Step 4: the newest hot checkpoint segment (its header names itself) whose checkpoint is
-     * intact; an interrupted one falls back to the one before. */
-    for (s = 0; s < fs->nseg && !err; s++) {
-        if (g[s].state != ST_LOG || g[s].cold || (ck != NONE && g[s].seq <= g[ck].seq))
-            continue;
+     * intact; an interrupted one falls back to the one before. Hot segments are tried newest
+     * first, so mount reads about ckpt_interval headers more and one checkpoint. */
+    while (ck == NONE && !err) {
+        for (i = 0, s = NONE; i < fs->nseg; i++)
+            if (g[i].state == ST_LOG && !g[i].cold && g[i].seq < below &&
+                (s == NONE || g[i].seq > g[s].seq))
+                s = i;
+        if (s == NONE)
+            return FSW_ERR_CORRUPT;
+        below = g[s].seq;
         err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
         fsw_le(h, 10, 0);
         k = err || h[4] != g[s].seq ? 0 : ckpt_of(fs, s, cur);
         err = k < 0 ? k : err;
         ck = k == 1 ? s : ck;
     }
-    if (!err && ck == NONE)
-        err = FSW_ERR_CORRUPT;
     if (err)
         return err;
     fs->replay_seq = g[ck].seq;
