@@ -478,10 +478,21 @@ class Store:
             return None
         return int(np.argmin(np.where(m, self.seq, np.iinfo(np.int64).max)))
 
-    def _read_chunk(self, key: int, addr: int, size: int) -> bytes:
+    def _read_chunk(self, key: int, addr: int, size: int,
+                    pending: tuple[int, bytes, int] | None = None) -> bytes:
+        """A chunk's bytes, every fragment checked. `pending` = (unit address, buffer, wp) of a
+        program buffer whose bytes never reached flash (a failed segment being evacuated)."""
         parts = []
         for i, (a, n) in enumerate(self._fragments(addr, size)):
-            raw = self._read(a, REC_SIZE + n)
+            if pending is None:
+                raw = self._read(a, REC_SIZE + n)
+            else:
+                unit, buf, wp = pending
+                ba = bytearray(self.flash.read(a, REC_SIZE + n))
+                lo, hi = max(a, unit), min(a + REC_SIZE + n, wp)
+                if lo < hi:
+                    ba[lo - a : hi - a] = buf[lo - unit : hi - unit]
+                raw = bytes(ba)
             h = unpack_rec(raw)
             if (h is None or h.rtype != T_DATA or h.key != key or h.size != size
                     or (h.offset == 0) != (i == 0) or crc32(raw[REC_SIZE:]) != h.dcrc):
@@ -828,29 +839,13 @@ class Store:
         for _, key in moved:
             addr, size, _frags = self.index[key]
             try:
-                data = self._read_overlay(key, addr, size, pending)
+                data = self._read_chunk(key, addr, size, pending)
             except CorruptError:
                 self._drop(key)
                 self.lost.add(key)
                 continue
             self._write_chunk(key, data)
         self.live[s] = 0
-
-    def _read_overlay(self, key: int, addr: int, size: int,
-                      pending: tuple[int, bytes, int]) -> bytes:
-        unit, buf, wp = pending
-        parts = []
-        for i, (a, n) in enumerate(self._fragments(addr, size)):
-            raw = bytearray(self.flash.read(a, REC_SIZE + n))
-            lo, hi = max(a, unit), min(a + REC_SIZE + n, wp)
-            if lo < hi:
-                raw[lo - a : hi - a] = buf[lo - unit : hi - unit]
-            h = unpack_rec(bytes(raw))
-            if (h is None or h.rtype != T_DATA or h.key != key
-                    or crc32(raw[REC_SIZE:]) != h.dcrc or (h.offset == 0) != (i == 0)):
-                raise CorruptError(f"chunk {key} unreadable after a block failure")
-            parts.append(bytes(raw[REC_SIZE:]))
-        return b"".join(parts)
 
 
 __all__ = ["Store", "Rec", "parse_segment"]
