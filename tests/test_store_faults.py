@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flashswap import CorruptError, FlashSim, NoSpaceError, NotFoundError, Store
-from flashswap.errors import DeviceError, StoreError
+from flashswap.errors import DeviceError, FlashWearError, StoreError
 from tests.storeutil import format_store, make_flash, payload
 
 
@@ -153,3 +153,50 @@ def _with_image(template: FlashSim, image: bytes) -> FlashSim:
         if chunk != b"\xff" * len(chunk):
             flash.program(a, chunk)
     return flash
+
+
+class _GrownBadFlash(FlashSim):
+    """A device on which one program fails (a grown bad block): from then on every program
+    and erase of that block fails too. The simulator's own wear model fails erases first, so
+    this is how the store's program-failure path is exercised."""
+
+    fail_at: int = -1
+    bad_block: int = -1
+
+    def program(self, addr: int, data: object, spare: object = None) -> None:  # type: ignore[override]
+        blk = addr // self.erase_size
+        if blk == self.bad_block or self.fail_at == 0:
+            self.bad_block = blk
+            self.fail_at = -1
+            raise FlashWearError(f"program failed in block {blk}")
+        self.fail_at -= 1
+        super().program(addr, data, spare)
+
+    def erase(self, addr: int, size: int | None = None) -> None:
+        if addr // self.erase_size == self.bad_block:
+            raise FlashWearError(f"erase failed in block {self.bad_block}")
+        super().erase(addr, size)
+
+
+@pytest.mark.parametrize("fail_at", [0, 1, 3, 7, 15, 25, 40])
+def test_failed_program_retires_the_segment_and_keeps_every_chunk(fail_at: int) -> None:
+    part = FlashSim.from_part("W25Q128JV").part
+    flash = _GrownBadFlash(part, capacity=64 * 1024)
+    store = Store.format(flash, segment_size=4096, ckpt_interval=3)
+    written: dict[int, bytes] = {}
+    for i in range(8):
+        written[i] = payload(i, 0, 700 + 211 * i)
+        store.put(i, written[i])
+    flash.fail_at = fail_at
+    for i in range(8, 40):
+        k = i % 10
+        written[k] = payload(k, i, 300 + 61 * i)
+        store.put(k, written[k])
+    assert flash.bad_block >= 0, "the injected failure must have happened"
+    assert store.stat()["retired_blocks"] == 1
+    for k, d in written.items():
+        assert store.get(k) == d
+    store.unmount()
+    store = Store.mount(flash)
+    for k, d in written.items():
+        assert store.get(k) == d
