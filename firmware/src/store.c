@@ -23,8 +23,8 @@ int fsw_setup(fsw_t *fs, const struct fsw_config *c)
     fs->prog_shift = (uint8_t)ps;
     fs->page_once = c->page_once != 0;
     fs->open = fs->park = NONE;
-    return ss < 9 || ss > 24 || ps < 0 || ss - ps < 3 || fs->nseg < 6 || !c->prog_buffer ||
-                   !c->index || !c->segs
+    return ss < 9 || ss > 24 || ps < 0 || ss - ps < 3 || fs->nseg < 6 || !c->read || !c->prog ||
+                   !c->erase || !c->prog_buffer || !c->index || !c->segs
                ? FSW_ERR_INVAL
                : 0;
 }
