@@ -207,7 +207,9 @@ class Store:
         if size > self.max_chunk:
             raise ChunkTooLargeError(f"chunk of {size} bytes exceeds the largest chunk "
                                      f"{self.max_chunk} of this store")
-        if key not in self.index and len(self.index) >= self.max_keys:
+        if key not in self.index and key not in self.lost and (
+                len(self.index) + len(self.lost) >= self.max_keys):
+            # Lost chunks keep their entry (they read as corrupt until trimmed): they count.
             raise NoSpaceError(f"index full: {self.max_keys} live chunks")
         self._device_retry(lambda: self._put(key, bytes(data)))
 
@@ -673,7 +675,8 @@ class Store:
             s = self._choose()
             if s is None:
                 raise NoSpaceError("no free segment left")
-            if self.state[s] == FREE_ERASED or self._erase(s):
+            # A segment believed erased is read back first: mount judged it by its header only.
+            if (self.state[s] == FREE_ERASED and self._blank(s)) or self._erase(s):
                 break
         seq = self.next_seq
         self.next_seq += 1
@@ -846,6 +849,11 @@ class Store:
                 continue
             self._write_chunk(key, data)
         self.live[s] = 0
+        # TRIM records and perhaps the newest checkpoint went with the retired segment: a fresh
+        # checkpoint makes them unnecessary (§12).
+        self._use(cold=False)
+        self._close_segment()
+        self._open_segment(cont_len=0, force_ckpt=True)
 
 
 __all__ = ["Store", "Rec", "parse_segment"]

@@ -67,6 +67,8 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         if h is not None and h.same_store(first):
             headers[s] = h
         else:
+            # An erased-looking header says nothing about the body (a torn erase): such a
+            # segment is blank-checked when opened (§8), not trusted here.
             st.state[s] = FREE_ERASED if raw == b"\xff" * HEADER_SIZE else FREE
             unknown.append(s)
     if not headers:
