@@ -200,3 +200,20 @@ def test_failed_program_retires_the_segment_and_keeps_every_chunk(fail_at: int) 
     store = Store.mount(flash)
     for k, d in written.items():
         assert store.get(k) == d
+
+
+def test_erased_header_over_programmed_body_is_erased_before_use() -> None:
+    """A torn erase may leave a segment's header erased but its body programmed: mount sees an
+    erased segment by its header; the store blank-checks it before writing there (SPEC §8)."""
+    flash = make_flash("nor4k")
+    store = format_store(flash, "nor4k")
+    store.unmount()
+    for s in range(1, 16):  # garbage in every free segment's body, headers left erased
+        flash.program(s * 4096 + 1000, b"\x00" * 64)
+    store = Store.mount(flash)
+    data = {k: payload(k, 1, 3000) for k in range(12)}
+    for k, d in data.items():
+        store.put(k, d)
+    store.unmount()
+    store = Store.mount(flash)
+    assert all(store.get(k) == d for k, d in data.items())
