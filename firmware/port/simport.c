@@ -1,0 +1,225 @@
+/*
+ * Port onto the Python FlashSim (flashswap/flash.py) for flashswap/store/c_engine.py.
+ *
+ * The common operations (a program, erase or read that breaks no rule, with no power cut armed,
+ * no wear-out or bit-error model) are done here, on the FlashSim's own numpy arrays, with its
+ * exact bookkeeping: a Python callback per page program would cost more than the store itself.
+ * Anything else (a rule broken, a factory-bad block, the spare area, an armed power cut, a
+ * flash that is not a FlashSim) goes to the Python callbacks, so FlashSim stays the referee:
+ * it raises the error, tears the page, wears the block. Time and energy are accumulated here
+ * and folded into the FlashSim by Python after each call.
+ *
+ * Not part of the library proper: host only, built with it into the ctypes shared object.
+ */
+#include <stddef.h>
+
+#include "fsw_priv.h"
+
+typedef int (*fswsim_io)(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t size);
+typedef int (*fswsim_erase_fn)(const struct fsw_config *c, uint32_t addr, uint32_t size);
+
+/* Mirrored field by field by the ctypes Structure in c_engine.py: keep the order. */
+struct fswsim {
+    /* The FlashSim's arrays (inverted storage: 0 is an erased 0xFF byte). */
+    uint8_t *inv;
+    uint8_t *spare_inv;
+    uint8_t *page_writes; /* NAND only (NOP count per page) */
+    int32_t *next_page;   /* NAND only (in-block page order) */
+    int64_t *wear;
+    int64_t *erase_counts;
+    int64_t *program_bytes;
+    int64_t *read_bytes;
+    uint8_t *bad;
+    /* Python fallbacks (the slow path). */
+    fswsim_io py_read;
+    fswsim_io py_prog;
+    fswsim_erase_fn py_erase;
+    fswsim_io py_read_spare;
+    fswsim_io py_prog_spare;
+    /* Geometry. */
+    uint32_t size, erase_size, page_size, ppb, spare_size, nop, seg_size;
+    uint32_t nand, fast; /* fast: Python found no power cut, wear or bit-error model armed */
+    /* Per-operation costs, as FlashSim._rates() computes them. */
+    double tp, tp_max, ep, ep_max, te, te_max, w_erase, t_page_read, bw, w_read;
+    /* Accumulated since Python last folded them into the FlashSim. */
+    uint64_t reads, programs, erases, ops_count;
+    double time_s, time_max_s, energy_j, energy_max_j;
+};
+
+#define SIM(c) ((struct fswsim *)(c)->context)
+
+static int sim_read(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t n)
+{
+    struct fswsim *m = SIM(c);
+    uint8_t *out = buf;
+    const uint8_t *src;
+    uint32_t i, b0, b1, pages;
+    double t;
+    if (!m->fast || (uint64_t)addr + n > m->size)
+        return m->py_read(c, addr, buf, n);
+    if (!n)
+        return 0;
+    src = m->inv + addr;
+    for (i = 0; i < n; i++)
+        out[i] = (uint8_t)~src[i];
+    b0 = addr / m->erase_size;
+    b1 = (addr + n - 1) / m->erase_size;
+    if (b0 == b1) {
+        m->read_bytes[b0] += n;
+    } else {
+        m->read_bytes[b0] += (int64_t)(b0 + 1) * m->erase_size - addr;
+        for (i = b0 + 1; i < b1; i++)
+            m->read_bytes[i] += m->erase_size;
+        m->read_bytes[b1] += (int64_t)addr + n - (int64_t)b1 * m->erase_size;
+    }
+    pages = (addr + n - 1) / m->page_size - addr / m->page_size + 1;
+    t = pages * m->t_page_read + n / m->bw;
+    m->reads++;
+    m->time_s += t;
+    m->time_max_s += t;
+    m->energy_j += t * m->w_read;
+    m->energy_max_j += t * m->w_read;
+    return 0;
+}
+
+/* FlashSim.program without spare bytes, when it would succeed; else the Python path. */
+static int sim_prog(const struct fsw_config *c, uint32_t addr, const void *buf, uint32_t n)
+{
+    struct fswsim *m = SIM(c);
+    const uint8_t *src = buf;
+    uint8_t *dst;
+    uint8_t clash = 0;
+    uint32_t i, blk, p0, p1, np;
+    if (!m->fast || !n || (uint64_t)addr + n > m->size)
+        return m->py_prog(c, addr, (void *)buf, n);
+    blk = addr / m->erase_size;
+    if ((addr + n - 1) / m->erase_size != blk || m->bad[blk])
+        return m->py_prog(c, addr, (void *)buf, n);
+    p0 = addr / m->page_size;
+    p1 = (addr + n - 1) / m->page_size + 1;
+    np = p1 - p0;
+    dst = m->inv + addr;
+    for (i = 0; i < n; i++)
+        clash |= (uint8_t)(src[i] & dst[i]);
+    if (clash)
+        return m->py_prog(c, addr, (void *)buf, n);
+    if (m->nand) {
+        int32_t top = m->next_page[blk] - 1;
+        int32_t rel = (int32_t)(p0 - blk * m->ppb);
+        for (i = p0; i < p1; i++)
+            if (m->page_writes[i] >= m->nop)
+                return m->py_prog(c, addr, (void *)buf, n);
+        if (rel < top)
+            return m->py_prog(c, addr, (void *)buf, n);
+        for (i = p0; i < p1; i++)
+            m->page_writes[i]++;
+        if ((int32_t)(p1 - blk * m->ppb) > m->next_page[blk])
+            m->next_page[blk] = (int32_t)(p1 - blk * m->ppb);
+    }
+    m->ops_count += np;
+    m->programs += np;
+    m->time_s += np * m->tp;
+    m->time_max_s += np * m->tp_max;
+    m->energy_j += np * m->ep;
+    m->energy_max_j += np * m->ep_max;
+    m->program_bytes[blk] += n;
+    for (i = 0; i < n; i++)
+        dst[i] = (uint8_t)~src[i];
+    return 0;
+}
+
+static int sim_erase(const struct fsw_config *c, uint32_t addr, uint32_t size)
+{
+    struct fswsim *m = SIM(c);
+    uint32_t b, b0, b1;
+    if (!m->fast || size != m->seg_size || addr % size || (uint64_t)addr + size > m->size)
+        return m->py_erase(c, addr, size);
+    b0 = addr / m->erase_size;
+    b1 = (addr + size) / m->erase_size;
+    for (b = b0; b < b1; b++)
+        if (m->bad[b])
+            return m->py_erase(c, addr, size);
+    for (b = b0; b < b1; b++) {
+        m->wear[b]++;
+        m->erase_counts[b]++;
+    }
+    m->ops_count++;
+    m->erases++;
+    m->time_s += m->te;
+    m->time_max_s += m->te_max;
+    m->energy_j += m->te * m->w_erase;
+    m->energy_max_j += m->te_max * m->w_erase;
+    if (m->nand) {
+        memset(m->page_writes + (size_t)b0 * m->ppb, 0, (size_t)(b1 - b0) * m->ppb);
+        for (b = b0; b < b1; b++)
+            m->next_page[b] = 0;
+    }
+    memset(m->inv + addr, 0, size);
+    if (m->spare_size)
+        memset(m->spare_inv + (size_t)b0 * m->ppb * m->spare_size, 0,
+               (size_t)(b1 - b0) * m->ppb * m->spare_size);
+    return 0;
+}
+
+/* Spare-area operations are rare (factory-bad checks, retirement marks): always Python. */
+static int sim_read_spare(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t n)
+{
+    return SIM(c)->py_read_spare(c, addr, buf, n);
+}
+
+static int sim_prog_spare(const struct fsw_config *c, uint32_t addr, const void *buf,
+                          uint32_t n)
+{
+    return SIM(c)->py_prog_spare(c, addr, (void *)buf, n);
+}
+
+/* Points the config's callbacks at this port. */
+void fswsim_install(struct fsw_config *c, struct fswsim *m)
+{
+    c->context = m;
+    c->read = sim_read;
+    c->prog = sim_prog;
+    c->erase = sim_erase;
+    c->read_spare = m->nand ? sim_read_spare : NULL;
+    c->prog_spare = m->nand ? sim_prog_spare : NULL;
+}
+
+size_t fswsim_sizes(size_t *sim_size)
+{
+    *sim_size = sizeof(struct fswsim);
+    return sizeof(fsw_t);
+}
+
+/* Store.log_position(): bytes of log opened so far, less the open segments' unused tails. */
+uint64_t fswsim_log_position(const fsw_t *fs)
+{
+    uint64_t seg = SEG_SIZE(fs);
+    uint64_t pos = (uint64_t)(fs->next_seq - 1) * seg;
+    if (fs->open != NONE)
+        pos -= (fs->open + 1) * seg - fs->wp;
+    if (fs->park != NONE)
+        pos -= (fs->park + 1) * seg - fs->park_wp;
+    return pos;
+}
+
+/* Segments in the replay window, the open ones included (Store.stat()["window_segments"]). */
+uint32_t fswsim_window(const fsw_t *fs)
+{
+    uint32_t n = 0;
+    fsw_pick(fs, PICK_WINDOW, &n);
+    return n + (fs->open != NONE) + (fs->park != NONE);
+}
+
+/* Scalars of the context for Python: out[0..7] = index entries (lost included), segments
+ * retired, max_keys, max_chunk, ckpt_interval, reserve, wl_threshold, mounted. */
+void fswsim_info(const fsw_t *fs, uint32_t out[8])
+{
+    out[0] = fs->nkeys;
+    out[1] = fs->retired;
+    out[2] = fs->max_keys;
+    out[3] = fs->max_chunk;
+    out[4] = fs->ckpt_interval;
+    out[5] = fs->reserve;
+    out[6] = fs->wl_threshold;
+    out[7] = fs->mounted;
+}

@@ -1,0 +1,510 @@
+"""The C library (firmware/) behind the Store API: `Store.format(flash, engine="c")`.
+
+The library runs through ctypes on the same FlashSim as the Python model, so counters, time,
+energy, power cuts and wear-out all apply and the images stay comparable. Flash operations
+that break no rule are done in C on the FlashSim's numpy arrays (firmware/port/simport.c);
+everything else calls back into FlashSim, which stays the referee.
+
+The shared library is found in this order: $FLASHSWAP_CLIB, one built next to this module at
+install time (setup.py), or one compiled on first use from firmware/ into a cache directory.
+"""
+
+from __future__ import annotations
+
+import ctypes as C
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flashswap.errors import (
+    ChunkTooLargeError,
+    CorruptError,
+    DeviceError,
+    FlashRuleError,
+    FlashWearError,
+    InputError,
+    NoSpaceError,
+    NotFoundError,
+)
+from flashswap.store.layout import HEADER_SIZE, NO_KEY, SegHeader
+
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+# The library's error codes (firmware/include/flashswap.h).
+E_IO, E_CORRUPT, E_NOSPC, E_NOENT, E_TOOBIG, E_INVAL, E_WORN = -5, -84, -28, -2, -27, -22, -71
+LOST = 0xFFFFFFFF
+
+_IO = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_void_p, C.c_uint32)
+_ERASE = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_uint32)
+_P = C.c_void_p
+
+
+class _Config(C.Structure):
+    """struct fsw_config (firmware/include/flashswap.h); callbacks set by fswsim_install."""
+
+    _fields_ = [
+        ("context", _P), ("read", _P), ("prog", _P), ("erase", _P), ("sync", _P),
+        ("read_spare", _P), ("prog_spare", _P),
+        ("flash_size", C.c_uint32), ("segment_size", C.c_uint32), ("prog_size", C.c_uint32),
+        ("page_once", C.c_uint8), ("ckpt_interval", C.c_uint8), ("reserve", C.c_uint8),
+        ("wl_threshold", C.c_uint16), ("max_keys", C.c_uint16),
+        ("prog_buffer", _P), ("index", _P), ("segs", _P), ("rescue_buffer", _P),
+        ("trace", _P), ("trace_ctx", _P),
+    ]
+
+
+class _Sim(C.Structure):
+    """struct fswsim (firmware/port/simport.c)."""
+
+    _fields_ = (
+        [(n, _P) for n in ("inv", "spare_inv", "page_writes", "next_page", "wear",
+                            "erase_counts", "program_bytes", "read_bytes", "bad")]
+        + [("py_read", _IO), ("py_prog", _IO), ("py_erase", _ERASE), ("py_read_spare", _IO),
+           ("py_prog_spare", _IO)]
+        + [(n, C.c_uint32) for n in ("size", "erase_size", "page_size", "ppb", "spare_size",
+                                     "nop", "seg_size", "nand", "fast")]
+        + [(n, C.c_double) for n in ("tp", "tp_max", "ep", "ep_max", "te", "te_max",
+                                     "w_erase", "t_page_read", "bw", "w_read")]
+        + [(n, C.c_uint64) for n in ("reads", "programs", "erases", "ops_count")]
+        + [(n, C.c_double) for n in ("time_s", "time_max_s", "energy_j", "energy_max_j")]
+    )
+
+
+class _Stat(C.Structure):
+    _fields_ = [(n, C.c_uint32) for n in (
+        "free_bytes", "live_bytes", "live_chunks", "segments", "free_segments", "bad_segments",
+        "retired", "erase_min", "erase_max", "max_chunk")]
+
+
+# ------------------------------------------------------------------ finding the library
+
+
+def _sources() -> list[Path]:
+    return sorted((FIRMWARE / "src").glob("*.c")) + [FIRMWARE / "port" / "simport.c"]
+
+
+def _build(dest_dir: Path) -> Path:
+    """Compile firmware/ into dest_dir (named by a hash of the sources: rebuilt on change)."""
+    srcs = _sources()
+    heads = [FIRMWARE / "include" / "flashswap.h", FIRMWARE / "src" / "fsw_priv.h"]
+    h = hashlib.sha256()
+    for p in srcs + heads:
+        h.update(p.read_bytes())
+    out = dest_dir / f"libflashswap-{h.hexdigest()[:16]}.so"
+    if out.exists():
+        return out
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise InputError("C engine not built: no C compiler (cc or gcc) found")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=dest_dir)
+    os.close(fd)
+    cmd = [cc, "-std=c99", "-O2", "-fPIC", "-shared", f"-I{FIRMWARE / 'include'}",
+           f"-I{FIRMWARE / 'src'}", *map(str, srcs), "-o", tmp]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if r.returncode:
+        os.unlink(tmp)
+        first = (r.stderr.strip().splitlines() or ["?"])[0]
+        raise InputError(f"C engine not built: {cc} failed: {first}")
+    os.replace(tmp, out)  # atomic: concurrent builders (pytest-xdist) do not clash
+    return out
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "flashswap"
+
+
+@functools.cache
+def library() -> C.CDLL:
+    """The loaded C library (built on first use if needed); InputError if it cannot be."""
+    env = os.environ.get("FLASHSWAP_CLIB")
+    if env:
+        path = Path(env)
+    else:
+        built = sorted(Path(__file__).parent.glob("_flashswap_c*.so"))
+        if built:
+            path = built[0]
+        elif (FIRMWARE / "src").is_dir():
+            path = _build(_cache_dir())
+        else:
+            raise InputError("C engine not built: no compiled library and no firmware sources")
+    try:
+        lib = C.CDLL(str(path))
+    except OSError as e:
+        raise InputError(f"C engine not built: cannot load {path}: {e}") from None
+    for name in ("fsw_size", "fsw_trim_range"):
+        getattr(lib, name).restype = C.c_int32
+    lib.fswsim_log_position.restype = C.c_uint64
+    lib.fswsim_window.restype = C.c_uint32
+    lib.fswsim_sizes.restype = C.c_size_t
+    return lib
+
+
+# ------------------------------------------------------------------ the engine
+
+
+def _ptr(a: np.ndarray) -> int | None:
+    return a.ctypes.data if a.size else None
+
+
+class CStore:
+    """A store run by the C library, with the Python Store's API, errors and flash bytes."""
+
+    def __init__(self, flash: Any, seg_size: int, *, max_keys: int, ckpt_interval: int = 0,
+                 reserve: int = 0, wl_threshold: int = 0) -> None:
+        self.lib = lib = library()
+        self.flash = flash
+        self._exc: BaseException | None = None
+        sim_size = C.c_size_t()
+        ctx_size = lib.fswsim_sizes(C.byref(sim_size))
+        if C.sizeof(_Sim) != sim_size.value:
+            raise InputError("C engine not built: struct fswsim does not match c_engine.py")
+        self.fs = C.create_string_buffer(ctx_size)
+        page = flash.page_size
+        nseg = flash.size // seg_size
+        self._bufs = [C.create_string_buffer(page), C.create_string_buffer(page)]
+        self._index = np.zeros(3 * max_keys, dtype=np.uint32)
+        self._segs = np.zeros(3 * nseg, dtype=np.uint32)
+        cfg = self.cfg = _Config()
+        cfg.flash_size, cfg.segment_size, cfg.prog_size = flash.size, seg_size, page
+        cfg.page_once = int(getattr(flash, "nop", 0) != 0)
+        cfg.ckpt_interval, cfg.reserve = ckpt_interval, reserve
+        cfg.wl_threshold, cfg.max_keys = wl_threshold, max_keys
+        cfg.prog_buffer = C.addressof(self._bufs[0])
+        cfg.rescue_buffer = C.addressof(self._bufs[1])
+        cfg.index, cfg.segs = self._index.ctypes.data, self._segs.ctypes.data
+        self._sim = self._make_sim(flash, seg_size)
+        lib.fswsim_install(C.byref(cfg), C.byref(self._sim))
+        self.mounted = False
+
+    # --- the port ---------------------------------------------------------------------
+    def _make_sim(self, flash: Any, seg_size: int) -> _Sim:
+        m = _Sim()
+        self._cbs = (_IO(self._py_read), _IO(self._py_prog), _ERASE(self._py_erase),
+                     _IO(self._py_read_spare), _IO(self._py_prog_spare))
+        m.py_read, m.py_prog, m.py_erase, m.py_read_spare, m.py_prog_spare = self._cbs
+        m.size, m.page_size, m.seg_size = flash.size, flash.page_size, seg_size
+        m.erase_size = getattr(flash, "erase_size", seg_size)
+        m.nand = int(getattr(flash, "kind", "") == "nand")
+        # Only a FlashSim of raw flash can take the fast path (its arrays and rates are known).
+        self._fast_ok = (getattr(flash, "kind", None) in ("nor", "nand")
+                         and hasattr(flash, "_inv") and seg_size in getattr(flash, "_te", {}))
+        if self._fast_ok:
+            m.ppb, m.spare_size, m.nop = flash.pages_per_block, flash.spare_size, flash.nop
+            m.tp, m.tp_max, m.ep, m.ep_max = flash._tp, flash._tp_max, flash._ep, flash._ep_max
+            m.te, m.te_max = flash._te[seg_size]
+            m.w_erase, m.t_page_read, m.bw, m.w_read = (
+                flash._w_erase, flash._t_page_read, flash._bw, flash._w_read)
+        self._arrays: tuple = ()
+        return m
+
+    def _enter(self) -> None:
+        """Before a call: pick the path and point the port at the FlashSim's current arrays."""
+        f, m = self.flash, self._sim
+        self._exc = None
+        fast = (self._fast_ok and f._cut is None and f.wear is None and not f.bit_errors)
+        m.fast = fast
+        if not fast:
+            return
+        arrays = (f._inv, f._spare_inv, f._page_writes, f._next_page, f._wear, f.erase_counts,
+                  f.program_bytes, f.read_bytes, f._bad)
+        if any(a is not b for a, b in zip(arrays, self._arrays, strict=False)) or not self._arrays:
+            for a in arrays:
+                if not a.flags.c_contiguous or not a.flags.writeable:
+                    m.fast = False
+                    return
+            (m.inv, m.spare_inv, m.page_writes, m.next_page, m.wear, m.erase_counts,
+             m.program_bytes, m.read_bytes, m.bad) = map(_ptr, arrays)
+            self._arrays = arrays
+
+    def _leave(self) -> None:
+        """After a call: fold what the fast path counted into the FlashSim."""
+        m = self._sim
+        if m.ops_count or m.reads:
+            f = self.flash
+            f.ops["reads"] += m.reads
+            f.ops["programs"] += m.programs
+            f.ops["erases"] += m.erases
+            f.ops_count += m.ops_count
+            f.time_s += m.time_s
+            f.time_max_s += m.time_max_s
+            f.energy_j += m.energy_j
+            f.energy_max_j += m.energy_max_j
+            m.reads = m.programs = m.erases = m.ops_count = 0
+            m.time_s = m.time_max_s = m.energy_j = m.energy_max_j = 0.0
+
+    def _call(self, fn: Any, *args: Any) -> int:
+        self._enter()
+        try:
+            rc = fn(self.fs, *args)
+        finally:
+            self._leave()
+        if self._exc is not None:
+            exc, self._exc = self._exc, None
+            raise exc
+        return rc
+
+    def _device(self, op: Any) -> int:
+        """Run a device operation for C: 0, E_WORN, or E_IO with the exception kept."""
+        if self._exc is not None:  # the Python model would have stopped at the first one
+            return E_IO
+        try:
+            op()
+        except FlashWearError:
+            return E_WORN
+        except Exception as e:  # noqa: BLE001 - re-raised by _call once C has returned
+            self._exc = e
+            return E_IO
+        return 0
+
+    def _py_read(self, _c: Any, addr: int, buf: int, n: int) -> int:
+        def op() -> None:
+            C.memmove(buf, self.flash.read(addr, n), n)
+        return self._device(op)
+
+    def _py_prog(self, _c: Any, addr: int, buf: int, n: int) -> int:
+        return self._device(lambda: self.flash.program(addr, C.string_at(buf, n)))
+
+    def _py_erase(self, _c: Any, addr: int, n: int) -> int:
+        return self._device(lambda: self.flash.erase(addr, n))
+
+    def _py_read_spare(self, _c: Any, addr: int, buf: int, n: int) -> int:
+        def op() -> None:
+            C.memmove(buf, self.flash.read_spare(addr, n), n)
+        return self._device(op)
+
+    def _py_prog_spare(self, _c: Any, addr: int, buf: int, n: int) -> int:
+        # The retirement mark is best effort: on NAND it may break NOP, which the model ignores.
+        if self._exc is not None:
+            return E_IO
+        try:
+            self.flash.program(addr, b"", spare=C.string_at(buf, n))
+        except (FlashWearError, FlashRuleError):
+            return E_IO
+        except Exception as e:  # noqa: BLE001
+            self._exc = e
+            return E_IO
+        return 0
+
+    # --- errors -----------------------------------------------------------------------
+    def _check(self, rc: int, what: str) -> int:
+        if rc >= 0:
+            return rc
+        if rc == E_NOSPC:
+            raise NoSpaceError(f"{what}: no space left (or the index is full)")
+        if rc == E_NOENT:
+            raise NotFoundError(what)
+        if rc == E_CORRUPT:
+            raise CorruptError(f"{what}: no valid store, or the chunk is damaged or lost")
+        if rc == E_TOOBIG:
+            raise ChunkTooLargeError(f"{what}: chunk exceeds the largest chunk of this store")
+        if rc == E_INVAL:
+            raise InputError(f"{what}: invalid argument or configuration")
+        raise DeviceError("too many flash failures in one operation")
+
+    def _check_mounted(self) -> None:
+        if not self.mounted:
+            raise InputError("store is unmounted")
+
+    @staticmethod
+    def _check_key(key: Any) -> None:
+        if not isinstance(key, int | np.integer) or not 0 <= key < NO_KEY:
+            raise InputError(f"key must be an integer 0..{NO_KEY - 1}, not {key!r}")
+
+    # --- construction -----------------------------------------------------------------
+    @classmethod
+    def format(cls, flash: Any, *, segment_size: int | None = None,
+               max_keys: int | None = None, ckpt_interval: int | None = None,
+               reserve: int | None = None, wl_threshold: int | None = None) -> CStore:
+        """Erase the flash and create an empty store (options checked as the model does)."""
+        from flashswap.store.core import Store
+
+        ref = Store._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold)
+        st = cls(flash, ref.geo.seg_size, max_keys=ref.max_keys,
+                 ckpt_interval=ref.ckpt_interval, reserve=ref.reserve,
+                 wl_threshold=ref.wl_threshold)
+        st._check(st._call(st.lib.fsw_format, C.byref(st.cfg)), "format")
+        st.mounted = True
+        return st
+
+    @classmethod
+    def mount(cls, flash: Any) -> CStore:
+        """Attach to the store on `flash`; CorruptError if there is none."""
+        kind = getattr(flash, "kind", "nor")
+        if kind == "managed":
+            raise InputError("the store runs on raw flash (nor, nand, internal), not on a "
+                             "managed device (SD/eMMC): its FTL already remaps writes")
+        seg = _probe_segment(flash)
+        limit = (seg // 2 - HEADER_SIZE - 32) // 12
+        st = cls(flash, seg, max_keys=max(1, min(65535, limit)))
+        st._check(st._call(st.lib.fsw_mount, C.byref(st.cfg)), "mount")
+        st.mounted = True
+        return st
+
+    # --- the Store API ----------------------------------------------------------------
+    def put(self, key: int, data: bytes | bytearray | memoryview) -> None:
+        """Store `data` under `key`, replacing any chunk the key held."""
+        self._check_mounted()
+        self._check_key(key)
+        data = bytes(data)
+        if not data:
+            raise InputError("a chunk holds at least one byte")
+        rc = self._call(self.lib.fsw_put, C.c_uint32(key), data, C.c_uint32(len(data)))
+        if rc == E_TOOBIG:
+            raise ChunkTooLargeError(f"chunk of {len(data)} bytes exceeds the largest chunk "
+                                     f"{self.max_chunk} of this store")
+        if rc == E_NOSPC and key not in self._all_keys() and len(self._entries()) >= \
+                self.max_keys:
+            raise NoSpaceError(f"index full: {self.max_keys} live chunks")
+        self._check(rc, f"put({key})")
+
+    def get(self, key: int) -> bytes:
+        """The chunk under `key`. NotFoundError if none; CorruptError if damaged or lost."""
+        self._check_mounted()
+        if not isinstance(key, int | np.integer) or not 0 <= key < NO_KEY:
+            raise NotFoundError(f"no chunk under key {key}")
+        k = C.c_uint32(key)
+        n = self.lib.fsw_size(self.fs, k)
+        if n == E_NOENT:
+            raise NotFoundError(f"no chunk under key {key}")
+        if n == E_CORRUPT:
+            raise CorruptError(f"chunk {key} was lost (its flash block failed)")
+        self._check(n, f"get({key})")
+        buf = C.create_string_buffer(n)
+        rc = self._call(self.lib.fsw_get, k, buf, C.c_uint32(n), None)
+        if rc == E_CORRUPT:
+            raise CorruptError(f"chunk {key} is damaged (crc mismatch)")
+        self._check(rc, f"get({key})")
+        return buf.raw
+
+    def __contains__(self, key: int) -> bool:
+        if not isinstance(key, int | np.integer) or not 0 <= key < NO_KEY:
+            return False
+        return self.lib.fsw_size(self.fs, C.c_uint32(key)) > 0
+
+    def keys(self) -> list[int]:
+        e = self._entries()
+        return [int(k) for k in e[e[:, 1] != LOST, 0]]
+
+    def trim(self, key: int) -> bool:
+        """Drop the chunk under `key`; False (nothing written) if there was none."""
+        self._check_mounted()
+        self._check_key(key)
+        return bool(self._check(self._call(self.lib.fsw_trim, C.c_uint32(key)), "trim"))
+
+    def trim_range(self, first: int, last: int) -> int:
+        """Drop every chunk with first <= key <= last in one record; the number dropped."""
+        self._check_mounted()
+        self._check_key(first)
+        self._check_key(last)
+        if first > last:
+            raise InputError(f"trim_range: first key {first} > last key {last}")
+        rc = self._call(self.lib.fsw_trim_range, C.c_uint32(first), C.c_uint32(last))
+        return self._check(rc, "trim_range")
+
+    def sync(self) -> None:
+        self._check_mounted()
+        self._check(self._call(self.lib.fsw_sync), "sync")
+
+    def idle(self, max_erases: int = 1) -> int:
+        self._check_mounted()
+        n = min(max(int(max_erases), 0), 0xFFFFFFFF)
+        return self._check(self._call(self.lib.fsw_idle, C.c_uint(n)), "idle")
+
+    def unmount(self) -> None:
+        if self.mounted:
+            self._check(self._call(self.lib.fsw_unmount), "unmount")
+            self.mounted = False
+
+    def log_position(self) -> int:
+        return int(self.lib.fswsim_log_position(self.fs))
+
+    # --- state --------------------------------------------------------------------------
+    def _info(self) -> list[int]:
+        out = (C.c_uint32 * 8)()
+        self.lib.fswsim_info(self.fs, out)
+        return list(out)
+
+    @property
+    def max_keys(self) -> int:
+        return self._info()[2]
+
+    @property
+    def max_chunk(self) -> int:
+        return self._info()[3]
+
+    @property
+    def retired(self) -> int:
+        return self._info()[1]
+
+    def _entries(self) -> np.ndarray:
+        return self._index[: 3 * self._info()[0]].reshape(-1, 3)
+
+    def _all_keys(self) -> set[int]:
+        return {int(k) for k in self._entries()[:, 0]}
+
+    def stat(self) -> dict[str, Any]:
+        """Space, wear and health figures, as Store.stat() gives them."""
+        self._check_mounted()
+        st = _Stat()
+        self._check(self.lib.fsw_stat(self.fs, C.byref(st)), "stat")
+        nkeys, retired, max_keys, max_chunk, ckpt, reserve, wl, _ = self._info()
+        seg = self.cfg.segment_size
+        segs = self._segs.reshape(-1, 3)
+        state = (segs[:, 2] >> 29) & 3
+        good = state != 3
+        counts = segs[good, 0].astype(np.int64)
+        hist = np.bincount(counts) if counts.size else np.zeros(0, dtype=np.int64)
+        e = self._entries()
+        live = e[:, 1] != LOST
+        return {
+            "segments": st.segments,
+            "segment_size": seg,
+            "prog_size": self.cfg.prog_size,
+            "page_once": bool(self.cfg.page_once),
+            "max_keys": max_keys,
+            "max_chunk": max_chunk,
+            "ckpt_interval": ckpt,
+            "reserve": reserve,
+            "wl_threshold": wl,
+            "live_chunks": int(live.sum()),
+            "live_bytes": int(e[live, 2].astype(np.int64).sum()),
+            "free_bytes": st.free_bytes,
+            "free_segments": st.free_segments,
+            "window_segments": int(self.lib.fswsim_window(self.fs)),
+            "erase_counts": segs[:, 0].astype(np.int64),
+            "erase_histogram": {int(i): int(c) for i, c in enumerate(hist) if c},
+            "erase_min": st.erase_min,
+            "erase_max": st.erase_max,
+            "retired_blocks": retired,
+            "bad_blocks": int(np.count_nonzero(~good)),
+            "lost_chunks": int(nkeys - live.sum()),
+        }
+
+
+def _probe_segment(flash: Any) -> int:
+    """The segment size named by the first valid header at an erase-unit boundary (§9); the
+    format default when there is none (mount then reports no store)."""
+    from flashswap.store.core import Store
+
+    es = getattr(flash, "erase_size", 512)
+    for addr in range(0, flash.size, es):
+        h = SegHeader.unpack(flash.read(addr, HEADER_SIZE))
+        if h is not None and addr % (1 << h.seg_shift) == 0:
+            seg = 1 << h.seg_shift
+            if seg in getattr(flash, "erase_sizes", (seg,)) and flash.size // seg >= 6:
+                return seg
+    try:
+        return Store._config(flash, None, None, None, None, None).geo.seg_size
+    except InputError:
+        return es
+
+
+__all__ = ["CStore", "library"]
