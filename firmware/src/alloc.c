@@ -122,7 +122,11 @@ int fsw_open(fsw_t *fs, uint32_t cont, int force)
         s = fsw_pick(fs, fs->cold ? PICK_COLD : PICK_HOT, NULL);
         if (s == NONE)
             return FSW_ERR_NOSPC;
-        err = SEGS(fs)[s].state == ST_ERASED ? 0 : fsw_erase(fs, s);
+        /* A segment believed erased is blank-checked first: mount judged it by its header
+         * alone, and a torn erase can leave an erased header over a programmed body (§8). */
+        err = SEGS(fs)[s].state == ST_ERASED ? fsw_blank(fs, SEG_BASE(fs, s), SEG_SIZE(fs)) : 0;
+        if (err >= 0)
+            err = err == 1 ? 0 : fsw_erase(fs, s);
         if (err < 0)
             return err;
     } while (err);
@@ -271,7 +275,9 @@ int fsw_static_wl(fsw_t *fs)
 }
 
 /* A program into the active head's segment failed: retire it and write its chunks again on the
- * same head, reading what never reached flash from the rescue copy of the buffer (if any). */
+ * same head, reading what never reached flash from the rescue copy of the buffer (if any); then
+ * a forced checkpoint on the hot head, since TRIM records and perhaps the newest checkpoint went
+ * with the retired segment (§12). */
 int fsw_recover(fsw_t *fs)
 {
     const struct fsw_config *c = fs->cfg;
@@ -287,11 +293,12 @@ int fsw_recover(fsw_t *fs)
     fs->open = NONE;
     retire(fs, s);
     err = relocate(fs, s);
-    if (!err) {
-        c->segs[s].live = 0;
-        fs->rescue_end = 0;
-    }
-    return err;
+    if (err)
+        return err;
+    c->segs[s].live = 0;
+    fs->rescue_end = 0;
+    err = fsw_use(fs, 0);
+    return err ? err : fsw_next(fs, 0, OPEN_FORCE);
 }
 
 /* Idle step (§8): one static wear-leveling move, then pre-erase what a hot open would take
