@@ -170,9 +170,15 @@ class Store:
     def format(cls, flash: Any, *, segment_size: int | None = None, max_keys: int | None = None,
                ckpt_interval: int | None = None, reserve: int | None = None,
                wl_threshold: int | None = None, engine: str = "python") -> Store:
-        """Erase the flash and create an empty store on it (§13)."""
+        """Erase the flash and create an empty store on it (§13). engine="c": the C library."""
+        if engine == "c":
+            from flashswap.store.c_engine import CStore
+
+            return CStore.format(flash, segment_size=segment_size, max_keys=max_keys,
+                                 ckpt_interval=ckpt_interval, reserve=reserve,
+                                 wl_threshold=wl_threshold)
         if engine != "python":
-            raise InputError(f"unknown store engine {engine!r} (available: python)")
+            raise InputError(f"unknown store engine {engine!r} (available: python, c)")
         st = cls._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold)
         g = st.geo
         for s in range(g.nseg):
@@ -339,8 +345,12 @@ class Store:
     @classmethod
     def mount(cls, flash: Any, engine: str = "python") -> Store:
         """Attach to the store on `flash`. CorruptError if there is none or it is unusable."""
+        if engine == "c":
+            from flashswap.store.c_engine import CStore
+
+            return CStore.mount(flash)
         if engine != "python":
-            raise InputError(f"unknown store engine {engine!r} (available: python)")
+            raise InputError(f"unknown store engine {engine!r} (available: python, c)")
         from flashswap.store.mount import mount_store
 
         return mount_store(cls, flash)
