@@ -86,7 +86,10 @@ class _Stat(C.Structure):
 
 
 def _sources() -> list[Path]:
-    return sorted((FIRMWARE / "src").glob("*.c")) + [FIRMWARE / "port" / "simport.c"]
+    """The library, with the host's table-driven CRC-32 (same function, 10x faster), and the
+    FlashSim port."""
+    lib = [p for p in sorted((FIRMWARE / "src").glob("*.c")) if p.name != "crc32.c"]
+    return lib + [FIRMWARE / "port" / "crc32_host.c", FIRMWARE / "port" / "simport.c"]
 
 
 def _build(dest_dir: Path) -> Path:
@@ -105,7 +108,7 @@ def _build(dest_dir: Path) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=dest_dir)
     os.close(fd)
-    cmd = [cc, "-std=c99", "-O2", "-fPIC", "-shared", f"-I{FIRMWARE / 'include'}",
+    cmd = [cc, "-std=c99", "-O3", "-fPIC", "-shared", f"-I{FIRMWARE / 'include'}",
            f"-I{FIRMWARE / 'src'}", *map(str, srcs), "-o", tmp]
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode:
