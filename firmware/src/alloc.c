@@ -293,10 +293,10 @@ int fsw_recover(fsw_t *fs)
     fs->open = NONE;
     retire(fs, s);
     err = relocate(fs, s);
+    fs->rescue_end = 0; /* the copy lives as long as this recovery, as in the model */
     if (err)
         return err;
     c->segs[s].live = 0;
-    fs->rescue_end = 0;
     err = fsw_use(fs, 0);
     return err ? err : fsw_next(fs, 0, OPEN_FORCE);
 }

@@ -143,7 +143,8 @@ int fsw_log_sync(fsw_t *fs)
 int fsw_close(fsw_t *fs)
 {
     int err = fsw_log_sync(fs);
-    fs->open = NONE;
+    if (!err) /* a failed sync keeps the segment open: recovery retires it (§12) */
+        fs->open = NONE;
     return err;
 }
 
