@@ -172,7 +172,8 @@ differential_args = (
 )
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=400,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(*differential_args)
 def test_c_engine_matches_model(geo: str, wear: int | None, seed: int,
                                 ops: list[tuple]) -> None:

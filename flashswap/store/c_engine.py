@@ -27,7 +27,6 @@ from flashswap.errors import (
     ChunkTooLargeError,
     CorruptError,
     DeviceError,
-    FlashRuleError,
     FlashWearError,
     InputError,
     NoSpaceError,
@@ -39,6 +38,7 @@ FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 # The library's error codes (firmware/include/flashswap.h).
 E_IO, E_CORRUPT, E_NOSPC, E_NOENT, E_TOOBIG, E_INVAL, E_WORN = -5, -84, -28, -2, -27, -22, -71
 LOST = 0xFFFFFFFF
+_MARK = bytes(HEADER_SIZE)  # a retired segment's header, zeroed (§12); a real header never is
 
 _IO = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_void_p, C.c_uint32)
 _ERASE = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_uint32)
@@ -165,6 +165,7 @@ class CStore:
         self.lib = lib = library()
         self.flash = flash
         self._exc: BaseException | None = None
+        self._seg = seg_size
         sim_size = C.c_size_t()
         ctx_size = lib.fswsim_sizes(C.byref(sim_size))
         if C.sizeof(_Sim) != sim_size.value:
@@ -273,7 +274,21 @@ class CStore:
         return self._device(op)
 
     def _py_prog(self, _c: Any, addr: int, buf: int, n: int) -> int:
-        return self._device(lambda: self.flash.program(addr, C.string_at(buf, n)))
+        data = C.string_at(buf, n)
+        if n == HEADER_SIZE and addr % self._seg == 0 and data == _MARK:
+            return self._mark(lambda: self.flash.program(addr, data))
+        return self._device(lambda: self.flash.program(addr, data))
+
+    def _mark(self, op: Any) -> int:
+        """The retirement mark (§12) is best effort: the model ignores every failure of it,
+        a power cut included (the cut has torn the mark; the model carries on)."""
+        if self._exc is not None:
+            return E_IO
+        try:
+            op()
+        except Exception:  # noqa: BLE001 - as Store._retire
+            return E_IO
+        return 0
 
     def _py_erase(self, _c: Any, addr: int, n: int) -> int:
         return self._device(lambda: self.flash.erase(addr, n))
@@ -284,17 +299,9 @@ class CStore:
         return self._device(op)
 
     def _py_prog_spare(self, _c: Any, addr: int, buf: int, n: int) -> int:
-        # The retirement mark is best effort: on NAND it may break NOP, which the model ignores.
-        if self._exc is not None:
-            return E_IO
-        try:
-            self.flash.program(addr, b"", spare=C.string_at(buf, n))
-        except (FlashWearError, FlashRuleError):
-            return E_IO
-        except Exception as e:  # noqa: BLE001
-            self._exc = e
-            return E_IO
-        return 0
+        # Only the NAND retirement mark programs a spare area (it may also break NOP).
+        data = C.string_at(buf, n)
+        return self._mark(lambda: self.flash.program(addr, b"", spare=data))
 
     # --- errors -----------------------------------------------------------------------
     def _check(self, rc: int, what: str) -> int:
