@@ -142,6 +142,12 @@ def library() -> C.CDLL:
         lib = C.CDLL(str(path))
     except OSError as e:
         raise InputError(f"C engine not built: cannot load {path}: {e}") from None
+    u32, vp = C.c_uint32, C.c_void_p
+    for name, args in (("fsw_put", [vp, u32, C.c_char_p, u32]), ("fsw_size", [vp, u32]),
+                       ("fsw_get", [vp, u32, vp, u32, vp]), ("fsw_trim", [vp, u32]),
+                       ("fsw_trim_range", [vp, u32, u32]), ("fsw_sync", [vp]),
+                       ("fsw_idle", [vp, C.c_uint]), ("fsw_unmount", [vp])):
+        getattr(lib, name).argtypes = args
     for name in ("fsw_size", "fsw_trim_range"):
         getattr(lib, name).restype = C.c_int32
     lib.fswsim_log_position.restype = C.c_uint64
@@ -217,9 +223,12 @@ class CStore:
         m.fast = fast
         if not fast:
             return
-        arrays = (f._inv, f._spare_inv, f._page_writes, f._next_page, f._wear, f.erase_counts,
-                  f.program_bytes, f.read_bytes, f._bad)
-        if any(a is not b for a, b in zip(arrays, self._arrays, strict=False)) or not self._arrays:
+        old = self._arrays
+        # reset_counters() replaces these three; the others live as long as the FlashSim.
+        if (not old or f.erase_counts is not old[5] or f.program_bytes is not old[6]
+                or f.read_bytes is not old[7]):
+            arrays = (f._inv, f._spare_inv, f._page_writes, f._next_page, f._wear,
+                      f.erase_counts, f.program_bytes, f.read_bytes, f._bad)
             for a in arrays:
                 if not a.flags.c_contiguous or not a.flags.writeable:
                     m.fast = False
@@ -366,7 +375,7 @@ class CStore:
         data = bytes(data)
         if not data:
             raise InputError("a chunk holds at least one byte")
-        rc = self._call(self.lib.fsw_put, C.c_uint32(key), data, C.c_uint32(len(data)))
+        rc = self._call(self.lib.fsw_put, int(key), data, len(data))
         if rc == E_TOOBIG:
             raise ChunkTooLargeError(f"chunk of {len(data)} bytes exceeds the largest chunk "
                                      f"{self.max_chunk} of this store")
@@ -380,7 +389,7 @@ class CStore:
         self._check_mounted()
         if not isinstance(key, int | np.integer) or not 0 <= key < NO_KEY:
             raise NotFoundError(f"no chunk under key {key}")
-        k = C.c_uint32(key)
+        k = int(key)
         n = self.lib.fsw_size(self.fs, k)
         if n == E_NOENT:
             raise NotFoundError(f"no chunk under key {key}")
@@ -388,7 +397,7 @@ class CStore:
             raise CorruptError(f"chunk {key} was lost (its flash block failed)")
         self._check(n, f"get({key})")
         buf = C.create_string_buffer(n)
-        rc = self._call(self.lib.fsw_get, k, buf, C.c_uint32(n), None)
+        rc = self._call(self.lib.fsw_get, k, buf, n, None)
         if rc == E_CORRUPT:
             raise CorruptError(f"chunk {key} is damaged (crc mismatch)")
         self._check(rc, f"get({key})")
@@ -397,7 +406,7 @@ class CStore:
     def __contains__(self, key: int) -> bool:
         if not isinstance(key, int | np.integer) or not 0 <= key < NO_KEY:
             return False
-        return self.lib.fsw_size(self.fs, C.c_uint32(key)) > 0
+        return self.lib.fsw_size(self.fs, int(key)) > 0
 
     def keys(self) -> list[int]:
         e = self._entries()
@@ -407,7 +416,7 @@ class CStore:
         """Drop the chunk under `key`; False (nothing written) if there was none."""
         self._check_mounted()
         self._check_key(key)
-        return bool(self._check(self._call(self.lib.fsw_trim, C.c_uint32(key)), "trim"))
+        return bool(self._check(self._call(self.lib.fsw_trim, int(key)), "trim"))
 
     def trim_range(self, first: int, last: int) -> int:
         """Drop every chunk with first <= key <= last in one record; the number dropped."""
@@ -416,7 +425,7 @@ class CStore:
         self._check_key(last)
         if first > last:
             raise InputError(f"trim_range: first key {first} > last key {last}")
-        rc = self._call(self.lib.fsw_trim_range, C.c_uint32(first), C.c_uint32(last))
+        rc = self._call(self.lib.fsw_trim_range, int(first), int(last))
         return self._check(rc, "trim_range")
 
     def sync(self) -> None:
@@ -426,7 +435,7 @@ class CStore:
     def idle(self, max_erases: int = 1) -> int:
         self._check_mounted()
         n = min(max(int(max_erases), 0), 0xFFFFFFFF)
-        return self._check(self._call(self.lib.fsw_idle, C.c_uint(n)), "idle")
+        return self._check(self._call(self.lib.fsw_idle, n), "idle")
 
     def unmount(self) -> None:
         if self.mounted:
