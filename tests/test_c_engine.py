@@ -262,3 +262,23 @@ def test_c_engine_counts_time_and_energy_like_the_model() -> None:
     prog_erase = a.ops["programs"] * a._tp + sum(a._te[a.erase_size][:1]) * a.ops["erases"]
     assert b.time_s >= prog_erase
     assert abs(a.time_s - b.time_s) < 0.05 * a.time_s
+
+
+def test_without_the_library_engine_c_is_an_input_error(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """No compiler, or a library that cannot be loaded: one InputError naming the cause."""
+    from flashswap.store import c_engine
+
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    with pytest.raises(InputError, match=r"^C engine not built: .*no-such-cc failed"):
+        c_engine._build(tmp_path / "cache")
+    monkeypatch.setenv("FLASHSWAP_CLIB", str(tmp_path / "missing.so"))
+    c_engine.library.cache_clear()
+    try:
+        f = FlashSim.from_part("W25Q128JV", capacity=64 * 1024)
+        with pytest.raises(InputError, match=r"^C engine not built: cannot load .*missing\.so"):
+            Store.format(f, engine="c")
+    finally:
+        monkeypatch.undo()
+        c_engine.library.cache_clear()
+    assert Store.format(f, engine="c").keys() == []

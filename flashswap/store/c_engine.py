@@ -5,8 +5,9 @@ energy, power cuts and wear-out all apply and the images stay comparable. Flash 
 that break no rule are done in C on the FlashSim's numpy arrays (firmware/port/simport.c);
 everything else calls back into FlashSim, which stays the referee.
 
-The shared library is found in this order: $FLASHSWAP_CLIB, one built next to this module at
-install time (setup.py), or one compiled on first use from firmware/ into a cache directory.
+The shared library is found in this order: $FLASHSWAP_CLIB; in a source checkout, firmware/
+compiled on first use into a cache directory (named by a hash of the sources, so edits rebuild
+it); else the copy setup.py built next to this module at install time.
 """
 
 from __future__ import annotations
@@ -110,34 +111,52 @@ def _build(dest_dir: Path) -> Path:
     os.close(fd)
     cmd = [cc, "-std=c99", "-O3", "-fPIC", "-shared", f"-I{FIRMWARE / 'include'}",
            f"-I{FIRMWARE / 'src'}", *map(str, srcs), "-o", tmp]
-    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if r.returncode:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        why = (r.stderr.strip().splitlines() or ["?"])[0] if r.returncode else ""
+    except OSError as e:
+        why = e.strerror or str(e)
+    if why:
         os.unlink(tmp)
-        first = (r.stderr.strip().splitlines() or ["?"])[0]
-        raise InputError(f"C engine not built: {cc} failed: {first}")
+        raise InputError(f"C engine not built: {cc} failed: {why}")
     os.replace(tmp, out)  # atomic: concurrent builders (pytest-xdist) do not clash
     return out
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "flashswap"
+    """$XDG_CACHE_HOME/flashswap or ~/.cache/flashswap; the temp dir if neither is writable."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flashswap"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        if os.access(base, os.W_OK):
+            return base
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"flashswap-{os.getuid()}"
+
+
+def _find() -> Path:
+    """$FLASHSWAP_CLIB; else, in a source checkout, the current sources compiled (a copy built
+    at install time may be stale); else the copy built at install time."""
+    env = os.environ.get("FLASHSWAP_CLIB")
+    if env:
+        return Path(env)
+    installed = sorted(Path(__file__).parent.glob("_flashswap_c*.so"))
+    if (FIRMWARE / "src").is_dir():
+        try:
+            return _build(_cache_dir())
+        except InputError:
+            if not installed:
+                raise
+    if installed:
+        return installed[0]
+    raise InputError("C engine not built: no compiled library and no firmware sources")
 
 
 @functools.cache
 def library() -> C.CDLL:
     """The loaded C library (built on first use if needed); InputError if it cannot be."""
-    env = os.environ.get("FLASHSWAP_CLIB")
-    if env:
-        path = Path(env)
-    else:
-        built = sorted(Path(__file__).parent.glob("_flashswap_c*.so"))
-        if built:
-            path = built[0]
-        elif (FIRMWARE / "src").is_dir():
-            path = _build(_cache_dir())
-        else:
-            raise InputError("C engine not built: no compiled library and no firmware sources")
+    path = _find()
     try:
         lib = C.CDLL(str(path))
     except OSError as e:
