@@ -277,8 +277,8 @@ def test_without_the_library_engine_c_is_an_input_error(tmp_path: Path,
     try:
         f = FlashSim.from_part("W25Q128JV", capacity=64 * 1024)
         with pytest.raises(InputError, match=r"^C engine not built: cannot load .*missing\.so"):
-            Store.format(f, engine="c")
+            Store.format(f, engine="c", segment_size=4096)
     finally:
         monkeypatch.undo()
         c_engine.library.cache_clear()
-    assert Store.format(f, engine="c").keys() == []
+    assert Store.format(f, engine="c", segment_size=4096).keys() == []
