@@ -28,6 +28,7 @@ from flashswap.errors import (
     ChunkTooLargeError,
     CorruptError,
     DeviceError,
+    FlashRuleError,
     FlashWearError,
     InputError,
     NoSpaceError,
@@ -308,13 +309,16 @@ class CStore:
         return self._device(lambda: self.flash.program(addr, data))
 
     def _mark(self, op: Any) -> int:
-        """The retirement mark (§12) is best effort: the model ignores every failure of it,
-        a power cut included (the cut has torn the mark; the model carries on)."""
+        """The retirement mark (§12) is best effort: a device refusal is ignored, as in the
+        model; anything else (a power cut) stops the store like any other operation."""
         if self._exc is not None:
             return E_IO
         try:
             op()
-        except Exception:  # noqa: BLE001 - as Store._retire
+        except (FlashWearError, FlashRuleError):
+            return E_IO
+        except Exception as e:  # noqa: BLE001 - re-raised by _call once C has returned
+            self._exc = e
             return E_IO
         return 0
 

@@ -19,6 +19,7 @@ from flashswap.errors import (
     ChunkTooLargeError,
     CorruptError,
     DeviceError,
+    FlashRuleError,
     FlashWearError,
     InputError,
     NoSpaceError,
@@ -293,6 +294,7 @@ class Store:
 
     def stat(self) -> dict[str, Any]:
         """Space, wear and health figures."""
+        self._check_mounted()
         g = self.geo
         good = self.state != BAD
         counts = self.erase_count[good]
@@ -670,8 +672,8 @@ class Store:
                 self.flash.program(s * g.seg_size, b"", spare=b"\x00")
             else:
                 self.flash.program(s * g.seg_size, bytes(HEADER_SIZE))
-        except Exception:  # noqa: BLE001 - best effort: a worn block may refuse the mark
-            pass
+        except (FlashWearError, FlashRuleError):
+            pass  # best effort: a worn block may refuse the mark (a power cut still stops us)
 
     def _open_segment(self, cont_len: int | None, force_ckpt: bool = False,
                       defer_ckpt: bool = False) -> bool:
