@@ -61,19 +61,7 @@ class ReplayFlash(FlashSim):
         a = np.array(self._pending_addr, dtype=np.int64)
         n = np.array(self._pending_len, dtype=np.int64)
         self._pending_addr, self._pending_len = [], []
-        ps, es = self.page_size, self.erase_size
-        pages = (a + n - 1) // ps - a // ps + 1
-        t = float((pages * self._t_page_read + n / self._bw).sum())
-        self.ops["reads"] += int(a.size)
-        self.time_s += t
-        self.time_max_s += t
-        self.energy_j += t * self._w_read
-        self.energy_max_j += t * self._w_read
-        b0, b1 = a // es, (a + n - 1) // es
-        one = b0 == b1
-        np.add.at(self.read_bytes, b0[one], n[one])
-        for addr, length in zip(a[~one].tolist(), n[~one].tolist(), strict=True):
-            self._spread(self.read_bytes, addr, length)
+        self.account_reads(a, n)
 
     def program(self, addr: int, data: Any, spare: Any = None) -> None:
         try:
