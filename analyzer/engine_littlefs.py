@@ -74,21 +74,19 @@ class _Context(lfs.UserContext):
 
     def prog(self, cfg: Any, block: int, off: int, data: bytes) -> int:
         self.version[block] += 1
-        try:
-            self.flash.program(block * self.bs + off, data)
-        except FlashWearError:
-            return LFS_ERR_CORRUPT
-        except Exception as e:  # noqa: BLE001
-            self.error = self.error or e
-            return LFS_ERR_IO
-        return 0
+        return self._device(lambda: self.flash.program(block * self.bs + off, data))
 
     def erase(self, cfg: Any, block: int) -> int:
         if self.managed:
             return 0  # SD/eMMC: sectors are overwritten, the card's FTL erases
         self.version[block] += 1
+        return self._device(lambda: self.flash.erase(block * self.bs))
+
+    def _device(self, op: Any) -> int:
+        """Run a flash operation for littlefs: a worn block is its CORRUPT; anything else is
+        kept (littlefs swallows callback exceptions) and re-raised by the engine afterwards."""
         try:
-            self.flash.erase(block * self.bs)
+            op()
         except FlashWearError:
             return LFS_ERR_CORRUPT
         except Exception as e:  # noqa: BLE001
