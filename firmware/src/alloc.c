@@ -148,8 +148,7 @@ int fsw_open(fsw_t *fs, uint32_t cont, int force)
     h[6] = fs->max_keys | (uint32_t)fs->ckpt_interval << 16 | (uint32_t)fs->reserve << 24;
     h[7] = fs->wl_threshold | 0xFFFF0000u;
     h[8] = NONE;
-    fsw_le(h, 9, 1);
-    fsw_put32((uint8_t *)(h + 9), fsw_crc32(0, h, 36));
+    fsw_seal(h, 10);
     fs->open = s;
     fs->wp = SEG_BASE(fs, s);
     fs->programmed = 0;

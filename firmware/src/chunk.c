@@ -164,7 +164,7 @@ int fsw_ckpt_write(fsw_t *fs)
     for (pass = 0; pass < 2 && !err; pass++) {
         for (i = 0; i < fs->nkeys && !err; i++) {
             memcpy(b, fs->cfg->index + i, ENTRY_SIZE);
-            fsw_le(b, 3, 1);
+            fsw_le(b, 3);
             if (!pass)
                 r[6] = fsw_crc32(r[6], b, ENTRY_SIZE);
             else

@@ -55,10 +55,17 @@ struct fsw_frag {
 #define DATA_CAP(fs) (SEG_SIZE(fs) - HDR_SIZE)
 #define SEGS(fs) ((fs)->cfg->segs)
 
+/* Flash words are little-endian. fsw_le converts n words in place, either way (on a big-endian
+ * CPU a byte swap, its own inverse); on a little-endian CPU it is nothing at all. */
+#if defined(__BYTE_ORDER__) && __ORDER_LITTLE_ENDIAN__ == __BYTE_ORDER__ && !defined(FSW_BYTEWISE)
+#define fsw_le(w, n) ((void)(w), (void)(n))
+#else
+void fsw_le(uint32_t *w, unsigned n);
+#endif
+
 /* log.c: byte order, the program buffer and its two heads, records, parsing */
-void fsw_put32(uint8_t *p, uint32_t v);
-uint32_t fsw_get32(const uint8_t *p);
-void fsw_le(uint32_t *w, unsigned n, int to_flash);
+void fsw_seal(uint32_t *w, unsigned n);
+int fsw_check(uint32_t *w, unsigned n);
 int fsw_read(fsw_t *fs, uint32_t addr, void *buf, uint32_t n);
 int fsw_blank(fsw_t *fs, uint32_t addr, uint32_t n);
 int fsw_reload(fsw_t *fs);

@@ -2,29 +2,34 @@
  * and its two heads (SPEC.md §6), record headers (§4) and segment parsing. */
 #include "fsw_priv.h"
 
-void fsw_put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-uint32_t fsw_get32(const uint8_t *p)
-{
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Converts n words in place to (to_flash) or from the little-endian flash layout. */
-void fsw_le(uint32_t *w, unsigned n, int to_flash)
+#ifndef fsw_le
+void fsw_le(uint32_t *w, unsigned n)
 {
     for (; n--; w++) {
         uint32_t v = *w;
-        if (to_flash)
-            fsw_put32((uint8_t *)w, v);
-        else
-            *w = fsw_get32((const uint8_t *)w);
+        uint8_t *p = (uint8_t *)w;
+        p[0] = (uint8_t)v;
+        p[1] = (uint8_t)(v >> 8);
+        p[2] = (uint8_t)(v >> 16);
+        p[3] = (uint8_t)(v >> 24);
     }
+}
+#endif
+
+/* Converts the n - 1 words of a header to flash order and appends their CRC as word n. */
+void fsw_seal(uint32_t *w, unsigned n)
+{
+    fsw_le(w, --n);
+    w[n] = fsw_crc32(0, w, 4 * n);
+    fsw_le(w + n, 1);
+}
+
+/* Converts a header of n words read from flash; 1 if its last word is the CRC of the others. */
+int fsw_check(uint32_t *w, unsigned n)
+{
+    uint32_t crc = fsw_crc32(0, w, 4 * --n);
+    fsw_le(w, n + 1);
+    return w[n] == crc;
 }
 
 static void overlay(uint8_t *dst, uint32_t addr, uint32_t n, const uint8_t *src, uint32_t base,
@@ -187,8 +192,7 @@ int fsw_use(fsw_t *fs, int cold)
 /* Appends the record header r (words 0..6 set; converted in place). */
 int fsw_rec_put(fsw_t *fs, uint32_t *r)
 {
-    fsw_le(r, 7, 1);
-    fsw_put32((uint8_t *)(r + 7), fsw_crc32(0, r, 28));
+    fsw_seal(r, 8);
     return fsw_append(fs, r, REC_SIZE);
 }
 
@@ -201,8 +205,7 @@ int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen)
     int err = fsw_read(fs, addr, r, REC_SIZE);
     if (err)
         return err;
-    bad = fsw_get32((uint8_t *)(r + 7)) != fsw_crc32(0, r, 28);
-    fsw_le(r, 8, 0);
+    bad = !fsw_check(r, 8);
     t = R_TYPE(r);
     fl = R_FLAGS(r);
     *plen = t == T_CKPT ? r[2] : 0;

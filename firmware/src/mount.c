@@ -5,9 +5,7 @@
 /* Magic, version and crc of a 40-byte segment header (read raw into h; decoded in place). */
 int fsw_hdr_ok(uint32_t *h)
 {
-    int ok = fsw_get32((uint8_t *)(h + 9)) == fsw_crc32(0, h, 36);
-    fsw_le(h, 10, 0);
-    return ok && h[0] == 0x50575346u && (h[1] & 0xFF) == 1;
+    return fsw_check(h, 10) && h[0] == 0x50575346u && (h[1] & 0xFF) == 1;
 }
 
 /* NAND factory-bad marker: spare byte 0 of the segment's first page. 1 bad, 0 good, < 0. */
@@ -89,7 +87,7 @@ static int load_ckpt(fsw_t *fs, const struct cursor *c)
     fs->nkeys = 0;
     for (i = 0; i < c->r[1] && !err; i++) {
         err = fsw_read(fs, c->p + REC_SIZE + i * ENTRY_SIZE, b, ENTRY_SIZE);
-        fsw_le(b, 3, 0);
+        fsw_le(b, 3);
         if (!err)
             err = fsw_idx_set(fs, b[0], b[1], b[1] == LOST ? 0 : b[2]);
     }
@@ -248,7 +246,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
             return FSW_ERR_CORRUPT;
         below = g[s].seq;
         err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
-        fsw_le(h, 10, 0);
+        fsw_le(h, 10);
         k = err || h[4] != g[s].seq ? 0 : ckpt_of(fs, s, cur);
         err = k < 0 ? k : err;
         ck = k == 1 ? s : ck;

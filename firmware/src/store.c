@@ -116,7 +116,7 @@ static void trace(fsw_t *fs, uint32_t op, uint32_t key, uint32_t len, uint32_t v
     r[3] = 0;
     r[4] = value;
     r[5] = 0;
-    fsw_le(r, 6, 1);
+    fsw_le(r, 6);
     c->trace(c->trace_ctx, (const uint8_t *)r);
 }
 
