@@ -1,5 +1,10 @@
 """The flashswap store (flashswap.store, or its C engine) as a replay engine.
 
+`implementation` picks the store's engine: "c" (the C library, firmware/), "python" (the
+model), or "auto": C when it is built, else the model. Both write the same bytes to the same
+blocks (tests/test_c_engine.py), so the projection does not depend on the choice; the C engine
+also replays whole inferences in one call (`run_batch`), which is what makes it fast here.
+
 Its steady-state model is "leveled": the store allocates the least-worn free segment first and
 moves cold data when the erase-count spread passes its threshold (firmware/SPEC.md §8, §10), so
 in the long run every good segment takes the same share of erases.
@@ -7,6 +12,7 @@ in the long run every good segment takes the same share of erases.
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 import numpy as np
@@ -24,7 +30,8 @@ class FlashswapEngine(Engine):
     model = "leveled"
 
     def __init__(
-        self, flash: ReplayFlash, peak_live: int = 0, peak_chunks: int = 0, **config: Any
+        self, flash: ReplayFlash, peak_live: int = 0, peak_chunks: int = 0,
+        implementation: str = "auto", **config: Any
     ) -> None:
         super().__init__(flash)
         if flash.kind == "managed":
@@ -32,7 +39,9 @@ class FlashswapEngine(Engine):
                 "the flashswap store runs on raw flash; on a managed device (SD/eMMC) the "
                 "card's own FTL remaps writes"
             )
-        self.store = Store.format(flash, **config)
+        self.implementation = resolve_implementation(implementation)
+        self.store = Store.format(flash, engine=self.implementation, **config)
+        self._rbuf: Any = None
         st = self.store.stat()
         self.segment_size = int(st["segment_size"])
         self.group = self.segment_size // flash.erase_size
@@ -83,6 +92,19 @@ class FlashswapEngine(Engine):
     def idle(self) -> int:
         return int(self.store.idle(1))
 
+    def can_batch(self) -> bool:
+        """True if `run_batch` may be used now: the C engine, no fault model armed."""
+        f = self.flash
+        return (self.implementation == "c" and f._cut is None and f.wear is None
+                and not f.bit_errors)
+
+    def run_batch(self, ops: np.ndarray, zeros: bytes) -> np.ndarray:
+        """Replays a whole inference's store operations in one C call (CStore.run_batch):
+        the flash seconds at each COMPUTE op, then the total."""
+        if self._rbuf is None:
+            self._rbuf = ctypes.create_string_buffer(max(1, self.store.max_chunk))
+        return self.store.run_batch(ops, zeros, self._rbuf)
+
     def spare_groups(self) -> int:
         """Segments that may wear out before the working set no longer fits: the good ones
         minus those the working set needs and the store keeps back (reserve, replay window
@@ -96,4 +118,20 @@ class FlashswapEngine(Engine):
     def config(self) -> dict[str, Any]:
         st = self.store.stat()
         keys = ("segment_size", "segments", "max_keys", "ckpt_interval", "reserve", "wl_threshold")
-        return {k: st[k] for k in keys}
+        return {"implementation": self.implementation} | {k: st[k] for k in keys}
+
+
+def resolve_implementation(name: str) -> str:
+    """"c", "python", or for "auto" the C engine if it can be loaded (built at install, or
+    compiled from a source checkout), else the Python model."""
+    if name not in ("auto", "c", "python"):
+        raise InputError(f"unknown store implementation {name!r} (choose from auto, c, python)")
+    if name == "auto":
+        from flashswap.store.c_engine import library
+
+        try:
+            library()
+        except InputError:
+            return "python"
+        return "c"
+    return name

@@ -60,6 +60,7 @@ class Options:
     rated_quantile: float = pj.RATED_QUANTILE
     weibull_scale: float | None = None  # cycles; default from rated_quantile
     store_config: dict[str, Any] = field(default_factory=dict)
+    implementation: str = "auto"  # the flashswap store's engine: auto, c or python
 
 
 @dataclass
@@ -91,7 +92,8 @@ def make_engine(store: str, flash: ReplayFlash, wl: Workload, opt: Options) -> E
             # The store's default index holds 1024 chunks (12 KiB of MCU RAM); a working set
             # of more chunks needs a larger index, which the store allows up to half a segment.
             config.setdefault("max_keys", wl.peak_live_chunks + 1)
-        return FlashswapEngine(flash, wl.peak_live_bytes, wl.peak_live_chunks, **config)
+        return FlashswapEngine(flash, wl.peak_live_bytes, wl.peak_live_chunks,
+                               implementation=opt.implementation, **config)
     raise InputError(f"unknown store {store!r} (choose from {', '.join(STORES)})")
 
 

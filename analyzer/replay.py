@@ -5,6 +5,11 @@ and worst case) split into the inference itself and the idle step after it, the 
 COMPUTE records (for the prefetch model), and totals of erases, consumptions, programmed and
 read bytes. Per-unit wear lives in the flash's counters; steady-state estimators read them.
 
+Engines that can replay a whole inference in one call (the flashswap store's C engine, see
+`run_batch`) get each inference as one array of operations when nothing needs Python between
+the operations (payload "zeros", no fault model armed); the flash counters come out the same
+as call by call (tests/test_analyzer_replay.py compares them).
+
 Payload modes: "zeros" passes a slice of one zero buffer (no allocation per write) and checks
 nothing; "random" writes fresh pseudo-random bytes per write and checks every read against
 them. Both drive the engine through exactly the same calls, so wear and flash counters are
@@ -34,6 +39,20 @@ from analyzer.workload import (
 from flashswap.errors import CorruptError
 
 IDLE_STEP_CAP = 256  # idle steps after one inference: far above what any engine asks for
+STORE_OPS = (WRITE, READ, TRIM, INVALIDATE, SYNC, COMPUTE)  # what a batch carries
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One inference prepared for `run_batch`: the store operations (op, key, len, value) as
+    uint32 rows with the COMPUTE markers kept in place, and per compute segment the weight
+    read time and the compute time (weights do not go through the store)."""
+
+    ops: np.ndarray
+    weight_s: list[float]
+    compute_s: list[float]
+    weight_total_s: float
+    weight_total_j: float
 
 
 @dataclass
@@ -63,7 +82,8 @@ class Replayer:
     """Replays `workload` through `engine`, cycling over the trace's inferences."""
 
     def __init__(
-        self, engine: Engine, workload: Workload, payload: str = "zeros", idle: bool = True
+        self, engine: Engine, workload: Workload, payload: str = "zeros", idle: bool = True,
+        batch: bool = True,
     ) -> None:
         if payload not in ("zeros", "random"):
             raise ValueError(f"payload must be 'zeros' or 'random', not {payload!r}")
@@ -75,6 +95,8 @@ class Replayer:
         self._zeros = memoryview(bytes(max(workload.max_chunk, 1)))
         self._rng = np.random.default_rng(12345)
         self._expect: dict[int, bytes] = {}
+        self._batches: dict[int, Batch | None] = {}
+        self._batch_ok = batch and not self.verify and hasattr(engine, "run_batch")
         self.done = 0  # inferences replayed
         part = self.flash.part
         self._weight_pages = part.kind in ("nand", "managed")
@@ -85,13 +107,18 @@ class Replayer:
     def step(self) -> InferenceStats:
         """Replay the next inference of the cycle (and the idle step after it)."""
         wl = self.workload
-        inf: Inference = wl.inferences[self.done % len(wl.inferences)]
+        which = self.done % len(wl.inferences)
+        inf: Inference = wl.inferences[which]
         f = self.flash
         f.clock = self.done
         t0, tm0, e0, em0 = f.time_s, f.time_max_s, f.energy_j, f.energy_max_j
         er0, co0 = int(f.erase_counts.sum()), int(f.consumed.sum())
         pb0, rb0 = int(f.program_bytes.sum()), int(f.read_bytes.sum())
-        segs, weight_s, weight_j = self._run(inf.ops)
+        batch = self._batch(which, inf)
+        if batch is not None:
+            segs, weight_s, weight_j = self._run_batch(batch)
+        else:
+            segs, weight_s, weight_j = self._run(inf.ops)
         io_s, io_max_s = f.time_s - t0 + weight_s, f.time_max_s - tm0 + weight_s
         t1, tm1 = f.time_s, f.time_max_s
         steps = 0
@@ -162,6 +189,48 @@ class Replayer:
                 weight_j += part.e_read_j(length, pages)
         segs.append((f.time_s - mark + wextra, wextra, 0.0))
         return segs, weight_s, weight_j
+
+
+    def _batch(self, which: int, inf: Inference) -> Batch | None:
+        """Inference `which` prepared for one engine call, or None to go call by call."""
+        if not self._batch_ok or not self.engine.can_batch():  # type: ignore[attr-defined]
+            return None
+        if which not in self._batches:
+            self._batches[which] = self._prepare(inf.ops)
+        return self._batches[which]
+
+    def _run_batch(self, b: Batch) -> tuple[list[tuple[float, float, float]], float, float]:
+        """`_run` in one engine call: the same segments, from the flash time at each COMPUTE."""
+        marks = self.engine.run_batch(b.ops, self._zeros.obj)  # type: ignore[attr-defined]
+        io = np.diff(marks, prepend=0.0)
+        segs = [(float(io[i]) + w, w, c) for i, (w, c) in
+                enumerate(zip(b.weight_s, b.compute_s, strict=True))]
+        return segs, b.weight_total_s, b.weight_total_j
+
+    def _prepare(self, ops: list[OpTuple]) -> Batch | None:
+        """None if a field does not fit the batch's 32 bits (the single calls then report
+        what is wrong with it)."""
+        part = self.flash.part
+        rows = []
+        weight_s, compute_s = [0.0], []
+        total_s = total_j = 0.0
+        for op, key, length, value, time_us, _flags in ops:
+            if op in STORE_OPS:
+                rows.append((op, key, length, value if op == INVALIDATE else 0))
+            if op == COMPUTE:
+                compute_s.append(time_us * 1e-6)
+                weight_s.append(0.0)
+            elif op == WEIGHT_READ and length:
+                pages = math.ceil(length / self._page) if self._weight_pages else 1
+                t = part.t_read_s(length, pages)
+                weight_s[-1] += t
+                total_s += t
+                total_j += part.e_read_j(length, pages)
+        compute_s.append(0.0)
+        if rows and not 0 <= min(min(r) for r in rows) <= max(max(r) for r in rows) < 1 << 32:
+            return None
+        arr = np.array(rows, dtype=np.uint32).reshape(-1, 4)
+        return Batch(np.ascontiguousarray(arr), weight_s, compute_s, total_s, total_j)
 
 
 def _overlap(segs: list[tuple[float, float]]) -> float:

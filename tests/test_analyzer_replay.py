@@ -143,6 +143,64 @@ def test_payload_free_replay_matches_full_replay(chain, store, part, cap) -> Non
     assert out["random"][2] == pytest.approx(out["zeros"][2], rel=1e-12)
 
 
+def c_engine_built() -> bool:
+    from flashswap.store.c_engine import library
+
+    try:
+        library()
+    except InputError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("part, cap", [(NOR, 512 * 1024), (NAND, 2 << 20)])
+def test_c_engine_batches_replay_as_the_model_wears(chain, part, cap) -> None:
+    """The flashswap store replayed by the C engine, a whole inference per call, wears and
+    consumes every block as the Python model does, and leaves exactly the counters, time and
+    energy of the C engine called operation by operation."""
+    if not c_engine_built():
+        pytest.skip("C engine not built (no compiler)")
+    out = {}
+    for impl, batch in (("python", False), ("c", False), ("c", True)):
+        f = flash(part, cap)
+        e = make_engine("flashswap", f, chain, Options(implementation=impl))
+        assert e.config()["implementation"] == impl
+        r = Replayer(e, chain, batch=batch)
+        assert (r._batch(0, chain.inferences[0]) is not None) == batch
+        stats = [r.step() for _ in range(24)]
+        out[impl, batch] = (counters(f), f.time_s, f.energy_j, f.time_max_s, stats)
+    model, single, batched = out["python", False], out["c", False], out["c", True]
+    for k in ("erase_counts", "program_bytes", "consumed"):
+        assert model[0][k] == batched[0][k], k
+    assert model[0]["ops"]["erases"] == batched[0]["ops"]["erases"]
+    assert single[0] == batched[0]
+    for a, b in zip(single[1:4], batched[1:4], strict=True):
+        assert a == pytest.approx(b, rel=1e-12)
+    for s, b in zip(single[4], batched[4], strict=True):
+        assert (s.erases, s.consumed, s.programmed, s.read, s.idle_steps) == (
+            b.erases, b.consumed, b.programmed, b.read, b.idle_steps)
+        assert s.io_s == pytest.approx(b.io_s, rel=1e-9)
+        assert s.latency_overlap_s == pytest.approx(b.latency_overlap_s, rel=1e-9)
+
+
+def test_batch_falls_back_when_a_fault_model_is_armed(chain) -> None:
+    """Wear-out on (validation runs): every operation goes through Python, so the failing one
+    is noted with its inference."""
+    if not c_engine_built():
+        pytest.skip("C engine not built (no compiler)")
+    f = flash(NOR, 512 * 1024, wear="error", endurance=1000)
+    e = make_engine("flashswap", f, chain, Options(implementation="c"))
+    r = Replayer(e, chain)
+    assert r._batch(0, chain.inferences[0]) is None
+    r.step()
+    assert f.consumed.sum() > 0
+
+
+def test_unknown_store_implementation() -> None:
+    with pytest.raises(InputError, match="unknown store implementation 'rust'"):
+        FlashswapEngine(flash(NOR, 512 * 1024), implementation="rust")
+
+
 @pytest.mark.parametrize("part, cap", [(NOR, 512 * 1024), (NAND, 2 << 20)])
 def test_littlefs_read_cache_books_every_read(chain, part, cap) -> None:
     """The deferred, cached read path of the littlefs engine leaves the same counters, time

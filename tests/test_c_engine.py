@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flashswap import FlashSim, PowerCut, Store
-from flashswap.errors import FlashswapError, InputError
+from flashswap.errors import ChunkTooLargeError, FlashswapError, InputError
 from tests.vectors.generate import _load_image, payload
 
 try:
@@ -282,3 +282,81 @@ def test_without_the_library_engine_c_is_an_input_error(tmp_path: Path,
         monkeypatch.undo()
         c_engine.library.cache_clear()
     assert Store.format(f, engine="c", segment_size=4096).keys() == []
+
+
+def test_host_crc32_is_zlibs_at_every_length_and_alignment() -> None:
+    """The host build's CRC-32 (carry-less multiply folding where the CPU has it, else
+    slicing-by-8; firmware/port/crc32_host.c) is zlib's, at the lengths and offsets where its
+    paths meet (64 bytes, multiples of 16, unaligned starts)."""
+    import ctypes
+    import zlib
+
+    lib = library()
+    lib.fsw_crc32.restype = ctypes.c_uint32
+    lib.fsw_crc32.argtypes = [ctypes.c_uint32, ctypes.c_char_p, ctypes.c_uint32]
+    rng = random.Random(7)
+    data = rng.randbytes(9000)
+    lengths = list(range(0, 200)) + [255, 256, 4095, 4096, 4097, 8191, 8192, 8960]
+    for n in lengths:
+        off = rng.randrange(0, 17)
+        seed = rng.getrandbits(32)
+        piece = data[off : off + n]
+        assert lib.fsw_crc32(seed, piece, n) == zlib.crc32(piece, seed), (n, off)
+
+
+def test_batch_runs_as_single_calls() -> None:
+    """CStore.run_batch (one C call per batch) leaves the flash, the counters and the results
+    of the same operations called one by one; an error stops it where the single call would
+    fail, with the single call's exception."""
+    import ctypes
+
+    ops = []
+    for i in range(300):
+        k = i % 7
+        ops += [(1, k, 500 + 37 * i % 3000, 0), (2, k, 0, 0), (8, 0, 0, 0)]
+        if i % 5 == 4:
+            ops += [(3, k, 0, 0), (5, 0, 0, 0)]
+        if i % 50 == 49:
+            ops.append((4, 2, 0, 4))
+    arr = np.array(ops, dtype=np.uint32)
+    wbuf = bytes(range(256)) * 64
+    flashes = []
+    for batch in (False, True):
+        f = FlashSim.from_part("W25Q128JV", capacity=64 * 1024)
+        s = Store.format(f, engine="c", segment_size=4096, ckpt_interval=3)
+        t_start = f.time_s
+        if batch:
+            rbuf = ctypes.create_string_buffer(s.max_chunk)
+            marks = s.run_batch(arr, wbuf, rbuf)
+            assert len(marks) == 301 and marks[-1] == pytest.approx(f.time_s - t_start)
+            assert np.all(np.diff(marks) > 0)
+        else:
+            for op, k, n, v in ops:
+                if op == 1:
+                    s.put(k, wbuf[:n])
+                elif op == 2:
+                    got = s.get(k)
+                    assert got == wbuf[: len(got)]
+                elif op == 3:
+                    s.trim(k)
+                elif op == 4:
+                    s.trim_range(k, v)
+                elif op == 5:
+                    s.sync()
+        s.sync()
+        flashes.append((f, s.stat()))
+    (a, sa), (b, sb) = flashes
+    assert a.read_bytes.tolist() == b.read_bytes.tolist()
+    assert np.array_equal(a._inv, b._inv)
+    assert a.erase_counts.tolist() == b.erase_counts.tolist()
+    assert a.program_bytes.tolist() == b.program_bytes.tolist()
+    assert a.ops["programs"] == b.ops["programs"] and a.ops["erases"] == b.ops["erases"]
+    assert {k: v for k, v in sa.items() if k != "erase_counts"} == \
+        {k: v for k, v in sb.items() if k != "erase_counts"}
+    # an error mid-batch: a chunk too large for the store, as put() raises it
+    f = FlashSim.from_part("W25Q128JV", capacity=64 * 1024)
+    s = Store.format(f, engine="c", segment_size=4096)
+    bad = np.array([(1, 1, 10, 0), (1, 2, s.max_chunk + 1, 0), (1, 3, 10, 0)], dtype=np.uint32)
+    with pytest.raises(ChunkTooLargeError, match=f"chunk of {s.max_chunk + 1} bytes exceeds"):
+        s.run_batch(bad, bytes(s.max_chunk + 1), ctypes.create_string_buffer(s.max_chunk))
+    assert s.keys() == [1]

@@ -30,6 +30,10 @@ struct fswsim {
     int64_t *program_bytes;
     int64_t *read_bytes;
     uint8_t *bad;
+    /* analyzer.device.ReplayFlash only (NULL otherwise): erased-since-programmed flags and
+     * consumptions per erase unit, kept on the fast path as ReplayFlash.program/erase do. */
+    uint8_t *fresh;
+    int64_t *consumed;
     /* Python fallbacks (the slow path). */
     fswsim_io py_read;
     fswsim_io py_prog;
@@ -123,6 +127,10 @@ static int sim_prog(const struct fsw_config *c, uint32_t addr, const void *buf, 
     m->energy_j += np * m->ep;
     m->energy_max_j += np * m->ep_max;
     m->program_bytes[blk] += n;
+    if (m->fresh && m->fresh[blk]) {
+        m->fresh[blk] = 0;
+        m->consumed[blk]++;
+    }
     for (i = 0; i < n; i++)
         dst[i] = (uint8_t)~src[i];
     return 0;
@@ -142,6 +150,8 @@ static int sim_erase(const struct fsw_config *c, uint32_t addr, uint32_t size)
     for (b = b0; b < b1; b++) {
         m->wear[b]++;
         m->erase_counts[b]++;
+        if (m->fresh)
+            m->fresh[b] = 1;
     }
     m->ops_count++;
     m->erases++;
@@ -171,6 +181,56 @@ static int sim_prog_spare(const struct fsw_config *c, uint32_t addr, const void 
                           uint32_t n)
 {
     return SIM(c)->py_prog_spare(c, addr, (void *)buf, n);
+}
+
+/*
+ * A batch of store calls in one C call, for long replays (analyzer/replay.py) and the speed
+ * bench: through ctypes each call costs microseconds, as much as a 4 KiB put itself. Opcodes
+ * are the trace's (flashswap/trace.py): WRITE puts `len` bytes of `wbuf` under `key`, READ gets
+ * the whole chunk into `rbuf`, TRIM, INVALIDATE (keys key..value), SYNC; COMPUTE stores the
+ * flash time accumulated so far in marks[] (the replay splits I/O at compute steps); the
+ * other opcodes do nothing here. Returns the number of operations done; on an error *rc holds
+ * it and the failing operation is the one at the returned index.
+ */
+struct fswsim_op {
+    uint32_t op, key, len, value;
+};
+
+enum { TR_WRITE = 1, TR_READ, TR_TRIM, TR_INVALIDATE, TR_SYNC, TR_COMPUTE = 8 };
+
+uint32_t fswsim_run(fsw_t *fs, const struct fswsim_op *ops, uint32_t n, const uint8_t *wbuf,
+                    uint8_t *rbuf, uint32_t rbuf_size, double *marks, int32_t *rc)
+{
+    struct fswsim *m = SIM(fs->cfg);
+    uint32_t i, nmark = 0;
+    int r = 0;
+    for (i = 0; i < n && r >= 0; i++) {
+        const struct fswsim_op *o = &ops[i];
+        switch (o->op) {
+        case TR_WRITE:
+            r = fsw_put(fs, o->key, wbuf, o->len);
+            break;
+        case TR_READ:
+            r = fsw_get(fs, o->key, rbuf, rbuf_size, NULL);
+            break;
+        case TR_TRIM:
+            r = fsw_trim(fs, o->key);
+            break;
+        case TR_INVALIDATE:
+            r = fsw_trim_range(fs, o->key, o->value);
+            break;
+        case TR_SYNC:
+            r = fsw_sync(fs);
+            break;
+        case TR_COMPUTE:
+            marks[nmark++] = m->time_s;
+            break;
+        default:
+            break;
+        }
+    }
+    *rc = r < 0 ? r : 0;
+    return r < 0 ? i - 1 : i;
 }
 
 /* Points the config's callbacks at this port. */

@@ -71,6 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="littlefs block_cycles (default 100; -1 = littlefs default, no metadata eviction)",
     )
     p.add_argument(
+        "--engine",
+        choices=("auto", "c", "python"),
+        default="auto",
+        help="the flashswap store's engine: the C library (firmware/) or the Python model; "
+        "auto = C when built (same flash bytes, faster replay)",
+    )
+    p.add_argument(
         "--macs-per-s",
         metavar="RATE",
         help="compute speed for traces without COMPUTE times (e.g. 100M): enables slowdown",
@@ -132,6 +139,7 @@ def _options(args: argparse.Namespace) -> Options:
         block_cycles=args.block_cycles,
         passes=args.passes,
         budget_s=args.budget,
+        implementation=args.engine,
     )
 
 
