@@ -173,3 +173,25 @@ def test_progress_bar_on_a_terminal(trace, jobs) -> None:
     assert rc == 0
     assert "W25Q128JV × flashswap" in out and "inferences" in out  # the bar
     assert "W25Q128JV: flashswap lasts" in out
+
+
+def test_engine_choice_changes_speed_not_wear(trace) -> None:
+    """--engine python and --engine c write the same blocks: the same years and wear; the
+    JSON names the engine that ran."""
+    from analyzer.engine_flashswap import resolve_implementation
+
+    if resolve_implementation("auto") != "c":
+        pytest.skip("C engine not built (no compiler)")
+    got = {}
+    for engine in ("python", "c"):
+        rc, out = cli("lifetime", str(trace), "--part", "W25Q128JV", "--capacity", "1MiB",
+                      "--store", "flashswap", "--engine", engine, "--json", "--jobs", "1")
+        assert rc == 0
+        (r,) = json.loads(out)["results"]
+        assert r["engine"]["implementation"] == engine
+        got[engine] = r
+    for k in ("years", "years_weibull_p1", "ideal_years", "erase_amplification",
+              "wear_max_over_mean", "waf"):
+        assert got["python"][k] == got["c"][k], k
+    rc, out = cli("lifetime", str(trace), "--engine", "rust")
+    assert rc == 2
