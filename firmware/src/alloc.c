@@ -13,7 +13,7 @@ static int outside(const fsw_t *fs, uint32_t s)
 
 /* One pass over the segments for every choice the store makes: returns the winner of `mode`
  * (NONE if no segment qualifies; the lowest index among equals) and how many qualify. */
-uint32_t fsw_pick(const fsw_t *fs, int mode, uint32_t *count)
+uint32_t fsw_find(const fsw_t *fs, int mode, uint32_t arg, uint32_t *count)
 {
     const struct fsw_seg *g = SEGS(fs);
     uint32_t s, best = NONE, n = 0;
@@ -47,8 +47,13 @@ uint32_t fsw_pick(const fsw_t *fs, int mode, uint32_t *count)
         case PICK_ERASED:
             ok = g->state == ST_ERASED;
             break;
-        default: /* PICK_WINDOW */
+        case PICK_WINDOW:
             ok = g->state == ST_LOG && !in && s != fs->open && s != fs->park;
+            break;
+        default: /* PICK_SEQ: key seq (or ~seq, PICK_DOWN) >= arg, in log `mode & 1` */
+            k = g->seq ^ (mode & PICK_DOWN ? NONE : 0);
+            ok = g->cold == (mode & 1) && (unsigned)(g->state - ST_LOG) <= (unsigned)(mode >> 1 & 1) &&
+                 k >= arg;
         }
         if (ok && (!n++ || k < bk)) {
             bk = k;
@@ -64,13 +69,8 @@ uint32_t fsw_pick(const fsw_t *fs, int mode, uint32_t *count)
  * head, i.e. the smallest seq above s's among segments of s's log (retired ones included). */
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s)
 {
-    const struct fsw_seg *g = SEGS(fs);
-    uint32_t i, best = NONE;
-    for (i = 0; i < fs->nseg; i++)
-        if (g[i].state >= ST_LOG && g[i].cold == g[s].cold && g[i].seq > g[s].seq &&
-            (best == NONE || g[i].seq < g[best].seq))
-            best = i;
-    return best;
+    const struct fsw_seg *g = SEGS(fs) + s;
+    return g->seq == NONE ? NONE : fsw_find(fs, PICK_SEQ | PICK_BAD | g->cold, g->seq + 1, NULL);
 }
 
 /* §12: BAD in RAM; on flash a best-effort mark (a worn block may refuse it). */

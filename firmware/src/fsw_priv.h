@@ -31,7 +31,12 @@ enum {
     PICK_LO,     /* not bad: least worn */
     PICK_HI,     /* not bad: most worn */
     PICK_ERASED, /* erased (count only) */
-    PICK_WINDOW  /* in the log, in the window, open in neither head (count only) */
+    PICK_WINDOW, /* in the log, in the window, open in neither head (count only) */
+    /* in the log (PICK_SEQ | cold), retired ones too (| PICK_BAD): the smallest seq >= arg,
+     * or (| PICK_DOWN) the largest seq <= ~arg */
+    PICK_SEQ = 16,
+    PICK_BAD = 2,
+    PICK_DOWN = 4
 };
 
 /* Both headers are little-endian 32-bit words: a record is 8 (type | flags << 8 | tag_len << 16,
@@ -96,7 +101,8 @@ int fsw_ckpt_write(fsw_t *fs);
 int fsw_rec_small(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size);
 
 /* alloc.c: segments, garbage collection, wear leveling, failures */
-uint32_t fsw_pick(const fsw_t *fs, int mode, uint32_t *count);
+uint32_t fsw_find(const fsw_t *fs, int mode, uint32_t arg, uint32_t *count);
+#define fsw_pick(fs, mode, count) fsw_find(fs, mode, 0, count)
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
 uint32_t fsw_in_segment(const fsw_t *fs, uint32_t s);
 int fsw_open(fsw_t *fs, uint32_t cont, int force);

@@ -94,18 +94,6 @@ static int load_ckpt(fsw_t *fs, const struct cursor *c)
     return err;
 }
 
-/* The log segment of log `cold` with the smallest seq >= from (NONE if none). */
-static uint32_t first_of(const fsw_t *fs, int cold, uint32_t from)
-{
-    const struct fsw_seg *g = SEGS(fs);
-    uint32_t s, best = NONE;
-    for (s = 0; s < fs->nseg; s++)
-        if (g[s].state == ST_LOG && g[s].cold == cold && g[s].seq >= from &&
-            (best == NONE || g[s].seq < g[best].seq))
-            best = s;
-    return best;
-}
-
 /* §9 steps 5-6: replay both logs' windows merged by record seq from the checkpoint in segment
  * ck, then count live bytes (an entry pointing outside the log is lost). */
 static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
@@ -119,7 +107,7 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
     fs->replay_cold = cur->r[3];
     err = load_ckpt(fs, cur);
     for (i = 0; i < 2 && !err; i++) {
-        start(fs, cur + i, first_of(fs, i, i ? fs->replay_cold : fs->replay_seq));
+        start(fs, cur + i, fsw_find(fs, PICK_SEQ | i, i ? fs->replay_cold : fs->replay_seq, NULL));
         err = step(fs, cur + i, maxr, 0);
     }
     while (!err && (cur[0].k || cur[1].k)) {
@@ -186,7 +174,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
 {
     struct fsw_seg *g = cfg->segs;
     struct cursor cur[2];
-    uint32_t h[10], ref[10] = {0}, s, i, newest = NONE, maxc = 0, ck = NONE, below = NONE;
+    uint32_t h[10], ref[10] = {0}, s, newest = NONE, maxc = 0, ck = NONE, below = NONE;
     uint64_t maxr = 0;
     int err = fsw_setup(fs, cfg), k;
     /* Steps 1-3: the first valid header names the store (it must match the configured
@@ -238,10 +226,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
      * intact; an interrupted one falls back to the one before. Hot segments are tried newest
      * first, so mount reads about ckpt_interval headers more and one checkpoint. */
     while (ck == NONE && !err) {
-        for (i = 0, s = NONE; i < fs->nseg; i++)
-            if (g[i].state == ST_LOG && !g[i].cold && g[i].seq < below &&
-                (s == NONE || g[i].seq > g[s].seq))
-                s = i;
+        s = below ? fsw_find(fs, PICK_SEQ | PICK_DOWN, 0 - below, NULL) : NONE;
         if (s == NONE)
             return FSW_ERR_CORRUPT;
         below = g[s].seq;
