@@ -110,6 +110,19 @@ int fsw_erase(fsw_t *fs, uint32_t s)
     return 1;
 }
 
+/* The words of the segment header (§3) of the active head's log, but for erase_count, seq,
+ * replay_seq and crc (words 2-4, 9). */
+void fsw_hdr_make(const fsw_t *fs, uint32_t *h)
+{
+    h[0] = 0x50575346u; /* "FSWP" */
+    h[1] = 1u | fs->seg_shift << 8 | (uint32_t)fs->prog_shift << 16 |
+           (uint32_t)(fs->page_once | (fs->cold ? HF_COLD : 0)) << 24;
+    h[5] = fs->nseg;
+    h[6] = fs->max_keys | (uint32_t)fs->ckpt_interval << 16 | (uint32_t)fs->reserve << 24;
+    h[7] = fs->wl_threshold | 0xFFFF0000u;
+    h[8] = NONE;
+}
+
 /* §8: opens a segment for the active head and puts its header in the buffer. A hot segment is
  * a checkpoint segment when one is due (or forced) and fits after a continuation of cont
  * bytes (NONE: one that fills the segment). Returns 1 for a checkpoint segment. */
@@ -138,16 +151,10 @@ int fsw_open(fsw_t *fs, uint32_t cont, int force)
     ck = !fs->cold && (force || fs->segs_since_ckpt >= fs->ckpt_interval) && cont != NONE &&
          HDR_SIZE + cont + REC_SIZE + ENTRY_SIZE * (fs->nkeys + 1u) <= SEG_SIZE(fs);
     fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
-    h[0] = 0x50575346u; /* "FSWP" */
-    h[1] = 1u | fs->seg_shift << 8 | (uint32_t)fs->prog_shift << 16 |
-           (uint32_t)(fs->page_once | (fs->cold ? HF_COLD : 0)) << 24;
+    fsw_hdr_make(fs, h);
     h[2] = g->erase_count;
     h[3] = g->seq;
     h[4] = ck ? g->seq : fs->replay_seq;
-    h[5] = fs->nseg;
-    h[6] = fs->max_keys | (uint32_t)fs->ckpt_interval << 16 | (uint32_t)fs->reserve << 24;
-    h[7] = fs->wl_threshold | 0xFFFF0000u;
-    h[8] = NONE;
     fsw_seal(h, 10);
     fs->open = s;
     fs->wp = SEG_BASE(fs, s);

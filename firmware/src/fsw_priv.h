@@ -105,6 +105,7 @@ uint32_t fsw_find(const fsw_t *fs, int mode, uint32_t arg, uint32_t *count);
 #define fsw_pick(fs, mode, count) fsw_find(fs, mode, 0, count)
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
 uint32_t fsw_in_segment(const fsw_t *fs, uint32_t s);
+void fsw_hdr_make(const fsw_t *fs, uint32_t *h);
 int fsw_open(fsw_t *fs, uint32_t cont, int force);
 int fsw_next(fsw_t *fs, uint32_t cont, int mode);
 int fsw_erase(fsw_t *fs, uint32_t s);
@@ -114,8 +115,7 @@ int fsw_recover(fsw_t *fs);
 int fsw_idle_work(fsw_t *fs, unsigned max_erases);
 
 /* mount.c */
-int fsw_hdr_ok(uint32_t *h);
-int fsw_factory_bad(fsw_t *fs, uint32_t s);
+int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h);
 
 /* store.c */
 int fsw_setup(fsw_t *fs, const struct fsw_config *cfg);

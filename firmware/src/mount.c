@@ -2,19 +2,24 @@
  * complete checkpoint, records applied in record-seq order. Writes nothing. */
 #include "fsw_priv.h"
 
-/* Magic, version and crc of a 40-byte segment header (read raw into h; decoded in place). */
-int fsw_hdr_ok(uint32_t *h)
-{
-    return fsw_check(h, 10) && h[0] == 0x50575346u && (h[1] & 0xFF) == 1;
-}
-
-/* NAND factory-bad marker: spare byte 0 of the segment's first page. 1 bad, 0 good, < 0. */
-int fsw_factory_bad(fsw_t *fs, uint32_t s)
+/* Step 1 of mount (and of format): segment s's RAM state cleared and BAD if factory-bad (NAND
+ * marker: spare byte 0 of its first page), else FREE with its 40-byte header read into h.
+ * 1 if that is a valid header (magic, version, crc; decoded in place), else 0 (h all zero for
+ * a bad segment), or < 0. */
+int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h)
 {
     const struct fsw_config *c = fs->cfg;
+    struct fsw_seg *g = c->segs + s;
     uint8_t b = 0xFF;
     int err = fs->page_once && c->read_spare ? c->read_spare(c, SEG_BASE(fs, s), &b, 1) : 0;
-    return err ? (err < 0 ? err : FSW_ERR_IO) : b != 0xFF;
+    memset(g, 0, sizeof *g);
+    memset(h, 0, HDR_SIZE);
+    g->state = b == 0xFF ? ST_FREE : ST_BAD;
+    if (!err && b == 0xFF)
+        err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
+    if (err)
+        return err < 0 ? err : FSW_ERR_IO;
+    return fsw_check(h, 10) && h[0] == 0x50575346u && (h[1] & 0xFF) == 1;
 }
 
 /* A reader over one log's window: its segments in seq order, record by record. */
@@ -174,44 +179,40 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
 {
     struct fsw_seg *g = cfg->segs;
     struct cursor cur[2];
-    uint32_t h[10], ref[10] = {0}, s, newest = NONE, maxc = 0, ck = NONE, below = NONE;
+    uint32_t h[10], ref[10], s, found = 0, maxs = 0, maxc = 0, ck = NONE, below = NONE;
     uint64_t maxr = 0;
     int err = fsw_setup(fs, cfg), k;
+    if (err)
+        return err;
     /* Steps 1-3: the first valid header names the store (it must match the configured
      * geometry); headers of another store are garbage; unknown counts become the largest. */
-    for (s = 0; s < fs->nseg && !err; s++) {
-        memset(g + s, 0, sizeof *g);
-        k = fsw_factory_bad(fs, s);
-        g[s].state = k ? ST_BAD : ST_FREE;
-        err = k ? (k < 0 ? k : 0) : fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
-        if (k || err)
-            continue;
-        k = fsw_hdr_ok(h);
-        if (k && newest == NONE) {
-            memcpy(ref, h, sizeof ref);
-            newest = s;
-            if ((h[1] & 0x01FFFF00u) != ((uint32_t)fs->seg_shift << 8 |
-                                         (uint32_t)fs->prog_shift << 16 |
-                                         (uint32_t)fs->page_once << 24) ||
-                h[5] != fs->nseg)
-                err = FSW_ERR_CORRUPT;
+    fsw_hdr_make(fs, ref);
+    for (s = 0; s < fs->nseg; s++) {
+        int ours;
+        k = fsw_hdr_read(fs, s, h);
+        if (k < 0)
+            return k;
+        ours = k && !((h[1] ^ ref[1]) & 0x01FFFFFFu) && h[5] == ref[5];
+        if (k && !found) {
+            if (!ours)
+                return FSW_ERR_CORRUPT;
+            found = 1;
+            ref[6] = h[6];
+            ref[7] = h[7];
         }
-        if (k && !((h[1] ^ ref[1]) & 0x01FFFFFFu) && h[5] == ref[5] && h[6] == ref[6] &&
-            !((h[7] ^ ref[7]) & 0xFFFF)) {
+        if (ours && h[6] == ref[6] && !((h[7] ^ ref[7]) & 0xFFFF)) {
             g[s].state = ST_LOG;
             g[s].cold = (h[1] >> 24 & HF_COLD) != 0;
             g[s].erase_count = h[2];
             g[s].seq = h[3];
-            newest = g[s].seq > g[newest].seq ? s : newest;
+            maxs = h[3] > maxs ? h[3] : maxs;
             maxc = h[2] > maxc ? h[2] : maxc;
         } else if (all_ff(h, 10)) {
             g[s].state = ST_ERASED;
         }
     }
-    if (!err && newest == NONE)
-        err = FSW_ERR_CORRUPT;
-    if (err)
-        return err;
+    if (!found)
+        return FSW_ERR_CORRUPT;
     fs->max_keys = (uint16_t)ref[6];
     fs->ckpt_interval = (uint8_t)(ref[6] >> 16);
     fs->reserve = (uint8_t)(ref[6] >> 24);
@@ -225,22 +226,21 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     /* Step 4: the newest hot checkpoint segment (its header names itself) whose checkpoint is
      * intact; an interrupted one falls back to the one before. Hot segments are tried newest
      * first, so mount reads about ckpt_interval headers more and one checkpoint. */
-    while (ck == NONE && !err) {
+    while (ck == NONE) {
         s = below ? fsw_find(fs, PICK_SEQ | PICK_DOWN, 0 - below, NULL) : NONE;
         if (s == NONE)
             return FSW_ERR_CORRUPT;
         below = g[s].seq;
         err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
         fsw_le(h, 10);
-        k = err || h[4] != g[s].seq ? 0 : ckpt_of(fs, s, cur);
-        err = k < 0 ? k : err;
+        k = err || h[4] != below ? err : ckpt_of(fs, s, cur);
+        if (k < 0)
+            return k;
         ck = k == 1 ? s : ck;
     }
-    if (err)
-        return err;
-    fs->replay_seq = g[ck].seq;
+    fs->replay_seq = below;
     err = replay(fs, ck, cur, &maxr);
-    fs->next_seq = g[newest].seq + 1;
+    fs->next_seq = maxs + 1;
     fs->next_rseq = maxr + 2;
     fs->segs_since_ckpt = fs->next_seq - fs->replay_seq;
     /* Step 7: the heads; the hot one is active. */

@@ -56,14 +56,9 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
         return FSW_ERR_INVAL;
     fsw_limits(fs);
     for (s = 0; s < fs->nseg; s++) {
-        struct fsw_seg *g = cfg->segs + s;
-        memset(g, 0, sizeof *g);
-        err = fsw_factory_bad(fs, s);
-        g->state = err ? ST_BAD : ST_ERASED;
-        if (!err)
-            err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
-        if (!err && g->state == ST_ERASED) {
-            g->erase_count = fsw_hdr_ok(h) ? h[2] : 0;
+        err = fsw_hdr_read(fs, s, h);
+        if (err >= 0 && cfg->segs[s].state != ST_BAD) {
+            cfg->segs[s].erase_count = err ? h[2] : 0;
             err = fsw_erase(fs, s);
         }
         if (err < 0)
