@@ -144,10 +144,14 @@ int fsw_chunk_write(fsw_t *fs, uint32_t key, uint32_t size, const uint8_t *ram,
     return err || ck <= 0 ? err : fsw_ckpt_write(fs);
 }
 
-/* TRIM (size 0) or TRIM_RANGE (size = last key): a record without payload. */
+/* TRIM (size 0) or TRIM_RANGE (size = last key): a record without payload, in a new segment
+ * if it does not fit. */
 int fsw_rec_small(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size)
 {
     uint32_t r[8];
+    int err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, 0) : 0;
+    if (err)
+        return err;
     rec_init(r, type, key, size, fs->next_rseq++);
     return fsw_rec_put(fs, r);
 }

@@ -17,8 +17,9 @@ enum { ST_ERASED, ST_FREE, ST_LOG, ST_BAD };
 enum { T_DATA = 1, T_TRIM, T_TRIM_RANGE, T_CKPT };
 enum { F_MORE = 1, F_CONT = 2 };
 enum { HF_PAGE_ONCE = 1, HF_COLD = 2 };
-/* Operations run through the retry loop in store.c. */
-enum { OP_PUT, OP_TRIM, OP_RANGE, OP_SYNC, OP_IDLE };
+/* Operations run through the retry loop in store.c: the trace's op codes (traces/README.md),
+ * TRIM and TRIM_RANGE one above their record types; idle is not traced. */
+enum { OP_PUT = 1, OP_GET, OP_TRIM, OP_RANGE, OP_SYNC, OP_IDLE };
 /* fsw_next modes */
 enum { OPEN_FORCE = 1, OPEN_SPILL = 2 };
 /* fsw_pick modes: which segments, and which one wins */

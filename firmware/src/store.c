@@ -2,11 +2,9 @@
  * program (§12), statistics and the optional trace hook. */
 #include "fsw_priv.h"
 
-static int ilog2(uint32_t v)
+static int lg(uint32_t v)
 {
     int n = 0;
-    if (!v || (v & (v - 1)))
-        return -1;
     while (v >>= 1)
         n++;
     return n;
@@ -15,16 +13,17 @@ static int ilog2(uint32_t v)
 /* Geometry from the config (§2); the format options are left for format or mount to set. */
 int fsw_setup(fsw_t *fs, const struct fsw_config *c)
 {
-    int ss = ilog2(c->segment_size), ps = ilog2(c->prog_size);
+    int ss = lg(c->segment_size), ps = lg(c->prog_size);
     memset(fs, 0, sizeof *fs);
     fs->cfg = c;
-    fs->nseg = ss < 0 ? 0 : c->flash_size >> ss;
+    fs->nseg = c->flash_size >> ss;
     fs->seg_shift = (uint8_t)ss;
     fs->prog_shift = (uint8_t)ps;
     fs->page_once = c->page_once != 0;
     fs->open = fs->park = NONE;
-    return ss < 9 || ss > 24 || ps < 0 || ss - ps < 3 || fs->nseg < 6 || !c->read || !c->prog ||
-                   !c->erase || !c->prog_buffer || !c->index || !c->segs
+    return c->segment_size != 1u << ss || c->prog_size != 1u << ps || ss < 9 || ss > 24 ||
+                   ss - ps < 3 || fs->nseg < 6 || !c->read || !c->prog || !c->erase ||
+                   !c->prog_buffer || !c->index || !c->segs
                ? FSW_ERR_INVAL
                : 0;
 }
@@ -88,29 +87,28 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
                            data ? fs->reserve : 0);
     if (!err)
         err = fsw_use(fs, 0);
-    if (err || data)
-        return err ? err : fsw_chunk_write(fs, a, b, data, NULL);
-    if (fsw_room(fs) < MIN_ROOM)
-        err = fsw_next(fs, 0, 0);
-    if (!err)
-        err = fsw_rec_small(fs, op == OP_TRIM ? T_TRIM : T_TRIM_RANGE, a, op == OP_TRIM ? 0 : b);
+    if (err)
+        return err;
+    if (data)
+        return fsw_chunk_write(fs, a, b, data, NULL);
+    err = fsw_rec_small(fs, (uint32_t)op - 1, a, op == OP_TRIM ? 0 : b);
     if (!err)
         fsw_idx_drop(fs, a, b);
     return err;
 }
 
-static void trace(fsw_t *fs, uint32_t op, uint32_t key, uint32_t len, uint32_t value)
+/* The trace record (traces/README.md) of a successful operation; op is the trace's op code
+ * (fsw_priv.h OP_*), b the length of a WRITE or READ, the last key of an INVALIDATE. */
+static void trace(fsw_t *fs, int op, uint32_t key, uint32_t b)
 {
     const struct fsw_config *c = fs->cfg;
     uint32_t r[6];
-    if (!c->trace)
+    if (!c->trace || op == OP_IDLE)
         return;
-    r[0] = op;
+    memset(r, 0, sizeof r);
+    r[0] = (uint32_t)op;
     r[1] = key;
-    r[2] = len;
-    r[3] = 0;
-    r[4] = value;
-    r[5] = 0;
+    r[op == OP_RANGE ? 4 : 2] = op == OP_TRIM ? 0 : b; /* sync: b is 0 */
     fsw_le(r, 6);
     c->trace(c->trace_ctx, (const uint8_t *)r);
 }
@@ -131,9 +129,8 @@ static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
             return err;
         err = FSW_ERR_IO;
     }
-    if (err >= 0 && op != OP_IDLE)
-        trace(fs, op == OP_PUT ? 1 : op == OP_SYNC ? 5 : op == OP_TRIM ? 3 : 4, a,
-              op == OP_PUT ? b : 0, op == OP_RANGE ? b : 0);
+    if (err >= 0)
+        trace(fs, op, a, b);
     return err;
 }
 
@@ -173,7 +170,7 @@ int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size
           : copy.size > bufsize ? FSW_ERR_TOOBIG
                                 : fsw_chunk_read(fs, &copy, buf);
     if (!err)
-        trace(fs, 2, key, copy.size, 0);
+        trace(fs, OP_GET, key, copy.size);
     return err;
 }
 
@@ -199,7 +196,7 @@ static int32_t trim(fsw_t *fs, int op, uint32_t first, uint32_t last)
     else if (!fs->mounted)
         err = FSW_ERR_INVAL;
     else if (op == OP_RANGE) /* a trace's TRIM of a dead key is an error; INVALIDATE is not */
-        trace(fs, 4, first, 0, last);
+        trace(fs, OP_RANGE, first, last);
     return err ? err : (int32_t)n;
 }
 
