@@ -36,7 +36,7 @@ uint32_t fsw_find(const fsw_t *fs, int mode, uint32_t arg, uint32_t *count)
             k = (uint64_t)g->live << 32 | g->seq;
             break;
         case PICK_WL:
-            ok = in && g->live;
+            ok = (in || s == (fs->cold ? fs->open : fs->park)) && g->live;
             break;
         case PICK_HI:
             k = ~k;
@@ -259,12 +259,7 @@ int fsw_static_wl(fsw_t *fs)
     const struct fsw_seg *g = SEGS(fs);
     uint32_t lo = fsw_pick(fs, PICK_LO, NULL), hi = fsw_pick(fs, PICK_HI, NULL);
     uint32_t ref = fsw_pick(fs, PICK_HOT, NULL), c = fsw_pick(fs, PICK_WL, NULL), d;
-    uint32_t cs = fs->cold ? fs->open : fs->park;
     int err;
-    if (cs != NONE && g[cs].live &&
-        (c == NONE || g[cs].erase_count < g[c].erase_count ||
-         (g[cs].erase_count == g[c].erase_count && cs < c)))
-        c = cs;
     if (lo == NONE || g[hi].erase_count - g[lo].erase_count <= fs->wl_threshold ||
         ref == NONE || c == NONE)
         return 0;
@@ -273,7 +268,7 @@ int fsw_static_wl(fsw_t *fs)
         available(fs, fs->reserve) < g[c].live + 2 * REC_SIZE)
         return 0;
     err = fsw_use(fs, 1);
-    if (!err && c == cs)
+    if (!err && c == fs->open)
         err = fsw_close(fs); /* its chunks go to a new, more worn cold segment */
     if (!err)
         err = relocate(fs, c);

@@ -28,7 +28,7 @@ enum {
     PICK_COLD,   /* the same: most effective count */
     PICK_DIRTY,  /* free or reclaimable: least worn (the idle step's pre-erase) */
     PICK_VICTIM, /* outside the window, 0 < live < data_capacity - 64: least live, then seq */
-    PICK_WL,     /* outside the window with live data: least worn */
+    PICK_WL,     /* outside the window, or the cold head's, with live data: least worn */
     PICK_LO,     /* not bad: least worn */
     PICK_HI,     /* not bad: most worn */
     PICK_ERASED, /* erased (count only) */
@@ -90,7 +90,7 @@ int fsw_parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen);
 uint32_t fsw_idx_find(const fsw_t *fs, uint32_t key, int *found);
 int fsw_idx_set(fsw_t *fs, uint32_t key, uint32_t addr, uint32_t size);
 uint32_t fsw_idx_drop(fsw_t *fs, uint32_t first, uint32_t last);
-void fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign);
+int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign);
 
 /* chunk.c: fragments, reading and writing chunks, checkpoints */
 void fsw_frag_first(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f);

@@ -18,18 +18,21 @@ uint32_t fsw_idx_find(const fsw_t *fs, uint32_t key, int *found)
     return lo;
 }
 
-/* Adds (sign > 0) or removes the bytes of e's fragments from their segments' live counts.
- * Not while mounting: mount counts once the index is complete. */
-void fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign)
+/* Adds (sign 1) or removes (-1) the bytes of e's fragments to or from their segments' live
+ * counts, or only walks them (0); -1 if a continuation's segment is missing. Not while
+ * mounting: mount counts once the index is complete. */
+int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign)
 {
     struct fsw_frag f;
+    int k;
     if (!fs->mounted || e->addr == LOST)
-        return;
+        return 0;
     fsw_frag_first(fs, e, &f);
     do {
         struct fsw_seg *g = fs->cfg->segs + (f.addr >> fs->seg_shift);
-        g->live = sign > 0 ? g->live + REC_SIZE + f.len : g->live - REC_SIZE - f.len;
-    } while (fsw_frag_next(fs, e, &f) > 0);
+        g->live += (uint32_t)sign * (REC_SIZE + f.len);
+    } while ((k = fsw_frag_next(fs, e, &f)) > 0);
+    return k;
 }
 
 int fsw_idx_set(fsw_t *fs, uint32_t key, uint32_t addr, uint32_t size)

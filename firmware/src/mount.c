@@ -137,16 +137,9 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
     }
     fs->mounted = 1;
     for (e = fs->cfg->index; !err && e < fs->cfg->index + fs->nkeys; e++) {
-        struct fsw_frag f;
         uint32_t o = e->addr & (SEG_SIZE(fs) - 1);
-        int k = e->addr >= fs->cfg->flash_size || o < HDR_SIZE || SEG_SIZE(fs) - o <= REC_SIZE ||
-                SEGS(fs)[SEG_OF(fs, e->addr)].state != ST_LOG;
-        if (!k) {
-            fsw_frag_first(fs, e, &f);
-            while ((k = fsw_frag_next(fs, e, &f)) > 0)
-                ;
-        }
-        if (k) {
+        if (e->addr >= fs->cfg->flash_size || o < HDR_SIZE || SEG_SIZE(fs) - o <= REC_SIZE ||
+            SEGS(fs)[SEG_OF(fs, e->addr)].state != ST_LOG || fsw_live(fs, e, 0)) {
             e->addr = LOST;
             e->size = 0;
         }
