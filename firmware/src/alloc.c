@@ -205,7 +205,7 @@ static int relocate(fsw_t *fs, uint32_t s)
         if (err == FSW_ERR_CORRUPT)
             err = fsw_idx_set(fs, e.key, LOST, 0);
         else if (!err)
-            err = fsw_chunk_write(fs, e.key, e.size, NULL, &e);
+            err = fsw_chunk_write(fs, T_DATA, e.key, e.size, NULL, &e);
     }
     return err;
 }

@@ -105,13 +105,15 @@ static void rec_init(uint32_t *r, uint32_t type, uint32_t key, uint32_t size, ui
     r[6] = 0;
 }
 
-/* Appends a DATA chunk on the active head, fragmented as needed (§4), and points the index at
- * it. Its seq is taken after any segment opened for its first byte (whose checkpoint must
- * precede it); a checkpoint due where a spill opens follows the continuation (§7). */
-int fsw_chunk_write(fsw_t *fs, uint32_t key, uint32_t size, const uint8_t *ram,
+/* Appends a record on the active head: a DATA chunk (type T_DATA, size bytes from ram or, when
+ * it is moved, from chunk src on flash), fragmented as needed (§4), and points the index at it;
+ * or a TRIM (size 0) or TRIM_RANGE (size = last key) record, without payload. Its seq is taken
+ * after any segment opened for its first byte (whose checkpoint must precede it); a checkpoint
+ * due where a spill opens follows the continuation (§7). */
+int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const uint8_t *ram,
                     const struct fsw_index_entry *src)
 {
-    uint32_t r[8], first, room, n, off = 0;
+    uint32_t r[8], first, room, n, off = 0, len = type == T_DATA ? size : 0;
     uint64_t seq;
     int ck = 0, err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, 0) : 0;
     first = fs->wp;
@@ -119,17 +121,17 @@ int fsw_chunk_write(fsw_t *fs, uint32_t key, uint32_t size, const uint8_t *ram,
     if (err)
         return err;
     fs->next_rseq++;
-    while (!err && off < size) {
+    do {
         room = fsw_room(fs);
         if (room < MIN_ROOM) {
-            n = REC_SIZE + size - off;
+            n = REC_SIZE + len - off;
             ck = err = fsw_next(fs, n <= DATA_CAP(fs) ? n : NONE, OPEN_SPILL);
             if (err < 0)
                 return err;
             room = fsw_room(fs);
         }
-        n = size - off < room - REC_SIZE ? size - off : room - REC_SIZE;
-        rec_init(r, T_DATA | (uint32_t)((off + n < size ? F_MORE : 0) | (off ? F_CONT : 0)) << 8,
+        n = len - off < room - REC_SIZE ? len - off : room - REC_SIZE;
+        rec_init(r, type | (uint32_t)((off + n < len ? F_MORE : 0) | (off ? F_CONT : 0)) << 8,
                  key, size, seq);
         r[3] = off;
         err = feed(fs, ram, src, off, n, r + 6);
@@ -138,45 +140,32 @@ int fsw_chunk_write(fsw_t *fs, uint32_t key, uint32_t size, const uint8_t *ram,
         if (!err)
             err = feed(fs, ram, src, off, n, NULL);
         off += n;
-    }
-    if (!err)
-        err = fsw_idx_set(fs, key, first, size);
-    return err || ck <= 0 ? err : fsw_ckpt_write(fs);
-}
-
-/* TRIM (size 0) or TRIM_RANGE (size = last key): a record without payload, in a new segment
- * if it does not fit. */
-int fsw_rec_small(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size)
-{
-    uint32_t r[8];
-    int err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, 0) : 0;
-    if (err)
+    } while (!err && off < len);
+    if (err || type != T_DATA)
         return err;
-    rec_init(r, type, key, size, fs->next_rseq++);
-    return fsw_rec_put(fs, r);
+    err = fsw_idx_set(fs, key, first, size);
+    return err || ck <= 0 ? err : fsw_ckpt_write(fs);
 }
 
 /* §7: the whole index as one record on the hot head, then a sync; only then does the window
  * move. cold_from (offset field) is the cold head's open segment, or this segment if none. */
+typedef char fsw_entry_is_12_bytes[sizeof(struct fsw_index_entry) == ENTRY_SIZE ? 1 : -1];
+
 int fsw_ckpt_write(fsw_t *fs)
 {
-    uint32_t r[8], b[3], i, own = SEGS(fs)[fs->open].seq;
+    uint32_t r[8], own = SEGS(fs)[fs->open].seq, n = ENTRY_SIZE * fs->nkeys, i;
     uint32_t from = fs->park == NONE ? own : SEGS(fs)[fs->park].seq;
-    int pass, err = 0;
-    rec_init(r, T_CKPT, fs->nkeys, ENTRY_SIZE * fs->nkeys, fs->next_rseq++);
+    uint32_t *x = (uint32_t *)fs->cfg->index; /* the payload: the index in flash byte order */
+    int err;
+    rec_init(r, T_CKPT, fs->nkeys, n, fs->next_rseq++);
     r[3] = from;
-    for (pass = 0; pass < 2 && !err; pass++) {
-        for (i = 0; i < fs->nkeys && !err; i++) {
-            memcpy(b, fs->cfg->index + i, ENTRY_SIZE);
-            fsw_le(b, 3);
-            if (!pass)
-                r[6] = fsw_crc32(r[6], b, ENTRY_SIZE);
-            else
-                err = fsw_append(fs, b, ENTRY_SIZE);
-        }
-        if (!pass)
-            err = fsw_rec_put(fs, r);
-    }
+    fsw_le(x, n / 4);
+    r[6] = fsw_crc32(0, x, n);
+    err = fsw_rec_put(fs, r);
+    /* entry by entry: where a failed program leaves wp (what the rescue copy holds) as ever */
+    for (i = 0; i < n && !err; i += ENTRY_SIZE)
+        err = fsw_append(fs, (uint8_t *)x + i, ENTRY_SIZE);
+    fsw_le(x, n / 4);
     if (!err)
         err = fsw_log_sync(fs);
     if (!err) {

@@ -96,10 +96,9 @@ int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign);
 void fsw_frag_first(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f);
 int fsw_frag_next(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f);
 int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst);
-int fsw_chunk_write(fsw_t *fs, uint32_t key, uint32_t size, const uint8_t *ram,
+int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const uint8_t *ram,
                     const struct fsw_index_entry *src);
 int fsw_ckpt_write(fsw_t *fs);
-int fsw_rec_small(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size);
 
 /* alloc.c: segments, garbage collection, wear leveling, failures */
 uint32_t fsw_find(const fsw_t *fs, int mode, uint32_t arg, uint32_t *count);

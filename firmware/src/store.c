@@ -81,18 +81,16 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
         return fsw_log_sync(fs);
     if (op == OP_IDLE)
         return fsw_idle_work(fs, a);
-    err = data ? fsw_static_wl(fs) : 0;
+    err = op == OP_PUT ? fsw_static_wl(fs) : 0;
     if (err >= 0)
         err = fsw_make_room(fs, data ? b + REC_SIZE * (2 + b / DATA_CAP(fs)) : REC_SIZE,
                            data ? fs->reserve : 0);
     if (!err)
         err = fsw_use(fs, 0);
-    if (err)
-        return err;
-    if (data)
-        return fsw_chunk_write(fs, a, b, data, NULL);
-    err = fsw_rec_small(fs, (uint32_t)op - 1, a, op == OP_TRIM ? 0 : b);
-    if (!err)
+    if (!err) /* a TRIM record has no payload: any pointer will do */
+        err = fsw_chunk_write(fs, data ? T_DATA : (uint32_t)op - 1, a, op == OP_TRIM ? 0 : b,
+                              data ? data : (const uint8_t *)fs, NULL);
+    if (!err && !data)
         fsw_idx_drop(fs, a, b);
     return err;
 }
