@@ -174,22 +174,13 @@ int fsw_next(fsw_t *fs, uint32_t cont, int mode)
 }
 
 /* The index entry with a fragment in segment s and the lowest first-fragment address. */
-uint32_t fsw_in_segment(const fsw_t *fs, uint32_t s)
+uint32_t fsw_in_segment(fsw_t *fs, uint32_t s)
 {
     const struct fsw_index_entry *x = fs->cfg->index;
-    struct fsw_frag f;
     uint32_t i, best = NONE;
-    int k;
-    for (i = 0; i < fs->nkeys; i++) {
-        if (x[i].addr == LOST || (best != NONE && x[i].addr >= x[best].addr))
-            continue;
-        fsw_frag_first(fs, x + i, &f);
-        do
-            k = SEG_OF(fs, f.addr) == s ? 2 : fsw_frag_next(fs, x + i, &f);
-        while (k == 1);
-        if (k == 2)
+    for (i = 0; i < fs->nkeys; i++)
+        if ((best == NONE || x[i].addr < x[best].addr) && fsw_live(fs, x + i, 0, s) == 2)
             best = i;
-    }
     return best;
 }
 

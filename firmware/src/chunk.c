@@ -45,7 +45,7 @@ int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst)
             k = fsw_read(fs, f.addr + REC_SIZE, dst + f.off, f.len);
             crc = fsw_crc32(0, dst + f.off, f.len);
         } else if (k == 1) {
-            k = fsw_crc_flash(fs, f.addr + REC_SIZE, f.len, &crc);
+            k = fsw_pipe(fs, f.addr + REC_SIZE, f.len, &crc);
         }
         if (k < 0)
             return k;
@@ -65,7 +65,6 @@ int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst)
 static int feed(fsw_t *fs, const uint8_t *ram, const struct fsw_index_entry *src, uint32_t off,
                 uint32_t n, uint32_t *crc)
 {
-    uint8_t tmp[64];
     struct fsw_frag f;
     int err = 0;
     if (ram) {
@@ -82,12 +81,7 @@ static int feed(fsw_t *fs, const uint8_t *ram, const struct fsw_index_entry *src
                 return FSW_ERR_CORRUPT;
         k = f.off + f.len - off;
         k = k < n ? k : n;
-        k = k < sizeof tmp ? k : sizeof tmp;
-        err = fsw_read(fs, f.addr + REC_SIZE + (off - f.off), tmp, k);
-        if (!err && crc)
-            *crc = fsw_crc32(*crc, tmp, k);
-        else if (!err)
-            err = fsw_append(fs, tmp, k);
+        err = fsw_pipe(fs, f.addr + REC_SIZE + (off - f.off), k, crc);
         off += k;
         n -= k;
     }

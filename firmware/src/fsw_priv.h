@@ -83,14 +83,14 @@ uint32_t fsw_room(const fsw_t *fs);
 uint32_t fsw_hot_room(const fsw_t *fs);
 int fsw_rec_put(fsw_t *fs, uint32_t *r);
 int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen);
-int fsw_crc_flash(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc);
+int fsw_pipe(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc);
 int fsw_parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen);
 
 /* index.c: the sorted index */
 uint32_t fsw_idx_find(const fsw_t *fs, uint32_t key, int *found);
 int fsw_idx_set(fsw_t *fs, uint32_t key, uint32_t addr, uint32_t size);
 uint32_t fsw_idx_drop(fsw_t *fs, uint32_t first, uint32_t last);
-int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign);
+int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in);
 
 /* chunk.c: fragments, reading and writing chunks, checkpoints */
 void fsw_frag_first(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f);
@@ -104,7 +104,7 @@ int fsw_ckpt_write(fsw_t *fs);
 uint32_t fsw_find(const fsw_t *fs, int mode, uint32_t arg, uint32_t *count);
 #define fsw_pick(fs, mode, count) fsw_find(fs, mode, 0, count)
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
-uint32_t fsw_in_segment(const fsw_t *fs, uint32_t s);
+uint32_t fsw_in_segment(fsw_t *fs, uint32_t s);
 void fsw_hdr_make(const fsw_t *fs, uint32_t *h);
 int fsw_open(fsw_t *fs, uint32_t cont, int force);
 int fsw_next(fsw_t *fs, uint32_t cont, int mode);

@@ -19,9 +19,10 @@ uint32_t fsw_idx_find(const fsw_t *fs, uint32_t key, int *found)
 }
 
 /* Adds (sign 1) or removes (-1) the bytes of e's fragments to or from their segments' live
- * counts, or only walks them (0); -1 if a continuation's segment is missing. Not while
- * mounting: mount counts once the index is complete. */
-int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign)
+ * counts, or only walks them (0). Returns 2 as soon as a fragment lies in segment `in` (NONE:
+ * never), -1 if a continuation's segment is missing, else 0. Not while mounting: mount counts
+ * once the index is complete. */
+int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in)
 {
     struct fsw_frag f;
     int k;
@@ -29,8 +30,10 @@ int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign)
         return 0;
     fsw_frag_first(fs, e, &f);
     do {
-        struct fsw_seg *g = fs->cfg->segs + (f.addr >> fs->seg_shift);
-        g->live += (uint32_t)sign * (REC_SIZE + f.len);
+        uint32_t s = SEG_OF(fs, f.addr);
+        if (s == in)
+            return 2;
+        SEGS(fs)[s].live += (uint32_t)sign * (REC_SIZE + f.len);
     } while ((k = fsw_frag_next(fs, e, &f)) > 0);
     return k;
 }
@@ -41,7 +44,7 @@ int fsw_idx_set(fsw_t *fs, uint32_t key, uint32_t addr, uint32_t size)
     uint32_t i = fsw_idx_find(fs, key, &found);
     struct fsw_index_entry *e = fs->cfg->index + i;
     if (found) {
-        fsw_live(fs, e, -1);
+        fsw_live(fs, e, -1, NONE);
     } else {
         if (fs->nkeys >= fs->max_keys)
             return FSW_ERR_NOSPC;
@@ -51,7 +54,7 @@ int fsw_idx_set(fsw_t *fs, uint32_t key, uint32_t addr, uint32_t size)
     e->key = key;
     e->addr = addr;
     e->size = size;
-    fsw_live(fs, e, 1);
+    fsw_live(fs, e, 1, NONE);
     return 0;
 }
 
@@ -62,7 +65,7 @@ uint32_t fsw_idx_drop(fsw_t *fs, uint32_t first, uint32_t last)
     int found;
     uint32_t a = fsw_idx_find(fs, first, &found), b = a;
     while (b < fs->nkeys && x[b].key <= last)
-        fsw_live(fs, x + b++, -1);
+        fsw_live(fs, x + b++, -1, NONE);
     memmove(x + a, x + b, (fs->nkeys - b) * sizeof *x);
     fs->nkeys = (uint16_t)(fs->nkeys - (b - a));
     return b - a;

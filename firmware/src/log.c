@@ -221,19 +221,23 @@ int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen)
     return fl & F_MORE ? room && r[3] + room < r[2] : *plen <= room;
 }
 
-int fsw_crc_flash(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc)
+/* Runs flash bytes [addr, addr + n) through the CRC (crc != NULL) or appends them to the log,
+ * 64 bytes at a time. */
+int fsw_pipe(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc)
 {
     uint8_t tmp[64];
-    while (n) {
+    int err = 0;
+    while (n && !err) {
         uint32_t k = n < sizeof tmp ? n : sizeof tmp;
-        int err = fsw_read(fs, addr, tmp, k);
-        if (err)
-            return err;
-        *crc = fsw_crc32(*crc, tmp, k);
+        err = fsw_read(fs, addr, tmp, k);
+        if (!err && crc)
+            *crc = fsw_crc32(*crc, tmp, k);
+        else if (!err)
+            err = fsw_append(fs, tmp, k);
         addr += k;
         n -= k;
     }
-    return 0;
+    return err;
 }
 
 /* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged: its dcrc fails,
@@ -254,6 +258,6 @@ int fsw_parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen)
     }
     if (k != 1)
         return k;
-    k = fsw_crc_flash(fs, *p + REC_SIZE, *plen, &crc);
+    k = fsw_pipe(fs, *p + REC_SIZE, *plen, &crc);
     return k ? k : crc == r[6] ? 1 : 2;
 }

@@ -139,11 +139,11 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
     for (e = fs->cfg->index; !err && e < fs->cfg->index + fs->nkeys; e++) {
         uint32_t o = e->addr & (SEG_SIZE(fs) - 1);
         if (e->addr >= fs->cfg->flash_size || o < HDR_SIZE || SEG_SIZE(fs) - o <= REC_SIZE ||
-            SEGS(fs)[SEG_OF(fs, e->addr)].state != ST_LOG || fsw_live(fs, e, 0)) {
+            SEGS(fs)[SEG_OF(fs, e->addr)].state != ST_LOG || fsw_live(fs, e, 0, NONE)) {
             e->addr = LOST;
             e->size = 0;
         }
-        fsw_live(fs, e, 1);
+        fsw_live(fs, e, 1, NONE);
     }
     return err == FSW_ERR_NOSPC ? FSW_ERR_CORRUPT : err;
 }
