@@ -116,7 +116,7 @@ void fsw_hdr_make(const fsw_t *fs, uint32_t *h)
 {
     h[0] = 0x50575346u; /* "FSWP" */
     h[1] = 1u | fs->seg_shift << 8 | (uint32_t)fs->prog_shift << 16 |
-           (uint32_t)(fs->page_once | (fs->cold ? HF_COLD : 0)) << 24;
+           (uint32_t)(fs->page_once | fs->cold << 1) << 24; /* HF_COLD */
     h[5] = fs->nseg;
     h[6] = fs->max_keys | (uint32_t)fs->ckpt_interval << 16 | (uint32_t)fs->reserve << 24;
     h[7] = fs->wl_threshold | 0xFFFF0000u;
@@ -132,7 +132,7 @@ int fsw_open(fsw_t *fs, uint32_t cont, int force)
     uint32_t h[10], s;
     int err, ck;
     do {
-        s = fsw_pick(fs, fs->cold ? PICK_COLD : PICK_HOT, NULL);
+        s = fsw_pick(fs, fs->cold, NULL); /* PICK_HOT or PICK_COLD */
         if (s == NONE)
             return FSW_ERR_NOSPC;
         /* A segment believed erased is blank-checked first: mount judged it by its header
