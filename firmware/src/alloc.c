@@ -125,7 +125,7 @@ void fsw_hdr_make(const fsw_t *fs, uint32_t *h)
 
 /* §8: opens a segment for the active head and puts its header in the buffer. A hot segment is
  * a checkpoint segment when one is due (or forced) and fits after a continuation of cont
- * bytes (NONE: one that fills the segment). Returns 1 for a checkpoint segment. */
+ * bytes (at most 32 + 2^24: no overflow). Returns 1 for a checkpoint segment. */
 int fsw_open(fsw_t *fs, uint32_t cont, int force)
 {
     struct fsw_seg *g;
@@ -148,7 +148,7 @@ int fsw_open(fsw_t *fs, uint32_t cont, int force)
     g->seq = fs->next_seq++;
     g->live = 0;
     g->cold = fs->cold;
-    ck = !fs->cold && (force || fs->segs_since_ckpt >= fs->ckpt_interval) && cont != NONE &&
+    ck = !fs->cold && (force || fs->segs_since_ckpt >= fs->ckpt_interval) &&
          HDR_SIZE + cont + REC_SIZE + ENTRY_SIZE * (fs->nkeys + 1u) <= SEG_SIZE(fs);
     fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
     fsw_hdr_make(fs, h);
@@ -164,13 +164,16 @@ int fsw_open(fsw_t *fs, uint32_t cont, int force)
 }
 
 /* The active head needs a segment: close the current one (unless a spill filled it) and open
- * the next; a checkpoint due there is written now, or, for a spill, left to the caller (1). */
+ * the next; a checkpoint due there is written now, or, for a spill, left to the caller (1). A
+ * forced checkpoint switches to the hot head first (§10, §12). */
 int fsw_next(fsw_t *fs, uint32_t cont, int mode)
 {
-    int err = mode & OPEN_SPILL ? 0 : fsw_close(fs);
+    int err = mode == OPEN_FORCE ? fsw_use(fs, 0) : 0;
+    if (!err && mode != OPEN_SPILL)
+        err = fsw_close(fs);
     if (!err)
-        err = fsw_open(fs, cont, mode & OPEN_FORCE);
-    return err <= 0 || (mode & OPEN_SPILL) ? err : fsw_ckpt_write(fs);
+        err = fsw_open(fs, cont, mode == OPEN_FORCE);
+    return err <= 0 || mode == OPEN_SPILL ? err : fsw_ckpt_write(fs);
 }
 
 /* The index entry with a fragment in segment s and the lowest first-fragment address. */
@@ -235,9 +238,7 @@ int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve)
         fsw_pick(fs, PICK_HOT, &n);
         if (!v || !n)
             break;
-        err = fsw_use(fs, 0);
-        if (!err)
-            err = fsw_next(fs, 0, OPEN_FORCE);
+        err = fsw_next(fs, 0, OPEN_FORCE);
     }
     return err ? err : FSW_ERR_NOSPC;
 }
@@ -289,8 +290,7 @@ int fsw_recover(fsw_t *fs)
     if (err)
         return err;
     c->segs[s].live = 0;
-    err = fsw_use(fs, 0);
-    return err ? err : fsw_next(fs, 0, OPEN_FORCE);
+    return fsw_next(fs, 0, OPEN_FORCE);
 }
 
 /* Idle step (§8): one static wear-leveling move, then pre-erase what a hot open would take

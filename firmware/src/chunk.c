@@ -118,8 +118,7 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
     do {
         room = fsw_room(fs);
         if (room < MIN_ROOM) {
-            n = REC_SIZE + len - off;
-            ck = err = fsw_next(fs, n <= DATA_CAP(fs) ? n : NONE, OPEN_SPILL);
+            ck = err = fsw_next(fs, REC_SIZE + len - off, OPEN_SPILL);
             if (err < 0)
                 return err;
             room = fsw_room(fs);
