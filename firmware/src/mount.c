@@ -12,9 +12,10 @@ int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h)
     struct fsw_seg *g = c->segs + s;
     uint8_t b = 0xFF;
     int err = fs->page_once && c->read_spare ? c->read_spare(c, SEG_BASE(fs, s), &b, 1) : 0;
-    memset(g, 0, sizeof *g);
+    struct fsw_seg z = {0, 0, 0, ST_FREE, 0};
+    z.state = b == 0xFF ? ST_FREE : ST_BAD;
+    *g = z;
     memset(h, 0, HDR_SIZE);
-    g->state = b == 0xFF ? ST_FREE : ST_BAD;
     if (!err && b == 0xFF)
         err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
     if (err)
@@ -37,8 +38,11 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
 {
     for (;;) {
         uint32_t n;
+        c->k = 0;
+        if (c->seg == NONE)
+            return 0;
         c->p += c->plen == NONE ? 0 : REC_SIZE + c->plen;
-        c->k = c->seg == NONE ? 0 : fsw_parse(fs, c->seg, &c->p, c->r, &c->plen);
+        c->k = fsw_parse(fs, c->seg, &c->p, c->r, &c->plen);
         if (c->k < 0)
             return c->k;
         if (c->k) {
@@ -48,7 +52,7 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
                 return 0;
             continue;
         }
-        n = c->seg == NONE ? NONE : fsw_chain(fs, c->seg);
+        n = fsw_chain(fs, c->seg);
         if (n == NONE)
             return 0;
         c->seg = n;
@@ -137,8 +141,9 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
     }
     fs->mounted = 1;
     for (e = fs->cfg->index; !err && e < fs->cfg->index + fs->nkeys; e++) {
-        uint32_t o = e->addr & (SEG_SIZE(fs) - 1);
-        if (e->addr >= fs->cfg->flash_size || o < HDR_SIZE || SEG_SIZE(fs) - o <= REC_SIZE ||
+        /* the first record lies in a data area, a header and one byte before its end */
+        uint32_t o = (e->addr & (SEG_SIZE(fs) - 1)) - HDR_SIZE;
+        if (e->addr >= fs->cfg->flash_size || o >= DATA_CAP(fs) - REC_SIZE ||
             SEGS(fs)[SEG_OF(fs, e->addr)].state != ST_LOG || fsw_live(fs, e, 0, NONE)) {
             e->addr = LOST;
             e->size = 0;
