@@ -48,9 +48,33 @@ struct fswsim {
     /* Accumulated since Python last folded them into the FlashSim. */
     uint64_t reads, programs, erases, ops_count;
     double time_s, time_max_s, energy_j, energy_max_j;
+    /* Set by fswsim_install: log2 of erase_size and page_size when they are powers of two
+     * (every catalogue part), else 0 and the slow division; a division costs more than the
+     * rest of the bookkeeping of a small read. */
+    uint32_t es_shift, ps_shift;
 };
 
 #define SIM(c) ((struct fswsim *)(c)->context)
+
+static uint32_t blk_of(const struct fswsim *m, uint32_t addr)
+{
+    return m->es_shift ? addr >> m->es_shift : addr / m->erase_size;
+}
+
+static uint32_t page_of(const struct fswsim *m, uint32_t addr)
+{
+    return m->ps_shift ? addr >> m->ps_shift : addr / m->page_size;
+}
+
+static uint32_t log2_exact(uint32_t v)
+{
+    uint32_t k = 0;
+    if (v < 2 || (v & (v - 1)))
+        return 0;
+    while ((1u << k) < v)
+        k++;
+    return k;
+}
 
 static int sim_read(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t n)
 {
@@ -66,8 +90,8 @@ static int sim_read(const struct fsw_config *c, uint32_t addr, void *buf, uint32
     src = m->inv + addr;
     for (i = 0; i < n; i++)
         out[i] = (uint8_t)~src[i];
-    b0 = addr / m->erase_size;
-    b1 = (addr + n - 1) / m->erase_size;
+    b0 = blk_of(m, addr);
+    b1 = blk_of(m, addr + n - 1);
     if (b0 == b1) {
         m->read_bytes[b0] += n;
     } else {
@@ -76,7 +100,7 @@ static int sim_read(const struct fsw_config *c, uint32_t addr, void *buf, uint32
             m->read_bytes[i] += m->erase_size;
         m->read_bytes[b1] += (int64_t)addr + n - (int64_t)b1 * m->erase_size;
     }
-    pages = (addr + n - 1) / m->page_size - addr / m->page_size + 1;
+    pages = page_of(m, addr + n - 1) - page_of(m, addr) + 1;
     t = pages * m->t_page_read + n / m->bw;
     m->reads++;
     m->time_s += t;
@@ -96,11 +120,11 @@ static int sim_prog(const struct fsw_config *c, uint32_t addr, const void *buf, 
     uint32_t i, blk, p0, p1, np;
     if (!m->fast || !n || (uint64_t)addr + n > m->size)
         return m->py_prog(c, addr, (void *)buf, n);
-    blk = addr / m->erase_size;
-    if ((addr + n - 1) / m->erase_size != blk || m->bad[blk])
+    blk = blk_of(m, addr);
+    if (blk_of(m, addr + n - 1) != blk || m->bad[blk])
         return m->py_prog(c, addr, (void *)buf, n);
-    p0 = addr / m->page_size;
-    p1 = (addr + n - 1) / m->page_size + 1;
+    p0 = page_of(m, addr);
+    p1 = page_of(m, addr + n - 1) + 1;
     np = p1 - p0;
     dst = m->inv + addr;
     for (i = 0; i < n; i++)
@@ -236,6 +260,8 @@ uint32_t fswsim_run(fsw_t *fs, const struct fswsim_op *ops, uint32_t n, const ui
 /* Points the config's callbacks at this port. */
 void fswsim_install(struct fsw_config *c, struct fswsim *m)
 {
+    m->es_shift = log2_exact(m->erase_size);
+    m->ps_shift = log2_exact(m->page_size);
     c->context = m;
     c->read = sim_read;
     c->prog = sim_prog;

@@ -76,6 +76,7 @@ class _Sim(C.Structure):
                                      "w_erase", "t_page_read", "bw", "w_read")]
         + [(n, C.c_uint64) for n in ("reads", "programs", "erases", "ops_count")]
         + [(n, C.c_double) for n in ("time_s", "time_max_s", "energy_j", "energy_max_j")]
+        + [(n, C.c_uint32) for n in ("es_shift", "ps_shift")]
     )
 
 
