@@ -76,21 +76,25 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
  * [a, b], sync, idle (a steps). */
 static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
 {
-    int err;
+    uint32_t need = REC_SIZE, reserve = 0, size = op == OP_TRIM ? 0 : b;
+    int err = 0;
     if (op == OP_SYNC)
         return fsw_log_sync(fs);
     if (op == OP_IDLE)
         return fsw_idle_work(fs, a);
-    err = op == OP_PUT ? fsw_static_wl(fs) : 0;
+    if (op == OP_PUT) {
+        need = b + REC_SIZE * (2 + b / DATA_CAP(fs));
+        reserve = fs->reserve;
+        err = fsw_static_wl(fs);
+    }
     if (err >= 0)
-        err = fsw_make_room(fs, data ? b + REC_SIZE * (2 + b / DATA_CAP(fs)) : REC_SIZE,
-                           data ? fs->reserve : 0);
+        err = fsw_make_room(fs, need, reserve);
     if (!err)
         err = fsw_use(fs, 0);
     if (!err) /* a TRIM record has no payload: any pointer will do */
-        err = fsw_chunk_write(fs, data ? T_DATA : (uint32_t)op - 1, a, op == OP_TRIM ? 0 : b,
+        err = fsw_chunk_write(fs, (uint32_t)op - 1 + (op == OP_PUT), a, size,
                               data ? data : (const uint8_t *)fs, NULL);
-    if (!err && !data)
+    if (!err && op != OP_PUT)
         fsw_idx_drop(fs, a, b);
     return err;
 }
