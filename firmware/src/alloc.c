@@ -13,7 +13,7 @@ static int outside(const fsw_t *fs, uint32_t s)
 
 /* One pass over the segments for every choice the store makes: returns the winner of `mode`
  * (NONE if no segment qualifies; the lowest index among equals) and how many qualify. */
-uint32_t fsw_find(const fsw_t *fs, int mode, uint32_t arg, uint32_t *count)
+uint64_t fsw_scan(const fsw_t *fs, int mode, uint32_t arg)
 {
     const struct fsw_seg *g = SEGS(fs);
     uint32_t s, best = NONE, n = 0;
@@ -60,9 +60,7 @@ uint32_t fsw_find(const fsw_t *fs, int mode, uint32_t arg, uint32_t *count)
             best = s;
         }
     }
-    if (count)
-        *count = n;
-    return best;
+    return best | (uint64_t)n << 32;
 }
 
 /* The segment a spilled fragment of segment s continues in: the next one opened by the same
@@ -70,7 +68,7 @@ uint32_t fsw_find(const fsw_t *fs, int mode, uint32_t arg, uint32_t *count)
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s)
 {
     const struct fsw_seg *g = SEGS(fs) + s;
-    return g->seq == NONE ? NONE : fsw_find(fs, PICK_SEQ | PICK_BAD | g->cold, g->seq + 1, NULL);
+    return g->seq == NONE ? NONE : WINNER(fsw_scan(fs, PICK_SEQ | PICK_BAD | g->cold, g->seq + 1));
 }
 
 /* §12: BAD in RAM; on flash a best-effort mark (a worn block may refuse it). */
@@ -132,7 +130,7 @@ int fsw_open(fsw_t *fs, uint32_t cont, int force)
     uint32_t h[10], s;
     int err, ck;
     do {
-        s = fsw_pick(fs, fs->cold, NULL); /* PICK_HOT or PICK_COLD */
+        s = PICK(fs, fs->cold); /* PICK_HOT or PICK_COLD */
         if (s == NONE)
             return FSW_ERR_NOSPC;
         /* A segment believed erased is blank-checked first: mount judged it by its header
@@ -213,8 +211,7 @@ static int move_cold(fsw_t *fs, uint32_t s)
 
 static uint32_t available(const fsw_t *fs, uint32_t reserve)
 {
-    uint32_t room = fsw_hot_room(fs), n;
-    fsw_pick(fs, PICK_HOT, &n);
+    uint32_t room = fsw_hot_room(fs), n = COUNT(fsw_scan(fs, PICK_HOT, 0));
     return (room < MIN_ROOM ? 0 : room) + DATA_CAP(fs) * (n > reserve ? n - reserve : 0);
 }
 
@@ -222,21 +219,19 @@ static uint32_t available(const fsw_t *fs, uint32_t reserve)
  * window with a forced checkpoint, until need bytes fit. Bounded as the Python model's. */
 int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve)
 {
-    uint32_t i, v, n, room = fsw_hot_room(fs);
+    uint32_t i, v, room = fsw_hot_room(fs);
     int err = 0;
     if (room >= MIN_ROOM && room >= need)
         return 0;
     for (i = 0; i < 4 * fs->nseg + 4 && !err; i++) {
         if (available(fs, reserve) >= need)
             return 0;
-        v = fsw_pick(fs, PICK_VICTIM, NULL);
+        v = PICK(fs, PICK_VICTIM);
         if (v != NONE) {
             err = move_cold(fs, v);
             continue;
         }
-        fsw_pick(fs, PICK_WINDOW, &v);
-        fsw_pick(fs, PICK_HOT, &n);
-        if (!v || !n)
+        if (!COUNT(fsw_scan(fs, PICK_WINDOW, 0)) || !COUNT(fsw_scan(fs, PICK_HOT, 0)))
             break;
         err = fsw_next(fs, 0, OPEN_FORCE);
     }
@@ -249,8 +244,8 @@ int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve)
 int fsw_static_wl(fsw_t *fs)
 {
     const struct fsw_seg *g = SEGS(fs);
-    uint32_t lo = fsw_pick(fs, PICK_LO, NULL), hi = fsw_pick(fs, PICK_HI, NULL);
-    uint32_t ref = fsw_pick(fs, PICK_HOT, NULL), c = fsw_pick(fs, PICK_WL, NULL), d;
+    uint32_t lo = PICK(fs, PICK_LO), hi = PICK(fs, PICK_HI);
+    uint32_t ref = PICK(fs, PICK_HOT), c = PICK(fs, PICK_WL), d;
     int err;
     if (lo == NONE || g[hi].erase_count - g[lo].erase_count <= fs->wl_threshold ||
         ref == NONE || c == NONE)
@@ -298,15 +293,14 @@ int fsw_recover(fsw_t *fs)
  * for what made a segment reclaimable may still sit in the buffer. */
 int fsw_idle_work(fsw_t *fs, unsigned max_erases)
 {
-    uint32_t s, n;
+    uint32_t s;
     unsigned work = 0;
     int err = max_erases ? fsw_static_wl(fs) : 0;
     if (err < 0)
         return err;
     for (work = (unsigned)err; work < max_erases; work++) {
-        fsw_pick(fs, PICK_ERASED, &n);
-        s = fsw_pick(fs, PICK_DIRTY, NULL);
-        if (n >= fs->ckpt_interval || s == NONE)
+        s = PICK(fs, PICK_DIRTY);
+        if (COUNT(fsw_scan(fs, PICK_ERASED, 0)) >= fs->ckpt_interval || s == NONE)
             break;
         err = fsw_log_sync(fs);
         if (!err)

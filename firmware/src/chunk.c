@@ -33,7 +33,8 @@ int fsw_frag_next(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_f
 int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst)
 {
     struct fsw_frag f;
-    uint32_t r[8], plen, crc, s0 = 0, s1 = 0;
+    uint32_t r[8], plen, crc;
+    uint64_t seq = 0;
     int k;
     if (e->addr == LOST)
         return FSW_ERR_CORRUPT;
@@ -49,12 +50,10 @@ int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst)
         }
         if (k < 0)
             return k;
-        if (!f.off) {
-            s0 = r[4];
-            s1 = r[5];
-        }
+        if (!f.off)
+            seq = R_SEQ(r);
         if (k || R_TYPE(r) != T_DATA || r[1] != e->key || r[2] != e->size || r[3] != f.off ||
-            plen != f.len || crc != r[6] || r[4] != s0 || r[5] != s1)
+            plen != f.len || crc != r[6] || R_SEQ(r) != seq)
             return FSW_ERR_CORRUPT;
     } while ((k = fsw_frag_next(fs, e, &f)) > 0);
     return k ? FSW_ERR_CORRUPT : 0;

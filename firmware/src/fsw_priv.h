@@ -22,7 +22,7 @@ enum { HF_PAGE_ONCE = 1, HF_COLD = 2 };
 enum { OP_PUT = 1, OP_GET, OP_TRIM, OP_RANGE, OP_SYNC, OP_IDLE };
 /* fsw_next modes */
 enum { OPEN_FORCE = 1, OPEN_SPILL = 2 };
-/* fsw_pick modes: which segments, and which one wins */
+/* fsw_scan modes: which segments, and which one wins */
 enum {
     PICK_HOT,    /* erased, free or reclaimable: least effective count (§8) */
     PICK_COLD,   /* the same: most effective count */
@@ -101,8 +101,19 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
 int fsw_ckpt_write(fsw_t *fs);
 
 /* alloc.c: segments, garbage collection, wear leveling, failures */
-uint32_t fsw_find(const fsw_t *fs, int mode, uint32_t arg, uint32_t *count);
-#define fsw_pick(fs, mode, count) fsw_find(fs, mode, 0, count)
+/* One scan for every choice: the winner (NONE if none) | how many qualify << 32. */
+uint64_t fsw_scan(const fsw_t *fs, int mode, uint32_t arg);
+#define WINNER(v) ((uint32_t)(v))
+#define COUNT(v) ((uint32_t)((v) >> 32))
+#define PICK(fs, mode) WINNER(fsw_scan(fs, mode, 0))
+/* The winner of mode, and optionally how many qualify (the older interface, for ports). */
+static inline uint32_t fsw_pick_count(uint64_t v, uint32_t *count)
+{
+    if (count)
+        *count = COUNT(v);
+    return WINNER(v);
+}
+#define fsw_pick(fs, mode, count) fsw_pick_count(fsw_scan(fs, mode, 0), count)
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
 uint32_t fsw_in_segment(fsw_t *fs, uint32_t s);
 void fsw_hdr_make(const fsw_t *fs, uint32_t *h);

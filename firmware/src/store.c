@@ -233,19 +233,22 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st)
 {
     const struct fsw_seg *g = SEGS(fs);
     uint32_t i, lo, hi;
+    uint64_t v;
     if (!fs->mounted)
         return FSW_ERR_INVAL;
     memset(st, 0, sizeof *st);
     for (i = 0; i < fs->nkeys; i++)
         st->live_bytes += fs->cfg->index[i].size;
-    lo = fsw_pick(fs, PICK_LO, &i);
-    hi = fsw_pick(fs, PICK_HI, NULL);
+    v = fsw_scan(fs, PICK_LO, 0);
+    lo = WINNER(v);
+    i = COUNT(v);
+    hi = PICK(fs, PICK_HI);
     st->bad_segments = fs->nseg - i;
     st->erase_min = i ? g[lo].erase_count : 0;
     st->erase_max = i ? g[hi].erase_count : 0;
     st->live_chunks = fs->nkeys;
     st->segments = fs->nseg;
-    fsw_pick(fs, PICK_HOT, &st->free_segments);
+    st->free_segments = COUNT(fsw_scan(fs, PICK_HOT, 0));
     st->free_bytes = fsw_hot_room(fs) + st->free_segments * DATA_CAP(fs);
     st->retired = fs->retired;
     st->max_chunk = fs->max_chunk;
