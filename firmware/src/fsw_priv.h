@@ -87,7 +87,7 @@ int fsw_pipe(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc);
 int fsw_parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen);
 
 /* index.c: the sorted index */
-uint32_t fsw_idx_find(const fsw_t *fs, uint32_t key, int *found);
+uint64_t fsw_idx_find(const fsw_t *fs, uint32_t key); /* position | found << 32 */
 int fsw_idx_set(fsw_t *fs, uint32_t key, uint32_t addr, uint32_t size);
 uint32_t fsw_idx_drop(fsw_t *fs, uint32_t first, uint32_t last);
 int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in);

@@ -3,7 +3,8 @@
  * address LOST and size 0 so that it reads as corrupt, not absent, and checkpoints keep it. */
 #include "fsw_priv.h"
 
-uint32_t fsw_idx_find(const fsw_t *fs, uint32_t key, int *found)
+/* Where key is or would go in the index | 1 << 32 if it is there. */
+uint64_t fsw_idx_find(const fsw_t *fs, uint32_t key)
 {
     const struct fsw_index_entry *x = fs->cfg->index;
     uint32_t lo = 0, hi = fs->nkeys;
@@ -14,8 +15,7 @@ uint32_t fsw_idx_find(const fsw_t *fs, uint32_t key, int *found)
         else
             hi = mid;
     }
-    *found = lo < fs->nkeys && x[lo].key == key;
-    return lo;
+    return lo | (uint64_t)(lo < fs->nkeys && x[lo].key == key) << 32;
 }
 
 /* Adds (sign 1) or removes (-1) the bytes of e's fragments to or from their segments' live
@@ -40,10 +40,10 @@ int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in)
 
 int fsw_idx_set(fsw_t *fs, uint32_t key, uint32_t addr, uint32_t size)
 {
-    int found;
-    uint32_t i = fsw_idx_find(fs, key, &found);
+    uint64_t v = fsw_idx_find(fs, key);
+    uint32_t i = WINNER(v);
     struct fsw_index_entry *e = fs->cfg->index + i;
-    if (found) {
+    if (COUNT(v)) {
         fsw_live(fs, e, -1, NONE);
     } else {
         if (fs->nkeys >= fs->max_keys)
@@ -62,8 +62,7 @@ int fsw_idx_set(fsw_t *fs, uint32_t key, uint32_t addr, uint32_t size)
 uint32_t fsw_idx_drop(fsw_t *fs, uint32_t first, uint32_t last)
 {
     struct fsw_index_entry *x = fs->cfg->index;
-    int found;
-    uint32_t a = fsw_idx_find(fs, first, &found), b = a;
+    uint32_t a = WINNER(fsw_idx_find(fs, first)), b = a;
     while (b < fs->nkeys && x[b].key <= last)
         fsw_live(fs, x + b++, -1, NONE);
     memmove(x + a, x + b, (fs->nkeys - b) * sizeof *x);

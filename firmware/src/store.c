@@ -138,13 +138,11 @@ static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
 
 int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
 {
-    int found;
     if (!fs->mounted || key == NONE || !size || !data)
         return FSW_ERR_INVAL;
     if (size > fs->max_chunk)
         return FSW_ERR_TOOBIG;
-    fsw_idx_find(fs, key, &found);
-    if (!found && fs->nkeys >= fs->max_keys)
+    if (!COUNT(fsw_idx_find(fs, key)) && fs->nkeys >= fs->max_keys)
         return FSW_ERR_NOSPC;
     return run(fs, OP_PUT, key, size, data);
 }
@@ -152,10 +150,9 @@ int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
 /* The index entry of key, or NULL (*err says why). */
 static const struct fsw_index_entry *lookup(fsw_t *fs, uint32_t key, int *err)
 {
-    int found;
-    uint32_t i = fsw_idx_find(fs, key, &found);
-    *err = !fs->mounted ? FSW_ERR_INVAL : found ? 0 : FSW_ERR_NOENT;
-    return *err ? NULL : fs->cfg->index + i;
+    uint64_t v = fsw_idx_find(fs, key);
+    *err = !fs->mounted ? FSW_ERR_INVAL : COUNT(v) ? 0 : FSW_ERR_NOENT;
+    return *err ? NULL : fs->cfg->index + WINNER(v);
 }
 
 int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out)
@@ -187,12 +184,13 @@ int32_t fsw_size(fsw_t *fs, uint32_t key)
  * [first, last]: returns how many were dropped. */
 static int32_t trim(fsw_t *fs, int op, uint32_t first, uint32_t last)
 {
-    int found, err = 0;
+    int err = 0;
+    uint64_t v;
     uint32_t n;
     if (first > last || last == NONE)
         return FSW_ERR_INVAL;
-    n = fsw_idx_find(fs, last, &found) + (uint32_t)found;
-    n -= fsw_idx_find(fs, first, &found);
+    v = fsw_idx_find(fs, last);
+    n = WINNER(v) + COUNT(v) - WINNER(fsw_idx_find(fs, first));
     if (n)
         err = run(fs, op, first, last, NULL);
     else if (!fs->mounted)
