@@ -131,5 +131,6 @@ int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h);
 /* store.c */
 int fsw_setup(fsw_t *fs, const struct fsw_config *cfg);
 void fsw_limits(fsw_t *fs);
+uint32_t fsw_key_cap(const fsw_t *fs);
 
 #endif

@@ -215,7 +215,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     fs->ckpt_interval = (uint8_t)(ref[6] >> 16);
     fs->reserve = (uint8_t)(ref[6] >> 24);
     fs->wl_threshold = (uint16_t)ref[7];
-    if (fs->max_keys > (cfg->max_keys ? cfg->max_keys : FSW_DEFAULT_MAX_KEYS(cfg->segment_size)))
+    if (fs->max_keys > fsw_key_cap(fs))
         return FSW_ERR_INVAL;
     fsw_limits(fs);
     for (s = 0; s < fs->nseg; s++)

@@ -36,21 +36,31 @@ void fsw_limits(fsw_t *fs)
     fs->max_chunk = m < (1u << 24) ? m : 1u << 24;
 }
 
+/* The largest index a checkpoint segment holds (§7, §11). */
+static uint32_t key_limit(const fsw_t *fs)
+{
+    return (SEG_SIZE(fs) / 2 - HDR_SIZE - REC_SIZE) / ENTRY_SIZE;
+}
+
+/* The index the config provides: max_keys, or by default key_limit capped at 1024. */
+uint32_t fsw_key_cap(const fsw_t *fs)
+{
+    uint32_t n = key_limit(fs);
+    return fs->cfg->max_keys ? fs->cfg->max_keys : n < 1024 ? n : 1024;
+}
+
 int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
 {
-    uint32_t h[10], s, limit;
+    uint32_t h[10], s, n;
     int err = fsw_setup(fs, cfg);
     if (err)
         return err;
-    limit = (SEG_SIZE(fs) / 2 - HDR_SIZE - REC_SIZE) / ENTRY_SIZE;
-    fs->max_keys = cfg->max_keys ? cfg->max_keys : (uint16_t)(limit < 1024 ? limit : 1024);
-    fs->ckpt_interval = cfg->ckpt_interval ? cfg->ckpt_interval
-                        : fs->nseg < 32    ? 1
-                        : fs->nseg < 256   ? (uint8_t)(fs->nseg / 16)
-                                           : 16;
+    fs->max_keys = (uint16_t)fsw_key_cap(fs);
+    n = fs->nseg / 16;
+    fs->ckpt_interval = cfg->ckpt_interval ? cfg->ckpt_interval : (uint8_t)(n < 1 ? 1 : n > 16 ? 16 : n);
     fs->reserve = cfg->reserve ? cfg->reserve : 2;
     fs->wl_threshold = cfg->wl_threshold ? cfg->wl_threshold : 12;
-    if (fs->max_keys > limit || fs->reserve < 2 ||
+    if (fs->max_keys > key_limit(fs) || fs->reserve < 2 ||
         fs->reserve + fs->ckpt_interval + 3u > fs->nseg)
         return FSW_ERR_INVAL;
     fsw_limits(fs);
@@ -147,37 +157,38 @@ int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
     return run(fs, OP_PUT, key, size, data);
 }
 
-/* The index entry of key, or NULL (*err says why). */
-static const struct fsw_index_entry *lookup(fsw_t *fs, uint32_t key, int *err)
+/* fsw_get, or (peek) only the checks and the size: no flash is read. */
+static int get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out,
+               int peek)
 {
     uint64_t v = fsw_idx_find(fs, key);
-    *err = !fs->mounted ? FSW_ERR_INVAL : COUNT(v) ? 0 : FSW_ERR_NOENT;
-    return *err ? NULL : fs->cfg->index + WINNER(v);
+    const struct fsw_index_entry *e = fs->cfg->index + WINNER(v);
+    int err;
+    if (!fs->mounted)
+        return FSW_ERR_INVAL;
+    if (!COUNT(v))
+        return FSW_ERR_NOENT;
+    if (size_out)
+        *size_out = e->size;
+    err = e->addr == LOST         ? FSW_ERR_CORRUPT
+          : peek                  ? 0
+          : e->size > bufsize     ? FSW_ERR_TOOBIG
+                                  : fsw_chunk_read(fs, e, buf);
+    if (!err && !peek)
+        trace(fs, OP_GET, key, e->size);
+    return err;
 }
 
 int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out)
 {
-    int err;
-    const struct fsw_index_entry *e = lookup(fs, key, &err);
-    struct fsw_index_entry copy;
-    if (err)
-        return err;
-    copy = *e;
-    if (size_out)
-        *size_out = copy.size;
-    err = copy.addr == LOST       ? FSW_ERR_CORRUPT
-          : copy.size > bufsize ? FSW_ERR_TOOBIG
-                                : fsw_chunk_read(fs, &copy, buf);
-    if (!err)
-        trace(fs, OP_GET, key, copy.size);
-    return err;
+    return get(fs, key, buf, bufsize, size_out, 0);
 }
 
 int32_t fsw_size(fsw_t *fs, uint32_t key)
 {
-    int err;
-    const struct fsw_index_entry *e = lookup(fs, key, &err);
-    return err ? err : e->addr == LOST ? FSW_ERR_CORRUPT : (int32_t)e->size;
+    uint32_t n;
+    int err = get(fs, key, NULL, 0, &n, 1);
+    return err ? err : (int32_t)n;
 }
 
 /* Writes one TRIM or TRIM_RANGE record if any entry (lost ones included) lies in
@@ -230,13 +241,13 @@ int fsw_unmount(fsw_t *fs)
 int fsw_stat(fsw_t *fs, struct fsw_stat *st)
 {
     const struct fsw_seg *g = SEGS(fs);
-    uint32_t i, lo, hi;
+    uint32_t i, lo, hi, sum = 0;
     uint64_t v;
     if (!fs->mounted)
         return FSW_ERR_INVAL;
-    memset(st, 0, sizeof *st);
     for (i = 0; i < fs->nkeys; i++)
-        st->live_bytes += fs->cfg->index[i].size;
+        sum += fs->cfg->index[i].size;
+    st->live_bytes = sum;
     v = fsw_scan(fs, PICK_LO, 0);
     lo = WINNER(v);
     i = COUNT(v);
