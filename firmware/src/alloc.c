@@ -175,7 +175,7 @@ int fsw_next(fsw_t *fs, uint32_t cont, int mode)
 }
 
 /* The index entry with a fragment in segment s and the lowest first-fragment address. */
-uint32_t fsw_in_segment(fsw_t *fs, uint32_t s)
+static uint32_t in_segment(fsw_t *fs, uint32_t s)
 {
     const struct fsw_index_entry *x = fs->cfg->index;
     uint32_t i, best = NONE;
@@ -191,7 +191,7 @@ static int relocate(fsw_t *fs, uint32_t s)
 {
     uint32_t i;
     int err = 0;
-    while (!err && (i = fsw_in_segment(fs, s)) != NONE) {
+    while (!err && (i = in_segment(fs, s)) != NONE) {
         struct fsw_index_entry e = fs->cfg->index[i];
         err = fsw_chunk_read(fs, &e, NULL);
         if (err == FSW_ERR_CORRUPT)
