@@ -183,6 +183,21 @@ class LittlefsEngine(Engine):
         for k in sorted(k for k in self.live if first <= k <= last):
             self.trim(k)
 
+    def remount(self) -> None:
+        """Unmount and mount again, as a device does at every boot. littlefs starts its block
+        allocator at a pseudo-random block at mount (a checksum of the metadata it read), so
+        this moves the allocator off its current path (validation of the stint model)."""
+        self._call(lfs.unmount, self.fs)
+        self._call(lfs.mount, self.fs, self.cfg)
+
+    @property
+    def stint_erases(self) -> int | None:
+        """Erases a metadata block takes before littlefs relocates it: a pair is moved one
+        block at a time every (block_cycles + 1) | 1 compactions (lfs.c,
+        lfs_dir_needsrelocation), and each block takes every other compaction for two such
+        periods. None when metadata never moves."""
+        return (self.block_cycles + 1) | 1 if self.block_cycles > 0 else None
+
     @property
     def hot_spots_move(self) -> bool:  # type: ignore[override]
         """Metadata pairs move every block_cycles erases; with -1 they never do."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_ndtr, ndtri
+from scipy.stats import poisson
 
 from analyzer.rates import SECONDS_PER_YEAR
 
@@ -67,6 +68,97 @@ def rated_life(
         if hi - lo <= 1e-9 * hi:
             break
     return float(now + 0.5 * (lo + hi))
+
+
+@dataclass(frozen=True)
+class Stints:
+    """Moving hot spots as a random process (steady.py measures it from the replay).
+
+    A hot spot (a littlefs metadata block between relocations) sits on one block for
+    `duration` inferences and gives it `excess` erases more than the data share it would have
+    had meanwhile; stints start at `rate` per inference on the whole device, each on a block
+    drawn uniformly from `units`; between stints a block wears at `data_rate`. A block's
+    count t inferences ahead is c_b + data_rate t + excess (completed stints + the fraction
+    done of one in progress): discrete steps, not a normal spread."""
+
+    units: int
+    data_rate: float  # erases per inference of a block holding no hot spot
+    rate: float  # stints started per inference, whole device
+    excess: float  # erases per stint above the data share
+    duration: float  # inferences a stint lasts
+
+    @property
+    def variance_rate(self) -> float:
+        """Variance per inference of one block's count (compound Poisson: rate x excess^2)."""
+        return self.rate / max(1, self.units) * self.excess**2
+
+
+def _stints_below(k: np.ndarray, completed: float, in_progress: float) -> np.ndarray:
+    """P(N + progress < k): N ~ Poisson(completed) whole stints, and with probability
+    1 - exp(-in_progress) one more stint in progress, its done fraction uniform on [0, 1)."""
+    k = np.maximum(k, 0.0)
+    whole = np.where(k > 0, poisson.cdf(np.ceil(k) - 1, completed), 0.0)
+    f = np.floor(k)  # P(N + U < k): the CDF above interpolated between integers
+    ramp = poisson.cdf(f - 1, completed) + poisson.pmf(f, completed) * (k - f)
+    p_idle = np.exp(-in_progress)
+    return p_idle * whole + (1.0 - p_idle) * ramp
+
+
+def stint_life(counts: np.ndarray, endurance: float, now: int, st: Stints) -> float:
+    """Median inferences from a fresh device until the first of `counts` (the circulating
+    blocks' counts at inference `now`) reaches `endurance` under the stint process `st`.
+
+    Each block's stints are Poisson with mean rate/units x t (those started more than a
+    duration ago complete, the others in progress); blocks are independent. The device lives
+    while every block is below the endurance, so the median solves
+    sum_b log P(c_b + d t + excess x stints_b < E) = log 1/2."""
+    c = np.asarray(counts, dtype=np.float64)
+    d = st.data_rate
+    if c.size == 0 or d <= 0:
+        return float("inf")
+    hi = (endurance - float(c.max())) / d  # the top block, with data erases only
+    if hi <= 0:
+        return float(now)
+    lam = st.rate / max(1, st.units)
+    if lam <= 0 or st.excess <= 0:
+        return float(now + hi)
+    target, lo = np.log(0.5), 0.0
+    for _ in range(100):
+        t = 0.5 * (lo + hi)
+        k = (endurance - c - d * t) / st.excess
+        p = _stints_below(k, lam * max(0.0, t - st.duration), lam * min(t, st.duration))
+        if float(np.log(np.maximum(p, 1e-300)).sum()) > target:
+            lo = t
+        else:
+            hi = t
+        if hi - lo <= 1e-7 * hi:
+            break
+    return float(now + 0.5 * (lo + hi))
+
+
+def equivalent_spread(
+    counts: np.ndarray, rates: np.ndarray, endurance: float, now: int, life: float
+) -> float:
+    """The normal model's variance per inference (rated_life's `spread`) under which its
+    median first failure is `life`: how a stint projection reaches callers that take a
+    spread. 0 if `life` is not before the deterministic first failure."""
+    det = rated_life(counts, rates, endurance, now)
+    if not np.isfinite(life) or life >= det or det <= now:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while rated_life(counts, rates, endurance, now, hi) > life:
+        lo, hi = hi, hi * 4.0
+        if hi > 1e30:
+            return hi
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if rated_life(counts, rates, endurance, now, mid) > life:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-6 * hi:
+            break
+    return 0.5 * (lo + hi)
 
 
 def extreme_z(n: int) -> float:

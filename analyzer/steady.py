@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from analyzer.device import ReplayFlash
-from analyzer.projection import extreme_z
+from analyzer.projection import Stints, equivalent_spread, rated_life, stint_life
 from analyzer.replay import InferenceStats
 
 
@@ -240,15 +240,145 @@ class LeveledEstimator(Estimator):
         )
 
 
+@dataclass(frozen=True)
+class HotSpots:
+    """Moving hot spots measured in a replay window (see measure_hot_spots)."""
+
+    stints: Stints  # the random process projection draws from
+    erases_per_inference: float  # erases in hot runs, whole device
+    stint_erases: float  # erases a unit takes in one stint
+    runs: int  # complete hot runs seen (those that start and end inside the window)
+    committed: np.ndarray  # per unit: excess still due from a stint in progress at the end
+
+
+def hot_runs(snaps: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Hot runs in a window of erase-count snapshots (one row per inference boundary, one
+    column per unit): stretches in which a unit is erased faster than data allocation erases
+    it. Returns (unit, first, last, erases) per run (first/last: inference within the window)
+    and the allocator's pass length in inferences.
+
+    Data reaches a unit once per pass of the cyclic allocator, `pass_len` inferences apart
+    (the median unit's spacing) and very regularly; a metadata block between relocations is
+    erased at its pair's commit pace. An erase less than `thr` after or before the unit's
+    previous or next one is hot, thr = min(0.8 pass, pass - 1.5) (the margin keeps a data
+    erase that lands one inference early out). Consecutive hot erases less than a pass apart
+    form a run (a slow pair's stint has some longer gaps); runs of fewer than 3 erases are
+    dropped. When a pass is under 2 inferences, erase
+    times within an inference are not resolved: an inference in which a unit took more than
+    twice its share of erases is hot instead."""
+    d = np.diff(snaps, axis=0)
+    w = d.shape[0]
+    count = d.sum(axis=0)
+    busy = count[count > 0]
+    empty = np.zeros(0, dtype=np.int64)
+    if w < 2 or busy.size == 0:
+        return empty, empty, empty, empty, float("inf")
+    pass_len = w / float(np.median(busy))
+    if pass_len >= 2:
+        uu, ii = np.nonzero(d.T)  # sorted by unit, then inference
+        reps = d[ii, uu]
+        unit, at = np.repeat(uu, reps), np.repeat(ii, reps)  # one entry per erase
+        same = unit[1:] == unit[:-1]
+        gap = np.where(same, np.diff(at), np.iinfo(np.int64).max)
+        close = gap < min(0.8 * pass_len, pass_len - 1.5)  # between erase k and k + 1
+        hot = np.r_[close, False] | np.r_[False, close]
+        join = (gap < pass_len) & hot[:-1] & hot[1:]  # a slow stint's longer gaps
+        starts = np.flatnonzero(hot & ~np.r_[False, join])
+        ends = np.flatnonzero(hot & ~np.r_[join, False])
+        unit_r, first, last = unit[starts], at[starts], at[ends]
+        erases = (ends - starts + 1).astype(np.int64)
+    else:
+        kmin = 1 + int(2.0 / pass_len)
+        uu, ii = np.nonzero((d >= kmin).T)
+        if uu.size == 0:
+            return empty, empty, empty, empty, pass_len
+        new = np.r_[True, (uu[1:] != uu[:-1]) | (np.diff(ii) > 1)]
+        at = np.flatnonzero(new)
+        unit_r, first, last = uu[at], ii[at], np.maximum.reduceat(ii, at)
+        erases = (snaps[last + 1, unit_r] - snaps[first, unit_r]).astype(np.int64)
+    keep = erases >= 3
+    return unit_r[keep], first[keep], last[keep], erases[keep], pass_len
+
+
+def measure_hot_spots(
+    snaps: np.ndarray, circ: int, stint_erases: int | None = None, min_runs: int = 1
+) -> HotSpots | None:
+    """The moving hot-spot process in a window of erase-count snapshots (see hot_runs), or
+    None while nothing identifies it.
+
+    Runs that start and end inside the window (three of their own erase gaps, at most a pass,
+    from either edge) are whole stints:
+    their erases, length and excess over the data share (`data_rate`: the rate of the units
+    without a run) give the stint process. Short and long runs are both kept; the excess per
+    stint is averaged as the variance sees it (sum x^2 / sum x), each run weighted by 1 / the
+    number of places a run that long fits in the window, so that long runs are not
+    undercounted. The rate of stints follows from the erases of all runs (partial ones
+    included). With fewer than `min_runs` whole runs, `stint_erases` (the store's own rule,
+    if given) and the pace of the runs give it."""
+    blk, first, last, erases, pass_len = hot_runs(snaps)
+    w = snaps.shape[0] - 1
+    count = (snaps[-1] - snaps[0]).astype(np.float64)
+    units = count.size
+    cold = count > 0  # units of long-lived files and the superblock take no data
+    cold[blk] = False
+    pool = count[cold] if cold.any() else count[count > 0]
+    if w < 3 or pool.size == 0:
+        return None
+    med = float(np.median(pool))
+    data_rate = float(pool[np.abs(pool - med) <= max(2.0, 0.25 * med)].mean()) / w
+    hot_rate = float(erases.sum()) / w
+    committed = np.zeros(units)
+    none = HotSpots(Stints(circ, data_rate, 0.0, 0.0, 0.0), hot_rate, 0.0, 0, committed)
+    if hot_rate <= 0:
+        return none
+    erases = erases.astype(np.float64)
+    length = (last - first + 1).astype(np.float64)
+    # A run has ended if its unit was not erased for three of its own gaps (at most a pass).
+    edge = np.minimum(min(pass_len, w / 4), np.maximum(1.0, np.ceil(3 * length / erases)))
+    whole = (first >= edge) & (last <= w - 1 - edge)
+    if whole.sum() >= min_runs or (whole.any() and not stint_erases):
+        s, t = erases[whole], length[whole]
+        x = np.maximum(s - data_rate * t, 0.0)
+        wt = 1.0 / np.maximum(1.0, (w - 2 * edge[whole]) - t + 1)
+        if float((wt * x).sum()) <= 0:
+            return none
+        per_weight = hot_rate / float((wt * s).sum())  # stints per inference per unit weight
+        excess = float((wt * x * x).sum() / (wt * x).sum())
+        rate = per_weight * float((wt * x).sum()) / excess
+        duration = float((wt * x * t).sum() / (wt * x).sum())
+        big = s[s >= 0.5 * s.max()]  # the median long run: a data erase may join a run
+        size = float(stint_erases) if stint_erases else float(np.median(big))
+        runs = int(whole.sum())
+    elif stint_erases:
+        pace = float(erases.sum() / length.sum())  # erases per inference of a hot unit
+        size = float(stint_erases)
+        excess = size * max(0.0, 1.0 - data_rate / pace)
+        rate, duration, runs = hot_rate / size, size / pace, 0
+    else:
+        return None
+    # units in a stint at the end of the window still have the rest of it to come
+    open_ = ~whole & (last > w - 1 - edge)
+    for b, e, t in zip(blk[open_], erases[open_], length[open_], strict=True):
+        committed[b] = max(0.0, size - e) * max(0.0, 1.0 - data_rate * t / e)
+    st = Stints(circ, data_rate, rate, excess, duration)
+    return HotSpots(st, hot_rate, size, runs, committed)
+
+
 class CirculatingEstimator(Estimator):
-    """Equal shares over circulating units, a random spread for moving hot spots, and
+    """Equal shares over circulating units, a random stint process for moving hot spots, and
     measured rates for persistent hot units (see module doc).
 
-    Moving hot spots (littlefs metadata pairs relocated every block_cycles erases) make a
-    unit's count a random sum: the dispersion of counts over units grows in proportion to
-    time. Its growth rate (`spread`, variance per inference, see _spread) lets projection model
-    a unit's count as normal with mean c_b + r_b t and variance spread * t. The window lasts at
-    least `segments` half-passes and until the spread is negligible or stable."""
+    Moving hot spots (littlefs metadata blocks relocated every (block_cycles + 1) | 1 erases)
+    sit on one unit for a stint and then land wherever the allocator is: a unit's count is
+    its data share plus a random number of whole stints. measure_hot_spots finds the stints in
+    the window; projection.stint_life turns them into the median first wear-out. With moving
+    hot spots the window starts once the device has seen `min_erases` erases (in a fresh
+    littlefs the root directory starts in the superblock pair, which it leaves after
+    block_cycles commits, and its first stint elsewhere is partial), lasts at least `segments`
+    half-passes and `min_erases` erases,
+    and ends when the stints change the projected life by less than `tolerance`, or when the
+    projected life is stable between two checks 25% apart (with `min_runs` whole stints seen),
+    or after `max_passes` passes (at least `max_window` inferences)."""
 
     method = "circulating"
 
@@ -256,7 +386,8 @@ class CirculatingEstimator(Estimator):
         self, flash: ReplayFlash, cycle: int = 1, warmup: int = 1, segments: int = 3,
         min_erases: int = 0, hot_spots_move: bool = True,
         static_units: int | Callable[[], int] = 0, tolerance: float = 0.005,
-        max_window: int = 16, max_passes: int = 16,
+        max_window: int = 16, max_passes: int = 128, min_runs: int = 3,
+        stint_erases: int | None = None,
     ) -> None:
         super().__init__(flash, cycle)
         self.warmup = warmup
@@ -267,13 +398,22 @@ class CirculatingEstimator(Estimator):
         self.tolerance = tolerance
         self.max_window = max(max_window, 2 * self.cycle)
         self.max_passes = max_passes
+        self.min_runs = min_runs
+        self.stint_erases = stint_erases
         self.snaps: list[np.ndarray] = []
         self._next_check = 0
-        self._last_var: float | None = None
+        self._last_life: float | None = None
+        self._settled = False  # warm-up over, window started
 
     def _restart(self) -> None:
         super()._restart()
         self.snaps = [self.flash.erase_counts.copy()]
+        self._next_check = 0
+        self._last_life = None
+
+    def _circ(self) -> int:
+        static = self.static_units() if callable(self.static_units) else self.static_units
+        return max(1, self.flash.num_blocks - static)
 
     def _segment(self) -> int:
         """Shortest admissible segment length (inferences) given the rate seen so far."""
@@ -285,72 +425,69 @@ class CirculatingEstimator(Estimator):
         return -(-half // self.cycle) * self.cycle
 
     def _update(self, stats: InferenceStats) -> bool:
-        if self.n == self.warmup:
+        if not self._settled:
+            erased = int(self.flash.erase_counts.sum())
+            if self.n < self.warmup or (self.hot_spots_move and erased < self.min_erases):
+                return False
+            self._settled = True
             self._restart()
-            return False
-        if self.n < self.warmup:
             return False
         self.snaps.append(self.flash.erase_counts.copy())
         if not self._whole(max(2 * self.cycle, self.segments * self._segment())):
             return False
-        if int((self.flash.erase_counts - self._e0).sum()) < self.min_erases:
+        erased = int((self.flash.erase_counts - self._e0).sum())
+        if erased < self.min_erases:
             return False
         if not self.hot_spots_move:
             return True
-        # The spread is a slope; stop once it is negligible or stable between two checks, or
-        # after max_passes passes (at least max_window inferences): fixed counts, so results do
-        # not depend on the machine's speed.
-        erased = int((self.flash.erase_counts - self._e0).sum())
+        # Fixed counts (inferences, passes), so results do not depend on the machine's speed.
         if self.window >= max(self.max_window, self.max_passes * self.flash.num_blocks
                               * self.window / max(1, erased)):
             return True
         if self.window < self._next_check:
             return False
         self._next_check = int(self.window * 1.25) + 1
-        var = self._spread()
-        prev, self._last_var = self._last_var, var
-        if self._negligible(4 * var):
-            return True
-        return prev is not None and abs(var - prev) <= 0.25 * max(var, prev)
-
-    def _negligible(self, var: float) -> bool:
-        """True if a spread of `var` per inference would move the projected wear-out by less
-        than `tolerance` (so measuring it better cannot matter)."""
-        r = float((self.flash.erase_counts - self._e0).sum()) / max(1, self.window)
-        if r <= 0:
+        hs = self._hot_spots()
+        if hs is None:
             return False
-        life = self.flash.endurance * self.flash.num_blocks / r  # inferences, uniform wear
-        excess = extreme_z(self.flash.num_blocks) * np.sqrt(var * life)
-        return excess <= self.tolerance * self.flash.endurance
+        known = hs.runs >= self.min_runs or bool(self.stint_erases)
+        if not known and hs.erases_per_inference > 0:
+            return False  # hot runs, but too few whole stints to size them yet
+        det, life = self._lives(hs)
+        if det - life <= self.tolerance * det:
+            return True  # the stints cannot matter
+        prev, self._last_life = self._last_life, life
+        return prev is not None and abs(life - prev) <= max(
+            0.25 * (det - life), self.tolerance * life
+        )
 
-    def _dispersion(self, length: int) -> float:
-        """Variance over units of their erases in `length` inferences, averaged over the
-        window's non-overlapping stretches of that length."""
-        snaps = self.snaps
-        vs = [
-            float(np.var(snaps[i + length] - snaps[i]))
-            for i in range(0, len(snaps) - length, length)
-        ]
-        return float(np.mean(vs)) if vs else 0.0
+    def _hot_spots(self) -> HotSpots | None:
+        if len(self.snaps) < 4:
+            return None
+        return measure_hot_spots(
+            np.asarray(self.snaps), self._circ(), self.stint_erases, self.min_runs
+        )
 
-    def _spread(self) -> float:
-        """Growth rate of the dispersion: (D(W/2) - D(W/4)) / (W/4), W the window. Pass-phase
-        noise (a unit erased 0 or 2 times in a stretch) does not grow with the length and
-        cancels; hot spots landing at random add variance in proportion to time."""
-        w = self.window
-        a, b = max(1, w // 4), max(2, w // 2)
-        if b <= a:
-            return 0.0
-        return max(0.0, (self._dispersion(b) - self._dispersion(a)) / (b - a))
+    def _uniform(self) -> tuple[np.ndarray, float]:
+        n = max(1, self.window)
+        r = float((self.flash.erase_counts - self._e0).sum()) / n
+        return np.full(self.flash.num_blocks, r / self._circ()), r
+
+    def _lives(self, hs: HotSpots) -> tuple[float, float]:
+        """Projected first wear-out without and with the stints (inferences from format)."""
+        counts = self.flash.wear_counts.astype(np.float64)
+        rates, _ = self._uniform()
+        e = self.flash.endurance
+        det = rated_life(counts, rates, e, self.n)
+        top = np.sort(counts + hs.committed)[-hs.stints.units:]
+        return det, min(det, stint_life(top, e, self.n, hs.stints))
 
     def result(self) -> Steady:
         n = max(1, self.window)
         delta = (self.flash.erase_counts - self._e0).astype(np.float64)
-        r = float(delta.sum()) / n
+        rates, r = self._uniform()
+        circ = self._circ()
         units = self.flash.num_blocks
-        static = self.static_units() if callable(self.static_units) else self.static_units
-        circ = max(1, units - static)
-        rates = np.full(units, r / circ)
         hot = np.zeros(units, dtype=bool)
         notes: dict[str, Any] = {"circulating_units": circ}
         if not self.hot_spots_move:
@@ -362,8 +499,24 @@ class CirculatingEstimator(Estimator):
                 rates[:] = rest / max(1, circ - int(hot.sum()))
                 rates[hot] = hot_rate
             notes["hot_units"] = int(hot.sum())
-        elif len(self.snaps) > 4:
-            notes["spread"] = self._spread()
+        else:
+            hs = self._hot_spots()
+            if hs is not None:
+                _, life = self._lives(hs)
+                counts = self.flash.wear_counts.astype(np.float64)
+                notes["spread"] = equivalent_spread(
+                    counts, rates, self.flash.endurance, self.n, life
+                )
+                st = hs.stints
+                notes |= {
+                    "hot_erases_per_inference": hs.erases_per_inference,
+                    "stint_erases": hs.stint_erases,
+                    "stint_excess": st.excess,
+                    "stint_inferences": st.duration,
+                    "stints_per_inference": st.rate,
+                    "stints_seen": hs.runs,
+                    "data_rate": st.data_rate,
+                }
         return self._steady(rates, r, **notes)
 
 

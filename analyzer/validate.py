@@ -4,11 +4,22 @@
 during which the first block refused an operation, and the inference during which the store
 itself gave up (it could not place the working set any more, or hit a device error it could
 not work around). `check` runs the projection on the same geometry and compares.
+`first_failures` gets the first wear-out for several endurances from one replay: until a
+block wears out, a replay with wear-out on is the same as one without it, and the first
+failure at endurance E is the inference whose erases take some block past E.
+
+`remount_every` (littlefs) unmounts and mounts the file system every so many inferences, as a
+device does at boot: littlefs then starts its allocator at a pseudo-random block. Without it,
+the replay is deterministic and littlefs's metadata relocations follow the allocator's cyclic
+path, which can settle on a subset of blocks (analyzer/README.md, validation).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from analyzer.device import ReplayFlash
 from analyzer.lifetime import Options, analyze, free_key, make_engine
@@ -38,6 +49,7 @@ def to_failure(
     max_inferences: int = 1_000_000,
     weibull: tuple[float, float] | None = None,
     seed: int = 0,
+    remount_every: int | None = None,
 ) -> Failure:
     """Replay until the first worn block (until="first") or the store's death ("death")."""
     opt = opt or Options()
@@ -53,14 +65,53 @@ def to_failure(
     while n < max_inferences:
         try:
             rep.step()
+            n += 1
+            _maybe_remount(engine, n, remount_every)
         except FlashswapError as e:  # the engine could not carry on
             death, reason = n, str(e)
             break
-        n += 1
         if until == "first" and f.first_failure is not None:
             reason = f.first_failure
             break
     return Failure(f.first_failure_at, death, reason, n)
+
+
+def _maybe_remount(engine: object, n: int, every: int | None) -> None:
+    if every and n % every == 0:
+        remount = getattr(engine, "remount", None)
+        if remount is None:
+            raise ValueError(f"{type(engine).__name__} cannot remount")
+        remount()
+
+
+def first_failures(
+    wl: Workload,
+    part: str,
+    store: str,
+    capacity: int,
+    endurances: Sequence[int],
+    opt: Options | None = None,
+    max_inferences: int = 1_000_000,
+    remount_every: int | None = None,
+) -> dict[int, int | None]:
+    """The inference of the first wear-out for each endurance (None: not within
+    max_inferences), from one replay without wear-out (module doc)."""
+    opt = opt or Options()
+    f = ReplayFlash(get_part(part), capacity)
+    engine = make_engine(store, f, wl, opt)
+    engine.burn_in(free_key(wl))
+    rep = Replayer(engine, wl)
+    todo = sorted(set(endurances))
+    out: dict[int, int | None] = dict.fromkeys(todo)
+    n = 0
+    while todo and n < max_inferences:
+        rep.step()
+        top = int(np.max(f.erase_counts))
+        while todo and top > todo[0]:
+            out[todo.pop(0)] = n
+        n += 1
+        _maybe_remount(engine, n, remount_every)
+    return out
 
 
 @dataclass(frozen=True)
@@ -71,7 +122,8 @@ class Check:
 
 
 def check(
-    wl: Workload, part: str, store: str, capacity: int, endurance: int, opt: Options | None = None
+    wl: Workload, part: str, store: str, capacity: int, endurance: int, opt: Options | None = None,
+    remount_every: int | None = None,
 ) -> Check:
     """Projected inferences to the first worn block vs a replay to that failure."""
     opt = opt or Options()
@@ -81,6 +133,6 @@ def check(
                    "rate_per_s": 1.0}),
     )
     projected = proj.data["years"] * SECONDS_PER_YEAR
-    got = to_failure(wl, part, store, capacity, endurance, opt)
+    got = to_failure(wl, part, store, capacity, endurance, opt, remount_every=remount_every)
     actual = got.first_failure if got.first_failure is not None else got.inferences
     return Check(projected, actual, projected / actual - 1)

@@ -1,0 +1,133 @@
+"""littlefs lifetime projection vs replay to failure on small devices (analyzer/README.md).
+
+For each case (trace, part, number of blocks) one replay without wear-out gives the first
+wear-out for every endurance at once (analyzer.validate.first_failures), and the projection
+runs once per endurance (analyzer.lifetime.analyze, as `flashswap lifetime` does). Cases with
+`remount` unmount and mount littlefs every that many inferences during the replay to failure
+(a reboot: littlefs restarts its allocator at a pseudo-random block), which is the premise of
+the stint model; the projection is the same. Prints a Markdown table.
+
+    python bench/validate_lifetime.py                   # every case (about 40 min on 2 cores)
+    python bench/validate_lifetime.py --only small-nor  # one group
+    python bench/validate_lifetime.py --cache v.json    # reuse replays to failure across runs
+
+`--cache` keeps the replays to failure (keyed by case) so that projections from another
+checkout (the method before a change) can be compared on the same truths:
+`PYTHONPATH=<old checkout> python bench/validate_lifetime.py --cache v.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from analyzer.lifetime import Options, analyze
+from analyzer.rates import SECONDS_PER_YEAR
+from analyzer.synth import write_chain_trace
+from analyzer.validate import first_failures
+from analyzer.workload import Workload
+from flashswap.parts import get_part
+
+ROOT = Path(__file__).resolve().parent.parent
+ENDURANCES = (300, 1000, 3000)
+NOR, NAND = "W25Q128JV", "W25N01GV"
+
+# (group, trace, part, blocks, remount_every)
+CASES = [
+    *[("small-nor", "small", NOR, b, None) for b in (60, 64, 68, 124, 128, 132, 250, 256, 262)],
+    *[("small-nand", "small", NAND, b, None) for b in (60, 64, 68)],
+    ("chain-nor", "chain", NOR, 128, None),
+    *[("alexnet-nor", "alexnet_512k.bin", NOR, b, None) for b in (256, 512)],
+    *[("remount", "small", NOR, b, 20) for b in (64, 128, 256)],
+    ("remount", "small", NAND, 64, 20),
+    ("remount", "alexnet_512k.bin", NOR, 256, 20),
+]
+
+
+def load(trace: str, tmp: Path) -> Workload:
+    """The test fixtures' synthetic traces by name (tests/test_analyzer_steady.py), or a file
+    in traces/."""
+    if trace == "small":
+        return Workload.load(write_chain_trace(tmp / "s.bin", (8192, 4096, 2048), chunk=2048))
+    if trace == "chain":
+        return Workload.load(
+            write_chain_trace(tmp / "c.bin", (16384, 8192, 4096, 1000), chunk=4096)
+        )
+    return Workload.load(ROOT / "traces" / trace)
+
+
+def key(case: tuple) -> str:
+    _, trace, part, blocks, remount = case
+    return f"{trace}/{part}/{blocks}" + (f"/remount{remount}" if remount else "")
+
+
+def actual(case: tuple) -> dict[str, int | None]:
+    _, trace, part, blocks, remount = case
+    with tempfile.TemporaryDirectory() as tmp:
+        wl = load(trace, Path(tmp))
+        cap = blocks * get_part(part).erase_size
+        got = first_failures(wl, part, "littlefs", cap, ENDURANCES, remount_every=remount)
+    return {str(e): v for e, v in got.items()}
+
+
+def projected(case: tuple) -> dict[str, dict]:
+    _, trace, part, blocks, _ = case
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        wl = load(trace, Path(tmp))
+        cap = blocks * get_part(part).erase_size
+        for e in ENDURANCES:
+            t = time.perf_counter()
+            res = analyze(wl, part, "littlefs", Options(capacity=cap, endurance=e,
+                                                        rate_per_s=1.0))
+            out[str(e)] = {
+                "inferences": res.data["years"] * SECONDS_PER_YEAR,
+                "replayed": res.steady.inferences,
+                "s": time.perf_counter() - t,
+            }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="comma-separated groups: " + ", ".join(
+        dict.fromkeys(c[0] for c in CASES)))
+    ap.add_argument("--cache", type=Path, help="JSON file of replays to failure")
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args(argv)
+    groups = set(args.only.split(",")) if args.only else None
+    cases = [c for c in CASES if groups is None or c[0] in groups]
+    cache: dict = {}
+    if args.cache and args.cache.exists():
+        cache = json.loads(args.cache.read_text())
+    todo = [c for c in cases if key(c) not in cache]
+    with ProcessPoolExecutor(args.jobs) as ex:
+        truths = ex.map(actual, todo)
+        projs = list(ex.map(projected, cases))
+        for c, got in zip(todo, truths, strict=True):
+            cache[key(c)] = got
+            if args.cache:
+                args.cache.write_text(json.dumps(cache, indent=1, sort_keys=True))
+    print("| trace | part | blocks | replay to failure | endurance | projected | actual | error |"
+          " replayed |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for c, proj in zip(cases, projs, strict=True):
+        _, trace, part, blocks, remount = c
+        mode = f"remount every {remount}" if remount else "deterministic"
+        for e in ENDURANCES:
+            a = cache[key(c)][str(e)]
+            p = proj[str(e)]
+            err = f"{p['inferences'] / a - 1:+.1%}" if a else "n/a"
+            print(f"| {trace} | {part} | {blocks} | {mode} | {e} | {p['inferences']:,.0f} | "
+                  f"{a if a is not None else '-'} | {err} | {p['replayed']} |")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
