@@ -54,9 +54,9 @@ struct fsw_frag {
     uint32_t len;  /* payload bytes */
 };
 
-#define SEG_SIZE(fs) ((uint32_t)1 << (fs)->seg_shift)
-#define PROG_SIZE(fs) ((uint32_t)1 << (fs)->prog_shift)
-#define SEG_BASE(fs, s) ((uint32_t)(s) << (fs)->seg_shift)
+#define SEG_SIZE(fs) ((fs)->cfg->segment_size) /* == 1 << seg_shift (fsw_setup) */
+#define PROG_SIZE(fs) ((fs)->cfg->prog_size) /* == 1 << prog_shift */
+#define SEG_BASE(fs, s) ((uint32_t)(s) * SEG_SIZE(fs))
 #define SEG_OF(fs, a) ((a) >> (fs)->seg_shift)
 #define DATA_CAP(fs) (SEG_SIZE(fs) - HDR_SIZE)
 #define SEGS(fs) ((fs)->cfg->segs)
