@@ -161,6 +161,15 @@ int fsw_open(fsw_t *fs, uint32_t cont, int force)
     return err ? err : ck;
 }
 
+/* Closing a head's segment (§6): a sync, then forget it. */
+static int close_seg(fsw_t *fs)
+{
+    int err = fsw_log_sync(fs);
+    if (!err) /* a failed sync keeps the segment open: recovery retires it (§12) */
+        fs->open = NONE;
+    return err;
+}
+
 /* The active head needs a segment: close the current one (unless a spill filled it) and open
  * the next; a checkpoint due there is written now, or, for a spill, left to the caller (1). A
  * forced checkpoint switches to the hot head first (§10, §12). */
@@ -168,7 +177,7 @@ int fsw_next(fsw_t *fs, uint32_t cont, int mode)
 {
     int err = mode == OPEN_FORCE ? fsw_use(fs, 0) : 0;
     if (!err && mode != OPEN_SPILL)
-        err = fsw_close(fs);
+        err = close_seg(fs);
     if (!err)
         err = fsw_open(fs, cont, mode == OPEN_FORCE);
     return err <= 0 || mode == OPEN_SPILL ? err : fsw_ckpt_write(fs);
@@ -256,7 +265,7 @@ int fsw_static_wl(fsw_t *fs)
         return 0;
     err = fsw_use(fs, 1);
     if (!err && c == fs->open)
-        err = fsw_close(fs); /* its chunks go to a new, more worn cold segment */
+        err = close_seg(fs); /* its chunks go to a new, more worn cold segment */
     if (!err)
         err = relocate(fs, c);
     return err ? err : 1;

@@ -77,7 +77,6 @@ int fsw_blank(fsw_t *fs, uint32_t addr, uint32_t n);
 int fsw_reload(fsw_t *fs);
 int fsw_append(fsw_t *fs, const void *src, uint32_t n);
 int fsw_log_sync(fsw_t *fs);
-int fsw_close(fsw_t *fs);
 int fsw_use(fsw_t *fs, int cold);
 uint32_t fsw_room(const fsw_t *fs);
 uint32_t fsw_hot_room(const fsw_t *fs);

@@ -145,14 +145,6 @@ int fsw_log_sync(fsw_t *fs)
     return err > 0 ? FSW_ERR_IO : err;
 }
 
-int fsw_close(fsw_t *fs)
-{
-    int err = fsw_log_sync(fs);
-    if (!err) /* a failed sync keeps the segment open: recovery retires it (§12) */
-        fs->open = NONE;
-    return err;
-}
-
 static uint32_t room_of(const fsw_t *fs, uint32_t s, uint32_t wp)
 {
     return s == NONE ? 0 : SEG_BASE(fs, s + 1) - wp;
