@@ -83,7 +83,6 @@ uint32_t fsw_hot_room(const fsw_t *fs);
 int fsw_rec_put(fsw_t *fs, uint32_t *r);
 int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen);
 int fsw_pipe(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc);
-int fsw_parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen);
 
 /* index.c: the sorted index */
 uint64_t fsw_idx_find(const fsw_t *fs, uint32_t key); /* position | found << 32 */

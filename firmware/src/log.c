@@ -1,5 +1,5 @@
 /* The log's byte level: byte order, the one program-unit buffer every record passes through
- * and its two heads (SPEC.md §6), record headers (§4) and segment parsing. */
+ * and its two heads (SPEC.md §6), record headers (§4). */
 #include "fsw_priv.h"
 
 #ifndef fsw_le
@@ -230,26 +230,4 @@ int fsw_pipe(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc)
         n -= k;
     }
     return err;
-}
-
-/* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged: its dcrc fails,
- * skip it), 0 when the log ends (*p is then the log end), or < 0. */
-int fsw_parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen)
-{
-    uint32_t end = SEG_BASE(fs, s + 1), ps = PROG_SIZE(fs), crc = 0;
-    int k;
-    for (;;) {
-        if (end - *p < REC_SIZE)
-            return 0;
-        k = fsw_rec_load(fs, *p, r, plen);
-        if (k || R_TYPE(r) != 0xFF)
-            break;
-        if (!fs->page_once || !(*p & (ps - 1)))
-            return 0;
-        *p = (*p | (ps - 1)) + 1;
-    }
-    if (k != 1)
-        return k;
-    k = fsw_pipe(fs, *p + REC_SIZE, *plen, &crc);
-    return k ? k : crc == r[6] ? 1 : 2;
 }

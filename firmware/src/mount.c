@@ -1,5 +1,6 @@
 /* Mount (§9): one header per segment, then the replay window of both logs from the newest
- * complete checkpoint, records applied in record-seq order. Writes nothing. */
+ * complete checkpoint, segments parsed (§6) and records applied in record-seq order. Writes
+ * nothing. */
 #include "fsw_priv.h"
 
 /* Step 1 of mount (and of format): segment s's RAM state cleared and BAD if factory-bad (NAND
@@ -23,6 +24,28 @@ int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h)
     return fsw_check(h, 10) && h[0] == 0x50575346u && (h[1] & 0xFF) == 1;
 }
 
+/* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged: its dcrc fails,
+ * skip it), 0 when the log ends (*p is then the log end), or < 0. */
+static int parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen)
+{
+    uint32_t end = SEG_BASE(fs, s + 1), ps = PROG_SIZE(fs), crc = 0;
+    int k;
+    for (;;) {
+        if (end - *p < REC_SIZE)
+            return 0;
+        k = fsw_rec_load(fs, *p, r, plen);
+        if (k || R_TYPE(r) != 0xFF)
+            break;
+        if (!fs->page_once || !(*p & (ps - 1)))
+            return 0;
+        *p = (*p | (ps - 1)) + 1;
+    }
+    if (k != 1)
+        return k;
+    k = fsw_pipe(fs, *p + REC_SIZE, *plen, &crc);
+    return k ? k : crc == r[6] ? 1 : 2;
+}
+
 /* A reader over one log's window: its segments in seq order, record by record. */
 struct cursor {
     uint32_t r[8];
@@ -42,7 +65,7 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         if (c->seg == NONE)
             return 0;
         c->p += c->plen == NONE ? 0 : REC_SIZE + c->plen;
-        c->k = fsw_parse(fs, c->seg, &c->p, c->r, &c->plen);
+        c->k = parse(fs, c->seg, &c->p, c->r, &c->plen);
         if (c->k < 0)
             return c->k;
         if (c->k) {
