@@ -117,10 +117,11 @@ static void trace(fsw_t *fs, int op, uint32_t key, uint32_t b)
     uint32_t r[6];
     if (!c->trace || op == OP_IDLE)
         return;
-    memset(r, 0, sizeof r);
     r[0] = (uint32_t)op;
     r[1] = key;
-    r[op == OP_RANGE ? 4 : 2] = op == OP_TRIM ? 0 : b; /* sync: b is 0 */
+    r[2] = op == OP_TRIM || op == OP_RANGE ? 0 : b; /* sync: b is 0 */
+    r[3] = r[5] = 0;
+    r[4] = op == OP_RANGE ? b : 0;
     fsw_le(r, 6);
     c->trace(c->trace_ctx, (const uint8_t *)r);
 }
