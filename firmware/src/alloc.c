@@ -124,7 +124,7 @@ void fsw_hdr_make(const fsw_t *fs, uint32_t *h)
 /* §8: opens a segment for the active head and puts its header in the buffer. A hot segment is
  * a checkpoint segment when one is due (or forced) and fits after a continuation of cont
  * bytes (at most 32 + 2^24: no overflow). Returns 1 for a checkpoint segment. */
-int fsw_open(fsw_t *fs, uint32_t cont, int force)
+static int open_seg(fsw_t *fs, uint32_t cont, int force)
 {
     struct fsw_seg *g;
     uint32_t h[10], s;
@@ -179,7 +179,7 @@ int fsw_next(fsw_t *fs, uint32_t cont, int mode)
     if (!err && mode != OPEN_SPILL)
         err = close_seg(fs);
     if (!err)
-        err = fsw_open(fs, cont, mode == OPEN_FORCE);
+        err = open_seg(fs, cont, mode == OPEN_FORCE);
     return err <= 0 || mode == OPEN_SPILL ? err : fsw_ckpt_write(fs);
 }
 
@@ -201,12 +201,13 @@ static int relocate(fsw_t *fs, uint32_t s)
     uint32_t i;
     int err = 0;
     while (!err && (i = in_segment(fs, s)) != NONE) {
-        struct fsw_index_entry e = fs->cfg->index[i];
-        err = fsw_chunk_read(fs, &e, NULL);
+        /* the entry stays put until the copy is complete (fsw_chunk_write sets it last) */
+        const struct fsw_index_entry *e = fs->cfg->index + i;
+        err = fsw_chunk_read(fs, e, NULL);
         if (err == FSW_ERR_CORRUPT)
-            err = fsw_idx_set(fs, e.key, LOST, 0);
+            err = fsw_idx_set(fs, e->key, LOST, 0);
         else if (!err)
-            err = fsw_chunk_write(fs, T_DATA, e.key, e.size, NULL, &e);
+            err = fsw_chunk_write(fs, T_DATA, e->key, e->size, NULL, e);
     }
     return err;
 }

@@ -114,7 +114,6 @@ static inline uint32_t fsw_pick_count(uint64_t v, uint32_t *count)
 #define fsw_pick(fs, mode, count) fsw_pick_count(fsw_scan(fs, mode, 0), count)
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
 void fsw_hdr_make(const fsw_t *fs, uint32_t *h);
-int fsw_open(fsw_t *fs, uint32_t cont, int force);
 int fsw_next(fsw_t *fs, uint32_t cont, int mode);
 int fsw_erase(fsw_t *fs, uint32_t s);
 int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve);
