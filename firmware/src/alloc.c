@@ -13,7 +13,22 @@ static int outside(const fsw_t *fs, uint32_t s)
 
 /* One pass over the segments for every choice the store makes: returns the winner of `mode`
  * (NONE if no segment qualifies; the lowest index among equals) and how many qualify. */
-uint64_t fsw_scan(const fsw_t *fs, int mode, uint32_t arg)
+uint32_t fsw_seq_find(const fsw_t *fs, int mode, uint32_t arg)
+{
+    const struct fsw_seg *g = SEGS(fs);
+    uint32_t s, best = NONE, k, bk = 0;
+    for (s = 0; s < fs->nseg; s++, g++) {
+        k = g->seq ^ (mode & PICK_DOWN ? NONE : 0);
+        if (g->cold == (mode & 1) && (unsigned)(g->state - ST_LOG) <= (unsigned)(mode >> 1 & 1) &&
+            k >= arg && (best == NONE || k < bk)) {
+            bk = k;
+            best = s;
+        }
+    }
+    return best;
+}
+
+uint64_t fsw_scan(const fsw_t *fs, int mode)
 {
     const struct fsw_seg *g = SEGS(fs);
     uint32_t s, best = NONE, n = 0;
@@ -36,7 +51,7 @@ uint64_t fsw_scan(const fsw_t *fs, int mode, uint32_t arg)
             k = (uint64_t)g->live << 32 | g->seq;
             break;
         case PICK_WL:
-            ok = (in || s == (fs->cold ? fs->open : fs->park)) && g->live;
+            ok = in && g->live;
             break;
         case PICK_HI:
             k = ~k;
@@ -47,13 +62,8 @@ uint64_t fsw_scan(const fsw_t *fs, int mode, uint32_t arg)
         case PICK_ERASED:
             ok = g->state == ST_ERASED;
             break;
-        case PICK_WINDOW:
+        default: /* PICK_WINDOW */
             ok = g->state == ST_LOG && !in && s != fs->open && s != fs->park;
-            break;
-        default: /* PICK_SEQ: key seq (or ~seq, PICK_DOWN) >= arg, in log `mode & 1` */
-            k = g->seq ^ (mode & PICK_DOWN ? NONE : 0);
-            ok = g->cold == (mode & 1) && (unsigned)(g->state - ST_LOG) <= (unsigned)(mode >> 1 & 1) &&
-                 k >= arg;
         }
         if (ok && (!n++ || k < bk)) {
             bk = k;
@@ -68,7 +78,7 @@ uint64_t fsw_scan(const fsw_t *fs, int mode, uint32_t arg)
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s)
 {
     const struct fsw_seg *g = SEGS(fs) + s;
-    return g->seq == NONE ? NONE : WINNER(fsw_scan(fs, PICK_SEQ | PICK_BAD | g->cold, g->seq + 1));
+    return g->seq == NONE ? NONE : fsw_seq_find(fs, PICK_SEQ | PICK_BAD | g->cold, g->seq + 1);
 }
 
 /* §12: BAD in RAM; on flash a best-effort mark (a worn block may refuse it). */
@@ -221,7 +231,7 @@ static int move_cold(fsw_t *fs, uint32_t s)
 
 static uint32_t available(const fsw_t *fs, uint32_t reserve)
 {
-    uint32_t room = fsw_hot_room(fs), n = COUNT(fsw_scan(fs, PICK_HOT, 0));
+    uint32_t room = fsw_hot_room(fs), n = COUNT(fsw_scan(fs, PICK_HOT));
     return (room < MIN_ROOM ? 0 : room) + DATA_CAP(fs) * (n > reserve ? n - reserve : 0);
 }
 
@@ -241,7 +251,7 @@ int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve)
             err = move_cold(fs, v);
             continue;
         }
-        if (!COUNT(fsw_scan(fs, PICK_WINDOW, 0)) || !COUNT(fsw_scan(fs, PICK_HOT, 0)))
+        if (!COUNT(fsw_scan(fs, PICK_WINDOW)) || !COUNT(fsw_scan(fs, PICK_HOT)))
             break;
         err = fsw_next(fs, 0, OPEN_FORCE);
     }
@@ -256,7 +266,13 @@ int fsw_static_wl(fsw_t *fs)
     const struct fsw_seg *g = SEGS(fs);
     uint32_t lo = PICK(fs, PICK_LO), hi = PICK(fs, PICK_HI);
     uint32_t ref = PICK(fs, PICK_HOT), c = PICK(fs, PICK_WL), d;
+    uint32_t cs = fs->cold ? fs->open : fs->park;
     int err;
+    /* the cold head's segment is a candidate too (not in the scan: it slows every scan down) */
+    if (cs != NONE && g[cs].live &&
+        (c == NONE || ((uint64_t)g[cs].erase_count << 32 | cs) <
+                          ((uint64_t)g[c].erase_count << 32 | c)))
+        c = cs;
     if (lo == NONE || g[hi].erase_count - g[lo].erase_count <= fs->wl_threshold ||
         ref == NONE || c == NONE)
         return 0;
@@ -265,7 +281,7 @@ int fsw_static_wl(fsw_t *fs)
         available(fs, fs->reserve) < g[c].live + 2 * REC_SIZE)
         return 0;
     err = fsw_use(fs, 1);
-    if (!err && c == fs->open)
+    if (!err && c == cs)
         err = close_seg(fs); /* its chunks go to a new, more worn cold segment */
     if (!err)
         err = relocate(fs, c);
@@ -310,7 +326,7 @@ int fsw_idle_work(fsw_t *fs, unsigned max_erases)
         return err;
     for (work = (unsigned)err; work < max_erases; work++) {
         s = PICK(fs, PICK_DIRTY);
-        if (COUNT(fsw_scan(fs, PICK_ERASED, 0)) >= fs->ckpt_interval || s == NONE)
+        if (COUNT(fsw_scan(fs, PICK_ERASED)) >= fs->ckpt_interval || s == NONE)
             break;
         err = fsw_log_sync(fs);
         if (!err)

@@ -28,7 +28,7 @@ enum {
     PICK_COLD,   /* the same: most effective count */
     PICK_DIRTY,  /* free or reclaimable: least worn (the idle step's pre-erase) */
     PICK_VICTIM, /* outside the window, 0 < live < data_capacity - 64: least live, then seq */
-    PICK_WL,     /* outside the window, or the cold head's, with live data: least worn */
+    PICK_WL,     /* outside the window with live data: least worn */
     PICK_LO,     /* not bad: least worn */
     PICK_HI,     /* not bad: most worn */
     PICK_ERASED, /* erased (count only) */
@@ -100,10 +100,11 @@ int fsw_ckpt_write(fsw_t *fs);
 
 /* alloc.c: segments, garbage collection, wear leveling, failures */
 /* One scan for every choice: the winner (NONE if none) | how many qualify << 32. */
-uint64_t fsw_scan(const fsw_t *fs, int mode, uint32_t arg);
+uint64_t fsw_scan(const fsw_t *fs, int mode);
+uint32_t fsw_seq_find(const fsw_t *fs, int mode, uint32_t arg);
 #define WINNER(v) ((uint32_t)(v))
 #define COUNT(v) ((uint32_t)((v) >> 32))
-#define PICK(fs, mode) WINNER(fsw_scan(fs, mode, 0))
+#define PICK(fs, mode) WINNER(fsw_scan(fs, mode))
 /* The winner of mode, and optionally how many qualify (the older interface, for ports). */
 static inline uint32_t fsw_pick_count(uint64_t v, uint32_t *count)
 {
@@ -111,7 +112,7 @@ static inline uint32_t fsw_pick_count(uint64_t v, uint32_t *count)
         *count = COUNT(v);
     return WINNER(v);
 }
-#define fsw_pick(fs, mode, count) fsw_pick_count(fsw_scan(fs, mode, 0), count)
+#define fsw_pick(fs, mode, count) fsw_pick_count(fsw_scan(fs, mode), count)
 uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
 void fsw_hdr_make(const fsw_t *fs, uint32_t *h);
 int fsw_next(fsw_t *fs, uint32_t cont, int mode);

@@ -139,7 +139,7 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
     fs->replay_cold = cur->r[3];
     err = load_ckpt(fs, cur);
     for (i = 0; i < 2 && !err; i++) {
-        start(fs, cur + i, WINNER(fsw_scan(fs, PICK_SEQ | i, i ? fs->replay_cold : fs->replay_seq)));
+        start(fs, cur + i, fsw_seq_find(fs, PICK_SEQ | i, i ? fs->replay_cold : fs->replay_seq));
         err = step(fs, cur + i, maxr, 0);
     }
     while (!err && (cur[0].k || cur[1].k)) {
@@ -248,7 +248,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
      * intact; an interrupted one falls back to the one before. Hot segments are tried newest
      * first, so mount reads about ckpt_interval headers more and one checkpoint. */
     while (ck == NONE) {
-        s = below ? WINNER(fsw_scan(fs, PICK_SEQ | PICK_DOWN, 0 - below)) : NONE;
+        s = below ? fsw_seq_find(fs, PICK_SEQ | PICK_DOWN, 0 - below) : NONE;
         if (s == NONE)
             return FSW_ERR_CORRUPT;
         below = g[s].seq;

@@ -249,7 +249,7 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st)
     for (i = 0; i < fs->nkeys; i++)
         sum += fs->cfg->index[i].size;
     st->live_bytes = sum;
-    v = fsw_scan(fs, PICK_LO, 0);
+    v = fsw_scan(fs, PICK_LO);
     lo = WINNER(v);
     i = COUNT(v);
     hi = PICK(fs, PICK_HI);
@@ -258,7 +258,7 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st)
     st->erase_max = i ? g[hi].erase_count : 0;
     st->live_chunks = fs->nkeys;
     st->segments = fs->nseg;
-    st->free_segments = COUNT(fsw_scan(fs, PICK_HOT, 0));
+    st->free_segments = COUNT(fsw_scan(fs, PICK_HOT));
     st->free_bytes = fsw_hot_room(fs) + st->free_segments * DATA_CAP(fs);
     st->retired = fs->retired;
     st->max_chunk = fs->max_chunk;
