@@ -14,11 +14,13 @@ replay small devices to failure to check the shortcut):
   long run. Only the total rate R is measured, as units *consumed* (erased -> programmed)
   per inference; on raw flash each consumption costs one erase in steady state, and unlike
   erases it is visible in the first pass. r_b = R / good units.
-- circulating (littlefs): blocks are allocated by a cyclic scan, so data blocks take equal
-  shares in the long run; metadata pairs are hot spots that move every `block_cycles` erases,
-  which spreads the counts at random (measured as a variance growing with time, `spread`) or,
-  with block_cycles = -1, never move: such persistent hot units keep their measured rate, the
-  others share the rest of R.
+- circulating (littlefs): blocks are allocated by a cyclic scan, so data blocks take even
+  shares; metadata blocks are hot spots that take a stint of (block_cycles + 1) | 1 erases
+  on one block and then move to wherever the allocator is. The stints are measured in the
+  window (measure_hot_spots) and projected as a random process (projection.stint_life); the
+  result reaches the projection as the normal-equivalent `spread`. With block_cycles = -1
+  the pairs never move: such persistent hot units keep their measured rate, the others
+  share the rest of R.
 - passes (any engine, `--passes N`): brute force, the measured per-unit rate over the last N
   full passes of the device; used to cross-check the shortcuts.
 - host (managed devices): no per-unit model (the card's FTL levels); only host bytes written
@@ -247,7 +249,7 @@ class HotSpots:
     stints: Stints  # the random process projection draws from
     erases_per_inference: float  # erases in hot runs, whole device
     stint_erases: float  # erases a unit takes in one stint
-    runs: int  # complete hot runs seen (those that start and end inside the window)
+    runs: int  # long hot runs (half the longest or more) seen whole inside the window
     committed: np.ndarray  # per unit: excess still due from a stint in progress at the end
 
 
@@ -313,8 +315,9 @@ def measure_hot_spots(
     stint is averaged as the variance sees it (sum x^2 / sum x), each run weighted by 1 / the
     number of places a run that long fits in the window, so that long runs are not
     undercounted. The rate of stints follows from the erases of all runs (partial ones
-    included). With fewer than `min_runs` whole runs, `stint_erases` (the store's own rule,
-    if given) and the pace of the runs give it."""
+    included). Until `min_runs` of the long runs (at least half the longest run, whole or
+    not) have been seen whole, the process is not known: then `stint_erases` (the store's own
+    rule, if given) and the pace of the runs give it, or None."""
     blk, first, last, erases, pass_len = hot_runs(snaps)
     w = snaps.shape[0] - 1
     count = (snaps[-1] - snaps[0]).astype(np.float64)
@@ -336,19 +339,21 @@ def measure_hot_spots(
     # A run has ended if its unit was not erased for three of its own gaps (at most a pass).
     edge = np.minimum(min(pass_len, w / 4), np.maximum(1.0, np.ceil(3 * length / erases)))
     whole = (first >= edge) & (last <= w - 1 - edge)
-    if whole.sum() >= min_runs or (whole.any() and not stint_erases):
+    # the stints that matter are the longest runs: count those seen whole
+    big = int((whole & (erases >= 0.5 * erases.max())).sum())
+    if big >= min_runs or (big and not stint_erases):
         s, t = erases[whole], length[whole]
-        x = np.maximum(s - data_rate * t, 0.0)
         wt = 1.0 / np.maximum(1.0, (w - 2 * edge[whole]) - t + 1)
+        per_weight = hot_rate / float((wt * s).sum())  # stints per inference per unit weight
+        x = np.maximum(s - data_rate * t, 0.0)
         if float((wt * x).sum()) <= 0:
             return none
-        per_weight = hot_rate / float((wt * s).sum())  # stints per inference per unit weight
         excess = float((wt * x * x).sum() / (wt * x).sum())
         rate = per_weight * float((wt * x).sum()) / excess
         duration = float((wt * x * t).sum() / (wt * x).sum())
-        big = s[s >= 0.5 * s.max()]  # the median long run: a data erase may join a run
-        size = float(stint_erases) if stint_erases else float(np.median(big))
-        runs = int(whole.sum())
+        long_ = s[s >= 0.5 * erases.max()]  # the median long run: a data erase may join one
+        size = float(stint_erases) if stint_erases else float(np.median(long_))
+        runs = big
     elif stint_erases:
         pace = float(erases.sum() / length.sum())  # erases per inference of a hot unit
         size = float(stint_erases)
@@ -386,7 +391,7 @@ class CirculatingEstimator(Estimator):
         self, flash: ReplayFlash, cycle: int = 1, warmup: int = 1, segments: int = 3,
         min_erases: int = 0, hot_spots_move: bool = True,
         static_units: int | Callable[[], int] = 0, tolerance: float = 0.005,
-        max_window: int = 16, max_passes: int = 128, min_runs: int = 3,
+        max_window: int = 16, max_passes: int = 128, min_runs: int = 2,
         stint_erases: int | None = None,
     ) -> None:
         super().__init__(flash, cycle)

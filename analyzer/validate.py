@@ -17,14 +17,16 @@ path, which can settle on a subset of blocks (analyzer/README.md, validation).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from analyzer.device import ReplayFlash
-from analyzer.lifetime import Options, analyze, free_key, make_engine
+from analyzer.lifetime import Options, analyze, free_key, make_engine, make_estimator
+from analyzer.projection import stint_life
 from analyzer.rates import SECONDS_PER_YEAR
 from analyzer.replay import Replayer
+from analyzer.steady import CirculatingEstimator, measure_hot_spots
 from analyzer.workload import Workload
 from flashswap.errors import FlashswapError
 from flashswap.parts import get_part
@@ -136,3 +138,41 @@ def check(
     got = to_failure(wl, part, store, capacity, endurance, opt, remount_every=remount_every)
     actual = got.first_failure if got.first_failure is not None else got.inferences
     return Check(projected, actual, projected / actual - 1)
+
+
+def premise_life(
+    wl: Workload, part: str, capacity: int, endurance: int, opt: Options | None = None
+) -> tuple[float, int]:
+    """The littlefs stint model on its own premise, random placement, for comparison with
+    replays that remount (returns the projected first wear-out and the inferences replayed).
+
+    The stints are measured as `analyze` measures them (their length, rate and excess do
+    not depend on where the allocator is), but blocks between stints wear at the data share
+    averaged over the circulating blocks, as remounts make it: without them littlefs's
+    lookahead skips some blocks structurally and the typical block wears faster, which the
+    estimator measures and remounts undo. The replay measured does not remount: a remount
+    every few inferences breaks the regular data passes that tell hot runs from data."""
+    opt = Options(**{**(opt or Options()).__dict__, "capacity": capacity,
+                     "endurance": endurance})
+    f = ReplayFlash(get_part(part), capacity, endurance=endurance)
+    engine = make_engine("littlefs", f, wl, opt)
+    engine.burn_in(free_key(wl))
+    est = make_estimator(engine, wl, opt)
+    if not isinstance(est, CirculatingEstimator):
+        raise ValueError("premise_life is for littlefs's circulating estimator")
+    rep = Replayer(engine, wl)
+    while not est.observe(rep.step()):
+        pass
+    snaps = np.asarray(est.snaps)
+    circ = f.num_blocks - engine.static_units()
+    hs = measure_hot_spots(snaps, circ)
+    if hs is None:
+        raise ValueError("no window measured")
+    st = hs.stints
+    w = snaps.shape[0] - 1
+    mean = (float((snaps[-1] - snaps[0]).sum()) / w - hs.erases_per_inference) / max(
+        1.0, circ - st.rate * st.duration
+    )
+    st = replace(st, data_rate=mean, excess=st.excess + (st.data_rate - mean) * st.duration)
+    top = np.sort(f.wear_counts + hs.committed)[-circ:]
+    return stint_life(top, endurance, est.n, st), est.n
