@@ -121,6 +121,7 @@ typedef struct fsw {
     uint8_t reserve;
     uint8_t mounted;
     uint8_t cold; /* the active head is the cold one */
+    uint8_t wl_quiet; /* erase counts within wl_threshold since the last erase/retirement */
 } fsw_t;
 
 struct fsw_stat {

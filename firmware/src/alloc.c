@@ -89,6 +89,7 @@ static void retire(fsw_t *fs, uint32_t s)
     memset(z, 0, sizeof z);
     c->segs[s].state = ST_BAD;
     fs->retired++;
+    fs->wl_quiet = 0;
     if (fs->page_once && c->prog_spare)
         (void)c->prog_spare(c, SEG_BASE(fs, s), z, 1);
     else
@@ -104,6 +105,7 @@ int fsw_erase(fsw_t *fs, uint32_t s)
     int err = c->erase(c, SEG_BASE(fs, s), SEG_SIZE(fs));
     if (!err) {
         g->erase_count++;
+        fs->wl_quiet = 0;
         err = fsw_blank(fs, SEG_BASE(fs, s), SEG_SIZE(fs));
         if (err == 1) {
             g->seq = 0;
@@ -264,17 +266,27 @@ int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve)
 int fsw_static_wl(fsw_t *fs)
 {
     const struct fsw_seg *g = SEGS(fs);
-    uint32_t lo = PICK(fs, PICK_LO), hi = PICK(fs, PICK_HI);
-    uint32_t ref = PICK(fs, PICK_HOT), c = PICK(fs, PICK_WL), d;
+    uint32_t lo, hi, ref, c, d;
     uint32_t cs = fs->cold ? fs->open : fs->park;
     int err;
+    /* The spread of erase counts changes only with an erase or a retirement: while it is within
+     * the threshold, the scans are skipped (four per put: most of a put on a large device). */
+    if (fs->wl_quiet)
+        return 0;
+    lo = PICK(fs, PICK_LO);
+    hi = PICK(fs, PICK_HI);
+    if (lo == NONE || g[hi].erase_count - g[lo].erase_count <= fs->wl_threshold) {
+        fs->wl_quiet = 1;
+        return 0;
+    }
+    ref = PICK(fs, PICK_HOT);
+    c = PICK(fs, PICK_WL);
     /* the cold head's segment is a candidate too (not in the scan: it slows every scan down) */
     if (cs != NONE && g[cs].live &&
         (c == NONE || ((uint64_t)g[cs].erase_count << 32 | cs) <
                           ((uint64_t)g[c].erase_count << 32 | c)))
         c = cs;
-    if (lo == NONE || g[hi].erase_count - g[lo].erase_count <= fs->wl_threshold ||
-        ref == NONE || c == NONE)
+    if (ref == NONE || c == NONE)
         return 0;
     d = g[ref].erase_count + (g[ref].state != ST_ERASED) - g[c].erase_count;
     if ((int32_t)d <= (int32_t)fs->wl_threshold ||
