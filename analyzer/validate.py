@@ -11,7 +11,8 @@ failure at endurance E is the inference whose erases take some block past E.
 `remount_every` (littlefs) unmounts and mounts the file system every so many inferences, as a
 device does at boot: littlefs then starts its allocator at a pseudo-random block. Without it,
 the replay is deterministic and littlefs's metadata relocations follow the allocator's cyclic
-path, which can settle on a subset of blocks (analyzer/README.md, validation).
+path, which can settle on a subset of blocks (analyzer/README.md, validation);
+`premise_life` projects the littlefs stint model on its own premise, for such replays.
 """
 
 from __future__ import annotations
