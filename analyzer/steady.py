@@ -265,9 +265,9 @@ def hot_runs(snaps: np.ndarray) -> tuple[np.ndarray, ...]:
     previous or next one is hot, thr = min(0.8 pass, pass - 1.5) (the margin keeps a data
     erase that lands one inference early out). Consecutive hot erases less than a pass apart
     form a run (a slow pair's stint has some longer gaps); runs of fewer than 3 erases are
-    dropped. When a pass is under 2 inferences, erase
-    times within an inference are not resolved: an inference in which a unit took more than
-    twice its share of erases is hot instead."""
+    dropped. When a pass is under 2 inferences, erase times within an inference are not
+    resolved: an inference in which a unit took more than twice its share of erases is hot
+    instead."""
     d = np.diff(snaps, axis=0)
     w = d.shape[0]
     count = d.sum(axis=0)
@@ -309,15 +309,15 @@ def measure_hot_spots(
     None while nothing identifies it.
 
     Runs that start and end inside the window (three of their own erase gaps, at most a pass,
-    from either edge) are whole stints:
-    their erases, length and excess over the data share (`data_rate`: the rate of the units
-    without a run) give the stint process. Short and long runs are both kept; the excess per
-    stint is averaged as the variance sees it (sum x^2 / sum x), each run weighted by 1 / the
-    number of places a run that long fits in the window, so that long runs are not
-    undercounted. The rate of stints follows from the erases of all runs (partial ones
-    included). Until `min_runs` of the long runs (at least half the longest run, whole or
-    not) have been seen whole, the process is not known: then `stint_erases` (the store's own
-    rule, if given) and the pace of the runs give it, or None."""
+    from either edge) are whole stints: their erases, length and excess over the data share
+    (`data_rate`: the typical rate of the units without a run) give the stint process. Short
+    and long runs are both kept; the excess per stint is averaged as the variance sees it
+    (sum x^2 / sum x), each run weighted by 1 / the number of places a run that long fits in
+    the window, so that long runs are not undercounted. The rate of stints follows from the
+    erases of all runs (partial ones included). Until `min_runs` of the long runs (at least
+    half the longest run, whole or not) have been seen whole, the process is not known: then
+    `stint_erases` (the store's own rule, if given) and the pace of the runs give it, or
+    None."""
     blk, first, last, erases, pass_len = hot_runs(snaps)
     w = snaps.shape[0] - 1
     count = (snaps[-1] - snaps[0]).astype(np.float64)
@@ -328,7 +328,7 @@ def measure_hot_spots(
     if w < 3 or pool.size == 0:
         return None
     med = float(np.median(pool))
-    data_rate = float(pool[np.abs(pool - med) <= max(2.0, 0.25 * med)].mean()) / w
+    data_rate = float(pool[np.abs(pool - med) <= max(1.0, 0.25 * med)].mean()) / w
     hot_rate = float(erases.sum()) / w
     committed = np.zeros(units)
     none = HotSpots(Stints(circ, data_rate, 0.0, 0.0, 0.0), hot_rate, 0.0, 0, committed)
@@ -351,7 +351,7 @@ def measure_hot_spots(
         excess = float((wt * x * x).sum() / (wt * x).sum())
         rate = per_weight * float((wt * x).sum()) / excess
         duration = float((wt * x * t).sum() / (wt * x).sum())
-        long_ = s[s >= 0.5 * erases.max()]  # the median long run: a data erase may join one
+        long_ = s[s >= 0.75 * s.max()]  # the median long run: a data erase may join one
         size = float(stint_erases) if stint_erases else float(np.median(long_))
         runs = big
     elif stint_erases:
@@ -380,9 +380,9 @@ class CirculatingEstimator(Estimator):
     hot spots the window starts once the device has seen `min_erases` erases (in a fresh
     littlefs the root directory starts in the superblock pair, which it leaves after
     block_cycles commits, and its first stint elsewhere is partial), lasts at least `segments`
-    half-passes and `min_erases` erases,
-    and ends when the stints change the projected life by less than `tolerance`, or when the
-    projected life is stable between two checks 25% apart (with `min_runs` whole stints seen),
+    half-passes and `min_erases` erases, and ends when the stints change the projected life by
+    less than `tolerance`, or when the projected life is stable between two checks 25% apart
+    (once `min_runs` long runs were seen whole, or with `stint_erases`, the store's rule, given),
     or after `max_passes` passes (at least `max_window` inferences)."""
 
     method = "circulating"
@@ -506,7 +506,9 @@ class CirculatingEstimator(Estimator):
             notes["hot_units"] = int(hot.sum())
         else:
             hs = self._hot_spots()
-            if hs is not None:
+            if hs is None:
+                notes["stints"] = "none seen whole: no spread"
+            else:
                 _, life = self._lives(hs)
                 counts = self.flash.wear_counts.astype(np.float64)
                 notes["spread"] = equivalent_spread(
