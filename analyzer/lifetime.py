@@ -97,6 +97,11 @@ def make_engine(store: str, flash: ReplayFlash, wl: Workload, opt: Options) -> E
     raise InputError(f"unknown store {store!r} (choose from {', '.join(STORES)})")
 
 
+def _stint(engine: Engine) -> int | None:
+    rule = getattr(engine, "stint_erases", None)
+    return rule() if callable(rule) else rule
+
+
 def make_estimator(engine: Engine, wl: Workload, opt: Options) -> Estimator:
     f = engine.flash
     cycle = len(wl.inferences)
@@ -116,6 +121,9 @@ def make_estimator(engine: Engine, wl: Workload, opt: Options) -> Estimator:
         min_erases=8 * opt.block_cycles if opt.block_cycles > 0 else 256,
         hot_spots_move=engine.hot_spots_move,
         static_units=engine.static_units,
+        # littlefs's own relocation rule gives the stint size: the window can end before a
+        # whole stint has been seen (analyzer/README.md, littlefs stints)
+        stint_erases=_stint(engine),
     )
     if engine.model == "periodic":
         circ.hot_spots_move = False
