@@ -157,7 +157,6 @@ class Replayer:
         segs: list[tuple[float, float, float]] = []
         mark = f.time_s
         wextra = weight_s = weight_j = 0.0
-        part = f.part
         for op, key, length, value, time_us, _flags in ops:
             if op == WRITE:
                 if self.verify:
@@ -182,14 +181,18 @@ class Replayer:
             elif op == SYNC:
                 e.sync()
             elif op == WEIGHT_READ and length:
-                pages = math.ceil(length / self._page) if self._weight_pages else 1
-                t = part.t_read_s(length, pages)
+                t, j = self._weight_cost(length)
                 wextra += t
                 weight_s += t
-                weight_j += part.e_read_j(length, pages)
+                weight_j += j
         segs.append((f.time_s - mark + wextra, wextra, 0.0))
         return segs, weight_s, weight_j
 
+    def _weight_cost(self, length: int) -> tuple[float, float]:
+        """Seconds and joules of streaming `length` bytes of weights from the part."""
+        part = self.flash.part
+        pages = math.ceil(length / self._page) if self._weight_pages else 1
+        return part.t_read_s(length, pages), part.e_read_j(length, pages)
 
     def _batch(self, which: int, inf: Inference) -> Batch | None:
         """Inference `which` prepared for one engine call, or None to go call by call."""
@@ -210,7 +213,6 @@ class Replayer:
     def _prepare(self, ops: list[OpTuple]) -> Batch | None:
         """None if a field does not fit the batch's 32 bits (the single calls then report
         what is wrong with it)."""
-        part = self.flash.part
         rows = []
         weight_s, compute_s = [0.0], []
         total_s = total_j = 0.0
@@ -221,11 +223,10 @@ class Replayer:
                 compute_s.append(time_us * 1e-6)
                 weight_s.append(0.0)
             elif op == WEIGHT_READ and length:
-                pages = math.ceil(length / self._page) if self._weight_pages else 1
-                t = part.t_read_s(length, pages)
+                t, j = self._weight_cost(length)
                 weight_s[-1] += t
                 total_s += t
-                total_j += part.e_read_j(length, pages)
+                total_j += j
         compute_s.append(0.0)
         if rows and not 0 <= min(min(r) for r in rows) <= max(max(r) for r in rows) < 1 << 32:
             return None
