@@ -17,6 +17,7 @@ derives with an assumed internal write amplification) / host bytes written per y
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,21 +54,28 @@ def rated_life(
     if spread <= 0 or t_det == 0:
         return float(now + t_det)
 
-    def p_all_below(t: float) -> float:
+    def log_p_all_below(t: float) -> float:
+        if t <= 0:
+            return 0.0
         z = (endurance - c - r * t) / np.sqrt(spread * t)
         return float(log_ndtr(z).sum())
 
-    lo, hi = 0.0, t_det  # P(all below) falls from 1 towards 0 as t grows
-    target = np.log(0.5)
+    return float(now + _median_time(log_p_all_below, t_det, 1e-9))
+
+
+def _median_time(log_p_alive: Callable[[float], float], hi: float, rel_tol: float) -> float:
+    """The t in (0, hi] where log P(device alive at t) crosses log 1/2, by bisection: the
+    probability falls from 1 towards 0 as t grows."""
+    lo, target = 0.0, np.log(0.5)
     for _ in range(100):
         mid = 0.5 * (lo + hi)
-        if mid <= 0 or p_all_below(mid) > target:
+        if log_p_alive(mid) > target:
             lo = mid
         else:
             hi = mid
-        if hi - lo <= 1e-9 * hi:
+        if hi - lo <= rel_tol * hi:
             break
-    return float(now + 0.5 * (lo + hi))
+    return 0.5 * (lo + hi)
 
 
 @dataclass(frozen=True)
@@ -122,18 +130,13 @@ def stint_life(counts: np.ndarray, endurance: float, now: int, st: Stints) -> fl
     lam = st.rate / max(1, st.units)
     if lam <= 0 or st.excess <= 0:
         return float(now + hi)
-    target, lo = np.log(0.5), 0.0
-    for _ in range(100):
-        t = 0.5 * (lo + hi)
+
+    def log_p_alive(t: float) -> float:
         k = (endurance - c - d * t) / st.excess
         p = _stints_below(k, lam * max(0.0, t - st.duration), lam * min(t, st.duration))
-        if float(np.log(np.maximum(p, 1e-300)).sum()) > target:
-            lo = t
-        else:
-            hi = t
-        if hi - lo <= 1e-7 * hi:
-            break
-    return float(now + 0.5 * (lo + hi))
+        return float(np.log(np.maximum(p, 1e-300)).sum())
+
+    return float(now + _median_time(log_p_alive, hi, 1e-7))
 
 
 def equivalent_spread(
