@@ -12,6 +12,9 @@ Everything else (rules, counters, time, energy, wear) is FlashSim's, with one sh
 `read_deferred` returns the same bytes as `read` but books its counters in bulk at
 `flush_reads()`. littlefs re-reads metadata pages millions of times per inference on NAND, and
 per-read bookkeeping dominated replay time; the sums come out the same (tests compare them).
+The order matters on NAND (a read of the page already in the data register skips tR), so a
+program or erase leaves a marker in the pending list and a direct read books the pending
+ones first.
 """
 
 from __future__ import annotations
@@ -39,20 +42,35 @@ class ReplayFlash(FlashSim):
         self._inv_view = memoryview(self._inv)
         self._pending_addr: list[int] = []
         self._pending_len: list[int] = []
+        self._pending_reg = -1  # the NAND data register's page before the first pending read
 
     def read_deferred(self, addr: int, n: int) -> bytes:
         """`read` with the accounting postponed to `flush_reads` (see module doc)."""
         if self.bit_errors or n <= 0 or addr < 0 or addr + n > self.size:
             return self.read(addr, n)  # rule errors and bit flips stay FlashSim's
-        self._pending_addr.append(addr)
-        self._pending_len.append(n)
+        self._defer(addr, n)
         # FlashSim stores bytes inverted (0 = erased); translate is the cheapest inversion.
         return self._inv_view[addr : addr + n].tobytes().translate(_INVERT)
 
     def note_read(self, addr: int, n: int) -> None:
         """Book a read whose bytes the caller already holds (a cache it keeps coherent)."""
+        self._defer(addr, n)
+
+    def _defer(self, addr: int, n: int) -> None:
+        if not self._pending_addr:
+            self._pending_reg = int(self._reg[0])
         self._pending_addr.append(addr)
         self._pending_len.append(n)
+
+    def read(self, addr: int, n: int) -> bytes:
+        if self._pending_addr:
+            self.flush_reads()
+        return super().read(addr, n)
+
+    def read_spare(self, page_addr: int, n: int | None = None) -> bytes:
+        if self._pending_addr:
+            self.flush_reads()
+        return super().read_spare(page_addr, n)
 
     def flush_reads(self) -> None:
         """Book the deferred reads exactly as `read` would have, one vector operation each."""
@@ -61,9 +79,16 @@ class ReplayFlash(FlashSim):
         a = np.array(self._pending_addr, dtype=np.int64)
         n = np.array(self._pending_len, dtype=np.int64)
         self._pending_addr, self._pending_len = [], []
-        self.account_reads(a, n)
+        self.account_reads(a, n, self._pending_reg)
+
+    def _barrier(self) -> None:
+        """A program or erase between pending reads: it empties the NAND data register."""
+        if self._pending_addr:
+            self._pending_addr.append(-1)
+            self._pending_len.append(0)
 
     def program(self, addr: int, data: Any, spare: Any = None) -> None:
+        self._barrier()
         try:
             super().program(addr, data, spare)
         except FlashWearError as e:
@@ -83,6 +108,7 @@ class ReplayFlash(FlashSim):
         seg[:] = False
 
     def erase(self, addr: int, size: int | None = None) -> None:
+        self._barrier()
         try:
             super().erase(addr, size)
         except FlashWearError as e:

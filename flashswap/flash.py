@@ -14,6 +14,11 @@ Model choices (kept simple on purpose, and stated so results can be judged):
   for partial NOR pages).
 - `erase` of a larger size is one operation (one power-cut step, one `ops['erases']`) that
   counts one erase on each smallest unit it covers (`erase_counts`).
+- NAND reads: `t_read_us` (tR) is paid once per page loaded into the device's data register;
+  a read that starts on the page already there (the last page read, main or spare area, with
+  no program or erase since) skips it, as a driver that remembers its loaded page does (the
+  page-read command, 13h on SPI NAND, is only needed for another page). Programs and erases
+  go through or disturb the register and empty it.
 - Counters count attempts, including torn and worn-out operations; `program_bytes` and
   `read_bytes` include spare-area bytes.
 - Wear: `erase_counts` can be reset with `reset_counters()`, the block's cumulative erase
@@ -160,6 +165,9 @@ class FlashSim:
         self.ops_count = 0
         self.ops = {"reads": 0, "programs": 0, "erases": 0}
         self.time_s = self.time_max_s = self.energy_j = self.energy_max_j = 0.0
+        # NAND data register: the page it holds (-1: none). An array so that the C engine's
+        # fast path (firmware/port/simport.c) shares it.
+        self._reg = np.full(1, -1, dtype=np.int64)
         self._rates()
 
     # --- construction helpers ----------------------------------------------------------
@@ -231,8 +239,8 @@ class FlashSim:
         if self.bit_errors:
             self._flip(out, addr)
         self._spread(self.read_bytes, addr, n)
-        pages = (addr + n - 1) // self.page_size - addr // self.page_size + 1
-        self._account_read(n, pages)
+        p0, p1 = addr // self.page_size, (addr + n - 1) // self.page_size
+        self._account_read(n, p1 - p0 + 1 - self._load(p0, p1))
         return out.tobytes()
 
     def read_spare(self, page_addr: int, n: int | None = None) -> bytes:
@@ -254,18 +262,40 @@ class FlashSim:
         if self.bit_errors and n:
             self._flip(out, page_addr, block_only=True)
         self.read_bytes[page_addr // self.erase_size] += n
-        self._account_read(n, 1)
+        p = page_addr // self.page_size
+        self._account_read(n, 1 - self._load(p, p))
         return out.tobytes()
 
-    def account_reads(self, addrs: np.ndarray, lens: np.ndarray) -> None:
+    def _load(self, p0: int, p1: int) -> int:
+        """A NAND read of pages p0..p1: 1 when p0 is already in the data register (its tR is
+        saved), else 0; the register holds p1 after."""
+        if not self._nand:
+            return 0
+        hit = int(self._reg[0] == p0)
+        self._reg[0] = p1
+        return hit
+
+    def account_reads(self, addrs: np.ndarray, lens: np.ndarray, reg: int | None = None) -> None:
         """Book many reads at once, exactly as `read` books each (no data moves): for replay
-        engines that keep their own coherent copy of bytes they re-read often."""
+        engines that keep their own coherent copy of bytes they re-read often. An address
+        below 0 marks a program or erase between two reads (it empties the NAND data
+        register); `reg` is the page the register held before the first read (default: what
+        it holds now)."""
         a = np.asarray(addrs, dtype=np.int64)
         n = np.asarray(lens, dtype=np.int64)
         if a.size == 0:
             return
         ps, es = self.page_size, self.erase_size
-        pages = (a + n - 1) // ps - a // ps + 1
+        first, last = a // ps, (a + n - 1) // ps
+        pages = last - first + 1
+        real = a >= 0
+        if self._nand:
+            last = np.where(real, last, -1)
+            prev = np.concatenate(([self._reg[0] if reg is None else reg], last[:-1]))
+            pages -= first == prev
+            self._reg[0] = last[-1]
+        if not real.all():
+            a, n, pages = a[real], n[real], pages[real]
         t = float((pages * self._t_page_read + n / self._bw).sum())
         self.ops["reads"] += int(a.size)
         self.time_s += t
@@ -323,6 +353,7 @@ class FlashSim:
             self._program_managed(addr, new, spare)
             return
         blk, p0, p1, sp = self._check_program(addr, new, spare)
+        self._reg[0] = -1
         worn = self._check_device(blk, "program")
         n, ps, ss = new.size, self.page_size, self.spare_size
         npages = p1 - p0
@@ -499,6 +530,7 @@ class FlashSim:
                 f"erase of {size} bytes at {addr:#x}: address not aligned to {size}"
             )
         self._check_range(addr, size, "erase")
+        self._reg[0] = -1
         es = self.erase_size
         b0, b1 = addr // es, (addr + size) // es
         if self._bad[b0:b1].any():
@@ -654,6 +686,7 @@ class FlashSim:
             arr = getattr(self, name)
             setattr(new, name, arr if not arr.flags.writeable else arr.copy())
         new._bad = self._bad.copy()
+        new._reg = self._reg.copy()
         new.ops = dict(self.ops)
         new._rng = _copy.deepcopy(self._rng)
         return new

@@ -246,22 +246,32 @@ def test_c_engine_errors_match_model() -> None:
         Store.format(f, engine="c", segment_size=1000)
 
 
-def test_c_engine_counts_time_and_energy_like_the_model() -> None:
-    """Programs, erases, ops and bytes are exact; time and energy agree to rounding (the C
-    library reads in other pieces than the model, so read counts differ)."""
-    sims = [FlashSim.from_part("W25N01GV", capacity=8 * 128 * 1024) for _ in range(2)]
+@pytest.mark.parametrize("part, cap", [("W25N01GV", 8 * 128 * 1024),
+                                       ("FNNL41A-8Gb", 16 * 256 * 1024),
+                                       ("W25Q128JV", 64 * 4096)])
+def test_c_engine_counts_time_and_energy_like_the_model(part: str, cap: int) -> None:
+    """Programs, erases and bytes are exact; time and energy too, to rounding, although the C
+    library reads in other pieces than the model (a record header, then its payload; moves 64
+    bytes at a time), so read counts differ: on NAND only the page loads cost tR, and a read
+    starting on the page in the data register loads nothing."""
+    sims = [FlashSim.from_part(part, capacity=cap) for _ in range(2)]
     stores = [Store.format(s, engine=e) for s, e in zip(sims, ("python", "c"), strict=True)]
-    for i in range(60):
+    for i in range(300):
         for s in stores:
-            s.put(i % 7, payload(i, 3000))
+            s.put(i % 7, payload(i, 3000 + 500 * (i % 5)))
+            if i % 3 == 0 and (i + 3) % 7 in s:
+                assert s.get((i + 3) % 7)
+            if i % 11 == 0:
+                s.trim(i % 7)
     for s in stores:
         s.sync()
     a, b = sims
-    same_flash(a, b, "after 60 puts")
-    assert a.ops["programs"] > 0 and b.program_bytes.sum() == a.program_bytes.sum()
-    prog_erase = a.ops["programs"] * a._tp + sum(a._te[a.erase_size][:1]) * a.ops["erases"]
-    assert b.time_s >= prog_erase
-    assert abs(a.time_s - b.time_s) < 0.05 * a.time_s
+    same_flash(a, b, "after 300 puts")
+    assert a.ops["programs"] == b.ops["programs"] > 0 and a.ops["erases"] == b.ops["erases"] > 0
+    assert b.program_bytes.tolist() == a.program_bytes.tolist()
+    assert b.ops["reads"] > a.ops["reads"]
+    for attr in ("time_s", "time_max_s", "energy_j", "energy_max_j"):
+        assert getattr(b, attr) == pytest.approx(getattr(a, attr), rel=1e-12), attr
 
 
 def test_without_the_library_engine_c_is_an_input_error(tmp_path: Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -64,6 +65,34 @@ def test_nand_read_time_counts_pages_and_transfer() -> None:
     assert n.program_bytes.tolist() == [2056, 0]
     n.erase(128 * KIB)
     assert n.time_max_s == pytest.approx(3 * 60e-6 + 3064 / 52e6 + 700e-6 + 10e-3, rel=1e-12)
+
+
+def test_nand_page_in_the_data_register_costs_no_tr() -> None:
+    """tR is paid per page loaded: a read starting on the page the last read (main or spare)
+    left in the data register skips it; a program or an erase empties the register."""
+    n = FlashSim.from_part("W25N01GV", 2 * 128 * KIB)
+    tr, bw = 60e-6, 52e6
+    n.read(0, 32)  # loads page 0
+    n.read(32, 3000)  # page 0 is there: only page 1 is loaded
+    assert n.time_s == pytest.approx(2 * tr + 3032 / bw, rel=1e-12)
+    n.read_spare(2048)  # page 1 still there
+    n.read(0, 10)  # page 0 again
+    assert n.time_s == pytest.approx(3 * tr + 3106 / bw, rel=1e-12)
+    assert n.ops["reads"] == 4
+    n.program(64 * 2048, bytes(16))  # another block: the register is emptied all the same
+    t = n.time_s
+    n.read(0, 10)
+    assert n.time_s - t == pytest.approx(tr + 10 / bw, rel=1e-9)
+    n.erase(128 * KIB)
+    t = n.time_s
+    n.read(0, 10)
+    assert n.time_s - t == pytest.approx(tr + 10 / bw, rel=1e-9)
+    # the same reads booked in bulk, a program between two of them marked by an address < 0
+    m = FlashSim.from_part("W25N01GV", 2 * 128 * KIB)
+    m.account_reads(np.array([0, 32, 2048, -1, 2048]), np.array([32, 3000, 10, 0, 10]))
+    assert m.ops["reads"] == 4
+    assert m.time_s == pytest.approx(3 * tr + 3052 / bw, rel=1e-12)
+    assert m.copy()._reg is not m._reg
 
 
 def test_reset_counters_keeps_wear_and_data() -> None:

@@ -52,6 +52,9 @@ struct fswsim {
      * (every catalogue part), else 0 and the slow division; a division costs more than the
      * rest of the bookkeeping of a small read. */
     uint32_t es_shift, ps_shift;
+    /* FlashSim._reg: the page in the NAND data register (-1: none). A read starting on it
+     * skips tR; programs and erases empty it (flash.py, "NAND reads"). */
+    int64_t *reg;
 };
 
 #define SIM(c) ((struct fswsim *)(c)->context)
@@ -101,6 +104,10 @@ static int sim_read(const struct fsw_config *c, uint32_t addr, void *buf, uint32
         m->read_bytes[b1] += (int64_t)addr + n - (int64_t)b1 * m->erase_size;
     }
     pages = page_of(m, addr + n - 1) - page_of(m, addr) + 1;
+    if (m->nand) {
+        pages -= *m->reg == (int64_t)page_of(m, addr);
+        *m->reg = page_of(m, addr + n - 1);
+    }
     t = pages * m->t_page_read + n / m->bw;
     m->reads++;
     m->time_s += t;
@@ -144,6 +151,8 @@ static int sim_prog(const struct fsw_config *c, uint32_t addr, const void *buf, 
         if ((int32_t)(p1 - blk * m->ppb) > m->next_page[blk])
             m->next_page[blk] = (int32_t)(p1 - blk * m->ppb);
     }
+    if (m->nand)
+        *m->reg = -1;
     m->ops_count += np;
     m->programs += np;
     m->time_s += np * m->tp;
@@ -177,6 +186,8 @@ static int sim_erase(const struct fsw_config *c, uint32_t addr, uint32_t size)
         if (m->fresh)
             m->fresh[b] = 1;
     }
+    if (m->nand)
+        *m->reg = -1;
     m->ops_count++;
     m->erases++;
     m->time_s += m->te;

@@ -77,6 +77,7 @@ class _Sim(C.Structure):
         + [(n, C.c_uint64) for n in ("reads", "programs", "erases", "ops_count")]
         + [(n, C.c_double) for n in ("time_s", "time_max_s", "energy_j", "energy_max_j")]
         + [(n, C.c_uint32) for n in ("es_shift", "ps_shift")]
+        + [("reg", _P)]
     )
 
 
@@ -247,10 +248,12 @@ class CStore:
             return
         old = self._arrays
         # reset_counters() replaces these three; the others live as long as the FlashSim.
+        if getattr(f, "_pending_addr", None):
+            f.flush_reads()  # ReplayFlash: book deferred reads first (their order counts)
         if (not old or f.erase_counts is not old[5] or f.program_bytes is not old[6]
-                or f.read_bytes is not old[7]):
+                or f.read_bytes is not old[7] or f._reg is not old[9]):
             arrays = (f._inv, f._spare_inv, f._page_writes, f._next_page, f._wear,
-                      f.erase_counts, f.program_bytes, f.read_bytes, f._bad)
+                      f.erase_counts, f.program_bytes, f.read_bytes, f._bad, f._reg)
             # analyzer.device.ReplayFlash counts consumptions in its program/erase overrides,
             # which the fast path bypasses: the port keeps them instead.
             track = getattr(f, "fresh", None), getattr(f, "consumed", None)
@@ -263,7 +266,7 @@ class CStore:
                     m.fast = False
                     return
             (m.inv, m.spare_inv, m.page_writes, m.next_page, m.wear, m.erase_counts,
-             m.program_bytes, m.read_bytes, m.bad) = map(_ptr, arrays)
+             m.program_bytes, m.read_bytes, m.bad, m.reg) = map(_ptr, arrays)
             m.fresh, m.consumed = (_ptr(track[0]), _ptr(track[1])) if track[0] is not None \
                 else (None, None)
             self._arrays = arrays
