@@ -82,6 +82,18 @@ class Workload:
     def distinct_keys(self) -> int:
         return len(self.key_sizes)
 
+    @property
+    def macs_per_inference(self) -> float:
+        return self._mean("macs")
+
+    @property
+    def untimed_compute(self) -> bool:
+        """True when some COMPUTE record has MACs but no duration (a trace planned without a
+        MAC rate): its compute time needs `with_compute_rate`."""
+        return any(o == COMPUTE and v and not t
+                   for ops in [self.prologue] + [i.ops for i in self.inferences]
+                   for o, _k, _n, v, t, _f in ops)
+
     def with_compute_rate(self, macs_per_s: float) -> Workload:
         """A copy where COMPUTE records without a duration take MACs / macs_per_s (for traces
         planned without a MAC rate, so slowdowns can be computed)."""

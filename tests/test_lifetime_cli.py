@@ -83,7 +83,8 @@ def test_table_and_verdicts(trace) -> None:
     assert rc == 0
     lines = out.splitlines()
     assert lines[0] == "chain.bin: synthetic-chain, 29 KiB swapped out per inference, at 1/s"
-    assert lines[1].startswith("W25Q128JV (nor, 1 MiB replayed, endurance 100,000 cycles)")
+    assert lines[1] == "compute: 4.0 ms per inference, from the trace's COMPUTE times"
+    assert lines[2].startswith("W25Q128JV (nor, 1 MiB replayed, endurance 100,000 cycles)")
     header = next(ln for ln in lines if "store" in ln and "years" in ln)
     for col in ("Weibull p1", "ideal years", "efficiency", "erase ampl.", "wear max/mean",
                 "I/O ms/inf", "I/O mJ/inf", "slowdown", "max rate"):
@@ -148,6 +149,60 @@ def test_corrupt_and_missing_traces(tmp_path, trace, capsys) -> None:
 
 
 SAMPLE = Path(__file__).resolve().parent.parent / "traces" / "mobilenet_v2_256k.bin"
+RESNET8 = SAMPLE.with_name("resnet8_256k.bin")
+
+
+def test_untimed_compute_takes_the_default_mcus_measured_rate() -> None:
+    """The sample traces carry MACs, not times. By default they compute at the MLPerf Tiny
+    rate of a Cortex-M4: the ResNet-8 trace (the benchmark's own model, 12,501,632 MACs)
+    then takes 1 / 4.407 s per inference, the published throughput."""
+    rc, out = cli("lifetime", str(RESNET8), "--part", "W25Q128JV", "--capacity", "1MiB",
+                  "--store", "naive", "--json", "--jobs", "1")
+    assert rc == 0
+    c = json.loads(out)["compute"]
+    assert c["from"] == "mcu" and c["mcu"] == "cortex-m4-120mhz-xcube-ai"
+    assert c["macs_per_inference"] == 12_501_632
+    assert c["macs_per_s"] == pytest.approx(4.407 * 12_501_632)
+    assert c["seconds_per_inference"] == pytest.approx(1 / 4.407, rel=1e-4)
+    assert "NUCLEO_L4R5ZI" in c["source"]
+    rc, out = cli("lifetime", str(RESNET8), "--part", "W25Q128JV", "--capacity", "1MiB",
+                  "--store", "naive", "--jobs", "1", "--mcu", "cortex-m7-280mhz-xcube-ai")
+    assert rc == 0
+    assert ("compute: 12.5 M MACs per inference at 230.0 M MAC/s (Cortex-M7 at 280 MHz, "
+            "X-CUBE-AI 7.3.0; MLPerf Tiny v1.0) = 54.3 ms") in out
+
+
+def test_compute_rate_choices(tmp_path) -> None:
+    """--macs-per-s beats --mcu; --mcu none leaves the slowdown n/a; a trace with COMPUTE
+    times keeps them whatever the options."""
+    untimed = write_chain_trace(tmp_path / "u.bin", (8192, 4096), compute_us=0)
+    base = ("lifetime", str(untimed), "--part", "W25Q128JV", "--capacity", "1MiB", "--store",
+            "flashswap", "--json", "--jobs", "1")
+    got = {}
+    for extra in ((), ("--macs-per-s", "1M"), ("--mcu", "none")):
+        rc, out = cli(*base, *extra)
+        assert rc == 0
+        d = json.loads(out)
+        got[extra] = (d["compute"], d["results"][0]["slowdown"])
+    (mcu, s_mcu), (fixed, s_fixed), (none, s_none) = got.values()
+    macs = (8192 + 4096) * 16
+    assert mcu["seconds_per_inference"] == pytest.approx(macs / (4.407 * 12_501_632), rel=1e-3)
+    assert fixed["from"] == "--macs-per-s" and fixed["seconds_per_inference"] == macs / 1e6
+    assert none["from"] is None and none["seconds_per_inference"] == 0 and s_none is None
+    assert s_mcu > s_fixed > 1  # the faster the compute, the more swapping weighs
+    timed = write_chain_trace(tmp_path / "t.bin", (8192, 4096), compute_us=2500)
+    rc, out = cli(*base[:1], str(timed), *base[2:], "--macs-per-s", "1M")
+    c = json.loads(out)["compute"]
+    assert c["from"] == "trace" and c["seconds_per_inference"] == pytest.approx(5e-3)
+
+
+def test_unknown_mcu_is_a_one_line_error(trace, capsys) -> None:
+    rc, _ = cli("lifetime", str(trace), "--mcu", "cortex-m4", "--jobs", "1")
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert err.startswith("flashswap: error: unknown MCU 'cortex-m4' (closest: cortex-m4-120mhz-")
+
+
 
 
 @pytest.mark.slow

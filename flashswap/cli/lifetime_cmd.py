@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from analyzer.engine_base import STORES
 from analyzer.lifetime import DEFAULT_BUDGET_S, Options, run_job
+from analyzer.mcus import DEFAULT_MCU, MCUS, get_mcu
 from analyzer.rates import format_rate, parse_rate
 from analyzer.report import clean, part_table, verdict
 from analyzer.workload import Workload
@@ -78,9 +79,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "auto = C when built (same flash bytes, faster replay)",
     )
     p.add_argument(
+        "--mcu",
+        default=DEFAULT_MCU,
+        metavar="NAME",
+        help="measured compute rate that times the MACs of traces without COMPUTE times "
+        f"(for the slowdown): {', '.join(m.name for m in MCUS)} or none "
+        f"(default {DEFAULT_MCU})",
+    )
+    p.add_argument(
         "--macs-per-s",
         metavar="RATE",
-        help="compute speed for traces without COMPUTE times (e.g. 100M): enables slowdown",
+        help="compute speed for traces without COMPUTE times (e.g. 100M), instead of --mcu",
     )
     p.add_argument(
         "--passes",
@@ -219,13 +228,43 @@ def _outcome(call: Any) -> Outcome:
         return e
 
 
+def _compute(args: argparse.Namespace, wl: Workload) -> tuple[Workload, dict[str, Any]]:
+    """The workload with its compute timed, and where the time comes from (for the JSON)."""
+    mcu = None if args.mcu.lower() == "none" else get_mcu(args.mcu)  # checked even if unused
+    rate = parse_size(args.macs_per_s, "MAC rate") if args.macs_per_s else None
+    info: dict[str, Any] = {"from": "trace", "mcu": None, "macs_per_s": None, "source": None}
+    if wl.untimed_compute and rate:
+        info.update({"from": "--macs-per-s", "macs_per_s": rate})
+    elif wl.untimed_compute and mcu:
+        rate = mcu.macs_per_s
+        info.update({"from": "mcu", "mcu": mcu.name, "macs_per_s": rate,
+                     "source": mcu.source, "describe": mcu.describe()})
+    elif wl.untimed_compute:
+        info["from"] = None
+    if info["macs_per_s"]:
+        wl = wl.with_compute_rate(info["macs_per_s"])
+    info["macs_per_inference"] = wl.macs_per_inference
+    info["seconds_per_inference"] = wl.compute_s_per_inference
+    return wl, info
+
+
+def _compute_line(c: dict[str, Any]) -> str:
+    """One line saying how long an inference computes, and on what that rests."""
+    macs = f"{c['macs_per_inference'] / 1e6:,.1f} M MACs"
+    if c["from"] is None:
+        return f"compute: {macs} per inference, untimed (no --mcu): slowdown n/a"
+    t = f"{c['seconds_per_inference'] * 1e3:,.1f} ms"
+    if c["from"] == "trace":
+        return f"compute: {t} per inference, from the trace's COMPUTE times"
+    how = c.get("describe") or f"{c['macs_per_s'] / 1e6:,.1f} M MAC/s (--macs-per-s)"
+    return f"compute: {macs} per inference at {how} = {t}"
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     opt = _options(args)
     stores = _stores(args.store)
     parts = _parts(args.part)
-    wl = Workload.load(args.trace)
-    if args.macs_per_s:
-        wl = wl.with_compute_rate(parse_size(args.macs_per_s, "MAC rate"))
+    wl, compute = _compute(args, Workload.load(args.trace))
     if args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {args.jobs}")
     show = console.is_terminal and not args.json
@@ -260,6 +299,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     "model": wl.metadata.get("model"),
                     "rate_per_s": opt.rate_per_s,
                     "payload_bytes_per_inference": wl.bytes_written_per_inference,
+                    "compute": compute,
                     "results": results,
                     "errors": errors,
                 }
@@ -271,6 +311,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         f"{wl.bytes_written_per_inference / 1024:,.0f} KiB swapped out per inference, "
         f"at {format_rate(opt.rate_per_s)}"
     )
+    console.print(_compute_line(compute), soft_wrap=True)
     for part in parts:
         rows = [r for r in results if r["part"] == part]
         errs = [e for e in errors if e["part"] == part]
