@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from flashswap.cli import main
@@ -50,6 +51,28 @@ def test_plan_json_inferences_and_durations(tmp_path):
     comp = t.records[t.records["op"] == Op.COMPUTE]
     assert (comp["time_us"] > 0).any()
     assert t.summary()["bytes_written_per_inference"] == doc["bytes_written_per_inference"] > 0
+
+
+def test_plan_at_a_measured_mcu_rate(tmp_path, capsys):
+    """--mcu times COMPUTE records at a published rate: ResNet-8 (the MLPerf Tiny model) then
+    computes in the 1 / 4.407 s its benchmark result states; --mcu with --macs-per-s, or an
+    unknown MCU, is a one-line usage error."""
+    out = tmp_path / "r8.bin"
+    rc, text = run(["trace", "plan", "builtin:resnet8", "--sram", "256KiB", "--mcu",
+                    "cortex-m4-120mhz-xcube-ai", "-o", str(out), "--json"])
+    assert rc == 0
+    assert json.loads(text)["macs_per_s"] == round(4.407 * 12_501_632)
+    t = Trace.open(out)
+    comp = t.records[t.records["op"] == Op.COMPUTE]
+    assert int(comp["value"].sum()) == 12_501_632
+    assert int(comp["time_us"].sum()) * 1e-6 == pytest.approx(1 / 4.407, rel=1e-4)
+    for extra, msg in ((["--mcu", "cortex-m7-280mhz-xcube-ai", "--macs-per-s", "1M"],
+                        "give --macs-per-s or --mcu, not both"),
+                       (["--mcu", "esp32"], "unknown MCU 'esp32'")):
+        rc, _ = run(["trace", "plan", "builtin:resnet8", "--sram", "256KiB", *extra,
+                     "-o", str(out)])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and err.count("\n") == 1
 
 
 def test_models_lists_builtins():

@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 
 from flashswap.cli.output import print_json, table
+from flashswap.errors import InputError
 from flashswap.model import ACTIVATION_DTYPES, BUILTINS, load_model
 from flashswap.sizes import format_size, parse_size
 
@@ -31,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="activation element type (default int8; weights stay int8)")
     p.add_argument("--macs-per-s", default="0", metavar="RATE",
                    help="MCU MAC rate for COMPUTE durations, e.g. 50M (default 0: no durations)")
+    p.add_argument("--mcu", metavar="NAME",
+                   help="COMPUTE durations at a measured MCU rate instead (as `flashswap "
+                   "lifetime --mcu`), e.g. cortex-m4-120mhz-xcube-ai")
     p.add_argument("-o", "--output", required=True, metavar="OUT.bin", help="trace file to write")
     p.add_argument("--json", action="store_true", help="print the plan summary as JSON")
     p.set_defaults(func=_plan)
@@ -64,6 +68,12 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
     sram = parse_size(args.sram, "SRAM budget")
     chunk = parse_size(args.chunk, "chunk size")
     rate = parse_size(args.macs_per_s, "MAC rate")
+    if args.mcu:
+        from analyzer.mcus import get_mcu
+
+        if rate:
+            raise InputError("give --macs-per-s or --mcu, not both")
+        rate = round(get_mcu(args.mcu).macs_per_s)
     graph = load_model(args.model, args.dtype)
     p = plan(graph, sram, chunk, rate)
     records = write_trace(p, args.output, args.inferences)
