@@ -6,9 +6,10 @@ Runs `flashswap lifetime TRACE --json --store flashswap,littlefs` (the CLI itsel
 subprocess, with its default options: whole parts, rate 1/min, littlefs block_cycles=100) on
 each trace in traces/, and prints per trace and part: flashswap's years and efficiency, the
 littlefs years and efficiency, and the ratio of the two, all from the same run. Traces that
-write nothing to flash (the model fits in the SRAM budget) are listed as such. The table is
-followed by a summary per part (ranges over the traces that write) and one JSON line with
-every figure.
+write nothing to flash (the model fits in the SRAM budget) are listed as such, and so are
+traces whose working set does not fit littlefs on a part (one erase block per chunk file).
+The table is followed by a summary per part (ranges over the traces that write) and one JSON
+line with every figure.
 
 This is what the issue 6 target "on every sample trace, on NOR and SLC NAND parts: flashswap
 efficiency >= 0.95 and years >= 2x littlefs" is checked against; it takes 15-25 minutes on a
@@ -42,16 +43,19 @@ def run_trace(trace: Path, parts: list[str]) -> tuple[dict[str, Any], float]:
 
 
 def rows_of(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    """results[part][store] -> result object."""
+    """results[part][store] -> result object, or {"error": message} where the store could not
+    run (e.g. the working set does not fit littlefs's one-block-per-file layout)."""
     by: dict[str, dict[str, dict[str, Any]]] = {}
     for r in doc["results"]:
         by.setdefault(r["part"], {})[r["store"]] = r
+    for e in doc.get("errors", []):
+        by.setdefault(e["part"], {})[e["store"]] = {"error": e["error"]}
     return by
 
 
 def writes(r: dict[str, Any]) -> bool:
-    """True when the store wrote to flash (years are finite)."""
-    return r.get("years") is not None and r.get("ideal_years") is not None
+    """True when the store ran and wrote to flash (years are finite)."""
+    return "error" not in r and r.get("years") is not None and r.get("ideal_years") is not None
 
 
 def fmt(v: float | None, spec: str) -> str:
@@ -77,35 +81,44 @@ def main() -> None:
             fs, lf = by[part]["flashswap"], by[part]["littlefs"]
             row: dict[str, Any] = {"trace": trace.stem, "part": part, "kind": fs["kind"],
                                    "wall_s": round(wall, 1)}
+            if "error" in fs:
+                raise SystemExit(f"{trace.stem} on {part}: flashswap failed: {fs['error']}")
             if not writes(fs):
                 row["writes"] = False
                 print(f"{trace.stem:<22} {part:<12} {'writes nothing to flash':>44}")
             else:
-                ratio = fs["years"] / lf["years"] if writes(lf) and lf["years"] else None
+                lok = writes(lf)
+                ratio = fs["years"] / lf["years"] if lok and lf["years"] else None
                 row.update(writes=True, flashswap_years=fs["years"],
-                           flashswap_efficiency=fs["efficiency"], littlefs_years=lf["years"],
-                           littlefs_efficiency=lf["efficiency"], ratio=ratio)
+                           flashswap_efficiency=fs["efficiency"],
+                           littlefs_years=lf["years"] if lok else None,
+                           littlefs_efficiency=lf["efficiency"] if lok else None, ratio=ratio,
+                           littlefs_error=lf.get("error"))
+                tail = (f"{fmt(lf['years'], '11.4g')} {fmt(lf['efficiency'], '6.3f')} "
+                        f"{fmt(ratio, '6.2f')}x" if lok else f"{'does not fit':>26}")
                 print(f"{trace.stem:<22} {part:<12} {fmt(fs['years'], '12.4g')} "
-                      f"{fmt(fs['efficiency'], '6.3f')} {fmt(lf['years'], '11.4g')} "
-                      f"{fmt(lf['efficiency'], '6.3f')} {fmt(ratio, '6.2f')}x {wall:7.1f}")
+                      f"{fmt(fs['efficiency'], '6.3f')} {tail} {wall:7.1f}")
             out.append(row)
         sys.stdout.flush()
     print()
     print(f"{'part':<12} {'traces':>6} {'flashswap eff':>15} {'littlefs eff':>15} "
-          f"{'flashswap/littlefs':>20}")
+          f"{'flashswap/littlefs':>20} {'lfs n/fit':>9}")
     summary = []
     for part in parts:
         w = [r for r in out if r["part"] == part and r["writes"]]
         if not w:
             continue
         fe = [r["flashswap_efficiency"] for r in w]
-        le = [r["littlefs_efficiency"] for r in w]
+        le = [r["littlefs_efficiency"] for r in w if r["littlefs_efficiency"] is not None]
         ra = [r["ratio"] for r in w if r["ratio"] is not None]
         s = {"part": part, "traces": len(w), "flashswap_efficiency": [min(fe), max(fe)],
-             "littlefs_efficiency": [min(le), max(le)], "ratio": [min(ra), max(ra)]}
+             "littlefs_efficiency": [min(le), max(le)] if le else None,
+             "ratio": [min(ra), max(ra)] if ra else None, "littlefs_does_not_fit": len(w) - len(ra)}
         summary.append(s)
-        print(f"{part:<12} {len(w):>6} {min(fe):7.3f}-{max(fe):.3f} {min(le):7.3f}-{max(le):.3f}"
-              f" {min(ra):11.2f}x-{max(ra):.2f}x")
+        lr = f"{min(le):7.3f}-{max(le):.3f}" if le else f"{'-':>13}"
+        rr = f"{min(ra):11.2f}x-{max(ra):.2f}x" if ra else f"{'-':>19}"
+        print(f"{part:<12} {len(w):>6} {min(fe):7.3f}-{max(fe):.3f} {lr} {rr}"
+              f" {len(w) - len(ra):>9}")
     print(json.dumps({"rows": out, "summary": summary}))
 
 
