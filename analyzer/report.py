@@ -117,6 +117,9 @@ def verdict(part: str, results: list[dict[str, Any]], errors: list[dict], rate: 
         f"; swapping costs {best['io_seconds_per_inference'] * 1e3:,.0f} ms and "
         f"{best['io_energy_mj_per_inference']:,.1f} mJ of flash work per inference"
     )
+    if best.get("slowdown") is not None and best.get("slowdown_prefetch") is not None:
+        line += (f"; an inference takes {best['slowdown']:.3g}x as long as with its "
+                 f"activations in SRAM ({best['slowdown_prefetch']:.3g}x with prefetch)")
     if not best["sustainable"]:
         line += f", too slow for {format_rate(rate)} (max {format_rate(best['max_rate_per_s'])})"
     for e in errors:

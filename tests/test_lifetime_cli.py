@@ -94,6 +94,8 @@ def test_table_and_verdicts(trace) -> None:
     verdict = lines[-1]
     assert verdict.startswith("W25Q128JV: flashswap lasts ")
     assert "x naive" in verdict and "ms and" in verdict and "mJ of flash work" in verdict
+    assert "; an inference takes " in verdict and "x as long as with its activations in SRAM (" \
+        in verdict and "x with prefetch)" in verdict
 
 
 def test_parallel_jobs_give_the_same_numbers(trace, json_run) -> None:
