@@ -239,8 +239,16 @@ def test_littlefs_stint_model_on_its_premise(traces) -> None:
 
 
 @pytest.mark.slow
-def test_littlefs_on_nand_against_replay_to_failure(traces) -> None:
+def test_littlefs_on_nand_against_replay_to_failure(traces, monkeypatch) -> None:
     """NAND: one slow pair (a stint of 101 erases over ~380 inferences, 45 above the data
-    share); the deterministic replay stays close to random placement here."""
+    share); the deterministic replay stays close to random placement here. With the stint
+    measured the projection lands within 1%; `flashswap lifetime` gives the estimator
+    littlefs's relocation rule instead (shorter windows), which lands 4% short."""
     c = check(traces["small"], NAND, "littlefs", 64 * 128 * 1024, 1000)
-    assert abs(c.error) <= 0.03, c
+    assert c.actual == 7027
+    assert -0.05 <= c.error <= -0.03, c
+    import analyzer.lifetime as lt
+
+    monkeypatch.setattr(lt, "_stint", lambda engine: None)
+    c = check(traces["small"], NAND, "littlefs", 64 * 128 * 1024, 1000)
+    assert c.actual == 7027 and abs(c.error) <= 0.01, c
