@@ -166,7 +166,7 @@ def premise_life(
         pass
     snaps = np.asarray(est.snaps)
     circ = f.num_blocks - engine.static_units()
-    hs = measure_hot_spots(snaps, circ)
+    hs = measure_hot_spots(snaps, circ, est.stint_erases, est.min_runs)
     if hs is None:
         raise ValueError("no window measured")
     st = hs.stints
