@@ -236,8 +236,7 @@ def _compute(args: argparse.Namespace, wl: Workload) -> tuple[Workload, dict[str
     if wl.untimed_compute and rate:
         info.update({"from": "--macs-per-s", "macs_per_s": rate})
     elif wl.untimed_compute and mcu:
-        rate = mcu.macs_per_s
-        info.update({"from": "mcu", "mcu": mcu.name, "macs_per_s": rate,
+        info.update({"from": "mcu", "mcu": mcu.name, "macs_per_s": mcu.macs_per_s,
                      "source": mcu.source, "describe": mcu.describe()})
     elif wl.untimed_compute:
         info["from"] = None

@@ -246,12 +246,12 @@ class CStore:
         m.fast = fast
         if not fast:
             return
-        old = self._arrays
-        # reset_counters() replaces these three; the others live as long as the FlashSim.
         if getattr(f, "_pending_addr", None):
             f.flush_reads()  # ReplayFlash: book deferred reads first (their order counts)
+        old = self._arrays
+        # reset_counters() replaces these three; the others live as long as the FlashSim.
         if (not old or f.erase_counts is not old[5] or f.program_bytes is not old[6]
-                or f.read_bytes is not old[7] or f._reg is not old[9]):
+                or f.read_bytes is not old[7]):
             arrays = (f._inv, f._spare_inv, f._page_writes, f._next_page, f._wear,
                       f.erase_counts, f.program_bytes, f.read_bytes, f._bad, f._reg)
             # analyzer.device.ReplayFlash counts consumptions in its program/erase overrides,
