@@ -12,7 +12,7 @@ The table is followed by a summary per part (ranges over the traces that write) 
 line with every figure.
 
 This is what the issue 6 target "on every sample trace, on NOR and SLC NAND parts: flashswap
-efficiency >= 0.95 and years >= 2x littlefs" is checked against; it takes 15-25 minutes on a
+efficiency >= 0.95 and years >= 2x littlefs" is checked against; it takes about 12 minutes on a
 2-core machine (littlefs-python is nearly all of it).
 """
 
