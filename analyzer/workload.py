@@ -168,6 +168,8 @@ class Workload:
         from flashswap.trace import Trace  # imported here: the trace module owns the format
 
         p = Path(path)
+        if p.is_dir():
+            raise TraceFormatError(f"{path}: is a directory, not a trace file")
         if not p.is_file():
             raise TraceFormatError(f"{path}: no such trace file")
         trace = Trace.open(p, validate=True)

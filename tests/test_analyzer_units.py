@@ -125,6 +125,8 @@ def test_workload_rejects_unknown_ops() -> None:
 def test_missing_trace_file(tmp_path) -> None:
     with pytest.raises(TraceFormatError, match="no such trace file"):
         Workload.load(tmp_path / "nope.bin")
+    with pytest.raises(TraceFormatError, match="is a directory, not a trace file"):
+        Workload.load(tmp_path)
 
 
 # --- projection --------------------------------------------------------------------------
