@@ -199,3 +199,22 @@ def test_info_semantic_error_and_missing_file(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"flashswap: error: {tmp_path / 'none.fst'}: cannot open: No such file or directory\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["bogus"], "argument COMMAND: invalid choice: 'bogus' (choose from 'parts', 'trace', "
+                    "'lifetime')"),
+        (["parts", "--kind", "nor"], "unrecognized arguments: --kind nor"),
+        (["trace", "plan", "builtin:resnet8", "-o", "x.bin"],
+         "trace plan: the following arguments are required: --sram"),
+        (["lifetime"], "lifetime: the following arguments are required: TRACE"),
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_subcommand(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out = run(argv)
+    assert rc == 2 and out == ""
+    assert capsys.readouterr().err == f"flashswap: error: {expected}\n"

@@ -22,7 +22,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so main() owns every exit status."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{self.prog}: {message}")
+        # main() prefixes "flashswap: error:"; name only the subcommand, if any
+        where = self.prog.removeprefix("flashswap").strip()
+        raise InputError(f"{where}: {message}" if where else message)
 
 
 def build_parser() -> argparse.ArgumentParser:
