@@ -36,12 +36,12 @@ from flashswap.errors import (
     NoSpaceError,
 )
 from flashswap.parts import Part, get_part
+from flashswap.store.core import MAX_KEYS_CAP, index_limit
 
 MANAGED_PARTITION = 64 << 20  # replayed partition of a managed device (see README)
 DEFAULT_BUDGET_S = 60.0  # a safety net: estimators stop on fixed counts well before
 MAX_INFERENCES = 1_000_000
 NO_KEY = 0xFFFFFFFF
-STORE_DEFAULT_KEYS = 1024  # flashswap.store.core.MAX_KEYS_CAP
 
 
 @dataclass
@@ -88,10 +88,18 @@ def make_engine(store: str, flash: ReplayFlash, wl: Workload, opt: Options) -> E
         from analyzer.engine_flashswap import FlashswapEngine
 
         config = dict(opt.store_config)
-        if wl.peak_live_chunks + 1 > STORE_DEFAULT_KEYS:  # + 1: the burn-in filler
+        need = wl.peak_live_chunks + 1  # + 1: the burn-in filler
+        seg = config.get("segment_size")
+        if seg and need > index_limit(seg):
+            raise InputError(
+                f"the working set's {wl.peak_live_chunks} chunks do not fit the index of "
+                f"{seg:,}-byte segments (at most {index_limit(seg)} chunks: a checkpoint "
+                "fills at most half a segment); choose a larger segment size"
+            )
+        if need > MAX_KEYS_CAP:
             # The store's default index holds 1024 chunks (12 KiB of MCU RAM); a working set
             # of more chunks needs a larger index, which the store allows up to half a segment.
-            config.setdefault("max_keys", wl.peak_live_chunks + 1)
+            config.setdefault("max_keys", need)
         return FlashswapEngine(flash, wl.peak_live_bytes, wl.peak_live_chunks,
                                implementation=opt.implementation, **config)
     raise InputError(f"unknown store {store!r} (choose from {', '.join(STORES)})")

@@ -252,3 +252,33 @@ def test_engine_choice_changes_speed_not_wear(trace) -> None:
         assert got["python"][k] == got["c"][k], k
     rc, out = cli("lifetime", str(trace), "--engine", "rust")
     assert rc == 2
+
+
+def test_segment_size_trades_erase_time_for_weibull_life(trace) -> None:
+    """On NOR the store's default segment is the 64 KiB block: one erase command per segment,
+    but a segment retires with the weakest of its 16 sectors. 4 KiB segments retire one
+    sector at a time (a longer Weibull p1) and take 16 erase commands for the same bytes."""
+    got = {}
+    for seg in ("4KiB", "64KiB"):
+        rc, out = cli("lifetime", str(trace), "--part", "W25Q128JV", "--capacity", "2MiB",
+                      "--store", "flashswap", "--segment-size", seg, "--json", "--jobs", "1")
+        assert rc == 0
+        r = json.loads(out)["results"][0]
+        got[seg] = r
+    assert got["4KiB"]["engine"]["segment_size"] == 4096
+    assert got["64KiB"]["engine"]["segment_size"] == 65536
+    assert got["4KiB"]["years_weibull_p1"] > 1.5 * got["64KiB"]["years_weibull_p1"]
+    assert got["4KiB"]["io_seconds_per_inference"] > got["64KiB"]["io_seconds_per_inference"]
+
+
+def test_segment_size_errors(trace, capsys) -> None:
+    rc, _ = cli("lifetime", str(trace), "--part", "W25N01GV", "--store", "flashswap",
+                "--segment-size", "32KiB", "--jobs", "1")
+    assert (rc, capsys.readouterr().err) == (2, "flashswap: error: segment size 32768 is not "
+                                                "an erase size of this flash (131072)\n")
+    rc, _ = cli("lifetime", str(SAMPLE), "--part", "W25Q128JV", "--store", "flashswap",
+                "--segment-size", "4KiB", "--jobs", "1")
+    assert (rc, capsys.readouterr().err) == (
+        2, "flashswap: error: the working set's 368 chunks do not fit the index of 4,096-byte "
+        "segments (at most 164 chunks: a checkpoint fills at most half a segment); choose a "
+        "larger segment size\n")

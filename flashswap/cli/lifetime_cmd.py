@@ -72,6 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="littlefs block_cycles (default 100; -1 = littlefs default, no metadata eviction)",
     )
     p.add_argument(
+        "--segment-size",
+        metavar="SIZE",
+        help="the flashswap store's segment, its erase and retirement unit: one of the "
+        "part's erase sizes (default: the largest NOR erase up to 64 KiB, the NAND block); "
+        "smaller NOR segments retire less flash per worn sector (Weibull p1) but cost more "
+        "erase time",
+    )
+    p.add_argument(
         "--engine",
         choices=("auto", "c", "python"),
         default="auto",
@@ -149,6 +157,8 @@ def _options(args: argparse.Namespace) -> Options:
         passes=args.passes,
         budget_s=args.budget,
         implementation=args.engine,
+        store_config={"segment_size": parse_size(args.segment_size, "segment size")}
+        if args.segment_size else {},
     )
 
 

@@ -57,6 +57,12 @@ MAX_KEYS_CAP = 1024
 MIN_SEGMENTS = 6
 
 
+def index_limit(segment_size: int) -> int:
+    """The most chunks the index can hold with segments of `segment_size` bytes: a checkpoint
+    record carries the whole index and may fill at most half a segment."""
+    return (segment_size // 2 - HEADER_SIZE - REC_SIZE) // ENTRY_SIZE
+
+
 def _log2(n: int, what: str) -> int:
     if n <= 0 or n & (n - 1):
         raise InputError(f"{what} must be a power of two, not {n}")
@@ -85,7 +91,8 @@ class _Geometry:
             )
         if seg_size % flash.erase_size or seg_size not in flash.erase_sizes:
             raise InputError(
-                f"segment size {seg_size} is not an erase size of this flash {flash.erase_sizes}"
+                f"segment size {seg_size} is not an erase size of this flash "
+                f"({', '.join(map(str, flash.erase_sizes))})"
             )
 
 
@@ -148,7 +155,7 @@ class Store:
                 segment_size //= 2
         page_once = getattr(flash, "nop", 0) != 0
         geo = _Geometry(flash, segment_size, flash.page_size, page_once)
-        limit = (segment_size // 2 - HEADER_SIZE - REC_SIZE) // ENTRY_SIZE
+        limit = index_limit(segment_size)
         if max_keys is None:
             max_keys = min(MAX_KEYS_CAP, limit)
         if not 1 <= max_keys <= min(65535, limit):
