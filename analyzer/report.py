@@ -71,8 +71,12 @@ def part_table(part: dict[str, Any], results: list[dict[str, Any]], errors: list
     run on it, with the reason."""
     title = (
         f"{part['part']} ({part['kind']}{'/' + part['cell'] if part.get('cell') else ''}, "
-        f"{_size(part['capacity'])} replayed, endurance {part['endurance']:,} cycles)"
+        f"{_size(part['capacity'])} replayed, endurance {part['endurance']:,} cycles"
     )
+    fs = next((r for r in results if r["store"] == "flashswap" and r.get("engine")), None)
+    if fs:  # its unit of erase and retirement: the Weibull life depends on it
+        title += f"; flashswap segments {_size(fs['engine']['segment_size'])}"
+    title += ")"
     t = Table(title=title, title_justify="left")
     for i, c in enumerate(COLUMNS):
         t.add_column(c, justify="left" if i == 0 else "right")

@@ -84,7 +84,8 @@ def test_table_and_verdicts(trace) -> None:
     lines = out.splitlines()
     assert lines[0] == "chain.bin: synthetic-chain, 29 KiB swapped out per inference, at 1/s"
     assert lines[1] == "compute: 4.0 ms per inference, from the trace's COMPUTE times"
-    assert lines[2].startswith("W25Q128JV (nor, 1 MiB replayed, endurance 100,000 cycles)")
+    assert lines[2].startswith(
+        "W25Q128JV (nor, 1 MiB replayed, endurance 100,000 cycles; flashswap segments 64 KiB)")
     header = next(ln for ln in lines if "store" in ln and "years" in ln)
     for col in ("Weibull p1", "ideal years", "efficiency", "erase ampl.", "wear max/mean",
                 "I/O ms/inf", "I/O mJ/inf", "slowdown", "max rate"):
