@@ -5,7 +5,9 @@
 Runs `flashswap lifetime TRACE --json --store flashswap,littlefs` (the CLI itself, in a
 subprocess, with its default options: whole parts, rate 1/min, littlefs block_cycles=100) on
 each trace in traces/, and prints per trace and part: flashswap's years and efficiency, the
-littlefs years and efficiency, and the ratio of the two, all from the same run. Traces that
+littlefs years and efficiency, the ratio of the two, and the ratio of their Weibull p1 years
+(the 1% point under a per-block endurance distribution: where flashswap's large NOR segments,
+retired whole, show), all from the same run. Traces that
 write nothing to flash (the model fits in the SRAM budget) are listed as such, and so are
 traces whose working set does not fit littlefs on a part (one erase block per chunk file).
 The table is followed by a summary per part (ranges over the traces that write) and one JSON
@@ -73,7 +75,7 @@ def main() -> None:
         traces = [t for t in traces if t.stem in args.only]
     out: list[dict[str, Any]] = []
     print(f"{'trace':<22} {'part':<12} {'flashswap y':>12} {'eff':>6} {'littlefs y':>11} "
-          f"{'eff':>6} {'ratio':>7} {'wall s':>7}")
+          f"{'eff':>6} {'ratio':>7} {'p1 ratio':>7} {'wall s':>7}")
     for trace in traces:
         doc, wall = run_trace(trace, parts)
         by = rows_of(doc)
@@ -89,20 +91,24 @@ def main() -> None:
             else:
                 lok = writes(lf)
                 ratio = fs["years"] / lf["years"] if lok and lf["years"] else None
+                p1 = fs["years_weibull_p1"], lf.get("years_weibull_p1") if lok else None
+                p1_ratio = p1[0] / p1[1] if p1[0] and p1[1] else None
                 row.update(writes=True, flashswap_years=fs["years"],
                            flashswap_efficiency=fs["efficiency"],
                            littlefs_years=lf["years"] if lok else None,
                            littlefs_efficiency=lf["efficiency"] if lok else None, ratio=ratio,
-                           littlefs_error=lf.get("error"))
+                           flashswap_weibull_p1=p1[0], littlefs_weibull_p1=p1[1],
+                           p1_ratio=p1_ratio, littlefs_error=lf.get("error"))
                 tail = (f"{fmt(lf['years'], '11.4g')} {fmt(lf['efficiency'], '6.3f')} "
-                        f"{fmt(ratio, '6.2f')}x" if lok else f"{'does not fit':>26}")
+                        f"{fmt(ratio, '6.2f')}x {fmt(p1_ratio, '6.2f')}x" if lok
+                        else f"{'does not fit':>34}")
                 print(f"{trace.stem:<22} {part:<12} {fmt(fs['years'], '12.4g')} "
                       f"{fmt(fs['efficiency'], '6.3f')} {tail} {wall:7.1f}")
             out.append(row)
         sys.stdout.flush()
     print()
     print(f"{'part':<12} {'traces':>6} {'flashswap eff':>15} {'littlefs eff':>15} "
-          f"{'flashswap/littlefs':>20} {'lfs n/fit':>9}")
+          f"{'flashswap/littlefs':>20} {'Weibull p1 ratio':>18} {'lfs n/fit':>9}")
     summary = []
     for part in parts:
         w = [r for r in out if r["part"] == part and r["writes"]]
@@ -111,13 +117,17 @@ def main() -> None:
         fe = [r["flashswap_efficiency"] for r in w]
         le = [r["littlefs_efficiency"] for r in w if r["littlefs_efficiency"] is not None]
         ra = [r["ratio"] for r in w if r["ratio"] is not None]
+        pr = [r["p1_ratio"] for r in w if r["p1_ratio"] is not None]
         s = {"part": part, "traces": len(w), "flashswap_efficiency": [min(fe), max(fe)],
              "littlefs_efficiency": [min(le), max(le)] if le else None,
-             "ratio": [min(ra), max(ra)] if ra else None, "littlefs_does_not_fit": len(w) - len(ra)}
+             "ratio": [min(ra), max(ra)] if ra else None,
+             "p1_ratio": [min(pr), max(pr)] if pr else None,
+             "littlefs_does_not_fit": len(w) - len(ra)}
         summary.append(s)
         lr = f"{min(le):7.3f}-{max(le):.3f}" if le else f"{'-':>13}"
         rr = f"{min(ra):11.2f}x-{max(ra):.2f}x" if ra else f"{'-':>19}"
-        print(f"{part:<12} {len(w):>6} {min(fe):7.3f}-{max(fe):.3f} {lr} {rr}"
+        pp = f"{min(pr):9.2f}x-{max(pr):.2f}x" if pr else f"{'-':>17}"
+        print(f"{part:<12} {len(w):>6} {min(fe):7.3f}-{max(fe):.3f} {lr} {rr} {pp}"
               f" {len(w) - len(ra):>9}")
     print(json.dumps({"rows": out, "summary": summary}))
 
