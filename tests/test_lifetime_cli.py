@@ -264,8 +264,7 @@ def test_segment_size_trades_erase_time_for_weibull_life(trace) -> None:
         rc, out = cli("lifetime", str(trace), "--part", "W25Q128JV", "--capacity", "2MiB",
                       "--store", "flashswap", "--segment-size", seg, "--json", "--jobs", "1")
         assert rc == 0
-        r = json.loads(out)["results"][0]
-        got[seg] = r
+        got[seg] = json.loads(out)["results"][0]
     assert got["4KiB"]["engine"]["segment_size"] == 4096
     assert got["64KiB"]["engine"]["segment_size"] == 65536
     assert got["4KiB"]["years_weibull_p1"] > 1.5 * got["64KiB"]["years_weibull_p1"]

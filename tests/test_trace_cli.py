@@ -204,8 +204,7 @@ def test_info_semantic_error_and_missing_file(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["bogus"], "argument COMMAND: invalid choice: 'bogus' (choose from 'parts', 'trace', "
-                    "'lifetime')"),
+        (["bogus"], "argument COMMAND: invalid choice: "),  # the rest varies by Python
         (["parts", "--kind", "nor"], "unrecognized arguments: --kind nor"),
         (["trace", "plan", "builtin:resnet8", "-o", "x.bin"],
          "trace plan: the following arguments are required: --sram"),
@@ -216,5 +215,6 @@ def test_usage_errors_are_one_line_naming_the_subcommand(
     argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rc, out = run(argv)
+    err = capsys.readouterr().err
     assert rc == 2 and out == ""
-    assert capsys.readouterr().err == f"flashswap: error: {expected}\n"
+    assert err.startswith(f"flashswap: error: {expected}") and err.count("\n") == 1, err
