@@ -32,6 +32,11 @@ from analyzer.workload import Workload
 from flashswap.errors import FlashswapError
 from flashswap.parts import get_part
 
+# Remount periods for draws of random placement: each restarts the allocator at other blocks.
+# Nine, because one draw spreads by 10-50% at 300 cycles: with three, the median could not
+# tell a 2% error from a 7% one (analyzer/README.md, validation).
+REMOUNT_PERIODS = (13, 17, 20, 23, 27, 31, 37, 41, 47)
+
 
 @dataclass(frozen=True)
 class Failure:

@@ -7,8 +7,9 @@ runs once per endurance (analyzer.lifetime.analyze, as `flashswap lifetime` does
 reboot: littlefs restarts its allocator at a pseudo-random block), and compare it with the
 stint model on its own premise (analyzer.validate.premise_life). Prints a Markdown table.
 
-    python bench/validate_lifetime.py                   # every case (about 40 min on 2 cores)
+    python bench/validate_lifetime.py                   # every case (about 90 min on 2 cores)
     python bench/validate_lifetime.py --only small-nor  # one group
+    python bench/validate_lifetime.py --only remount    # the premise check (66 min)
     python bench/validate_lifetime.py --cache v.json    # reuse replays to failure across runs
 
 `--cache` keeps the replays to failure (keyed by case) so that projections from another
@@ -31,15 +32,13 @@ import numpy as np
 from analyzer.lifetime import Options, analyze
 from analyzer.rates import SECONDS_PER_YEAR
 from analyzer.synth import write_chain_trace
+from analyzer.validate import REMOUNT_PERIODS
 from analyzer.workload import Workload
 from flashswap.parts import get_part
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDURANCES = (300, 1000, 3000)
 NOR, NAND = "W25Q128JV", "W25N01GV"
-# Remount periods: each one a draw of where the allocator restarts. One draw spreads by 10-50%
-# at 300 cycles, so the median of three (the first run) could not tell 2% from 7%.
-PERIODS = (13, 17, 20, 23, 27, 31, 37, 41, 47)
 
 # (group, trace, part, blocks, remount_every)
 CASES = [
@@ -48,9 +47,9 @@ CASES = [
     *[("small-nand", "small", NAND, b, None) for b in (60, 64, 68)],
     ("chain-nor", "chain", NOR, 128, None),
     *[("alexnet-nor", "alexnet_512k.bin", NOR, b, None) for b in (256, 512)],
-    *[("remount", "small", NOR, b, k) for b in (64, 128, 256) for k in PERIODS],
-    *[("remount", "small", NAND, 64, k) for k in PERIODS],
-    *[("remount", "alexnet_512k.bin", NOR, 256, k) for k in PERIODS],
+    *[("remount", "small", NOR, b, k) for b in (64, 128, 256) for k in REMOUNT_PERIODS],
+    *[("remount", "small", NAND, 64, k) for k in REMOUNT_PERIODS],
+    *[("remount", "alexnet_512k.bin", NOR, 256, k) for k in REMOUNT_PERIODS],
 ]
 
 
