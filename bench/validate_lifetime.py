@@ -32,9 +32,13 @@ import numpy as np
 from analyzer.lifetime import Options, analyze
 from analyzer.rates import SECONDS_PER_YEAR
 from analyzer.synth import write_chain_trace
-from analyzer.validate import REMOUNT_PERIODS
 from analyzer.workload import Workload
 from flashswap.parts import get_part
+
+try:
+    from analyzer.validate import REMOUNT_PERIODS
+except ImportError:  # an older checkout on PYTHONPATH (`--cache` comparisons): the same draws
+    REMOUNT_PERIODS = (13, 17, 20, 23, 27, 31, 37, 41, 47)
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDURANCES = (300, 1000, 3000)
