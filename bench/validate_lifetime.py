@@ -178,6 +178,8 @@ def premise_summary(cases: list, by_geo: dict, cache: dict) -> None:
             print(f"| {trace} | {part} | {blocks} | {e} | {p:,.0f} | {len(got)} "
                   f"({min(got):,}-{max(got):,}) | {med:,.0f} | {p / med - 1:+.1%} | "
                   + " / ".join(f"{p / h - 1:+.1%}" for h in halves) + " |")
+    if not errs:
+        return
     a = np.abs(np.asarray(errs))
     print(f"\nwithin 2%: {int((a <= 0.02).sum())} of {a.size}; within 5%: "
           f"{int((a <= 0.05).sum())}; largest {a.max():.1%}")
