@@ -23,6 +23,7 @@ from analyzer.mcus import DEFAULT_MCU, MCUS, get_mcu
 from analyzer.rates import format_rate, parse_rate
 from analyzer.report import clean, part_table, verdict
 from analyzer.workload import Workload
+from flashswap.cli import COMMANDS
 from flashswap.cli.output import print_json
 from flashswap.errors import InputError
 from flashswap.parts import get_part
@@ -35,7 +36,7 @@ DEFAULT_PARTS = ("W25Q128JV", "W25N01GV", "FNNL41A-8Gb", "S-46u-2GB")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "lifetime",
-        help="replay a trace on flash parts and storage layers; project years to wear-out",
+        help=COMMANDS["lifetime"][1],
         description=(
             "Replays TRACE's inferences through each storage layer on each simulated part until "
             "the wear pattern is steady, then projects the years until the flash wears out at "

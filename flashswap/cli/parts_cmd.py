@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from flashswap.cli import COMMANDS
 from flashswap.cli.output import print_json, table
 from flashswap.parts import Part, load_catalogue
 
@@ -15,7 +16,7 @@ _SOURCE_WIDTH = 40
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds `parts` to the top-level command."""
-    p = sub.add_parser("parts", help="list the flash parts the simulator and planner know")
+    p = sub.add_parser("parts", help=COMMANDS["parts"][1])
     p.add_argument("--json", action="store_true", help="print every field of every part as JSON")
     p.add_argument(
         "--parts-file",
