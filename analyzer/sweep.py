@@ -209,15 +209,22 @@ class LocalPool:
             pool = [spawn() for _ in range(max(1, min(self.workers, len(tasks))))]
             last = time.monotonic()
             while g.ready or any(w.task for w in pool):
-                for w in pool:
-                    if w.task is None and g.ready:
-                        t, has_dep, dep = g.pop()
-                        try:
-                            w.conn.send((t.key, t.fn, has_dep, dep, t.args))
-                        except Exception as e:  # noqa: BLE001 - unpicklable arguments
-                            g.finished(t, Failed(f"cannot send to a worker: {describe(e)}"), done)
-                            continue
-                        w.task = t
+                for i, w in enumerate(pool):
+                    if w.task is not None or not g.ready:
+                        continue
+                    t, has_dep, dep = g.pop()
+                    try:
+                        w.conn.send((t.key, t.fn, has_dep, dep, t.args))
+                    except OSError:  # the worker died while idle (killed from outside)
+                        w.proc.join()
+                        w.conn.close()
+                        pool[i] = spawn()
+                        g.push(t, has_dep, dep)  # no fault of the task: it goes again
+                        continue
+                    except Exception as e:  # noqa: BLE001 - unpicklable arguments
+                        g.finished(t, Failed(f"cannot send to a worker: {describe(e)}"), done)
+                        continue
+                    w.task = t
                 busy = [w for w in pool if w.task is not None]
                 if not busy:
                     continue
