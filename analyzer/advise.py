@@ -44,7 +44,7 @@ def parse_budgets(text: str) -> list[int]:
             continue
         ends = item.split("..")
         top, sep, step_text = ends[-1].partition(":")
-        if len(ends) != 2 or not ends[0].strip() or not top.strip() or (
+        if len(ends) != 2 or "..." in item or not ends[0].strip() or not top.strip() or (
                 sep and not step_text.strip()):
             raise InputError(f"invalid SRAM range {item!r}: expected A..B or A..B:STEP, "
                              "e.g. 32KiB..1MiB or 64KiB..512KiB:64KiB")

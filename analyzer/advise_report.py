@@ -36,7 +36,8 @@ class Target:
     max_slowdown: float | None = None
 
     def describe(self) -> str:
-        s = f"{num(self.years)} years at {format_rate(self.rate_per_s)}"
+        unit = "year" if self.years == 1 else "years"
+        s = f"{num(self.years)} {unit} at {format_rate(self.rate_per_s)}"
         return s + (f", at most {num(self.max_slowdown)}x slowdown" if self.max_slowdown else "")
 
 
@@ -226,8 +227,8 @@ def recommendation(model: str, rows: Sequence[dict[str, Any]], target: Target,
     """One line: the first ranked configuration, or why there is none."""
     best = ranked(rows)
     if not best:
-        return (f"{model}: nothing meets {target.describe()} "
-                f"{_budgets(rows)}; {shortfall(rows, target)}")
+        return (f"{model}: nothing {_budgets(rows)} meets the target "
+                f"({target.describe()}): {shortfall(rows, target)}")
     b = best[0]
     store = f" under {b['store']}" if several_stores else ""
     years = (f"{num(b['years'])} years ({num(b['years'] / target.years)}x the target)"

@@ -287,7 +287,10 @@ class DaskCluster:
                 self.client = distributed.Client(self.cluster)
             else:
                 self.client = distributed.Client(address, timeout="20s")
-        except (OSError, TimeoutError, ValueError) as e:
+        except ValueError as e:  # the address itself is malformed
+            self.close()
+            raise InputError(f"invalid Dask scheduler address {address!r}: {e}") from None
+        except (OSError, TimeoutError) as e:
             self.close()
             raise FlashswapError(f"cannot reach the Dask scheduler at {address}: "
                                  f"{describe(e)}") from None

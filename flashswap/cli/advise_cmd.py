@@ -281,11 +281,12 @@ def _print(console: Console, sweep: Sweep, target: Target, rows: list[dict[str, 
     several = len(sweep.stores) > 1
     budgets = ", ".join(format_size(b) for b in sweep.budgets)
     failed = sum(r["failed"] for r in rows)
+    workers = f"{stats['workers']} worker{'s' if stats['workers'] != 1 else ''}"
     console.print(
         f"target: {target.describe()}; {len(sweep.budgets)} SRAM budgets ({budgets}) × "
-        f"{len(sweep.parts)} parts × {', '.join(sweep.stores)}; {stats['configurations']} "
-        f"configurations, {stats['from_cache']} from the cache, {failed} failed "
-        f"({stats['wall_s']:.1f} s, {stats['backend']}, {stats['workers']} workers)",
+        f"{len(sweep.parts)} parts × {', '.join(sweep.stores)}: {stats['configurations']} "
+        f"configurations, {stats['from_cache']} from the cache, {stats['computed']} computed "
+        f"({stats['backend']}, {workers}, {stats['wall_s']:.1f} s), {failed} failed",
         soft_wrap=True)
     for m in sweep.models:
         mine = [r for r in rows if r["model"] == m.spec]
