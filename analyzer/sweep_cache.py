@@ -83,11 +83,13 @@ class ResultCache:
         if self.root is None:
             return
         path = self._path(key)
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(value, f)
             os.replace(tmp, path)
-        except OSError:
-            pass  # a cache that cannot be written only costs a recomputation next time
+        except OSError:  # a cache that cannot be written only costs a recomputation later
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)

@@ -239,3 +239,13 @@ def test_unreachable_cluster_is_one_line(capsys) -> None:
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith("flashswap: error: cannot reach the Dask scheduler at "
                                       "tcp://127.0.0.1:1: ") and err.count("\n") == 1
+
+
+@pytest.mark.slow  # starts a LocalCluster of 2 spawned worker processes
+def test_cli_on_a_local_dask_cluster_equals_the_local_pool(run50, tmp_path) -> None:
+    pytest.importorskip("distributed")
+    rc, out = cli("advise", *SMALL, "--years", "50", "--json", "--cluster", "local",
+                  "--workers", "2", "--cache-dir", str(tmp_path))
+    d = json.loads(out)
+    assert rc == 0 and d["sweep"]["backend"] == "dask LocalCluster"
+    assert d["sweep"]["computed"] == 9 and d["configurations"] == run50["configurations"]

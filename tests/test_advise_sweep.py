@@ -268,3 +268,13 @@ def test_bad_budgets(text, msg) -> None:
     with pytest.raises(InputError) as e:
         parse_budgets(text)
     assert str(e.value) == msg
+
+
+def test_unreadable_cache_entries_are_misses(tmp_path: Path) -> None:
+    sweep = small_sweep(budgets=(16384,), parts=("W25Q128JV",))
+    first = run_sweep(sweep, Serial(), ResultCache(tmp_path))
+    (entry,) = tmp_path.rglob("*.json")
+    entry.write_text("{truncated")
+    again = run_sweep(sweep, Serial(), ResultCache(tmp_path))
+    assert again.stats["computed"] == 1 and again.results == first.results
+    assert run_sweep(sweep, Serial(), ResultCache(tmp_path)).stats["computed"] == 0
