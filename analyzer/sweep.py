@@ -190,11 +190,17 @@ class LocalPool:
     workers: int
     name: str = "local pool"
     started: int = field(default=0, init=False)  # worker processes started by the last run
+    _pool: list[_Worker] = field(default_factory=list, init=False, repr=False)
+
+    def pids(self) -> list[int]:
+        """Process ids of the live workers of the run under way (none between runs)."""
+        return [w.proc.pid for w in self._pool if w.proc.is_alive()]
 
     def run(self, tasks: Sequence[Task], done: Done, tick: Tick | None = None) -> None:
         g = _Graph(tasks)
         ctx = multiprocessing.get_context("fork")
-        pool: list[_Worker] = []
+        pool: list[_Worker] = self._pool
+        pool.clear()
         self.started = 0
 
         def spawn() -> _Worker:
@@ -206,7 +212,7 @@ class LocalPool:
             return _Worker(proc, parent)
 
         try:
-            pool = [spawn() for _ in range(max(1, min(self.workers, len(tasks))))]
+            pool += [spawn() for _ in range(max(1, min(self.workers, len(tasks))))]
             last = time.monotonic()
             while g.ready or any(w.task for w in pool):
                 for i, w in enumerate(pool):
@@ -261,6 +267,7 @@ class LocalPool:
                     w.proc.kill()
                     w.proc.join()
                 w.conn.close()
+            pool.clear()
 
 
 class DaskCluster:

@@ -3,7 +3,6 @@ interrupted sweep, failures (an impossible budget, a part too small, a dead work
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 from pathlib import Path
@@ -73,16 +72,22 @@ def test_working_set_larger_than_the_part_is_a_row() -> None:
 def test_cache_resumes_and_second_run_does_no_work(serial, tmp_path: Path) -> None:
     cache = ResultCache(tmp_path)
     seen: list[int] = []
+    pool = LocalPool(2)
+    workers: set[int] = set()
 
     def interrupt(done: int, total: int) -> None:
         seen.append(done)
+        workers.update(pool.pids())
         if done == 4:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(small_sweep(), LocalPool(2), cache, interrupt)
+        run_sweep(small_sweep(), pool, cache, interrupt)
     assert seen == [0, 1, 2, 3, 4]
-    assert not multiprocessing.active_children()  # the interrupted pool left no worker
+    assert pool.pids() == [] and workers  # the interrupted pool left no worker running
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
     # the 4 results reported before the interruption are kept; the rest is computed
     again = run_sweep(small_sweep(), LocalPool(2), cache)
     assert again.stats["from_cache"] == 4 and again.stats["computed"] == 5
@@ -121,15 +126,16 @@ def test_killed_worker_is_a_row_and_not_cached(tmp_path: Path) -> None:
     sweep = small_sweep(budgets=(16384,), parts=("FNNL41A-8Gb",))
     cfg = Config(RESNET8, 16384, "FNNL41A-8Gb", "flashswap")
     killed: list[int] = []
+    pool = LocalPool(1)
 
     def kill_one() -> None:
         if not killed:
-            child = multiprocessing.active_children()[0]
-            os.kill(child.pid, signal.SIGKILL)
-            killed.append(child.pid)
+            (pid,) = pool.pids()
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
 
     cache = ResultCache(tmp_path)
-    out = run_sweep(sweep, LocalPool(1), cache, tick=kill_one)
+    out = run_sweep(sweep, pool, cache, tick=kill_one)
     assert killed and out.results == {cfg: {
         "error": "worker process died while running it (killed by SIGKILL)"}}
     again = run_sweep(sweep, LocalPool(1), cache)  # not cached: computed again, in full
