@@ -436,6 +436,9 @@ def _storage_order(root_shape: tuple[int, ...], view_shape: tuple[int, ...]
     if len(root_shape) < 4 and len(view_shape) < 4:
         return None  # both stored in source order
     n = _prod(root_shape)
+    if _prod(view_shape) != n:
+        raise ModelError(f"a reshape from {list(root_shape)} to {list(view_shape)} changes "
+                         "the number of elements")
     src = np.arange(n, dtype=np.int64).reshape(root_shape)
     pos = np.empty(n, dtype=np.int64)
     pos[src.transpose(_storage_perm(len(root_shape))).reshape(-1)] = np.arange(n)

@@ -277,6 +277,8 @@ class StepKernel:
             for name in op.node.weights:
                 const = self.graph.constants[name]
                 arr = np.asarray(weights[name])
+                if arr.dtype != const.dtype:
+                    arr = np.ascontiguousarray(arr).reshape(-1).view(const.dtype)
                 if const.shape and const.shape[-1] == feats:
                     if arr.size == const.size:
                         arr = arr.reshape(const.shape)[..., f0:f1]
