@@ -26,10 +26,18 @@ what the step's units are, matching the planner (planner/steps.py):
   `k.reduce_finish(acc, weights, out, scratch=None)` writes the whole (small) output. The
   result equals the unsplit computation exactly for any split.
 
-`k.units` equals `Step.units` (the kernel derives it as the planner does; passing
-`step.units` to `prepare` makes a step the planner could not band - one unit - compute every
-row in unit [0, 1)). `k.span(u0, u1)` gives the rows units [u0, u1) stand for (output rows;
-input rows in reduce mode; identity except in such one-unit steps).
+`k.units` is the number of rows (features in features mode) the step's output has (input
+rows in reduce mode). The planner gives a step it cannot band (Concat/Transpose/Softmax
+across rows, a view read whole) one unit: call `run_rows(..., 0, k.units)` for it, or pass
+`units=step.units` to `prepare`, which makes `k.units == step.units` and unit [0, 1) every
+row. `k.span(u0, u1)` gives the rows units [u0, u1) stand for (the identity unless
+units=1 was passed for a multi-row step).
+
+Internals the executor may rely on: an int8 convolution's or FC's `k.host.mult` and
+`k.host.shift` (int64 arrays, one per output channel) are TFLite's per-channel multipliers
+and shifts (QuantizeMultiplier); convolutions apply them, and may be handed staged copies.
+LiteRT's reference FULLY_CONNECTED requantizes in double precision from the scales
+(`k.host.scale`), so its result does not depend on them.
 
 Arguments:
 - `inputs`: {tensor name: band} for each name in `k.in_names` (the host node's activation

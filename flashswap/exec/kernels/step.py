@@ -141,10 +141,9 @@ class StepKernel:
             self.mode = "rows"
             self.units = out_rows
         # A step the planner cannot band (an op moving data across rows, or a view it must
-        # read whole) has one unit: unit [0, 1) is every row.
+        # read whole) has one unit; given units=1, unit [0, 1) is every row.
         self.rows_per_unit = 1
-        if (units == 1 or (self.mode == "rows" and self.node.attrs.get("rows_axis"))) \
-                and self.units > 1 and self.mode != "features":
+        if units == 1 and self.units > 1 and self.mode != "features":
             self.rows_per_unit = self.units
             self.units = 1
         self.out_dtype = np_dtype(graph.tensors[self.out])
