@@ -161,6 +161,25 @@ def test_fc_net_matches_onnxruntime(fc_net):
     assert g.constants[gemm.weights[0]].shape == (32, 120)
 
 
+def test_quantize_dequantize_linear(tmp_path):
+    """A QDQ pair inside a float graph: int8 rounding ties to even, as ONNX specifies."""
+    w = Weights(4)
+    n = helper.make_node
+    nodes = [n("Conv", ["x", w("cw", (4, 2, 1, 1))], ["c"]),
+             n("QuantizeLinear", ["c", "s", "z"], ["q"]),
+             n("DequantizeLinear", ["q", "s", "z"], ["d"]),
+             n("Relu", ["d"], ["y"])]
+    inits = w.inits + [numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+                       numpy_helper.from_array(np.array(3, np.int8), "z")]
+    path = _save(tmp_path, nodes, [vi("x", [1, 2, 6, 5])], [vi("y", None)], inits)
+    g = load_model(path)
+    assert g.tensors["q"].dtype == "int8" and g.quant["q"].scale == (0.05000000074505806,)
+    compare(path, input_range=4.0)
+    counts = check_graph(g, {"x": np.random.default_rng(0).uniform(-4, 4, (1, 2, 6, 5))
+                             .astype(np.float32)})
+    assert counts["rows"] > 0
+
+
 def test_softmax_before_opset_13_spans_the_trailing_axes(tmp_path):
     nodes = [helper.make_node("Softmax", ["x"], ["y"], axis=1)]
     path = _save(tmp_path, nodes, [vi("x", [1, 3, 4, 5])], [vi("y", None)], [], opset=11)

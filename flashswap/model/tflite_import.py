@@ -506,6 +506,8 @@ def _simple(im: _Importer, op, o, ins, outs, attrs, k):
     src = attrs["source_op"]
     if src == "SOFTMAX" and o is not None:
         attrs["beta"] = float(o.Beta())
+    elif src == "RELU_N1_TO_1":  # planned as a clamp like RELU6, with its own bounds
+        attrs.update(min=-1.0, max=1.0)
     elif src == "LEAKY_RELU" and o is not None:
         attrs["alpha"] = float(o.Alpha())
     elif src == "LOCAL_RESPONSE_NORMALIZATION" and o is not None:
