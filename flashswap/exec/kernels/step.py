@@ -51,6 +51,10 @@ def make_op(graph: Graph, node: Node) -> Op:
     in_q = any(graph.tensors[x].dtype in QUANT for x in node.inputs)
     q = out_q or in_q
     src = node.attrs.get("source_op", op)
+    if not q and any(graph.tensors[w].dtype in QUANT for w in node.weights):
+        raise ModelError(f"no kernel for the hybrid op '{src}' (node '{node.name}': int8 "
+                         "weights, float activations): LiteRT quantizes such an op's whole "
+                         "input by its own range at run time, which a band cannot know")
     if op == "Conv":
         return ConvInt8(graph, node) if q else ConvFloat(graph, node)
     if op == "DepthwiseConv":
