@@ -115,8 +115,6 @@ def test_band_errors_are_named():
 
 
 def test_layout_round_trip_nchw():
-    from onnx import TensorProto, helper
-
     from flashswap.model.graph import Graph, Tensor
 
     t = {"x": Tensor("x", (1, 3, 4, 5), "float32", False, 4)}
@@ -125,7 +123,6 @@ def test_layout_round_trip_nchw():
     s = to_storage(g, "x", a)
     assert s.shape == (1, 4, 5, 3) and s[0, 1, 2, 0] == a[0, 0, 1, 2]
     np.testing.assert_array_equal(from_storage(g, "x", s), a)
-    del TensorProto, helper
 
 
 # ---- fixed-point primitives (values worked out from TFLite's definitions) ---------------

@@ -180,6 +180,22 @@ def test_quantize_dequantize_linear(tmp_path):
     assert counts["rows"] > 0
 
 
+def test_one_row_pools_accumulate_over_row_bands(tmp_path):
+    """Pools whose output is one row but several columns run in reduce mode: each band of
+    input rows folds into per-column accumulators (padding excluded from the average)."""
+    n = helper.make_node
+    nodes = [n("AveragePool", ["x"], ["a"], kernel_shape=[5, 3], strides=[1, 2],
+               pads=[1, 1, 0, 1]),
+             n("MaxPool", ["x"], ["m"], kernel_shape=[4, 2], strides=[1, 3]),
+             n("Concat", ["a", "m"], ["y"], axis=3)]
+    path = _save(tmp_path, nodes, [vi("x", [1, 3, 4, 7])], [vi("y", None)], [])
+    g = load_model(path)
+    assert g.tensors["a"].shape == (1, 3, 1, 4) and g.tensors["m"].shape == (1, 3, 1, 2)
+    compare(path, input_range=3.0)
+    x = np.random.default_rng(1).uniform(-3, 3, (1, 3, 4, 7)).astype(np.float32)
+    assert check_graph(g, {"x": x})["reduce"] > 0
+
+
 def test_softmax_before_opset_13_spans_the_trailing_axes(tmp_path):
     nodes = [helper.make_node("Softmax", ["x"], ["y"], axis=1)]
     path = _save(tmp_path, nodes, [vi("x", [1, 3, 4, 5])], [vi("y", None)], [], opset=11)

@@ -141,6 +141,9 @@ class StepKernel:
         elif isinstance(self.host, FullyConnected) and out_rows == 1:
             self.mode = "features"
             self.units = self.host.features
+            if graph.tensors[self.host.out].elements != self.units:
+                raise ModelError(f"op '{self.node.name}': a one-row fully connected output "
+                                 "of several batches cannot be split by features")
         else:
             self.mode = "rows"
             self.units = out_rows
