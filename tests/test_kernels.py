@@ -159,3 +159,22 @@ def test_activation_ranges():
     assert activation_range("RELU6", 0.01, 0, -128, 127) == (0, 127)
     with pytest.raises(ModelError, match="fused activation 'TANH'"):
         activation_range("TANH", 0.1, 0, -128, 127)
+
+
+def test_fc_fixed_point_requantization_differs_by_at_most_one():
+    """LiteRT's reference FC requantizes in double precision; the fixed-point path (TFLite's
+    optimized kernels, CMSIS-NN) lands within one step of it."""
+    from flashswap.exec.kernels.fc import FullyConnected
+
+    g = fixture("ad_autoencoder_640")
+    store: dict = {}
+    run_reference(g, {g.inputs[0]: random_input(g, 3)}, tensors=store)
+    diffs = []
+    for node in g.nodes:
+        if node.op_type != "FullyConnected":
+            continue
+        fixed = FullyConnected(g, node, requant="fixed")
+        out = np.empty(store[node.outputs[0]].shape, np.int8)
+        fixed.compute([store[node.inputs[0]]], [0], g.constants, 0, 1, out)
+        diffs.append(np.abs(out.astype(int) - store[node.outputs[0]].astype(int)).max())
+    assert max(diffs) <= 1
