@@ -273,6 +273,12 @@ def test_element_types_come_from_the_model():
                        r"int8\); a dtype override is a what-if for float models only"):
         fixture("kws_ds_cnn_float_io", dtype="int8")
     assert fixture("kws_ds_cnn_49x10", dtype="int8").dtype_override is None  # as stated
+    # A float model takes the what-if: counted as an int8 deployment, not executable.
+    f = fixture("op_zoo_float", dtype="int8")
+    conv = f.nodes[0]
+    assert f.dtype_override == "int8" and f.tensors[f.inputs[0]].dtype == "int8"
+    assert [f.tensors[w].dtype for w in conv.weights] == ["int8", "int32"]
+    assert fixture("op_zoo_float").tensors[conv.weights[0]].dtype == "float32"
 
 
 def test_static_shape_chain_is_folded():

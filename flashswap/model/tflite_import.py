@@ -230,13 +230,13 @@ class _Importer:
             (0,) * len(scales)
         self.quant[self.tname[i]] = Quant(scales, zps, int(q.QuantizedDimension()))
 
-    def _add(self, i: int, weight: bool) -> str:
+    def _add(self, i: int, weight: bool, bias: bool = False) -> str:
         name = self.tname[i]
         shape = self._shape(i)
         dtype = self._type(i)
         if weight:
             if self.override is not None and dtype == "float32":
-                dtype = "int8"
+                dtype = "int32" if bias else "int8"  # as an int8 deployment stores them
             self.tensors[name] = Tensor(name, shape, dtype, True)
             self.constants[name] = self.values[i]
         else:
@@ -336,8 +336,10 @@ class _Importer:
         if self.unsupported:  # keep scanning for more unsupported ops, build nothing
             self._skip(outs)
             return
-        weights = [] if opname in _PARAM_INPUTS else [self._add(i, True) for i in ins
-                                                      if self._is_const(i)]
+        has_bias = opname in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+        weights = [] if opname in _PARAM_INPUTS else [
+            self._add(i, True, has_bias and len(raw_ins) > 2 and i == raw_ins[2])
+            for i in ins if self._is_const(i)]
         attrs: dict[str, Any] = {
             "source_op": opname,
             "args": tuple(self.tname[i] if i >= 0 else "" for i in raw_ins),
