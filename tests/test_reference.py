@@ -62,7 +62,7 @@ def test_fixtures_cover_every_required_op():
                 "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "SHAPE", "STRIDED_SLICE", "PACK",
                 # the planner's other int8 ops
                 "SUB", "DIV", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC",
-                "TANH", "HARD_SWISH", "TRANSPOSE"}
+                "TANH", "HARD_SWISH", "TRANSPOSE", "L2_NORMALIZATION"}
     assert required <= set(ops), required - set(ops)
 
 

@@ -32,7 +32,7 @@ from flashswap.exec.kernels.fc import FullyConnected
 from flashswap.exec.kernels.layout import as_band, band_shape, np_dtype
 from flashswap.exec.kernels.pool import Mean, Pool, ReduceOp
 from flashswap.exec.kernels.shape import Concat, Pad, Reshape, Transpose
-from flashswap.exec.kernels.softmax import ChannelNorm, SoftmaxFloat, SoftmaxInt8
+from flashswap.exec.kernels.softmax import ChannelNorm, L2NormInt8, SoftmaxFloat, SoftmaxInt8
 from flashswap.model.graph import FUSABLE, Graph, Node
 
 Band = tuple[np.ndarray, int] | np.ndarray
@@ -95,6 +95,8 @@ def make_op(graph: Graph, node: Node) -> Op:
         return UnaryFloat(graph, node)
     if not q and op == "LRN":
         return ChannelNorm(graph, node)
+    if q and src == "L2_NORMALIZATION":
+        return L2NormInt8(graph, node)
     kind = "int8" if q else "float"
     raise ModelError(f"no {kind} kernel for op '{src}' (node '{node.name}')")
 
