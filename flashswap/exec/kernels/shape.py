@@ -60,6 +60,8 @@ class Concat(Op):
         rank = len(graph.tensors[self.out].shape)
         axis = int(node.attrs["axis"]) % rank
         self.axis = storage_perm(rank, graph.layout).index(axis)
+        if node.attrs.get("activation", "NONE") != "NONE":  # LiteRT refuses these too
+            raise ModelError(f"op '{node.name}': CONCATENATION with a fused activation")
         q = graph.quant.get(self.out)
         if q is not None:
             for name in node.inputs:
