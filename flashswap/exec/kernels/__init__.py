@@ -75,8 +75,21 @@ the output after it is read.
 Errors: `ModelError` (exit 2) names the op when there is no kernel for it (`make_op`), and a
 band, weight or buffer of the wrong size.
 
-Bit-exactness: int8 ops reproduce LiteRT's BUILTIN_REF kernels (tests/test_reference.py
-compares every fixture model); see each module's docstring for the arithmetic.
+Coverage and exactness:
+- int8 (TFLite): CONV_2D (groups, dilation), DEPTHWISE_CONV_2D (any depth multiplier),
+  FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN (H, W), ADD, SUB, MUL, DIV, MAXIMUM,
+  MINIMUM, RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH,
+  L2_NORMALIZATION, SOFTMAX, QUANTIZE, DEQUANTIZE, CONCATENATION, PAD, PADV2, TRANSPOSE,
+  RESHAPE/SQUEEZE/EXPAND_DIMS, fused RELU, RELU6, RELU_N1_TO_1: byte-identical to LiteRT's
+  BUILTIN_REF kernels (tests/test_reference.py; each module's docstring gives the arithmetic).
+  No kernel: fused TANH/SIGN_BIT activations, and hybrid ops (int8 weights, float
+  activations), which quantize their whole input at run time.
+- float32 (ONNX, and float TFLite): Conv (groups, dilation, asymmetric pads), Gemm, MatMul,
+  MaxPool, AveragePool (count_include_pad), GlobalAveragePool, GlobalMaxPool, Relu, Clip,
+  LeakyRelu, Sigmoid, Tanh, HardSwish, BatchNormalization, LRN, Softmax, Add, Sub, Mul, Div,
+  Max, Min, Sum, Concat, Transpose, Pad (constant), QuantizeLinear, DequantizeLinear, and
+  the views: within 1e-5 of the output's largest magnitude of ONNX Runtime / LiteRT
+  (tests/test_onnx_exec.py states why), and banded == whole byte for byte.
 """
 
 from __future__ import annotations
