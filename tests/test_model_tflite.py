@@ -19,7 +19,8 @@ from flashswap.planner.steps import build_steps
 
 INT8, INT32 = 9, 2
 SAME, VALID = 0, 1
-CODES = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "MAX_POOL_2D": 17, "MEAN": 40, "RESHAPE": 22,
+CODES = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "MAX_POOL_2D": 17, "AVERAGE_POOL_2D": 1,
+         "MEAN": 40, "RESHAPE": 22, "ADD": 0, "MUL": 18, "SUB": 41,
          "FULLY_CONNECTED": 9, "SOFTMAX": 25, "RESIZE_BILINEAR": 23, "GELU": 150}
 
 
@@ -29,6 +30,7 @@ class T:
     shape: tuple[int, ...]
     dtype: int = INT8
     data: bytes | None = None
+    quant: tuple[list[float], list[int], int] | None = None  # scales, zero points, axis
 
 
 @dataclass
@@ -66,8 +68,7 @@ def _table_vec(b: flatbuffers.Builder, offsets: list[int]) -> int:
 
 
 def _options(b: flatbuffers.Builder, kind: int, fields: dict) -> int:
-    name = {BO.Conv2DOptions: "Conv2DOptions", BO.DepthwiseConv2DOptions: "DepthwiseConv2DOptions",
-            BO.Pool2DOptions: "Pool2DOptions"}[kind]
+    name = {v: k for k, v in vars(BO).items() if not k.startswith("_")}[kind]
     mod = _m(name)
     getattr(mod, f"{name}Start")(b)
     for key, value in fields.items():
@@ -91,8 +92,20 @@ def build(spec: Spec) -> bytes:
             buf_index = len(bufs) - 1
         name = b.CreateString(t.name)
         shape = _vec(b, t.shape, np.int32)
+        quant = None
+        if t.quant is not None:
+            scales = _vec(b, t.quant[0], np.float32)
+            zps = _vec(b, t.quant[1], np.int64)
+            qp = _m("QuantizationParameters")
+            qp.QuantizationParametersStart(b)
+            qp.QuantizationParametersAddScale(b, scales)
+            qp.QuantizationParametersAddZeroPoint(b, zps)
+            qp.QuantizationParametersAddQuantizedDimension(b, t.quant[2])
+            quant = qp.QuantizationParametersEnd(b)
         _m("Tensor").TensorStart(b)
         _m("Tensor").TensorAddShape(b, shape)
+        if quant is not None:
+            _m("Tensor").TensorAddQuantization(b, quant)
         _m("Tensor").TensorAddType(b, t.dtype)
         _m("Tensor").TensorAddBuffer(b, buf_index)
         _m("Tensor").TensorAddName(b, name)
