@@ -5,6 +5,7 @@ test_model_tflite): CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D and MAX_POOL_2D 
 sizes (odd and tiny ones), kernels, strides, dilations, SAME/VALID padding, depth
 multipliers, fused activations, zero points and per-channel scales. Each model's output must
 be byte-identical to LiteRT BUILTIN_REF, and every band split of it equal to the whole.
+The default run draws 200 models per test; `HYPOTHESIS_PROFILE=slow` draws 3000.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def build_model(tmp_path, params) -> str:
     return write(tmp_path, spec, f"{op.lower()}_{seed}.tflite")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)  # examples: the hypothesis profile (tests/conftest.py)
 @given(params=spatial_models())
 def test_random_spatial_ops_match_litert_and_band(tmp_path_factory, params):
     path = build_model(tmp_path_factory.mktemp("m"), params)
@@ -162,7 +163,7 @@ def draw_features(rng) -> int:
     return int(rng.integers(1, 24))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)  # examples: the hypothesis profile (tests/conftest.py)
 @given(params=vector_models())
 def test_random_vector_ops_match_litert_and_band(tmp_path_factory, params):
     path = build_vector_model(tmp_path_factory.mktemp("m"), params)
