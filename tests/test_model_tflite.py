@@ -401,3 +401,12 @@ def test_plan_cli_takes_input_shape_and_model_types(tmp_path, capsys):
                      "--sram", "8KiB", "--input-shape", "x=1x2", "-o", str(out)])
     assert rc == 2 and capsys.readouterr().err == (
         f"flashswap: error: --input-shape names 'x', but the model's inputs are {g.inputs[0]}\n")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.tflite")))
+def test_constants_hold_exactly_the_planned_weight_bytes(name):
+    """The executor programs graph.constants into flash; the planner counts Tensor.nbytes."""
+    g = fixture(name)
+    for w in {w for n in g.nodes for w in n.weights}:
+        assert g.constants[w].nbytes == g.tensors[w].nbytes, w
+        assert g.constants[w].shape == g.tensors[w].shape, w

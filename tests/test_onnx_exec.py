@@ -259,6 +259,9 @@ def test_squeezenet_matches_onnxruntime(tmp_path):
     ceil-mode max pools, concats, global average pool)."""
     path = light_with_random_weights("squeezenet", tmp_path)
     compare(path)
+    g = load_model(path)
+    for w in {w for n in g.nodes for w in n.weights}:  # what flash holds = what is planned
+        assert g.constants[w].nbytes == g.tensors[w].nbytes, w
 
 
 @pytest.mark.slow
