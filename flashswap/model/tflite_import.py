@@ -362,8 +362,10 @@ class _Importer:
     # ---- folding --------------------------------------------------------------------------
     def _fold(self, op: Any, opname: str, ins: list[int], outs: list[int], k: int) -> None:
         opts = self._options(op, opname)
-        vals = [self.values[i] if i in self.values else None for i in ins]
+        # Every input is constant, except SHAPE's (None: only its shape is read).
+        vals: list[Any] = [self.values.get(i) for i in ins]
         out_dtype = _NP[self._type(outs[0])]
+        res: Any
         if opname == "SHAPE":
             res = np.array(self._shape(ins[0]), dtype=out_dtype)
         elif opname == "STRIDED_SLICE":
@@ -398,7 +400,8 @@ class _Importer:
             func = {"ADD": np.add, "SUB": np.subtract, "MUL": np.multiply,
                     "FLOOR_DIV": np.floor_divide}[opname]
             res = func(vals[0], vals[1])
-        arr = np.array(res, dtype=out_dtype, order="C")  # ascontiguousarray makes 0-d 1-d
+        # np.array, not ascontiguousarray: that turns a 0-d result into 1-d
+        arr: np.ndarray = np.array(res, dtype=out_dtype, order="C")
         if self.shapes[outs[0]] and arr.shape != self.shapes[outs[0]] and \
                 arr.size == int(np.prod(self.shapes[outs[0]])):
             arr = arr.reshape(self.shapes[outs[0]])

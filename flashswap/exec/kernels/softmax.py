@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from flashswap.errors import ModelError
-from flashswap.exec.kernels.base import Op
+from flashswap.exec.kernels.base import Op, Weights
 from flashswap.exec.kernels.fixedpoint import (
     INT32_MAX,
     INT32_MIN,
@@ -106,7 +106,8 @@ class SoftmaxInt8(Op):
                             * (1 << (31 - SCALED_DIFF_INT_BITS)) / (1 << self.left_shift))
         self.diff_min = -radius
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.int64)
         diff = x - x.max(axis=-1, keepdims=True)
         live = diff >= self.diff_min
@@ -131,7 +132,8 @@ class SoftmaxFloat(Op):
 
     elementwise = True
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.float64)
         beta = float(self.node.attrs.get("beta", 1.0))
         axes = self.node.attrs.get("storage_axes")
@@ -180,7 +182,8 @@ class L2NormInt8(Op):
         super().__init__(graph, node)
         self.zp = self.quant(self.inputs[0]).zero_point[0]
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.int64) - self.zp
         acc = (x * x).sum(axis=-1, keepdims=True)
         inv, shift = inv_sqrt_multiplier(acc)
@@ -193,7 +196,8 @@ class ChannelNorm(Op):
 
     elementwise = True
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.float64)
         a = self.node.attrs
         src = a.get("source_op")

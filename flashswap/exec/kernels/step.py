@@ -211,9 +211,15 @@ class StepKernel:
         return sum(op.param_bytes for op in (self.host, *self.chain))
 
     @property
+    def reducer(self) -> ReduceOp:
+        if not isinstance(self.host, ReduceOp):
+            raise ModelError(f"step '{self.node.name}' is not a reduction")
+        return self.host
+
+    @property
     def acc_bytes(self) -> int:
         """Reduce mode: the accumulator a device keeps across bands (int32 / float32)."""
-        return self.host.acc_bytes if self.mode == "reduce" else 0
+        return self.reducer.acc_bytes if self.mode == "reduce" else 0
 
     # ---- running ----------------------------------------------------------------------------
     def _bands(self, inputs: Mapping[str, Band], rows: dict[str, tuple[int, int]] | None
@@ -313,7 +319,9 @@ class StepKernel:
     def _run_chain_features(self, band, weights, f0, f1, out, scratch, offset) -> None:
         # Elementwise ops do not mix features: run them on the feature slice, with each
         # per-feature weight cut to [f0, f1) (a broadcast constant stays whole).
-        feats = self.host.features
+        host = self.host
+        assert isinstance(host, FullyConnected)
+        feats = host.features
         for k, op in enumerate(self.chain):
             w = dict(weights)
             for name in op.node.weights:
@@ -344,28 +352,28 @@ class StepKernel:
 
     def reduce_start(self, acc: np.ndarray) -> None:
         """Reduce mode: initializes the caller's accumulator (`acc_shape()`, `acc_dtype`)."""
-        self.host.reduce_start(acc)
+        self.reducer.reduce_start(acc)
 
     def acc_shape(self) -> tuple[int, ...]:
-        return self.host.acc_shape()
+        return self.reducer.acc_shape()
 
     @property
     def acc_dtype(self) -> np.dtype:
-        return self.host.acc_dtype
+        return self.reducer.acc_dtype
 
     def reduce_rows(self, inputs: Mapping[str, Band], acc: np.ndarray, r0: int, r1: int
                     ) -> None:
         """Reduce mode: folds input rows [r0, r1) into `acc`."""
         r0, r1 = self.span(r0, r1)
         xs, firsts = self._bands(inputs, None)
-        self.host.reduce_rows(xs[0], firsts[0], r0, r1, acc)
+        self.reducer.reduce_rows(xs[0], firsts[0], r0, r1, acc)
 
     def reduce_finish(self, acc: np.ndarray, weights: Mapping[str, np.ndarray],
                       out: np.ndarray, scratch: np.ndarray | None = None) -> None:
         """Reduce mode: the step's whole (small) output from the accumulator."""
         shape = band_shape(self.graph, self.host.out, 0, self.host.rows(self.host.out))
         dst, offset = self._host_dst(out, scratch, shape)
-        self.host.reduce_finish(acc, dst)
+        self.reducer.reduce_finish(acc, dst)
         rows = self.host.rows(self.host.out)
         self._run_chain(dst, weights, 0, rows, out, scratch, offset,
                         lambda n: band_shape(self.graph, n, 0, rows))
