@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from analyzer.lifetime import Options, run_job
@@ -74,17 +74,22 @@ def _budget(text: str) -> int:
 
 @dataclass(frozen=True)
 class Model:
-    """A model as the user named it, its graph, and a hash of the graph (for the cache)."""
+    """A model as the user named it, the graph the planner gets, and a hash of that graph (for
+    the cache). The planner reads shapes, types, ops and their attributes, never the weights:
+    the graph is kept without its constants and quantization, so plan tasks do not ship a
+    model's weights to every worker and the hash does not depend on them (nor on how an
+    importer holds them: ONNX constants are a lazy object without a stable repr)."""
 
     spec: str
     graph: Graph
     digest: str
 
     @classmethod
-    def load(cls, spec: str, dtype: str = "int8") -> Model:
-        graph = load_model(spec, dtype)
-        # The graph's repr holds every op, shape, dtype and attribute the planner reads.
-        return cls(spec, graph, hashlib.sha256(repr(graph).encode()).hexdigest())
+    def load(cls, spec: str, dtype: str | None = None,
+             input_shapes: dict[str, tuple[int, ...]] | None = None) -> Model:
+        g = replace(load_model(spec, dtype, input_shapes), constants={}, quant={})
+        planned = (g.name, g.tensors, g.nodes, g.inputs, g.outputs, g.layout, g.dtype_override)
+        return cls(spec, g, hashlib.sha256(repr(planned).encode()).hexdigest())
 
 
 @dataclass(frozen=True, order=True)

@@ -176,6 +176,20 @@ def test_default_parts_are_the_nor_and_nand_catalogue(cache) -> None:
         assert r["meets"] and r["years"] is None and r["swap_bytes_per_inference"] == 0
 
 
+def test_model_file_and_its_cache(tmp_path) -> None:
+    """A TFLite model (its own int8 types): planned, replayed, cached across loads."""
+    tflite = str(Path(__file__).parent / "fixtures" / "models" / "ic_resnet8_32.tflite")
+    argv = ["advise", tflite, "--sram", "16KiB", "--part", "W25Q128JV", "--years", "10",
+            "--rate", "1/min", "--json", "--cache-dir", str(tmp_path)]
+    rc, out = cli(*argv)
+    d = json.loads(out)
+    (row,) = d["configurations"]
+    assert rc == 0 and row["meets"] and row["years"] > 10 and d["sweep"]["computed"] == 1
+    rc, out = cli(*argv)
+    assert json.loads(out)["sweep"]["computed"] == 0
+    assert json.loads(out)["configurations"] == [row]
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["--sram", "1MiB..32KiB"], "invalid SRAM range '1MiB..32KiB': 1MiB is larger than 32KiB"),
     (["--sram", "32KiB...1MiB"], "invalid SRAM range '32KiB...1MiB': expected A..B or "
@@ -202,6 +216,9 @@ def test_default_parts_are_the_nor_and_nand_catalogue(cache) -> None:
                        "cortex-m4-120mhz-cmsis-nn, cortex-m4-120mhz-tflm, "
                        "cortex-m7-280mhz-xcube-ai)"),
     (["--csv", "/no/such/dir/a.csv"], "cannot write /no/such/dir/a.csv: no such directory"),
+    (["--input-shape", "input=1x32x32x3"], "built-in models have fixed shapes: choose the "
+                                           "resolution in the name (e.g. "
+                                           "builtin:mobilenet_v2_0.35_96)"),
 ])
 def test_errors_are_one_line_exit_2(argv, msg, capsys, tmp_path) -> None:
     base = {"--years": "5", "--rate": "1/min", "--sram": "64KiB"}

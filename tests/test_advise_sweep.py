@@ -144,6 +144,17 @@ def test_killed_worker_is_a_row_and_not_cached(tmp_path: Path) -> None:
     assert "error" not in again.results[cfg]
 
 
+def test_model_hash_is_stable_and_ignores_weights() -> None:
+    import onnx
+
+    light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+    fixture = Path(__file__).parent / "fixtures" / "models" / "ic_resnet8_32.tflite"
+    for spec in (str(light / "light_squeezenet.onnx"), str(fixture), RESNET8):
+        a, b = Model.load(spec), Model.load(spec)  # ONNX constants: a new lazy object each
+        assert a.digest == b.digest and a.graph.constants == {} and a.graph.quant == {}
+    assert Model.load(RESNET8, "int16").digest != Model.load(RESNET8).digest
+
+
 # ---- the task runner itself -------------------------------------------------------------
 
 def square(x: int) -> int:

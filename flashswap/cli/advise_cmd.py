@@ -44,7 +44,7 @@ from analyzer.sweep_cache import ResultCache, code_fingerprint, user_cache_dir
 from flashswap.cli import COMMANDS
 from flashswap.cli.output import print_json, table
 from flashswap.errors import InputError
-from flashswap.model import ACTIVATION_DTYPES
+from flashswap.model import ACTIVATION_DTYPES, parse_input_shapes
 from flashswap.parts import KINDS
 from flashswap.sizes import format_size, parse_size
 
@@ -90,8 +90,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated storage layers ({', '.join(STORES)}; default flashswap)")
     p.add_argument("--chunk", default="4KiB", metavar="SIZE",
                    help="swap chunk size the planner uses (default 4KiB)")
-    p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default="int8",
-                   help="activation element type (default int8)")
+    p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default=None,
+                   help="what-if activation type: built-in models (default int8), or a float "
+                   "model planned as an int8 deployment; by default a model file's own types")
+    p.add_argument("--input-shape", action="append", metavar="NAME=DIMS",
+                   help="pin a dynamic input dimension, e.g. input=1x96x96x3 (repeatable)")
     p.add_argument("--capacity", metavar="SIZE",
                    help="use a partition of this size of each part (default: the whole part; "
                    "64 MiB of a managed device)")
@@ -183,7 +186,8 @@ def _settings(args: argparse.Namespace) -> tuple[Sweep, Target]:
     opt = Options(rate_per_s=rate,
                   capacity=parse_size(args.capacity, "capacity") if args.capacity else None,
                   budget_s=DEFAULT_BUDGET_S)
-    models = tuple(Model.load(m, args.dtype) for m in dict.fromkeys(args.models))
+    shapes = parse_input_shapes(args.input_shape)
+    models = tuple(Model.load(m, args.dtype, shapes) for m in dict.fromkeys(args.models))
     sweep = Sweep(models, tuple(budgets), tuple(parts), tuple(stores), opt, chunk, macs)
     return sweep, target
 
@@ -284,7 +288,8 @@ def _print(console: Console, sweep: Sweep, target: Target, rows: list[dict[str, 
     workers = f"{stats['workers']} worker{'s' if stats['workers'] != 1 else ''}"
     console.print(
         f"target: {target.describe()}; {len(sweep.budgets)} SRAM budgets ({budgets}) × "
-        f"{len(sweep.parts)} parts × {', '.join(sweep.stores)}: {stats['configurations']} "
+        f"{len(sweep.parts)} part{'s' if len(sweep.parts) != 1 else ''} × "
+        f"{', '.join(sweep.stores)}: {stats['configurations']} "
         f"configurations, {stats['from_cache']} from the cache, {stats['computed']} computed "
         f"({stats['backend']}, {workers}, {stats['wall_s']:.1f} s), {failed} failed",
         soft_wrap=True)
