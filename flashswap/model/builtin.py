@@ -70,15 +70,16 @@ class GraphBuilder:
         return y
 
     def pool(self, x: str, k: int, stride: int, kind: str = "MaxPool",
-             name: str | None = None) -> str:
-        """VALID pooling window (no padding)."""
+             name: str | None = None, pad: int = 0) -> str:
+        """Pooling window with `pad` rows and columns of padding on every side (0: VALID);
+        padded positions never win a max and are not counted in an average."""
         _, h, w, c = self.shape(x)
         name = name or f"pool{len(self.nodes)}"
-        oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+        oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
         y = self._act(f"{name}/out", (1, oh, ow, c))
         self.nodes.append(Node(name, kind, (x,), (), (y,), 0,
                                {"kernel": (k, k), "stride": (stride, stride),
-                                "pads": (0, 0, 0, 0), "dilation": (1, 1)}))
+                                "pads": (pad, pad, pad, pad), "dilation": (1, 1)}))
         return y
 
     def global_pool(self, x: str, name: str = "avgpool") -> str:
@@ -191,7 +192,7 @@ def resnet8(dtype: str = "int8", classes: int = 10) -> Graph:
 def resnet18(resolution: int = 224, dtype: str = "int8", classes: int = 1000) -> Graph:
     b = GraphBuilder(f"resnet18_{resolution}", dtype)
     x = b.conv(b.input(resolution, resolution, 3), 64, 7, 2, name="conv1")
-    x = b.pool(x, 3, 2, name="maxpool")
+    x = b.pool(x, 3, 2, name="maxpool", pad=1)  # 112 -> 56, as published (He et al. 2016)
     for i, (c, s) in enumerate([(64, 1), (128, 2), (256, 2), (512, 2)], start=2):
         x = _basic_block(b, x, c, s, f"layer{i}.0")
         x = _basic_block(b, x, c, 1, f"layer{i}.1")
