@@ -64,7 +64,7 @@ class Needs:
 def channels_of(graph: Graph, t: Tensor) -> int:
     """Output channels of an activation (channels-last storage whatever the source layout)."""
     if len(t.shape) == 4:
-        return t.shape[1] if getattr(graph, "layout", "nhwc") == "nchw" else t.shape[3]
+        return t.shape[1] if graph.layout == "nchw" or graph.source == "onnx" else t.shape[3]
     return t.shape[-1] if t.shape else 1
 
 

@@ -88,6 +88,14 @@ class StepGraph:
     weight_names: list[str]
     producer: list[int]  # step index producing each storage tensor
     consumers: list[list[int]]  # step indices reading each storage tensor, ascending
+    canon: dict[str, str]  # view tensor name -> the storage tensor it shares
+    storage: dict[str, int]  # storage tensor name -> id
+
+    def storage_of(self, name: str) -> int:
+        """The storage tensor holding the bytes of graph tensor `name` (a view's too)."""
+        while name in self.canon:
+            name = self.canon[name]
+        return self.storage[name]
 
     def last_use(self, t: int) -> int:
         return self.consumers[t][-1] if self.consumers[t] else self.producer[t]
@@ -184,7 +192,8 @@ class _Builder:
             for io in s.inputs:
                 consumers[io.tensor].append(s.index)
         weight_names = sorted(self.weight_ids, key=self.weight_ids.__getitem__)
-        return StepGraph(self.tensors, steps, weight_names, producer, consumers)
+        return StepGraph(self.tensors, steps, weight_names, producer, consumers,
+                         dict(self.canon), dict(self.storage))
 
     def _io(self, view: Tensor, rowmap: RowMap | None) -> StepIO:
         """A tensor as this step sees it; a view whose rows differ from its storage's rows
