@@ -1,11 +1,11 @@
-"""Running a plan: out-of-core inference through the swap store, bit-exact against LiteRT.
+"""Running models: numpy kernels (`kernels`), a whole-graph reference interpreter
+(`reference`), and the executor that runs plans through the store:
 
 - arena.py: the one SRAM arena (a byte buffer the budget's size) and its measured peak;
 - weights.py: the weights region on flash (parameter blocks, read back by WEIGHT_READ);
-- views.py: tensors as numpy views of arena bytes (channels-last rows);
-- ops.py: one `Compute` instruction of a step, through the kernels (kernels/);
+- ops.py: one `Compute` instruction of a step, through the kernels;
 - executor.py: follows a plan's program instruction by instruction through a `Store`;
+- device.py: a simulated device (store partition, weights partition, executor);
 - verdict.py: the reference output (LiteRT's reference kernels, ONNX Runtime) and the
-  comparison;
-- reference.py: a whole-graph interpreter on the same kernels (no tiling, no flash).
+  comparison.
 """
