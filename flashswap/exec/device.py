@@ -20,8 +20,10 @@ from flashswap.exec.weights import WeightsRegion, block_layouts, pack_blocks
 from flashswap.flash import FlashSim
 from flashswap.parts import Part, get_part
 from flashswap.planner import Plan
+from flashswap.planner.program import Instr, Write
 from flashswap.sizes import format_size
 from flashswap.store import Store
+from flashswap.store.layout import REC_SIZE
 
 IDLE_STEP_CAP = 256  # analyzer/replay.py's cap: far above what the store ever asks for
 DEFAULT_PART = "W25Q128JV"
@@ -92,7 +94,37 @@ class Device:
             steps += 1
         return result
 
+    def corrupt_after_write(self, key: int) -> None:
+        """Fault injection: right after the plan writes chunk `key`, one stored bit of its
+        first payload byte flips (a retention fault; no flash command does that, so the
+        simulator's array is changed directly). The store must report the chunk damaged when
+        it is read back."""
+        writes = [w for w in self.plan.program.instrs if type(w) is Write and w.key == key]
+        if not writes:
+            raise InputError(f"the plan writes no swap chunk {key} (keys 0.."
+                             f"{self.plan.metadata['key_count'] - 1})")
+        if REC_SIZE + writes[0].length < self.flash.page_size:
+            raise InputError(f"chunk {key} ({writes[0].length} B) is smaller than a program "
+                             f"unit: its bytes may still be in the store's buffer")
+        done: list[int] = []
+
+        def flip(ins: Instr) -> None:
+            if type(ins) is Write and ins.key == key and not done:
+                addr = chunk_address(self.store, key) + REC_SIZE
+                self.flash._inv[addr] ^= 0x01
+                done.append(addr)
+
+        self.executor.after = flip
+
     def reboot(self) -> None:
         """Power comes back: SRAM is lost, the store is mounted from flash."""
         self.store = Store.mount(self.flash, engine=self.engine)
         self.executor.store = self.store
+
+
+def chunk_address(store: Any, key: int) -> int:
+    """Flash address of the first record of chunk `key` (either engine's index)."""
+    if hasattr(store, "index"):
+        return int(store.index[key][0])
+    e = store._entries()  # the C library's index: (key, address, size) rows
+    return int(e[e[:, 0] == key][0, 1])

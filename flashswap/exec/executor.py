@@ -13,6 +13,7 @@ equal to the planned one.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +21,8 @@ import numpy as np
 
 from flashswap.errors import FlashswapError, InputError
 from flashswap.exec.arena import Arena
+from flashswap.exec.kernels.layout import from_storage, to_storage
 from flashswap.exec.ops import StepRunner
-from flashswap.exec.views import storage_shape
 from flashswap.exec.weights import WeightsRegion, block_layouts, pack_blocks
 from flashswap.planner import Plan
 from flashswap.planner.program import (
@@ -30,6 +31,7 @@ from flashswap.planner.program import (
     Compute,
     End,
     Free,
+    Instr,
     Invalidate,
     Move,
     Read,
@@ -75,6 +77,8 @@ class Executor:
             weights = WeightsRegion(pack_blocks(plan, self.layouts), part)
         self.weights = weights
         self.runner = StepRunner(plan, self.layouts)
+        # Called after every instruction (fault injection, observation); None: nothing.
+        self.after: Callable[[Instr], None] | None = None
 
     def prepare_inputs(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """The graph inputs as flat bytes in storage layout (channels-last)."""
@@ -86,9 +90,7 @@ class Executor:
             if x.shape != t.shape or x.dtype != np.dtype(t.dtype):
                 raise InputError(f"input '{name}' must be {t.dtype} {list(t.shape)}, not "
                                  f"{x.dtype} {list(x.shape)}")
-            if len(t.shape) == 4 and g.layout == "nchw":
-                x = x.transpose(0, 2, 3, 1)
-            out.append(np.ascontiguousarray(x).reshape(-1).view(np.uint8))
+            out.append(to_storage(g, name, x).reshape(-1).view(np.uint8))
         return out
 
     def run(self, inputs: list[np.ndarray], index: int = 0) -> Result:
@@ -146,16 +148,14 @@ class Executor:
                     add(_RECORD.pack(Op.INFERENCE_BEGIN, 0, 0, 0, 0, 0, index))
                 elif t is End:
                     add(_RECORD.pack(Op.INFERENCE_END, 0, 0, 0, 0, 0, 0))
+                if self.after is not None:
+                    self.after(ins)
         finally:
             store.trace = None
         results = []
         for name in g.outputs:
-            t = g.tensors[name]
-            y = outs[sg.tensors[sg.storage_of(name)].name].view(np.dtype(t.dtype))
-            y = y.reshape(storage_shape(g, t))
-            if len(t.shape) == 4 and g.layout == "nchw":
-                y = y.transpose(0, 3, 1, 2)
-            results.append(np.ascontiguousarray(y))
+            y = outs[sg.tensors[sg.storage_of(name)].name].view(np.dtype(g.tensors[name].dtype))
+            results.append(from_storage(g, name, y))
         records = np.frombuffer(b"".join(rec), dtype=RECORD_DTYPE)
         return Result(results, records, arena.peak, arena.high_water, arena.moved)
 

@@ -19,12 +19,12 @@ block's first read does not share a NAND page with the block before it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from flashswap.errors import InputError
+from flashswap.exec.kernels.fixedpoint import quantize_multiplier
 from flashswap.flash import FlashSim
 from flashswap.model.graph import Graph
 from flashswap.parts import get_part
@@ -123,27 +123,19 @@ def _channel_axis(graph: Graph, op_type: str, name: str, arr: np.ndarray, needs:
     return axes[0]
 
 
-def quantize_multiplier(m: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier: m = q * 2^shift with q a Q31 fixed-point number."""
-    if m == 0.0:
-        return 0, 0
-    frac, shift = math.frexp(m)
-    q = int(math.floor(abs(frac) * (1 << 31) + 0.5)) * (1 if frac >= 0 else -1)  # std::round
-    if q == 1 << 31:
-        q //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q, shift
-
-
 def channel_qparams(graph: Graph, step: Step) -> dict[str, np.ndarray]:
     """The per-channel multiplier and shift of an int8 layer (input scale x filter scale /
     output scale per channel, in double precision as TFLite computes it)."""
     node = graph.nodes[step.node_index]
+    args = node.attrs.get("args", ())
+    filt = args[1] if len(args) > 1 and args[1] else node.weights[0]
     q_in = graph.quant[node.inputs[0]].scale[0]
     q_out = graph.quant[node.outputs[0]].scale[0]
-    fs = graph.quant[node.weights[0]].scale
+    fs = graph.quant[filt].scale
+    channels = step_channels = graph.constants[filt].shape[graph.quant[filt].axis]
+    if len(fs) == 1:
+        fs = fs * step_channels
+    assert len(fs) == channels
     pairs = [quantize_multiplier(q_in * f / q_out) for f in fs]
     return {MULTIPLIER: np.array([p[0] for p in pairs], dtype="<i4"),
             SHIFT: np.array([p[1] for p in pairs], dtype="<i4")}

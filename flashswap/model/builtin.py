@@ -57,7 +57,9 @@ class GraphBuilder:
         group = c if depthwise else 1
         if depthwise:
             out_c = c
-        wt = self._weight(f"{name}/weights", (kh, kw, c // group, out_c))
+        # TFLite's filter layouts: OHWI for a convolution, (1, kh, kw, C) for a depthwise one.
+        shape = (1, kh, kw, out_c) if depthwise else (out_c, kh, kw, c // group)
+        wt = self._weight(f"{name}/weights", shape)
         bias = self._weight(f"{name}/bias", (out_c,), "int32")
         y = self._act(f"{name}/out", (1, oh, ow, out_c))
         self.nodes.append(Node(
@@ -65,7 +67,7 @@ class GraphBuilder:
             conv_macs(oh * ow * out_c, kh, kw, c, group),
             {"kernel": (kh, kw), "stride": (stride, stride),
              "pads": (pad_h // 2, pad_w // 2, pad_h - pad_h // 2, pad_w - pad_w // 2),
-             "dilation": (1, 1), "group": group},
+             "dilation": (1, 1), "group": group, "activation": "RELU", "args": (x, wt, bias)},
         ))
         return y
 
@@ -93,7 +95,8 @@ class GraphBuilder:
         wt = self._weight(f"{name}/weights", (units, k))
         bias = self._weight(f"{name}/bias", (units,), "int32")
         y = self._act(f"{name}/out", (1, units))
-        self.nodes.append(Node(name, "FullyConnected", (x,), (wt, bias), (y,), k * units))
+        self.nodes.append(Node(name, "FullyConnected", (x,), (wt, bias), (y,), k * units,
+                               {"args": (x, wt, bias)}))
         return y
 
     def add(self, a: str, b: str, name: str | None = None) -> str:

@@ -25,9 +25,14 @@ MEAN) keeps one 32-bit sum per channel across the tiles.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import cache
 
-from flashswap.model.graph import Graph, Tensor
+import numpy as np
+
+from flashswap.errors import ModelError
+from flashswap.model.graph import Graph, Quant, Tensor
 from flashswap.planner.steps import Step, StepGraph
 
 QPARAM_BYTES = 8  # int32 multiplier + int32 shift per output channel
@@ -44,7 +49,8 @@ class Needs:
     channels: int = 1  # output channels (features for a fully connected layer)
     by_channel: bool = False  # the step's units are its channels (tiled by features)
     accum: int = 0  # bytes held across the step's tiles
-    scratch_fixed: int = 0  # kernel scratch, independent of the tile
+    # Kernel scratch for a tile of n units (the kernels' scratch-size function).
+    scratch_of: Callable[[int], int] | None = field(default=None, compare=False, repr=False)
 
     @property
     def block_bytes(self) -> int:
@@ -57,8 +63,8 @@ class Needs:
     def min_staging(self) -> int:
         return self.staging(1 if self.per_channel else 0)
 
-    def scratch(self, rows: int) -> int:  # noqa: ARG002 - band-dependent scratch: none yet
-        return self.scratch_fixed
+    def scratch(self, units: int) -> int:
+        return self.scratch_of(units) if self.scratch_of is not None else 0
 
 
 def channels_of(graph: Graph, t: Tensor) -> int:
@@ -72,34 +78,48 @@ def step_needs(graph: Graph, sg: StepGraph) -> list[Needs]:
     """The needs of every step; parameter blocks are numbered in step order."""
     out: list[Needs] = []
     block = 0
+    stub = _ShapeStub(graph)
     for s in sg.steps:
         n = _needs(graph, sg, s, block)
         if n.block >= 0:
             block += 1
+        if not s.virtual:
+            n = replace(n, scratch_of=stub.scratch_function(s))
         out.append(n)
     return out
+
+
+def _splittable(graph: Graph, s: Step) -> bool:
+    """Ops whose output channels can be computed group by group from their own weights."""
+    node = graph.nodes[s.node_index]
+    if node.op_type == "FullyConnected":
+        return True
+    if node.op_type == "Conv":
+        return node.attrs.get("group", 1) == 1
+    if node.op_type == "DepthwiseConv":  # one input channel per output channel
+        t_in, t_out = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+        return channels_of(graph, t_in) == channels_of(graph, t_out)
+    return False
 
 
 def _needs(graph: Graph, sg: StepGraph, s: Step, block: int) -> Needs:
     if s.virtual:
         return Needs()
     node = graph.nodes[s.node_index]
-    accum = 0
-    if s.kind == "reduce":
-        accum = 4 * channels_of(graph, graph.tensors[node.inputs[0]])
-    scratch = kernel_scratch(graph, s)
+    out = graph.tensors[sg.tensors[s.outputs[0].tensor].name] if len(s.outputs) == 1 else None
+    accum = 4 * out.elements if s.kind == "reduce" and out is not None else 0
     weights = [graph.tensors[sg.weight_names[w]] for w, _ in s.weights]
     if not weights:
-        return Needs(accum=accum, scratch_fixed=scratch)
+        return Needs(accum=accum)
     total = sum(w.nbytes for w in weights)
-    if node.op_type not in SPLIT_OPS or len(s.outputs) != 1:
-        return Needs(block, total, 0, 1, False, accum, scratch)
-    ch = channels_of(graph, graph.tensors[sg.tensors[s.outputs[0].tensor].name])
-    per = sum(w.nbytes // ch for w in weights if ch in w.shape and w.elements % ch == 0)
+    if out is None or not _splittable(graph, s):
+        return Needs(block, total, 0, 1, False, accum)
+    ch = channels_of(graph, out)
+    per = sum(w.nbytes // ch for w in weights if ch in w.shape)
     common = total - per * ch
     if _per_channel_quant(graph, node.op_type, weights[0]):
         per += QPARAM_BYTES
-    return Needs(block, common, per, ch, s.split_weights, accum, scratch)
+    return Needs(block, common, per, ch, s.split_weights, accum)
 
 
 def _per_channel_quant(graph: Graph, op_type: str, filt: Tensor) -> bool:
@@ -113,6 +133,34 @@ def _per_channel_quant(graph: Graph, op_type: str, filt: Tensor) -> bool:
     return op_type in ("Conv", "DepthwiseConv")
 
 
-def kernel_scratch(graph: Graph, s: Step) -> int:  # noqa: ARG001
-    """Scratch bytes of the step's kernel (the kernels' scratch-size function)."""
-    return 0
+class _ShapeStub:
+    """The kernels' scratch-size function (flashswap.exec.kernels: StepKernel.scratch_bytes)
+    for any graph. Kernels are prepared from a graph's constants and quantization; a graph
+    without them (a built-in network, a planning what-if) gets stand-ins of the right shapes
+    and dtypes - scratch depends on shapes only."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+
+    @cache  # noqa: B019 - one stub per planning call
+    def stub(self) -> Graph:
+        g = self.graph
+        weights = {w for n in g.nodes for w in n.weights}
+        constants = dict(g.constants)
+        for w in weights - set(constants):
+            t = g.tensors[w]
+            constants[w] = np.broadcast_to(np.zeros((), dtype=t.dtype), t.shape)
+        quant = dict(g.quant)
+        for name, t in g.tensors.items():
+            if name not in quant and t.dtype in ("int8", "uint8", "int16"):
+                quant[name] = Quant((1.0,), (0,))
+        return replace(g, constants=constants, quant=quant, dtype_override=None)
+
+    def scratch_function(self, s: Step) -> Callable[[int], int]:
+        from flashswap.exec.kernels import prepare
+
+        try:
+            k = prepare(self.stub(), s.node_index, s.fused)
+        except ModelError:
+            return lambda units: 0  # no kernel: the plan is made, running it fails
+        return cache(lambda units: int(k.scratch_bytes(0, units)))
