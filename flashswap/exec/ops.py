@@ -85,8 +85,10 @@ class StepRunner:
             k = self.kernel(s, 0, n.channels)
             inputs = {x: (band(x, *k.input_rows(x, 0, 1)), k.input_rows(x, 0, 1)[0])
                       for x in k.in_names}
-            out = band(k.out, 0, self.g.tensors[k.out].rows).view(k.out_dtype)
-            k.run_features(inputs, params, out[ins.c0:ins.c1], ins.c0, ins.c1, scratch)
+            b = binds[self.sg.storage_of(k.out)]  # features [c0, c1) of the one-row output
+            size = k.out_dtype.itemsize
+            out = arena.view(b.buf, ins.c0 * size - b.base, (ins.c1 - ins.c0) * size)
+            k.run_features(inputs, params, out, ins.c0, ins.c1, scratch)
         else:
             self._rows(ins, s, band, params, scratch)
 
