@@ -86,7 +86,7 @@ def test_run_takes_an_input_file(tmp_path):
     (["--inferences", "0"], "invalid inference count 0: must be at least 1"),
     (["--sram", "1KiB"], "SRAM budget 1 KiB is too small"),
     (["--part", "NOPE"], "unknown part 'NOPE'"),
-    (["--input-shape", "x=1xAx3"], "invalid --input-shape 'x=1xAx3': expected NAME=1x96x96x3"),
+    (["--input-shape", "x=1xAx3"], "invalid input shape 'x=1xAx3': expected NAME=DIMS"),
     (["--corrupt-chunk", "999"], "the plan writes no swap chunk 999"),
     (["--capacity", "64MiB"], "exceed W25Q128JV's 16 MiB"),
 ])
