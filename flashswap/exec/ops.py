@@ -106,7 +106,7 @@ class StepRunner:
         for x in k.in_names:
             a, b = whole.input_rows(x, u0, u1)
             data = band(x, a, b)  # type: ignore[operator]
-            if split and n.group_channels > 1:  # a grouped conv reads its groups' channels
+            if split and n.conv_groups > 1:  # a grouped conv reads its groups' channels
                 i0, i1 = input_channels(self.g, s, n.group_channels, ins.c0, ins.c1)
                 shape = whole.host.band_shape(x, a, b)
                 data = data.view(np.dtype(self.g.tensors[x].dtype)).reshape(shape)
@@ -197,13 +197,13 @@ def channel_slice(graph: Graph, s: Step, lay: BlockLayout, c0: int, c1: int) -> 
         t = graph.tensors[name]
         tensors[name] = _slice_tensor(t, _channel_axis(graph, t), n)
     og = lay.needs.group_channels
-    if og > 1:
+    if lay.needs.conv_groups > 1:
         host = graph.nodes[s.node_index]
         i0, i1 = input_channels(graph, s, og, c0, c1)
         t = graph.tensors[host.inputs[0]]
         tensors[host.inputs[0]] = _slice_tensor(t, _channel_axis(graph, t), i1 - i0)
         if "group" in host.attrs:
-            groups = max(1, n // og)
+            groups = max(1, n // og)  # whole groups in the slice, or one
             nodes[s.node_index] = dataclasses.replace(host, attrs={**host.attrs,
                                                                    "group": groups})
     for f in lay.per:

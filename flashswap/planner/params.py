@@ -49,7 +49,8 @@ class Needs:
     channels: int = 1  # output channels (features for a fully connected layer)
     by_channel: bool = False  # the step's units are its channels (tiled by features)
     accum: int = 0  # bytes held across the step's tiles
-    group_channels: int = 1  # output channels per convolution group (1: no groups)
+    group_channels: int = 1  # output channels per convolution group
+    conv_groups: int = 1  # a convolution's groups (> 1: its channel groups read input slices)
     # Kernel scratch for a tile of n units (the kernels' scratch-size function).
     scratch_of: Callable[[int], int] | None = field(default=None, compare=False, repr=False)
 
@@ -103,21 +104,21 @@ def step_needs(graph: Graph, sg: StepGraph) -> list[Needs]:
     return out
 
 
-def _group_channels(graph: Graph, s: Step) -> int | None:
-    """Output channels per convolution group of a step whose channels can be computed group
-    by group from their own weights (1: any split; None: not splittable)."""
+def _conv_groups(graph: Graph, s: Step) -> tuple[int, int] | None:
+    """(groups, output channels per group) of a step whose output channels can be computed
+    group by group from their own weights ((1, 1): any split; None: not splittable)."""
     node = graph.nodes[s.node_index]
     if node.op_type == "FullyConnected":
-        return 1
+        return 1, 1
     if node.op_type in ("Conv", "DepthwiseConv"):
         t_in, t_out = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
         cin, cout = channels_of(graph, t_in), channels_of(graph, t_out)
         groups = cin if node.op_type == "DepthwiseConv" else node.attrs.get("group", 1)
         if groups <= 1:
-            return 1
+            return 1, 1
         if cin % groups or cout % groups:
             return None
-        return cout // groups
+        return groups, cout // groups
     return None
 
 
@@ -131,15 +132,15 @@ def _needs(graph: Graph, sg: StepGraph, s: Step, block: int) -> Needs:
     if not weights:
         return Needs(accum=accum)
     total = sum(w.nbytes for w in weights)
-    og = _group_channels(graph, s) if out is not None else None
-    if out is None or og is None:
+    grouping = _conv_groups(graph, s) if out is not None else None
+    if out is None or grouping is None:
         return Needs(block, total, 0, 1, False, accum)
     ch = channels_of(graph, out)
     per = sum(w.nbytes // ch for w in weights if ch in w.shape)
     common = total - per * ch
     if _per_channel_quant(graph, node.op_type, weights[0]):
         per += QPARAM_BYTES
-    return Needs(block, common, per, ch, s.split_weights, accum, og)
+    return Needs(block, common, per, ch, s.split_weights, accum, grouping[1], grouping[0])
 
 
 def _per_channel_quant(graph: Graph, op_type: str, filt: Tensor) -> bool:
@@ -226,5 +227,5 @@ class _ShapeStub:
                 k = prepare(self.stub(), s.node_index, fused, s.units)
             except ModelError:
                 continue
-            return cache(lambda units: int(k.scratch_bytes(0, units)))
+            return cache(lambda units, k=k: int(k.scratch_bytes(0, units)))
         return lambda units: 0
