@@ -102,8 +102,8 @@ def main() -> int:
         for b in budgets(load_model(str(path)), chunk):
             rows.append(run_one(path, b, chunk, engine))
     t = Table(title=f"flashswap run, {engine} engine (python bench/run_models.py)")
-    for c in ("model", "part", "budget B", "chunk", "written B/inf", "read B/inf", "peak B (planned)",
-              "vs reference", "trace", "wall s"):
+    for c in ("model", "part", "budget B", "chunk", "written B/inf", "read B/inf",
+              "peak B (planned)", "vs reference", "trace", "wall s"):
         t.add_column(c, justify="right")
     for r in rows:
         verdict = ("no reference" if r["matches_reference"] is None else
@@ -112,9 +112,9 @@ def main() -> int:
                    "DIFFERS")
         peak = (f"{r['peak_sram']:,}" if r["peak_sram"] == r["planned_peak_sram"]
                 else f"{r['peak_sram']:,} ({r['planned_peak_sram']:,})")
-        t.add_row(r["model"], r["part"], f"{r['budget']:,}", f"{r['chunk']:,}", f"{r['bytes_written']:,}",
-                  f"{r['bytes_read']:,}", peak, verdict, "= plan" if r["trace_equal"] else "DIFF",
-                  f"{r['wall_s']:.2f}")
+        t.add_row(r["model"], r["part"], f"{r['budget']:,}", f"{r['chunk']:,}",
+                  f"{r['bytes_written']:,}", f"{r['bytes_read']:,}", peak, verdict,
+                  "= plan" if r["trace_equal"] else "DIFF", f"{r['wall_s']:.2f}")
     Console(width=160).print(t)
     print(json.dumps({"bench": "run_models", "engine": engine, "results": rows}))
     ok = all(r["trace_equal"] and r["peak_sram"] == r["planned_peak_sram"] <= r["budget"]
