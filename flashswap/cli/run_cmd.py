@@ -127,7 +127,7 @@ def random_inputs(graph: Any, seed: int) -> list[np.ndarray]:
 
 def top5(graph: Any, name: str, y: np.ndarray) -> list[tuple[int, float]] | None:
     """(class, score) of the five highest scores of a classifier's output, else None."""
-    if y.ndim < 1 or y.size < 2 or y.size != y.shape[-1]:
+    if y.ndim < 1 or y.size < 2 or y.size != max(y.shape):  # one axis of classes
         return None
     v = y.reshape(-1).astype(np.float64)
     q = graph.quant.get(name)
