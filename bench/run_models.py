@@ -26,7 +26,7 @@ from rich.table import Table
 
 from flashswap.cli.run_cmd import default_engine, random_inputs
 from flashswap.exec.device import Device
-from flashswap.exec.verdict import compare, reference_outputs
+from flashswap.exec.verdict import compare, float_compute, reference_outputs
 from flashswap.model import load_model
 from flashswap.planner import plan
 
@@ -65,7 +65,7 @@ def run_one(path: Path, budget: int, chunk: int, engine: str) -> dict[str, Any]:
     r = dev.infer(xs)
     t3 = time.perf_counter()
     ref = reference_outputs(str(path), xs)
-    v = compare(ref[0], r.outputs, ref[1]) if ref else None
+    v = compare(ref[0], r.outputs, ref[1], float_compute(graph)) if ref else None
     md = p.metadata
     same = len(r.records) == len(p.records) and all(
         (r.records[f] == p.records[f]).all() for f in ("op", "key", "length"))
