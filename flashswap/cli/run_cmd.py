@@ -148,6 +148,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     capacity = parse_size(args.capacity, "capacity") if args.capacity else None
     if args.inferences < 1:
         raise InputError(f"invalid inference count {args.inferences}: must be at least 1")
+    if args.seed < 0:
+        raise InputError(f"invalid seed {args.seed}: must not be negative")
     if args.model.startswith("builtin:"):
         raise InputError(f"{args.model} has no weights: run takes a .tflite or .onnx file")
     shapes = parse_input_shapes(args.input_shape)
@@ -188,13 +190,13 @@ class _Failed(FlashswapError):
 
 
 def _save(path: str, graph: Any, outputs: list[np.ndarray]) -> None:
-    if path.endswith(".npz"):
-        np.savez(path, **dict(zip(graph.outputs, outputs, strict=True)))
-        return
-    if len(outputs) != 1:
+    if not path.endswith(".npz") and len(outputs) != 1:
         raise InputError(f"-o {path}: the model has {len(outputs)} outputs; name a .npz file")
     try:
-        np.save(path, outputs[0], allow_pickle=False)
+        if path.endswith(".npz"):
+            np.savez(path, **dict(zip(graph.outputs, outputs, strict=True)))
+        else:
+            np.save(path, outputs[0], allow_pickle=False)
     except OSError as e:
         raise InputError(f"-o {path}: cannot write: {e.strerror}") from None
 
