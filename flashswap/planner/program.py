@@ -25,7 +25,7 @@ output channels [c0, c1). Each `Bind` says where a tensor the step reads or writ
 
 Other planners. The executor knows nothing of the scheduler's policy: it carries out any
 program whose buffers fit and whose binds cover what each compute reads and writes (the arena
-refuses overlaps and overruns; a bind that does not cover a band is an error). A planner that
+refuses overlapping buffers, overruns, and a band outside its bound buffer). A planner that
 fuses several layers and runs them band by band emits, per band, the computes of each layer
 in turn with binds to small intermediate buffers, and frees them when the band is done; 2-D
 patches additionally need a `Bind` that describes a sub-rectangle (a row pitch and a column
