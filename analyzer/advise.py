@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from analyzer.lifetime import Options, run_job
@@ -74,11 +75,11 @@ def _budget(text: str) -> int:
 
 @dataclass(frozen=True)
 class Model:
-    """A model as the user named it, the graph the planner gets, and a hash of that graph (for
-    the cache). The planner reads shapes, types, ops and their attributes, never the weights:
-    the graph is kept without its constants and quantization, so plan tasks do not ship a
-    model's weights to every worker and the hash does not depend on them (nor on how an
-    importer holds them: ONNX constants are a lazy object without a stable repr)."""
+    """A model as the user named it, the graph the planner gets, and a hash for the cache: of
+    the graph's structure (shapes, types, ops, attributes) and, for a model file, of the
+    file's bytes. The planner reads quantization parameters and shape constants, so the graph
+    keeps them; the hash does not go through them (ONNX constants are a lazy object without a
+    stable repr), the file's bytes stand for them."""
 
     spec: str
     graph: Graph
@@ -87,9 +88,13 @@ class Model:
     @classmethod
     def load(cls, spec: str, dtype: str | None = None,
              input_shapes: dict[str, tuple[int, ...]] | None = None) -> Model:
-        g = replace(load_model(spec, dtype, input_shapes), constants={}, quant={})
+        g = load_model(spec, dtype, input_shapes)
         planned = (g.name, g.tensors, g.nodes, g.inputs, g.outputs, g.layout, g.dtype_override)
-        return cls(spec, g, hashlib.sha256(repr(planned).encode()).hexdigest())
+        h = hashlib.sha256(repr(planned).encode())
+        path = Path(spec)
+        if not spec.startswith("builtin:") and path.is_file():
+            h.update(path.read_bytes())
+        return cls(spec, g, h.hexdigest())
 
 
 @dataclass(frozen=True, order=True)

@@ -14,11 +14,11 @@ from analyzer.lifetime import Options
 from analyzer.mcus import DEFAULT_MCU, get_mcu
 from analyzer.sweep import Failed, LocalPool, Serial, Task
 from analyzer.sweep_cache import ResultCache, code_fingerprint
+from tests.planutil import budget_error, swap_bytes
 
 RESNET8 = "builtin:resnet8"  # plans in 10 ms; 8 KiB is below its smallest feasible budget
 PARTS = ("W25Q128JV", "MX25R6435F", "S-46u-2GB")  # two NOR (0.1 s a replay), one managed
-BUDGET_TOO_SMALL = ("SRAM budget 8 KiB is too small: op 'stack1/conv1' (Conv) needs at least "
-                    "12 KiB even tiled")
+BUDGET_TOO_SMALL = budget_error(RESNET8, 8192)  # the planner's own words
 RAW_ONLY = ("the flashswap store runs on raw flash; on a managed device (SD/eMMC) the card's "
             "own FTL remaps writes")
 
@@ -39,7 +39,7 @@ def serial() -> dict:
 def test_serial_results_are_real(serial) -> None:
     assert list(serial) == small_sweep().configs()
     r = serial[Config(RESNET8, 16384, "W25Q128JV", "flashswap")]
-    assert r["kind"] == "nor" and r["swap_bytes_per_inference"] == 81920
+    assert r["kind"] == "nor" and r["swap_bytes_per_inference"] == swap_bytes(RESNET8, 16384)
     assert 30 < r["years"] < 50 and 1 < r["slowdown"] < 2 and r["converged"]
     # the same plan on a slower, smaller NOR part wears out sooner
     assert serial[Config(RESNET8, 16384, "MX25R6435F", "flashswap")]["years"] < r["years"]
@@ -144,15 +144,21 @@ def test_killed_worker_is_a_row_and_not_cached(tmp_path: Path) -> None:
     assert "error" not in again.results[cfg]
 
 
-def test_model_hash_is_stable_and_ignores_weights() -> None:
+def test_model_hash_is_stable_and_follows_the_file(tmp_path) -> None:
     import onnx
 
     light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
     fixture = Path(__file__).parent / "fixtures" / "models" / "ic_resnet8_32.tflite"
     for spec in (str(light / "light_squeezenet.onnx"), str(fixture), RESNET8):
         a, b = Model.load(spec), Model.load(spec)  # ONNX constants: a new lazy object each
-        assert a.digest == b.digest and a.graph.constants == {} and a.graph.quant == {}
+        assert a.digest == b.digest
     assert Model.load(RESNET8, "int16").digest != Model.load(RESNET8).digest
+    # same structure, other weights (one byte of the file changed): another model to the cache
+    data = bytearray(fixture.read_bytes())
+    data[-100] ^= 1
+    other = tmp_path / fixture.name
+    other.write_bytes(bytes(data))
+    assert Model.load(str(other)).digest != Model.load(str(fixture)).digest
 
 
 # ---- the task runner itself -------------------------------------------------------------
