@@ -116,7 +116,9 @@ def _channel_axis(graph: Graph, op_type: str, name: str, arr: np.ndarray, needs:
     if not axes:
         return None
     q = graph.quant.get(name)
-    if host and q is not None and q.per_channel and arr.shape[q.axis] == ch:
+    # A bias's stated quantized dimension may be its filter's (older converters write 3 for
+    # a depthwise bias of shape [C]): only an axis the array has can be its channel axis.
+    if host and q is not None and q.per_channel and q.axis < arr.ndim and arr.shape[q.axis] == ch:
         return q.axis
     if host and op_type == "DepthwiseConv":
         return axes[-1]  # TFLite's depthwise filter is [1, kh, kw, channels]
