@@ -209,12 +209,21 @@ def _same_trace(planned: np.ndarray, executed: np.ndarray) -> bool:
 def _report(args: argparse.Namespace, p: Any, dev: Any, results: list[Any],
             inputs: list[np.ndarray], times: tuple[float, float, float]) -> dict[str, Any]:
     from flashswap.exec.device import Counters
-    from flashswap.exec.verdict import compare, float_compute, reference_outputs
+    from flashswap.exec.verdict import (
+        ReferenceUnavailable,
+        compare,
+        float_compute,
+        reference_outputs,
+    )
 
     g, md = p.graph, p.metadata
     n = len(results)
     outs = results[0].outputs
-    ref = reference_outputs(args.model, inputs)
+    why = None
+    try:
+        ref = reference_outputs(args.model, inputs)
+    except ReferenceUnavailable as e:
+        ref, why = None, str(e)
     v = compare(ref[0], outs, ref[1], float_compute(g)) if ref else None
     repeat = all(all(np.array_equal(a, b) for a, b in zip(outs, r.outputs, strict=True))
                  for r in results[1:])
@@ -237,6 +246,7 @@ def _report(args: argparse.Namespace, p: Any, dev: Any, results: list[Any],
                     for name, y in zip(g.outputs, outs, strict=True)],
         "top5": [{"class": c, "score": s} for c, s in classes] if classes else None,
         "reference": v.reference if v else None,
+        "reference_error": why,
         "bit_exact": v.bit_exact if v else None,
         "max_abs_diff": v.max_abs_diff if v else None,
         "tolerance": v.tolerance if v else None,
@@ -297,7 +307,9 @@ def _print(console: Console, r: dict[str, Any], graph: Any) -> None:
     if r["top5"]:
         line(f"top-{len(r['top5'])}: "
              + ", ".join(f"{c['class']} ({c['score']:.4g})" for c in r["top5"]))
-    if r["reference"] is None:
+    if r["reference_error"] is not None:
+        verdict = f"no verdict ({r['reference_error']})"
+    elif r["reference"] is None:
         verdict = "no reference (LiteRT / ONNX Runtime not installed)"
     elif r["tolerance"] is None:
         verdict = "bit-exact" if r["bit_exact"] else \

@@ -8,16 +8,26 @@
   bits, so its output must be within `FLOAT_TOLERANCE` x max(1, max |reference|) of it,
   element by element.
 - Neither installed (or a built-in model, which has no weights): no verdict (None).
+- Installed but unable to run the model (LiteRT refuses some files TFLite Micro runs, e.g. a
+  bias whose quantized dimension is its filter's): `ReferenceUnavailable`, no verdict either,
+  with the reference's own reason.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from flashswap.errors import FlashswapError
+
 FLOAT_TOLERANCE = 1e-4
+
+
+class ReferenceUnavailable(FlashswapError):
+    """The reference runtime is installed but cannot run this model (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -44,25 +54,42 @@ def reference_outputs(path: str, inputs: list[np.ndarray]) -> tuple[str, list[np
             return None
         import ai_edge_litert
 
-        it = Interpreter(model_path=path,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-        it.allocate_tensors()
-        for d, x in zip(it.get_input_details(), inputs, strict=True):
-            it.set_tensor(d["index"], x)
-        it.invoke()
+        name = f"LiteRT {getattr(ai_edge_litert, '__version__', '')} reference kernels"
+        name = name.replace("  ", " ")
+        try:
+            it = Interpreter(model_path=path,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+            it.allocate_tensors()
+            for d, x in zip(it.get_input_details(), inputs, strict=True):
+                it.set_tensor(d["index"], x)
+            it.invoke()
+        except (ValueError, RuntimeError) as e:  # LiteRT's errors for a model it refuses
+            raise ReferenceUnavailable(f"{name} cannot run the model: {_first(e)}") from None
         outs = [np.array(it.get_tensor(d["index"])) for d in it.get_output_details()]
-        version = getattr(ai_edge_litert, "__version__", "")
-        return f"LiteRT {version} reference kernels".replace("  ", " "), outs
+        return name, outs
     if ext == ".onnx":
         try:
             import onnxruntime as ort
         except ImportError:
             return None
-        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        feeds = {d.name: x for d, x in zip(sess.get_inputs(), inputs, strict=True)}
-        outs = [np.asarray(y) for y in sess.run(None, feeds)]
-        return f"ONNX Runtime {ort.__version__} (CPU)", outs
+        name = f"ONNX Runtime {ort.__version__} (CPU)"
+        try:
+            sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            feeds = {d.name: x for d, x in zip(sess.get_inputs(), inputs, strict=True)}
+            outs = [np.asarray(y) for y in sess.run(None, feeds)]
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ReferenceUnavailable(f"{name} cannot run the model: {_first(e)}") from None
+        return name, outs
     return None
+
+
+def _first(e: BaseException) -> str:
+    """The start of a runtime's message on one line: LiteRT runs its messages together
+    ("...Was 3.Tensor 33 has...") and repeats them per tensor; the first two say what and
+    where."""
+    parts = re.split(r"(?<=\.)(?=[A-Za-z])", " ".join(str(e).split()))
+    text = " ".join(parts[:2])
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def float_compute(graph: object) -> bool:
