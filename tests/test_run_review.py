@@ -16,11 +16,13 @@ import pytest
 from flashswap.cli import main
 from flashswap.cli.output import make_console
 from flashswap.errors import BudgetError
-from flashswap.exec.device import Device
+from flashswap.exec.device import Device, live_bytes, live_chunks
 from flashswap.exec.reference import run_reference
 from flashswap.model import load_model
 from flashswap.model.graph import Graph, Node, Quant, Tensor
 from flashswap.planner import plan
+from flashswap.sizes import format_size
+from flashswap.trace import Op
 
 MODELS = Path(__file__).parent / "fixtures" / "models"
 
@@ -126,3 +128,49 @@ def test_a_model_the_reference_refuses_runs_without_a_verdict(tmp_path):
     assert rc == 0
     assert "against a reference: no verdict (LiteRT " in text
     assert doc["executed_trace_equals_planned"] is True
+
+
+RESNET = str(MODELS / "ic_resnet8_32.tflite")
+
+
+@pytest.mark.parametrize("engine", ["python", "c"])
+def test_a_partition_too_small_for_the_plan_is_an_input_error(engine, capsys):
+    """A --capacity the plan's chunks do not fit used to end as the store's own error, exit 1
+    ("put(5): no space left", "chunk of 4096 bytes exceeds the largest chunk")."""
+    if engine == "c":
+        from flashswap.cli.run_cmd import default_engine
+
+        if default_engine() != "c":
+            pytest.skip("the C library does not build here")
+    sram = plan(load_model(RESNET), 1 << 20).metadata["min_feasible_budget"]
+    p = plan(load_model(RESNET), sram)
+    assert live_bytes(p) > 24 * 1024  # the minimum partition (6 segments of 4 KiB) is short
+    rc, _ = run(["run", RESNET, "--sram", str(sram), "--capacity", "32KiB", "--engine", engine])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("flashswap: error: the store's 32 KiB partition on W25Q128JV is full (")
+    assert err.endswith(f"); the plan keeps up to {live_chunks(p)} chunks "
+                        f"({format_size(live_bytes(p))}) in flash at once: give a larger "
+                        "--capacity\n")
+    rc, _ = run(["run", RESNET, "--sram", str(sram), "--capacity", "24KiB", "--engine", engine])
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        "flashswap: error: the store's 24 KiB partition on W25Q128JV takes chunks of at most "
+        "2,028 B; the plan writes 4,096 B chunks: give a larger --capacity or a smaller "
+        "--chunk\n")
+
+
+def test_live_chunks_and_bytes_follow_writes_trims_and_invalidates():
+    p = plan(load_model(RESNET), plan(load_model(RESNET), 1 << 20)
+             .metadata["min_feasible_budget"])
+    live: dict[int, int] = {}
+    most = most_bytes = 0
+    for r in p.records:  # the planned trace, record by record
+        if r["op"] == Op.WRITE:
+            live[int(r["key"])] = int(r["length"])
+        elif r["op"] == Op.TRIM:
+            live.pop(int(r["key"]))
+        elif r["op"] == Op.INVALIDATE:
+            live = {k: n for k, n in live.items() if not r["key"] <= k <= r["value"]}
+        most, most_bytes = max(most, len(live)), max(most_bytes, sum(live.values()))
+    assert (live_chunks(p), live_bytes(p)) == (most, most_bytes) and most > 1

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from flashswap.errors import InputError
+from flashswap.errors import InputError, NoSpaceError
 from flashswap.exec.executor import Executor, Result
 from flashswap.exec.weights import WeightsRegion, block_layouts, pack_blocks
 from flashswap.flash import FlashSim
@@ -94,13 +94,26 @@ class Device:
                                       max_keys=_max_keys(plan, flash, segment_size))
         else:
             self.store = Store.mount(flash, engine=engine)
+        largest = max((w.length for w in plan.program.instrs if type(w) is Write), default=0)
+        if largest > self.store.max_chunk:
+            raise InputError(f"the store's {format_size(flash.size)} partition on {p.name} takes "
+                             f"chunks of at most {self.store.max_chunk:,} B; the plan writes "
+                             f"{largest:,} B chunks: give a larger --capacity or a smaller "
+                             "--chunk")
         self.flash = flash
         self.executor = Executor(plan, self.store, weights)
         self.after_format = Counters.of(self.flash)
 
     def infer(self, inputs: list[np.ndarray], index: int = 0) -> Result:
         """One inference, then the store's idle work."""
-        result = self.executor.run(inputs, index)
+        try:
+            result = self.executor.run(inputs, index)
+        except NoSpaceError as e:  # the partition, not the plan, is too small
+            chunks, size = live_chunks(self.plan), live_bytes(self.plan)
+            raise InputError(f"the store's {format_size(self.flash.size)} partition on "
+                             f"{self.part.name} is full ({e}); the plan keeps up to {chunks} "
+                             f"chunks ({format_size(size)}) in flash at once: give a larger "
+                             "--capacity") from None
         steps = 0
         while steps < IDLE_STEP_CAP and self.store.idle(1):
             steps += 1
@@ -144,17 +157,28 @@ def chunk_address(store: Any, key: int) -> int:
 
 def live_chunks(plan: Plan) -> int:
     """The most swap chunks the plan keeps in the store at once."""
-    live: set[int] = set()
-    peak = 0
+    return _live_peak(plan, lambda ins: 1)
+
+
+def live_bytes(plan: Plan) -> int:
+    """The most swap chunk bytes the plan keeps in the store at once."""
+    return _live_peak(plan, lambda ins: ins.length)
+
+
+def _live_peak(plan: Plan, weight: Any) -> int:
+    live: dict[int, int] = {}
+    total = peak = 0
     for ins in plan.program.instrs:
         t = type(ins)
         if t is Write:
-            live.add(ins.key)
-            peak = max(peak, len(live))
+            total += weight(ins) - live.get(ins.key, 0)
+            live[ins.key] = weight(ins)
+            peak = max(peak, total)
         elif t is Trim:
-            live.discard(ins.key)
+            total -= live.pop(ins.key, 0)
         elif t is Invalidate:
-            live = {k for k in live if not ins.first <= k <= ins.last}
+            for k in [k for k in live if ins.first <= k <= ins.last]:
+                total -= live.pop(k)
     return peak
 
 
