@@ -189,3 +189,32 @@ def test_store_default_segment_is_an_erase_size(capacity):
     flash = FlashSim(get_part("W25Q128JV"), capacity)
     seg = Store.format(flash, engine="python").stat()["segment_size"]
     assert seg in flash.erase_sizes and capacity // seg >= 6
+
+
+def test_int16_activations_are_refused_not_run():
+    """TFLite's 16x8 quantization (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)
+    ran through the int8 kernels: a converted model's CONV_2D and DEPTHWISE_CONV_2D were off
+    by one in 5% of outputs (TFLite accumulates int16 convolutions in 64 bits), its ADD by up
+    to 32768. The executor and the reference interpreter now refuse such a model; the
+    planner still plans it (its what-ifs)."""
+    from flashswap.errors import ModelError
+    from flashswap.exec.executor import Executor
+
+    g = fc_dequantize()
+    wide = dict(g.tensors)
+    for name in ("x", "y"):
+        wide[name] = dataclasses.replace(wide[name], dtype="int16")
+    g16 = dataclasses.replace(g, tensors=wide)
+    p = plan(g16, 1 << 20)
+    assert p.metadata["peak_sram"] > 0
+    msg = ("model 'fc_dequantize' has int16 activations (TFLite 16x8 quantization) in "
+           "FULLY_CONNECTED, DEQUANTIZE: the kernels are int8 and float32 only")
+    with pytest.raises(ModelError) as e:
+        Device(p, engine="python")
+    assert str(e.value) == msg
+    with pytest.raises(ModelError) as e:
+        Executor(p, None)  # type: ignore[arg-type]
+    assert str(e.value) == msg
+    with pytest.raises(ModelError) as e:
+        run_reference(g16, {"x": np.zeros((1, 128), np.int16)})
+    assert str(e.value) == msg

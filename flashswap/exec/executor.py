@@ -21,6 +21,7 @@ import numpy as np
 
 from flashswap.errors import FlashswapError, InputError
 from flashswap.exec.arena import Arena
+from flashswap.exec.kernels import check_executable
 from flashswap.exec.kernels.layout import from_storage, to_storage
 from flashswap.exec.ops import StepRunner
 from flashswap.exec.weights import WeightsRegion, block_layouts, pack_blocks
@@ -69,6 +70,7 @@ class Executor:
         if plan.graph.dtype_override is not None:
             raise InputError(f"model '{plan.graph.name}' was planned with its element types "
                              f"overridden ({plan.graph.dtype_override}): it cannot run")
+        check_executable(plan.graph)
         self.plan = plan
         self.store = store
         self.layouts = block_layouts(plan)

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from flashswap.errors import InputError
-from flashswap.exec.kernels import from_storage, make_op, storage_shape, to_storage
+from flashswap.exec.kernels import (
+    check_executable,
+    from_storage,
+    make_op,
+    storage_shape,
+    to_storage,
+)
 from flashswap.exec.kernels.layout import np_dtype
 from flashswap.model.graph import Graph
 
@@ -35,6 +41,7 @@ def run_reference(graph: Graph, inputs: Mapping[str, np.ndarray],
     """Runs `graph` on `inputs` ({input name: array in the model's layout}); returns
     {output name: array in the model's layout}. If `tensors` is given, it receives every
     activation (views too) in storage layout, the bytes the executor's arena must hold."""
+    check_executable(graph)
     missing = [n for n in graph.inputs if n not in inputs]
     if missing:
         raise InputError(f"missing model input(s): {', '.join(missing)}")

@@ -73,7 +73,9 @@ ONNX) and storage (channels last), e.g. the model input before it is written to 
 the output after it is read.
 
 Errors: `ModelError` (exit 2) names the op when there is no kernel for it (`make_op`), and a
-band, weight or buffer of the wrong size.
+band, weight or buffer of the wrong size. `check_executable(graph)` refuses a graph with int16
+activations (TFLite's 16x8 quantization, whose arithmetic the int8 kernels do not follow);
+`make_op` still prepares such ops, for their scratch sizes.
 
 Coverage and exactness:
 - int8 (TFLite): CONV_2D (groups, dilation), DEPTHWISE_CONV_2D (any depth multiplier),
@@ -100,7 +102,14 @@ from flashswap.exec.kernels.layout import (
     storage_shape,
     to_storage,
 )
-from flashswap.exec.kernels.step import Band, StepKernel, fused_chain, make_op, prepare
+from flashswap.exec.kernels.step import (
+    Band,
+    StepKernel,
+    check_executable,
+    fused_chain,
+    make_op,
+    prepare,
+)
 
-__all__ = ["Band", "StepKernel", "band_shape", "from_storage", "fused_chain", "make_op",
-           "prepare", "storage_shape", "to_storage"]
+__all__ = ["Band", "StepKernel", "band_shape", "check_executable", "from_storage", "fused_chain",
+           "make_op", "prepare", "storage_shape", "to_storage"]

@@ -101,6 +101,24 @@ def make_op(graph: Graph, node: Node) -> Op:
     raise ModelError(f"no {kind} kernel for op '{src}' (node '{node.name}')")
 
 
+def check_executable(graph: Graph) -> None:
+    """ModelError naming every op that reads or writes an int16 activation: the kernels
+    follow TFLite's int8 arithmetic, and its 16x8 quantization differs (64-bit convolution
+    accumulators, ADD's smaller shift, int16 softmax and lookup tables), so such a model
+    would run and give wrong numbers. (Kernels are still prepared for int16 graphs, where
+    only their scratch sizes are used: the planner's int16 what-ifs.)"""
+    ops: dict[str, int] = {}
+    for n in graph.nodes:
+        if n.op_type != "Reshape" and any(graph.tensors[t].dtype == "int16"
+                                          for t in (*n.inputs, *n.outputs)):
+            src = n.attrs.get("source_op", n.op_type)
+            ops[src] = ops.get(src, 0) + 1
+    if ops:
+        listed = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in ops.items())
+        raise ModelError(f"model '{graph.name}' has int16 activations (TFLite 16x8 "
+                         f"quantization) in {listed}: the kernels are int8 and float32 only")
+
+
 def fused_chain(graph: Graph, node_index: int, count: int) -> list[int]:
     """Indices of the `count` nodes the planner fused after graph.nodes[node_index]: each
     is the only reader of the previous one's output (planner/steps.py `_fuse`)."""
