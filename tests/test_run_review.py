@@ -218,3 +218,21 @@ def test_int16_activations_are_refused_not_run():
     with pytest.raises(ModelError) as e:
         run_reference(g16, {"x": np.zeros((1, 128), np.int16)})
     assert str(e.value) == msg
+
+
+def test_an_unsupported_tensor_type_is_named(tmp_path, capsys):
+    """TFLite Micro's audio_preprocessor_int8.tflite has UINT32 tensors: the error said
+    'unsupported type 15'."""
+    import tflite
+
+    data = bytearray((MODELS / "op_zoo.tflite").read_bytes())
+    sg = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0)
+    t = sg.Tensors(int(sg.InputsAsNumpy()[0]))
+    assert t.Type() == 9 and t._tab.Offset(6)  # INT8, stored in the file
+    struct.pack_into("<b", data, t._tab.Pos + t._tab.Offset(6), 15)
+    model = tmp_path / "uint32_input.tflite"
+    model.write_bytes(bytes(data))
+    assert run(["run", str(model), "--sram", "64KiB"])[0] == 2
+    name = t.Name().decode()
+    assert capsys.readouterr().err == (f"flashswap: error: tensor '{name}' has unsupported "
+                                       "type UINT32\n")

@@ -39,6 +39,9 @@ from flashswap.model.graph import ACTIVATION_DTYPES, Graph, Node, Quant, Tensor,
 
 _DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool",
            7: "int16", 9: "int8", 10: "float64"}
+# The schema's other TensorType values, to name them in errors.
+_OTHER_TYPES = {5: "STRING", 8: "COMPLEX64", 11: "COMPLEX128", 12: "UINT64", 13: "RESOURCE",
+                14: "VARIANT", 15: "UINT32", 16: "UINT16", 17: "INT4", 18: "BFLOAT16"}
 _NP = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "uint8": np.uint8,
        "int64": np.int64, "bool": np.bool_, "int16": np.int16, "int8": np.int8,
        "float64": np.float64}
@@ -154,7 +157,8 @@ class _Importer:
     def _type(self, i: int) -> str:
         ttype = self.sg.Tensors(i).Type()
         if ttype not in _DTYPES:
-            raise ModelError(f"tensor '{self.tname[i]}' has unsupported type {ttype}")
+            raise ModelError(f"tensor '{self.tname[i]}' has unsupported type "
+                             f"{_OTHER_TYPES.get(ttype, ttype)}")
         return _DTYPES[ttype]
 
     def _file_shape(self, i: int) -> tuple[int, ...]:
