@@ -236,3 +236,59 @@ def test_an_unsupported_tensor_type_is_named(tmp_path, capsys):
     name = t.Name().decode()
     assert capsys.readouterr().err == (f"flashswap: error: tensor '{name}' has unsupported "
                                        "type UINT32\n")
+
+
+def conv_pair(dtype: str) -> Graph:
+    """CONV_2D 3x3 SAME -> DEPTHWISE_CONV_2D 3x3/2 (RELU6), per-tensor quantized, as a legacy
+    uint8 model has them; `dtype` "int8" or "uint8", the uint8 graph being the int8 one with
+    every activation, filter and zero point moved up by 128 (same real values)."""
+    rng = np.random.default_rng(3)
+    off = 128 if dtype == "uint8" else 0
+    wc = rng.integers(-128, 128, (8, 3, 3, 3)).astype(np.int16)
+    wd = rng.integers(-128, 128, (1, 3, 3, 8)).astype(np.int16)
+    t = {
+        "x": Tensor("x", (1, 12, 10, 3), dtype, False, 12),
+        "wc": Tensor("wc", (8, 3, 3, 3), dtype, True),
+        "bc": Tensor("bc", (8,), "int32", True),
+        "y": Tensor("y", (1, 12, 10, 8), dtype, False, 12),
+        "wd": Tensor("wd", (1, 3, 3, 8), dtype, True),
+        "bd": Tensor("bd", (8,), "int32", True),
+        "z": Tensor("z", (1, 6, 5, 8), dtype, False, 6),
+    }
+    consts = {"wc": (wc + off).astype(dtype), "wd": (wd + off).astype(dtype),
+              "bc": rng.integers(-3000, 3000, 8, dtype=np.int32),
+              "bd": rng.integers(-3000, 3000, 8, dtype=np.int32)}
+    quant = {"x": Quant((0.0235,), (-3 + off,)), "wc": Quant((0.011,), (off,)),
+             "bc": Quant((0.0235 * 0.011,), (0,)), "y": Quant((0.0235,), (-128 + off,)),
+             "wd": Quant((0.0086,), (off,)), "bd": Quant((0.0235 * 0.0086,), (0,)),
+             "z": Quant((0.0235,), (-128 + off,))}
+    spatial = {"kernel": (3, 3), "dilation": (1, 1), "padding": "SAME", "activation": "RELU6"}
+    nodes = [
+        Node("conv", "Conv", ("x",), ("wc", "bc"), ("y",), 120 * 8 * 27,
+             {**spatial, "source_op": "CONV_2D", "args": ("x", "wc", "bc"), "stride": (1, 1),
+              "group": 1, "pads": (1, 1, 1, 1)}),
+        Node("dw", "DepthwiseConv", ("y",), ("wd", "bd"), ("z",), 30 * 8 * 9,
+             {**spatial, "source_op": "DEPTHWISE_CONV_2D", "args": ("y", "wd", "bd"),
+              "stride": (2, 2), "group": 8, "pads": (0, 0, 1, 1), "depth_multiplier": 1}),
+    ]
+    return Graph(f"conv_pair_{dtype}", t, nodes, ["x"], ["z"], "tflite", consts,
+                 quant).validate()
+
+
+def test_uint8_filters_subtract_their_zero_point():
+    """A legacy uint8 model (TFLite's converter with inference_type=uint8 on a fake-quant
+    graph) has filters with a nonzero zero point; the convolutions ignored it (every output
+    wrong, LiteRT differed by up to 255). The uint8 graph computes exactly the int8 one's
+    values, 128 higher, swapping or not."""
+    g8, gu = conv_pair("int8"), conv_pair("uint8")
+    x = np.random.default_rng(4).integers(-128, 128, (1, 12, 10, 3), dtype=np.int8)
+    xu = (x.astype(np.int16) + 128).astype(np.uint8)
+    want = run_reference(g8, {"x": x})["z"]
+    assert len(np.unique(want)) > 8  # the comparison means something
+    assert np.array_equal(run_reference(gu, {"x": xu})["z"],
+                          (want.astype(np.int16) + 128).astype(np.uint8))
+    lo = plan(gu, 1 << 20, 256).metadata["min_feasible_budget"]
+    p = plan(gu, lo, 256)
+    assert p.metadata["bytes_written_per_inference"] > 0
+    got = Device(p, engine="python").infer([xu]).outputs[0]
+    assert np.array_equal(got, (want.astype(np.int16) + 128).astype(np.uint8))

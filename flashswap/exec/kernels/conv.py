@@ -1,12 +1,14 @@
 """Convolutions: TFLite int8 CONV_2D / DEPTHWISE_CONV_2D and float ONNX Conv (with groups).
 
 Int8 follows TFLite's reference ConvPerChannel / DepthwiseConvPerChannel: acc = sum of
-filter * (input - input_zero_point) over the taps inside the image (padding contributes
+filter * (input - input_zero_point) over the taps inside the image (uint8 models, TFLite's
+legacy quantization: (filter - filter_zero_point) * (input - input_zero_point), as its
+reference Conv and DepthwiseConv do) (padding contributes
 nothing, i.e. the input is padded with its zero point), plus the int32 bias; then
 MultiplyByQuantizedMultiplier with the channel's multiplier (from double(input_scale) *
 double(filter_scale[c]) / double(output_scale)), plus the output zero point, clamped to the
 fused activation's range. Integer sums are computed as float64 matrix products, which are
-exact: every partial sum is an integer below 2**53 (|filter * input| <= 127 * 255).
+exact: every partial sum is an integer below 2**53 (|filter * input| <= 255 * 255).
 
 Filters are OHWI (TFLite CONV_2D; the ONNX importer stores ONNX's OIHW filters that way) and
 (1, kh, kw, C*m) for TFLite depthwise, where output channel c*m + j reads input channel c.
@@ -62,6 +64,12 @@ class _QuantConv(_Spatial):
         if scales.size != self.out_c:
             raise ModelError(f"op '{node.name}': {scales.size} filter scales for "
                              f"{self.out_c} output channels")
+        # uint8 models (TFLite's legacy quantization) have asymmetric per-tensor filters:
+        # the reference kernels add the filter offset to every tap (int8 filters have 0).
+        if len(set(wq.zero_point)) > 1 or (len(wq.zero_point) > 1 and wq.zero_point[0]):
+            raise ModelError(f"op '{node.name}': per-channel filter zero points "
+                             f"{list(wq.zero_point)[:4]}... have no kernel")
+        self.w_zp = int(wq.zero_point[0]) if wq.zero_point else 0
         # double(input_scale) * double(filter_scale) / double(output_scale), as TFLite.
         self.mult, self.shift = quantize_multipliers(xq.scale[0] * scales / oq.scale[0])
         lo, hi = int_range(graph.tensors[self.out].dtype)
@@ -94,7 +102,7 @@ class ConvInt8(_QuantConv):
         x = xs[0].astype(np.int32) - self.in_zp
         win = padded_window(x, firsts[0], self.g, r0, r1, 0)
         cols = im2col(win, self.g, rows).astype(np.float64)  # (rows, ow, kk, cin)
-        w = self.weight(weights, self.arg(1)).astype(np.float64)  # (cout, kh, kw, cin/g)
+        w = self.weight(weights, self.arg(1)).astype(np.float64) - self.w_zp  # OHWI (cin/g)
         acc = _grouped_matmul(cols, w, self.groups)
         out[...] = self.requantize(acc.astype(np.int64), weights).reshape(out.shape)
 
@@ -120,7 +128,8 @@ class DepthwiseInt8(_QuantConv):
         g = self.g
         x = xs[0].astype(np.int64) - self.in_zp
         win = padded_window(x, firsts[0], g, r0, r1, 0)
-        w = self.weight(weights, self.arg(1)).reshape(g.kh, g.kw, self.out_c).astype(np.int64)
+        w = (self.weight(weights, self.arg(1)).reshape(g.kh, g.kw, self.out_c).astype(np.int64)
+             - self.w_zp)
         acc = np.zeros((rows, g.out_w, self.out_c), dtype=np.int64)
         for ky, kx in g.taps():
             t = tap(win, g, ky, kx, rows)
