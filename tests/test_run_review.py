@@ -292,3 +292,24 @@ def test_uint8_filters_subtract_their_zero_point():
     assert p.metadata["bytes_written_per_inference"] > 0
     got = Device(p, engine="python").infer([xu]).outputs[0]
     assert np.array_equal(got, (want.astype(np.int16) + 128).astype(np.uint8))
+
+
+def test_uint8_softmax_has_zero_point_zero():
+    """A legacy uint8 model's SOFTMAX outputs scale 1/256, zero point 0 (TFLite requires the
+    type's minimum); the kernel refused it ("must be ... zero point -128")."""
+    def softmax(dtype: str) -> Graph:
+        off = 128 if dtype == "uint8" else 0
+        t = {"x": Tensor("x", (1, 40), dtype, False), "y": Tensor("y", (1, 40), dtype, False)}
+        quant = {"x": Quant((0.07,), (5 + off,)), "y": Quant((1 / 256,), (-128 + off,))}
+        node = Node("sm", "Softmax", ("x",), (), ("y",), 0,
+                    {"source_op": "SOFTMAX", "args": ("x",), "beta": 1.0})
+        return Graph(f"softmax_{dtype}", t, [node], ["x"], ["y"], "tflite", {},
+                     quant).validate()
+
+    x = np.random.default_rng(5).integers(-128, 128, (1, 40), dtype=np.int8)
+    want = run_reference(softmax("int8"), {"x": x})["y"]
+    assert len(np.unique(want)) > 8
+    xu = (x.astype(np.int16) + 128).astype(np.uint8)
+    got = run_reference(softmax("uint8"), {"x": xu})["y"]
+    assert got.dtype == np.uint8
+    assert np.array_equal(got, (want.astype(np.int16) + 128).astype(np.uint8))

@@ -5,7 +5,8 @@ differences from the row maximum, scaled by beta * input_scale into Q5.26 (Prepr
 differences below diff_min contribute nothing and output -128), exp() in Q0.31 by gemmlowp's
 exp_on_negative_values, the sum in Q12.19, its reciprocal by Newton-Raphson
 (one_over_one_plus_x_for_x_in_0_1), and each output = exp * reciprocal rounded into
-[-128, 127] with scale 1/256 and zero point -128. All of it is integer; here it runs on int64
+[-128, 127] with scale 1/256 and zero point -128 ([0, 255], zero point 0, for a legacy uint8
+model's softmax). All of it is integer; here it runs on int64
 arrays holding the int32 values, with int32 wrap-around where C would wrap.
 """
 
@@ -16,7 +17,7 @@ import math
 import numpy as np
 
 from flashswap.errors import ModelError
-from flashswap.exec.kernels.base import Op, Weights
+from flashswap.exec.kernels.base import Op, Weights, int_range
 from flashswap.exec.kernels.fixedpoint import (
     INT32_MAX,
     INT32_MIN,
@@ -96,9 +97,13 @@ class SoftmaxInt8(Op):
         super().__init__(graph, node)
         xq = self.quant(self.inputs[0])
         oq = self.quant(self.out)
-        if oq.zero_point[0] != -128 or abs(oq.scale[0] - 1 / 256) > 0.001 / 256:
-            raise ModelError(f"op '{node.name}': int8 softmax output must be scale 1/256, "
-                             "zero point -128")
+        # The output's zero point is its type's minimum (int8: -128; a legacy uint8 model's
+        # softmax: 0), as TFLite requires: probabilities [0, 1) over the whole range.
+        dtype = graph.tensors[self.out].dtype
+        self.lo, self.hi = int_range(dtype)
+        if oq.zero_point[0] != self.lo or abs(oq.scale[0] - 1 / 256) > 0.001 / 256:
+            raise ModelError(f"op '{node.name}': {dtype} softmax output must be scale 1/256, "
+                             f"zero point {self.lo}")
         beta = float(node.attrs.get("beta", 1.0))
         real = min(beta * xq.scale[0] * (1 << (31 - SCALED_DIFF_INT_BITS)), (1 << 31) - 1.0)
         self.mult, self.left_shift = quantize_multiplier(real)
@@ -121,8 +126,8 @@ class SoftmaxInt8(Op):
         shifted = (total << headroom) - (1 << 31)
         recip = one_over_one_plus_x(shifted)
         exponent = bits_over_unit + 31 - 8
-        y = rdbpot(srdhm(recip, exps), exponent) - 128
-        y = np.where(live, np.clip(y, -128, 127), -128)
+        y = rdbpot(srdhm(recip, exps), exponent) + self.lo
+        y = np.where(live, np.clip(y, self.lo, self.hi), self.lo)
         out[...] = y.astype(self.out_dtype).reshape(out.shape)
 
 
