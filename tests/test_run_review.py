@@ -313,3 +313,29 @@ def test_uint8_softmax_has_zero_point_zero():
     got = run_reference(softmax("uint8"), {"x": xu})["y"]
     assert got.dtype == np.uint8
     assert np.array_equal(got, (want.astype(np.int16) + 128).astype(np.uint8))
+
+
+def test_every_hybrid_op_is_named_in_one_line():
+    """MLPerf Tiny's kws_ref_model_float32.tflite and model_ToyCar_quant.tflite are
+    dynamic-range models (int8 weights, float activations); the executor named only the
+    first hybrid op, when it prepared its kernel."""
+    from flashswap.errors import ModelError
+
+    g = fc_dequantize()
+    t = dict(g.tensors)
+    t["x"] = dataclasses.replace(t["x"], dtype="float32")
+    t["w2"] = dataclasses.replace(t["w"], name="w2", shape=(128, 640))
+    t["b2"] = dataclasses.replace(t["b"], name="b2", shape=(128,))
+    t["y"] = dataclasses.replace(t["y"], shape=(1, 128), dtype="float32")
+    consts = {**g.constants, "w2": g.constants["w"].T.copy(), "b2": g.constants["b"][:128]}
+    fc1 = dataclasses.replace(g.nodes[0], outputs=("z",))
+    fc2 = dataclasses.replace(fc1, name="fc2", inputs=("z",), weights=("w2", "b2"),
+                              outputs=("y",), attrs={**fc1.attrs, "args": ("z", "w2", "b2")})
+    hybrid = dataclasses.replace(g, tensors=t, nodes=[fc1, fc2], outputs=["y"],
+                                 constants=consts).validate()
+    with pytest.raises(ModelError) as e:
+        Device(plan(hybrid, 1 << 20), engine="python")
+    assert str(e.value) == (
+        "model 'fc_dequantize' has hybrid ops (int8 weights, float activations): "
+        "FULLY_CONNECTED x2; no kernel: LiteRT quantizes such an op's whole input by its own "
+        "range at run time, which a band cannot know")

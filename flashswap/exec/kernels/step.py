@@ -102,21 +102,40 @@ def make_op(graph: Graph, node: Node) -> Op:
 
 
 def check_executable(graph: Graph) -> None:
-    """ModelError naming every op that reads or writes an int16 activation: the kernels
-    follow TFLite's int8 arithmetic, and its 16x8 quantization differs (64-bit convolution
-    accumulators, ADD's smaller shift, int16 softmax and lookup tables), so such a model
-    would run and give wrong numbers. (Kernels are still prepared for int16 graphs, where
-    only their scratch sizes are used: the planner's int16 what-ifs.)"""
-    ops: dict[str, int] = {}
+    """ModelError naming every op of a kind the kernels refuse, in one line:
+
+    - hybrid ops (int8 weights, float activations): LiteRT quantizes such an op's whole
+      input by its own range at run time, which a band cannot know (`make_op` refuses each);
+    - ops reading or writing int16 activations: the kernels follow TFLite's int8 arithmetic,
+      and its 16x8 quantization differs (64-bit convolution accumulators, ADD's smaller
+      shift, int16 softmax and lookup tables), so such a model would run and give wrong
+      numbers. (`make_op` still prepares them: the planner's int16 what-ifs use their
+      scratch sizes.)"""
+    hybrid: dict[str, int] = {}
+    wide: dict[str, int] = {}
     for n in graph.nodes:
-        if n.op_type != "Reshape" and any(graph.tensors[t].dtype == "int16"
-                                          for t in (*n.inputs, *n.outputs)):
-            src = n.attrs.get("source_op", n.op_type)
-            ops[src] = ops.get(src, 0) + 1
-    if ops:
-        listed = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in ops.items())
+        if n.op_type == "Reshape":
+            continue
+        src = n.attrs.get("source_op", n.op_type)
+        acts = [graph.tensors[t].dtype for t in (*n.inputs, *n.outputs)]
+        if not any(d in QUANT for d in acts) and any(graph.tensors[w].dtype in QUANT
+                                                     for w in n.weights):
+            hybrid[src] = hybrid.get(src, 0) + 1
+        elif "int16" in acts:
+            wide[src] = wide.get(src, 0) + 1
+
+    def listed(ops: dict[str, int]) -> str:
+        return ", ".join(f"{k} x{v}" if v > 1 else k for k, v in ops.items())
+
+    if hybrid:
+        raise ModelError(f"model '{graph.name}' has hybrid ops (int8 weights, float "
+                         f"activations): {listed(hybrid)}; no kernel: LiteRT quantizes such an "
+                         "op's whole input by its own range at run time, which a band cannot "
+                         "know")
+    if wide:
         raise ModelError(f"model '{graph.name}' has int16 activations (TFLite 16x8 "
-                         f"quantization) in {listed}: the kernels are int8 and float32 only")
+                         f"quantization) in {listed(wide)}: the kernels are int8 and float32 "
+                         "only")
 
 
 def fused_chain(graph: Graph, node_index: int, count: int) -> list[int]:
