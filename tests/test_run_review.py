@@ -339,3 +339,41 @@ def test_every_hybrid_op_is_named_in_one_line():
         "model 'fc_dequantize' has hybrid ops (int8 weights, float activations): "
         "FULLY_CONNECTED x2; no kernel: LiteRT quantizes such an op's whole input by its own "
         "range at run time, which a band cannot know")
+
+
+def test_arena_refuses_a_buffer_that_is_not_live():
+    """A program that moves, slides or reads a buffer it never allocated (a planner bug) is
+    an ArenaError naming the buffer, not a KeyError."""
+    from flashswap.exec.arena import Arena, ArenaError
+
+    a = Arena(64)
+    a.alloc(1, 0, 16)
+    for call, what in ((lambda: a.move(2, 0, 16), "moved"), (lambda: a.slide(2, 1, 1), "slid"),
+                       (lambda: a.view(2), "used"), (lambda: a.free(2), "freed")):
+        with pytest.raises(ArenaError) as e:
+            call()
+        assert str(e.value) == f"buffer 2 {what} but not allocated"
+    a.free(1)
+    assert a.used == 0 and a.peak == 16
+
+
+@pytest.mark.parametrize("engine", ["python", "c"])
+def test_a_trace_hook_the_caller_set_still_gets_the_stores_records(engine):
+    if engine == "c":
+        from flashswap.cli.run_cmd import default_engine
+
+        if default_engine() != "c":
+            pytest.skip("the C library does not build here")
+    g = load_model(RESNET)
+    p = plan(g, plan(g, 1 << 20).metadata["min_feasible_budget"])
+    d = Device(p, engine=engine)
+    mine: list[bytes] = []
+    d.store.trace = mine.append
+    x = np.random.default_rng(6).integers(-128, 128, (1, 32, 32, 3), dtype=np.int8)
+    r = d.infer([x])
+    assert d.store.trace == mine.append
+    got = np.frombuffer(b"".join(mine), dtype=r.records.dtype)
+    store_ops = np.isin(r.records["op"], [Op.WRITE, Op.READ, Op.TRIM, Op.INVALIDATE, Op.SYNC])
+    assert len(got) == store_ops.sum() > 0
+    for f in ("op", "key", "length"):
+        assert np.array_equal(got[f], r.records[f][store_ops])

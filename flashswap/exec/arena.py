@@ -50,13 +50,17 @@ class Arena:
         self.high_water = max(self.high_water, offset + size)
 
     def free(self, buf: int) -> None:
+        self.used -= self._live(buf, "freed")[1]
+        del self.live[buf]
+
+    def _live(self, buf: int, what: str) -> tuple[int, int]:
         if buf not in self.live:
-            raise ArenaError(f"buffer {buf} freed but not allocated")
-        self.used -= self.live.pop(buf)[1]
+            raise ArenaError(f"buffer {buf} {what} but not allocated")
+        return self.live[buf]
 
     def move(self, buf: int, src: int, dst: int) -> None:
         """A compaction move: the buffer's bytes go to `dst` (a memmove)."""
-        off, size = self.live[buf]
+        off, size = self._live(buf, "moved")
         if off != src:
             raise ArenaError(f"buffer {buf} is at {off}, not {src}")
         self._check(buf, dst, size)
@@ -66,14 +70,14 @@ class Arena:
 
     def slide(self, buf: int, drop: int, keep: int) -> None:
         """Drops the first `drop` bytes of a buffer; the next `keep` move to its start."""
-        off, size = self.live[buf]
+        off, size = self._live(buf, "slid")
         if drop < 0 or keep < 0 or drop + keep > size:
             raise ArenaError(f"slide of buffer {buf} by {drop} ({keep} kept) exceeds {size}")
         self.mem[off:off + keep] = self.mem[off + drop:off + drop + keep]
 
     def view(self, buf: int, start: int = 0, length: int | None = None) -> np.ndarray:
         """Bytes [start, start + length) of a live buffer, as a writable uint8 view."""
-        off, size = self.live[buf]
+        off, size = self._live(buf, "used")
         n = size - start if length is None else length
         if start < 0 or n < 0 or start + n > size:
             raise ArenaError(f"bytes [{start}, {start + n}) are outside buffer {buf} "

@@ -105,7 +105,8 @@ class Executor:
                 for name in (sg.tensors[sg.storage_of(o)].name for o in g.outputs)}
         rec: list[bytes] = []
         add = rec.append
-        store.trace = add
+        theirs = store.trace  # a hook the caller set keeps receiving the store's records
+        store.trace = add if theirs is None else (lambda r: (add(r), theirs(r)))
         try:
             for ins in plan.program.instrs:
                 t = type(ins)
@@ -153,7 +154,7 @@ class Executor:
                 if self.after is not None:
                     self.after(ins)
         finally:
-            store.trace = None
+            store.trace = theirs
         results = []
         for name in g.outputs:
             y = outs[sg.tensors[sg.storage_of(name)].name].view(np.dtype(g.tensors[name].dtype))
