@@ -63,9 +63,9 @@ def reference_outputs(path: str, inputs: list[np.ndarray]) -> tuple[str, list[np
             for d, x in zip(it.get_input_details(), inputs, strict=True):
                 it.set_tensor(d["index"], x)
             it.invoke()
+            outs = [np.array(it.get_tensor(d["index"])) for d in it.get_output_details()]
         except (ValueError, RuntimeError) as e:  # LiteRT's errors for a model it refuses
             raise ReferenceUnavailable(f"{name} cannot run the model: {_first(e)}") from None
-        outs = [np.array(it.get_tensor(d["index"])) for d in it.get_output_details()]
         return name, outs
     if ext == ".onnx":
         try:
