@@ -164,6 +164,24 @@ class Profile:
     def __len__(self) -> int:
         return len(self.configs)
 
+    def pareto(self) -> Profile:
+        """The configurations no other one beats in every figure the search prices
+        (workspace, MACs, parameter reads, bands of streamed inputs and output)."""
+        figs = np.stack([self.workspace, self.macs, self.weight_reads, self.sink_band,
+                         sum(self.ext_band.values(), np.zeros_like(self.workspace))])
+        le = (figs[:, :, None] <= figs[:, None, :]).all(axis=0)  # i no worse than j
+        lt = (figs[:, :, None] < figs[:, None, :]).any(axis=0)
+        dominated = (le & lt).any(axis=0)
+        # Of configurations equal in every figure, keep the first.
+        eq = le & le.T
+        first = np.argmax(eq, axis=0) == np.arange(eq.shape[0])
+        keep = np.flatnonzero(~dominated & first)
+        return Profile(self.first, self.last, self.sink, self.external,
+                       tuple(self.configs[k] for k in keep), self.workspace[keep],
+                       self.macs[keep], self.patches[keep], self.weight_reads[keep],
+                       {x: v[keep] for x, v in self.ext_band.items()}, self.sink_band[keep],
+                       self.params, self.base_macs)
+
 
 def _configs(rows: Tiling, cols: Tiling, sink: Geo) -> tuple[list[Config], np.ndarray,
                                                              np.ndarray]:

@@ -1,0 +1,266 @@
+"""Choosing what to fuse: a dynamic program over the steps, priced by the part's cost model.
+
+The plan is a sequence of stages covering the steps in order: a single step run layer by
+layer (tiled by rows when it must be), or a fused run [first, last] under one configuration
+(runs.py). The search minimizes the sum of the stages' estimated costs (cost.py: bytes
+programmed, then time, for `wear`).
+
+A stage's estimate. While a stage runs, SRAM holds the tensors that pass over it (produced
+before, read after, not read by it), its external inputs, its output, its workspace (a run's
+window and line buffers) and its parameter staging and kernel scratch. If that exceeds the
+budget the estimate takes the cheapest of:
+
+- streaming its external inputs from flash (a patch row's band of rows each, plus two
+  chunks) instead of holding them: they must be written once unless the previous stage
+  already left its output in flash;
+- streaming its output to flash band by band (written once; the next stage may stream it);
+- evicting passing tensors, largest first (each written once and read back once);
+
+and, per option, the configuration of least cost that fits. Parameters are read once per
+patch, or once per run if they fit in SRAM beside everything else. The state of the program
+is the stage boundary and whether the last stage's output is in flash.
+
+The estimates guide the choice; the scheduler (schedule.py) then places every buffer and
+decides evictions exactly, and its records are what the plan reports.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from flashswap.model.graph import Graph
+from flashswap.planner.arena import align
+from flashswap.planner.fused.cost import CostModel
+from flashswap.planner.fused.runs import Config
+from flashswap.planner.fused.sweep import Profile, profiles
+from flashswap.planner.steps import StepGraph
+
+__all__ = ["Extras", "Stage", "search"]
+
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a step needs in SRAM besides activations, and the parameters it reads."""
+
+    params: int = 0  # parameter bytes one pass of the step reads
+    staging: int = 0  # smallest parameter staging buffer
+    scratch: int = 0  # kernel scratch
+
+
+@dataclass(frozen=True)
+class Stage:
+    first: int
+    last: int
+    config: Config | None  # None: a layer step
+    streamed_in: bool = False
+    streamed_out: bool = False
+    resident_params: bool = False
+    estimate: float = 0.0
+
+    @property
+    def fused(self) -> bool:
+        return self.config is not None
+
+
+class _Prices:
+    """The cost model as numbers the program can add up (see cost.py's `Score`)."""
+
+    def __init__(self, cm: CostModel, chunk: int) -> None:
+        self.cm = cm
+        self.chunk = chunk
+        # Wear (or time, or energy) first, then the rest: the primary figure is scaled so
+        # that its smallest step outweighs any plausible difference in the second.
+        self.scale = 1e6
+
+    def __call__(self, written: np.ndarray | float, read: np.ndarray | float,
+                 weights: np.ndarray | float, macs: np.ndarray | float,
+                 extra_macs: np.ndarray | float) -> np.ndarray:
+        written, read = np.asarray(written, float), np.asarray(read, float)
+        weights, macs = np.asarray(weights, float), np.asarray(macs, float)
+        chunks = written / self.chunk
+        p = self.cm.part
+        programmed = written + 32 * 2 * chunks  # a WRITE and a TRIM record per chunk
+        prog_s = programmed / p.page_size * p.t_prog_s()
+        seg = self.cm.segment
+        erase_s = programmed / seg * p.t_erase_s(seg)
+        bw = p.read_mbps * 1e6
+        read_s = read / bw + (read / self.chunk) * p.t_read_us * 1e-6
+        weight_s = weights / bw
+        rate = self.cm.macs_per_s
+        compute_s = macs / rate if rate else 0.0
+        time_s = prog_s + erase_s + read_s + weight_s + compute_s
+        v = p.voltage * 1e-3
+        energy = (prog_s * p.i_prog_ma + erase_s * p.i_erase_ma
+                  + (read_s + weight_s) * p.i_read_ma) * v
+        # Without a MAC rate, recomputation is a tie-breaker only.
+        tie = np.asarray(extra_macs, float) * (1e-12 if rate else 1e-9)
+        if self.cm.objective == "wear":
+            return programmed * self.scale + time_s + tie
+        if self.cm.objective == "time":
+            return time_s * self.scale + programmed * 1e-9 + tie
+        return energy * self.scale + programmed * 1e-9 + tie
+
+
+@dataclass
+class _Ctx:
+    sg: StepGraph
+    size: list[int]  # aligned bytes per storage tensor
+    budget: int
+    chunk: int
+    extras: list[Extras]
+    price: _Prices
+
+
+def _passing(sg: StepGraph, a: int, b: int, reads: set[int]) -> list[int]:
+    """Tensors produced before step a, read after step b, not read by steps a..b."""
+    return [t.id for t in sg.tensors
+            if sg.producer[t.id] < a and sg.last_use(t.id) > b and t.id not in reads]
+
+
+class _Evictions:
+    """Evicting passing tensors largest first: bytes evicted to free a given excess."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.cum = np.concatenate(([0], np.cumsum(sorted(sizes, reverse=True))))
+
+    def __call__(self, excess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bytes evicted, whether possible) per entry of `excess`."""
+        cum = self.cum
+        k = np.searchsorted(cum, np.maximum(excess, 0), side="left")
+        ok = k < cum.size
+        return np.where(ok, cum[np.minimum(k, cum.size - 1)], 0), ok
+
+
+def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
+             ext_band: dict[int, np.ndarray], out_band: np.ndarray, ws: np.ndarray,
+             extra: int, params: int, reads_patch: np.ndarray, reads_streamed: np.ndarray,
+             macs: np.ndarray, base_macs: int, in_flash: set[int]
+             ) -> list[tuple[float, int, bool, bool, bool, bool]]:
+    """Per output state (resident / in flash): (cost, config, streamed in, streamed out,
+    params resident, output in flash) of the cheapest option (see the module docstring).
+    `in_flash`: external inputs already in flash."""
+    sg = ctx.sg
+    reads = set(ext)
+    sizes = [ctx.size[t] for t in _passing(sg, first, last, reads)]
+    pass_bytes = sum(sizes)
+    evict = _Evictions(sizes)
+    best: dict[bool, tuple[float, int, bool, bool, bool, bool]] = {}
+    c2 = 2 * ctx.chunk
+    extra_macs = macs - base_macs
+    for s_in, s_out in ((False, False), (True, False), (False, True), (True, True)):
+        if s_in and not ext:
+            continue
+        if best.get(False, (INF,))[0] < INF and best[False][-1] == -1:
+            break  # everything fits resident with nothing evicted: streaming only costs
+        in_bytes: np.ndarray | int = 0
+        written = 0.0
+        read = 0.0
+        for x in ext:
+            if s_in:
+                in_bytes = in_bytes + ext_band[x] + c2
+                read += ctx.size[x]
+                if x not in in_flash:
+                    written += ctx.size[x]
+            else:
+                in_bytes = in_bytes + ctx.size[x]
+                if x in in_flash:
+                    read += ctx.size[x]
+        ob = (out_band + c2) if s_out else out_bytes
+        w2 = written + (out_bytes if s_out else 0)
+        need = pass_bytes + in_bytes + ob + ws + extra
+        per_patch = reads_streamed if s_in or s_out else reads_patch
+        for res_params in (False, True):
+            n2 = need + (align(params) if res_params else 0)
+            evicted, ok = evict(n2 - ctx.budget)
+            if not ok.any():
+                continue
+            cost = np.where(ok, ctx.price(w2 + evicted, read + evicted,
+                                          params if res_params else per_patch, macs,
+                                          extra_macs), INF)
+            k = int(np.argmin(cost))
+            if cost[k] < best.get(s_out, (INF,))[0]:
+                clean = -1 if evicted[k] == 0 and not w2 else 0
+                best[s_out] = (float(cost[k]), k, s_in, s_out, res_params, clean)
+    return [(c, k, si, so, rp, so) for c, k, si, so, rp, _ in best.values()]
+
+
+def search(graph: Graph, sg: StepGraph, budget: int, chunk: int, cm: CostModel,
+           extras: list[Extras], max_steps: int = 24, fuse: bool = True) -> list[Stage]:
+    """The stages of least estimated cost (see the module docstring); `fuse=False` allows
+    layer steps only."""
+    size = [align(t.nbytes) for t in sg.tensors]
+    ctx = _Ctx(sg, size, budget, chunk, extras, _Prices(cm, chunk))
+    n = len(sg.steps)
+    runs: dict[int, list[Profile]] = defaultdict(list)
+    if fuse:
+        blocks = [e.params for e in extras]
+        for p in profiles(graph, sg, blocks, max_steps):
+            runs[p.first].append(p.pareto())
+    # best[(position, output in flash)] = (cost, previous key, stage)
+    best: dict[tuple[int, bool], tuple[float, tuple[int, bool] | None, Stage | None]] = {
+        (0, False): (0.0, None, None)}
+    for a in range(n):
+        prev_out = {io.tensor for io in sg.steps[a - 1].outputs} if a else set()
+        options: dict[bool, list] = {}
+        for f in (False, True):
+            cur = best.get((a, f))
+            if cur is None:
+                continue
+            # The state matters only to a stage that reads the previous stage's output.
+            key_f = f and bool(prev_out)
+            if key_f not in options:
+                options[key_f] = list(_stages_from(ctx, a, prev_out if key_f else set(),
+                                                   runs.get(a, [])))
+            for stage, cost, nf in options[key_f]:
+                key = (stage.last + 1, nf)
+                total = cur[0] + cost
+                if total < best.get(key, (INF,))[0]:
+                    best[key] = (total, (a, f), stage)
+    end = min((k for k in best if k[0] == n), key=lambda k: best[k][0], default=None)
+    if end is None or best[end][0] == INF:
+        return []
+    stages: list[Stage] = []
+    key: tuple[int, bool] | None = end
+    while key is not None and best[key][2] is not None:
+        _, prev, st = best[key]
+        stages.append(st)  # type: ignore[arg-type]
+        key = prev
+    return stages[::-1]
+
+
+def _stages_from(ctx: _Ctx, a: int, in_flash: set[int], runs: list[Profile]):
+    sg = ctx.sg
+    s = sg.steps[a]
+    ext = list(dict.fromkeys(io.tensor for io in s.inputs))
+    outs = [io.tensor for io in s.outputs]
+    out_bytes = sum(ctx.size[t] for t in outs)
+    ex = ctx.extras[a]
+    one = np.zeros(1, dtype=np.int64)
+    bands = {io.tensor: np.array([_band(sg, io, ctx.size[io.tensor])]) for io in s.inputs}
+    out_band = np.array([sum(_band(sg, io, ctx.size[io.tensor]) for io in s.outputs)])
+    rows = max(s.units, 1)
+    for cost, _, s_in, s_out, rp, nf in _options(
+            ctx, a, a, ext, out_bytes, bands, out_band, one, ex.staging + ex.scratch,
+            ex.params, np.array([ex.params]), np.array([ex.params * rows]),
+            np.array([s.macs]), s.macs, in_flash):
+        yield Stage(a, a, None, s_in, s_out, rp, cost), cost, nf
+    for p in runs:
+        extra = max(ctx.extras[k].staging + ctx.extras[k].scratch for k in range(a, p.last + 1))
+        for cost, k, s_in, s_out, rp, nf in _options(
+                ctx, a, p.last, list(p.external), ctx.size[p.sink], p.ext_band, p.sink_band,
+                p.workspace, extra, p.params, p.weight_reads, p.weight_reads, p.macs,
+                p.base_macs, in_flash):
+            yield Stage(a, p.last, p.configs[k], s_in, s_out, rp, cost), cost, nf
+
+
+def _band(sg: StepGraph, io, nbytes: int) -> int:
+    """Bytes of one tile's band of a tensor a layer step streams (one unit per tile)."""
+    rows = max(sg.tensors[io.tensor].rows, 1)
+    if io.rowmap is None:
+        return nbytes
+    return min(nbytes, io.rowmap.extent * (nbytes // rows))
