@@ -1,0 +1,76 @@
+"""The reference output of a model and the comparison with the executor's.
+
+- A .tflite model runs in LiteRT (`ai-edge-litert`) with its reference kernels
+  (`OpResolverType.BUILTIN_REF`): the executor's int8 output must be bit-identical.
+- A float ONNX model runs in ONNX Runtime (CPU): float32 sums in another order differ in the
+  last bits, so the output must be within `FLOAT_TOLERANCE` x max(1, max |reference|) of it,
+  element by element.
+- Neither installed (or a built-in model, which has no weights): no verdict (None).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+FLOAT_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reference: str  # what produced the reference output
+    bit_exact: bool  # every output identical, bit for bit
+    max_abs_diff: float
+    tolerance: float | None  # None: bit-exact required (integer outputs)
+
+    @property
+    def ok(self) -> bool:
+        if self.tolerance is None:
+            return self.bit_exact
+        return self.max_abs_diff <= self.tolerance
+
+
+def reference_outputs(path: str, inputs: list[np.ndarray]) -> tuple[str, list[np.ndarray]] | None:
+    """(reference name, outputs) for the model file at `path`, or None if no reference runs."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".tflite":
+        try:
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        except ImportError:
+            return None
+        import ai_edge_litert
+
+        it = Interpreter(model_path=path,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        it.allocate_tensors()
+        for d, x in zip(it.get_input_details(), inputs, strict=True):
+            it.set_tensor(d["index"], x)
+        it.invoke()
+        outs = [np.array(it.get_tensor(d["index"])) for d in it.get_output_details()]
+        version = getattr(ai_edge_litert, "__version__", "")
+        return f"LiteRT {version} reference kernels".replace("  ", " "), outs
+    if ext == ".onnx":
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return None
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        feeds = {d.name: x for d, x in zip(sess.get_inputs(), inputs, strict=True)}
+        outs = [np.asarray(y) for y in sess.run(None, feeds)]
+        return f"ONNX Runtime {ort.__version__} (CPU)", outs
+    return None
+
+
+def compare(reference: str, outputs: list[np.ndarray], ref: list[np.ndarray]) -> Verdict:
+    exact = all(a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
+                for a, b in zip(outputs, ref, strict=True))
+    diffs = [float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
+             if a.shape == b.shape else float("inf") for a, b in zip(outputs, ref, strict=True)]
+    floating = any(np.issubdtype(b.dtype, np.floating) for b in ref)
+    tol = None
+    if floating and reference.startswith("ONNX"):
+        scale = max([1.0, *(float(np.max(np.abs(b), initial=0.0)) for b in ref)])
+        tol = FLOAT_TOLERANCE * scale
+    return Verdict(reference, exact, max(diffs, default=0.0), tol)
