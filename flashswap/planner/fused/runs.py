@@ -159,13 +159,23 @@ def graph_outputs(sg: StepGraph) -> set[int]:
     return {io.tensor for s in sg.steps if s.op_type == "Output" for io in s.inputs}
 
 
-def candidates(graph: Graph, sg: StepGraph, max_steps: int = 24) -> list[Candidate]:
-    """Every run of 2..`max_steps` steps (see the module docstring)."""
+def candidate(graph: Graph, sg: StepGraph, first: int, last: int) -> Candidate:
+    """The run [first, last] (ValueError if it is not one)."""
+    for c in candidates(graph, sg, last - first + 1, first):
+        if c.last == last:
+            return c
+    raise ValueError(f"steps {first}..{last} are not a fusable run")
+
+
+def candidates(graph: Graph, sg: StepGraph, max_steps: int = 24, only: int | None = None
+               ) -> list[Candidate]:
+    """Every run of 2..`max_steps` steps (starting at step `only` if given; see the module
+    docstring)."""
     geo = geometry(graph, sg)
     ok, win = fusable(graph, sg, geo)
     outputs = graph_outputs(sg)
     out: list[Candidate] = []
-    for a in range(len(sg.steps)):
+    for a in range(len(sg.steps)) if only is None else (only,):
         ops: list[RunOp] = []
         produced: dict[int, int] = {}
         for b in range(a, min(len(sg.steps), a + max_steps)):

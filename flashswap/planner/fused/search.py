@@ -61,6 +61,7 @@ class Stage:
     streamed_out: bool = False
     resident_params: bool = False
     estimate: float = 0.0
+    alternatives: tuple[Config, ...] = ()  # the run's other configurations worth trying
 
     @property
     def fused(self) -> bool:
@@ -255,7 +256,10 @@ def _stages_from(ctx: _Ctx, a: int, in_flash: set[int], runs: list[Profile]):
                 ctx, a, p.last, list(p.external), ctx.size[p.sink], p.ext_band, p.sink_band,
                 p.workspace, extra, p.params, p.weight_reads, p.weight_reads, p.macs,
                 p.base_macs, in_flash):
-            yield Stage(a, p.last, p.configs[k], s_in, s_out, rp, cost), cost, nf
+            alt = sorted((c for c in range(len(p)) if c != k),
+                         key=lambda c: (p.macs[c], p.weight_reads[c], -p.workspace[c]))
+            yield (Stage(a, p.last, p.configs[k], s_in, s_out, rp, cost,
+                         tuple(p.configs[c] for c in alt)), cost, nf)
 
 
 def _band(sg: StepGraph, io, nbytes: int) -> int:
