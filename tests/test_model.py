@@ -29,16 +29,32 @@ def test_resnet50_import():
     assert conv1.macs == 112 * 112 * 64 * 7 * 7 * 3
     assert conv1.attrs["pads"] == (3, 3, 3, 3) and conv1.attrs["stride"] == (2, 2)
     assert g.tensors["r0"].shape == (1, 64, 112, 112) and g.tensors["r0"].rows == 112
-    assert g.tensors["r0"].nbytes == 64 * 112 * 112
+    # The model is float32: its tensors are counted as such (4 bytes an element).
+    assert g.tensors["r0"].nbytes == 4 * 64 * 112 * 112
     assert g.tensors["gpu_0/conv1_w_0"].is_weight
-    assert g.tensors["gpu_0/conv1_w_0"].nbytes == 64 * 3 * 7 * 7  # int8
+    assert g.tensors["gpu_0/conv1_w_0"].nbytes == 4 * 64 * 3 * 7 * 7
     fc = next(n for n in g.nodes if n.op_type == "FullyConnected")
     assert fc.macs == 2048 * 1000
     assert fc.weights == ("gpu_0/pred_w_0", "gpu_0/pred_b_0")
-    assert g.tensors["gpu_0/pred_b_0"].dtype == "int32"
+    assert g.tensors["gpu_0/pred_b_0"].dtype == "float32"
     assert len(g.nodes) == 176
     assert g.macs == 4_089_184_256
     assert g.outputs == ["gpu_0/softmax_1"]
+    assert g.dtype_override is None
+
+
+def test_int8_what_if_of_a_float_model():
+    """dtype="int8" plans a float model as an int8 deployment stores it (int8 activations
+    and weights, int32 biases); the graph says so and cannot be executed."""
+    g = load_model(str(LIGHT / "light_resnet50.onnx"), dtype="int8")
+    assert g.tensors["r0"].nbytes == 64 * 112 * 112
+    assert g.tensors["gpu_0/conv1_w_0"].nbytes == 64 * 3 * 7 * 7
+    assert g.tensors["gpu_0/pred_b_0"].dtype == "int32"
+    assert g.dtype_override == "int8"
+    from flashswap.exec.kernels import make_op
+
+    with pytest.raises(ModelError, match="cannot be executed"):
+        make_op(g, g.nodes[0])
 
 
 def test_constant_subgraphs_become_weights():
@@ -109,7 +125,7 @@ def test_tiny_onnx_same_padding_views_and_plan(tmp_path):
     assert conv.attrs["pads"] == (1, 1, 1, 1)  # SAME_UPPER: total 2 -> 1 before, 1 after
     assert conv.macs == 8 * 8 * 8 * 3 * 3 * 3
     assert g.tensors["c"].nbytes == 8 * 8 * 8 * 4
-    assert g.tensors["b"].dtype == "int32" and g.tensors["w"].dtype == "int8"
+    assert g.tensors["b"].dtype == "float32" and g.tensors["w"].dtype == "float32"
     assert [n.op_type for n in g.nodes] == ["Conv", "Relu", "Reshape", "FullyConnected"]
     assert g.macs == conv.macs + 512 * 10
     sg = build_steps(g)

@@ -212,7 +212,7 @@ def test_macs_rate_gives_durations():
 @pytest.mark.parametrize("sample", samples(), ids=lambda s: s.name)
 @pytest.mark.parametrize("kib", [96, 256, 512])
 def test_invariants_on_sample_models(sample, kib):
-    p = plan(load_model(sample.spec), kib * 1024)
+    p = plan(load_model(sample.spec, "int8"), kib * 1024)  # as flashswap.planner.samples
     check_invariants(p, kib * 1024)
 
 

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from flashswap.cli.output import print_json, table
 from flashswap.errors import InputError
-from flashswap.model import ACTIVATION_DTYPES, BUILTINS, load_model
+from flashswap.model import ACTIVATION_DTYPES, BUILTINS, load_model, parse_input_shapes
 from flashswap.sizes import format_size, parse_size
 
 
@@ -28,8 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="swap chunk size (default 4KiB)")
     p.add_argument("--inferences", type=int, default=1, metavar="N",
                    help="inferences to write (identical; default 1)")
-    p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default="int8",
-                   help="activation element type (default int8; weights stay int8)")
+    p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default=None,
+                   help="what-if activation type: built-in models (default int8), or a float "
+                   "model planned as an int8 deployment (weights int8); by default a model "
+                   "file's own types")
+    p.add_argument("--input-shape", action="append", metavar="NAME=DIMS",
+                   help="pin a dynamic input dimension, e.g. input=1x96x96x3 (repeatable)")
     p.add_argument("--macs-per-s", default="0", metavar="RATE",
                    help="MCU MAC rate for COMPUTE durations, e.g. 50M (default 0: no durations)")
     p.add_argument("--mcu", metavar="NAME",
@@ -74,7 +78,7 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
         if rate:
             raise InputError("give --macs-per-s or --mcu, not both")
         rate = round(get_mcu(args.mcu).macs_per_s)
-    graph = load_model(args.model, args.dtype)
+    graph = load_model(args.model, args.dtype, parse_input_shapes(args.input_shape))
     p = plan(graph, sram, chunk, rate)
     records = write_trace(p, args.output, args.inferences)
     md = p.metadata

@@ -30,9 +30,11 @@ def check_input(graph: Graph, name: str, value: np.ndarray) -> np.ndarray:
     return arr
 
 
-def run_reference(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def run_reference(graph: Graph, inputs: Mapping[str, np.ndarray],
+                  tensors: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Runs `graph` on `inputs` ({input name: array in the model's layout}); returns
-    {output name: array in the model's layout}."""
+    {output name: array in the model's layout}. If `tensors` is given, it receives every
+    activation (views too) in storage layout, the bytes the executor's arena must hold."""
     missing = [n for n in graph.inputs if n not in inputs]
     if missing:
         raise InputError(f"missing model input(s): {', '.join(missing)}")
@@ -51,4 +53,6 @@ def run_reference(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, n
         op.compute([store[x] for x in node.inputs], [0] * len(node.inputs), graph.constants,
                    0, op.rows(out), dst)
         store[out] = dst
+    if tensors is not None:
+        tensors.update(store)
     return {name: from_storage(graph, name, store[name]) for name in graph.outputs}

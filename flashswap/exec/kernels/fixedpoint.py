@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from flashswap.errors import ModelError
+
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
@@ -126,4 +128,6 @@ def activation_range(activation: str, scale: float, zero_point: int, qmin: int,
     if activation == "RELU_N1_TO_1":
         return (max(qmin, quantize_float32(-1.0, scale, zero_point)),
                 min(qmax, quantize_float32(1.0, scale, zero_point)))
+    if activation != "NONE":
+        raise ModelError(f"no int8 kernel for the fused activation '{activation}'")
     return qmin, qmax

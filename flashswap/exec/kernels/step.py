@@ -38,6 +38,8 @@ def make_op(graph: Graph, node: Node) -> Op:
     if graph.dtype_override is not None:
         raise ModelError(f"model '{graph.name}' was loaded with its element types overridden "
                          f"({graph.dtype_override}, a planning what-if): it cannot be executed")
+    if "layout_error" in node.attrs:
+        raise ModelError(node.attrs["layout_error"])
     op = node.op_type
     out_q = graph.tensors[node.outputs[0]].dtype in QUANT
     in_q = any(graph.tensors[x].dtype in QUANT for x in node.inputs)
@@ -275,6 +277,8 @@ class StepKernel:
             for name in op.node.weights:
                 const = self.graph.constants[name]
                 arr = np.asarray(weights[name])
+                if arr.dtype != const.dtype:
+                    arr = np.ascontiguousarray(arr).reshape(-1).view(const.dtype)
                 if const.shape and const.shape[-1] == feats:
                     if arr.size == const.size:
                         arr = arr.reshape(const.shape)[..., f0:f1]

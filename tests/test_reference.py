@@ -1,0 +1,109 @@
+"""The reference interpreter against LiteRT's reference kernels: every fixture model, several
+random inputs, every output byte-identical; for one input, every intermediate tensor too.
+
+LiteRT (`ai-edge-litert`, in the `test` extra) is required: without it these tests fail, they
+do not skip - bit-exactness against it is the point of the kernels.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from flashswap.errors import InputError
+from flashswap.exec.reference import run_reference
+from flashswap.model import load_model
+
+FIXTURES = Path(__file__).parent / "fixtures" / "models"
+MODELS = sorted(p.stem for p in FIXTURES.glob("*.tflite"))
+
+
+def random_input(graph, seed: int) -> np.ndarray:
+    t = graph.tensors[graph.inputs[0]]
+    rng = np.random.default_rng(seed)
+    if t.dtype == "int8":
+        return rng.integers(-128, 128, t.shape, dtype=np.int8)
+    return rng.uniform(-4.0, 4.0, t.shape).astype(np.float32)
+
+
+def litert(path: Path, x: np.ndarray, all_tensors: bool = False) -> Interpreter:
+    it = Interpreter(model_path=str(path),
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                     experimental_preserve_all_tensors=all_tensors)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    return it
+
+
+def test_fixtures_are_present_and_small():
+    assert set(MODELS) >= {"vww_mobilenet_v1_025_96", "mobilenet_v2_035_96", "ic_resnet8_32",
+                           "kws_ds_cnn_49x10", "ad_autoencoder_640", "kws_ds_cnn_float_io",
+                           "op_zoo"}
+    assert sum((FIXTURES / f"{m}.tflite").stat().st_size for m in MODELS) < 1_600_000
+
+
+def test_fixtures_cover_every_required_op():
+    """What LiteRT finds in the files (the fixtures README lists the same)."""
+    ops: Counter = Counter()
+    for m in MODELS:
+        it = Interpreter(model_path=str(FIXTURES / f"{m}.tflite"))
+        ops.update(op["op_name"] for op in it._get_ops_details())
+    required = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D",
+                "MAX_POOL_2D", "ADD", "MUL", "CONCATENATION", "RESHAPE", "PAD", "MEAN",
+                "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "SHAPE", "STRIDED_SLICE", "PACK"}
+    assert required <= set(ops), required - set(ops)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_outputs_bit_identical_to_litert(name):
+    path = FIXTURES / f"{name}.tflite"
+    g = load_model(str(path))
+    for seed in range(4):
+        x = random_input(g, seed)
+        out = run_reference(g, {g.inputs[0]: x})[g.outputs[0]]
+        it = litert(path, x)
+        ref = it.get_tensor(it.get_output_details()[0]["index"])
+        assert out.dtype == ref.dtype and out.shape == ref.shape
+        np.testing.assert_array_equal(out, ref, err_msg=f"{name}, seed {seed}")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_intermediate_tensor_bit_identical(name):
+    """Not only the output: every activation LiteRT computes, by name (an output saturated by
+    softmax could hide a wrong layer)."""
+    path = FIXTURES / f"{name}.tflite"
+    g = load_model(str(path))
+    x = random_input(g, 99)
+    store: dict[str, np.ndarray] = {}
+    run_reference(g, {g.inputs[0]: x}, tensors=store)
+    it = litert(path, x, all_tensors=True)
+    index = {d["name"]: d["index"] for d in it.get_tensor_details()}
+    compared = 0
+    for node in g.nodes:
+        out = node.outputs[0]
+        ref = it.get_tensor(index[out])
+        from flashswap.exec.kernels import from_storage
+
+        mine = from_storage(g, out, store[out])
+        np.testing.assert_array_equal(mine.reshape(ref.shape), ref, err_msg=f"{name}: {out}")
+        if node.op_type != "Reshape":
+            compared += 1
+            if ref.size > 64:  # the comparison means something: values spread
+                assert len(np.unique(ref)) > 8, f"{name}: {out} is nearly constant"
+    assert compared >= 2
+
+
+def test_input_type_and_shape_are_checked():
+    g = load_model(str(FIXTURES / "kws_ds_cnn_float_io.tflite"))
+    x = random_input(g, 0)
+    with pytest.raises(InputError, match="has dtype int8; the model takes float32"):
+        run_reference(g, {g.inputs[0]: x.astype(np.int8)})
+    with pytest.raises(InputError, match=r"has shape \[49, 10\]; the model takes \[1, 49, 10, 1\]"):
+        run_reference(g, {g.inputs[0]: x.reshape(49, 10)})
+    with pytest.raises(InputError, match="missing model input"):
+        run_reference(g, {})
