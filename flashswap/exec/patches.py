@@ -113,13 +113,18 @@ class PatchRunner:
         self._kernels: dict[tuple[int, int, int, int, int],
                             tuple[StepKernel, dict[str, tuple[int, int]]]] = {}
 
+    def split(self, s: Step, c0: int, c1: int) -> bool:
+        """Whether [c0, c1) is a channel group of a step split by output channel."""
+        n = self.plan.needs[s.index]
+        return n.block >= 0 and n.per_channel > 0 and (c0, c1) != (0, n.channels)
+
     def kernel(self, s: Step, c0: int, c1: int, x0: int, x1: int
                ) -> tuple[StepKernel, dict[str, tuple[int, int]]]:
         key = (s.index, c0, c1, x0, x1)
         if key not in self._kernels:
             n = self.plan.needs[s.index]
             graph = self.g
-            if (c0, c1) != (0, n.channels):
+            if self.split(s, c0, c1):
                 graph = channel_slice(graph, s, self.steps.layouts[n.block], c0, c1)
             graph, wins = column_slice(graph, s, x0, x1)
             self._kernels[key] = (prepare(graph, s.node_index, s.fused), wins)
@@ -152,7 +157,7 @@ class PatchRunner:
         ch = t.nbytes // (t.rows * max(1, _width(self.g, name))) // dt.itemsize
         px = ch * dt.itemsize
         values = values.reshape(rows[1] - rows[0], cols[1] - cols[0], -1)
-        whole = channels == (0, ch)
+        whole = channels == (0, ch) or channels[1] - channels[0] == values.shape[-1] == ch
         for r in range(rows[0], rows[1]):
             at = b.offset + (r - b.row0) * b.pitch + (cols[0] - b.col0) * px
             dst = arena.view(b.buf, at, (cols[1] - cols[0]) * px).view(dt)
@@ -180,7 +185,7 @@ class PatchRunner:
         _use_staged_qparams(k, params)
         scratch = arena.view(ins.scratch) if ins.scratch >= 0 else None
         binds = {b.tensor: b for b in ins.binds}
-        split = (ins.c0, ins.c1) != (0, n.channels)
+        split = self.split(s, ins.c0, ins.c1)
         inputs = {}
         for x in k.in_names:
             a, b = k.input_rows(x, ins.r0, ins.r1)

@@ -402,14 +402,16 @@ class _RunEmitter:
         st = s.sg.steps[k]
         n = s.needs[k]
         binds = tuple(self.bind(x, i, j) for x in (*dict.fromkeys(op.inputs), t))
-        if n.block < 0:
-            cuts = [0, n.channels]
+        if n.block < 0 or not n.per_channel:
+            cuts = [0, cand.geo[t].c]
+            if n.block >= 0 and n.common and not self.resident_params:
+                s.prog.append(WeightRead(n.block, 0, n.common, self.staging, 0))
         else:
             g = self.group[k]
             cuts = list(range(0, n.channels, g)) + [n.channels]
             if n.common and not self.resident_params:
                 s.prog.append(WeightRead(n.block, 0, n.common, self.staging, 0))
-        shares = split_evenly(macs, np.array(cuts, dtype=np.int64), n.channels)
+        shares = split_evenly(macs, np.array(cuts, dtype=np.int64), cuts[-1])
         for q in range(len(cuts) - 1):
             c0, c1 = cuts[q], cuts[q + 1]
             base = n.common
