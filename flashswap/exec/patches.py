@@ -63,7 +63,8 @@ def column_window(graph: Graph, node_index: int, x: str, x0: int, x1: int) -> tu
     return v0, max(v0, v1)
 
 
-def column_slice(graph: Graph, s: Step, x0: int, x1: int) -> tuple[Graph, dict[str, tuple[int, int]]]:
+def column_slice(graph: Graph, s: Step, x0: int, x1: int
+                 ) -> tuple[Graph, dict[str, tuple[int, int]]]:
     """The graph in which step `s` computes output columns [x0, x1) of its rows from column
     windows of its inputs (see the module docstring), and those windows."""
     tensors = dict(graph.tensors)

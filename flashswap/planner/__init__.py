@@ -28,9 +28,10 @@ from flashswap import __version__
 from flashswap.errors import BudgetError, InputError
 from flashswap.model.graph import Graph
 from flashswap.planner.arena import align
+from flashswap.planner.fused.cost import CostModel
 from flashswap.planner.lifetimes import live_between_steps, live_per_step, tflm_greedy_arena
 from flashswap.planner.params import Needs, step_needs
-from flashswap.planner.program import Program, layout
+from flashswap.planner.program import LayoutError, Program, layout
 from flashswap.planner.schedule import (
     Infeasible,
     Schedule,
@@ -42,7 +43,7 @@ from flashswap.planner.steps import StepGraph, build_steps
 from flashswap.sizes import format_size, kib_ceil
 from flashswap.trace import Op
 
-__all__ = ["Plan", "plan"]
+__all__ = ["SCHEDULES", "Plan", "plan"]
 
 ARENA_POLICY = (
     "byte pool of the budget holding activations, chunk windows, parameter staging, kernel "
@@ -76,14 +77,40 @@ def _budget_error(sram: int, step_name: str, op_type: str, need: int) -> BudgetE
     )
 
 
-def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0) -> Plan:
-    """Plans one inference of `graph` in `sram` bytes with `chunk`-byte swap chunks."""
+SCHEDULES = ("fused", "layers")
+
+
+def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0, *,
+         schedule: str = "fused", cost: CostModel | None = None, max_steps: int = 24) -> Plan:
+    """Plans one inference of `graph` in `sram` bytes.
+
+    schedule "layers": layer by layer (schedule.py), with `chunk`-byte swap chunks.
+    schedule "fused" (the default): the fused planner (fused/: runs of spatial ops computed
+    patch by patch, chosen by the part's cost model `cost`, default the NOR part of README's
+    sample at `macs_per_s`); `chunk` is the largest chunk it uses: it halves the chunk, down
+    to the part's program unit, until the budget is feasible, and keeps the layer plan
+    instead when that scores better on the cost model's objective.
+    """
     if chunk <= 0:
         raise InputError(f"invalid chunk size {chunk}: must be at least 1 byte")
     if chunk > 0xFFFFFFFF:
         raise InputError(f"invalid chunk size {chunk}: must fit in 32 bits")
+    if schedule not in SCHEDULES:
+        raise InputError(f"unknown schedule {schedule!r} (choose {', '.join(SCHEDULES)})")
     sg = build_steps(graph)
     needs = step_needs(graph, sg)
+    if schedule == "layers":
+        p = _plan_layers(graph, sg, needs, sram, chunk, macs_per_s)
+        p.metadata["schedule"] = "layers"
+        if cost is not None:
+            _add_cost(p, cost)
+        return p
+    return _plan_fused(graph, sg, needs, sram, chunk, macs_per_s,
+                       cost or CostModel.for_part(macs_per_s=macs_per_s), max_steps)
+
+
+def _plan_layers(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
+                 macs_per_s: int) -> Plan:
     mins = [min_step_need(sg, s, chunk, needs[s.index]) for s in sg.steps]
     worst = int(np.argmax(mins)) if mins else 0
     min_budget = max(mins, default=0)
@@ -98,6 +125,88 @@ def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0) -> Pla
     assert prog.peak <= prog.high_water <= sram, (prog.peak, prog.high_water, sram)
     meta = _metadata(graph, sg, needs, sched, prog, sram, chunk, macs_per_s, min_budget, worst)
     return Plan(graph, sg, needs, sched, prog, meta)
+
+
+def chunk_choices(chunk: int, unit: int) -> list[int]:
+    """`chunk`, then powers of two below it down to the program unit `unit` (a chunk below
+    the unit is taken as given)."""
+    out = [chunk]
+    c = 1 << (chunk.bit_length() - 1)
+    if c == chunk:
+        c //= 2
+    while c >= unit:
+        out.append(c)
+        c //= 2
+    return out
+
+
+def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
+                macs_per_s: int, cm: CostModel, max_steps: int) -> Plan:
+    from flashswap.planner.fused.plan import extras_of, schedule_fused
+    from flashswap.planner.fused.search import run_profiles
+
+    extras = extras_of(needs)
+    runs = run_profiles(graph, sg, extras, max_steps)
+    choices = chunk_choices(chunk, cm.part.page_size)
+    for c in choices:
+        options: list[Plan] = []
+        try:
+            options.append(_plan_layers(graph, sg, needs, sram, c, macs_per_s))
+        except BudgetError:
+            pass
+        try:
+            r = schedule_fused(graph, sg, needs, sram, c, macs_per_s, cm, max_steps, runs)
+        except (Infeasible, LayoutError):
+            r = None
+        if r is not None:
+            meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c, macs_per_s, 0, 0)
+            meta["fused_runs"] = r.fused
+            options.append(Plan(graph, sg, needs, r.schedule, r.program, meta))
+        if not options:
+            continue
+        base = options[0] if len(options) > 1 else None
+        for p in options:
+            p.metadata["schedule"] = "fused" if "fused_runs" in p.metadata else "layers"
+            _add_cost(p, cm, base)
+        best = min(options, key=lambda p: tuple(p.metadata["cost"]["score"]))
+        _fill_min_budget(best, sg, needs, extras, runs, choices[-1])
+        best.metadata["chunk_choices"] = choices
+        return best
+    need, step = _min_budget(sg, needs, extras, runs, choices[-1])
+    s = sg.steps[min(step, len(sg.steps) - 1)]
+    raise BudgetError(
+        f"SRAM budget {format_size(sram)} is too small: the model needs at least "
+        f"{kib_ceil(need)} KiB (op '{s.name}' ({s.op_type}), chunks of {choices[-1]} B)")
+
+
+def _min_budget(sg: StepGraph, needs: list[Needs], extras: list, runs: dict, chunk: int
+                ) -> tuple[int, int]:
+    from flashswap.planner.fused.search import min_budget
+
+    layer = [min_step_need(sg, s, chunk, needs[s.index]) for s in sg.steps]
+    return min_budget(sg, chunk, extras, layer, runs)
+
+
+def _fill_min_budget(p: Plan, sg: StepGraph, needs: list[Needs], extras: list, runs: dict,
+                     chunk: int) -> None:
+    need, step = _min_budget(sg, needs, extras, runs, chunk)
+    p.metadata["min_feasible_budget"] = need
+    p.metadata["min_feasible_op"] = sg.steps[min(step, len(sg.steps) - 1)].name
+
+
+def _add_cost(p: Plan, cm: CostModel, base: Plan | None = None) -> None:
+    """The plan's predicted cost on the part (fused/cost.py), into its metadata."""
+    rec = p.records
+    graph_macs = sum(s.macs for s in p.steps.steps)
+    base_rec = (base or p).records
+    weights = base_rec[base_rec["op"] == Op.WEIGHT_READ] if base is None else None
+    pc = cm.cost(cm.counts(rec), graph_macs,
+                 cm.counts(weights) if weights is not None else cm.counts(base_rec))
+    d = pc.as_dict()
+    d.update(part=cm.part.name, objective=cm.objective, macs_per_s=cm.macs_per_s,
+             max_slowdown=cm.max_slowdown, extra_macs=int(pc.counts.macs - graph_macs),
+             score=list(cm.score(pc)))
+    p.metadata["cost"] = d
 
 
 def no_swap_budget(sg: StepGraph, needs: list[Needs]) -> int:

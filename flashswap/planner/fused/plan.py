@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flashswap.model.graph import Graph
-from flashswap.planner.fused.cost import CostModel, PlanCost
+from flashswap.planner.fused.cost import CostModel
 from flashswap.planner.fused.runs import candidate
 from flashswap.planner.fused.schedule import FusedScheduler, RunChoice
 from flashswap.planner.fused.search import Extras, Stage, search
@@ -36,9 +36,10 @@ def extras_of(needs: list[Needs]) -> list[Extras]:
 
 
 def schedule_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
-                   macs_per_s: int, cm: CostModel, max_steps: int = 24) -> FusedResult | None:
+                   macs_per_s: int, cm: CostModel, max_steps: int = 24,
+                   runs: dict | None = None) -> FusedResult | None:
     """The fused program for `sram` bytes, or None if the search finds no stages."""
-    stages = search(graph, sg, sram, chunk, cm, extras_of(needs), max_steps)
+    stages = search(graph, sg, sram, chunk, cm, extras_of(needs), max_steps, runs=runs)
     if not stages:
         return None
     plan_stages: list[tuple[int, int, RunChoice | None]] = []
@@ -54,31 +55,3 @@ def schedule_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, c
     prog = layout(sched.program, sram)
     return FusedResult(stages, sched, prog, sch.fused)
 
-
-def plan_cost(cm: CostModel, records, base_macs: int, base_weight_records=None) -> PlanCost:
-    base = cm.counts(base_weight_records) if base_weight_records is not None else None
-    return cm.cost(cm.counts(records), base_macs, base)
-
-
-def plan_fused(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0,
-               cm: CostModel | None = None, max_steps: int = 24):
-    """A fused `Plan` (planner.Plan) of `graph` in `sram` bytes (None if none is found)."""
-    import numpy as np
-
-    from flashswap.planner import Plan, _metadata
-    from flashswap.planner.params import step_needs
-    from flashswap.planner.schedule import min_step_need
-    from flashswap.planner.steps import build_steps
-
-    cm = cm or CostModel.for_part(macs_per_s=macs_per_s)
-    sg = build_steps(graph)
-    needs = step_needs(graph, sg)
-    r = schedule_fused(graph, sg, needs, sram, chunk, macs_per_s, cm, max_steps)
-    if r is None:
-        return None
-    mins = [min_step_need(sg, s, chunk, needs[s.index]) for s in sg.steps]
-    worst = int(np.argmax(mins)) if mins else 0
-    meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, chunk, macs_per_s,
-                     max(mins, default=0), worst)
-    meta["fused_runs"] = r.fused
-    return Plan(graph, sg, needs, r.schedule, r.program, meta)

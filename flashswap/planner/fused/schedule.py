@@ -35,7 +35,6 @@ import numpy as np
 
 from flashswap.model.graph import Graph
 from flashswap.planner.arena import ALIGN, align
-from flashswap.planner.fused.regions import Intervals
 from flashswap.planner.fused.runs import Candidate, Config, RunPlan, evaluate
 from flashswap.planner.params import Needs
 from flashswap.planner.program import (
@@ -161,7 +160,7 @@ class FusedScheduler(Scheduler):
 
     def run_fused(self, choice: RunChoice) -> None:
         cand = choice.cand
-        a, b = cand.first, cand.last
+        a = cand.first
         io = self.plan_run(choice)
         ins = cand.external
         for t in ins:  # resident inputs the run streams must first leave SRAM
@@ -295,17 +294,14 @@ class _RunEmitter:
         s, cand, reg = self.s, self.cand, self.reg
         self.alloc()
         ops = cand.run.ops
-        internal = [op.output for op in ops if op.output != cand.sink]
         rows_cached = self.rp.config.cache_rows and self.gw > 1
         cols_cached = self.rp.config.cache_cols
         band = self.rp.config.cache_rows and self.gw == 1
         frame: dict[int, tuple[int, int, int, int]] = {}  # window content: r0, r1, c0, c1
         line_at = dict(self.rp.line_offset)
-        line_rows = {t: self.rp.line[t] // max(1, (2 if rows_cached and not cols_cached
-                                                    else 1)) for t in line_at}
         macs_of = {t: cand.macs[cand.step_of[t]] / (cand.geo[t].h * cand.geo[t].w)
                    for t in cand.step_of}
-        for k in cand.steps:
+        for _ in cand.steps:
             s.tiles.append(self.gh * self.gw)
             s.groups.append(1)
         for i in range(self.gh):
@@ -341,7 +337,7 @@ class _RunEmitter:
                             cols = ((nc0, nc1) if cols_cached and j > 0 else (rc0, rc1))
                             if cols_cached and j == 0:
                                 cols = (rc0, rc1)
-                            self.copy(t, self.line(t, i, line_at, line_rows), win,
+                            self.copy(t, self.line(t, i, line_at), win,
                                       (rr0, lo_new), cols)
                         frame[t] = (rr0, rr1, rc0, rc1)
                     if nr0 < nr1 and nc0 < nc1:
@@ -349,7 +345,7 @@ class _RunEmitter:
                                      round(macs_of[t] * (nr1 - nr0) * (nc1 - nc0)))
                     if (t in self.rp.window and rows_cached and i + 1 < self.gh
                             and t in line_at):
-                        self.save_line(t, i, j, line_at, line_rows, cols_cached)
+                        self.save_line(t, i, j, line_at, cols_cached)
             for t in self.streamed:  # a patch row done: write the sink chunks it completed
                 if t == cand.sink:
                     w = self.windows[t]
@@ -358,10 +354,9 @@ class _RunEmitter:
                         s.write_chunk(t, c, w.buf, w.start(c) - w.start(w.lo), self.b)
                     if done:
                         w.drop_to(done[-1] + 1, s.prog)
-        del internal
         self.finish()
 
-    def line(self, t: int, i: int, line_at: dict[int, int], line_rows: dict[int, int]
+    def line(self, t: int, i: int, line_at: dict[int, int]
              ) -> tuple[int, int, int, int, int, int]:
         """The line buffer holding patch row i's old rows of t, as a region."""
         g = self.cand.geo[t]
@@ -370,11 +365,10 @@ class _RunEmitter:
         half = self.rp.line[t] // copies
         at = line_at[t] + (i % 2) * half if copies == 2 else line_at[t]
         r0 = self.reg.rows.required[t][i][0]
-        del line_rows
         return (self.ws, at, r0, 0, g.w * g.pixel, 0)
 
     def save_line(self, t: int, i: int, j: int, line_at: dict[int, int],
-                  line_rows: dict[int, int], cols_cached: bool) -> None:
+                  cols_cached: bool) -> None:
         """Rows of t that patch row i+1 needs again, from the window into its line buffer."""
         reg = self.reg
         (rr0, rr1), (rc0, rc1) = reg.required(t, i, j)
@@ -393,7 +387,7 @@ class _RunEmitter:
         else:
             cols = (rc0, rc1)
         win = (self.ws, self.rp.offset[t], rr0, rc0, self.pitch(t), 0)
-        self.copy(t, win, self.line(t, k, line_at, line_rows), (lo, hi), cols)
+        self.copy(t, win, self.line(t, k, line_at), (lo, hi), cols)
 
     def compute(self, op, t: int, i: int, j: int, rows: tuple[int, int],
                 cols: tuple[int, int], macs: int) -> None:
@@ -455,6 +449,3 @@ class _RunEmitter:
                         "extra_macs": self.rp.extra_macs,
                         "streamed": [s.sg.tensors[t].name for t in self.streamed]})
 
-
-def intervals_list(iv: Intervals) -> list[tuple[int, int]]:
-    return [iv[k] for k in range(iv.lo.size)]

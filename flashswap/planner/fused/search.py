@@ -190,18 +190,51 @@ def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
     return [(c, k, si, so, rp, so) for c, k, si, so, rp, _ in best.values()]
 
 
+def run_profiles(graph: Graph, sg: StepGraph, extras: list[Extras], max_steps: int = 24
+                 ) -> dict[int, list[Profile]]:
+    """Every run's profile (Pareto-pruned), by first step: what the search compares. They do
+    not depend on the budget or the chunk size, so one computation serves several."""
+    runs: dict[int, list[Profile]] = defaultdict(list)
+    for p in profiles(graph, sg, [e.params for e in extras], max_steps):
+        runs[p.first].append(p.pareto())
+    return runs
+
+
+def min_budget(sg: StepGraph, chunk: int, extras: list[Extras], layer_need: list[int],
+               runs: dict[int, list[Profile]]) -> tuple[int, int]:
+    """(smallest budget with some sequence of stages whose every stage fits, the first step of
+    the stage that needs it). A stage's least need has every tensor it reads or writes
+    streamed through flash, a patch row's band plus two chunks each, and its smallest
+    configuration; a layer step's is the layer scheduler's (`layer_need`)."""
+    n = len(sg.steps)
+    mm = [0] * (n + 1)
+    worst = [n] * (n + 1)
+    for a in range(n - 1, -1, -1):
+        best, at = max(layer_need[a], mm[a + 1]), (a if layer_need[a] >= mm[a + 1]
+                                                   else worst[a + 1])
+        for p in runs.get(a, []):
+            extra = max(extras[k].staging + extras[k].scratch for k in range(a, p.last + 1))
+            need = (p.workspace + p.sink_band + 2 * chunk + extra
+                    + sum((v + 2 * chunk for v in p.ext_band.values()),
+                          np.zeros_like(p.workspace)))
+            own = int(need.min())
+            cand = max(own, mm[p.last + 1])
+            if cand < best:
+                best, at = cand, (a if own >= mm[p.last + 1] else worst[p.last + 1])
+        mm[a], worst[a] = best, at
+    return mm[0], worst[0]
+
+
 def search(graph: Graph, sg: StepGraph, budget: int, chunk: int, cm: CostModel,
-           extras: list[Extras], max_steps: int = 24, fuse: bool = True) -> list[Stage]:
+           extras: list[Extras], max_steps: int = 24, fuse: bool = True,
+           runs: dict[int, list[Profile]] | None = None) -> list[Stage]:
     """The stages of least estimated cost (see the module docstring); `fuse=False` allows
-    layer steps only."""
+    layer steps only; `runs` from `run_profiles` (computed if not given)."""
     size = [align(t.nbytes) for t in sg.tensors]
     ctx = _Ctx(sg, size, budget, chunk, extras, _Prices(cm, chunk))
     n = len(sg.steps)
-    runs: dict[int, list[Profile]] = defaultdict(list)
-    if fuse:
-        blocks = [e.params for e in extras]
-        for p in profiles(graph, sg, blocks, max_steps):
-            runs[p.first].append(p.pareto())
+    if runs is None:
+        runs = run_profiles(graph, sg, extras, max_steps) if fuse else {}
     # best[(position, output in flash)] = (cost, previous key, stage)
     best: dict[tuple[int, bool], tuple[float, tuple[int, bool] | None, Stage | None]] = {
         (0, False): (0.0, None, None)}
