@@ -134,34 +134,43 @@ class FusedScheduler(Scheduler):
 
     # -- I/O plan -------------------------------------------------------------------------
 
-    def plan_run(self, choice: RunChoice) -> _RunIO:
+    def plan_run(self, choice: RunChoice, plans: dict[Config, RunPlan]) -> _RunIO:
         cand = choice.cand
-        plans = [evaluate(cand, c) for c in choice.configs]
-        small = min(plans, key=lambda p: p.workspace + self.run_extras(cand, p))
+
+        def ev(c: Config) -> RunPlan:
+            if c not in plans:
+                plans[c] = evaluate(cand, c)
+            return plans[c]
+
         ext, sink = cand.external, cand.sink
         whole = set(ext) | {sink}
+        first = ev(choice.configs[0])
+        if self.io_need(cand, first, whole, []) <= self.pool:
+            return _RunIO(whole, [], first, 0, False)
+        small = min((ev(c) for c in choice.configs),
+                    key=lambda p: p.workspace + self.run_extras(cand, p))
         if self.io_need(cand, small, whole, []) <= self.pool:
-            kept, streamed = whole, []
-        else:
-            resident = [t for t in ext if t in self.res]
-            streamed = [t for t in ext if t not in self.res]
-            kept = set(resident) | {sink}
-            by_size = sorted(resident, key=lambda t: (-self.size(t), t))
-            order = ([t for t in by_size if t in self.in_flash] + [sink]
-                     + [t for t in by_size if t not in self.in_flash])
-            while self.io_need(cand, small, kept, streamed) > self.pool:
-                if not order:
-                    raise Infeasible(self.sg.steps[cand.first],
-                                     self.io_need(cand, small, kept, streamed))
-                t = order.pop(0)
-                kept.discard(t)
-                streamed.append(t)
+            return _RunIO(whole, [], small, 0, False)
+        resident = [t for t in ext if t in self.res]
+        streamed = [t for t in ext if t not in self.res]
+        kept = set(resident) | {sink}
+        by_size = sorted(resident, key=lambda t: (-self.size(t), t))
+        order = ([t for t in by_size if t in self.in_flash] + [sink]
+                 + [t for t in by_size if t not in self.in_flash])
+        while self.io_need(cand, small, kept, streamed) > self.pool:
+            if not order:
+                raise Infeasible(self.sg.steps[cand.first],
+                                 self.io_need(cand, small, kept, streamed))
+            t = order.pop(0)
+            kept.discard(t)
+            streamed.append(t)
         return _RunIO(kept, streamed, small, 0, False)
 
     def run_fused(self, choice: RunChoice) -> None:
         cand = choice.cand
         a = cand.first
-        io = self.plan_run(choice)
+        plans: dict[Config, RunPlan] = {}
+        io = self.plan_run(choice, plans)
         ins = cand.external
         for t in ins:  # resident inputs the run streams must first leave SRAM
             if t in self.res and t not in io.kept:
@@ -177,7 +186,8 @@ class FusedScheduler(Scheduler):
         rp = io.plan
         resident_params = False
         for c in choice.configs:  # the best configuration that fits
-            p = evaluate(cand, c)
+            p = plans[c] if c in plans else evaluate(cand, c)
+            plans[c] = p
             if self.io_need(cand, p, io.kept, io.streamed) <= room:
                 rp = p
                 resident_params = (self.io_need(cand, p, io.kept, io.streamed, True) <= room)
@@ -199,6 +209,18 @@ class _RunEmitter:
         self.reg = rp.regions
         self.gh, self.gw = rp.grid
         self.a, self.b = cand.first, cand.last
+        reg = self.reg
+        # Intervals as Python tuples, indexed per patch (numpy scalars are slow to index).
+        self.rreq = {t: list(zip(iv.lo.tolist(), iv.hi.tolist(), strict=True))
+                     for t, iv in reg.rows.required.items()}
+        self.creq = {t: list(zip(iv.lo.tolist(), iv.hi.tolist(), strict=True))
+                     for t, iv in reg.cols.required.items()}
+        self.rcomp = {t: list(zip(iv.lo.tolist(), iv.hi.tolist(), strict=True))
+                      for t, iv in reg.rows.computed.items()}
+        self.ccomp = {t: list(zip(iv.lo.tolist(), iv.hi.tolist(), strict=True))
+                      for t, iv in reg.cols.computed.items()}
+        self.pitches = {t: reg.cols.required[t].extent * cand.geo[t].pixel
+                        for t in rp.window}
 
     # -- buffers ------------------------------------------------------------------------
 
@@ -258,12 +280,12 @@ class _RunEmitter:
     # -- geometry -----------------------------------------------------------------------
 
     def pitch(self, t: int) -> int:
-        return self.reg.cols.required[t].extent * self.cand.geo[t].pixel
+        return self.pitches[t]
 
     def bind(self, t: int, i: int, j: int) -> Bind2D:
         s, g = self.s, self.cand.geo[t]
         if t in self.rp.window:
-            (r0, r1), (c0, c1) = self.reg.required(t, i, j)
+            (r0, r1), (c0, c1) = self.rreq[t][i], self.creq[t][j]
             return Bind2D(t, self.ws, self.rp.offset[t], r0, c0, self.pitch(t), r1 - r0,
                           c1 - c0)
         if t in s.res:
@@ -291,7 +313,7 @@ class _RunEmitter:
     # -- the patch loop -----------------------------------------------------------------
 
     def emit(self) -> None:
-        s, cand, reg = self.s, self.cand, self.reg
+        s, cand = self.s, self.cand
         self.alloc()
         ops = cand.run.ops
         rows_cached = self.rp.config.cache_rows and self.gw > 1
@@ -319,8 +341,8 @@ class _RunEmitter:
             for j in range(self.gw):
                 for op in ops:
                     t = op.output
-                    (rr0, rr1), (rc0, rc1) = reg.required(t, i, j)
-                    (nr0, nr1), (nc0, nc1) = reg.computed(t, i, j)
+                    (rr0, rr1), (rc0, rc1) = self.rreq[t][i], self.creq[t][j]
+                    (nr0, nr1), (nc0, nc1) = self.rcomp[t][i], self.ccomp[t][j]
                     if t in self.rp.window:
                         if rr0 >= rr1 or rc0 >= rc1:
                             continue
@@ -364,25 +386,24 @@ class _RunEmitter:
                        and not self.rp.config.cache_cols) else 1
         half = self.rp.line[t] // copies
         at = line_at[t] + (i % 2) * half if copies == 2 else line_at[t]
-        r0 = self.reg.rows.required[t][i][0]
+        r0 = self.rreq[t][i][0]
         return (self.ws, at, r0, 0, g.w * g.pixel, 0)
 
     def save_line(self, t: int, i: int, j: int, line_at: dict[int, int],
                   cols_cached: bool) -> None:
         """Rows of t that patch row i+1 needs again, from the window into its line buffer."""
-        reg = self.reg
-        (rr0, rr1), (rc0, rc1) = reg.required(t, i, j)
+        (rr0, rr1), (rc0, rc1) = self.rreq[t][i], self.creq[t][j]
         if rr0 >= rr1 or rc0 >= rc1:
             return
-        nxt = reg.rows.required[t]
+        nxt = self.rreq[t]
         k = i + 1
-        while k < self.gh and nxt.lo[k] >= nxt.hi[k]:
+        while k < self.gh and nxt[k][0] >= nxt[k][1]:
             k += 1
         if k >= self.gh:
             return
-        lo, hi = int(nxt.lo[k]), rr1
+        lo, hi = nxt[k][0], rr1
         if cols_cached:
-            nc0, nc1 = reg.cols.computed[t][j]
+            nc0, nc1 = self.ccomp[t][j]
             cols = (nc0, nc1) if j > 0 else (rc0, rc1)
         else:
             cols = (rc0, rc1)
