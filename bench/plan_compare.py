@@ -8,7 +8,8 @@ per model, the smallest budget each schedule plans at; then the issue's targets.
 - MobileNetV2-224 (builtin:mobilenet_v2, alpha 1.0, int8) at 256, 128 and 64 KiB;
 - every sample model (flashswap/planner/samples.py) at its budgets (256 and 512 KiB);
 - every fixture model (tests/fixtures/models) at three budgets: 1/2, 1/4 and 1/8 of the
-  layer schedule's no-swap budget (so the layer schedule must swap), at least its smallest.
+  layer schedule's no-swap budget, in KiB (so the layer schedule must swap, or cannot run:
+  then its column shows "-" and the row has no ratio).
 
 Ratio. layers / fused bytes written, each plus one 4 KiB chunk, so that a plan that writes
 nothing has a finite ratio (1 when both write nothing); the geometric mean is over every row.
@@ -97,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         layers_min = big.metadata["min_feasible_budget"]
         if not budgets:
             nsb = big.metadata["no_swap_budget"]
-            budgets = sorted({max(-(-layers_min // 1024), nsb // f // 1024) for f in (2, 4, 8)},
-                             reverse=True)
+            budgets = [max(1, nsb // f // 1024) for f in (2, 4, 8)]
         for kib in budgets:
             sram = kib * 1024
             t = time.perf_counter()

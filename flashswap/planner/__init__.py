@@ -142,41 +142,58 @@ def chunk_choices(chunk: int, unit: int) -> list[int]:
 
 def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
                 macs_per_s: int, cm: CostModel, max_steps: int) -> Plan:
+    """The better of the layer plan and the fused plan (see `plan`).
+
+    Chunks: each schedule takes the largest chunk of `chunk_choices` at which it is feasible;
+    the fused search is also priced at a quarter and a sixteenth of that chunk (smaller
+    windows can keep more in SRAM) when it would write anything, and the cheapest estimate is
+    scheduled."""
     from flashswap.planner.fused.plan import extras_of, schedule_fused
-    from flashswap.planner.fused.search import run_profiles
+    from flashswap.planner.fused.search import run_profiles, search
 
     extras = extras_of(needs)
     runs = run_profiles(graph, sg, extras, max_steps)
     choices = chunk_choices(chunk, cm.part.page_size)
+    options: list[Plan] = []
     for c in choices:
-        options: list[Plan] = []
         try:
             options.append(_plan_layers(graph, sg, needs, sram, c, macs_per_s))
+            break
         except BudgetError:
-            pass
-        try:
-            r = schedule_fused(graph, sg, needs, sram, c, macs_per_s, cm, max_steps, runs)
-        except (Infeasible, LayoutError):
-            r = None
-        if r is not None:
-            meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c, macs_per_s, 0, 0)
-            meta["fused_runs"] = r.fused
-            options.append(Plan(graph, sg, needs, r.schedule, r.program, meta))
-        if not options:
             continue
-        base = options[0] if len(options) > 1 else None
-        for p in options:
-            p.metadata["schedule"] = "fused" if "fused_runs" in p.metadata else "layers"
-            _add_cost(p, cm, base)
-        best = min(options, key=lambda p: tuple(p.metadata["cost"]["score"]))
-        _fill_min_budget(best, sg, needs, extras, runs, choices[-1])
-        best.metadata["chunk_choices"] = choices
-        return best
-    need, step = _min_budget(sg, needs, extras, runs, choices[-1])
-    s = sg.steps[min(step, len(sg.steps) - 1)]
-    raise BudgetError(
-        f"SRAM budget {format_size(sram)} is too small: the model needs at least "
-        f"{kib_ceil(need)} KiB (op '{s.name}' ({s.op_type}), chunks of {choices[-1]} B)")
+    searched = []
+    for k, c in enumerate(choices):
+        if searched and (len(searched) >= 3 or searched[0][0] == 0
+                         or c * 16 < searched[0][1]):
+            break
+        stages = search(graph, sg, sram, c, cm, extras, max_steps, runs=runs)
+        if stages:
+            searched.append((sum(st.estimate for st in stages), c, k, stages))
+    for _, c, _, stages in sorted(searched, key=lambda x: (x[0], -x[1])):
+        try:
+            r = schedule_fused(graph, sg, needs, sram, c, macs_per_s, cm, max_steps, runs,
+                               stages)
+        except (Infeasible, LayoutError):
+            continue
+        assert r is not None
+        meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c, macs_per_s, 0, 0)
+        meta["fused_runs"] = r.fused
+        options.append(Plan(graph, sg, needs, r.schedule, r.program, meta))
+        break
+    if not options:
+        need, step = _min_budget(sg, needs, extras, runs, choices[-1])
+        s = sg.steps[min(step, len(sg.steps) - 1)]
+        raise BudgetError(
+            f"SRAM budget {format_size(sram)} is too small: the model needs at least "
+            f"{kib_ceil(need)} KiB (op '{s.name}' ({s.op_type}), chunks of {choices[-1]} B)")
+    base = options[0] if "fused_runs" not in options[0].metadata else None
+    for p in options:
+        p.metadata["schedule"] = "fused" if "fused_runs" in p.metadata else "layers"
+        _add_cost(p, cm, base)
+    best = min(options, key=lambda p: tuple(p.metadata["cost"]["score"]))
+    _fill_min_budget(best, sg, needs, extras, runs, choices[-1])
+    best.metadata["chunk_choices"] = choices
+    return best
 
 
 def _min_budget(sg: StepGraph, needs: list[Needs], extras: list, runs: dict, chunk: int

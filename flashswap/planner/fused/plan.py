@@ -37,9 +37,12 @@ def extras_of(needs: list[Needs]) -> list[Extras]:
 
 def schedule_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
                    macs_per_s: int, cm: CostModel, max_steps: int = 24,
-                   runs: dict | None = None) -> FusedResult | None:
-    """The fused program for `sram` bytes, or None if the search finds no stages."""
-    stages = search(graph, sg, sram, chunk, cm, extras_of(needs), max_steps, runs=runs)
+                   runs: dict | None = None, stages: list[Stage] | None = None
+                   ) -> FusedResult | None:
+    """The fused program for `sram` bytes (of `stages`, searched if not given), or None if
+    the search finds no stages."""
+    if stages is None:
+        stages = search(graph, sg, sram, chunk, cm, extras_of(needs), max_steps, runs=runs)
     if not stages:
         return None
     plan_stages: list[tuple[int, int, RunChoice | None]] = []

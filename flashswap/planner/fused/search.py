@@ -10,9 +10,9 @@ before, read after, not read by it), its external inputs, its output, its worksp
 window and line buffers) and its parameter staging and kernel scratch. If that exceeds the
 budget the estimate takes the cheapest of:
 
-- streaming its external inputs from flash (a patch row's band of rows each, plus two
-  chunks) instead of holding them: they must be written once unless the previous stage
-  already left its output in flash;
+- streaming its external inputs from flash (a patch row's band of rows each, in a window of
+  the chunks it straddles) instead of holding them: they must be written once unless the
+  previous stage already left its output in flash;
 - streaming its output to flash band by band (written once; the next stage may stream it);
 - evicting passing tensors, largest first (each written once and read back once);
 
@@ -37,6 +37,7 @@ from flashswap.planner.fused.cost import CostModel
 from flashswap.planner.fused.runs import Config
 from flashswap.planner.fused.sweep import Profile, profiles
 from flashswap.planner.steps import StepGraph
+from flashswap.planner.tiling import tile_bounds, touch
 
 __all__ = ["Extras", "Stage", "search"]
 
@@ -151,7 +152,6 @@ def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
     pass_bytes = sum(sizes)
     evict = _Evictions(sizes)
     best: dict[bool, tuple[float, int, bool, bool, bool, bool]] = {}
-    c2 = 2 * ctx.chunk
     extra_macs = macs - base_macs
     for s_in, s_out in ((False, False), (True, False), (False, True), (True, True)):
         if s_in and not ext:
@@ -163,7 +163,7 @@ def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
         read = 0.0
         for x in ext:
             if s_in:
-                in_bytes = in_bytes + ext_band[x] + c2
+                in_bytes = in_bytes + ext_band[x]
                 read += ctx.size[x]
                 if x not in in_flash:
                     written += ctx.size[x]
@@ -171,7 +171,7 @@ def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
                 in_bytes = in_bytes + ctx.size[x]
                 if x in in_flash:
                     read += ctx.size[x]
-        ob = (out_band + c2) if s_out else out_bytes
+        ob = out_band if s_out else out_bytes
         w2 = written + (out_bytes if s_out else 0)
         need = pass_bytes + in_bytes + ob + ws + extra
         per_patch = reads_streamed if s_in or s_out else reads_patch
@@ -204,7 +204,7 @@ def min_budget(sg: StepGraph, chunk: int, extras: list[Extras], layer_need: list
                runs: dict[int, list[Profile]]) -> tuple[int, int]:
     """(smallest budget with some sequence of stages whose every stage fits, the first step of
     the stage that needs it). A stage's least need has every tensor it reads or writes
-    streamed through flash, a patch row's band plus two chunks each, and its smallest
+    streamed through flash, a patch row's band in a chunk window each, and its smallest
     configuration; a layer step's is the layer scheduler's (`layer_need`)."""
     n = len(sg.steps)
     mm = [0] * (n + 1)
@@ -214,8 +214,9 @@ def min_budget(sg: StepGraph, chunk: int, extras: list[Extras], layer_need: list
                                                    else worst[a + 1])
         for p in runs.get(a, []):
             extra = max(extras[k].staging + extras[k].scratch for k in range(a, p.last + 1))
-            need = (p.workspace + p.sink_band + 2 * chunk + extra
-                    + sum((v + 2 * chunk for v in p.ext_band.values()),
+            size = {x: align(sg.tensors[x].nbytes) for x in (*p.ext_band, p.sink)}
+            need = (p.workspace + _chunk_window(p.sink_band, chunk, size[p.sink]) + extra
+                    + sum((_chunk_window(v, chunk, size[x]) for x, v in p.ext_band.items()),
                           np.zeros_like(p.workspace)))
             own = int(need.min())
             cand = max(own, mm[p.last + 1])
@@ -275,8 +276,11 @@ def _stages_from(ctx: _Ctx, a: int, in_flash: set[int], runs: list[Profile]):
     out_bytes = sum(ctx.size[t] for t in outs)
     ex = ctx.extras[a]
     one = np.zeros(1, dtype=np.int64)
-    bands = {io.tensor: np.array([_band(sg, io, ctx.size[io.tensor])]) for io in s.inputs}
-    out_band = np.array([sum(_band(sg, io, ctx.size[io.tensor]) for io in s.outputs)])
+    bounds = tile_bounds(max(s.units, 1), 1)
+    win = {io.tensor: touch(io, sg.tensors[io.tensor].nbytes, bounds, ctx.chunk).buffer
+           for io in (*s.inputs, *s.outputs)}
+    bands = {io.tensor: np.array([win[io.tensor]]) for io in s.inputs}
+    out_band = np.array([sum(win[io.tensor] for io in s.outputs)])
     rows = max(s.units, 1)
     for cost, _, s_in, s_out, rp, nf in _options(
             ctx, a, a, ext, out_bytes, bands, out_band, one, ex.staging + ex.scratch,
@@ -285,8 +289,11 @@ def _stages_from(ctx: _Ctx, a: int, in_flash: set[int], runs: list[Profile]):
         yield Stage(a, a, None, s_in, s_out, rp, cost), cost, nf
     for p in runs:
         extra = max(ctx.extras[k].staging + ctx.extras[k].scratch for k in range(a, p.last + 1))
+        c = ctx.chunk
+        bands = {x: _chunk_window(v, c, ctx.size[x]) for x, v in p.ext_band.items()}
         for cost, k, s_in, s_out, rp, nf in _options(
-                ctx, a, p.last, list(p.external), ctx.size[p.sink], p.ext_band, p.sink_band,
+                ctx, a, p.last, list(p.external), ctx.size[p.sink], bands,
+                _chunk_window(p.sink_band, c, ctx.size[p.sink]),
                 p.workspace, extra, p.params, p.weight_reads, p.weight_reads, p.macs,
                 p.base_macs, in_flash):
             alt = sorted((c for c in range(len(p)) if c != k),
@@ -295,9 +302,7 @@ def _stages_from(ctx: _Ctx, a: int, in_flash: set[int], runs: list[Profile]):
                          tuple(p.configs[c] for c in alt)), cost, nf)
 
 
-def _band(sg: StepGraph, io, nbytes: int) -> int:
-    """Bytes of one tile's band of a tensor a layer step streams (one unit per tile)."""
-    rows = max(sg.tensors[io.tensor].rows, 1)
-    if io.rowmap is None:
-        return nbytes
-    return min(nbytes, io.rowmap.extent * (nbytes // rows))
+def _chunk_window(band: np.ndarray, chunk: int, nbytes: int) -> np.ndarray:
+    """The most a chunk window holds for bands of `band` bytes: the chunks a band can
+    straddle (one more than it fills), never more than the whole tensor's chunks."""
+    return np.minimum((-(-band // chunk) + 1) * chunk, -(-nbytes // chunk) * chunk)
