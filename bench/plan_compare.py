@@ -109,7 +109,16 @@ def main(argv: list[str] | None = None) -> int:
                 lw = None
             tl = time.perf_counter() - t
             t = time.perf_counter()
-            fu = plan(g, sram, CHUNK, cost=cm)
+            try:
+                fu = plan(g, sram, CHUNK, cost=cm)
+            except BudgetError:
+                rows.append({"model": label, "budget_kib": kib, "layers_written": lw,
+                             "fused_written": None, "ratio": None,
+                             "lower_bound": lower_bound(g, sram), "extra_macs_pct": 0.0,
+                             "schedule": "-", "chunk": 0, "fused_runs": 0, "grids": [],
+                             "peak": None, "io_ms": 0.0, "compute_ms": 0.0, "energy_mj": 0.0,
+                             "plan_s": time.perf_counter() - t, "layers_plan_s": tl})
+                continue
             tf = time.perf_counter() - t
             m = fu.metadata
             fw = m["bytes_written_per_inference"]
@@ -156,6 +165,8 @@ def _print(console: Console, rows: list[dict], mins: list[dict]) -> None:
                   _kib(r["lower_bound"]), f"{r['extra_macs_pct']:.1f}%",
                   f"{r['schedule']} {r['chunk']} B", f"{r['fused_runs']} ({grids})",
                   _kib(r["peak"]), f"{r['io_ms']:,.0f}", f"{r['plan_s']:.1f}")
+    console.print("ratio: (layers + 4 KiB) / (fused + 4 KiB) bytes written; '-': that "
+                  "schedule cannot run at the budget")
     console.print(t)
     t = Table(title="smallest budget at which each model plans")
     for c in ("model", "layers KiB", "fused KiB", "ratio", "plan s at it"):
@@ -172,7 +183,8 @@ def _targets(rows: list[dict], mins: list[dict]) -> dict[str, object]:
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
     geo = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None
     worse = [f"{r['model']}@{r['budget_kib']}" for r in rows
-             if r["layers_written"] is not None and r["fused_written"] > r["layers_written"]]
+             if r["layers_written"] is not None
+             and (r["fused_written"] is None or r["fused_written"] > r["layers_written"])]
     mv = next((m for m in mins if m["model"] == "mobilenet_v2_224"), None)
     out: dict[str, object] = {}
     if 256 in mb:

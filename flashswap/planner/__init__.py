@@ -145,9 +145,8 @@ def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chun
     """The better of the layer plan and the fused plan (see `plan`).
 
     Chunks: each schedule takes the largest chunk of `chunk_choices` at which it is feasible;
-    the fused search is also priced at a quarter and a sixteenth of that chunk (smaller
-    windows can keep more in SRAM) when it would write anything, and the cheapest estimate is
-    scheduled."""
+    the fused search is also priced at a quarter of that chunk (smaller windows can keep more
+    in SRAM) when it would write anything, and the cheaper estimate is scheduled."""
     from flashswap.planner.fused.plan import extras_of, schedule_fused
     from flashswap.planner.fused.search import run_profiles, search
 
@@ -163,8 +162,8 @@ def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chun
             continue
     searched = []
     for k, c in enumerate(choices):
-        if searched and (len(searched) >= 3 or searched[0][0] == 0
-                         or c * 16 < searched[0][1]):
+        if searched and (len(searched) >= 2 or searched[0][0] == 0
+                         or c * 4 < searched[0][1]):
             break
         stages = search(graph, sg, sram, c, cm, extras, max_steps, runs=runs)
         if stages:

@@ -231,9 +231,16 @@ class Program:
     compactions: int = 0
     bytes_moved: int = 0
     stats: dict[str, int] = field(default_factory=dict)
+    _records: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def records(self) -> np.ndarray:
-        """The trace of one inference: one record per flash or compute instruction."""
+        """The trace of one inference: one record per flash or compute instruction (computed
+        once; a program is not changed after layout)."""
+        if self._records is None:
+            self._records = self._make_records()
+        return self._records
+
+    def _make_records(self) -> np.ndarray:
         rows: list[tuple[int, int, int, int, int, int, int]] = []
         add = rows.append
         for ins in self.instrs:

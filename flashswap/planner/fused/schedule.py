@@ -52,7 +52,7 @@ from flashswap.planner.program import (
 )
 from flashswap.planner.schedule import Infeasible, Schedule, Scheduler, _Window
 from flashswap.planner.steps import StepGraph
-from flashswap.planner.tiling import Touch, split_evenly, touch_bytes
+from flashswap.planner.tiling import Touch, touch_bytes
 
 __all__ = ["FusedScheduler", "RunChoice"]
 
@@ -414,32 +414,37 @@ class _RunEmitter:
                 cols: tuple[int, int], macs: int) -> None:
         s, cand = self.s, self.cand
         k = cand.step_of[t]
-        st = s.sg.steps[k]
+        node = s.sg.steps[k].node_index
         n = s.needs[k]
         binds = tuple(self.bind(x, i, j) for x in (*dict.fromkeys(op.inputs), t))
+        staging = self.staging if n.block >= 0 else -1
+        rate = s.rate
+        at = self.param_at.get(k, 0)
         if n.block < 0 or not n.per_channel:
-            cuts = [0, cand.geo[t].c]
             if n.block >= 0 and n.common and not self.resident_params:
-                s.prog.append(WeightRead(n.block, 0, n.common, self.staging, 0))
-        else:
-            g = self.group[k]
-            cuts = list(range(0, n.channels, g)) + [n.channels]
-            if n.common and not self.resident_params:
-                s.prog.append(WeightRead(n.block, 0, n.common, self.staging, 0))
-        shares = split_evenly(macs, np.array(cuts, dtype=np.int64), cuts[-1])
-        for q in range(len(cuts) - 1):
-            c0, c1 = cuts[q], cuts[q + 1]
+                s.prog.append(WeightRead(n.block, 0, n.common, staging, 0))
+            us = (macs * 1_000_000 + rate // 2) // rate if rate else 0
+            s.prog.append(Patch(k, node, rows[0], rows[1], cols[0], cols[1], 0, cand.geo[t].c,
+                                macs, us, binds, staging, at, n.common, self.scratch))
+            return
+        g = self.group[k]
+        ch = n.channels
+        if n.common and not self.resident_params:
+            s.prog.append(WeightRead(n.block, 0, n.common, staging, 0))
+        done = 0
+        for c0 in range(0, ch, g):
+            c1 = min(ch, c0 + g)
             base = n.common
-            if n.per_channel and not self.resident_params:
-                s.prog.append(WeightRead(n.block, n.common + c0 * n.per_channel,
-                                         (c1 - c0) * n.per_channel, self.staging, n.common))
-            elif self.resident_params:
+            if self.resident_params:
                 base = n.common + c0 * n.per_channel
-            m = int(shares[q])
-            us = (m * 1_000_000 + s.rate // 2) // s.rate if s.rate else 0
-            s.prog.append(Patch(k, st.node_index, rows[0], rows[1], cols[0], cols[1], c0, c1,
-                                m, us, binds, self.staging if n.block >= 0 else -1,
-                                self.param_at.get(k, 0), base, self.scratch))
+            else:
+                s.prog.append(WeightRead(n.block, n.common + c0 * n.per_channel,
+                                         (c1 - c0) * n.per_channel, staging, n.common))
+            m = macs * c1 // ch - done  # MACs split in proportion to channels, summing exactly
+            done += m
+            us = (m * 1_000_000 + rate // 2) // rate if rate else 0
+            s.prog.append(Patch(k, node, rows[0], rows[1], cols[0], cols[1], c0, c1, m, us,
+                                binds, staging, at, base, self.scratch))
 
     def finish(self) -> None:
         s, cand = self.s, self.cand
