@@ -81,7 +81,8 @@ class _Prices:
 
     def __call__(self, written: np.ndarray | float, read: np.ndarray | float,
                  weights: np.ndarray | float, macs: np.ndarray | float,
-                 extra_macs: np.ndarray | float) -> np.ndarray:
+                 extra_macs: np.ndarray | float, calls: np.ndarray | float = 0
+                 ) -> np.ndarray:
         written, read = np.asarray(written, float), np.asarray(read, float)
         weights, macs = np.asarray(weights, float), np.asarray(macs, float)
         chunks = written / self.chunk
@@ -99,8 +100,11 @@ class _Prices:
         v = p.voltage * 1e-3
         energy = (prog_s * p.i_prog_ma + erase_s * p.i_erase_ma
                   + (read_s + weight_s) * p.i_read_ma) * v
-        # Without a MAC rate, recomputation is a tie-breaker only.
-        tie = np.asarray(extra_macs, float) * (1e-12 if rate else 1e-9)
+        # Without a MAC rate, recomputation is a tie-breaker only; so are kernel calls (a
+        # patch of a run calls each op's kernel once: between plans otherwise equal, fewer
+        # and larger patches, and layer steps over runs).
+        tie = (np.asarray(extra_macs, float) * (1e-12 if rate else 1e-9)
+               + np.asarray(calls, float) * 1e-9)
         if self.cm.objective == "wear":
             return programmed * self.scale + time_s + tie
         if self.cm.objective == "time":
@@ -141,7 +145,7 @@ class _Evictions:
 def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
              ext_band: dict[int, np.ndarray], out_band: np.ndarray, ws: np.ndarray,
              extra: int, params: int, reads_patch: np.ndarray, reads_streamed: np.ndarray,
-             macs: np.ndarray, base_macs: int, in_flash: set[int]
+             macs: np.ndarray, base_macs: int, in_flash: set[int], calls: np.ndarray | int = 0
              ) -> list[tuple[float, int, bool, bool, bool, bool]]:
     """Per output state (resident / in flash): (cost, config, streamed in, streamed out,
     params resident, output in flash) of the cheapest option (see the module docstring).
@@ -182,7 +186,7 @@ def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
                 continue
             cost = np.where(ok, ctx.price(w2 + evicted, read + evicted,
                                           params if res_params else per_patch, macs,
-                                          extra_macs), INF)
+                                          extra_macs, calls), INF)
             k = int(np.argmin(cost))
             if cost[k] < best.get(s_out, (INF,))[0]:
                 clean = -1 if evicted[k] == 0 and not w2 else 0
@@ -295,7 +299,7 @@ def _stages_from(ctx: _Ctx, a: int, in_flash: set[int], runs: list[Profile]):
                 ctx, a, p.last, list(p.external), ctx.size[p.sink], bands,
                 _chunk_window(p.sink_band, c, ctx.size[p.sink]),
                 p.workspace, extra, p.params, p.weight_reads, p.weight_reads, p.macs,
-                p.base_macs, in_flash):
+                p.base_macs, in_flash, p.patches * (p.last - a + 1)):
             alt = sorted((c for c in range(len(p)) if c != k),
                          key=lambda c: (p.macs[c], p.weight_reads[c], -p.workspace[c]))
             yield (Stage(a, p.last, p.configs[k], s_in, s_out, rp, cost,
