@@ -31,6 +31,7 @@ class FusedResult:
 
 
 def extras_of(needs: list[Needs]) -> list[Extras]:
+    """Per step, the search's view of its parameters, smallest staging and scratch."""
     return [Extras(n.block_bytes if n.block >= 0 else 0, n.min_staging(), n.scratch(1))
             for n in needs]
 

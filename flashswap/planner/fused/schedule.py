@@ -91,7 +91,11 @@ class FusedScheduler(Scheduler):
                 for k in range(first, last + 1):
                     self.step(self.sg.steps[k])
             else:
-                self.run_fused(choice)
+                try:
+                    self.run_fused(choice)
+                except Infeasible:  # the estimate was short: run its steps layer by layer
+                    for k in range(first, last + 1):
+                        self.step(self.sg.steps[k])
         if self.next_key:
             self.prog.append(Invalidate(0, self.next_key - 1))
         self.prog.append(Sync())
@@ -266,7 +270,7 @@ class _RunEmitter:
             for k in steps:
                 n = s.needs[k]
                 g = n.channels
-                if n.per_channel:
+                if n.per_channel:  # as many channels as the room left holds
                     g = max(1, min(n.channels, (left // ALIGN * ALIGN - n.common)
                                    // n.per_channel))
                 self.group[k] = g

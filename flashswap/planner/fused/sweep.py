@@ -37,6 +37,10 @@ __all__ = ["Profile", "Tiling", "profiles"]
 
 _BIG = 1 << 30
 _OFF = 1 << 32
+# Grids of more patches are not considered: every patch calls each op's kernel, so the
+# program and the device's call overhead grow with the count (56 x 56 single-pixel patches
+# of a 10-op run are 31,360 kernel calls); 1024 still allows 32 x 32 grids.
+MAX_PATCHES = 1024
 
 
 @dataclass(frozen=True)
@@ -195,11 +199,14 @@ def _configs(rows: Tiling, cols: Tiling, sink: Geo) -> tuple[list[Config], np.nd
         out.append(Config(ph, sink.w, True, True))
         ri.append(k)
         ci.append(0)
+    tiles_r = rows.tiles.tolist()
     for kc, pw in enumerate(cols.sizes.tolist()):
         if kc == 0:
             continue
         want = max(1, round(pw * sink.h / sink.w))
         kr = int(np.argmin([abs(p - want) for p in rsz]))
+        if tiles_r[kr] * int(cols.tiles[kc]) > MAX_PATCHES:
+            continue
         for cr in (True, False):
             for cc in (True, False):
                 out.append(Config(rsz[kr], pw, cr, cc))
