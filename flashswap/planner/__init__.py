@@ -18,7 +18,7 @@ activations of the graph unswapped: the price of never moving a buffer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -189,10 +189,40 @@ def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chun
     for p in options:
         p.metadata["schedule"] = "fused" if "fused_runs" in p.metadata else "layers"
         _add_cost(p, cm, base)
+    if cm.max_slowdown is not None and not any(_within(cm, p) for p in options):
+        # The cheapest plans are too slow: the fastest fused plan the search finds.
+        fast = replace(cm, objective="time", max_slowdown=None)
+        for c in choices:
+            stages = search(graph, sg, sram, c, fast, extras, max_steps, runs=runs)
+            try:
+                r = schedule_fused(graph, sg, needs, sram, c, macs_per_s, cm, max_steps,
+                                   runs, stages) if stages else None
+            except (Infeasible, LayoutError):
+                r = None
+            if r is not None:
+                meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c,
+                                 macs_per_s, 0, 0)
+                meta.update(fused_runs=r.fused, schedule="fused")
+                p = Plan(graph, sg, needs, r.schedule, r.program, meta)
+                _add_cost(p, cm, base)
+                options.append(p)
+                break
+        if not any(_within(cm, p) for p in options):
+            fastest = min(p.metadata["cost"]["slowdown"] for p in options)
+            raise BudgetError(f"--max-slowdown {cm.max_slowdown:g} cannot be met at "
+                              f"{format_size(sram)}: the fastest plan found takes "
+                              f"{fastest:.2f}x")
+    if cm.max_slowdown is not None:
+        options = [p for p in options if _within(cm, p)]
     best = min(options, key=lambda p: tuple(p.metadata["cost"]["score"]))
     _fill_min_budget(best, sg, needs, extras, runs, choices[-1])
     best.metadata["chunk_choices"] = choices
     return best
+
+
+def _within(cm: CostModel, p: Plan) -> bool:
+    s = p.metadata["cost"]["slowdown"]
+    return cm.max_slowdown is None or s is None or s <= cm.max_slowdown * (1 + 1e-9)
 
 
 def _min_budget(sg: StepGraph, needs: list[Needs], extras: list, runs: dict, chunk: int
