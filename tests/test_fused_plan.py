@@ -1,0 +1,141 @@
+"""The fused planner end to end: plan(), its metadata, its choices against the layer schedule,
+errors, and the CLI options. (Execution: tests/test_fused_exec.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from flashswap.cli import main
+from flashswap.errors import BudgetError, InputError
+from flashswap.model import load_model
+from flashswap.model.builtin import GraphBuilder
+from flashswap.planner import chunk_choices, plan
+from flashswap.planner.fused.cost import CostModel
+from flashswap.trace import Op, Trace
+
+MBV2_SMALL = "builtin:mobilenet_v2_0.35_96"
+
+
+@pytest.fixture(scope="module")
+def mbv2():
+    return load_model(MBV2_SMALL)
+
+
+def written(p) -> int:
+    return p.metadata["bytes_written_per_inference"]
+
+
+@pytest.mark.parametrize("kib", [48, 32, 24])
+def test_fused_never_costs_more_than_layers(mbv2, kib):
+    f = plan(mbv2, kib * 1024)
+    lay = plan(mbv2, kib * 1024, schedule="layers", cost=CostModel.for_part())
+    assert f.metadata["cost"]["bytes_programmed"] <= lay.metadata["cost"]["bytes_programmed"]
+    assert written(f) < written(lay)
+    assert f.metadata["peak_sram"] <= f.metadata["arena_high_water"] <= kib * 1024
+    rec = f.records
+    assert rec["op"][0] == Op.INFERENCE_BEGIN and rec["op"][-1] == Op.INFERENCE_END
+    assert int(rec["value"][rec["op"] == Op.COMPUTE].sum()) == (
+        mbv2.macs + f.metadata["cost"]["extra_macs"])
+
+
+def test_fused_plan_writes_nothing_where_layers_must_swap(mbv2):
+    f = plan(mbv2, 64 * 1024)
+    lay = plan(mbv2, 64 * 1024, schedule="layers")
+    assert written(f) == 0 < written(lay)
+    md = f.metadata
+    assert md["schedule"] == "fused" and md["fused_runs"]
+    assert md["cost"]["extra_macs"] == 0  # halos cached, not recomputed
+    for r in md["fused_runs"]:
+        assert set(r) >= {"first", "last", "steps", "grid", "patch", "cache_rows",
+                          "cache_cols", "workspace", "extra_macs", "streamed"}
+    c = md["cost"]
+    assert c["part"] == "W25Q128JV" and c["objective"] == "wear"
+    assert c["bytes_written"] == 0 and c["program_ms"] == 0 and c["erase_ms"] == 0
+
+
+def test_layers_schedule_is_unchanged_by_the_cost_model(mbv2):
+    a = plan(mbv2, 32 * 1024, schedule="layers")
+    b = plan(mbv2, 32 * 1024, schedule="layers", cost=CostModel.for_part("W25N01GV"))
+    assert np.array_equal(a.records, b.records)
+    assert a.metadata["schedule"] == "layers" and "cost" not in a.metadata
+    assert b.metadata["cost"]["part"] == "W25N01GV"
+
+
+def test_chunk_choices_halve_down_to_the_program_unit():
+    assert chunk_choices(4096, 256) == [4096, 2048, 1024, 512, 256]
+    assert chunk_choices(3000, 256) == [3000, 2048, 1024, 512, 256]
+    assert chunk_choices(4096, 2048) == [4096, 2048]
+    assert chunk_choices(128, 256) == [128]  # below the unit: taken as given
+
+
+def test_a_tight_budget_takes_smaller_chunks(mbv2):
+    p = plan(mbv2, 12 * 1024)
+    assert p.metadata["chunk_size"] < 4096
+    assert p.metadata["chunk_choices"][0] == 4096
+    with pytest.raises(BudgetError):
+        plan(mbv2, 12 * 1024, schedule="layers")
+
+
+def test_impossible_budget_names_the_smallest_budget(mbv2):
+    with pytest.raises(BudgetError) as e:
+        plan(mbv2, 2 * 1024)
+    msg = str(e.value)
+    assert msg.startswith("SRAM budget 2 KiB is too small: the model needs at least ")
+    assert msg.endswith("chunks of 256 B)")
+    need = int(msg.split("at least ")[1].split(" KiB")[0])
+    plan(mbv2, need * 1024)  # and it plans there
+
+
+def test_max_slowdown(mbv2):
+    rate = 4.407 * 12_501_632  # a Cortex-M4's measured rate (analyzer/mcus.py)
+    free = plan(mbv2, 32 * 1024, cost=CostModel.for_part(macs_per_s=rate))
+    capped = plan(mbv2, 32 * 1024, cost=CostModel.for_part(macs_per_s=rate, max_slowdown=1.6))
+    assert capped.metadata["cost"]["slowdown"] <= 1.6 < free.metadata["cost"]["slowdown"]
+    assert written(capped) >= written(free)
+    with pytest.raises(BudgetError, match=r"--max-slowdown 1.05 cannot be met at 32 KiB: "
+                                          r"the fastest plan found takes \d\.\d\dx"):
+        plan(mbv2, 32 * 1024, cost=CostModel.for_part(macs_per_s=rate, max_slowdown=1.05))
+
+
+def test_unknown_schedule():
+    with pytest.raises(InputError, match="unknown schedule 'rows' \\(choose fused, layers\\)"):
+        plan(load_model("builtin:ds_cnn"), 1 << 20, schedule="rows")
+
+
+def test_a_residual_block_fuses_into_one_run():
+    b = GraphBuilder("block")
+    x0 = b.input(64, 64, 16)  # 64 KiB
+    x = x0
+    for k in range(4):
+        x = b.conv(x, 16, 3, name=f"c{k}")
+    g = b.build([b.add(x0, x, name="res")])
+    # 160 KiB holds the input and the output, not a third 64 KiB tensor: layer by layer
+    # the input must wait in flash for the add; fused, the convolutions' outputs never
+    # exist whole.
+    p = plan(g, 160 * 1024)
+    assert written(p) == 0 < written(plan(g, 160 * 1024, schedule="layers"))
+    (run,) = p.metadata["fused_runs"]
+    assert (run["first"], run["last"], run["steps"]) == ("c0", "res", 5)
+    assert run["extra_macs"] == 0
+
+
+def test_cli_plan_options(tmp_path, capsys):
+    out = tmp_path / "t.bin"
+    assert main(["trace", "plan", MBV2_SMALL, "--sram", "32KiB", "-o", str(out),
+                 "--json"]) == 0
+    md = json.loads(capsys.readouterr().out)
+    assert md["schedule"] == "fused" and md["cost"]["part"] == "W25Q128JV"
+    assert Trace.open(out).metadata["fused_runs"] == md["fused_runs"]
+    assert main(["trace", "plan", MBV2_SMALL, "--sram", "32KiB", "-o", str(out),
+                 "--schedule", "layers", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["schedule"] == "layers"
+    assert main(["trace", "plan", MBV2_SMALL, "--sram", "32KiB", "-o", str(out),
+                 "--max-slowdown", "0.5"]) == 2
+    assert "invalid slowdown '0.5' (a factor >= 1)" in capsys.readouterr().err
+    assert main(["trace", "plan", MBV2_SMALL, "--sram", "32KiB", "-o", str(out),
+                 "--schedule", "layers", "--objective", "time"]) == 2
+    assert ("--objective and --max-slowdown choose among fused plans: they need --schedule "
+            "fused") in capsys.readouterr().err
