@@ -81,7 +81,8 @@ SCHEDULES = ("fused", "layers")
 
 
 def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0, *,
-         schedule: str = "fused", cost: CostModel | None = None, max_steps: int = 24) -> Plan:
+         schedule: str = "fused", cost: CostModel | None = None, max_steps: int | None = None
+         ) -> Plan:
     """Plans one inference of `graph` in `sram` bytes.
 
     schedule "layers": layer by layer (schedule.py), with `chunk`-byte swap chunks.
@@ -105,6 +106,8 @@ def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0, *,
         if cost is not None:
             _add_cost(p, cost)
         return p
+    if max_steps is None:  # runs of up to 24 steps; 12 in networks of over 150 steps
+        max_steps = 24 if len(sg.steps) <= 150 else 12
     return _plan_fused(graph, sg, needs, sram, chunk, macs_per_s,
                        cost or CostModel.for_part(macs_per_s=macs_per_s), max_steps)
 

@@ -225,6 +225,9 @@ class _RunEmitter:
                       for t, iv in reg.cols.computed.items()}
         self.pitches = {t: reg.cols.required[t].extent * cand.geo[t].pixel
                         for t in rp.window}
+        # Bindings per (tensor, patch row, patch column); a streamed tensor's chunk window
+        # moves only between patch rows, so the cache is cleared at each.
+        self.binds: dict[tuple[int, int, int], Bind2D] = {}
 
     # -- buffers ------------------------------------------------------------------------
 
@@ -287,6 +290,13 @@ class _RunEmitter:
         return self.pitches[t]
 
     def bind(self, t: int, i: int, j: int) -> Bind2D:
+        key = (t, i, j)
+        b = self.binds.get(key)
+        if b is None:
+            b = self.binds[key] = self._bind(t, i, j)
+        return b
+
+    def _bind(self, t: int, i: int, j: int) -> Bind2D:
         s, g = self.s, self.cand.geo[t]
         if t in self.rp.window:
             (r0, r1), (c0, c1) = self.rreq[t][i], self.creq[t][j]
@@ -331,6 +341,7 @@ class _RunEmitter:
             s.tiles.append(self.gh * self.gw)
             s.groups.append(1)
         for i in range(self.gh):
+            self.binds.clear()
             for t in self.streamed:  # a new patch row: its band of each streamed input
                 if t in cand.external:
                     w = self.windows[t]

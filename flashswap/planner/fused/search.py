@@ -121,11 +121,20 @@ class _Ctx:
     extras: list[Extras]
     price: _Prices
 
+    def __post_init__(self) -> None:
+        sg = self.sg
+        self.producer = np.array(sg.producer, dtype=np.int64)
+        self.last = np.array([sg.last_use(t.id) for t in sg.tensors], dtype=np.int64)
+        self.sizes = np.array(self.size, dtype=np.int64)
+        self.windows: dict[int, dict[int, int]] = {}  # layer step -> its chunk windows
 
-def _passing(sg: StepGraph, a: int, b: int, reads: set[int]) -> list[int]:
-    """Tensors produced before step a, read after step b, not read by steps a..b."""
-    return [t.id for t in sg.tensors
-            if sg.producer[t.id] < a and sg.last_use(t.id) > b and t.id not in reads]
+    def passing(self, a: int, b: int, reads: set[int]) -> list[int]:
+        """Sizes of the tensors produced before step a, read after step b, not read by
+        steps a..b."""
+        mask = (self.producer < a) & (self.last > b)
+        if reads:
+            mask[list(reads)] = False
+        return self.sizes[mask].tolist()
 
 
 class _Evictions:
@@ -150,9 +159,8 @@ def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
     """Per output state (resident / in flash): (cost, config, streamed in, streamed out,
     params resident, output in flash) of the cheapest option (see the module docstring).
     `in_flash`: external inputs already in flash."""
-    sg = ctx.sg
     reads = set(ext)
-    sizes = [ctx.size[t] for t in _passing(sg, first, last, reads)]
+    sizes = ctx.passing(first, last, reads)
     pass_bytes = sum(sizes)
     evict = _Evictions(sizes)
     best: dict[bool, tuple[float, int, bool, bool, bool, bool]] = {}
@@ -280,9 +288,12 @@ def _stages_from(ctx: _Ctx, a: int, in_flash: set[int], runs: list[Profile]):
     out_bytes = sum(ctx.size[t] for t in outs)
     ex = ctx.extras[a]
     one = np.zeros(1, dtype=np.int64)
-    bounds = tile_bounds(max(s.units, 1), 1)
-    win = {io.tensor: touch(io, sg.tensors[io.tensor].nbytes, bounds, ctx.chunk).buffer
-           for io in (*s.inputs, *s.outputs)}
+    win = ctx.windows.get(a)
+    if win is None:
+        bounds = tile_bounds(max(s.units, 1), 1)
+        win = {io.tensor: touch(io, sg.tensors[io.tensor].nbytes, bounds, ctx.chunk).buffer
+               for io in (*s.inputs, *s.outputs)}
+        ctx.windows[a] = win
     bands = {io.tensor: np.array([win[io.tensor]]) for io in s.inputs}
     out_band = np.array([sum(win[io.tensor] for io in s.outputs)])
     rows = max(s.units, 1)
