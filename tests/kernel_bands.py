@@ -88,7 +88,7 @@ def check_step(graph: Graph, k: StepKernel, store: dict[str, np.ndarray],
                 out = np.zeros((u1 - u0) * whole.itemsize, np.uint8)
                 k.run_features(_inputs(k, store, u0, u1), w, out, u0, u1, scratch)
             else:
-                out = np.zeros(rows_of(whole, u0, u1).nbytes, np.uint8)
+                out = np.zeros(rows_of(whole, *k.span(u0, u1)).nbytes, np.uint8)
                 k.run_rows(_inputs(k, store, u0, u1), weights, out, u0, u1, scratch)
             got.append(out)
             count += 1
@@ -107,7 +107,7 @@ def check_graph(graph: Graph, inputs: dict[str, np.ndarray], seed: int = 0) -> d
     for step in build_steps(graph).steps:
         if step.virtual:
             continue
-        k = prepare(graph, step.node_index, step.fused)
-        assert step.units in (1, k.units), (step.name, step.units, k.units)
+        k = prepare(graph, step.node_index, step.fused, step.units)
+        assert step.units == k.units, (step.name, step.units, k.units)
         counts[k.mode] += check_step(graph, k, store, rng)
     return counts

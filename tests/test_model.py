@@ -145,6 +145,39 @@ def test_unsupported_op_is_named(tmp_path):
     assert str(e.value) == "unsupported op 'Resize' (node 'up')"
 
 
+def test_every_unsupported_op_is_named_in_one_line(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Resize", ["x", "", "scales"], ["u"], name="up", mode="nearest"),
+             helper.make_node("Erf", ["u"], ["e"], name="erf"),
+             helper.make_node("Relu", ["e"], ["r"], name="relu"),
+             helper.make_node("Resize", ["r", "", "scales"], ["y"], name="up2",
+                              mode="nearest")]
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "scales")
+    path = _save(tmp_path, nodes, [x], [y], [scales])
+    with pytest.raises(ModelError) as e:
+        load_model(path)
+    assert str(e.value) == ("3 unsupported ops (Resize, Erf): 'Resize' (node 'up'); 'Erf' "
+                            "(node 'erf'); 'Resize' (node 'up2')")
+
+
+def test_input_shapes_pin_symbolic_dimensions(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1] * 4)]
+    path = _save(tmp_path, nodes, [x], [y], [_init("w", (4, 3, 3, 3))])
+    with pytest.raises(ModelError, match="tensor 'x' has no static shape after shape inference "
+                       r"\(pin dynamic input dimensions with --input-shape"):
+        load_model(path)
+    g = load_model(path, input_shapes={"x": (1, 3, 16, 12)})
+    assert g.tensors["y"].shape == (1, 4, 16, 12) and g.tensors["y"].nbytes == 4 * 4 * 16 * 12
+    with pytest.raises(ModelError, match=r"input 'x' has shape \['N', 3, 'H', 'W'\]; "
+                       r"\[1, 4, 16, 12\] does not fit it"):
+        load_model(path, input_shapes={"x": (1, 4, 16, 12)})
+    with pytest.raises(ModelError, match="names 'y', but the model's inputs are x"):
+        load_model(path, input_shapes={"y": (1, 3, 16, 12)})
+
+
 def test_batch_above_one_is_refused(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 3, 4, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
@@ -164,6 +197,15 @@ def test_unreadable_models(tmp_path):
         load_model(str(tmp_path / "model.pb"))
     with pytest.raises(ModelError, match="unsupported activation dtype 'int4'"):
         load_model("builtin:resnet8", dtype="int4")
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelError, match="empty.onnx': the file is empty"):
+        load_model(str(empty))
+    data = (LIGHT / "light_squeezenet.onnx").read_bytes()
+    for cut in (10, 1000, len(data) // 2):
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ModelError, match=f"cannot read ONNX model '{bad}'"):
+            load_model(str(bad))
 
 
 def test_graph_validate_names_the_fault():

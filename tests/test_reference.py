@@ -43,7 +43,7 @@ def litert(path: Path, x: np.ndarray, all_tensors: bool = False) -> Interpreter:
 def test_fixtures_are_present_and_small():
     assert set(MODELS) >= {"vww_mobilenet_v1_025_96", "mobilenet_v2_035_96", "ic_resnet8_32",
                            "kws_ds_cnn_49x10", "ad_autoencoder_640", "kws_ds_cnn_float_io",
-                           "op_zoo"}
+                           "op_zoo", "op_zoo_act"}
     assert sum((FIXTURES / f"{m}.tflite").stat().st_size for m in MODELS) < 1_600_000
 
 
@@ -55,7 +55,10 @@ def test_fixtures_cover_every_required_op():
         ops.update(op["op_name"] for op in it._get_ops_details())
     required = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D",
                 "MAX_POOL_2D", "ADD", "MUL", "CONCATENATION", "RESHAPE", "PAD", "MEAN",
-                "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "SHAPE", "STRIDED_SLICE", "PACK"}
+                "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "SHAPE", "STRIDED_SLICE", "PACK",
+                # the planner's other int8 ops
+                "SUB", "DIV", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC",
+                "TANH", "HARD_SWISH", "TRANSPOSE"}
     assert required <= set(ops), required - set(ops)
 
 

@@ -73,21 +73,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def parse_input_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
-    """NAME=1x96x96x3 -> {NAME: (1, 96, 96, 3)}."""
-    out: dict[str, tuple[int, ...]] = {}
-    for spec in specs:
-        name, sep, dims = spec.rpartition("=")
-        try:
-            shape = tuple(int(d) for d in dims.lower().split("x"))
-        except ValueError:
-            shape = ()
-        if not sep or not name or not shape or min(shape) < 1:
-            raise InputError(f"invalid --input-shape {spec!r}: expected NAME=1x96x96x3")
-        out[name] = shape
-    return out
-
-
 def default_engine() -> str:
     from flashswap.store.c_engine import library
 
@@ -156,7 +141,7 @@ def top5(graph: Any, name: str, y: np.ndarray) -> list[tuple[int, float]] | None
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     from flashswap.exec.device import DEFAULT_PART, Device
-    from flashswap.model import load_model
+    from flashswap.model import load_model, parse_input_shapes
     from flashswap.planner import plan
 
     sram = parse_size(args.sram, "SRAM budget")

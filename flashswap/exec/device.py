@@ -64,26 +64,36 @@ class Counters:
 
 
 class Device:
-    """Runs `plan` on a simulated `part` with the store engine `engine` ("python" or "c")."""
+    """Runs `plan` on a simulated `part` with the store engine `engine` ("python" or "c").
+
+    A new device formats its store partition; given `flash` (a partition that already holds
+    a store, e.g. a copy taken before an inference) and `weights`, it mounts instead."""
 
     def __init__(self, plan: Plan, part: str = DEFAULT_PART, capacity: int | None = None,
-                 engine: str = "python", seed: int = 0) -> None:
-        p = get_part(part)
+                 engine: str = "python", seed: int = 0, *, segment_size: int | None = None,
+                 flash: FlashSim | None = None, weights: WeightsRegion | None = None) -> None:
+        p = get_part(part) if flash is None else flash.part
         if p.kind == "managed":
             raise InputError(f"{p.name} is a managed device (SD/eMMC): the store runs on raw "
                              "flash (nor, nand, internal)")
         self.plan = plan
         self.part = p
         self.engine = engine
-        self.weights = WeightsRegion(pack_blocks(plan, block_layouts(plan)), p.name, seed)
-        cap = default_capacity(p, self.weights.capacity) if capacity is None else capacity
-        if cap + self.weights.capacity > p.capacity:
-            raise InputError(f"store partition {format_size(cap)} and weights region "
-                             f"{format_size(self.weights.capacity)} exceed {p.name}'s "
-                             f"{format_size(p.capacity)}")
-        self.flash = FlashSim(p, cap, seed=seed)
-        self.store = Store.format(self.flash, engine=engine)
-        self.executor = Executor(plan, self.store, self.weights)
+        if weights is None:
+            weights = WeightsRegion(pack_blocks(plan, block_layouts(plan)), p.name, seed)
+        self.weights = weights
+        if flash is None:
+            cap = default_capacity(p, weights.capacity) if capacity is None else capacity
+            if cap + weights.capacity > p.capacity:
+                raise InputError(f"store partition {format_size(cap)} and weights region "
+                                 f"{format_size(weights.capacity)} exceed {p.name}'s "
+                                 f"{format_size(p.capacity)}")
+            flash = FlashSim(p, cap, seed=seed)
+            self.store = Store.format(flash, engine=engine, segment_size=segment_size)
+        else:
+            self.store = Store.mount(flash, engine=engine)
+        self.flash = flash
+        self.executor = Executor(plan, self.store, weights)
         self.after_format = Counters.of(self.flash)
 
     def infer(self, inputs: list[np.ndarray], index: int = 0) -> Result:

@@ -59,7 +59,7 @@ class StepRunner:
             graph = self.g
             if (c0, c1) != (0, n.channels):
                 graph = channel_slice(self.g, s, self.layouts[n.block], c0, c1)
-            self._kernels[key] = prepare(graph, s.node_index, s.fused)
+            self._kernels[key] = prepare(graph, s.node_index, s.fused, s.units)
         return self._kernels[key]
 
     def run(self, arena: Arena, ins: Compute) -> None:
@@ -85,23 +85,26 @@ class StepRunner:
             k = self.kernel(s, 0, n.channels)
             inputs = {x: (band(x, *k.input_rows(x, 0, 1)), k.input_rows(x, 0, 1)[0])
                       for x in k.in_names}
-            out = band(k.out, 0, self.g.tensors[k.out].rows).view(k.out_dtype)
-            k.run_features(inputs, params, out[ins.c0:ins.c1], ins.c0, ins.c1, scratch)
+            b = binds[self.sg.storage_of(k.out)]  # features [c0, c1) of the one-row output
+            size = k.out_dtype.itemsize
+            out = arena.view(b.buf, ins.c0 * size - b.base, (ins.c1 - ins.c0) * size)
+            k.run_features(inputs, params, out, ins.c0, ins.c1, scratch)
         else:
             self._rows(ins, s, band, params, scratch)
 
     def _rows(self, ins: Compute, s: Step, band: object, params: dict[str, np.ndarray],
               scratch: np.ndarray | None) -> None:
-        """Output rows [u0, u1) (every row of an op the planner could not band)."""
+        """Output units [u0, u1): rows [r0, r1) = k.span(u0, u1)."""
         n = self.plan.needs[s.index]
         whole = self.kernel(s, 0, n.channels)
-        r0, r1 = (ins.u0, ins.u1) if s.units == whole.units else (0, whole.units)
+        u0, u1 = ins.u0, ins.u1
+        r0, r1 = whole.span(u0, u1)
         split = (ins.c0, ins.c1) != (0, n.channels)
         k = self.kernel(s, ins.c0, ins.c1) if split else whole
         _use_staged_qparams(k, params)
         inputs = {}
         for x in k.in_names:
-            a, b = whole.input_rows(x, r0, r1)
+            a, b = whole.input_rows(x, u0, u1)
             data = band(x, a, b)  # type: ignore[operator]
             if split and s.op_type == "DepthwiseConv":  # its input channels are its outputs'
                 shape = whole.host.band_shape(x, a, b)
@@ -110,11 +113,11 @@ class StepRunner:
             inputs[x] = (data, a)
         out = band(k.out, r0, r1)  # type: ignore[operator]
         if not split:
-            k.run_rows(inputs, params, out, r0, r1, scratch)
+            k.run_rows(inputs, params, out, u0, u1, scratch)
             return
         shape = whole.host.band_shape(whole.out, r0, r1)
         tmp = np.empty((*shape[:-1], ins.c1 - ins.c0), dtype=k.out_dtype)
-        k.run_rows(inputs, params, tmp, r0, r1, scratch)
+        k.run_rows(inputs, params, tmp, u0, u1, scratch)
         out.view(k.out_dtype).reshape(shape)[..., ins.c0:ins.c1] = tmp
 
     def _reduce(self, arena: Arena, ins: Compute, s: Step, band: object) -> None:
@@ -131,7 +134,8 @@ class StepRunner:
             k.reduce_start(acc)
         else:
             acc[...] = dev
-        inputs = {x: (band(x, ins.u0, ins.u1), ins.u0) for x in k.in_names}  # type: ignore
+        r0, r1 = k.span(ins.u0, ins.u1)
+        inputs = {x: (band(x, r0, r1), r0) for x in k.in_names}  # type: ignore[operator]
         k.reduce_rows(inputs, acc, ins.u0, ins.u1)
         if dev_dtype.kind == "i" and acc.size and (acc.min() < -(1 << 31)
                                                    or acc.max() >= 1 << 31):

@@ -189,7 +189,7 @@ class _Importer:
         if len(unsupported) == 1:
             raise ModelError(f"unsupported op {unsupported[0]}")
         if unsupported:
-            kinds = list(dict.fromkeys(u.split(" (")[0] for u in unsupported))
+            kinds = list(dict.fromkeys(u.split(" (")[0].strip("'") for u in unsupported))
             raise ModelError(f"{len(unsupported)} unsupported ops ({', '.join(kinds)}): "
                              + "; ".join(unsupported))
         outputs = [vi.name for vi in self.g.output]

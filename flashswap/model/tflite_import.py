@@ -28,6 +28,7 @@ the TFLite schema's own reader does.
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -116,6 +117,8 @@ def load_tflite(path: str, dtype: str | None = None,
         raise
     except Exception as e:  # a malformed flatbuffer fails anywhere inside the accessors
         msg = " ".join(str(e).split()) or type(e).__name__
+        if isinstance(e, struct.error | IndexError):
+            msg = f"truncated or corrupt flatbuffer ({msg})"
         raise ModelError(f"cannot read TFLite model '{path}': {msg}") from None
 
 
@@ -277,7 +280,7 @@ class _Importer:
         for k in range(self.sg.OperatorsLength()):
             self._op(self.sg.Operators(k), k)
         if self.unsupported:
-            kinds = list(dict.fromkeys(u.split(" (")[0] for u in self.unsupported))
+            kinds = list(dict.fromkeys(u.split(" (")[0].strip("'") for u in self.unsupported))
             if len(self.unsupported) == 1:
                 raise ModelError(f"unsupported op {self.unsupported[0]}")
             raise ModelError(f"{len(self.unsupported)} unsupported ops ({', '.join(kinds)}): "

@@ -160,7 +160,7 @@ class _ShapeStub:
         from flashswap.exec.kernels import prepare
 
         try:
-            k = prepare(self.stub(), s.node_index, s.fused)
+            k = prepare(self.stub(), s.node_index, s.fused, s.units)
         except ModelError:
             return lambda units: 0  # no kernel: the plan is made, running it fails
         return cache(lambda units: int(k.scratch_bytes(0, units)))

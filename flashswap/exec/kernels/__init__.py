@@ -6,14 +6,15 @@ API (stable; the executor and the reference interpreter are its two callers)
 
     from flashswap.exec.kernels import prepare, to_storage, from_storage
 
-    k = prepare(graph, step.node_index, step.fused)    # one planner step -> StepKernel
+    k = prepare(graph, step.node_index, step.fused, step.units)  # a planner step
 
 `StepKernel` runs the step's host node and the elementwise nodes fused into it
 (`Step.fused`, in order; `k.chain_indices` gives their graph node indices). Its `mode` says
 what the step's units are, matching the planner (planner/steps.py):
 
 - "rows": units are output rows (spatial, row-wise and pad steps, FC over batches).
-  `k.run_rows(inputs, weights, out, r0, r1, scratch=None)` computes output rows [r0, r1).
+  `k.run_rows(inputs, weights, out, u0, u1, scratch=None)` computes output rows
+  k.span(u0, u1).
 - "features": FC with a one-row output; units are output features.
   `k.run_features(inputs, weights, out, f0, f1, scratch=None)` computes features [f0, f1)
   from the whole input, with the host's weights cut to the tile's share: filter rows
@@ -21,12 +22,14 @@ what the step's units are, matching the planner (planner/steps.py):
   parameters of those features are the kernel's own.
 - "reduce": global average/max pool, MEAN, or a pool whose output is one row; units are
   input rows. `acc = np.empty(k.acc_shape(), k.acc_dtype)`; `k.reduce_start(acc)`; for each
-  band `k.reduce_rows(inputs, acc, r0, r1)` folds input rows [r0, r1); then
+  band `k.reduce_rows(inputs, acc, u0, u1)` folds input rows k.span(u0, u1); then
   `k.reduce_finish(acc, weights, out, scratch=None)` writes the whole (small) output. The
   result equals the unsplit computation exactly for any split.
 
-`k.units` is the number of units (compare with `Step.units`: a step the planner could not
-band has 1 unit, and then r0, r1 = 0, k.units covers everything).
+`k.units` equals `Step.units` (the kernel derives it as the planner does; passing
+`step.units` to `prepare` makes a step the planner could not band - one unit - compute every
+row in unit [0, 1)). `k.span(u0, u1)` gives the rows units [u0, u1) stand for (output rows;
+input rows in reduce mode; identity except in such one-unit steps).
 
 Arguments:
 - `inputs`: {tensor name: band} for each name in `k.in_names` (the host node's activation

@@ -12,6 +12,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from flashswap.errors import ModelError
+from flashswap.exec.kernels.activations import (
+    DivInt8,
+    HardSwishInt8,
+    LeakyReluInt8,
+    LookupInt8,
+)
 from flashswap.exec.kernels.base import Op
 from flashswap.exec.kernels.conv import ConvFloat, ConvInt8, DepthwiseInt8
 from flashswap.exec.kernels.elementwise import (
@@ -55,8 +61,16 @@ def make_op(graph: Graph, node: Node) -> Op:
         return Mean(graph, node)
     if op == "FullyConnected":
         return FullyConnected(graph, node)
+    if op == "Div" and q:
+        return DivInt8(graph, node)
     if op in ("Add", "Sub", "Mul", "Div", "Max", "Min"):
         return BinaryInt8(graph, node) if q else BinaryFloat(graph, node)
+    if q and op in ("Sigmoid", "Tanh"):
+        return LookupInt8(graph, node)
+    if q and op == "HardSwish":
+        return HardSwishInt8(graph, node)
+    if q and op == "LeakyRelu":
+        return LeakyReluInt8(graph, node)
     if op in ("Relu", "Relu6"):
         return ReluInt8(graph, node) if q else UnaryFloat(graph, node)
     if op == "Quantize":
@@ -99,7 +113,8 @@ def fused_chain(graph: Graph, node_index: int, count: int) -> list[int]:
 class StepKernel:
     """The host node's kernel and its fused chain; see the package docstring."""
 
-    def __init__(self, graph: Graph, node_index: int, fused: Sequence[str] = ()) -> None:
+    def __init__(self, graph: Graph, node_index: int, fused: Sequence[str] = (),
+                 units: int | None = None) -> None:
         self.graph = graph
         self.node_index = node_index
         self.node = graph.nodes[node_index]
@@ -125,25 +140,43 @@ class StepKernel:
         else:
             self.mode = "rows"
             self.units = out_rows
+        # A step the planner cannot band (an op moving data across rows, or a view it must
+        # read whole) has one unit: unit [0, 1) is every row.
+        self.rows_per_unit = 1
+        if (units == 1 or (self.mode == "rows" and self.node.attrs.get("rows_axis"))) \
+                and self.units > 1 and self.mode != "features":
+            self.rows_per_unit = self.units
+            self.units = 1
         self.out_dtype = np_dtype(graph.tensors[self.out])
+
+    def span(self, u0: int, u1: int) -> tuple[int, int]:
+        """Units -> rows (output rows, or input rows in reduce mode)."""
+        if not 0 <= u0 < u1 <= self.units:
+            raise ModelError(f"step '{self.node.name}': units [{u0}, {u1}) outside "
+                             f"[0, {self.units})")
+        return u0 * self.rows_per_unit, u1 * self.rows_per_unit
 
     # ---- sizes ------------------------------------------------------------------------------
     def input_rows(self, name: str, u0: int, u1: int) -> tuple[int, int]:
         """Rows of input `name` that units [u0, u1) read (rows mode: the planner's RowMap,
         clipped; features mode: all; reduce mode: the same rows)."""
         i = self.host.inputs.index(name)
-        if self.mode == "reduce":
-            return u0, u1
         if self.mode == "features":
             return 0, self.host.rows(name)
-        return self.host.input_rows(i, u0, u1)
+        r0, r1 = self.span(u0, u1)
+        if self.mode == "reduce":
+            return r0, r1
+        return self.host.input_rows(i, r0, r1)
 
     def scratch_bytes(self, u0: int, u1: int) -> int:
         """Device scratch for units [u0, u1): the host kernel's (CMSIS-NN model, see the
         package docstring) plus intermediate bands of fused ops whose type differs from the
         step's output type (they cannot share the output band)."""
-        host = 0 if self.mode in ("reduce", "features") else self.host.scratch_bytes(u0, u1)
-        return host + sum(self._chain_scratch(u0, u1))
+        if self.mode == "features":
+            return sum(self._chain_scratch(u0, u1))
+        r0, r1 = self.span(u0, u1)
+        host = 0 if self.mode == "reduce" else self.host.scratch_bytes(r0, r1)
+        return host + sum(self._chain_scratch(r0, r1))
 
     def _chain_scratch(self, u0: int, u1: int) -> list[int]:
         sizes = []
@@ -242,8 +275,9 @@ class StepKernel:
     def run_rows(self, inputs: Mapping[str, Band], weights: Mapping[str, np.ndarray],
                  out: np.ndarray, r0: int, r1: int, scratch: np.ndarray | None = None) -> None:
         """Rows mode: output rows [r0, r1) into `out` (see the package docstring)."""
-        if self.mode == "reduce":
-            raise ModelError(f"step '{self.node.name}' is a reduction: use reduce_*")
+        if self.mode != "rows":
+            raise ModelError(f"step '{self.node.name}' runs in {self.mode} mode")
+        r0, r1 = self.span(r0, r1)
         xs, firsts = self._bands(inputs, None)
         shape = band_shape(self.graph, self.host.out, r0, r1)
         dst, offset = self._host_dst(out, scratch, shape)
@@ -314,6 +348,7 @@ class StepKernel:
     def reduce_rows(self, inputs: Mapping[str, Band], acc: np.ndarray, r0: int, r1: int
                     ) -> None:
         """Reduce mode: folds input rows [r0, r1) into `acc`."""
+        r0, r1 = self.span(r0, r1)
         xs, firsts = self._bands(inputs, None)
         self.host.reduce_rows(xs[0], firsts[0], r0, r1, acc)
 
@@ -328,7 +363,9 @@ class StepKernel:
                         lambda n: band_shape(self.graph, n, 0, rows))
 
 
-def prepare(graph: Graph, node_index: int, fused: Sequence[str] = ()) -> StepKernel:
+def prepare(graph: Graph, node_index: int, fused: Sequence[str] = (),
+            units: int | None = None) -> StepKernel:
     """The kernel of the step whose host is graph.nodes[node_index], with `fused` (the
-    step's `fused` op types) applied to its output."""
-    return StepKernel(graph, node_index, fused)
+    step's `fused` op types) applied to its output; `units` is the step's (Step.units: 1
+    makes the whole output one unit)."""
+    return StepKernel(graph, node_index, fused, units)
