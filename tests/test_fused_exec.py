@@ -160,3 +160,17 @@ def test_compute_records_of_a_fused_run_count_recomputation(zoo):
     assert macs[0] == g.macs  # cached halos: every MAC once
     extra = redo.metadata["fused_runs"][0]["extra_macs"]
     assert macs[1] == g.macs + extra > macs[0]
+
+
+@pytest.mark.parametrize("name, kib, op", [("ic_resnet8_32.tflite", 48, "Add"),
+                                           ("vww_mobilenet_v1_025_96.tflite", 48,
+                                            "DepthwiseConv")])
+def test_in_place_steps_are_bit_exact(name, kib, op):
+    """Layer steps whose output overwrites their dying input (inplace.py)."""
+    path = FIX / name
+    g = load_model(str(path))
+    p = plan(g, kib * 1024)
+    done = p.metadata["in_place_steps"]
+    assert done and any(p.steps.steps[i].op_type == op for i, s in enumerate(p.steps.steps)
+                        if s.name in done)
+    run_and_check(path, p, inputs_for(g))

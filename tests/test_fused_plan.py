@@ -139,3 +139,17 @@ def test_cli_plan_options(tmp_path, capsys):
                  "--schedule", "layers", "--objective", "time"]) == 2
     assert ("--objective and --max-slowdown choose among fused plans: they need --schedule "
             "fused") in capsys.readouterr().err
+
+
+def test_depthwise_in_place_halves_its_need():
+    b = GraphBuilder("dw")
+    x = b.input(64, 64, 32)  # 128 KiB
+    g = b.build([b.conv(x, 0, 3, depthwise=True, name="dw")])
+    # Layer by layer the input and the output do not fit in 160 KiB together; in place the
+    # output takes the input's buffer and a one-channel temporary (64 x 64 bytes).
+    p = plan(g, 160 * 1024)
+    assert p.metadata["in_place_steps"] == ["dw"]
+    assert written(p) == 0 < written(plan(g, 160 * 1024, schedule="layers"))
+    # + the parameters of all 32 channels: 9 filter bytes, a 4-byte bias and an 8-byte
+    # multiplier and shift each.
+    assert p.metadata["peak_sram"] == 128 * 1024 + 64 * 64 + 32 * (9 + 4 + 8)

@@ -179,7 +179,7 @@ def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chun
             continue
         assert r is not None
         meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c, macs_per_s, 0, 0)
-        meta["fused_runs"] = r.fused
+        meta.update(fused_runs=r.fused, in_place_steps=r.in_place)
         options.append(Plan(graph, sg, needs, r.schedule, r.program, meta))
         break
     if not options:
@@ -205,7 +205,7 @@ def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chun
             if r is not None:
                 meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c,
                                  macs_per_s, 0, 0)
-                meta.update(fused_runs=r.fused, schedule="fused")
+                meta.update(fused_runs=r.fused, in_place_steps=r.in_place, schedule="fused")
                 p = Plan(graph, sg, needs, r.schedule, r.program, meta)
                 _add_cost(p, cm, base)
                 options.append(p)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from flashswap.model.graph import Graph
 from flashswap.planner.fused.cost import CostModel
+from flashswap.planner.fused.inplace import in_place_steps
 from flashswap.planner.fused.runs import Config, candidate
 from flashswap.planner.fused.schedule import FusedScheduler, RunChoice
 from flashswap.planner.fused.search import Extras, Stage, search
@@ -28,6 +29,7 @@ class FusedResult:
     schedule: Schedule
     program: Program
     fused: list[dict]
+    in_place: list[str]
 
 
 def extras_of(needs: list[Needs]) -> list[Extras]:
@@ -54,10 +56,11 @@ def schedule_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, c
             cand = candidate(graph, sg, st.first, st.last)
             plan_stages.append((st.first, st.last,
                                 RunChoice(cand, (st.config, *st.alternatives))))
-    sch = FusedScheduler(graph, sg, needs, sram, chunk, plan_stages, macs_per_s)
+    sch = FusedScheduler(graph, sg, needs, sram, chunk, plan_stages, macs_per_s,
+                         in_place_steps(graph, sg))
     sched = sch.run()
     prog = layout(sched.program, sram)
-    return FusedResult(stages, sched, prog, sch.fused)
+    return FusedResult(stages, sched, prog, sch.fused, sch.in_place_done)
 
 
 
@@ -79,10 +82,12 @@ def plan_with_runs(graph: Graph, sram: int, chunk: int,
         stages.append((first, last, RunChoice(candidate(graph, sg, first, last), (cfg,))))
         k = last + 1
     stages += [(s, s, None) for s in range(k, len(sg.steps))]
-    sch = FusedScheduler(graph, sg, needs, sram, chunk, stages, macs_per_s)
+    sch = FusedScheduler(graph, sg, needs, sram, chunk, stages, macs_per_s,
+                         in_place_steps(graph, sg))
     sched = sch.run()
     prog = layout(sched.program, sram)
     meta = _metadata(graph, sg, needs, sched, prog, sram, chunk, macs_per_s, 0, 0)
     meta["fused_runs"] = sch.fused
+    meta["in_place_steps"] = sch.in_place_done
     meta["schedule"] = "fused"
     return Plan(graph, sg, needs, sched, prog, meta)

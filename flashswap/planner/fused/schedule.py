@@ -35,10 +35,12 @@ import numpy as np
 
 from flashswap.model.graph import Graph
 from flashswap.planner.arena import ALIGN, align
+from flashswap.planner.fused.inplace import InPlace
 from flashswap.planner.fused.runs import Candidate, Config, RunPlan, evaluate
 from flashswap.planner.params import Needs
 from flashswap.planner.program import (
     Begin,
+    Bind,
     Bind2D,
     Copy2D,
     End,
@@ -50,8 +52,8 @@ from flashswap.planner.program import (
     Trim,
     WeightRead,
 )
-from flashswap.planner.schedule import Infeasible, Schedule, Scheduler, _Window
-from flashswap.planner.steps import StepGraph
+from flashswap.planner.schedule import Infeasible, Schedule, Scheduler, _Window, fixed_extras
+from flashswap.planner.steps import Step, StepGraph
 from flashswap.planner.tiling import Touch, touch_bytes
 
 __all__ = ["FusedScheduler", "RunChoice"]
@@ -78,11 +80,78 @@ class FusedScheduler(Scheduler):
     """Runner's layer scheduler, with fused runs as stages (see the module docstring)."""
 
     def __init__(self, graph: Graph, sg: StepGraph, needs: list[Needs], pool: int, chunk: int,
-                 stages: list[tuple[int, int, RunChoice | None]], macs_per_s: int = 0) -> None:
+                 stages: list[tuple[int, int, RunChoice | None]], macs_per_s: int = 0,
+                 in_place: dict[int, InPlace] | None = None) -> None:
         super().__init__(sg, needs, pool, chunk, macs_per_s)
         self.graph = graph
         self.stages = stages
+        self.in_place = in_place or {}
         self.fused: list[dict] = []  # what each fused run became (metadata)
+        self.in_place_done: list[str] = []  # steps run in place (metadata)
+
+    # -- in-place layer steps (inplace.py) -----------------------------------------------
+
+    def step(self, s: Step) -> None:
+        ip = self.in_place.get(s.index)
+        if ip is None or not self.step_in_place(s, ip):
+            super().step(s)
+
+    def step_in_place(self, s: Step, ip: InPlace) -> bool:
+        """Runs `s` untiled with its output over input ip.tensor; False if it does not fit."""
+        i, n = s.index, self.needs[s.index]
+        ins = list(dict.fromkeys(io.tensor for io in s.inputs))
+        y = s.outputs[0].tensor
+        scratch_bytes = align(n.scratch(s.units)) + align(ip.temp)
+        need = sum(self.size(t) for t in ins) + scratch_bytes + fixed_extras(n)
+        if need > self.pool:
+            return False
+        others = sorted((t for t in self.res if t not in ins),
+                        key=lambda t: (-self.next_use(t, i), -self.size(t), t))
+        occupied = sum(self.size(t) for t in others)
+        while occupied + need > self.pool:
+            t = others.pop(0)
+            occupied -= self.size(t)
+            self.evict(t, i)
+        for t in ins:  # inputs in flash: read back whole
+            if t not in self.res:
+                buf = self.alloc(self.sg.tensors[t].nbytes, self.sg.tensors[t].name, "tensor", t)
+                for c in range(len(self.lengths(t))):
+                    self.read_chunk(t, c, buf, c * self.chunk)
+                self.res[t] = buf
+        left = self.pool - occupied - need + align(n.min_staging()) - align(n.accum)
+        cap = n.channels
+        group = cap
+        if n.per_channel:
+            group = max(1, min(cap, (left // ALIGN * ALIGN - n.common) // n.per_channel))
+        staging = self.alloc(n.staging(group), f"{s.name} (parameters)", "staging") \
+            if n.block >= 0 else -1
+        scratch = self.alloc(scratch_bytes, f"{s.name} (scratch, in place)", "scratch") \
+            if scratch_bytes else -1
+        accum = self.alloc(n.accum, f"{s.name} (accumulators)", "accum") if n.accum else -1
+        self.tiles.append(1)
+        self.groups.append(-(-cap // group) if n.block >= 0 else 1)
+        buf = self.res[ip.tensor]
+        binds = tuple([Bind(t, self.res[t], 0) for t in ins] + [Bind(y, buf, 0)])
+        self.compute(s, n, 0, s.units, s.macs, group, binds, staging, scratch, accum)
+        for b in (staging, scratch, accum):
+            if b >= 0:
+                self.prog.append(Free(b))
+        del self.res[ip.tensor]
+        self.res[y] = buf
+        for t in ins:
+            if self.sg.last_use(t) != i:
+                continue
+            if t in self.res:
+                self.prog.append(Free(self.res.pop(t)))
+            if t in self.in_flash:
+                base = self.first_key[t]
+                for c in range(len(self.lengths(t))):
+                    self.prog.append(Trim(base + c))
+                self.in_flash.discard(t)
+        if self.sg.last_use(y) == i and y in self.res:  # an output nobody reads
+            self.prog.append(Free(self.res.pop(y)))
+        self.in_place_done.append(s.name)
+        return True
 
     def run(self) -> Schedule:
         self.prog.append(Begin(0))

@@ -27,13 +27,14 @@ decides evictions exactly, and its records are what the plan reports.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from flashswap.model.graph import Graph
 from flashswap.planner.arena import align
 from flashswap.planner.fused.cost import CostModel
+from flashswap.planner.fused.inplace import in_place_steps
 from flashswap.planner.fused.runs import Config
 from flashswap.planner.fused.sweep import Profile, profiles
 from flashswap.planner.steps import StepGraph
@@ -121,6 +122,8 @@ class _Ctx:
     extras: list[Extras]
     price: _Prices
 
+    in_place: dict = field(default_factory=dict)  # step -> inplace.InPlace
+
     def __post_init__(self) -> None:
         sg = self.sg
         self.producer = np.array(sg.producer, dtype=np.int64)
@@ -154,8 +157,8 @@ class _Evictions:
 def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
              ext_band: dict[int, np.ndarray], out_band: np.ndarray, ws: np.ndarray,
              extra: int, params: int, reads_patch: np.ndarray, reads_streamed: np.ndarray,
-             macs: np.ndarray, base_macs: int, in_flash: set[int], calls: np.ndarray | int = 0
-             ) -> list[tuple[float, int, bool, bool, bool, bool]]:
+             macs: np.ndarray, base_macs: int, in_flash: set[int], calls: np.ndarray | int = 0,
+             resident_only: bool = False) -> list[tuple[float, int, bool, bool, bool, bool]]:
     """Per output state (resident / in flash): (cost, config, streamed in, streamed out,
     params resident, output in flash) of the cheapest option (see the module docstring).
     `in_flash`: external inputs already in flash."""
@@ -166,7 +169,7 @@ def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
     best: dict[bool, tuple[float, int, bool, bool, bool, bool]] = {}
     extra_macs = macs - base_macs
     for s_in, s_out in ((False, False), (True, False), (False, True), (True, True)):
-        if s_in and not ext:
+        if s_in and not ext or resident_only and (s_in or s_out):
             continue
         if best.get(False, (INF,))[0] < INF and best[False][-1] == -1:
             break  # everything fits resident with nothing evicted: streaming only costs
@@ -244,7 +247,8 @@ def search(graph: Graph, sg: StepGraph, budget: int, chunk: int, cm: CostModel,
     """The stages of least estimated cost (see the module docstring); `fuse=False` allows
     layer steps only; `runs` from `run_profiles` (computed if not given)."""
     size = [align(t.nbytes) for t in sg.tensors]
-    ctx = _Ctx(sg, size, budget, chunk, extras, _Prices(cm, chunk))
+    ctx = _Ctx(sg, size, budget, chunk, extras, _Prices(cm, chunk),
+               in_place_steps(graph, sg) if fuse else {})
     n = len(sg.steps)
     if runs is None:
         runs = run_profiles(graph, sg, extras, max_steps) if fuse else {}
@@ -302,6 +306,13 @@ def _stages_from(ctx: _Ctx, a: int, in_flash: set[int], runs: list[Profile]):
             ex.params, np.array([ex.params]), np.array([ex.params * rows]),
             np.array([s.macs]), s.macs, in_flash):
         yield Stage(a, a, None, s_in, s_out, rp, cost), cost, nf
+    ip = ctx.in_place.get(a)
+    if ip is not None:  # the output over its dying input: only a temporary besides
+        for cost, _, s_in, s_out, rp, nf in _options(
+                ctx, a, a, ext, ip.temp, bands, out_band, one, ex.staging + ex.scratch,
+                ex.params, np.array([ex.params]), np.array([ex.params]),
+                np.array([s.macs]), s.macs, in_flash, resident_only=True):
+            yield Stage(a, a, None, s_in, s_out, rp, cost), cost, nf
     for p in runs:
         extra = max(ctx.extras[k].staging + ctx.extras[k].scratch for k in range(a, p.last + 1))
         c = ctx.chunk
