@@ -87,10 +87,12 @@ def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0, *,
 
     schedule "layers": layer by layer (schedule.py), with `chunk`-byte swap chunks.
     schedule "fused" (the default): the fused planner (fused/: runs of spatial ops computed
-    patch by patch, chosen by the part's cost model `cost`, default the NOR part of README's
-    sample at `macs_per_s`); `chunk` is the largest chunk it uses: it halves the chunk, down
-    to the part's program unit, until the budget is feasible, and keeps the layer plan
-    instead when that scores better on the cost model's objective.
+    patch by patch, in-place layer steps, branches in the order of lower peak, chosen by the
+    part's cost model `cost`, default the NOR part of README's sample at `macs_per_s`);
+    `chunk` is the largest chunk it uses: it halves the chunk, down to the part's program
+    unit, until the budget is feasible, and keeps the layer plan instead when that scores
+    better on the cost model's objective. The plan's graph is the model's with its nodes in
+    the order planned.
     """
     if chunk <= 0:
         raise InputError(f"invalid chunk size {chunk}: must be at least 1 byte")
@@ -106,6 +108,12 @@ def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0, *,
         if cost is not None:
             _add_cost(p, cost)
         return p
+    from flashswap.planner.fused.order import reorder
+
+    ordered = reorder(graph)  # branches in the order of lower peak (fused/order.py)
+    if ordered is not graph:
+        graph, sg = ordered, build_steps(ordered)
+        needs = step_needs(graph, sg)
     if max_steps is None:  # runs of up to 24 steps; 12 in networks of over 150 steps
         max_steps = 24 if len(sg.steps) <= 150 else 12
     return _plan_fused(graph, sg, needs, sram, chunk, macs_per_s,
