@@ -97,7 +97,7 @@ def test_errors_are_one_line(capsys, tmp_path):
     out = str(tmp_path / "x.bin")
     assert _error(capsys, ["trace", "plan", "builtin:mobilenet_v2", "--sram", "16KiB", "-o",
                            out]) == ("flashswap: error: SRAM budget 16 KiB is too small: op "
-                                     "'block2/dw' (DepthwiseConv) needs at least 48 KiB even "
+                                     "'block2/dw' (DepthwiseConv) needs at least 49 KiB even "
                                      "tiled")
     assert _error(capsys, ["trace", "plan", "builtin:vgg", "--sram", "1MiB", "-o", out]) == (
         "flashswap: error: unknown built-in model 'vgg' (known: ds_cnn, mobilenet_v1, "

@@ -31,7 +31,7 @@ def test_run_prints_output_verdict_and_figures():
     assert rc == 0
     assert text.startswith("ic_resnet8_32: 1 inference in 16 KiB of SRAM (1 KiB chunks), store "
                            "on W25Q128JV")
-    assert "top-5: " in text
+    assert "top-5: " in text  # a 10-class classifier
     assert "against LiteRT" in text and "reference kernels: bit-exact" in text
     assert "16,384 B / 16,384 B" in text  # measured / planned peak
     assert "= planned trace" in text

@@ -285,17 +285,18 @@ def _problems(r: dict[str, Any]) -> list[str]:
 
 
 def _print(console: Console, r: dict[str, Any], graph: Any) -> None:
+    def line(text: str) -> None:
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+
     per = " per inference" if r["inferences"] > 1 else ""
-    console.print(f"{r['model']}: {r['inferences']} inference{'s' if r['inferences'] > 1 else ''}"
-                  f" in {format_size(r['sram_budget'])} of SRAM ({format_size(r['chunk_size'])} "
-                  f"chunks), store on {r['part']} ({format_size(r['capacity'])} partition, "
-                  f"{r['engine']} engine)", highlight=False, markup=False)
+    line(f"{r['model']}: {r['inferences']} inference{'s' if r['inferences'] > 1 else ''} in "
+         f"{format_size(r['sram_budget'])} of SRAM ({format_size(r['chunk_size'])} chunks), "
+         f"store on {r['part']} ({format_size(r['capacity'])} partition, {r['engine']} engine)")
     for o in r["outputs"]:
-        console.print(f"output {o['name']}: {o['dtype']} {'x'.join(map(str, o['shape']))}",
-                      highlight=False, markup=False)
+        line(f"output {o['name']}: {o['dtype']} {'x'.join(map(str, o['shape']))}")
     if r["top5"]:
-        console.print("top-5: " + ", ".join(f"{c['class']} ({c['score']:.4g})"
-                                            for c in r["top5"]), highlight=False, markup=False)
+        line(f"top-{len(r['top5'])}: "
+             + ", ".join(f"{c['class']} ({c['score']:.4g})" for c in r["top5"]))
     if r["reference"] is None:
         verdict = "no reference (LiteRT / ONNX Runtime not installed)"
     elif r["tolerance"] is None:
@@ -305,8 +306,7 @@ def _print(console: Console, r: dict[str, Any], graph: Any) -> None:
         verdict = (f"within tolerance (max |difference| {r['max_abs_diff']:.3g} <= "
                    f"{r['tolerance']:.3g})" if r["matches_reference"] else
                    f"DIFFERS (max |difference| {r['max_abs_diff']:.3g} > {r['tolerance']:.3g})")
-    console.print(f"against {r['reference'] or 'a reference'}: {verdict}", highlight=False,
-                  markup=False)
+    line(f"against {r['reference'] or 'a reference'}: {verdict}")
     trace = ("= planned trace" if r["executed_trace_equals_planned"] else "DIFFERS from the plan")
     rows = [
         ["peak SRAM, measured / planned", f"{r['peak_sram']:,} B / {r['planned_peak_sram']:,} B"],
@@ -317,7 +317,7 @@ def _print(console: Console, r: dict[str, Any], graph: Any) -> None:
          f"{r['store_time_s'] * 1e3:,.1f}, weights {r['weights_time_s'] * 1e3:,.1f})"],
         [f"device flash energy{per}", f"{r['device_energy_j'] * 1e3:,.2f} mJ"],
         ["executed trace", f"{trace} ({r['records_per_inference']:,} records{per})"],
-        ["wall time", f"{r['wall_s']:.2f} s (plan {r['plan_s']:.2f} s, device setup "
-         f"{r['setup_s']:.2f} s)"],
+        ["wall time", f"{r['wall_s']:.2f} s (load and plan {r['plan_s']:.2f} s, device "
+         f"setup {r['setup_s']:.2f} s)"],
     ]
     console.print(table(None, ["", "value"], rows))

@@ -20,9 +20,10 @@ from flashswap.exec.weights import WeightsRegion, block_layouts, pack_blocks
 from flashswap.flash import FlashSim
 from flashswap.parts import Part, get_part
 from flashswap.planner import Plan
-from flashswap.planner.program import Instr, Write
+from flashswap.planner.program import Instr, Invalidate, Trim, Write
 from flashswap.sizes import format_size
 from flashswap.store import Store
+from flashswap.store.core import MAX_KEYS_CAP, index_limit
 from flashswap.store.layout import REC_SIZE
 
 IDLE_STEP_CAP = 256  # analyzer/replay.py's cap: far above what the store ever asks for
@@ -89,7 +90,8 @@ class Device:
                                  f"{format_size(weights.capacity)} exceed {p.name}'s "
                                  f"{format_size(p.capacity)}")
             flash = FlashSim(p, cap, seed=seed)
-            self.store = Store.format(flash, engine=engine, segment_size=segment_size)
+            self.store = Store.format(flash, engine=engine, segment_size=segment_size,
+                                      max_keys=_max_keys(plan, flash, segment_size))
         else:
             self.store = Store.mount(flash, engine=engine)
         self.flash = flash
@@ -138,3 +140,33 @@ def chunk_address(store: Any, key: int) -> int:
         return int(store.index[key][0])
     e = store._entries()  # the C library's index: (key, address, size) rows
     return int(e[e[:, 0] == key][0, 1])
+
+
+def live_chunks(plan: Plan) -> int:
+    """The most swap chunks the plan keeps in the store at once."""
+    live: set[int] = set()
+    peak = 0
+    for ins in plan.program.instrs:
+        t = type(ins)
+        if t is Write:
+            live.add(ins.key)
+            peak = max(peak, len(live))
+        elif t is Trim:
+            live.discard(ins.key)
+        elif t is Invalidate:
+            live = {k for k in live if not ins.first <= k <= ins.last}
+    return peak
+
+
+def _max_keys(plan: Plan, flash: FlashSim, segment_size: int | None) -> int | None:
+    """The store's default index, or a larger one when the plan keeps more chunks live (the
+    index must hold them all; a checkpoint bounds it, `index_limit`)."""
+    need = live_chunks(plan)
+    if need <= MAX_KEYS_CAP:
+        return None
+    seg = segment_size or Store._config(flash, None, None, None, None, None).geo.seg_size
+    if need > index_limit(seg):
+        raise InputError(f"the plan keeps {need} chunks in flash at once; the store's index "
+                         f"holds at most {index_limit(seg)} with {format_size(seg)} segments: "
+                         f"use a larger --chunk")
+    return need

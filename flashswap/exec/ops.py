@@ -106,10 +106,11 @@ class StepRunner:
         for x in k.in_names:
             a, b = whole.input_rows(x, u0, u1)
             data = band(x, a, b)  # type: ignore[operator]
-            if split and s.op_type == "DepthwiseConv":  # its input channels are its outputs'
+            if split and n.conv_groups > 1:  # a grouped conv reads its groups' channels
+                i0, i1 = input_channels(self.g, s, n.group_channels, ins.c0, ins.c1)
                 shape = whole.host.band_shape(x, a, b)
                 data = data.view(np.dtype(self.g.tensors[x].dtype)).reshape(shape)
-                data = data[..., ins.c0:ins.c1]
+                data = data[..., i0:i1]
             inputs[x] = (data, a)
         out = band(k.out, r0, r1)  # type: ignore[operator]
         if not split:
@@ -170,20 +171,41 @@ def _slice_tensor(t: Tensor, axis: int, n: int) -> Tensor:
     return dataclasses.replace(t, shape=tuple(shape))
 
 
+def input_channels(graph: Graph, s: Step, og: int, c0: int, c1: int) -> tuple[int, int]:
+    """Input channels that output channels [c0, c1) of a grouped convolution read (the
+    convolution groups they belong to; planner/params.py `Needs.cuts` keeps them whole or
+    within one group)."""
+    node = graph.nodes[s.node_index]
+    t_in, t_out = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    cin = t_in.shape[_channel_axis(graph, t_in)]
+    groups = t_out.shape[_channel_axis(graph, t_out)] // og
+    ig = cin // groups
+    return c0 // og * ig, ((c1 - 1) // og + 1) * ig
+
+
 def channel_slice(graph: Graph, s: Step, lay: BlockLayout, c0: int, c1: int) -> Graph:
     """A copy of the graph in which the step's ops see only output channels [c0, c1): their
-    output tensors, per-channel weights and scales (and a depthwise input) sliced."""
+    output tensors, per-channel weights and scales sliced; a grouped convolution's input
+    is cut to the channels of its groups in the slice."""
     tensors = dict(graph.tensors)
     constants = dict(graph.constants)
     quant = dict(graph.quant)
+    nodes = list(graph.nodes)
     n = c1 - c0
-    nodes = [graph.nodes[k] for k in s.nodes]
-    acts = [o for nd in nodes for o in nd.outputs]
-    if s.op_type == "DepthwiseConv":
-        acts.append(nodes[0].inputs[0])
+    acts = [o for k in s.nodes for o in graph.nodes[k].outputs]
     for name in acts:
         t = graph.tensors[name]
         tensors[name] = _slice_tensor(t, _channel_axis(graph, t), n)
+    og = lay.needs.group_channels
+    if lay.needs.conv_groups > 1:
+        host = graph.nodes[s.node_index]
+        i0, i1 = input_channels(graph, s, og, c0, c1)
+        t = graph.tensors[host.inputs[0]]
+        tensors[host.inputs[0]] = _slice_tensor(t, _channel_axis(graph, t), i1 - i0)
+        if "group" in host.attrs:
+            groups = max(1, n // og)  # whole groups in the slice, or one
+            nodes[s.node_index] = dataclasses.replace(host, attrs={**host.attrs,
+                                                                   "group": groups})
     for f in lay.per:
         if f.name in (MULTIPLIER, SHIFT):
             continue
@@ -197,4 +219,5 @@ def channel_slice(graph: Graph, s: Step, lay: BlockLayout, c0: int, c1: int) -> 
         if q is not None and q.per_channel:
             zp = q.zero_point[c0:c1] if len(q.zero_point) > 1 else q.zero_point
             quant[f.name] = Quant(q.scale[c0:c1], zp, q.axis)
-    return dataclasses.replace(graph, tensors=tensors, constants=constants, quant=quant)
+    return dataclasses.replace(graph, tensors=tensors, constants=constants, quant=quant,
+                               nodes=nodes)

@@ -113,7 +113,8 @@ class GraphBuilder:
             raise ModelError(f"concat: spatial shapes differ: {shapes}")
         name = name or f"concat{len(self.nodes)}"
         y = self._act(f"{name}/out", (*shapes[0][:3], sum(s[3] for s in shapes)))
-        self.nodes.append(Node(name, "Concat", tuple(xs), (), (y,), 0, {"rows_axis": False}))
+        self.nodes.append(Node(name, "Concat", tuple(xs), (), (y,), 0,
+                               {"rows_axis": False, "axis": 3}))
         return y
 
     def softmax(self, x: str, name: str = "softmax") -> str:

@@ -25,14 +25,14 @@ MEAN) keeps one 32-bit sum per channel across the tiles.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 
 import numpy as np
 
 from flashswap.errors import ModelError
-from flashswap.model.graph import Graph, Quant, Tensor
+from flashswap.model.graph import Graph, Node, Quant, Tensor
 from flashswap.planner.steps import Step, StepGraph
 
 QPARAM_BYTES = 8  # int32 multiplier + int32 shift per output channel
@@ -49,6 +49,8 @@ class Needs:
     channels: int = 1  # output channels (features for a fully connected layer)
     by_channel: bool = False  # the step's units are its channels (tiled by features)
     accum: int = 0  # bytes held across the step's tiles
+    group_channels: int = 1  # output channels per convolution group
+    conv_groups: int = 1  # a convolution's groups (> 1: its channel groups read input slices)
     # Kernel scratch for a tile of n units (the kernels' scratch-size function).
     scratch_of: Callable[[int], int] | None = field(default=None, compare=False, repr=False)
 
@@ -62,6 +64,19 @@ class Needs:
 
     def min_staging(self) -> int:
         return self.staging(1 if self.per_channel else 0)
+
+    def cuts(self, c0: int, c1: int, group: int) -> list[int]:
+        """Boundaries of the channel groups of [c0, c1) with at most `group` channels each.
+        A grouped convolution's groups never straddle one of its convolution groups: they
+        are whole convolution groups, or parts of one."""
+        og = self.group_channels
+        if og <= 1 or group >= og:
+            step = group if og <= 1 else group // og * og
+            return [*range(c0, c1, step), c1]
+        cuts = {c1}
+        for g0 in range(c0 - c0 % og, c1, og):
+            cuts.update(range(max(c0, g0), min(c1, g0 + og), group))
+        return sorted(cuts)
 
     def scratch(self, units: int) -> int:
         return self.scratch_of(units) if self.scratch_of is not None else 0
@@ -89,17 +104,22 @@ def step_needs(graph: Graph, sg: StepGraph) -> list[Needs]:
     return out
 
 
-def _splittable(graph: Graph, s: Step) -> bool:
-    """Ops whose output channels can be computed group by group from their own weights."""
+def _conv_groups(graph: Graph, s: Step) -> tuple[int, int] | None:
+    """(groups, output channels per group) of a step whose output channels can be computed
+    group by group from their own weights ((1, 1): any split; None: not splittable)."""
     node = graph.nodes[s.node_index]
     if node.op_type == "FullyConnected":
-        return True
-    if node.op_type == "Conv":
-        return node.attrs.get("group", 1) == 1
-    if node.op_type == "DepthwiseConv":  # one input channel per output channel
+        return 1, 1
+    if node.op_type in ("Conv", "DepthwiseConv"):
         t_in, t_out = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
-        return channels_of(graph, t_in) == channels_of(graph, t_out)
-    return False
+        cin, cout = channels_of(graph, t_in), channels_of(graph, t_out)
+        groups = cin if node.op_type == "DepthwiseConv" else node.attrs.get("group", 1)
+        if groups <= 1:
+            return 1, 1
+        if cin % groups or cout % groups:
+            return None
+        return groups, cout // groups
+    return None
 
 
 def _needs(graph: Graph, sg: StepGraph, s: Step, block: int) -> Needs:
@@ -112,14 +132,15 @@ def _needs(graph: Graph, sg: StepGraph, s: Step, block: int) -> Needs:
     if not weights:
         return Needs(accum=accum)
     total = sum(w.nbytes for w in weights)
-    if out is None or not _splittable(graph, s):
+    grouping = _conv_groups(graph, s) if out is not None else None
+    if out is None or grouping is None:
         return Needs(block, total, 0, 1, False, accum)
     ch = channels_of(graph, out)
     per = sum(w.nbytes // ch for w in weights if ch in w.shape)
     common = total - per * ch
     if _per_channel_quant(graph, node.op_type, weights[0]):
         per += QPARAM_BYTES
-    return Needs(block, common, per, ch, s.split_weights, accum)
+    return Needs(block, common, per, ch, s.split_weights, accum, grouping[1], grouping[0])
 
 
 def _per_channel_quant(graph: Graph, op_type: str, filt: Tensor) -> bool:
@@ -133,11 +154,53 @@ def _per_channel_quant(graph: Graph, op_type: str, filt: Tensor) -> bool:
     return op_type in ("Conv", "DepthwiseConv")
 
 
+class _StandIns(Mapping):
+    """Constants for preparing kernels without reading weights: every weight is a zero-cost
+    stand-in (a broadcast zero) of its dtype and the shape it has in the executor's layout
+    (OHWI convolution filters, (1, kh, kw, C) depthwise filters, (out, in) fully connected
+    weights, as TFLite stores them; an ONNX model's source layouts are converted); other
+    constants (shape parameters) are the graph's."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        for n in graph.nodes:
+            for w in n.weights:
+                self.shapes[w] = _executor_shape(graph, n, w)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self.shapes:
+            t = self.graph.tensors[name]
+            return np.broadcast_to(np.zeros((), dtype=t.dtype), self.shapes[name])
+        return self.graph.constants[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self.shapes, *self.graph.constants]))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys([*self.shapes, *self.graph.constants]))
+
+
+def _executor_shape(graph: Graph, node: Node, w: str) -> tuple[int, ...]:
+    shape = graph.tensors[w].shape
+    if graph.layout != "nchw":
+        return shape
+    args = node.attrs.get("args", ())
+    if len(args) > 1 and args[1] == w:
+        if node.op_type in ("Conv", "DepthwiseConv") and len(shape) == 4:
+            return (shape[0], shape[2], shape[3], shape[1])  # OIHW -> OHWI
+        if node.op_type == "FullyConnected" and len(shape) == 2:
+            out = graph.tensors[node.outputs[0]].shape[-1]
+            return shape if shape[0] == out else (shape[1], shape[0])
+    return shape
+
+
 class _ShapeStub:
     """The kernels' scratch-size function (flashswap.exec.kernels: StepKernel.scratch_bytes)
-    for any graph. Kernels are prepared from a graph's constants and quantization; a graph
-    without them (a built-in network, a planning what-if) gets stand-ins of the right shapes
-    and dtypes - scratch depends on shapes only."""
+    for any graph, without reading a weight: a TFLite model's kernels are prepared on the
+    model itself (its constants are views of the file); any other graph on stand-ins
+    (`_StandIns`) and, where it states none, unit quantization - scratch depends on shapes
+    only."""
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
@@ -145,22 +208,24 @@ class _ShapeStub:
     @cache  # noqa: B019 - one stub per planning call
     def stub(self) -> Graph:
         g = self.graph
-        weights = {w for n in g.nodes for w in n.weights}
-        constants = dict(g.constants)
-        for w in weights - set(constants):
-            t = g.tensors[w]
-            constants[w] = np.broadcast_to(np.zeros((), dtype=t.dtype), t.shape)
+        if g.source == "tflite" and g.dtype_override is None:
+            return g
         quant = dict(g.quant)
         for name, t in g.tensors.items():
             if name not in quant and t.dtype in ("int8", "uint8", "int16"):
                 quant[name] = Quant((1.0,), (0,))
-        return replace(g, constants=constants, quant=quant, dtype_override=None)
+        return replace(g, constants=_StandIns(g), quant=quant, dtype_override=None)
 
     def scratch_function(self, s: Step) -> Callable[[int], int]:
         from flashswap.exec.kernels import prepare
 
-        try:
-            k = prepare(self.stub(), s.node_index, s.fused, s.units)
-        except ModelError:
-            return lambda units: 0  # no kernel: the plan is made, running it fails
-        return cache(lambda units: int(k.scratch_bytes(0, units)))
+        # A what-if graph may fuse ops that have no kernel in its types (an int8 batch norm):
+        # then the host's own scratch; no kernel at all: none (the plan is made, running it
+        # fails).
+        for fused in (s.fused, ()):
+            try:
+                k = prepare(self.stub(), s.node_index, fused, s.units)
+            except ModelError:
+                continue
+            return cache(lambda units, k=k: int(k.scratch_bytes(0, units)))
+        return lambda units: 0

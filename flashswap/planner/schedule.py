@@ -297,12 +297,14 @@ class Scheduler:
         if n.per_channel:
             group = min(cap, (left // ALIGN * ALIGN - n.common) // n.per_channel)
             assert group >= 1, (s.name, left, n)
+            if group >= n.group_channels > 1:  # whole convolution groups (Needs.cuts)
+                group = group // n.group_channels * n.group_channels
         staging = self.alloc(n.staging(group), f"{s.name} (parameters)", "staging") \
             if n.block >= 0 else -1
         scratch = self.alloc(n.scratch(per_tile), f"{s.name} (scratch)", "scratch") \
             if n.scratch(per_tile) else -1
         accum = self.alloc(n.accum, f"{s.name} (accumulators)", "accum") if n.accum else -1
-        self.groups.append(-(-cap // group) if n.block >= 0 else 1)
+        self.groups.append(len(n.cuts(0, cap, group)) - 1 if n.block >= 0 else 1)
         macs = split_evenly(s.macs, bounds, s.units)
         for k in range(tiles):
             u0, u1 = int(bounds[k]), int(bounds[k + 1])
@@ -353,7 +355,7 @@ class Scheduler:
         if n.block < 0:
             cuts = np.array([c0, c1], dtype=np.int64)
         else:
-            cuts = np.append(np.arange(c0, c1, group, dtype=np.int64), c1)
+            cuts = np.array(n.cuts(c0, c1, group), dtype=np.int64)
             if n.common:
                 self.prog.append(WeightRead(n.block, 0, n.common, staging, 0))
         shares = split_evenly(macs, cuts - c0, c1 - c0)

@@ -131,10 +131,7 @@ class _Builder:
         return self.weight_ids.setdefault(name, len(self.weight_ids))
 
     def _fuse(self) -> list[tuple[int, Node, list[int]]]:
-        """Nodes after fusion, as (node index, node with fused outputs, fused node indices).
-
-        Only an epilogue that can run in place over its producer's output is fused: one
-        activation input of the same element type and size as its output."""
+        """Nodes after fusion, as (node index, node with fused outputs, fused node indices)."""
         g = self.g
         readers: dict[str, int] = {}
         for n in g.nodes:
@@ -150,8 +147,7 @@ class _Builder:
             x = n.inputs[0] if len(n.inputs) == 1 else None
             j = producer_of.get(x) if x is not None else None
             if (n.op_type in FUSABLE and j is not None and readers.get(x) == 1
-                    and x not in outputs and len(merged[j][1].outputs) == 1
-                    and len(n.outputs) == 1 and _in_place(g.tensors[x], g.tensors[n.outputs[0]])):
+                    and x not in outputs and len(merged[j][1].outputs) == 1):
                 k, host, fused = merged[j]
                 host = Node(host.name, host.op_type, host.inputs, host.weights + n.weights,
                             n.outputs, host.macs + n.macs, host.attrs)
@@ -265,11 +261,6 @@ class _Builder:
                     tuple(self._io(t, m) for t, m in zip(outs, out_maps, strict=True)),
                     tuple((self._wid(x), g.tensors[x].nbytes) for x in node.weights),
                     node.macs, units, split, fused, kind)
-
-
-def _in_place(x: Tensor, y: Tensor) -> bool:
-    """An epilogue from x to y can overwrite x's bytes with y's, element for element."""
-    return x.dtype == y.dtype and x.shape == y.shape
 
 
 def _merge(ios: list[StepIO]) -> tuple[StepIO, ...]:
