@@ -1,12 +1,13 @@
 """Bytes written per inference: the fused schedule against `--schedule layers`, one run.
 
 For every model x budget it plans both schedules (4 KiB chunks at most, W25Q128JV's cost
-model, wear objective, the default Cortex-M4 rate for the time figures) and prints bytes
+model, wear objective, the analyzer's default MCU rate for the time figures) and prints bytes
 written, their ratio, a lower bound, the fused plan's extra MACs, and planning time; then,
 per model, the smallest budget each schedule plans at; then the issue's targets. Models:
 
 - MobileNetV2-224 (builtin:mobilenet_v2, alpha 1.0, int8) at 256, 128 and 64 KiB;
-- every sample model (flashswap/planner/samples.py) at its budgets (256 and 512 KiB);
+- every sample model (flashswap/planner/samples.py) at its budgets (256 and 512 KiB), loaded
+  as the samples are (the float ImageNet graphs with int8 activations);
 - every fixture model (tests/fixtures/models) at three budgets: 1/2, 1/4 and 1/8 of the
   layer schedule's no-swap budget, in KiB (so the layer schedule must swap, or cannot run:
   then its column shows "-" and the row has no ratio).
@@ -42,6 +43,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from analyzer.mcus import DEFAULT_MCU, get_mcu
 from flashswap.errors import BudgetError
 from flashswap.model import load_model
 from flashswap.planner import plan
@@ -49,20 +51,18 @@ from flashswap.planner.fused.cost import CostModel
 from flashswap.planner.samples import BUDGETS_KIB, samples
 
 CHUNK = 4096
-# analyzer/mcus.py's default MCU (Cortex-M4 at 120 MHz, X-CUBE-AI; MLPerf Tiny v1.0):
-# 4.407 inferences/s x 12,501,632 MACs. Used for the time figures only (not read from the
-# analyzer: the planner does not import it).
-M4_MACS_PER_S = 4.407 * 12_501_632
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "models"
 SMOOTH = 4096  # one chunk, added to both sides of each ratio
 
 
-def models(quick: bool) -> list[tuple[str, str, list[int]]]:
-    """(label, spec, budgets in KiB); fixture budgets are filled in later."""
-    out = [("mobilenet_v2_224", "builtin:mobilenet_v2", [256, 128, 64])]
+def models(quick: bool) -> list[tuple[str, str, str | None, list[int]]]:
+    """(label, spec, dtype what-if, budgets in KiB); fixture budgets are filled in later.
+    Sample models load as flashswap.planner.samples loads them (the float ImageNet graphs
+    as an int8 deployment would run them)."""
+    out = [("mobilenet_v2_224", "builtin:mobilenet_v2", None, [256, 128, 64])]
     if not quick:
-        out += [(s.name, s.spec, list(BUDGETS_KIB)) for s in samples()]
-    out += [(p.stem, str(p), []) for p in sorted(FIXTURES.glob("*.tflite"))]
+        out += [(s.name, s.spec, "int8", list(BUDGETS_KIB)) for s in samples()]
+    out += [(p.stem, str(p), None, []) for p in sorted(FIXTURES.glob("*.tflite"))]
     return out
 
 
@@ -88,12 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="MobileNetV2-224 and fixtures only")
     args = ap.parse_args(argv)
-    cm = CostModel.for_part(macs_per_s=M4_MACS_PER_S)
+    # The analyzer's default MCU (flashswap lifetime's): a measured Cortex-M4 rate.
+    cm = CostModel.for_part(macs_per_s=get_mcu(DEFAULT_MCU).macs_per_s)
     console = Console(width=200)
     rows: list[dict] = []
     mins: list[dict] = []
-    for label, spec, budgets in models(args.quick):
-        g = load_model(spec)
+    for label, spec, dtype, budgets in models(args.quick):
+        g = load_model(spec, dtype)
         big = plan(g, 1 << 30, CHUNK, schedule="layers")
         layers_min = big.metadata["min_feasible_budget"]
         if not budgets:
