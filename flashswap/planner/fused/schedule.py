@@ -23,6 +23,10 @@ The stages come from the search (search.py). A layer stage is one step, schedule
    line buffer. The sink's patch goes straight into the sink's buffer (or its chunk window,
    written to flash when a patch row completes it).
 
+If a run cannot be placed after all (the search's estimate was short), its steps run as
+layer steps. A layer step that can run in place (inplace.py) writes its output over its dying
+input when that fits.
+
 Everything an instruction touches is inside a buffer the program allocated, so the executor
 runs it in the arena of the budget's size, and program.layout checks the peak.
 """
@@ -69,15 +73,17 @@ class RunChoice:
 
 @dataclass
 class _RunIO:
+    """A run's tensors held whole, those streamed, and the configuration they were sized by
+    (the smallest that fits; run_fused then takes the best that fits)."""
+
     kept: set[int]
     streamed: list[int]
     plan: RunPlan
-    extras: int
-    resident_params: bool
 
 
 class FusedScheduler(Scheduler):
-    """Runner's layer scheduler, with fused runs as stages (see the module docstring)."""
+    """The layer scheduler, with fused runs as stages and in-place layer steps (see the
+    module docstring)."""
 
     def __init__(self, graph: Graph, sg: StepGraph, needs: list[Needs], pool: int, chunk: int,
                  stages: list[tuple[int, int, RunChoice | None]], macs_per_s: int = 0,
@@ -219,11 +225,11 @@ class FusedScheduler(Scheduler):
         whole = set(ext) | {sink}
         first = ev(choice.configs[0])
         if self.io_need(cand, first, whole, []) <= self.pool:
-            return _RunIO(whole, [], first, 0, False)
+            return _RunIO(whole, [], first)
         small = min((ev(c) for c in choice.configs),
                     key=lambda p: p.workspace + self.run_extras(cand, p))
         if self.io_need(cand, small, whole, []) <= self.pool:
-            return _RunIO(whole, [], small, 0, False)
+            return _RunIO(whole, [], small)
         resident = [t for t in ext if t in self.res]
         streamed = [t for t in ext if t not in self.res]
         kept = set(resident) | {sink}
@@ -237,7 +243,7 @@ class FusedScheduler(Scheduler):
             t = order.pop(0)
             kept.discard(t)
             streamed.append(t)
-        return _RunIO(kept, streamed, small, 0, False)
+        return _RunIO(kept, streamed, small)
 
     def run_fused(self, choice: RunChoice) -> None:
         cand = choice.cand
