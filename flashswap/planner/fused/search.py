@@ -71,46 +71,48 @@ class Stage:
 
 
 class _Prices:
-    """The cost model as numbers the program can add up (see cost.py's `Score`)."""
+    """The cost model as numbers the program can add up (see cost.py's `Score`).
+
+    Every figure of cost.py is linear in the bytes written and read, the parameter bytes
+    read, the MACs and the kernel calls, so the price is one weighted sum: the weights are
+    computed once. The objective's figure is scaled so that its smallest step outweighs any
+    plausible difference in the second figure (lexicographic, as `Score` compares)."""
+
+    SCALE = 1e6
 
     def __init__(self, cm: CostModel, chunk: int) -> None:
-        self.cm = cm
-        self.chunk = chunk
-        # Wear (or time, or energy) first, then the rest: the primary figure is scaled so
-        # that its smallest step outweighs any plausible difference in the second.
-        self.scale = 1e6
-
-    def __call__(self, written: np.ndarray | float, read: np.ndarray | float,
-                 weights: np.ndarray | float, macs: np.ndarray | float,
-                 extra_macs: np.ndarray | float, calls: np.ndarray | float = 0
-                 ) -> np.ndarray:
-        written, read = np.asarray(written, float), np.asarray(read, float)
-        weights, macs = np.asarray(weights, float), np.asarray(macs, float)
-        chunks = written / self.chunk
-        p = self.cm.part
-        programmed = written + 32 * 2 * chunks  # a WRITE and a TRIM record per chunk
-        prog_s = programmed / p.page_size * p.t_prog_s()
-        seg = self.cm.segment
-        erase_s = programmed / seg * p.t_erase_s(seg)
+        p = cm.part
+        seg = cm.segment
+        # Per byte written: its share of a WRITE and a TRIM record header per chunk.
+        programmed = 1 + 2 * 32 / chunk
+        w_time = programmed * (p.t_prog_s() / p.page_size + p.t_erase_s(seg) / seg)
         bw = p.read_mbps * 1e6
-        read_s = read / bw + (read / self.chunk) * p.t_read_us * 1e-6
-        weight_s = weights / bw
-        rate = self.cm.macs_per_s
-        compute_s = macs / rate if rate else 0.0
-        time_s = prog_s + erase_s + read_s + weight_s + compute_s
+        r_time = 1 / bw + p.t_read_us * 1e-6 / chunk
+        p_time = 1 / bw
+        rate = cm.macs_per_s
+        m_time = 1 / rate if rate else 0.0
         v = p.voltage * 1e-3
-        energy = (prog_s * p.i_prog_ma + erase_s * p.i_erase_ma
-                  + (read_s + weight_s) * p.i_read_ma) * v
+        w_energy = programmed * (p.t_prog_s() / p.page_size * p.i_prog_ma
+                                 + p.t_erase_s(seg) / seg * p.i_erase_ma) * v
+        r_energy = r_time * p.i_read_ma * v
+        p_energy = p_time * p.i_read_ma * v
         # Without a MAC rate, recomputation is a tie-breaker only; so are kernel calls (a
         # patch of a run calls each op's kernel once: between plans otherwise equal, fewer
         # and larger patches, and layer steps over runs).
-        tie = (np.asarray(extra_macs, float) * (1e-12 if rate else 1e-9)
-               + np.asarray(calls, float) * 1e-9)
-        if self.cm.objective == "wear":
-            return programmed * self.scale + time_s + tie
-        if self.cm.objective == "time":
-            return time_s * self.scale + programmed * 1e-9 + tie
-        return energy * self.scale + programmed * 1e-9 + tie
+        self.extra = 1e-12 if rate else 1e-9
+        self.call = 1e-9
+        k = self.SCALE
+        if cm.objective == "wear":
+            self.w = (programmed * k + w_time, r_time, p_time, m_time)
+        elif cm.objective == "time":
+            self.w = (w_time * k + programmed * 1e-9, r_time * k, p_time * k, m_time * k)
+        else:
+            self.w = (w_energy * k + programmed * 1e-9, r_energy * k, p_energy * k, 0.0)
+
+    def __call__(self, written, read, weights, macs, extra_macs, calls=0):
+        w, r, p, m = self.w
+        return (written * w + read * r + weights * p + macs * m + extra_macs * self.extra
+                + calls * self.call)
 
 
 @dataclass
