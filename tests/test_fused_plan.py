@@ -118,7 +118,8 @@ def test_a_residual_block_fuses_into_one_run():
     p = plan(g, 160 * 1024)
     assert written(p) == 0 < written(plan(g, 160 * 1024, schedule="layers"))
     (run,) = p.metadata["fused_runs"]
-    assert (run["first"], run["last"], run["steps"]) == ("c0", "res", 5)
+    # The four convolutions in one run; the add in it, or in place over its output.
+    assert (run["first"], run["last"]) in (("c0", "res"), ("c0", "c3"))
     assert run["extra_macs"] == 0
 
 
