@@ -8,9 +8,10 @@ per model, the smallest budget each schedule plans at; then the issue's targets.
 - MobileNetV2-224 (builtin:mobilenet_v2, alpha 1.0, int8) at 256, 128 and 64 KiB;
 - every sample model (flashswap/planner/samples.py) at its budgets (256 and 512 KiB), loaded
   as the samples are (the float ImageNet graphs with int8 activations);
-- every fixture model (tests/fixtures/models) at three budgets: 1/2, 1/4 and 1/8 of the
-  layer schedule's no-swap budget, in KiB (so the layer schedule must swap, or cannot run:
-  then its column shows "-" and the row has no ratio).
+- every fixture model (tests/fixtures/models) at three budgets between the layer schedule's
+  no-swap budget N and its smallest budget M (4 KiB chunks), spaced evenly in ratio:
+  N (M/N)^(1/3), N (M/N)^(2/3) and M, rounded up to a KiB, so the layer schedule runs but
+  must swap (a model whose N and M are close gets fewer distinct budgets).
 
 Ratio. layers / fused bytes written, each plus one 4 KiB chunk, so that a plan that writes
 nothing has a finite ratio (1 when both write nothing); the geometric mean is over every row.
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         layers_min = big.metadata["min_feasible_budget"]
         if not budgets:
             nsb = big.metadata["no_swap_budget"]
-            budgets = [max(1, nsb // f // 1024) for f in (2, 4, 8)]
+            q = layers_min / nsb
+            budgets = sorted({-(-int(nsb * q ** (k / 3)) // 1024) for k in (1, 2, 3)},
+                             reverse=True)
         for kib in budgets:
             sram = kib * 1024
             t = time.perf_counter()
