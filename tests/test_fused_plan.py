@@ -154,3 +154,27 @@ def test_depthwise_in_place_halves_its_need():
     # + the parameters of all 32 channels: 9 filter bytes, a 4-byte bias and an 8-byte
     # multiplier and shift each.
     assert p.metadata["peak_sram"] == 128 * 1024 + 64 * 64 + 32 * (9 + 4 + 8)
+
+
+@pytest.mark.parametrize("spec", ["builtin:mobilenet_v1_0.5_128", "builtin:mobilenet_v2_0.5_96",
+                                  "builtin:resnet18_64", "builtin:resnet8", "builtin:ds_cnn"])
+@pytest.mark.parametrize("kib", [512, 128, 48, 24])
+def test_fused_programs_fit_their_budget(spec, kib):
+    """The scheduler's byte accounting is the layout's: a searched fused program always
+    lays out within the budget (a LayoutError would drop the fused plan silently)."""
+    from flashswap.planner.fused.plan import extras_of, schedule_fused
+    from flashswap.planner.params import step_needs
+    from flashswap.planner.steps import build_steps
+
+    g = load_model(spec)
+    sg = build_steps(g)
+    needs = step_needs(g, sg)
+    cm = CostModel.for_part()
+    for chunk in (4096, 1024):
+        from flashswap.planner.fused.search import search
+
+        stages = search(g, sg, kib * 1024, chunk, cm, extras_of(needs))
+        if not stages:
+            continue
+        r = schedule_fused(g, sg, needs, kib * 1024, chunk, 0, cm, stages=stages)
+        assert r is not None and r.program.peak <= r.program.high_water <= kib * 1024

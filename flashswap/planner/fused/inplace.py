@@ -10,9 +10,13 @@ buffer when an input dies at the op (its last reader) and the output takes no mo
   depthwise, Lin et al., MCUNet, NeurIPS 2020): output channel c depends only on input channel
   c. The kernel computes channel c whole into a one-channel temporary (out_h x out_w values),
   then copies it over channel c's bytes: in the channels-last layout, output pixel p's channel
-  c sits where input pixel p's channel c was, and with stride >= 1 there are no more output
-  pixels than input pixels, so those bytes all held channel c, which is dead once the
-  temporary is computed. The temporary is the only extra SRAM.
+  c sits where input pixel p's channel c was, so those bytes all held channel c, which is
+  dead once the temporary is computed. The temporary is the only extra SRAM.
+
+The output must be exactly as large as the input (a stride-1 depthwise convolution, an
+elementwise op of one type): the output then owns the input's whole buffer. (A strided
+depthwise convolution could run in place too, but the rest of its input's buffer would stay
+allocated until the output dies: the program has no way to shrink a buffer.)
 
 The fused schedule (schedule.py) runs such a step untiled in the input's buffer when that fits
 and the input is not needed after it; the search (search.py) prices the step with the output
@@ -55,8 +59,8 @@ def in_place_steps(graph: Graph, sg: StepGraph) -> dict[int, InPlace]:
             if sg.last_use(x) != s.index or x in outputs or sg.producer[x] < 0:
                 continue
             tx = graph.tensors[sg.tensors[x].name]
-            if tx.dtype != ty.dtype or sg.tensors[y].nbytes > sg.tensors[x].nbytes:
-                continue
+            if tx.dtype != ty.dtype or sg.tensors[y].nbytes != sg.tensors[x].nbytes:
+                continue  # a smaller output would leave the rest of x's buffer unusable
             if node.op_type == "DepthwiseConv":
                 gx, gy = geo[x], geo[y]
                 if gx is None or gy is None or gx.c != gy.c:
