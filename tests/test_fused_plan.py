@@ -89,15 +89,19 @@ def test_impossible_budget_names_the_smallest_budget(mbv2):
     plan(mbv2, need * 1024)  # and it plans there
 
 
-def test_max_slowdown(mbv2):
+def test_max_slowdown_and_objectives(mbv2):
     rate = 4.407 * 12_501_632  # a Cortex-M4's measured rate (analyzer/mcus.py)
-    free = plan(mbv2, 32 * 1024, cost=CostModel.for_part(macs_per_s=rate))
-    capped = plan(mbv2, 32 * 1024, cost=CostModel.for_part(macs_per_s=rate, max_slowdown=1.6))
-    assert capped.metadata["cost"]["slowdown"] <= 1.6 < free.metadata["cost"]["slowdown"]
-    assert written(capped) >= written(free)
-    with pytest.raises(BudgetError, match=r"--max-slowdown 1.05 cannot be met at 32 KiB: "
+    wear = plan(mbv2, 16 * 1024, cost=CostModel.for_part(macs_per_s=rate))
+    fast = plan(mbv2, 16 * 1024, cost=CostModel.for_part(macs_per_s=rate, objective="time"))
+    sw, sf = wear.metadata["cost"]["slowdown"], fast.metadata["cost"]["slowdown"]
+    assert wear.metadata["cost"]["extra_macs"] > 0  # wear buys bytes with recomputation
+    assert sf <= sw and wear.metadata["cost"]["bytes_programmed"] <= (
+        fast.metadata["cost"]["bytes_programmed"])
+    capped = plan(mbv2, 16 * 1024, cost=CostModel.for_part(macs_per_s=rate, max_slowdown=sw))
+    assert np.array_equal(capped.records, wear.records)
+    with pytest.raises(BudgetError, match=r"--max-slowdown 1.05 cannot be met at 16 KiB: "
                                           r"the fastest plan found takes \d\.\d\dx"):
-        plan(mbv2, 32 * 1024, cost=CostModel.for_part(macs_per_s=rate, max_slowdown=1.05))
+        plan(mbv2, 16 * 1024, cost=CostModel.for_part(macs_per_s=rate, max_slowdown=1.05))
 
 
 def test_unknown_schedule():

@@ -33,7 +33,7 @@ import numpy as np
 from flashswap.exec.arena import Arena
 from flashswap.exec.kernels import StepKernel, prepare
 from flashswap.exec.kernels.layout import np_dtype
-from flashswap.exec.ops import StepRunner, _use_staged_qparams, channel_slice
+from flashswap.exec.ops import StepRunner, _use_staged_qparams, channel_slice, input_channels
 from flashswap.model.graph import Graph
 from flashswap.planner.program import Bind2D, Copy2D, Patch
 from flashswap.planner.steps import Step
@@ -190,7 +190,9 @@ class PatchRunner:
         inputs = {}
         for x in k.in_names:
             a, b = k.input_rows(x, ins.r0, ins.r1)
-            chans = (ins.c0, ins.c1) if split and s.op_type == "DepthwiseConv" else None
+            chans = None
+            if split and n.conv_groups > 1:  # a grouped convolution reads its groups' inputs
+                chans = input_channels(self.g, s, n.group_channels, ins.c0, ins.c1)
             data = self.region(arena, binds[self.sg.storage_of(x)], x, (a, b), wins[x], chans)
             inputs[x] = (data, a)
         out = np.empty(k.host.band_shape(k.out, ins.r0, ins.r1), dtype=k.out_dtype)

@@ -159,6 +159,7 @@ def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chun
     the fused search is also priced at a quarter of that chunk (smaller windows can keep more
     in SRAM) when it would write anything, and the cheaper estimate is scheduled."""
     from flashswap.planner.fused.plan import extras_of, schedule_fused
+    from flashswap.planner.fused.schedule import MIN_GROUP
     from flashswap.planner.fused.search import run_profiles, search
 
     extras = extras_of(needs)
@@ -171,25 +172,14 @@ def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chun
             break
         except BudgetError:
             continue
-    searched = []
-    for k, c in enumerate(choices):
-        if searched and (len(searched) >= 2 or searched[0][0] == 0
-                         or c * 4 < searched[0][1]):
+    # Parameters staged MIN_GROUP channels at a time where the budget allows (fewer kernel
+    # calls per patch), else one channel at a time.
+    for group in (MIN_GROUP, 1):
+        found = _search_fused(graph, sg, needs, sram, choices, macs_per_s, cm, max_steps,
+                              runs, group)
+        if found is not None:
+            options.append(found)
             break
-        stages = search(graph, sg, sram, c, cm, extras, max_steps, runs=runs)
-        if stages:
-            searched.append((sum(st.estimate for st in stages), c, k, stages))
-    for _, c, _, stages in sorted(searched, key=lambda x: (x[0], -x[1])):
-        try:
-            r = schedule_fused(graph, sg, needs, sram, c, macs_per_s, cm, max_steps, runs,
-                               stages)
-        except (Infeasible, LayoutError):
-            continue
-        assert r is not None
-        meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c, macs_per_s, 0, 0)
-        meta.update(fused_runs=r.fused, in_place_steps=r.in_place)
-        options.append(Plan(graph, sg, needs, r.schedule, r.program, meta))
-        break
     if not options:
         need, step = _min_budget(sg, needs, extras, runs, choices[-1])
         s = sg.steps[min(step, len(sg.steps) - 1)]
@@ -229,6 +219,35 @@ def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chun
     _fill_min_budget(best, sg, needs, extras, runs, choices[-1])
     best.metadata["chunk_choices"] = choices
     return best
+
+
+def _search_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int,
+                  choices: list[int], macs_per_s: int, cm: CostModel, max_steps: int,
+                  runs: dict, group: int) -> Plan | None:
+    """The fused plan of least estimated cost over the chunk choices (see _plan_fused)."""
+    from flashswap.planner.fused.plan import extras_of, schedule_fused
+    from flashswap.planner.fused.search import search
+
+    extras = extras_of(needs, group)
+    searched = []
+    for k, c in enumerate(choices):
+        if searched and (len(searched) >= 2 or searched[0][0] == 0
+                         or c * 4 < searched[0][1]):
+            break
+        stages = search(graph, sg, sram, c, cm, extras, max_steps, runs=runs)
+        if stages:
+            searched.append((sum(st.estimate for st in stages), c, k, stages))
+    for _, c, _, stages in sorted(searched, key=lambda x: (x[0], -x[1])):
+        try:
+            r = schedule_fused(graph, sg, needs, sram, c, macs_per_s, cm, max_steps, runs,
+                               stages, group)
+        except (Infeasible, LayoutError):
+            continue
+        assert r is not None
+        meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c, macs_per_s, 0, 0)
+        meta.update(fused_runs=r.fused, in_place_steps=r.in_place)
+        return Plan(graph, sg, needs, r.schedule, r.program, meta)
+    return None
 
 
 def _within(cm: CostModel, p: Plan) -> bool:

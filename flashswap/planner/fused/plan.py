@@ -15,7 +15,7 @@ from flashswap.model.graph import Graph
 from flashswap.planner.fused.cost import CostModel
 from flashswap.planner.fused.inplace import in_place_steps
 from flashswap.planner.fused.runs import Config, candidate
-from flashswap.planner.fused.schedule import FusedScheduler, RunChoice
+from flashswap.planner.fused.schedule import FusedScheduler, RunChoice, group_staging
 from flashswap.planner.fused.search import Extras, Stage, search
 from flashswap.planner.params import Needs
 from flashswap.planner.program import Program, layout
@@ -32,20 +32,22 @@ class FusedResult:
     in_place: list[str]
 
 
-def extras_of(needs: list[Needs]) -> list[Extras]:
-    """Per step, the search's view of its parameters, smallest staging and scratch."""
-    return [Extras(n.block_bytes if n.block >= 0 else 0, n.min_staging(), n.scratch(1))
-            for n in needs]
+def extras_of(needs: list[Needs], min_group: int = 1) -> list[Extras]:
+    """Per step, the search's view of its parameters, staging (`min_group` channels at
+    least) and scratch."""
+    return [Extras(n.block_bytes if n.block >= 0 else 0, group_staging(n, min_group),
+                   n.scratch(1)) for n in needs]
 
 
 def schedule_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
                    macs_per_s: int, cm: CostModel, max_steps: int = 24,
-                   runs: dict | None = None, stages: list[Stage] | None = None
-                   ) -> FusedResult | None:
-    """The fused program for `sram` bytes (of `stages`, searched if not given), or None if
-    the search finds no stages."""
+                   runs: dict | None = None, stages: list[Stage] | None = None,
+                   min_group: int = 1) -> FusedResult | None:
+    """The fused program for `sram` bytes (of `stages`, searched if not given, with staging
+    for `min_group` channels), or None if the search finds no stages."""
     if stages is None:
-        stages = search(graph, sg, sram, chunk, cm, extras_of(needs), max_steps, runs=runs)
+        stages = search(graph, sg, sram, chunk, cm, extras_of(needs, min_group), max_steps,
+                        runs=runs)
     if not stages:
         return None
     plan_stages: list[tuple[int, int, RunChoice | None]] = []
@@ -57,7 +59,7 @@ def schedule_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, c
             plan_stages.append((st.first, st.last,
                                 RunChoice(cand, (st.config, *st.alternatives))))
     sch = FusedScheduler(graph, sg, needs, sram, chunk, plan_stages, macs_per_s,
-                         in_place_steps(graph, sg))
+                         in_place_steps(graph, sg), min_group)
     sched = sch.run()
     prog = layout(sched.program, sram)
     return FusedResult(stages, sched, prog, sch.fused, sch.in_place_done)

@@ -60,7 +60,19 @@ from flashswap.planner.schedule import Infeasible, Schedule, Scheduler, _Window,
 from flashswap.planner.steps import Step, StepGraph
 from flashswap.planner.tiling import Touch, touch_bytes
 
-__all__ = ["FusedScheduler", "RunChoice"]
+__all__ = ["MIN_GROUP", "FusedScheduler", "RunChoice", "group_staging"]
+
+# The channels a fused op computes per parameter read, at least, where the budget allows: a
+# patch calls each op's kernel once per channel group, so single-channel groups would
+# multiply the calls (and the program) by the channel count.
+MIN_GROUP = 16
+
+
+def group_staging(n: Needs, min_group: int) -> int:
+    """Staging for `min_group` channels of a step's parameters (all if it has fewer)."""
+    if n.block < 0:
+        return 0
+    return n.staging(min(n.channels, min_group) if n.per_channel else n.channels)
 
 
 @dataclass(frozen=True)
@@ -87,8 +99,9 @@ class FusedScheduler(Scheduler):
 
     def __init__(self, graph: Graph, sg: StepGraph, needs: list[Needs], pool: int, chunk: int,
                  stages: list[tuple[int, int, RunChoice | None]], macs_per_s: int = 0,
-                 in_place: dict[int, InPlace] | None = None) -> None:
+                 in_place: dict[int, InPlace] | None = None, min_group: int = 1) -> None:
         super().__init__(sg, needs, pool, chunk, macs_per_s)
+        self.min_group = min_group
         self.graph = graph
         self.stages = stages
         self.in_place = in_place or {}
@@ -183,7 +196,8 @@ class FusedScheduler(Scheduler):
 
     def run_extras(self, cand: Candidate, rp: RunPlan) -> int:
         """Smallest staging plus the largest scratch of the run's ops."""
-        staging = max((self.needs[k].min_staging() for k in cand.steps), default=0)
+        staging = max((group_staging(self.needs[k], self.min_group) for k in cand.steps),
+                      default=0)
         scratch = max((self.needs[k].scratch(max(rp.regions.rows.computed[t].extent, 1))
                        for t, k in cand.step_of.items()), default=0)
         return align(staging) + align(scratch)
@@ -262,18 +276,40 @@ class FusedScheduler(Scheduler):
             occupied -= self.size(t)
             self.evict(t, a)
         room = self.pool - occupied
-        rp = io.plan
-        resident_params = False
-        for c in choice.configs:  # the best configuration that fits
+        # Of the configurations that fit, the one recomputing least, then calling the kernels
+        # least: each patch calls each op once per channel group, and the groups are as
+        # large as the room a configuration leaves for parameters (the search's choice
+        # comes first and wins ties).
+        best: tuple[int, int, int] | None = None
+        rp, resident_params = io.plan, False
+        for k, c in enumerate(choice.configs):
             p = plans[c] if c in plans else evaluate(cand, c)
             plans[c] = p
-            if self.io_need(cand, p, io.kept, io.streamed) <= room:
-                rp = p
-                resident_params = (self.io_need(cand, p, io.kept, io.streamed, True) <= room)
-                break
+            need = self.io_need(cand, p, io.kept, io.streamed)
+            if need > room:
+                continue
+            whole = self.io_need(cand, p, io.kept, io.streamed, True) <= room
+            key = (p.extra_macs, self.kernel_calls(cand, p, room - need, whole), k)
+            if best is None or key < best:
+                best, rp, resident_params = key, p, whole
         _RunEmitter(self, cand, rp, io.kept, io.streamed, resident_params,
                     room - self.io_need(cand, rp, io.kept, io.streamed,
                                         resident_params)).emit()
+
+    def kernel_calls(self, cand: Candidate, p: RunPlan, spare: int, whole: bool) -> int:
+        """Kernel calls of the run under `p` with `spare` bytes beside its smallest staging
+        (each op: patches computing anything x channel groups)."""
+        left = spare + max((align(group_staging(self.needs[k], self.min_group))
+                            for k in cand.steps), default=0)
+        calls = 0
+        for t, k in cand.step_of.items():
+            n = self.needs[k]
+            groups = 1
+            if n.block >= 0 and n.per_channel and not whole:
+                g = max(1, min(n.channels, (left // ALIGN * ALIGN - n.common) // n.per_channel))
+                groups = -(-n.channels // g)
+            calls += p.op_patches(t) * groups
+        return calls
 
 
 class _RunEmitter:
@@ -342,7 +378,8 @@ class _RunEmitter:
                 s.prog.append(WeightRead(n.block, 0, n.block_bytes, self.staging,
                                          self.param_at[k]))
         else:
-            left = self.spare + max((align(s.needs[k].min_staging()) for k in steps),
+            left = self.spare + max((align(group_staging(s.needs[k], s.min_group))
+                                     for k in steps),
                                     default=0)
             size = 0
             for k in steps:
@@ -522,8 +559,8 @@ class _RunEmitter:
         if n.common and not self.resident_params:
             s.prog.append(WeightRead(n.block, 0, n.common, staging, 0))
         done = 0
-        for c0 in range(0, ch, g):
-            c1 = min(ch, c0 + g)
+        cuts = n.cuts(0, ch, g)  # a grouped convolution's groups stay whole (params.py)
+        for c0, c1 in zip(cuts[:-1], cuts[1:], strict=True):
             base = n.common
             if self.resident_params:
                 base = n.common + c0 * n.per_channel
