@@ -26,7 +26,7 @@ from rich.table import Table
 
 from flashswap.cli.run_cmd import default_engine, random_inputs
 from flashswap.exec.device import Device
-from flashswap.exec.verdict import compare, reference_outputs
+from flashswap.exec.verdict import compare, float_compute, reference_outputs
 from flashswap.model import load_model
 from flashswap.planner import plan
 
@@ -65,7 +65,7 @@ def run_one(path: Path, budget: int, chunk: int, engine: str) -> dict[str, Any]:
     r = dev.infer(xs)
     t3 = time.perf_counter()
     ref = reference_outputs(str(path), xs)
-    v = compare(ref[0], r.outputs, ref[1]) if ref else None
+    v = compare(ref[0], r.outputs, ref[1], float_compute(graph)) if ref else None
     md = p.metadata
     same = len(r.records) == len(p.records) and all(
         (r.records[f] == p.records[f]).all() for f in ("op", "key", "length"))
@@ -102,8 +102,8 @@ def main() -> int:
         for b in budgets(load_model(str(path)), chunk):
             rows.append(run_one(path, b, chunk, engine))
     t = Table(title=f"flashswap run, {engine} engine (python bench/run_models.py)")
-    for c in ("model", "part", "budget B", "chunk", "written B/inf", "read B/inf", "peak B (planned)",
-              "vs reference", "trace", "wall s"):
+    for c in ("model", "part", "budget B", "chunk", "written B/inf", "read B/inf",
+              "peak B (planned)", "vs reference", "trace", "wall s"):
         t.add_column(c, justify="right")
     for r in rows:
         verdict = ("no reference" if r["matches_reference"] is None else
@@ -112,9 +112,9 @@ def main() -> int:
                    "DIFFERS")
         peak = (f"{r['peak_sram']:,}" if r["peak_sram"] == r["planned_peak_sram"]
                 else f"{r['peak_sram']:,} ({r['planned_peak_sram']:,})")
-        t.add_row(r["model"], r["part"], f"{r['budget']:,}", f"{r['chunk']:,}", f"{r['bytes_written']:,}",
-                  f"{r['bytes_read']:,}", peak, verdict, "= plan" if r["trace_equal"] else "DIFF",
-                  f"{r['wall_s']:.2f}")
+        t.add_row(r["model"], r["part"], f"{r['budget']:,}", f"{r['chunk']:,}",
+                  f"{r['bytes_written']:,}", f"{r['bytes_read']:,}", peak, verdict,
+                  "= plan" if r["trace_equal"] else "DIFF", f"{r['wall_s']:.2f}")
     Console(width=160).print(t)
     print(json.dumps({"bench": "run_models", "engine": engine, "results": rows}))
     ok = all(r["trace_equal"] and r["peak_sram"] == r["planned_peak_sram"] <= r["budget"]

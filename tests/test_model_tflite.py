@@ -19,7 +19,8 @@ from flashswap.planner.steps import build_steps
 
 INT8, INT32 = 9, 2
 SAME, VALID = 0, 1
-CODES = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "MAX_POOL_2D": 17, "MEAN": 40, "RESHAPE": 22,
+CODES = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "MAX_POOL_2D": 17, "AVERAGE_POOL_2D": 1,
+         "MEAN": 40, "RESHAPE": 22, "ADD": 0, "MUL": 18, "SUB": 41,
          "FULLY_CONNECTED": 9, "SOFTMAX": 25, "RESIZE_BILINEAR": 23, "GELU": 150}
 
 
@@ -29,6 +30,7 @@ class T:
     shape: tuple[int, ...]
     dtype: int = INT8
     data: bytes | None = None
+    quant: tuple[list[float], list[int], int] | None = None  # scales, zero points, axis
 
 
 @dataclass
@@ -66,8 +68,7 @@ def _table_vec(b: flatbuffers.Builder, offsets: list[int]) -> int:
 
 
 def _options(b: flatbuffers.Builder, kind: int, fields: dict) -> int:
-    name = {BO.Conv2DOptions: "Conv2DOptions", BO.DepthwiseConv2DOptions: "DepthwiseConv2DOptions",
-            BO.Pool2DOptions: "Pool2DOptions"}[kind]
+    name = {v: k for k, v in vars(BO).items() if not k.startswith("_")}[kind]
     mod = _m(name)
     getattr(mod, f"{name}Start")(b)
     for key, value in fields.items():
@@ -91,8 +92,20 @@ def build(spec: Spec) -> bytes:
             buf_index = len(bufs) - 1
         name = b.CreateString(t.name)
         shape = _vec(b, t.shape, np.int32)
+        quant = None
+        if t.quant is not None:
+            scales = _vec(b, t.quant[0], np.float32)
+            zps = _vec(b, t.quant[1], np.int64)
+            qp = _m("QuantizationParameters")
+            qp.QuantizationParametersStart(b)
+            qp.QuantizationParametersAddScale(b, scales)
+            qp.QuantizationParametersAddZeroPoint(b, zps)
+            qp.QuantizationParametersAddQuantizedDimension(b, t.quant[2])
+            quant = qp.QuantizationParametersEnd(b)
         _m("Tensor").TensorStart(b)
         _m("Tensor").TensorAddShape(b, shape)
+        if quant is not None:
+            _m("Tensor").TensorAddQuantization(b, quant)
         _m("Tensor").TensorAddType(b, t.dtype)
         _m("Tensor").TensorAddBuffer(b, buf_index)
         _m("Tensor").TensorAddName(b, name)
@@ -273,6 +286,12 @@ def test_element_types_come_from_the_model():
                        r"int8\); a dtype override is a what-if for float models only"):
         fixture("kws_ds_cnn_float_io", dtype="int8")
     assert fixture("kws_ds_cnn_49x10", dtype="int8").dtype_override is None  # as stated
+    # A float model takes the what-if: counted as an int8 deployment, not executable.
+    f = fixture("op_zoo_float", dtype="int8")
+    conv = f.nodes[0]
+    assert f.dtype_override == "int8" and f.tensors[f.inputs[0]].dtype == "int8"
+    assert [f.tensors[w].dtype for w in conv.weights] == ["int8", "int32"]
+    assert fixture("op_zoo_float").tensors[conv.weights[0]].dtype == "float32"
 
 
 def test_static_shape_chain_is_folded():
@@ -382,3 +401,12 @@ def test_plan_cli_takes_input_shape_and_model_types(tmp_path, capsys):
                      "--sram", "8KiB", "--input-shape", "x=1x2", "-o", str(out)])
     assert rc == 2 and capsys.readouterr().err == (
         f"flashswap: error: --input-shape names 'x', but the model's inputs are {g.inputs[0]}\n")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.tflite")))
+def test_constants_hold_exactly_the_planned_weight_bytes(name):
+    """The executor programs graph.constants into flash; the planner counts Tensor.nbytes."""
+    g = fixture(name)
+    for w in {w for n in g.nodes for w in n.weights}:
+        assert g.constants[w].nbytes == g.tensors[w].nbytes, w
+        assert g.constants[w].shape == g.tensors[w].shape, w

@@ -1,5 +1,6 @@
-"""The reference interpreter against LiteRT's reference kernels: every fixture model, several
-random inputs, every output byte-identical; for one input, every intermediate tensor too.
+"""The reference interpreter against LiteRT's reference kernels: every int8 fixture model,
+several random inputs, every output byte-identical; for one input, every intermediate tensor
+too. The two float32 fixtures (`*_float`) agree within a stated tolerance.
 
 LiteRT (`ai-edge-litert`, in the `test` extra) is required: without it these tests fail, they
 do not skip - bit-exactness against it is the point of the kernels.
@@ -19,7 +20,8 @@ from flashswap.exec.reference import run_reference
 from flashswap.model import load_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
-MODELS = sorted(p.stem for p in FIXTURES.glob("*.tflite"))
+MODELS = sorted(p.stem for p in FIXTURES.glob("*.tflite") if not p.stem.endswith("_float"))
+FLOAT_MODELS = sorted(p.stem for p in FIXTURES.glob("*_float.tflite"))
 
 
 def random_input(graph, seed: int) -> np.ndarray:
@@ -44,7 +46,9 @@ def test_fixtures_are_present_and_small():
     assert set(MODELS) >= {"vww_mobilenet_v1_025_96", "mobilenet_v2_035_96", "ic_resnet8_32",
                            "kws_ds_cnn_49x10", "ad_autoencoder_640", "kws_ds_cnn_float_io",
                            "op_zoo", "op_zoo_act"}
-    assert sum((FIXTURES / f"{m}.tflite").stat().st_size for m in MODELS) < 1_600_000
+    assert FLOAT_MODELS == ["op_zoo_act_float", "op_zoo_float"]
+    total = sum(p.stat().st_size for p in FIXTURES.glob("*.tflite"))
+    assert total < 1_700_000
 
 
 def test_fixtures_cover_every_required_op():
@@ -58,7 +62,7 @@ def test_fixtures_cover_every_required_op():
                 "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "SHAPE", "STRIDED_SLICE", "PACK",
                 # the planner's other int8 ops
                 "SUB", "DIV", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC",
-                "TANH", "HARD_SWISH", "TRANSPOSE"}
+                "TANH", "HARD_SWISH", "TRANSPOSE", "L2_NORMALIZATION"}
     assert required <= set(ops), required - set(ops)
 
 
@@ -99,6 +103,32 @@ def test_every_intermediate_tensor_bit_identical(name):
             if ref.size > 64:  # the comparison means something: values spread
                 assert len(np.unique(ref)) > 8, f"{name}: {out} is nearly constant"
     assert compared >= 2
+
+
+@pytest.mark.parametrize("name", FLOAT_MODELS)
+def test_float_models_match_litert(name):
+    """Float32 TFLite models: every tensor within 1e-5 of the tensor's largest magnitude
+    (plus 1e-6). LiteRT's reference kernels sum in float32 in their loop order, ours in
+    float64 rounded once: a K-term dot product differs by about sqrt(K) * 2**-24 relative
+    (K <= 300 here, ~1e-6); a wrong tap or layout is off by order 1."""
+    path = FIXTURES / f"{name}.tflite"
+    g = load_model(str(path))
+    from flashswap.exec.kernels import from_storage
+
+    for seed in range(3):
+        x = np.random.default_rng(seed).uniform(-2, 2, g.tensors[g.inputs[0]].shape)
+        x = x.astype(np.float32)
+        store: dict[str, np.ndarray] = {}
+        run_reference(g, {g.inputs[0]: x}, tensors=store)
+        it = litert(path, x, all_tensors=True)
+        index = {d["name"]: d["index"] for d in it.get_tensor_details()}
+        for node in g.nodes:
+            out = node.outputs[0]
+            ref = it.get_tensor(index[out])
+            mine = from_storage(g, out, store[out]).reshape(ref.shape)
+            assert mine.dtype == ref.dtype == np.float32
+            np.testing.assert_allclose(mine, ref, rtol=0, atol=1e-5 * np.abs(ref).max() + 1e-6,
+                                       err_msg=f"{name}: {out}")
 
 
 def test_input_type_and_shape_are_checked():

@@ -88,6 +88,9 @@ def test_run_takes_an_input_file(tmp_path):
     (["--part", "NOPE"], "unknown part 'NOPE'"),
     (["--input-shape", "x=1xAx3"], "invalid input shape 'x=1xAx3': expected NAME=DIMS"),
     (["--corrupt-chunk", "999"], "the plan writes no swap chunk 999"),
+    (["--seed", "-1"], "invalid seed -1: must not be negative"),
+    (["-o", "{tmp}/no/such/dir/y.npy"], "-o {tmp}/no/such/dir/y.npy: cannot write"),
+    (["--capacity", "100000"], "capacity 100000 for W25Q128JV must be a positive multiple"),
     (["--capacity", "64MiB"], "exceed W25Q128JV's 16 MiB"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, message):

@@ -59,6 +59,8 @@ def cut_everywhere(name: str, kib: float, chunk: int, engine: str, step: int,
         r = d.infer(xs)
         for y, want in zip(r.outputs, ref, strict=True):
             assert np.array_equal(y, want), f"cut after {n} operations: wrong output"
+        for f in ("op", "key", "length"):  # the rerun is the plan, record for record
+            assert np.array_equal(r.records[f], p.records[f])
         cuts += 1
     return cuts
 

@@ -68,7 +68,7 @@ def test_grouped_convolutions_split_by_channel_groups(tmp_path, engine):
                    md["min_feasible_budget"]):
         p = plan(g, budget, 64)
         r = Device(p, engine=engine, capacity=1 << 20).infer(xs)
-        v = compare(name, r.outputs, ref)
+        v = compare(name, r.outputs, ref, floating=True)
         assert v.ok, (budget, v)
         assert r.peak_sram == p.metadata["peak_sram"] <= budget
         for f in ("op", "key", "length"):

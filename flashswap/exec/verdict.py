@@ -1,9 +1,11 @@
 """The reference output of a model and the comparison with the executor's.
 
 - A .tflite model runs in LiteRT (`ai-edge-litert`) with its reference kernels
-  (`OpResolverType.BUILTIN_REF`): the executor's int8 output must be bit-identical.
-- A float ONNX model runs in ONNX Runtime (CPU): float32 sums in another order differ in the
-  last bits, so the output must be within `FLOAT_TOLERANCE` x max(1, max |reference|) of it,
+  (`OpResolverType.BUILTIN_REF`): an integer model's output must be bit-identical (a float
+  input or output at its ends, QUANTIZE / DEQUANTIZE, included).
+- A model that computes in float (float weights: a float TFLite model, a float ONNX model run
+  in ONNX Runtime on the CPU) sums in another order than the reference, which changes the last
+  bits, so its output must be within `FLOAT_TOLERANCE` x max(1, max |reference|) of it,
   element by element.
 - Neither installed (or a built-in model, which has no weights): no verdict (None).
 """
@@ -63,14 +65,22 @@ def reference_outputs(path: str, inputs: list[np.ndarray]) -> tuple[str, list[np
     return None
 
 
-def compare(reference: str, outputs: list[np.ndarray], ref: list[np.ndarray]) -> Verdict:
+def float_compute(graph: object) -> bool:
+    """True when the model's weights are float: its sums are float sums."""
+    g = graph
+    return any(g.tensors[w].dtype.startswith("float")  # type: ignore[attr-defined]
+               for n in g.nodes for w in n.weights)  # type: ignore[attr-defined]
+
+
+def compare(reference: str, outputs: list[np.ndarray], ref: list[np.ndarray],
+            floating: bool) -> Verdict:
+    """`floating`: the model computes in float (`float_compute`); else bit-exact."""
     exact = all(a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
                 for a, b in zip(outputs, ref, strict=True))
     diffs = [float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
              if a.shape == b.shape else float("inf") for a, b in zip(outputs, ref, strict=True)]
-    floating = any(np.issubdtype(b.dtype, np.floating) for b in ref)
     tol = None
-    if floating and reference.startswith("ONNX"):
+    if floating:
         scale = max([1.0, *(float(np.max(np.abs(b), initial=0.0)) for b in ref)])
         tol = FLOAT_TOLERANCE * scale
     return Verdict(reference, exact, max(diffs, default=0.0), tol)

@@ -10,6 +10,12 @@ of rows is one contiguous byte range whatever the source layout.
 
 Op types use one vocabulary (`OP_KINDS`) whatever the source format, so the planner has a
 single table of how each kind of op can be tiled.
+
+For execution an imported graph also carries `constants` (weights and parameters, in the
+executor's layout: TFLite's own, ONNX filters as OHWI), `quant` (scale, zero point and
+quantized axis per quantized tensor) and, in each node's attrs, the options its kernel needs
+(flashswap/exec/kernels). Element types are the model's own, tensor by tensor; built-in graphs
+have shapes and types only.
 """
 
 from __future__ import annotations

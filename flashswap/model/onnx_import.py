@@ -304,9 +304,9 @@ class _Importer:
             # Before opset 13 Softmax flattens every axis from `axis` on into one row.
             spans = tuple(range(axis, rank)) if self.opset < 13 else (axis,)
             kind = "Softmax"
-            perm = _storage_perm(rank)
+            order = _storage_perm(rank)
             extra.update(rows_axis=any(a in _row_axes(rank) for a in spans),
-                         storage_axes=tuple(sorted(perm.index(a) for a in spans)))
+                         storage_axes=tuple(sorted(order.index(a) for a in spans)))
         elif op == "Pad":
             kind = "Pad"
             extra.update(self._pad(node, name, attrs, out_shape))
@@ -530,7 +530,7 @@ class _ConstantValues:
         out = helper.make_tensor_value_info(name, 0, None)
         g = helper.make_graph(order, "const", [], [out], inits)
         m = helper.make_model(g, opset_imports=self.model.opset_import)
-        return np.asarray(ReferenceEvaluator(m).run(None, {})[0])
+        return np.asarray(ReferenceEvaluator(m).run(None, {})[0])  # type: ignore[index]
 
 
 class _LazyConstants(Mapping):
@@ -538,27 +538,27 @@ class _LazyConstants(Mapping):
     read and kept (read-only arrays)."""
 
     def __init__(self, values: _ConstantValues, fixes: dict[str, Any], names: list[str]) -> None:
-        self.values = values
-        self.fixes = fixes
-        self.names = list(dict.fromkeys(names))
-        self.cache: dict[str, np.ndarray] = {}
+        self._source = values  # not `values`: that is Mapping.values()
+        self._fixes = fixes
+        self._names = list(dict.fromkeys(names))
+        self._cache: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self.names:
+        if name not in self._names:
             raise KeyError(name)
-        if name not in self.cache:
-            arr = self.values[name]
-            fix = self.fixes.get(name)
+        if name not in self._cache:
+            arr = self._source[name]
+            fix = self._fixes.get(name)
             arr = np.ascontiguousarray(fix(arr) if fix else arr)
             arr.flags.writeable = False
-            self.cache[name] = arr
-        return self.cache[name]
+            self._cache[name] = arr
+        return self._cache[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self._names)
 
 
 def _same_pads(in_hw: tuple[int, ...], out_hw: tuple[int, ...], k: tuple[int, int],

@@ -230,13 +230,13 @@ class _Importer:
             (0,) * len(scales)
         self.quant[self.tname[i]] = Quant(scales, zps, int(q.QuantizedDimension()))
 
-    def _add(self, i: int, weight: bool) -> str:
+    def _add(self, i: int, weight: bool, bias: bool = False) -> str:
         name = self.tname[i]
         shape = self._shape(i)
         dtype = self._type(i)
         if weight:
             if self.override is not None and dtype == "float32":
-                dtype = "int8"
+                dtype = "int32" if bias else "int8"  # as an int8 deployment stores them
             self.tensors[name] = Tensor(name, shape, dtype, True)
             self.constants[name] = self.values[i]
         else:
@@ -336,8 +336,10 @@ class _Importer:
         if self.unsupported:  # keep scanning for more unsupported ops, build nothing
             self._skip(outs)
             return
-        weights = [] if opname in _PARAM_INPUTS else [self._add(i, True) for i in ins
-                                                      if self._is_const(i)]
+        has_bias = opname in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+        weights = [] if opname in _PARAM_INPUTS else [
+            self._add(i, True, has_bias and len(raw_ins) > 2 and i == raw_ins[2])
+            for i in ins if self._is_const(i)]
         attrs: dict[str, Any] = {
             "source_op": opname,
             "args": tuple(self.tname[i] if i >= 0 else "" for i in raw_ins),
@@ -360,8 +362,10 @@ class _Importer:
     # ---- folding --------------------------------------------------------------------------
     def _fold(self, op: Any, opname: str, ins: list[int], outs: list[int], k: int) -> None:
         opts = self._options(op, opname)
-        vals = [self.values[i] if i in self.values else None for i in ins]
+        # Every input is constant, except SHAPE's (None: only its shape is read).
+        vals: list[Any] = [self.values.get(i) for i in ins]
         out_dtype = _NP[self._type(outs[0])]
+        res: Any
         if opname == "SHAPE":
             res = np.array(self._shape(ins[0]), dtype=out_dtype)
         elif opname == "STRIDED_SLICE":
@@ -396,7 +400,8 @@ class _Importer:
             func = {"ADD": np.add, "SUB": np.subtract, "MUL": np.multiply,
                     "FLOOR_DIV": np.floor_divide}[opname]
             res = func(vals[0], vals[1])
-        arr = np.array(res, dtype=out_dtype, order="C")  # ascontiguousarray makes 0-d 1-d
+        # np.array, not ascontiguousarray: that turns a 0-d result into 1-d
+        arr: np.ndarray = np.array(res, dtype=out_dtype, order="C")
         if self.shapes[outs[0]] and arr.shape != self.shapes[outs[0]] and \
                 arr.size == int(np.prod(self.shapes[outs[0]])):
             arr = arr.reshape(self.shapes[outs[0]])
@@ -506,6 +511,8 @@ def _simple(im: _Importer, op, o, ins, outs, attrs, k):
     src = attrs["source_op"]
     if src == "SOFTMAX" and o is not None:
         attrs["beta"] = float(o.Beta())
+    elif src == "RELU_N1_TO_1":  # planned as a clamp like RELU6, with its own bounds
+        attrs.update(min=-1.0, max=1.0)
     elif src == "LEAKY_RELU" and o is not None:
         attrs["alpha"] = float(o.Alpha())
     elif src == "LOCAL_RESPONSE_NORMALIZATION" and o is not None:

@@ -21,8 +21,15 @@ to a lower offset when the arena is compacted (a memmove, no flash traffic).
 Compute. `Compute` runs one step (a graph op with its fused epilogue) for output units
 [u0, u1) (rows, or features when a step is tiled by features; for a reduction, input rows) and
 output channels [c0, c1). Each `Bind` says where a tensor the step reads or writes is: in buffer
-`buf`, whose byte 0 holds byte `base` of the tensor (rows are contiguous, channels-last). A
-later planner (fused patches) emits the same instructions with other units, binds and windows.
+`buf`, whose byte 0 holds byte `base` of the tensor (rows are contiguous, channels-last).
+
+Other planners. The executor knows nothing of the scheduler's policy: it carries out any
+program whose buffers fit and whose binds cover what each compute reads and writes (the arena
+refuses overlapping buffers, overruns, and a band outside its bound buffer). A planner that
+fuses several layers and runs them band by band emits, per band, the computes of each layer
+in turn with binds to small intermediate buffers, and frees them when the band is done; 2-D
+patches additionally need a `Bind` that describes a sub-rectangle (a row pitch and a column
+range) and kernels that take column ranges - an extension of `Bind`, not of the executor loop.
 """
 
 from __future__ import annotations

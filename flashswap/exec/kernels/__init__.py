@@ -26,10 +26,18 @@ what the step's units are, matching the planner (planner/steps.py):
   `k.reduce_finish(acc, weights, out, scratch=None)` writes the whole (small) output. The
   result equals the unsplit computation exactly for any split.
 
-`k.units` equals `Step.units` (the kernel derives it as the planner does; passing
-`step.units` to `prepare` makes a step the planner could not band - one unit - compute every
-row in unit [0, 1)). `k.span(u0, u1)` gives the rows units [u0, u1) stand for (output rows;
-input rows in reduce mode; identity except in such one-unit steps).
+`k.units` is the number of rows (features in features mode) the step's output has (input
+rows in reduce mode). The planner gives a step it cannot band (Concat/Transpose/Softmax
+across rows, a view read whole) one unit: call `run_rows(..., 0, k.units)` for it, or pass
+`units=step.units` to `prepare`, which makes `k.units == step.units` and unit [0, 1) every
+row. `k.span(u0, u1)` gives the rows units [u0, u1) stand for (the identity unless
+units=1 was passed for a multi-row step).
+
+Internals the executor may rely on: an int8 convolution's or FC's `k.host.mult` and
+`k.host.shift` (int64 arrays, one per output channel) are TFLite's per-channel multipliers
+and shifts (QuantizeMultiplier); convolutions apply them, and may be handed staged copies.
+LiteRT's reference FULLY_CONNECTED requantizes in double precision from the scales
+(`k.host.scale`), so its result does not depend on them.
 
 Arguments:
 - `inputs`: {tensor name: band} for each name in `k.in_names` (the host node's activation
@@ -67,8 +75,21 @@ the output after it is read.
 Errors: `ModelError` (exit 2) names the op when there is no kernel for it (`make_op`), and a
 band, weight or buffer of the wrong size.
 
-Bit-exactness: int8 ops reproduce LiteRT's BUILTIN_REF kernels (tests/test_reference.py
-compares every fixture model); see each module's docstring for the arithmetic.
+Coverage and exactness:
+- int8 (TFLite): CONV_2D (groups, dilation), DEPTHWISE_CONV_2D (any depth multiplier),
+  FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN (H, W), ADD, SUB, MUL, DIV, MAXIMUM,
+  MINIMUM, RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH,
+  L2_NORMALIZATION, SOFTMAX, QUANTIZE, DEQUANTIZE, CONCATENATION, PAD, PADV2, TRANSPOSE,
+  RESHAPE/SQUEEZE/EXPAND_DIMS, fused RELU, RELU6, RELU_N1_TO_1: byte-identical to LiteRT's
+  BUILTIN_REF kernels (tests/test_reference.py; each module's docstring gives the arithmetic).
+  No kernel: fused TANH/SIGN_BIT activations, and hybrid ops (int8 weights, float
+  activations), which quantize their whole input at run time.
+- float32 (ONNX, and float TFLite): Conv (groups, dilation, asymmetric pads), Gemm, MatMul,
+  MaxPool, AveragePool (count_include_pad), GlobalAveragePool, GlobalMaxPool, Relu, Clip,
+  LeakyRelu, Sigmoid, Tanh, HardSwish, BatchNormalization, LRN, Softmax, Add, Sub, Mul, Div,
+  Max, Min, Sum, Concat, Transpose, Pad (constant), QuantizeLinear, DequantizeLinear, and
+  the views: within 1e-5 of the output's largest magnitude of ONNX Runtime / LiteRT
+  (tests/test_onnx_exec.py states why), and banded == whole byte for byte.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from flashswap.errors import ModelError
-from flashswap.exec.kernels.base import int_range
+from flashswap.exec.kernels.base import Weights, int_range
 from flashswap.exec.kernels.elementwise import Elementwise
 from flashswap.exec.kernels.fixedpoint import (
     activation_range,
@@ -52,7 +52,8 @@ class LookupInt8(Elementwise):
         self.table = np.clip(q, lo, hi)
         self.lo = lo
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.int64)
         out[...] = self.table[x - self.lo].astype(self.out_dtype).reshape(out.shape)
 
@@ -92,7 +93,8 @@ class HardSwishInt8(Elementwise):
         self.relu_m16 = _int16_multiplier(m)
         self.range = int_range(graph.tensors[self.out].dtype)
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.int64)
         hires = (x - self.zpi) * 128
         pre_out = _srdhm16(hires, self.out_m16)
@@ -124,7 +126,8 @@ class LeakyReluInt8(Elementwise):
         self.ident = quantize_multiplier(float(si / so))
         self.range = int_range(graph.tensors[self.out].dtype)
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         v = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.int64) - self.zpi
         neg = mbqm(v, self.alpha_m, self.alpha_shift)
         y = np.where(v >= 0, mbqm(v, *self.ident), -neg if self.alpha_neg else neg)
@@ -148,7 +151,8 @@ class DivInt8(Elementwise):
         self.act = activation_range(node.attrs.get("activation", "NONE"), qo.scale[0],
                                     self.zpo, lo, hi)
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         a, b = (v.astype(np.int64) for v in self.operands(xs, firsts, weights, r0, r1))
         v1, v2 = np.broadcast_arrays(a - self.zp1, b - self.zp2)
         flip = v2 < 0

@@ -30,6 +30,7 @@ from flashswap.exec.kernels.layout import (
 from flashswap.model.graph import Graph, Node, Quant
 
 INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+Weights = Mapping[str, np.ndarray]  # weight name -> array (typed, or raw bytes)
 
 
 class Op:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from flashswap.errors import ModelError
-from flashswap.exec.kernels.base import Op, int_range
+from flashswap.exec.kernels.base import Op, Weights, int_range
 from flashswap.exec.kernels.fixedpoint import activation_range, mbqm, quantize_multipliers
 from flashswap.exec.kernels.window import Geometry, im2col, padded_window, tap
 from flashswap.model.graph import Graph, Node
@@ -88,7 +88,8 @@ class ConvInt8(_QuantConv):
         w_shape = graph.constants[self.arg(1)].shape
         self.groups = self.in_c // w_shape[3]
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         rows = r1 - r0
         x = xs[0].astype(np.int32) - self.in_zp
         win = padded_window(x, firsts[0], self.g, r0, r1, 0)
@@ -113,7 +114,8 @@ class DepthwiseInt8(_QuantConv):
         super().__init__(graph, node)
         self.mult_depth = self.out_c // self.in_c
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         rows = r1 - r0
         g = self.g
         x = xs[0].astype(np.int64) - self.in_zp
@@ -150,7 +152,8 @@ class ConvFloat(_Spatial):
         self.act = {"RELU": (0.0, np.inf), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)
                     }.get(node.attrs.get("activation", "NONE"), (-np.inf, np.inf))
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         rows = r1 - r0
         win = padded_window(xs[0], firsts[0], self.g, r0, r1, 0.0)
         cols = im2col(win, self.g, rows).astype(np.float64)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from flashswap.errors import ModelError
-from flashswap.exec.kernels.base import Op, int_range
+from flashswap.exec.kernels.base import Op, Weights, int_range
 from flashswap.exec.kernels.fixedpoint import (
     activation_range,
     mbqm,
@@ -92,7 +92,8 @@ class BinaryInt8(Elementwise):
         else:
             raise ModelError(f"no int8 kernel for op '{node.attrs.get('source_op', op)}'")
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         a, b = (v.astype(np.int64) for v in self.operands(xs, firsts, weights, r0, r1))
         op = self.node.op_type
         if op in ("Add", "Sub"):
@@ -120,7 +121,8 @@ class BinaryFloat(Elementwise):
             raise ModelError(f"no float kernel for op '{node.op_type}'")
         self.act = FLOAT_ACTS.get(node.attrs.get("activation", "NONE"))
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         vals = [v.astype(np.float32) for v in self.operands(xs, firsts, weights, r0, r1)]
         y = vals[0]
         for v in vals[1:]:  # ONNX Sum / Max / Min take any number of operands
@@ -149,7 +151,8 @@ class ReluInt8(Elementwise):
         self.lo = max(lo, quantize_float32(amin, oq.scale[0], self.zpo))
         self.hi = hi if amax is None else min(hi, quantize_float32(amax, oq.scale[0], self.zpo))
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.int64)
         y = mbqm(x - self.zpi, *self.m) + self.zpo
         out[...] = np.clip(y, self.lo, self.hi).astype(self.out_dtype).reshape(out.shape)
@@ -171,7 +174,8 @@ class Quantize(Elementwise):
             self.m = quantize_multiplier(float(xq.scale[0]) / float(oq.scale[0]))
         self.onnx = node.attrs.get("source_op") == "QuantizeLinear"
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1)
         if self.requant:
             y = mbqm(x.astype(np.int64) - self.zpi, *self.m) + self.zpo
@@ -191,7 +195,8 @@ class Dequantize(Elementwise):
             raise ModelError(f"op '{node.name}': per-channel DEQUANTIZE of an activation")
         self.scale, self.zp = xq.scale[0], xq.zero_point[0]
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.float64)
         out[...] = (self.scale * (x - self.zp)).astype(self.out_dtype).reshape(out.shape)
 
@@ -200,7 +205,8 @@ class UnaryFloat(Elementwise):
     """Float activations: Relu, Relu6 / Clip, LeakyRelu, Sigmoid, Tanh, HardSwish, and
     BatchNormalization (inference: (x - mean) / sqrt(var + eps) * scale + bias)."""
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.float32)
         op, a = self.node.op_type, self.node.attrs
         if op == "Relu":

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from flashswap.errors import ModelError
-from flashswap.exec.kernels.base import Op, int_range
+from flashswap.exec.kernels.base import Op, Weights, int_range
 from flashswap.exec.kernels.fixedpoint import (
     activation_range,
     mbqm,
@@ -71,7 +71,8 @@ class FullyConnected(Op):
         n = self.rows(self.inputs[0])
         return (r0, r1) if n == self.rows(self.out) else (0, n)
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1)
         self._features(x, weights, self.weight(weights, self.w_name), 0, self.features, out)
 

@@ -75,7 +75,7 @@ def c_div(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
     return np.where((a < 0) != (np.asarray(b) < 0), -q, q)
 
 
-def srdhm(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+def srdhm(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
     """gemmlowp SaturatingRoundingDoublingHighMul on int32 values (held as int64)."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)

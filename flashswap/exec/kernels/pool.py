@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from flashswap.errors import ModelError
-from flashswap.exec.kernels.base import Op, int_range
+from flashswap.exec.kernels.base import Op, Weights, int_range
 from flashswap.exec.kernels.conv import geometry
 from flashswap.exec.kernels.fixedpoint import (
     activation_range,
@@ -35,7 +35,7 @@ from flashswap.model.graph import Graph, Node
 class ReduceOp(Op):
     """An op that can fold bands of input rows into an accumulator (see the module doc)."""
 
-    acc_dtype = np.dtype(np.int64)
+    acc_dtype: np.dtype = np.dtype(np.int64)
 
     def acc_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -57,7 +57,8 @@ class ReduceOp(Op):
         """What a device keeps between bands: int32 (or float32) per accumulator entry."""
         return 4 * int(np.prod(self.acc_shape()))
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         """The whole op: every input row through the accumulator."""
         acc = np.empty(self.acc_shape(), dtype=self.acc_dtype)
         self.reduce_start(acc)
@@ -124,7 +125,8 @@ class Pool(ReduceOp):
         y = np.clip(y, *self.act)
         return y.astype(self.out_dtype)
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         rows = r1 - r0
         g = self.g
         x = xs[0].astype(self.acc_dtype)
@@ -138,6 +140,7 @@ class Pool(ReduceOp):
                 np.maximum(total, t, out=total)
             else:
                 total += t
+        assert total is not None  # a window has at least one tap
         out[...] = self._finish_values(total, self._counts(r0, r1)).reshape(out.shape)
 
     # ---- reduce mode: a pool with a single output row ---------------------------------------

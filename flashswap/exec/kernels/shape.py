@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from flashswap.errors import ModelError
-from flashswap.exec.kernels.base import Op
+from flashswap.exec.kernels.base import Op, Weights
 from flashswap.exec.kernels.layout import row_axis, storage_perm
 from flashswap.model.graph import Graph, Node
 
@@ -37,7 +37,8 @@ class Pad(Op):
         a, b = max(0, r0 - self.top), min(n, r1 - self.top)
         return a, max(a, b)
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1)
         band = np.full(self.band_shape(self.out, r0, r1), self.value, dtype=self.out_dtype)
         idx = []
@@ -60,6 +61,8 @@ class Concat(Op):
         rank = len(graph.tensors[self.out].shape)
         axis = int(node.attrs["axis"]) % rank
         self.axis = storage_perm(rank, graph.layout).index(axis)
+        if node.attrs.get("activation", "NONE") != "NONE":  # LiteRT refuses these too
+            raise ModelError(f"op '{node.name}': CONCATENATION with a fused activation")
         q = graph.quant.get(self.out)
         if q is not None:
             for name in node.inputs:
@@ -68,7 +71,8 @@ class Concat(Op):
                     raise ModelError(f"op '{node.name}': quantized CONCATENATION inputs must "
                                      "share the output's scale and zero point")
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         parts = [self.slice_input(i, xs[i], firsts[i], r0, r1) for i in range(len(self.inputs))]
         out[...] = np.concatenate(parts, axis=self.axis).reshape(out.shape)
 
@@ -84,7 +88,8 @@ class Transpose(Op):
         s_out = storage_perm(rank, graph.layout)
         self.axes = tuple(int(np.argsort(s_in)[p[s]]) for s in s_out)
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1)
         out[...] = np.transpose(x, self.axes).reshape(out.shape)
 
@@ -94,5 +99,6 @@ class Reshape(Op):
 
     elementwise = True
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         out.reshape(-1)[...] = xs[0].reshape(-1)

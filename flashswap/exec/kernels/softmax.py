@@ -16,11 +16,12 @@ import math
 import numpy as np
 
 from flashswap.errors import ModelError
-from flashswap.exec.kernels.base import Op
+from flashswap.exec.kernels.base import Op, Weights
 from flashswap.exec.kernels.fixedpoint import (
     INT32_MAX,
     INT32_MIN,
     c_div,
+    mbqm,
     quantize_multiplier,
     rdbpot,
     srdhm,
@@ -105,7 +106,8 @@ class SoftmaxInt8(Op):
                             * (1 << (31 - SCALED_DIFF_INT_BITS)) / (1 << self.left_shift))
         self.diff_min = -radius
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.int64)
         diff = x - x.max(axis=-1, keepdims=True)
         live = diff >= self.diff_min
@@ -130,7 +132,8 @@ class SoftmaxFloat(Op):
 
     elementwise = True
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.float64)
         beta = float(self.node.attrs.get("beta", 1.0))
         axes = self.node.attrs.get("storage_axes")
@@ -142,18 +145,65 @@ class SoftmaxFloat(Op):
         out[...] = y.astype(self.out_dtype).reshape(out.shape)
 
 
+def inv_sqrt_multiplier(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite GetInvSqrtQuantizedMultiplierExp(acc, kReverseShift=-1): 1/sqrt(acc) as a Q31
+    multiplier and a left shift, by five Newton-Raphson steps in gemmlowp Q3.28."""
+    x_in = np.asarray(acc, dtype=np.int64).copy()
+    small = x_in <= 1
+    x_in = np.where(small, 4, x_in)  # any valid value; replaced below
+    shift = np.full(x_in.shape, 11, dtype=np.int64)
+    while (big := x_in >= (1 << 29)).any():
+        x_in = np.where(big, x_in // 4, x_in)
+        shift += big
+    pairs = ((32 - np.frexp(x_in.astype(np.float64))[1]) - 1) // 2 - 1
+    shift -= pairs
+    x_in = x_in << (2 * pairs)
+    f_in = x_in >> 1  # Q3.28
+    half_in = rdbpot(f_in, 1)
+    half_three = (1 << 28) + (1 << 27)
+    x = np.full(x_in.shape, 1 << 28, dtype=np.int64)  # 1.0 in Q3.28
+    for _ in range(5):
+        x3 = _sat_shift_left(srdhm(srdhm(x, x), x), 6)  # Q9 -> Q3
+        x = _sat_shift_left(wrap32(srdhm(half_three, x) - srdhm(half_in, x3)), 3)
+    inv = srdhm(x, 1518500250)  # * sqrt(2)/2
+    neg = shift < 0
+    inv = np.where(neg, inv << np.where(neg, -shift, 0), inv)
+    shift = np.where(neg, 0, shift)
+    return np.where(small, INT32_MAX, inv), np.where(small, 0, -shift)
+
+
+class L2NormInt8(Op):
+    """TFLite L2_NORMALIZATION, int8 (reference_integer_ops::L2Normalization): output scale
+    1/128, zero point 0."""
+
+    elementwise = True
+
+    def __init__(self, graph: Graph, node: Node) -> None:
+        super().__init__(graph, node)
+        self.zp = self.quant(self.inputs[0]).zero_point[0]
+
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
+        x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.int64) - self.zp
+        acc = (x * x).sum(axis=-1, keepdims=True)
+        inv, shift = inv_sqrt_multiplier(acc)
+        y = np.clip(mbqm(x, inv, shift + 7), -128, 127)
+        out[...] = y.astype(self.out_dtype).reshape(out.shape)
+
+
 class ChannelNorm(Op):
     """LRN (ONNX: size, alpha/size; TFLite: radius, alpha) and L2 normalization, float."""
 
     elementwise = True
 
-    def compute(self, xs, firsts, weights, r0, r1, out) -> None:
+    def compute(self, xs: list[np.ndarray], firsts: list[int], weights: Weights, r0: int,
+                r1: int, out: np.ndarray) -> None:
         x = self.slice_input(0, xs[0], firsts[0], r0, r1).astype(np.float64)
         a = self.node.attrs
         src = a.get("source_op")
         if src == "L2_NORMALIZATION":
             ss = (x * x).sum(axis=-1, keepdims=True)
-            y = x / np.sqrt(np.maximum(ss, 1e-6))
+            y = x / np.maximum(np.sqrt(ss), 1e-6)  # TFLite: the norm floored at 1e-6
         else:
             if src == "LRN":  # ONNX
                 size = int(a["size"])

@@ -32,7 +32,7 @@ from flashswap.exec.kernels.fc import FullyConnected
 from flashswap.exec.kernels.layout import as_band, band_shape, np_dtype
 from flashswap.exec.kernels.pool import Mean, Pool, ReduceOp
 from flashswap.exec.kernels.shape import Concat, Pad, Reshape, Transpose
-from flashswap.exec.kernels.softmax import ChannelNorm, SoftmaxFloat, SoftmaxInt8
+from flashswap.exec.kernels.softmax import ChannelNorm, L2NormInt8, SoftmaxFloat, SoftmaxInt8
 from flashswap.model.graph import FUSABLE, Graph, Node
 
 Band = tuple[np.ndarray, int] | np.ndarray
@@ -51,6 +51,10 @@ def make_op(graph: Graph, node: Node) -> Op:
     in_q = any(graph.tensors[x].dtype in QUANT for x in node.inputs)
     q = out_q or in_q
     src = node.attrs.get("source_op", op)
+    if not q and any(graph.tensors[w].dtype in QUANT for w in node.weights):
+        raise ModelError(f"no kernel for the hybrid op '{src}' (node '{node.name}': int8 "
+                         "weights, float activations): LiteRT quantizes such an op's whole "
+                         "input by its own range at run time, which a band cannot know")
     if op == "Conv":
         return ConvInt8(graph, node) if q else ConvFloat(graph, node)
     if op == "DepthwiseConv":
@@ -91,6 +95,8 @@ def make_op(graph: Graph, node: Node) -> Op:
         return UnaryFloat(graph, node)
     if not q and op == "LRN":
         return ChannelNorm(graph, node)
+    if q and src == "L2_NORMALIZATION":
+        return L2NormInt8(graph, node)
     kind = "int8" if q else "float"
     raise ModelError(f"no {kind} kernel for op '{src}' (node '{node.name}')")
 
@@ -137,14 +143,16 @@ class StepKernel:
         elif isinstance(self.host, FullyConnected) and out_rows == 1:
             self.mode = "features"
             self.units = self.host.features
+            if graph.tensors[self.host.out].elements != self.units:
+                raise ModelError(f"op '{self.node.name}': a one-row fully connected output "
+                                 "of several batches cannot be split by features")
         else:
             self.mode = "rows"
             self.units = out_rows
         # A step the planner cannot band (an op moving data across rows, or a view it must
-        # read whole) has one unit: unit [0, 1) is every row.
+        # read whole) has one unit; given units=1, unit [0, 1) is every row.
         self.rows_per_unit = 1
-        if (units == 1 or (self.mode == "rows" and self.node.attrs.get("rows_axis"))) \
-                and self.units > 1 and self.mode != "features":
+        if units == 1 and self.units > 1 and self.mode != "features":
             self.rows_per_unit = self.units
             self.units = 1
         self.out_dtype = np_dtype(graph.tensors[self.out])
@@ -203,9 +211,15 @@ class StepKernel:
         return sum(op.param_bytes for op in (self.host, *self.chain))
 
     @property
+    def reducer(self) -> ReduceOp:
+        if not isinstance(self.host, ReduceOp):
+            raise ModelError(f"step '{self.node.name}' is not a reduction")
+        return self.host
+
+    @property
     def acc_bytes(self) -> int:
         """Reduce mode: the accumulator a device keeps across bands (int32 / float32)."""
-        return self.host.acc_bytes if self.mode == "reduce" else 0
+        return self.reducer.acc_bytes if self.mode == "reduce" else 0
 
     # ---- running ----------------------------------------------------------------------------
     def _bands(self, inputs: Mapping[str, Band], rows: dict[str, tuple[int, int]] | None
@@ -305,7 +319,9 @@ class StepKernel:
     def _run_chain_features(self, band, weights, f0, f1, out, scratch, offset) -> None:
         # Elementwise ops do not mix features: run them on the feature slice, with each
         # per-feature weight cut to [f0, f1) (a broadcast constant stays whole).
-        feats = self.host.features
+        host = self.host
+        assert isinstance(host, FullyConnected)
+        feats = host.features
         for k, op in enumerate(self.chain):
             w = dict(weights)
             for name in op.node.weights:
@@ -336,28 +352,28 @@ class StepKernel:
 
     def reduce_start(self, acc: np.ndarray) -> None:
         """Reduce mode: initializes the caller's accumulator (`acc_shape()`, `acc_dtype`)."""
-        self.host.reduce_start(acc)
+        self.reducer.reduce_start(acc)
 
     def acc_shape(self) -> tuple[int, ...]:
-        return self.host.acc_shape()
+        return self.reducer.acc_shape()
 
     @property
     def acc_dtype(self) -> np.dtype:
-        return self.host.acc_dtype
+        return self.reducer.acc_dtype
 
     def reduce_rows(self, inputs: Mapping[str, Band], acc: np.ndarray, r0: int, r1: int
                     ) -> None:
         """Reduce mode: folds input rows [r0, r1) into `acc`."""
         r0, r1 = self.span(r0, r1)
         xs, firsts = self._bands(inputs, None)
-        self.host.reduce_rows(xs[0], firsts[0], r0, r1, acc)
+        self.reducer.reduce_rows(xs[0], firsts[0], r0, r1, acc)
 
     def reduce_finish(self, acc: np.ndarray, weights: Mapping[str, np.ndarray],
                       out: np.ndarray, scratch: np.ndarray | None = None) -> None:
         """Reduce mode: the step's whole (small) output from the accumulator."""
         shape = band_shape(self.graph, self.host.out, 0, self.host.rows(self.host.out))
         dst, offset = self._host_dst(out, scratch, shape)
-        self.host.reduce_finish(acc, dst)
+        self.reducer.reduce_finish(acc, dst)
         rows = self.host.rows(self.host.out)
         self._run_chain(dst, weights, 0, rows, out, scratch, offset,
                         lambda n: band_shape(self.graph, n, 0, rows))
