@@ -25,11 +25,12 @@ output channels [c0, c1). Each `Bind` says where a tensor the step reads or writ
 
 Other planners. The executor knows nothing of the scheduler's policy: it carries out any
 program whose buffers fit and whose binds cover what each compute reads and writes (the arena
-refuses overlapping buffers, overruns, and a band outside its bound buffer). A planner that
-fuses several layers and runs them band by band emits, per band, the computes of each layer
-in turn with binds to small intermediate buffers, and frees them when the band is done; 2-D
-patches additionally need a `Bind` that describes a sub-rectangle (a row pitch and a column
-range) and kernels that take column ranges - an extension of `Bind`, not of the executor loop.
+refuses overlaps and overruns; a bind that does not cover a band is an error). The fused
+planner (planner/fused/) adds two instructions: `Patch` runs one op over a 2-D region (output
+rows x columns x channels) with its tensors bound as sub-rectangles (`Bind2D`: a row and
+column origin and a row pitch), and `Copy2D` moves rows of bytes between or within buffers
+(a window keeping a halo, a line buffer); the executor runs a patch with the same row
+kernels on a column window of the op (exec/patches.py).
 """
 
 from __future__ import annotations
