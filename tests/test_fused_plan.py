@@ -182,3 +182,68 @@ def test_fused_programs_fit_their_budget(spec, kib):
             continue
         r = schedule_fused(g, sg, needs, kib * 1024, chunk, 0, cm, stages=stages)
         assert r is not None and r.program.peak <= r.program.high_water <= kib * 1024
+
+
+def check_fused_invariants(p, budget: int) -> None:
+    """What any plan promises, from its program and records alone (as test_planner's
+    check_invariants, less the layer schedule's own bounds)."""
+    from flashswap.exec.arena import Arena
+    from flashswap.planner.program import Alloc, Free, Move
+
+    md = p.metadata
+    arena = Arena(budget)
+    for ins in p.program.instrs:
+        if isinstance(ins, Alloc):
+            arena.alloc(ins.buf, ins.offset, p.program.buffers[ins.buf].size)
+        elif isinstance(ins, Free):
+            arena.free(ins.buf)
+        elif isinstance(ins, Move):
+            arena.move(ins.buf, ins.src, ins.dst)
+    assert arena.peak == md["peak_sram"] <= budget and not arena.live
+    rec = p.records
+    written: dict[int, int] = {}
+    trimmed: set[int] = set()
+    for r in rec:
+        op, key, length = int(r["op"]), int(r["key"]), int(r["length"])
+        if op == Op.WRITE:
+            assert key not in written and 0 < length <= md["chunk_size"]
+            written[key] = length
+        elif op == Op.READ:
+            assert written.get(key) == length and key not in trimmed
+        elif op == Op.TRIM:
+            assert key in written and key not in trimmed
+            trimmed.add(key)
+    assert sorted(written) == list(range(md["key_count"]))
+    macs = int(rec["value"][rec["op"] == Op.COMPUTE].sum())
+    assert macs == md["macs_per_inference"] == p.graph.macs + md["cost"]["extra_macs"]
+    # The part's figures are those of the trace's records.
+    cm = CostModel.for_part(md["cost"]["part"])
+    assert cm.counts(rec).bytes_written == md["cost"]["bytes_written"] == written_bytes(rec)
+
+
+def written_bytes(rec) -> int:
+    return int(rec["length"][rec["op"] == Op.WRITE].sum())
+
+
+@pytest.mark.parametrize("spec", ["builtin:mobilenet_v1", "builtin:mobilenet_v2",
+                                  "builtin:resnet18", "builtin:resnet8", "builtin:ds_cnn"])
+@pytest.mark.parametrize("kib", [256, 96])
+def test_fused_invariants_on_sample_models(spec, kib):
+    g = load_model(spec)
+    p = plan(g, kib * 1024)
+    check_fused_invariants(p, kib * 1024)
+    lay = plan(g, kib * 1024, schedule="layers")
+    assert written(p) <= written(lay)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["squeezenet", "inception_v2", "shufflenet", "resnet50"])
+@pytest.mark.parametrize("kib", [256, 512])
+def test_fused_invariants_on_onnx_sample_models(name, kib):
+    from flashswap.planner.samples import samples
+
+    spec = next(s.spec for s in samples() if s.name == name)
+    g = load_model(spec, "int8")
+    p = plan(g, kib * 1024)
+    check_fused_invariants(p, kib * 1024)
+    assert written(p) <= written(plan(g, kib * 1024, schedule="layers"))
