@@ -324,8 +324,13 @@ def _stages_from(ctx: _Ctx, a: int, in_flash: set[int], runs: list[Profile]):
                 _chunk_window(p.sink_band, c, ctx.size[p.sink]),
                 p.workspace, extra, p.params, p.weight_reads, p.weight_reads, p.macs,
                 p.base_macs, in_flash, p.patches * (p.last - a + 1)):
-            alt = sorted((c for c in range(len(p)) if c != k),
-                         key=lambda c: (p.macs[c], p.weight_reads[c], -p.workspace[c]))
+            # The scheduler's fallbacks: the next cheapest, and the smallest (it evaluates
+            # each one it considers exactly).
+            others = [c for c in range(len(p)) if c != k]
+            cheap = sorted(others, key=lambda c: (p.macs[c], p.weight_reads[c],
+                                                  -p.workspace[c]))[:2]
+            small = sorted(others, key=lambda c: (p.workspace[c], p.macs[c]))[:2]
+            alt = list(dict.fromkeys(cheap + small))
             yield (Stage(a, p.last, p.configs[k], s_in, s_out, rp, cost,
                          tuple(p.configs[c] for c in alt)), cost, nf)
 
