@@ -216,6 +216,8 @@ def check_fused_invariants(p, budget: int) -> None:
     assert sorted(written) == list(range(md["key_count"]))
     macs = int(rec["value"][rec["op"] == Op.COMPUTE].sum())
     assert macs == md["macs_per_inference"] == p.graph.macs + md["cost"]["extra_macs"]
+    # Layer steps compute every MAC once: the recomputed ones are the runs' own count.
+    assert md["cost"]["extra_macs"] == sum(r["extra_macs"] for r in md.get("fused_runs", []))
     # The part's figures are those of the trace's records.
     cm = CostModel.for_part(md["cost"]["part"])
     assert cm.counts(rec).bytes_written == md["cost"]["bytes_written"] == written_bytes(rec)

@@ -295,8 +295,9 @@ def evaluate(cand: Candidate, cfg: Config) -> RunPlan:
     for op in ops:
         g = cand.geo[op.output]
         step = cand.step_of[op.output]
-        per_px = cand.macs[step] / (g.h * g.w)
-        macs += round(per_px * reg.computed_pixels(op.output))
+        # An op's MACs are proportional to the pixels it computes (floored: exact when
+        # every pixel is computed once).
+        macs += cand.macs[step] * reg.computed_pixels(op.output) // (g.h * g.w)
     k = 0
     offset: dict[int, int] = {}
     line_offset: dict[int, int] = {}

@@ -447,8 +447,10 @@ class _RunEmitter:
         band = self.rp.config.cache_rows and self.gw == 1
         frame: dict[int, tuple[int, int, int, int]] = {}  # window content: r0, r1, c0, c1
         line_at = dict(self.rp.line_offset)
-        macs_of = {t: cand.macs[cand.step_of[t]] / (cand.geo[t].h * cand.geo[t].w)
-                   for t in cand.step_of}
+        # MACs per patch: the op's MACs in proportion to the pixels it has computed so far,
+        # floored, so the patches sum to exactly runs.evaluate's total.
+        done_px = dict.fromkeys(cand.step_of, 0)
+        done_macs = dict.fromkeys(cand.step_of, 0)
         for _ in cand.steps:
             s.tiles.append(self.gh * self.gw)
             s.groups.append(1)
@@ -490,8 +492,11 @@ class _RunEmitter:
                                       (rr0, lo_new), cols)
                         frame[t] = (rr0, rr1, rc0, rc1)
                     if nr0 < nr1 and nc0 < nc1:
-                        self.compute(op, t, i, j, (nr0, nr1), (nc0, nc1),
-                                     round(macs_of[t] * (nr1 - nr0) * (nc1 - nc0)))
+                        done_px[t] += (nr1 - nr0) * (nc1 - nc0)
+                        g = cand.geo[t]
+                        m = cand.macs[cand.step_of[t]] * done_px[t] // (g.h * g.w)
+                        self.compute(op, t, i, j, (nr0, nr1), (nc0, nc1), m - done_macs[t])
+                        done_macs[t] = m
                     if (t in self.rp.window and rows_cached and i + 1 < self.gh
                             and t in line_at):
                         self.save_line(t, i, j, line_at, cols_cached)

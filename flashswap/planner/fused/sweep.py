@@ -296,7 +296,7 @@ class _SinkSweep:
         g: Geo = geo[t]
         r_ext, r_tot, r_act, r_ov = (self.pick(st, 0, k) for k in range(4))
         c_ext, c_tot, c_act = (self.pick(st, 1, k) for k in range(3))
-        self.macs += np.rint(s.macs / (g.h * g.w) * r_tot * c_tot).astype(np.int64)
+        self.macs += s.macs * (r_tot * c_tot) // (g.h * g.w)  # as runs.evaluate
         self.reads += self.blocks[a] * r_act * c_act
         self.params += self.blocks[a]
         self.base += s.macs
