@@ -11,26 +11,29 @@ A run is a contiguous range of steps [first, last] in which
 
 A configuration cuts the sink into patches (`patch_h` x `patch_w`; the last row and column
 of patches take the remainder) and chooses, per axis, whether halos are cached or recomputed
-(regions.py). Two shapes of configuration are useful:
+(regions.py):
 
-- band: patches span the full width, and rows are cached: each internal tensor keeps a band
-  of rows across patches (a line buffer), so nothing is recomputed; its buffer is the rows
-  one band needs, full width.
-- patch: 2-D tiles, rows recomputed (each patch row derives its own halo rows), columns
-  cached or recomputed. Buffers are only a patch's window, at the price of recomputing the
-  row halos (MCUNetV2's patch-based inference recomputes both).
+- band: full-width patches, rows cached. Each intermediate tensor's window is a band of
+  rows that shifts up between patches: nothing is recomputed; a window is the rows one band
+  needs, full width.
+- line buffers: 2-D patches, rows cached. The rows a tensor's next patch row needs again are
+  kept in a line buffer (those rows, full width), columns are cached in the window (it shifts
+  left between patches) or recomputed (then the line buffer has two halves, read and
+  written in turn, since neighbouring patches both read the overlap). Nothing is recomputed
+  with both caches, and buffers are a patch's window plus a few rows.
+- rows recomputed, columns cached or not: windows only, at the price of recomputing each
+  patch row's halo rows (MCUNetV2's patch-based inference recomputes both axes).
 
-Memory of a configuration. Every internal tensor has one window buffer sized for the largest
-region any patch needs of it. A cached tensor's buffer lives for the whole run (it carries
-pixels between patches); an uncached one lives, within each patch, from the op that produces
-it to the last op that reads it, so windows are placed like TFLite Micro places tensors
-(arena.place: greedy, largest first) and the run's workspace is that arena's size.
+Memory of a configuration. Every intermediate tensor has one window buffer sized for the
+largest region any patch needs of it. A window that carries pixels between patches (a cached
+axis) lives for the whole run; otherwise it lives, within each patch, from the op that produces
+it to the last op that reads it. Windows and line buffers are placed like TFLite Micro places
+tensors (arena.place: greedy, largest first); the run's workspace is that arena's size.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -50,7 +53,8 @@ from flashswap.planner.fused.regions import (
 )
 from flashswap.planner.steps import Step, StepGraph
 
-__all__ = ["Candidate", "Config", "Geo", "RunPlan", "candidates", "configs", "evaluate", "geometry"]
+__all__ = ["Candidate", "Config", "Geo", "RunPlan", "candidate", "candidates", "configs",
+           "evaluate", "geometry"]
 
 SPATIAL = frozenset({"Conv", "DepthwiseConv", "MaxPool", "AveragePool"})
 PIXELWISE = frozenset({"Add", "Sub", "Mul", "Div", "Max", "Min", "Relu", "Relu6", "LeakyRelu",
@@ -329,5 +333,3 @@ def configs(sink: Geo, max_patches: int | None = None) -> list[Config]:
                if math.ceil(sink.h / c.patch_h) * math.ceil(sink.w / c.patch_w) <= max_patches]
     return out
 
-
-Memo = Callable[[Candidate, Config], RunPlan]
