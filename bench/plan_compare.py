@@ -26,8 +26,8 @@ schedule could still save.
 
 Smallest budget. The layer schedule's is exact (its hungriest step streamed at one unit per
 tile, 4 KiB chunks: `min_feasible_budget`). The fused planner's is its own estimate across
-chunk sizes down to the part's program unit (search.min_budget), rounded up to 256 bytes and
-checked by planning at it (256 bytes more at a time if that fails).
+chunk sizes down to the part's program unit (search.min_budget), checked by planning at it
+(256 bytes more at a time if that fails).
 
     python bench/plan_compare.py [--quick]   # --quick: MobileNetV2-224 and the fixtures only
 """
@@ -75,7 +75,7 @@ def smallest(graph, cm: CostModel, layers_min: int) -> tuple[int, float]:
     """The fused planner's smallest budget: its estimate, checked by planning there (and
     256 bytes more at a time, at most 32 times, if that fails)."""
     p = plan(graph, max(layers_min, 1 << 20), CHUNK, cost=cm)
-    est = -(-p.metadata["min_feasible_budget"] // 256) * 256
+    est = p.metadata["min_feasible_budget"]
     for budget in range(est, est + 32 * 256, 256):
         try:
             t = time.perf_counter()
