@@ -65,7 +65,7 @@ def zoo():
 
 
 @pytest.mark.parametrize("cache_rows, cache_cols", MODES)
-@pytest.mark.parametrize("patch", [(4, 3), (1, 5), (6, 2)])
+@pytest.mark.parametrize("patch", [(4, 3), (1, 5), (6, 2), (3, 1)])
 def test_every_configuration_of_the_zoo_run_is_bit_exact(zoo, patch, cache_rows, cache_cols):
     g, x = zoo
     cfg = Config(patch[0], patch[1], cache_rows, cache_cols)

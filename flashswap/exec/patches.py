@@ -30,6 +30,7 @@ import dataclasses
 
 import numpy as np
 
+from flashswap.errors import ModelError
 from flashswap.exec.arena import Arena
 from flashswap.exec.kernels import StepKernel, prepare
 from flashswap.exec.kernels.layout import np_dtype
@@ -171,6 +172,12 @@ class PatchRunner:
     def run(self, arena: Arena, ins: Patch) -> None:
         s = self.sg.steps[ins.step]
         n = self.plan.needs[ins.step]
+        if s.op_type == "Pad":
+            x = self.g.nodes[s.node_index].inputs[0]
+            v0, v1 = column_window(self.g, s.node_index, x, ins.x0, ins.x1)
+            if v0 >= v1:  # every output column is padding: no input to window
+                self._pad_only(arena, ins, s)
+                return
         k, wins = self.kernel(s, ins.c0, ins.c1, ins.x0, ins.x1)
         params: dict[str, np.ndarray] = {}
         if n.block >= 0:
@@ -199,6 +206,22 @@ class PatchRunner:
         k.run_rows(inputs, params, out, ins.r0, ins.r1, scratch)
         self.write(arena, binds[self.sg.storage_of(k.out)], k.out, (ins.r0, ins.r1),
                    (ins.x0, ins.x1), (ins.c0, ins.c1), out)
+
+    def _pad_only(self, arena: Arena, ins: Patch, s: Step) -> None:
+        """A Pad patch whose columns are all padding: the pad value (the step's own kernel
+        says which; a fused epilogue would need its kernel, and the planner fuses none after
+        a Pad)."""
+        whole = self.steps.kernel(s, 0, self.plan.needs[s.index].channels)
+        if whole.chain:
+            raise ModelError(f"step '{s.name}': a patch of padding only with a fused epilogue")
+        name = whole.out
+        t = self.g.tensors[name]
+        ch = t.nbytes // (t.rows * max(1, _width(self.g, name))) // np_dtype(t).itemsize
+        values = np.full((ins.r1 - ins.r0, ins.x1 - ins.x0, ch), whole.host.value,
+                         dtype=np_dtype(t))
+        binds = {b.tensor: b for b in ins.binds}
+        self.write(arena, binds[self.sg.storage_of(name)], name, (ins.r0, ins.r1),
+                   (ins.x0, ins.x1), (0, ch), values)
 
     def copy(self, arena: Arena, ins: Copy2D) -> None:
         rows = []
