@@ -12,7 +12,7 @@ from flashswap.errors import BudgetError, InputError
 from flashswap.exec.arena import Arena
 from flashswap.model import load_model
 from flashswap.model.builtin import GraphBuilder
-from flashswap.planner import plan
+from flashswap.planner import plan as _plan
 from flashswap.planner.arena import Buffer, align, overlaps, place
 from flashswap.planner.lifetimes import live_between_steps, live_per_step
 from flashswap.planner.program import Alloc, BufferSpec, Free, Move, Program, layout
@@ -22,6 +22,12 @@ from flashswap.planner.tiling import tile_bounds, touch
 from flashswap.trace import FLAG_PINNED, RECORD_DTYPE, Op
 
 UNLIMITED = 1 << 40
+
+
+def plan(*args, **kwargs):
+    """These tests are the layer schedule's (`--schedule layers`); the fused planner's are in
+    tests/test_fused_*.py."""
+    return _plan(*args, schedule="layers", **kwargs)
 
 
 def check_invariants(p, budget: int) -> None:

@@ -36,7 +36,7 @@ pytest.importorskip("ai_edge_litert")
 def budgets(graph, chunk: int, low_fraction: float) -> list[int]:
     """No swapping (the no-swap budget), halfway, and `low_fraction` of the way from the
     smallest feasible budget to the no-swap one."""
-    md = plan(graph, 1 << 30, chunk).metadata
+    md = plan(graph, 1 << 30, chunk, schedule="layers").metadata
     lo, nsb = md["min_feasible_budget"], md["no_swap_budget"]
     return [nsb, (lo + nsb) // 2, lo + int(low_fraction * (nsb - lo))]
 
@@ -55,7 +55,7 @@ def check_model(name: str, engine: str, low_fraction: float) -> None:
     floating = float_compute(g)
     assert floating == name.endswith("_float.tflite")
     for i, budget in enumerate(budgets(g, chunk, low_fraction)):
-        p = plan(g, budget, chunk)
+        p = plan(g, budget, chunk, schedule="layers")
         md = p.metadata
         if i == 0:
             assert md["bytes_written_per_inference"] == 0
@@ -91,7 +91,7 @@ def test_fixture_bit_exact_at_the_smallest_budget(name, engine):
 ])
 def test_flash_counters_equal_the_analyzers_replay(name, kib, chunk, part, capacity, engine):
     g = load_model(str(FIXTURES / name))
-    p = plan(g, kib * 1024, chunk)
+    p = plan(g, kib * 1024, chunk, schedule="layers")
     assert p.metadata["bytes_written_per_inference"] > 0
     dev = Device(p, part, capacity, engine)
     xs = random_inputs(g, 1)

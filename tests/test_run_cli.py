@@ -27,7 +27,8 @@ def run(argv: list[str]) -> tuple[int, str]:
 
 
 def test_run_prints_output_verdict_and_figures():
-    rc, text = run(["run", MODEL, "--sram", "16KiB", "--chunk", "1KiB", "--engine", "python"])
+    rc, text = run(["run", MODEL, "--sram", "16KiB", "--chunk", "1KiB", "--engine", "python",
+                    "--schedule", "layers"])
     assert rc == 0
     assert text.startswith("ic_resnet8_32: 1 inference in 16 KiB of SRAM (1 KiB chunks), store "
                            "on W25Q128JV")
@@ -40,13 +41,14 @@ def test_run_prints_output_verdict_and_figures():
 def test_run_json_output_and_trace_files(tmp_path):
     out, trace = tmp_path / "y.npy", tmp_path / "executed.bin"
     rc, text = run(["run", MODEL, "--sram", "20KiB", "--chunk", "1KiB", "--inferences", "2",
-                    "--seed", "5", "-o", str(out), "--trace-out", str(trace), "--json"])
+                    "--seed", "5", "-o", str(out), "--trace-out", str(trace), "--json",
+                    "--schedule", "layers"])
     assert rc == 0
     doc = json.loads(text)
     assert doc["bit_exact"] is True and doc["matches_reference"] is True
     assert doc["peak_sram"] == doc["planned_peak_sram"] <= 20 * 1024
     assert doc["output_file"] == str(out) and doc["inferences"] == 2
-    p = plan(load_model(MODEL), 20 * 1024, 1024)
+    p = plan(load_model(MODEL), 20 * 1024, 1024, schedule="layers")
     assert doc["bytes_written"] == p.metadata["bytes_written_per_inference"] > 0
     assert doc["bytes_read"] == p.metadata["bytes_read_per_inference"]
     assert doc["executed_trace_equals_planned"] is True

@@ -30,7 +30,7 @@ def cut_everywhere(name: str, kib: float, chunk: int, engine: str, step: int,
     idle work after it); returns how many cuts were made."""
     path = str(FIXTURES / name)
     g = load_model(path)
-    p = plan(g, int(kib * 1024), chunk)
+    p = plan(g, int(kib * 1024), chunk, schedule="layers")
     assert p.metadata["bytes_written_per_inference"] > 0
     xs = random_inputs(g, 3)
     _, ref = reference_outputs(path, xs)
@@ -79,7 +79,7 @@ def test_power_cut_at_every_operation_resnet8(engine):
 @pytest.mark.parametrize("engine", ["python", "c"])
 def test_damaged_chunk_is_reported(engine):
     g = load_model(str(FIXTURES / "ic_resnet8_32.tflite"))
-    p = plan(g, 16 * 1024, 1024)
+    p = plan(g, 16 * 1024, 1024, schedule="layers")
     dev = Device(p, "W25Q128JV", 1 << 20, engine)
     dev.corrupt_after_write(3)
     with pytest.raises(CorruptError, match="chunk 3"):

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from flashswap.cli import COMMANDS
 from flashswap.cli.output import print_json, table
+from flashswap.cli.plan_options import add_plan_options, cost_model
 from flashswap.errors import FlashswapError, InputError
 from flashswap.sizes import format_size, parse_size
 
@@ -68,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corrupt-chunk", type=int, metavar="KEY",
                    help="fault injection: flip one stored bit of swap chunk KEY right after "
                    "it is written (the store must report it)")
+    add_plan_options(p, part=False)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)
 
@@ -156,7 +158,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     engine = args.engine or default_engine()
     t0 = time.perf_counter()
     graph = load_model(args.model, None, shapes or None)
-    p = plan(graph, sram, chunk)
+    p = plan(graph, sram, chunk, schedule=args.schedule,
+             cost=cost_model(args, args.part or DEFAULT_PART, 0))
     inputs = load_inputs(args.input, graph) if args.input else random_inputs(graph, args.seed)
     t1 = time.perf_counter()
     dev = Device(p, args.part or DEFAULT_PART, capacity, engine)

@@ -24,17 +24,20 @@ from flashswap.exec.arena import Arena
 from flashswap.exec.kernels import check_executable
 from flashswap.exec.kernels.layout import from_storage, to_storage
 from flashswap.exec.ops import StepRunner
+from flashswap.exec.patches import PatchRunner
 from flashswap.exec.weights import WeightsRegion, block_layouts, pack_blocks
 from flashswap.planner import Plan
 from flashswap.planner.program import (
     Alloc,
     Begin,
     Compute,
+    Copy2D,
     End,
     Free,
     Instr,
     Invalidate,
     Move,
+    Patch,
     Read,
     Slide,
     Sync,
@@ -79,6 +82,7 @@ class Executor:
             weights = WeightsRegion(pack_blocks(plan, self.layouts), part)
         self.weights = weights
         self.runner = StepRunner(plan, self.layouts)
+        self.patches = PatchRunner(self.runner)
         # Called after every instruction (fault injection, observation); None: nothing.
         self.after: Callable[[Instr], None] | None = None
 
@@ -120,6 +124,11 @@ class Executor:
                     else:
                         self.runner.run(arena, ins)
                         add(_RECORD.pack(Op.COMPUTE, 0, 0, ins.node, 0, ins.time_us, ins.macs))
+                elif t is Patch:
+                    self.patches.run(arena, ins)
+                    add(_RECORD.pack(Op.COMPUTE, 0, 0, ins.node, 0, ins.time_us, ins.macs))
+                elif t is Copy2D:
+                    self.patches.copy(arena, ins)
                 elif t is Read:
                     data = store.get(ins.key)
                     if len(data) != ins.length:

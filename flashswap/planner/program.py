@@ -25,11 +25,12 @@ output channels [c0, c1). Each `Bind` says where a tensor the step reads or writ
 
 Other planners. The executor knows nothing of the scheduler's policy: it carries out any
 program whose buffers fit and whose binds cover what each compute reads and writes (the arena
-refuses overlapping buffers, overruns, and a band outside its bound buffer). A planner that
-fuses several layers and runs them band by band emits, per band, the computes of each layer
-in turn with binds to small intermediate buffers, and frees them when the band is done; 2-D
-patches additionally need a `Bind` that describes a sub-rectangle (a row pitch and a column
-range) and kernels that take column ranges - an extension of `Bind`, not of the executor loop.
+refuses overlaps and overruns; a bind that does not cover a band is an error). The fused
+planner (planner/fused/) adds two instructions: `Patch` runs one op over a 2-D region (output
+rows x columns x channels) with its tensors bound as sub-rectangles (`Bind2D`: a row and
+column origin and a row pitch), and `Copy2D` moves rows of bytes between or within buffers
+(a window keeping a halo, a line buffer); the executor runs a patch with the same row
+kernels on a column window of the op (exec/patches.py).
 """
 
 from __future__ import annotations
@@ -166,8 +167,65 @@ class Compute:
     accum: int = -1
 
 
+@dataclass(frozen=True, slots=True)
+class Bind2D:
+    """Where a 2-D region of a tensor is: pixel (y, x) of tensor `tensor` is at byte
+    offset + (y - row0) * pitch + (x - col0) * pixel_bytes of buffer `buf` (channels last).
+    A whole tensor is offset 0, row0 = col0 = 0, pitch = its row bytes; a chunk window of its
+    rows is offset -base; a fused run's window of an intermediate tensor is its own pitch."""
+
+    tensor: int
+    buf: int
+    offset: int
+    row0: int
+    col0: int
+    pitch: int
+    rows: int = 1 << 30  # the region the buffer holds valid data for (a window's frame)
+    cols: int = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """One op of a fused run over output rows [r0, r1) x columns [x0, x1) and output
+    channels [c0, c1); its inputs and output are bound as 2-D regions (`Bind2D`). Its
+    parameters are in buffer `staging` from byte `staging_at`: the block's common part,
+    then the records of channels [c0, c1) at `staging_at + staging_base`."""
+
+    step: int
+    node: int
+    r0: int
+    r1: int
+    x0: int
+    x1: int
+    c0: int
+    c1: int
+    macs: int
+    time_us: int
+    binds: tuple[Bind2D, ...]
+    staging: int = -1
+    staging_at: int = 0  # byte of the block's common part in the staging buffer
+    staging_base: int = 0  # channel record of c0 at staging_at + this
+    scratch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Copy2D:
+    """An SRAM copy of `rows` rows of `nbytes` bytes: row k from byte src_off + k*src_pitch
+    of buffer `src` to byte dst_off + k*dst_pitch of buffer `dst`, as if through a
+    temporary (source and destination may overlap: a window shifting inside its buffer)."""
+
+    src: int
+    src_off: int
+    src_pitch: int
+    dst: int
+    dst_off: int
+    dst_pitch: int
+    rows: int
+    nbytes: int
+
+
 Instr = (Begin | End | Alloc | Free | Move | Slide | Write | Read | Trim | Invalidate | Sync
-         | WeightRead | Compute)
+         | WeightRead | Compute | Patch | Copy2D)
 
 
 @dataclass
@@ -181,9 +239,16 @@ class Program:
     compactions: int = 0
     bytes_moved: int = 0
     stats: dict[str, int] = field(default_factory=dict)
+    _records: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def records(self) -> np.ndarray:
-        """The trace of one inference: one record per flash or compute instruction."""
+        """The trace of one inference: one record per flash or compute instruction (computed
+        once; a program is not changed after layout)."""
+        if self._records is None:
+            self._records = self._make_records()
+        return self._records
+
+    def _make_records(self) -> np.ndarray:
         rows: list[tuple[int, int, int, int, int, int, int]] = []
         add = rows.append
         for ins in self.instrs:
@@ -192,7 +257,7 @@ class Program:
                 add((Op.WRITE, ins.flags, 0, ins.key, ins.length, 0, 0))
             elif t is Read:
                 add((Op.READ, 0, 0, ins.key, ins.length, 0, 0))
-            elif t is Compute:
+            elif t is Compute or t is Patch:
                 if ins.node >= 0:
                     add((Op.COMPUTE, 0, 0, ins.node, 0, ins.time_us, ins.macs))
             elif t is WeightRead:
