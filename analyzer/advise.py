@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,12 @@ class Model:
     def load(cls, spec: str, dtype: str | None = None,
              input_shapes: dict[str, tuple[int, ...]] | None = None) -> Model:
         g = load_model(spec, dtype, input_shapes)
+        if not (g.source == "tflite" and g.dtype_override is None):
+            # The planner prepares kernels on stand-ins for these graphs' weights and reads
+            # only their other constants (shape parameters): ship those, as a plain dict (an
+            # ONNX graph's constants are computed lazily, by closures a worker cannot unpickle).
+            weights = {w for n in g.nodes for w in n.weights}
+            g = replace(g, constants={k: g.constants[k] for k in g.constants if k not in weights})
         planned = (g.name, g.tensors, g.nodes, g.inputs, g.outputs, g.layout, g.dtype_override)
         h = hashlib.sha256(repr(planned).encode())
         path = Path(spec)

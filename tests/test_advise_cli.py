@@ -14,11 +14,11 @@ from flashswap.cli import main
 from flashswap.cli.output import make_console
 from tests.planutil import budget_error
 
-SMALL = ["builtin:resnet8", "--sram", "8KiB..32KiB", "--part", "W25Q128JV,MX25R6435F",
+SMALL = ["builtin:resnet8", "--sram", "4KiB..16KiB", "--part", "W25Q128JV,MX25R6435F",
          "--part", "S-46u-2GB", "--rate", "1/min"]
 JSON_FIELDS = {"model", "sram", "part", "store", "years", "slowdown",
                "io_energy_mj_per_inference", "meets", "reason"}
-TOO_SMALL = budget_error("builtin:resnet8", 8192)  # the planner's own words
+TOO_SMALL = budget_error("builtin:resnet8", 4096)  # the planner's own words
 
 
 def cli(*argv: str) -> tuple[int, str]:
@@ -33,98 +33,103 @@ def cache(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def run50(cache) -> dict:
-    rc, out = cli("advise", *SMALL, "--years", "50", "--json", "--workers", "1",
+def run200(cache) -> dict:
+    rc, out = cli("advise", *SMALL, "--years", "200", "--json", "--workers", "1",
                   "--cache-dir", cache)
     assert rc == 0
     return json.loads(out)
 
 
-def test_json_lists_every_configuration(run50) -> None:
-    rows = run50["configurations"]
+def test_json_lists_every_configuration(run200) -> None:
+    rows = run200["configurations"]
     assert [(r["sram"] // 1024, r["part"]) for r in rows] == [
-        (k, p) for k in (8, 16, 32) for p in ("W25Q128JV", "MX25R6435F", "S-46u-2GB")]
+        (k, p) for k in (4, 8, 16) for p in ("W25Q128JV", "MX25R6435F", "S-46u-2GB")]
     for r in rows:
         assert JSON_FIELDS <= set(r) and r["model"] == "builtin:resnet8"
         assert r["store"] == "flashswap" and isinstance(r["meets"], bool)
         assert (r["reason"] is None) == r["meets"]
     by = {(r["sram"] // 1024, r["part"]): r for r in rows}
-    ok = by[(32, "W25Q128JV")]
-    assert ok["meets"] and ok["years"] > 50 and ok["margin_years"] == ok["years"] - 50
+    ok = by[(16, "W25Q128JV")]
+    assert ok["meets"] and ok["years"] > 200 and ok["margin_years"] == ok["years"] - 200
     assert ok["kind"] == "NOR" and ok["slowdown"] > 1 and ok["io_energy_mj_per_inference"] > 0
-    short = by[(32, "MX25R6435F")]
-    assert not short["meets"] and not short["failed"] and short["years"] < 50
+    short = by[(16, "MX25R6435F")]
+    assert not short["meets"] and not short["failed"] and short["years"] < 200
     assert short["reason"] == (f"lasts {short['years']:.3g} years, "
-                               f"{50 - short['years']:.3g} short of 50")
-    bad = by[(8, "MX25R6435F")]
+                               f"{200 - short['years']:.3g} short of 200")
+    bad = by[(4, "MX25R6435F")]
     assert (bad["meets"], bad["failed"], bad["reason"], bad["years"]) == (False, True,
                                                                           TOO_SMALL, None)
-    assert by[(16, "S-46u-2GB")]["reason"].startswith("the flashswap store runs on raw flash")
-    assert run50["ranked"] == [["builtin:resnet8", 32768, "W25Q128JV", "flashswap"]]
-    assert run50["target"] == {"years": 50.0, "rate_per_s": 1 / 60, "rate": "1/min",
+    assert by[(8, "S-46u-2GB")]["reason"].startswith("the flashswap store runs on raw flash")
+    assert run200["ranked"] == [["builtin:resnet8", 16384, "W25Q128JV", "flashswap"]]
+    assert run200["target"] == {"years": 200.0, "rate_per_s": 1 / 60, "rate": "1/min",
                                "max_slowdown": None}
-    assert run50["sweep"]["configurations"] == 9
+    assert run200["sweep"]["configurations"] == 9
 
 
-def test_smallest_sram_per_part_and_recommendation(run50) -> None:
-    small = {s["part"]: s for s in run50["smallest_sram"]}
-    assert small["W25Q128JV"]["sram"] == 32768 and small["W25Q128JV"]["reason"] is None
-    mx = next(r for r in run50["configurations"]
-              if r["part"] == "MX25R6435F" and r["sram"] == 32768)
+def test_smallest_sram_per_part_and_recommendation(run200) -> None:
+    small = {s["part"]: s for s in run200["smallest_sram"]}
+    assert small["W25Q128JV"]["sram"] == 16384 and small["W25Q128JV"]["reason"] is None
+    mx = next(r for r in run200["configurations"]
+              if r["part"] == "MX25R6435F" and r["sram"] == 16384)
     assert small["MX25R6435F"] == {
         "model": "builtin:resnet8", "part": "MX25R6435F", "store": "flashswap", "kind": "NOR",
         "sram": None, "years": None, "slowdown": None, "io_energy_mj_per_inference": None,
-        "reason": f"lasts {mx['years']:.3g} years at most (at 32 KiB), "
-                  f"{50 - mx['years']:.3g} short of 50 at 1/min"}
+        "reason": f"lasts {mx['years']:.3g} years at most (at 16 KiB), "
+                  f"{200 - mx['years']:.3g} short of 200 at 1/min"}
     assert small["S-46u-2GB"]["reason"].startswith("no configuration ran: the flashswap store")
-    ok = next(r for r in run50["configurations"] if r["meets"])
-    assert run50["recommendation"] == {"builtin:resnet8": (
-        f"builtin:resnet8: W25Q128JV (NOR) with 32 KiB of SRAM: {ok['years']:.3g} years "
-        f"({ok['years'] / 50:.3g}x the target) at 1/min, {ok['slowdown']:.3g}x slowdown, "
+    ok = next(r for r in run200["configurations"] if r["meets"])
+    assert run200["recommendation"] == {"builtin:resnet8": (
+        f"builtin:resnet8: W25Q128JV (NOR) with 16 KiB of SRAM: {ok['years']:.3g} years "
+        f"({ok['years'] / 200:.3g}x the target) at 1/min, {ok['slowdown']:.3g}x slowdown, "
         f"{ok['io_energy_mj_per_inference']:.3g} mJ of flash I/O per inference")}
 
 
-def test_text_answer(run50, cache) -> None:
-    rc, out = cli("advise", *SMALL, "--years", "50", "--cache-dir", cache, "--workers", "2")
+def test_text_answer(run200, cache) -> None:
+    rc, out = cli("advise", *SMALL, "--years", "200", "--cache-dir", cache, "--workers", "2")
     assert rc == 0
     lines = out.splitlines()
     # every configuration came from the cache the JSON run filled
     assert lines[0].startswith(
-        "target: 50 years at 1/min; 3 SRAM budgets (8 KiB, 16 KiB, 32 KiB) × 3 parts × "
+        "target: 200 years at 1/min; 3 SRAM budgets (4 KiB, 8 KiB, 16 KiB) × 3 parts × "
         "flashswap: 9 configurations, 9 from the cache, 0 computed (local pool, 2 workers, ")
     assert lines[0].endswith(" s), 5 failed")
     assert "meeting the target (smallest SRAM first, then most years)" in out
-    assert f"failed: 8 KiB, every part: {TOO_SMALL}" in lines
-    assert ("failed: S-46u-2GB at 16 KiB, 32 KiB: the flashswap store runs on raw flash; on a "
+    assert f"failed: 4 KiB, every part: {TOO_SMALL}" in lines
+    assert ("failed: S-46u-2GB at 8 KiB, 16 KiB: the flashswap store runs on raw flash; on a "
             "managed device (SD/eMMC) the card's own FTL remaps writes") in lines
-    assert f"recommendation: {run50['recommendation']['builtin:resnet8']}" in lines
-    w16 = next(r for r in run50["configurations"]
-               if r["part"] == "W25Q128JV" and r["sram"] == 16384)
-    assert (f"NOR: from 32 KiB (W25Q128JV, {run50['smallest_sram'][0]['years']:.3g} years); "
-            f"at 1/min no NOR part lasts 50 years below 32 KiB (closest: W25Q128JV at 16 KiB, "
-            f"{w16['years']:.3g} years, {50 - w16['years']:.3g} short)") in lines
+    assert f"recommendation: {run200['recommendation']['builtin:resnet8']}" in lines
+    w16 = next(r for r in run200["configurations"]
+               if r["part"] == "W25Q128JV" and r["sram"] == 8192)
+    assert (f"NOR: from 16 KiB (W25Q128JV, {run200['smallest_sram'][0]['years']:.3g} years); "
+            f"at 1/min no NOR part lasts 200 years below 16 KiB (closest: W25Q128JV at 8 KiB, "
+            f"{w16['years']:.3g} years, {200 - w16['years']:.3g} short)") in lines
 
 
-def test_nothing_meets_says_which_constraint_and_by_how_much(run50, cache) -> None:
-    rows = {(r["sram"] // 1024, r["part"]): r for r in run50["configurations"]}
-    best = rows[(32, "W25Q128JV")]
+def test_nothing_meets_says_which_constraint_and_by_how_much(run200, cache) -> None:
+    rows = {(r["sram"] // 1024, r["part"]): r for r in run200["configurations"]}
+    best = rows[(16, "W25Q128JV")]
     rc, out = cli("advise", *SMALL, "--years", "500", "--cache-dir", cache)
     assert rc == 0
     assert "no configuration meets the target" in out
-    assert (f"at 1/min no NOR part lasts 500 years up to 32 KiB (closest: W25Q128JV at 32 KiB, "
+    assert (f"at 1/min no NOR part lasts 500 years up to 16 KiB (closest: W25Q128JV at 16 KiB, "
             f"{best['years']:.3g} years, {500 - best['years']:.3g} short)") in out.splitlines()
     # years are met but the slowdown is not: the slowdown is named, with its excess
-    rc, out = cli("advise", *SMALL, "--years", "1", "--max-slowdown", "1.1x", "--json",
+    rc, out = cli("advise", *SMALL, "--years", "1", "--max-slowdown", "1.01x", "--json",
                   "--cache-dir", cache)
     d = json.loads(out)
-    over = best["slowdown"] - 1.1
+    fast = min((r for r in run200["configurations"] if r["slowdown"] is not None),
+               key=lambda r: r["slowdown"])
+    over = fast["slowdown"] - 1.01
+    assert over > 0
+    where = f"{fast['part']} at {fast['sram'] // 1024} KiB"
     assert d["recommendation"]["builtin:resnet8"] == (
-        "builtin:resnet8: nothing up to 32 KiB meets the target (1 year at 1/min, at most 1.1x "
-        f"slowdown): slowdown {best['slowdown']:.3g}x at least (W25Q128JV at 32 KiB), "
-        f"{over:.3g}x over 1.1x")
-    r = next(r for r in d["configurations"] if r["part"] == "W25Q128JV" and r["sram"] == 32768)
+        "builtin:resnet8: nothing up to 16 KiB meets the target (1 year at 1/min, at most 1.01x "
+        f"slowdown): slowdown {fast['slowdown']:.3g}x at least ({where}), "
+        f"{over:.3g}x over 1.01x")
+    r = next(r for r in d["configurations"]
+             if r["part"] == fast["part"] and r["sram"] == fast["sram"])
     assert not r["meets"] and r["margin_slowdown"] == pytest.approx(-over)
-    assert r["reason"] == f"slowdown {best['slowdown']:.3g}x, {over:.3g}x over 1.1x"
+    assert r["reason"] == f"slowdown {fast['slowdown']:.3g}x, {over:.3g}x over 1.01x"
     assert d["sweep"]["computed"] == 0  # a new target reuses every cached result
 
 
@@ -135,15 +140,15 @@ def test_rate_the_flash_cannot_keep_up_with(cache) -> None:
     assert not r["meets"] and r["reason"].startswith("cannot run 10/s: at most ")
 
 
-def test_csv_and_plot(run50, cache, tmp_path: Path) -> None:
+def test_csv_and_plot(run200, cache, tmp_path: Path) -> None:
     c, png = tmp_path / "a.csv", tmp_path / "a.png"
-    rc, _ = cli("advise", *SMALL, "--years", "50", "--cache-dir", cache, "--csv", str(c),
+    rc, _ = cli("advise", *SMALL, "--years", "200", "--cache-dir", cache, "--csv", str(c),
                 "--plot", str(png), "--json")
     assert rc == 0
     with open(c, newline="") as f:
         got = list(csv.DictReader(f))
     assert len(got) == 9 and set(JSON_FIELDS) <= set(got[0])
-    for row, want in zip(got, run50["configurations"], strict=True):
+    for row, want in zip(got, run200["configurations"], strict=True):
         assert row["part"] == want["part"] and int(row["sram"]) == want["sram"]
         assert row["meets"] == str(want["meets"]) and row["reason"] == (want["reason"] or "")
         if want["years"] is not None:
@@ -151,7 +156,7 @@ def test_csv_and_plot(run50, cache, tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-def test_same_figures_as_flashswap_lifetime(run50, tmp_path: Path) -> None:
+def test_same_figures_as_flashswap_lifetime(run200, tmp_path: Path) -> None:
     """advise plans and replays with the planner and the lifetime analysis themselves: its row
     is what `trace plan` + `lifetime` print for that configuration."""
     trace = tmp_path / "r8.bin"
@@ -159,7 +164,7 @@ def test_same_figures_as_flashswap_lifetime(run50, tmp_path: Path) -> None:
     rc, out = cli("lifetime", str(trace), "--part", "W25Q128JV", "--store", "flashswap",
                   "--json", "--jobs", "1")
     life = json.loads(out)["results"][0]
-    row = next(r for r in run50["configurations"]
+    row = next(r for r in run200["configurations"]
                if r["part"] == "W25Q128JV" and r["sram"] == 16384)
     for k in ("years", "years_weibull_p1", "slowdown", "slowdown_prefetch",
               "io_energy_mj_per_inference", "max_rate_per_s"):
@@ -259,10 +264,10 @@ def test_unreachable_cluster_is_one_line(capsys) -> None:
 
 
 @pytest.mark.slow  # starts a LocalCluster of 2 spawned worker processes
-def test_cli_on_a_local_dask_cluster_equals_the_local_pool(run50, tmp_path) -> None:
+def test_cli_on_a_local_dask_cluster_equals_the_local_pool(run200, tmp_path) -> None:
     pytest.importorskip("distributed")
-    rc, out = cli("advise", *SMALL, "--years", "50", "--json", "--cluster", "local",
+    rc, out = cli("advise", *SMALL, "--years", "200", "--json", "--cluster", "local",
                   "--workers", "2", "--cache-dir", str(tmp_path))
     d = json.loads(out)
     assert rc == 0 and d["sweep"]["backend"] == "dask LocalCluster"
-    assert d["sweep"]["computed"] == 9 and d["configurations"] == run50["configurations"]
+    assert d["sweep"]["computed"] == 9 and d["configurations"] == run200["configurations"]

@@ -14,17 +14,20 @@ from analyzer.lifetime import Options
 from analyzer.mcus import DEFAULT_MCU, get_mcu
 from analyzer.sweep import Failed, LocalPool, Serial, Task
 from analyzer.sweep_cache import ResultCache, code_fingerprint
+from analyzer.workload import Workload
+from flashswap.model import load_model
+from flashswap.planner import plan
 from tests.planutil import budget_error, swap_bytes
 
 RESNET8 = "builtin:resnet8"  # plans in 10 ms; 8 KiB is below its smallest feasible budget
 PARTS = ("W25Q128JV", "MX25R6435F", "S-46u-2GB")  # two NOR (0.1 s a replay), one managed
-BUDGET_TOO_SMALL = budget_error(RESNET8, 8192)  # the planner's own words
+BUDGET_TOO_SMALL = budget_error(RESNET8, 4096)  # the planner's own words
 RAW_ONLY = ("the flashswap store runs on raw flash; on a managed device (SD/eMMC) the card's "
             "own FTL remaps writes")
 
 
 def small_sweep(**kw) -> Sweep:
-    args = dict(models=(Model.load(RESNET8),), budgets=(8192, 16384, 32768), parts=PARTS,
+    args = dict(models=(Model.load(RESNET8),), budgets=(4096, 8192, 16384), parts=PARTS,
                 stores=("flashswap",), options=Options(rate_per_s=1 / 60),
                 macs_per_s=get_mcu(DEFAULT_MCU).macs_per_s)
     args.update(kw)
@@ -38,16 +41,17 @@ def serial() -> dict:
 
 def test_serial_results_are_real(serial) -> None:
     assert list(serial) == small_sweep().configs()
-    r = serial[Config(RESNET8, 16384, "W25Q128JV", "flashswap")]
-    assert r["kind"] == "nor" and r["swap_bytes_per_inference"] == swap_bytes(RESNET8, 16384)
-    assert 30 < r["years"] < 50 and 1 < r["slowdown"] < 2 and r["converged"]
+    r = serial[Config(RESNET8, 8192, "W25Q128JV", "flashswap")]
+    assert r["kind"] == "nor" and r["swap_bytes_per_inference"] == swap_bytes(RESNET8, 8192)
+    assert 100 < r["years"] < 500 and 1 < r["slowdown"] < 2 and r["converged"]
     # the same plan on a slower, smaller NOR part wears out sooner
-    assert serial[Config(RESNET8, 16384, "MX25R6435F", "flashswap")]["years"] < r["years"]
-    # the plan at 32 KiB swaps less than at 16 KiB: the flash lasts longer
-    assert serial[Config(RESNET8, 32768, "W25Q128JV", "flashswap")]["years"] > r["years"]
+    assert serial[Config(RESNET8, 8192, "MX25R6435F", "flashswap")]["years"] < r["years"]
+    # the plan at 16 KiB swaps less than at 8 KiB: the flash lasts longer
+    assert swap_bytes(RESNET8, 16384) < swap_bytes(RESNET8, 8192)
+    assert serial[Config(RESNET8, 16384, "W25Q128JV", "flashswap")]["years"] > r["years"]
     for part in PARTS:  # an impossible budget is a row per part, with the planner's reason
-        assert serial[Config(RESNET8, 8192, part, "flashswap")] == {"error": BUDGET_TOO_SMALL}
-    for b in (16384, 32768):  # a store that cannot run on the part: the analyzer's reason
+        assert serial[Config(RESNET8, 4096, part, "flashswap")] == {"error": BUDGET_TOO_SMALL}
+    for b in (8192, 16384):  # a store that cannot run on the part: the analyzer's reason
         assert serial[Config(RESNET8, b, "S-46u-2GB", "flashswap")] == {"error": RAW_ONLY}
 
 
@@ -60,13 +64,16 @@ def test_local_pool_equals_serial(serial) -> None:
 
 
 def test_working_set_larger_than_the_part_is_a_row() -> None:
-    # MobileNetV2 at 64 KiB keeps 1.5 MB live at once: more than the MCU's 1 MiB flash
-    sweep = small_sweep(models=(Model.load("builtin:mobilenet_v2"),), budgets=(65536,),
-                        parts=("nRF5340-APP",))
+    # resnet8 at 8 KiB keeps more in flash at once than an 8 KiB partition of the part holds
+    plan_live = Workload.from_records(plan(load_model(RESNET8), 8192, 4096).records,
+                                      name="resnet8").peak_live_bytes
+    assert plan_live > 8192
+    sweep = small_sweep(budgets=(8192,), parts=("W25Q128JV",),
+                        options=Options(capacity=8192))
     got = run_sweep(sweep, LocalPool(2), ResultCache(None)).results
-    assert got == {Config("builtin:mobilenet_v2", 65536, "nRF5340-APP", "flashswap"): {
-        "error": "mobilenet_v2_1_224 at 64 KiB: the working set (1505280 bytes live at once) "
-                 "exceeds the 1048576-byte capacity of nRF5340-APP"}}
+    assert got == {Config(RESNET8, 8192, "W25Q128JV", "flashswap"): {
+        "error": f"resnet8 at 8 KiB: the working set ({plan_live} bytes live at once) "
+                 "exceeds the 8192-byte capacity of W25Q128JV"}}
 
 
 def test_cache_resumes_and_second_run_does_no_work(serial, tmp_path: Path) -> None:

@@ -142,17 +142,20 @@ def test_a_partition_too_small_for_the_plan_is_an_input_error(engine, capsys):
 
         if default_engine() != "c":
             pytest.skip("the C library does not build here")
-    sram = plan(load_model(RESNET), 1 << 20).metadata["min_feasible_budget"]
-    p = plan(load_model(RESNET), sram)
+    # the layer schedule's smallest plan keeps the most chunks in flash
+    sram = plan(load_model(RESNET), 1 << 20, schedule="layers").metadata["min_feasible_budget"]
+    p = plan(load_model(RESNET), sram, schedule="layers")
     assert live_bytes(p) > 24 * 1024  # the minimum partition (6 segments of 4 KiB) is short
-    rc, _ = run(["run", RESNET, "--sram", str(sram), "--capacity", "32KiB", "--engine", engine])
+    rc, _ = run(["run", RESNET, "--sram", str(sram), "--capacity", "32KiB", "--engine", engine,
+                 "--schedule", "layers"])
     err = capsys.readouterr().err
     assert rc == 2
     assert err.startswith("flashswap: error: the store's 32 KiB partition on W25Q128JV is full (")
     assert err.endswith(f"); the plan keeps up to {live_chunks(p)} chunks "
                         f"({format_size(live_bytes(p))}) in flash at once: give a larger "
                         "--capacity\n")
-    rc, _ = run(["run", RESNET, "--sram", str(sram), "--capacity", "24KiB", "--engine", engine])
+    rc, _ = run(["run", RESNET, "--sram", str(sram), "--capacity", "24KiB", "--engine", engine,
+                 "--schedule", "layers"])
     assert rc == 2
     assert capsys.readouterr().err == (
         "flashswap: error: the store's 24 KiB partition on W25Q128JV takes chunks of at most "
@@ -287,8 +290,8 @@ def test_uint8_filters_subtract_their_zero_point():
     assert len(np.unique(want)) > 8  # the comparison means something
     assert np.array_equal(run_reference(gu, {"x": xu})["z"],
                           (want.astype(np.int16) + 128).astype(np.uint8))
-    lo = plan(gu, 1 << 20, 256).metadata["min_feasible_budget"]
-    p = plan(gu, lo, 256)
+    lo = plan(gu, 1 << 20, 256, schedule="layers").metadata["min_feasible_budget"]
+    p = plan(gu, lo, 256, schedule="layers")  # its smallest plan swaps
     assert p.metadata["bytes_written_per_inference"] > 0
     got = Device(p, engine="python").infer([xu]).outputs[0]
     assert np.array_equal(got, (want.astype(np.int16) + 128).astype(np.uint8))
