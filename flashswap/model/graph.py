@@ -106,10 +106,6 @@ class Tensor:
     def nbytes(self) -> int:
         return self.elements * DTYPE_BYTES[self.dtype]
 
-    @property
-    def row_bytes(self) -> int:
-        return self.nbytes // self.rows
-
 
 @dataclass(frozen=True)
 class Quant:
@@ -230,9 +226,3 @@ class Graph:
 def conv_macs(out_elements: int, kh: int, kw: int, in_channels: int, group: int) -> int:
     """MACs of a convolution: every output element sums kh*kw*in_c/group products."""
     return out_elements * kh * kw * (in_channels // group)
-
-
-def dtype_bytes(dtype: str) -> int:
-    if dtype not in DTYPE_BYTES:
-        raise ModelError(f"unsupported dtype '{dtype}'")
-    return DTYPE_BYTES[dtype]
