@@ -21,19 +21,15 @@ import argparse
 import json
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from analyzer.advise import Config, Model, Sweep, parse_budgets, run_sweep  # noqa: E402
-from analyzer.lifetime import Options  # noqa: E402
-from analyzer.mcus import DEFAULT_MCU, get_mcu  # noqa: E402
-from analyzer.sweep import LocalPool, Serial  # noqa: E402
-from analyzer.sweep_cache import ResultCache  # noqa: E402
+from analyzer.advise import Config, Model, Sweep, parse_budgets, run_sweep
+from analyzer.lifetime import Options
+from analyzer.mcus import DEFAULT_MCU, get_mcu
+from analyzer.sweep import LocalPool, Serial
+from analyzer.sweep_cache import ResultCache
 
 PARTS = ("W25Q128JV", "IS25LX128", "W25N01GV", "FNNL41A-8Gb")
 BUDGETS = "64KiB..512KiB:64KiB"
@@ -57,10 +53,10 @@ class Timed:
     def __init__(self) -> None:
         self.times: dict[object, float] = {}
 
-    def run(self, tasks, done, tick=None) -> None:  # noqa: ANN001 - the Backend protocol
+    def run(self, tasks, done, tick=None) -> None:
         last = [time.perf_counter()]
 
-        def timed(key, result) -> None:  # noqa: ANN001
+        def timed(key, result) -> None:
             now = time.perf_counter()
             self.times[key] = now - last[0]
             last[0] = now

@@ -14,14 +14,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flashswap.cli.output import make_console, table  # noqa: E402
-from flashswap.flash import FlashSim  # noqa: E402
+from flashswap.cli.output import make_console, table
+from flashswap.flash import FlashSim
 
 CHUNK = 4096
 TARGET_MBPS = 200.0

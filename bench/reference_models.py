@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json-only", action="store_true")
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     rows = [measure(p, args.repeat) for p in sorted(FIXTURES.glob("*.tflite"))]
     if not args.json_only:
         table = Table(title=f"one inference, median of {args.repeat} (wall time, this machine)")

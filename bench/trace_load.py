@@ -19,10 +19,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flashswap.cli.output import make_console, table  # noqa: E402
-from flashswap.trace import RECORD_DTYPE, RECORD_SIZE, Op, Trace, TraceWriter  # noqa: E402
+from flashswap.cli.output import make_console, table
+from flashswap.trace import RECORD_DTYPE, RECORD_SIZE, Op, Trace, TraceWriter
 
 LAYERS = 40  # per synthetic inference: weights, compute, swap-out, swap-in, trim per layer
 

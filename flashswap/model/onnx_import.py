@@ -81,7 +81,7 @@ def load_onnx(path: str, dtype: str | None = None,
         raise ModelError(f"reading ONNX needs the 'onnx' package: pip install onnx ({e})") from None
     try:
         model = onnx.load(path)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - protobuf and onnx raise many types for a bad file
         msg = " ".join(str(e).split()) or type(e).__name__
         raise ModelError(f"cannot read ONNX model '{path}': {msg}") from None
     if not model.graph.node or not model.graph.output:
@@ -113,7 +113,7 @@ def load_onnx(path: str, dtype: str | None = None,
                                  "only batch 1 is planned")
     try:
         model = shape_inference.infer_shapes(model)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - onnx's checker errors have no common base
         msg = " ".join(str(e).split())
         raise ModelError(f"'{path}': ONNX shape inference failed: {msg}") from None
     name = os.path.splitext(os.path.basename(path))[0]

@@ -118,7 +118,7 @@ def load_tflite(path: str, dtype: str | None = None,
         return importer.build(os.path.splitext(os.path.basename(path))[0])
     except ModelError:
         raise
-    except Exception as e:  # a malformed flatbuffer fails anywhere inside the accessors
+    except Exception as e:  # noqa: BLE001 - a malformed flatbuffer fails anywhere in the accessors
         msg = " ".join(str(e).split()) or type(e).__name__
         if isinstance(e, struct.error | IndexError):
             msg = f"truncated or corrupt flatbuffer ({msg})"
