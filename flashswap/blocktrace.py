@@ -250,7 +250,7 @@ def import_blocktrace(
     records, stats = blocktrace_records(
         req, src, sector_size, chunk_size, inference_gap_ms, unwritten
     )
-    metadata = {
+    metadata: dict[str, object] = {
         "model": f"blocktrace:{src.name}",
         "sram_budget": None,
         "chunk_size": chunk_size,

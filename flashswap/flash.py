@@ -373,18 +373,18 @@ class FlashSim:
         if cut < 0:
             if worn:  # silent wear-out: completes with some bits left set
                 stored[:] = ~self._fault(~stored, new, clear=True)
-                if spare_seg is not None:
+                if spare_seg is not None and sp is not None:
                     spare_seg[:] = ~self._fault(~spare_seg, sp, clear=True)
             else:
                 np.invert(new, out=stored)
-                if spare_seg is not None:
+                if spare_seg is not None and sp is not None:
                     np.invert(sp, out=spare_seg)
             return
         # torn: the pages before the cut complete; the cut page mixes old and new bits
         end_done = min(n, max(0, (p0 + cut) * ps - addr))
         np.invert(new[:end_done], out=stored[:end_done])
         stored[end_done:end_att] = ~self._tear(~stored[end_done:end_att], new[end_done:end_att])
-        if spare_seg is not None:
+        if spare_seg is not None and sp is not None:
             sd = min(sp.size, cut * ss)
             np.invert(sp[:sd], out=spare_seg[:sd])
             spare_seg[sd:] = ~self._tear(~spare_seg[sd:], sp[sd:sp_att])
@@ -719,7 +719,7 @@ class FlashSim:
         arrays = {name.lstrip("_"): np.asarray(getattr(self, name)) for name in _ARRAYS}
         blob = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         with open(path, "wb") as f:
-            np.savez_compressed(f, meta=blob, **arrays)
+            np.savez_compressed(f, meta=blob, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: Path | str) -> FlashSim:

@@ -200,7 +200,7 @@ def _convert(field: str, tag: str, v: object) -> object:
     if tag == "int_list":
         return tuple(v)  # type: ignore[arg-type]
     if tag in ("float_list", "float_pair"):
-        return tuple(float(x) for x in v)  # type: ignore[union-attr]
+        return tuple(float(x) for x in v)  # type: ignore[attr-defined]
     if tag == "str_list":
         return tuple(v)  # type: ignore[arg-type]
     return v

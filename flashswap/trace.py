@@ -637,16 +637,17 @@ def _key_problems(
 
     p = earliest(use & ~same)
     if p is not None:
-        out.append((int(sidx[p]), lambda p=p: f"{name(p)} of key {skey[p]} that was never written"))
+        def never(p: int = p) -> str:
+            return f"{name(p)} of key {skey[p]} that was never written"
+
+        out.append((int(sidx[p]), never))
 
     p = earliest(use & same & (prev_op == Op.TRIM))
     if p is not None:
-        out.append(
-            (
-                int(sidx[p]),
-                lambda p=p: f"{name(p)} of key {skey[p]} that was trimmed at record {sidx[p - 1]}",
-            )
-        )
+        def trimmed(p: int = p) -> str:
+            return f"{name(p)} of key {skey[p]} that was trimmed at record {sidx[p - 1]}"
+
+        out.append((int(sidx[p]), trimmed))
 
     alive = use & same & (prev_op != Op.TRIM)
     # Length rule: a READ may not exceed the last WRITE of its key.
@@ -659,15 +660,11 @@ def _key_problems(
     p = earliest(too_long)
     if p is not None:
         w = int(last_w[p])
-        out.append(
-            (
-                int(sidx[p]),
-                lambda p=p, w=w: (
-                    f"READ of {slen[p]} bytes of key {skey[p]}, but the WRITE at record "
-                    f"{sidx[w]} wrote {slen[w]} bytes"
-                ),
-            )
-        )
+        def longer(p: int = p, w: int = w) -> str:
+            return (f"READ of {slen[p]} bytes of key {skey[p]}, but the WRITE at record "
+                    f"{sidx[w]} wrote {slen[w]} bytes")
+
+        out.append((int(sidx[p]), longer))
 
     if inv.size:
         q = np.flatnonzero(alive)
@@ -677,15 +674,11 @@ def _key_problems(
             qk = q[killed]
             p = int(qk[np.argmin(sidx[qk])])
             j = _covering_invalidate(int(sinv[p - 1]), int(sinv[p]), int(skey[p]), first, last)
-            out.append(
-                (
-                    int(sidx[p]),
-                    lambda p=p, j=j: (
-                        f"{name(p)} of key {skey[p]} that was invalidated at record {inv[j]} "
-                        f"(INVALIDATE {first[j]}..{last[j]})"
-                    ),
-                )
-            )
+            def invalidated(p: int = p, j: int = j) -> str:
+                return (f"{name(p)} of key {skey[p]} that was invalidated at record {inv[j]} "
+                        f"(INVALIDATE {first[j]}..{last[j]})")
+
+            out.append((int(sidx[p]), invalidated))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.console import Console
 
@@ -124,7 +125,7 @@ def _cost_rows(md: dict) -> list[list[object]]:
 
 
 def _models(args: argparse.Namespace, console: Console) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, b in BUILTINS.items():
         g = b.make()
         rows.append({"name": name, "description": b.description,
