@@ -4,7 +4,7 @@ PYTEST_ARGS ?=
 # Set FLASHSWAP_REQUIRE_M4=1 (as .ci/run does) to turn a missing Cortex-M4 toolchain into a failure.
 FLASHSWAP_REQUIRE_M4 ?= 0
 
-.PHONY: check install-test test-python test-c test-m4 lint bench clean
+.PHONY: check install-test test-python test-c test-m4 lint typecheck bench clean
 
 check: install-test lint test-python test-c test-m4
 
@@ -13,6 +13,10 @@ install-test:
 
 lint:
 	$(PYTHON) -m ruff check flashswap analyzer tests bench
+
+# mypy over flashswap/ and analyzer/ (settings in pyproject.toml)
+typecheck:
+	$(PYTHON) -m mypy
 
 # pytest exits 5 when it collects no test; that is not a failure of the suite.
 test-python:
