@@ -7,9 +7,11 @@ accumulators (params.py). It emits the inference as a program (program.py), from
 trace is derived. For step i:
 
 1. Untiled if its inputs and outputs fit in the pool together with its smallest extras (one
-   channel's parameters, scratch, accumulators): inputs in flash are read back whole (and
-   stay resident, clean), outputs are produced in SRAM.
-2. Otherwise tiled: inputs already in flash are streamed (read chunk by chunk, each chunk
+   channel's parameters, accumulators) and the scratch of one whole-step tile: inputs in
+   flash are read back whole (and stay resident, clean), outputs are produced in SRAM.
+2. Otherwise tiled. If its tensors fit with the scratch of a one-unit tile, it is tiled
+   with nothing streamed (a kernel whose scratch grows with the tile: a fused DEQUANTIZE's
+   int8 band). Else inputs already in flash are streamed (read chunk by chunk, each chunk
    once, as the tiles' bands reach it); if the step still cannot fit with its smallest tile,
    the planner streams more of its tensors, cheapest first: resident inputs that also have a
    flash copy (cost: a re-read), then outputs (cost: a write), then resident inputs without
@@ -263,7 +265,12 @@ class Scheduler:
         others = sorted((t for t in self.res if t not in kept),
                         key=lambda t: (-self.next_use(t, i), -self.size(t), t))
         occupied = sum(self.size(t) for t in others)
-        need = kept_bytes + self.tile_need(s, streamed, 1 if streamed else s.units) \
+        # Tiles of one unit unless the whole step fits in one tile: plan_step may keep
+        # everything in SRAM and still need tiles (a kernel's scratch grows with the tile,
+        # as a fused DEQUANTIZE's int8 band), and eviction makes room for its smallest tile.
+        whole = not streamed and (kept_bytes + self.tile_need(s, [], s.units)
+                                  + fixed_extras(n) <= self.pool)
+        need = kept_bytes + self.tile_need(s, streamed, s.units if whole else 1) \
             + fixed_extras(n)
         while occupied + need > self.pool:
             t = others.pop(0)
@@ -376,7 +383,7 @@ class Scheduler:
         chunk pending into the next tile, so each distinct even split is tried in turn.)
         """
         units = max(s.units, 1)
-        if not streamed:
+        if self.tile_need(s, streamed, units) <= room:
             return units
         tried: set[int] = set()
         for tiles in range(1, units + 1):
