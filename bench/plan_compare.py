@@ -44,8 +44,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from analyzer.mcus import DEFAULT_MCU, get_mcu
 from flashswap.errors import BudgetError
+from flashswap.mcus import DEFAULT_MCU, get_mcu
 from flashswap.model import load_model
 from flashswap.planner import plan
 from flashswap.planner.fused.cost import CostModel
