@@ -317,13 +317,15 @@ def _metadata(graph: Graph, sg: StepGraph, needs: list[Needs], sched: Schedule, 
     for b in prog.buffers:
         by_role[b.role] = max(by_role.get(b.role, 0), b.size)
     dtypes = sorted({graph.tensors[t.name].dtype for t in sg.tensors})
+    # The planned peak is the scheduler's own count; the program's allocations must agree.
+    assert prog.peak == sched.peak, (prog.peak, sched.peak)
     return {
         "model": graph.name,
         "model_source": graph.source,
         "sram_budget": sram,
         "chunk_size": chunk,
         "generator": f"flashswap {__version__} planner",
-        "peak_sram": prog.peak,
+        "peak_sram": sched.peak,
         "arena_high_water": prog.high_water,
         "activation_dtype": graph.tensors[graph.inputs[0]].dtype if graph.inputs else None,
         "activation_dtypes": dtypes,

@@ -89,6 +89,7 @@ class Schedule:
     read: np.ndarray
     tiles: list[int]  # per step
     groups: list[int]  # channel groups per tile, per step
+    peak: int = 0  # most bytes the pool held at once, by the scheduler's own count
 
 
 def fixed_extras(n: Needs) -> int:
@@ -158,8 +159,16 @@ class Scheduler:
         self.read = np.zeros(len(sg.tensors), dtype=np.int64)
         self.tiles: list[int] = []
         self.groups: list[int] = []
+        self.peak = 0
 
     # -- helpers --
+
+    def hold(self, nbytes: int) -> None:
+        """The pool holds `nbytes` during a step: the scheduler's own count of what it keeps
+        (resident tensors, the step's buffers), not a sum of the program's allocations, so
+        `layout` can check the program against it."""
+        assert nbytes <= self.pool, (nbytes, self.pool)
+        self.peak = max(self.peak, nbytes)
 
     def size(self, t: int) -> int:
         return align(self.sg.tensors[t].nbytes)
@@ -226,7 +235,7 @@ class Scheduler:
         self.prog.append(End())
         prog = Program(self.buffers, self.prog)
         return Schedule(prog, self.next_key, self.first_key, self.written, self.read,
-                        self.tiles, self.groups)
+                        self.tiles, self.groups, self.peak)
 
     def plan_step(self, s: Step) -> tuple[set[int], list[int]]:
         """(tensors held whole in SRAM during the step, tensors streamed through flash)."""
@@ -311,6 +320,8 @@ class Scheduler:
         scratch = self.alloc(n.scratch(per_tile), f"{s.name} (scratch)", "scratch") \
             if n.scratch(per_tile) else -1
         accum = self.alloc(n.accum, f"{s.name} (accumulators)", "accum") if n.accum else -1
+        self.hold(occupied + kept_bytes + self.tile_need(s, streamed, per_tile)
+                  + align(n.staging(group)) + align(n.accum))
         self.groups.append(len(n.cuts(0, cap, group)) - 1 if n.block >= 0 else 1)
         macs = split_evenly(s.macs, bounds, s.units)
         for k in range(tiles):
