@@ -19,13 +19,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from analyzer.engine_base import STORES
 from analyzer.lifetime import DEFAULT_BUDGET_S, Options, run_job
-from analyzer.mcus import DEFAULT_MCU, MCUS, get_mcu
 from analyzer.rates import format_rate, parse_rate
 from analyzer.report import clean, part_table, verdict
 from analyzer.workload import Workload
 from flashswap.cli import COMMANDS
 from flashswap.cli.output import print_json
 from flashswap.errors import InputError
+from flashswap.mcus import DEFAULT_MCU, MCUS, get_mcu
 from flashswap.parts import get_part
 from flashswap.sizes import parse_size
 
