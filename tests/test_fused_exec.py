@@ -21,8 +21,7 @@ import pytest
 from flashswap.exec.device import Device
 from flashswap.exec.verdict import reference_outputs
 from flashswap.model import load_model
-from flashswap.planner import plan
-from flashswap.planner.fused.plan import plan_with_runs
+from flashswap.planner import plan, plan_with_runs
 from flashswap.planner.fused.runs import Config
 from flashswap.trace import Op
 

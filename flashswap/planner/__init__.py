@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from flashswap.planner.schedule import (
 from flashswap.planner.steps import StepGraph, build_steps
 from flashswap.sizes import format_size, kib_ceil
 from flashswap.trace import Op
+
+if TYPE_CHECKING:
+    from flashswap.planner.fused.runs import Config
 
 __all__ = ["SCHEDULES", "Plan", "plan"]
 
@@ -358,3 +361,32 @@ def _metadata(graph: Graph, sg: StepGraph, needs: list[Needs], sched: Schedule, 
         "parameter_blocks": blocks,
         "tensors": tensors,
     }
+
+
+def plan_with_runs(graph: Graph, sram: int, chunk: int,
+                   runs: list[tuple[int, int, Config]], macs_per_s: int = 0) -> Plan:
+    """A plan with the given fused runs (first step, last step, configuration) and every other
+    step a layer step, scheduled and laid out as `plan` does: for tests and experiments that
+    need one configuration exactly. Raises Infeasible or LayoutError if it does not fit."""
+    from flashswap.planner.fused.inplace import in_place_steps
+    from flashswap.planner.fused.runs import candidate
+    from flashswap.planner.fused.schedule import FusedScheduler, RunChoice
+
+    sg = build_steps(graph)
+    needs = step_needs(graph, sg)
+    stages: list[tuple[int, int, RunChoice | None]] = []
+    k = 0
+    for first, last, cfg in sorted(runs, key=lambda r: r[0]):
+        stages += [(s, s, None) for s in range(k, first)]
+        stages.append((first, last, RunChoice(candidate(graph, sg, first, last), (cfg,))))
+        k = last + 1
+    stages += [(s, s, None) for s in range(k, len(sg.steps))]
+    sch = FusedScheduler(graph, sg, needs, sram, chunk, stages, macs_per_s,
+                         in_place_steps(graph, sg))
+    sched = sch.run()
+    prog = layout(sched.program, sram)
+    meta = _metadata(graph, sg, needs, sched, prog, sram, chunk, macs_per_s, 0, 0)
+    meta["fused_runs"] = sch.fused
+    meta["in_place_steps"] = sch.in_place_done
+    meta["schedule"] = "fused"
+    return Plan(graph, sg, needs, sched, prog, meta)

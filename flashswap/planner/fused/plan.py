@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flashswap.model.graph import Graph
 from flashswap.planner.fused.cost import CostModel
 from flashswap.planner.fused.inplace import in_place_steps
-from flashswap.planner.fused.runs import Config, candidate
+from flashswap.planner.fused.runs import candidate
 from flashswap.planner.fused.schedule import FusedScheduler, RunChoice, group_staging
 from flashswap.planner.fused.search import Extras, Stage, search
 from flashswap.planner.params import Needs
@@ -63,33 +63,3 @@ def schedule_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, c
     sched = sch.run()
     prog = layout(sched.program, sram)
     return FusedResult(stages, sched, prog, sch.fused, sch.in_place_done)
-
-
-
-def plan_with_runs(graph: Graph, sram: int, chunk: int,
-                   runs: list[tuple[int, int, Config]], macs_per_s: int = 0):
-    """A plan with the given fused runs (first step, last step, configuration) and every other
-    step a layer step, scheduled and laid out as `plan` does: for tests and experiments that
-    need one configuration exactly. Raises Infeasible or LayoutError if it does not fit."""
-    from flashswap.planner import Plan, _metadata
-    from flashswap.planner.params import step_needs
-    from flashswap.planner.steps import build_steps
-
-    sg = build_steps(graph)
-    needs = step_needs(graph, sg)
-    stages: list[tuple[int, int, RunChoice | None]] = []
-    k = 0
-    for first, last, cfg in sorted(runs, key=lambda r: r[0]):
-        stages += [(s, s, None) for s in range(k, first)]
-        stages.append((first, last, RunChoice(candidate(graph, sg, first, last), (cfg,))))
-        k = last + 1
-    stages += [(s, s, None) for s in range(k, len(sg.steps))]
-    sch = FusedScheduler(graph, sg, needs, sram, chunk, stages, macs_per_s,
-                         in_place_steps(graph, sg))
-    sched = sch.run()
-    prog = layout(sched.program, sram)
-    meta = _metadata(graph, sg, needs, sched, prog, sram, chunk, macs_per_s, 0, 0)
-    meta["fused_runs"] = sch.fused
-    meta["in_place_steps"] = sch.in_place_done
-    meta["schedule"] = "fused"
-    return Plan(graph, sg, needs, sched, prog, meta)
