@@ -29,7 +29,11 @@ tile, 4 KiB chunks: `min_feasible_budget`). The fused planner's is its own estim
 chunk sizes down to the part's program unit (search.min_budget), checked by planning at it
 (256 bytes more at a time if that fails).
 
-    python bench/plan_compare.py [--quick]   # --quick: MobileNetV2-224 and the fixtures only
+    python bench/plan_compare.py [--quick] [--models densenet121,vgg19] [--budgets 128]
+
+--quick: MobileNetV2-224 and the fixtures only; --models: only these labels (the first
+column); --budgets: only these budgets (KiB) of the models that list them (samples and
+MobileNetV2-224; fixtures keep theirs); --no-smallest: skip the smallest-budget search.
 """
 
 from __future__ import annotations
@@ -89,13 +93,23 @@ def smallest(graph, cm: CostModel, layers_min: int) -> tuple[int, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="MobileNetV2-224 and fixtures only")
+    ap.add_argument("--models", help="comma-separated model labels (default: all)")
+    ap.add_argument("--budgets", help="comma-separated budgets in KiB (default: each model's)")
+    ap.add_argument("--no-smallest", action="store_true",
+                    help="skip the smallest-budget search")
     args = ap.parse_args(argv)
+    only = set(args.models.split(",")) if args.models else None
+    kibs = {int(k) for k in args.budgets.split(",")} if args.budgets else None
     # The analyzer's default MCU (flashswap lifetime's): a measured Cortex-M4 rate.
     cm = CostModel.for_part(macs_per_s=get_mcu(DEFAULT_MCU).macs_per_s)
     console = Console(width=200)
     rows: list[dict] = []
     mins: list[dict] = []
     for label, spec, dtype, budgets in models(args.quick):
+        if only is not None and label not in only:
+            continue
+        if kibs is not None and budgets:
+            budgets = [k for k in budgets if k in kibs]
         g = load_model(spec, dtype)
         big = plan(g, 1 << 30, CHUNK, schedule="layers")
         layers_min = big.metadata["min_feasible_budget"]
@@ -139,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                 "compute_ms": m["cost"]["compute_ms"], "energy_mj": m["cost"]["energy_mj"],
                 "plan_s": tf, "layers_plan_s": tl})
             print(f"{label} {kib} KiB: layers {lw} fused {fw} ({tf:.1f} s)", file=sys.stderr)
+        if args.no_smallest:
+            continue
         fmin, ft = smallest(g, cm, layers_min)
         mins.append({"model": label, "layers_min": layers_min, "fused_min": fmin,
                      "plan_s": ft})

@@ -45,7 +45,7 @@ def check_invariants(p, budget: int) -> None:
             arena.free(ins.buf)
         elif isinstance(ins, Move):
             arena.move(ins.buf, ins.src, ins.dst)
-    assert arena.peak == md["peak_sram"] and not arena.live
+    assert arena.reserved_peak == md["peak_sram"] and not arena.live
     assert md["peak_sram"] <= md["arena_high_water"] == arena.high_water <= budget
     # Key rules, per inference (the plan is one inference).
     assert rec["op"][0] == Op.INFERENCE_BEGIN and rec["op"][-1] == Op.INFERENCE_END
@@ -324,6 +324,6 @@ def test_layout_fits_live_bytes(spec):
             arena.free(ins.buf)
         else:
             arena.move(ins.buf, ins.src, ins.dst)
-    assert arena.peak == live
+    assert arena.reserved_peak == live
     offsets, arena_size = place(bufs)
     assert overlaps(bufs, offsets) is None and arena_size >= live

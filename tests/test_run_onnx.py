@@ -70,7 +70,7 @@ def test_grouped_convolutions_split_by_channel_groups(tmp_path, engine):
         r = Device(p, engine=engine, capacity=1 << 20).infer(xs)
         v = compare(name, r.outputs, ref, floating=True)
         assert v.ok, (budget, v)
-        assert r.peak_sram == p.metadata["peak_sram"] <= budget
+        assert r.peak_sram <= r.reserved_sram == p.metadata["peak_sram"] <= budget
         for f in ("op", "key", "length"):
             assert np.array_equal(r.records[f], p.records[f])
         if budget < md["no_swap_budget"]:

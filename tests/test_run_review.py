@@ -374,7 +374,7 @@ def test_arena_refuses_a_buffer_that_is_not_live():
             call()
         assert str(e.value) == f"buffer 2 {what} but not allocated"
     a.free(1)
-    assert a.used == 0 and a.peak == 16
+    assert a.used == 0 and a.reserved_peak == 16
 
 
 @pytest.mark.parametrize("engine", ["python", "c"])

@@ -1,7 +1,8 @@
 """Running models: numpy kernels (`kernels`), a whole-graph reference interpreter
 (`reference`), and the executor that runs plans through the store:
 
-- arena.py: the one SRAM arena (a byte buffer the budget's size) and its measured peak;
+- arena.py: the one SRAM arena (a byte buffer the budget's size), its reserved peak and its
+  measured peak of bytes used; kernels' demands checked against their buffers;
 - weights.py: the weights region on flash (parameter blocks, read back by WEIGHT_READ);
 - ops.py: one `Compute` instruction of a step, through the kernels;
 - executor.py: follows a plan's program instruction by instruction through a `Store`;

@@ -60,7 +60,8 @@ class Result:
 
     outputs: list[np.ndarray]  # in the model's layout and dtype
     records: np.ndarray  # the executed trace (RECORD_DTYPE)
-    peak_sram: int  # measured by the arena
+    peak_sram: int  # measured by the arena: most bytes used at once (arena.py)
+    reserved_sram: int  # most bytes allocated at once (the program's allocations)
     high_water: int
     bytes_moved: int  # compaction moves
 
@@ -104,7 +105,7 @@ class Executor:
         plan, store, g = self.plan, self.store, self.plan.graph
         sg = plan.steps
         src = self.prepare_inputs(inputs)
-        arena = Arena(plan.metadata["sram_budget"])
+        arena = Arena(plan.metadata["sram_budget"], [b.label for b in plan.program.buffers])
         outs = {name: np.empty(g.tensors[name].nbytes, dtype=np.uint8)
                 for name in (sg.tensors[sg.storage_of(o)].name for o in g.outputs)}
         rec: list[bytes] = []
@@ -134,12 +135,14 @@ class Executor:
                     if len(data) != ins.length:
                         raise ExecError(f"chunk {ins.key} holds {len(data)} bytes, the plan "
                                         f"wrote {ins.length}")
-                    arena.view(ins.buf, ins.at, ins.length)[:] = np.frombuffer(data, np.uint8)
+                    self._claim(arena, ins.buf, ins.at, ins.length, f"chunk {ins.key}")[:] = (
+                        np.frombuffer(data, np.uint8))
                 elif t is Write:
                     store.put(ins.key, arena.view(ins.buf, ins.at, ins.length).tobytes())
                 elif t is WeightRead:
                     data = self.weights.read(ins.block, ins.start, ins.length)
-                    arena.view(ins.buf, ins.at, ins.length)[:] = np.frombuffer(data, np.uint8)
+                    self._claim(arena, ins.buf, ins.at, ins.length,
+                                f"parameter block {ins.block}")[:] = np.frombuffer(data, np.uint8)
                     add(_RECORD.pack(Op.WEIGHT_READ, 0, 0, ins.block, ins.length, 0, 0))
                 elif t is Alloc:
                     arena.alloc(ins.buf, ins.offset, plan.program.buffers[ins.buf].size)
@@ -169,7 +172,15 @@ class Executor:
             y = outs[sg.tensors[sg.storage_of(name)].name].view(np.dtype(g.tensors[name].dtype))
             results.append(from_storage(g, name, y))
         records = np.frombuffer(b"".join(rec), dtype=RECORD_DTYPE)
-        return Result(results, records, arena.peak, arena.high_water, arena.moved)
+        return Result(results, records, arena.peak, arena.reserved_peak, arena.high_water,
+                      arena.moved)
+
+    def _claim(self, arena: Arena, buf: int, at: int, length: int, what: str) -> np.ndarray:
+        """Where a flash read lands: bytes [at, at + length) of buffer `buf`, or an error
+        naming the buffer if the plan made it too small."""
+        label = self.plan.program.buffers[buf].label
+        view = arena.claim(buf, at, length, f"{what} read into '{label}'")
+        return view if view is not None else np.zeros(0, np.uint8)
 
     def _input(self, arena: Arena, ins: Compute, data: np.ndarray) -> None:
         """The application writes rows [u0, u1) of the input into the plan's buffer."""

@@ -68,8 +68,11 @@ class StepRunner:
         params: dict[str, np.ndarray] = {}
         if n.block >= 0:
             channels = ins.c1 - ins.c0 if n.per_channel else n.channels
-            params = self.layouts[n.block].unpack(arena.view(ins.staging), channels)
-        scratch = arena.view(ins.scratch) if ins.scratch >= 0 else None
+            need = n.common + channels * n.per_channel
+            view = arena.claim(ins.staging, 0, need, f"step '{s.name}': the parameters of "
+                               f"{channels} channels")
+            params = self.layouts[n.block].unpack(
+                view if view is not None else np.zeros(0, np.uint8), channels)
         binds = {b.tensor: b for b in ins.binds}
 
         def band(name: str, r0: int, r1: int) -> np.ndarray:
@@ -83,6 +86,8 @@ class StepRunner:
             self._reduce(arena, ins, s, band)
         elif n.by_channel:  # a fully connected layer tiled by output features
             k = self.kernel(s, 0, n.channels)
+            scratch = claim_scratch(arena, ins.scratch, s, k.scratch_bytes(ins.c0, ins.c1),
+                                    (ins.c0, ins.c1))
             inputs = {x: (band(x, *k.input_rows(x, 0, 1)), k.input_rows(x, 0, 1)[0])
                       for x in k.in_names}
             b = binds[self.sg.storage_of(k.out)]  # features [c0, c1) of the one-row output
@@ -90,10 +95,10 @@ class StepRunner:
             out = arena.view(b.buf, ins.c0 * size - b.base, (ins.c1 - ins.c0) * size)
             k.run_features(inputs, params, out, ins.c0, ins.c1, scratch)
         else:
-            self._rows(ins, s, band, params, scratch)
+            self._rows(arena, ins, s, band, params)
 
-    def _rows(self, ins: Compute, s: Step, band: object, params: dict[str, np.ndarray],
-              scratch: np.ndarray | None) -> None:
+    def _rows(self, arena: Arena, ins: Compute, s: Step, band: object,
+              params: dict[str, np.ndarray]) -> None:
         """Output units [u0, u1): rows [r0, r1) = k.span(u0, u1)."""
         n = self.plan.needs[s.index]
         whole = self.kernel(s, 0, n.channels)
@@ -102,6 +107,7 @@ class StepRunner:
         split = (ins.c0, ins.c1) != (0, n.channels)
         k = self.kernel(s, ins.c0, ins.c1) if split else whole
         _use_staged_qparams(k, params)
+        scratch = claim_scratch(arena, ins.scratch, s, k.scratch_bytes(u0, u1), (u0, u1))
         inputs = {}
         for x in k.in_names:
             a, b = whole.input_rows(x, u0, u1)
@@ -129,7 +135,9 @@ class StepRunner:
                              f"the plan holds {self.plan.needs[s.index].accum}")
         shape = k.acc_shape()
         dev_dtype = np.dtype(np.int32) if k.acc_dtype.kind == "i" else np.dtype(np.float32)
-        dev = arena.view(ins.accum, 0, k.acc_bytes).view(dev_dtype).reshape(shape)
+        acc_view = arena.claim(ins.accum, 0, k.acc_bytes, f"step '{s.name}': the accumulators")
+        dev = (acc_view if acc_view is not None else np.zeros(0, np.uint8)
+               ).view(dev_dtype).reshape(shape)
         acc = np.empty(shape, dtype=k.acc_dtype)
         if ins.u0 == 0:
             k.reduce_start(acc)
@@ -144,7 +152,18 @@ class StepRunner:
         dev[...] = acc
         if ins.u1 == s.units:
             out = band(k.out, 0, self.g.tensors[k.out].rows)  # type: ignore[operator]
-            k.reduce_finish(dev.astype(k.acc_dtype), {}, out)
+            scratch = claim_scratch(arena, ins.scratch, s, k.scratch_bytes(0, s.units),
+                                    (0, s.units))
+            k.reduce_finish(dev.astype(k.acc_dtype), {}, out, scratch)
+
+
+def claim_scratch(arena: Arena, buf: int, s: Step, need: int, units: tuple[int, int]
+                  ) -> np.ndarray | None:
+    """The scratch a kernel demands for `units` (its own scratch_bytes: the CMSIS-NN model
+    of its im2col plus fused intermediates), cut from the plan's scratch buffer; an error if
+    the plan reserved less, or none (the kernels would otherwise fall back on host memory)."""
+    return arena.claim(buf, 0, need, f"step '{s.name}': the kernel's scratch for units "
+                       f"[{units[0]}, {units[1]})")
 
 
 def _use_staged_qparams(k: StepKernel, params: dict[str, np.ndarray]) -> None:

@@ -34,7 +34,13 @@ from flashswap.errors import ModelError
 from flashswap.exec.arena import Arena
 from flashswap.exec.kernels import StepKernel, prepare
 from flashswap.exec.kernels.layout import np_dtype
-from flashswap.exec.ops import StepRunner, _use_staged_qparams, channel_slice, input_channels
+from flashswap.exec.ops import (
+    StepRunner,
+    _use_staged_qparams,
+    channel_slice,
+    claim_scratch,
+    input_channels,
+)
 from flashswap.model.graph import Graph
 from flashswap.planner.program import Bind2D, Copy2D, Patch
 from flashswap.planner.steps import Step
@@ -132,6 +138,17 @@ class PatchRunner:
             self._kernels[key] = (prepare(graph, s.node_index, s.fused), wins)
         return self._kernels[key]
 
+    def op_kernel(self, s: Step, c0: int, c1: int) -> StepKernel:
+        """The step's kernel on its channel group, whole rows (no column window)."""
+        key = (s.index, c0, c1, -1, -1)
+        if key not in self._kernels:
+            graph = self.g
+            if self.split(s, c0, c1):
+                n = self.plan.needs[s.index]
+                graph = channel_slice(graph, s, self.steps.layouts[n.block], c0, c1)
+            self._kernels[key] = (prepare(graph, s.node_index, s.fused), {})
+        return self._kernels[key][0]
+
     def region(self, arena: Arena, b: Bind2D, name: str, rows: tuple[int, int],
                cols: tuple[int, int], channels: tuple[int, int] | None = None) -> np.ndarray:
         """Pixels rows x cols of tensor `name` from its bound region, zero where the region
@@ -183,15 +200,25 @@ class PatchRunner:
         if n.block >= 0:
             lay = self.steps.layouts[n.block]
             channels = ins.c1 - ins.c0 if n.per_channel else n.channels
-            view = arena.view(ins.staging, ins.staging_at)
-            if ins.staging_base != n.common:  # the whole block is staged: pick the records
-                size = n.common + channels * n.per_channel
-                head = view[:n.common]
-                recs = view[ins.staging_base:ins.staging_base + channels * n.per_channel]
-                view = np.concatenate([head, recs])[:size]
-            params = lay.unpack(view, channels)
+            what = f"step '{s.name}': the parameters of {channels} channels"
+            empty = np.zeros(0, np.uint8)
+            if ins.staging_base == n.common:
+                view = arena.claim(ins.staging, ins.staging_at,
+                                   n.common + channels * n.per_channel, what)
+            else:  # the whole block is staged: pick the records
+                head = arena.claim(ins.staging, ins.staging_at, n.common, what)
+                recs = arena.claim(ins.staging, ins.staging_at + ins.staging_base,
+                                   channels * n.per_channel, what)
+                view = np.concatenate([empty if head is None else head,
+                                       empty if recs is None else recs])
+            params = lay.unpack(empty if view is None else view, channels)
         _use_staged_qparams(k, params)
-        scratch = arena.view(ins.scratch) if ins.scratch >= 0 else None
+        # The column window's padding is an artefact of running row kernels on a patch (its
+        # right padding stands for the columns beyond the window): the im2col a device needs
+        # is the op's own, the fused intermediates are the window's.
+        need = (self.op_kernel(s, ins.c0, ins.c1).host_scratch_bytes(ins.r0, ins.r1)
+                + k.chain_scratch_bytes(ins.r0, ins.r1))
+        scratch = claim_scratch(arena, ins.scratch, s, need, (ins.r0, ins.r1))
         binds = {b.tensor: b for b in ins.binds}
         split = self.split(s, ins.c0, ins.c1)
         inputs = {}

@@ -217,11 +217,19 @@ class StepKernel:
         """Device scratch for units [u0, u1): the host kernel's (CMSIS-NN model, see the
         package docstring) plus intermediate bands of fused ops whose type differs from the
         step's output type (they cannot share the output band)."""
+        return self.host_scratch_bytes(u0, u1) + self.chain_scratch_bytes(u0, u1)
+
+    def host_scratch_bytes(self, u0: int, u1: int) -> int:
+        """The host kernel's share of `scratch_bytes` (its im2col, by the op's own padding)."""
+        if self.mode in ("features", "reduce"):
+            return 0
+        return self.host.scratch_bytes(*self.span(u0, u1))
+
+    def chain_scratch_bytes(self, u0: int, u1: int) -> int:
+        """The fused intermediates' share of `scratch_bytes`."""
         if self.mode == "features":
             return sum(self._chain_scratch(u0, u1))
-        r0, r1 = self.span(u0, u1)
-        host = 0 if self.mode == "reduce" else self.host.scratch_bytes(r0, r1)
-        return host + sum(self._chain_scratch(r0, r1))
+        return sum(self._chain_scratch(*self.span(u0, u1)))
 
     def _chain_scratch(self, u0: int, u1: int) -> list[int]:
         sizes = []
