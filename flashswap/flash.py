@@ -33,6 +33,9 @@ Model choices (kept simple on purpose, and stated so results can be judged):
 - Factory-bad blocks (NAND): a 0x00 byte at spare offset 0 of the block's first page (the
   ONFI / vendor convention); program and erase on them raise `FlashWearError` at once.
   Block 0 is never chosen at random (vendors guarantee it good).
+- Grown bad block: `fail_after(n)` lets n more page-programs/erases complete; the next one
+  fails with `FlashWearError` and changes nothing, and its block stays bad (every later
+  program and erase of it fails; reads still work), as a block that fails in the field.
 - Power cut: `power_cut_after(n)` lets n more page-programs/erases complete; the next one is
   torn and raises `PowerCut`. A torn program leaves each bit it should change either old or
   new (seeded random); a torn erase sets a random half of the bytes of its range to 0xFF.
@@ -161,7 +164,9 @@ class FlashSim:
         self.factory_bad_blocks = self._place_bad(factory_bad, bad_ss)
         self._bad = np.zeros(self.num_blocks, dtype=bool)
         self._bad[self.factory_bad_blocks] = True
+        self._grown = np.zeros(self.num_blocks, dtype=bool)  # bad since fail_after fired
         self._cut: int | None = None
+        self._fail: int | None = None
         self.ops_count = 0
         self.ops = {"reads": 0, "programs": 0, "erases": 0}
         self.time_s = self.time_max_s = self.energy_j = self.energy_max_j = 0.0
@@ -357,6 +362,13 @@ class FlashSim:
         worn = self._check_device(blk, "program")
         n, ps, ss = new.size, self.page_size, self.spare_size
         npages = p1 - p0
+        if self._fail is not None:
+            if self._fail >= npages:
+                self._fail -= npages
+            else:
+                self._grow_bad(blk, self._fail, lambda k: self.program(
+                    addr, new[: min(n, (p0 + k) * ps - addr)],
+                    None if sp is None else sp[: k * ss]), "program")
         cut = self._countdown(npages)
         att = npages if cut < 0 else cut + 1  # pages attempted (the torn one included)
         end_att = n if cut < 0 else min(n, (p0 + att) * ps - addr)
@@ -534,10 +546,12 @@ class FlashSim:
         es = self.erase_size
         b0, b1 = addr // es, (addr + size) // es
         if self._bad[b0:b1].any():
-            b = b0 + int(np.argmax(self._bad[b0:b1]))
-            raise FlashWearError(
-                f"block {b} is factory-bad (marked in its spare area): erase failed"
-            )
+            self._check_device(b0 + int(np.argmax(self._bad[b0:b1])), "erase")
+        if self._fail is not None:
+            if self._fail:
+                self._fail -= 1
+            else:
+                self._grow_bad(b0, 0, lambda k: None, "erase")
         self._wear[b0:b1] += 1
         self.erase_counts[b0:b1] += 1
         worn_mask = self._wear[b0:b1] > self.block_endurance[b0:b1]
@@ -585,6 +599,22 @@ class FlashSim:
             raise InputError(f"power_cut_after needs n >= 0 or None, got {n}")
         self._cut = None if n is None else int(n)
 
+    def fail_after(self, n: int | None) -> None:
+        """Let n more page-programs/erases complete, then fail the next one and leave its
+        block bad (a grown bad block: see the module doc). None disarms."""
+        if n is not None and int(n) < 0:
+            raise InputError(f"fail_after needs n >= 0 or None, got {n}")
+        self._fail = None if n is None else int(n)
+
+    def _grow_bad(self, blk: int, done: int, complete: Any, op: str) -> None:
+        """The armed failure fires: `complete(done)` finishes the pages before it (a program
+        of several pages), then the block turns bad and the operation fails."""
+        self._fail = None
+        if done:
+            complete(done)
+        self._bad[blk] = self._grown[blk] = True
+        self._check_device(blk, op)
+
     def _countdown(self, nops: int) -> int:
         """Consume nops operations; return the index of the one that is cut, or -1."""
         c = self._cut
@@ -600,9 +630,8 @@ class FlashSim:
     def _check_device(self, blk: int, op: str) -> bool:
         """Factory-bad and worn-out checks; returns True for a silently worn block."""
         if self._bad[blk]:
-            raise FlashWearError(
-                f"block {blk} is factory-bad (marked in its spare area): {op} failed"
-            )
+            why = "went bad" if self._grown[blk] else "is factory-bad (marked in its spare area)"
+            raise FlashWearError(f"block {blk} {why}: {op} failed")
         if self._wear[blk] > self.block_endurance[blk]:
             if self.wear == "error":
                 raise FlashWearError(
@@ -686,6 +715,7 @@ class FlashSim:
             arr = getattr(self, name)
             setattr(new, name, arr if not arr.flags.writeable else arr.copy())
         new._bad = self._bad.copy()
+        new._grown = self._grown.copy()
         new._reg = self._reg.copy()
         new.ops = dict(self.ops)
         new._rng = _copy.deepcopy(self._rng)
@@ -749,6 +779,7 @@ class FlashSim:
             sim.weibull = None if meta["weibull"] is None else tuple(meta["weibull"])
             sim._bad = np.zeros(sim.num_blocks, dtype=bool)
             sim._bad[sim.factory_bad_blocks] = True
+            sim._grown = np.zeros(sim.num_blocks, dtype=bool)
             sim._cut = meta["cut"]
             sim.ops_count = int(meta["ops_count"])
             sim.ops = {k: int(meta["ops"][k]) for k in ("reads", "programs", "erases")}

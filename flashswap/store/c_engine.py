@@ -242,7 +242,8 @@ class CStore:
         """Before a call: pick the path and point the port at the FlashSim's current arrays."""
         f, m = self.flash, self._sim
         self._exc = None
-        fast = (self._fast_ok and f._cut is None and f.wear is None and not f.bit_errors)
+        fast = (self._fast_ok and f._cut is None and f._fail is None and f.wear is None
+                and not f.bit_errors)
         m.fast = fast
         if not fast:
             return
