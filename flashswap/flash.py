@@ -30,12 +30,20 @@ Model choices (kept simple on purpose, and stated so results can be judged):
   never changes. The raw bit error rate is log-linear in the block's cumulative erase count:
   log10(rber) goes from log10(rber_fresh) at 0 cycles to log10(rber_end) at the rated
   endurance, and keeps the same slope beyond it (capped at 0.5).
+- ECC: a part with `ecc` in the catalogue (on-die, or required of the host by its datasheet)
+  has its reads corrected as that ECC would: each `ecc_sector` the read touches draws its raw
+  errors over the whole sector; up to `ecc_bits` of them are corrected (the read is clean),
+  more are returned as they are (uncorrectable). `ecc=False` gives raw reads. The spare area
+  (bad-block marker) is read raw, and a silently worn block's stuck bits are stored data, not
+  read errors: ECC does not hide them here, so erase verification still sees real wear.
 - Factory-bad blocks (NAND): a 0x00 byte at spare offset 0 of the block's first page (the
   ONFI / vendor convention); program and erase on them raise `FlashWearError` at once.
   Block 0 is never chosen at random (vendors guarantee it good).
 - Grown bad block: `fail_after(n)` lets n more page-programs/erases complete; the next one
   fails with `FlashWearError` and changes nothing, and its block stays bad (every later
-  program and erase of it fails; reads still work), as a block that fails in the field.
+  program and erase of it fails; reads still work), as a block that fails in the field. The
+  pages of the same `program` call before it complete; the error's `pages_done` says how
+  many (a driver looping page programs knows where it stopped).
 - Power cut: `power_cut_after(n)` lets n more page-programs/erases complete; the next one is
   torn and raises `PowerCut`. A torn program leaves each bit it should change either old or
   new (seeded random); a torn erase sets a random half of the bytes of its range to 0xFF.
@@ -114,6 +122,7 @@ class FlashSim:
         weibull: tuple[float, float] | None = None,
         bit_errors: bool = False,
         factory_bad: int | Iterable[int] | None = None,
+        ecc: bool = True,
     ) -> None:
         if isinstance(part, str):
             part = get_part(part)
@@ -147,6 +156,9 @@ class FlashSim:
         self._internal = part.kind == "internal"
         self._managed = part.kind == "managed"
         self.bit_errors = bool(bit_errors) and self._nand
+        self.ecc = bool(ecc)
+        self._ecc = ((part.ecc_bits, part.ecc_sector)
+                     if self.ecc and part.ecc_bits and part.ecc_sector else None)
         # Separate streams so that, e.g., turning Weibull on does not move the bad blocks.
         wear_ss, bad_ss, ops_ss = np.random.SeedSequence(self.seed).spawn(3)
         self._rng = np.random.default_rng(ops_ss)
@@ -323,6 +335,9 @@ class FlashSim:
 
     def _flip(self, buf: np.ndarray, addr: int, block_only: bool = False) -> None:
         """Flip random bits of buf (read from addr) at each block's raw bit error rate."""
+        if self._ecc is not None and not block_only:
+            self._flip_ecc(buf, addr)
+            return
         es = self.erase_size
         if block_only:
             starts = np.zeros(1, dtype=np.int64)
@@ -340,6 +355,26 @@ class FlashSim:
         bits = starts[seg] * 8 + (self._rng.random(total) * (lens[seg] * 8)).astype(np.int64)
         masks = np.left_shift(1, bits & 7).astype(np.uint8)
         np.bitwise_xor.at(buf, bits >> 3, masks)
+
+    def _flip_ecc(self, buf: np.ndarray, addr: int) -> None:
+        """The read through the part's ECC: sectors with more raw errors than it corrects
+        keep them all (see the module doc)."""
+        t, sec = self._ecc  # type: ignore[misc]
+        s0, s1 = addr // sec, (addr + buf.size - 1) // sec
+        if self._log_rber is None:
+            return
+        secs = np.arange(s0, s1 + 1)
+        if s0 == s1:  # the common small read: one scalar draw (numpy's overhead dominates)
+            lo, hi = self._log_rber
+            wear = int(self._wear[s0 * sec // self.erase_size])
+            p = min(10.0 ** (lo + (hi - lo) * wear / self.endurance), 0.5)
+            counts = np.array([self._rng.binomial(sec * 8, p)])
+        else:
+            counts = self._rng.binomial(sec * 8, self.rber(secs * sec // self.erase_size))
+        for i in np.flatnonzero(counts > t):
+            bits = (int(secs[i]) * sec - addr) * 8 + self._rng.integers(0, sec * 8, counts[i])
+            bits = bits[(bits >= 0) & (bits < buf.size * 8)]
+            np.bitwise_xor.at(buf, bits >> 3, np.left_shift(1, bits & 7).astype(np.uint8))
 
     def rber(self, blocks: Any = None) -> np.ndarray:
         """Raw bit error rate of the given blocks (default all) at their current wear."""
@@ -613,7 +648,11 @@ class FlashSim:
         if done:
             complete(done)
         self._bad[blk] = self._grown[blk] = True
-        self._check_device(blk, op)
+        try:
+            self._check_device(blk, op)
+        except FlashWearError as e:
+            e.pages_done = done  # type: ignore[attr-defined]  # the pages before it completed
+            raise
 
     def _countdown(self, nops: int) -> int:
         """Consume nops operations; return the index of the one that is cut, or -1."""
@@ -740,6 +779,7 @@ class FlashSim:
             "endurance": self.endurance,
             "weibull": self.weibull,
             "bit_errors": self.bit_errors,
+            "ecc": self.ecc,
             "cut": self._cut,
             "ops_count": self.ops_count,
             "ops": self.ops,
@@ -770,6 +810,7 @@ class FlashSim:
                 wear=meta["wear"],
                 endurance=meta["endurance"],
                 bit_errors=meta["bit_errors"],
+                ecc=meta.get("ecc", True),
             )
             for name, arr in arrays.items():
                 want = getattr(sim, name)

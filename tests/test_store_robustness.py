@@ -19,7 +19,7 @@ import pytest
 from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import CorruptError, NoSpaceError, NotFoundError
 from flashswap.store.layout import NO_KEY
-from tests.storeutil import ENGINES, Oracle, payload, read_all
+from tests.storeutil import ENGINES, Oracle, needs_c, payload, read_all
 
 # ------------------------------------------------------------------ (1) room to delete
 
@@ -86,7 +86,9 @@ def test_trimming_everything_gives_back_what_format_gave(engine: str) -> None:
     store = Store.format(flash, engine=engine, segment_size=4096, ckpt_interval=3)
     first = fill(store)
     assert first > 0 and store.trim_range(0, NO_KEY - 1) == first
-    assert fill(store) >= first
+    assert store.stat()["free_segments"] == 15  # all but the hot head's, as after format
+    # The hot head's segment is part used (format left it nearly empty): one chunk less at most.
+    assert fill(store) >= first - 1
 
 
 # ------------------------------------------------------------------ (2) format identity
@@ -206,17 +208,14 @@ def _nand_history() -> tuple[FlashSim, list[dict[int, bytes | None]]]:
 
 def _with_image(template: FlashSim, image: bytes, spare: bytes | None = None) -> FlashSim:
     flash = FlashSim(template.part, capacity=template.size)
-    page = flash.page_size
+    page, ss = flash.page_size, flash.spare_size
     for a in range(0, len(image), page):
         chunk = image[a : a + page]
-        if chunk != b"\xff" * len(chunk):
-            flash.program(a, chunk)
-    if spare is not None:
-        ss = flash.spare_size
-        for p in range(len(spare) // ss):
-            sp = spare[p * ss : (p + 1) * ss]
-            if sp != b"\xff" * ss:
-                flash.program(p * page, b"", spare=sp)
+        sp = None if spare is None else spare[a // page * ss : (a // page + 1) * ss]
+        if sp == b"\xff" * ss:
+            sp = None
+        if chunk != b"\xff" * len(chunk) or sp is not None:
+            flash.program(a, chunk, spare=sp)
     return flash
 
 
@@ -298,12 +297,8 @@ def test_a_flipped_byte_at_every_offset_gives_errors_not_old_versions(engine: st
 _CACHE: dict[str, tuple[FlashSim, list[dict[int, bytes | None]]]] = {}
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_read_errors_at_mount_never_become_the_truth(engine: str) -> None:
-    """Raw MLC NAND read with bit errors at mount only (nothing changes on flash), then a few
-    writes that checkpoint the index: after a clean remount every untouched key reads exactly
-    its value (the review saw keys permanently older in 2 of 30 runs)."""
-    for seed in range(30):
+def _read_errors_at_mount(engine: str, seeds: range) -> None:
+    for seed in seeds:
         flash = FlashSim.from_part("FNNL41A-8Gb", capacity=16 * 256 * 1024, seed=seed)
         store = Store.format(flash, engine=engine, ckpt_interval=1)
         want = {}
@@ -323,6 +318,21 @@ def test_read_errors_at_mount_never_become_the_truth(engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_read_errors_at_mount_never_become_the_truth(engine: str) -> None:
+    """Raw MLC NAND (its host ECC modelled) read with bit errors at mount only (nothing
+    changes on flash), then writes that checkpoint the index: after a clean remount every
+    untouched key reads exactly its value (the review saw keys permanently older in 2 of 30
+    runs). The C engine reads through Python callbacks here: 5 runs (the slow test: 30)."""
+    _read_errors_at_mount(engine, range(30 if engine == "python" else 5))
+
+
+@pytest.mark.slow
+@needs_c
+def test_read_errors_at_mount_never_become_the_truth_c_30_runs() -> None:
+    _read_errors_at_mount("c", range(30))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_one_misread_bit_of_the_bad_block_marker_does_not_condemn_a_store_block(
         engine: str) -> None:
     flash = FlashSim.from_part("W25N01GV", capacity=8 * 128 * 1024)
@@ -332,7 +342,9 @@ def test_one_misread_bit_of_the_bad_block_marker_does_not_condemn_a_store_block(
         store.put(k, d)
     store.unmount()
     # Spare byte 0 of block 1's first page reads 0xFE (one bit): block 1 holds live chunks.
-    flash.program(128 * 1024, b"", spare=b"\xfe")
+    spare = bytearray(flash.spare_image())
+    spare[64 * flash.spare_size] = 0xFE
+    flash = _with_image(flash, flash.image(), bytes(spare))
     store = Store.mount(flash, engine=engine)
     assert store.stat()["bad_blocks"] == 0
     assert {k: store.get(k) for k in want} == want

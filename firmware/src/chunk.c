@@ -149,7 +149,7 @@ int fsw_ckpt_write(fsw_t *fs)
     uint32_t from = fs->park == NONE ? own : SEGS(fs)[fs->park].seq;
     uint32_t *x = (uint32_t *)fs->cfg->index; /* the payload: the index in flash byte order */
     int err;
-    rec_init(r, T_CKPT, fs->nkeys, n, fs->next_rseq++);
+    rec_init(r, T_CKPT | (uint32_t)fs->damaged << 11, fs->nkeys, n, fs->next_rseq++);
     r[3] = from;
     fsw_le(x, n / 4);
     r[6] = fsw_crc32(0, x, n);

@@ -15,8 +15,10 @@
 
 enum { ST_ERASED, ST_FREE, ST_LOG, ST_BAD };
 enum { T_DATA = 1, T_TRIM, T_TRIM_RANGE, T_CKPT };
-enum { F_MORE = 1, F_CONT = 2 };
-enum { HF_PAGE_ONCE = 1, HF_COLD = 2 };
+enum { F_MORE = 1, F_CONT = 2, F_DAMAGED = 8 };
+enum { HF_PAGE_ONCE = 1, HF_COLD = 2, HF_TEAR = 4 };
+#define NOISE 4u /* an unreadable region with fewer non-0xFF bytes is stray bits (§6) */
+#define FAILED (NONE - 1) /* fsw_live: "in any BAD segment" */
 /* Operations run through the retry loop in store.c: the trace's op codes (traces/README.md),
  * TRIM and TRIM_RANGE one above their record types; idle is not traced. */
 enum { OP_PUT = 1, OP_GET, OP_TRIM, OP_RANGE, OP_SYNC, OP_IDLE };
@@ -33,6 +35,8 @@ enum {
     PICK_HI,     /* not bad: most worn */
     PICK_ERASED, /* erased (count only) */
     PICK_WINDOW, /* in the log, in the window, open in neither head (count only) */
+    PICK_DEAD,   /* in the log, nothing live, not reclaimable, not the hot head's (count) */
+    PICK_FAILED, /* bad with live bytes: a failed segment being emptied (count only) */
     /* in the log (PICK_SEQ | cold), retired ones too (| PICK_BAD): the smallest seq >= arg,
      * or (| PICK_DOWN) the largest seq <= ~arg */
     PICK_SEQ = 16,
@@ -79,7 +83,7 @@ int fsw_append(fsw_t *fs, const void *src, uint32_t n);
 int fsw_log_sync(fsw_t *fs);
 int fsw_use(fsw_t *fs, int cold);
 uint32_t fsw_room(const fsw_t *fs);
-uint32_t fsw_hot_room(const fsw_t *fs);
+uint32_t fsw_head_room(const fsw_t *fs, int cold);
 int fsw_rec_put(fsw_t *fs, uint32_t *r);
 int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen);
 int fsw_pipe(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc);
@@ -117,7 +121,9 @@ uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
 void fsw_hdr_make(const fsw_t *fs, uint32_t *h);
 int fsw_next(fsw_t *fs, uint32_t cont, int mode);
 int fsw_erase(fsw_t *fs, uint32_t s);
-int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve);
+uint32_t fsw_keep(const fsw_t *fs, uint32_t n);
+int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t keep);
+int fsw_trim_room(fsw_t *fs);
 int fsw_static_wl(fsw_t *fs);
 int fsw_recover(fsw_t *fs);
 int fsw_idle_work(fsw_t *fs, unsigned max_erases);

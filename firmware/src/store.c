@@ -51,7 +51,7 @@ uint32_t fsw_key_cap(const fsw_t *fs)
 
 int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
 {
-    uint32_t h[10], s, n;
+    uint32_t h[10], s, n, ep = 0;
     int err = fsw_setup(fs, cfg);
     if (err)
         return err;
@@ -64,18 +64,23 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
         fs->reserve + fs->ckpt_interval + 3u > fs->nseg)
         return FSW_ERR_INVAL;
     fsw_limits(fs);
+    /* a valid header of any store keeps its erase count and raises the new store's epoch */
     for (s = 0; s < fs->nseg; s++) {
         err = fsw_hdr_read(fs, s, h);
         if (err >= 0 && cfg->segs[s].state != ST_BAD) {
             cfg->segs[s].erase_count = err ? h[2] : 0;
+            ep = err && (h[7] >> 16) + 1 > ep ? (h[7] >> 16) + 1 : ep;
             err = fsw_erase(fs, s);
         }
         if (err < 0)
             return err;
     }
+    if (ep > 0xFFFF)
+        return FSW_ERR_INVAL; /* 65,535 formats: the flash needs erasing whole first */
+    fs->epoch = (uint16_t)ep;
     fs->segs_since_ckpt = fs->ckpt_interval;
     fs->next_seq = 1;
-    fs->next_rseq = 1;
+    fs->next_rseq = (uint64_t)ep << 48 | 1; /* above every earlier store's (nonces, §4) */
     fs->mounted = 1;
     err = fsw_next(fs, 0, OPEN_FORCE);
     fs->mounted = !err;
@@ -86,26 +91,29 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
  * [a, b], sync, idle (a steps). */
 static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
 {
-    uint32_t need = REC_SIZE, reserve = 0, size = op == OP_TRIM ? 0 : b;
-    int err = 0;
+    uint32_t size = op == OP_TRIM ? 0 : b;
+    int err;
     if (op == OP_SYNC)
         return fsw_log_sync(fs);
     if (op == OP_IDLE)
         return fsw_idle_work(fs, a);
     if (op == OP_PUT) {
-        need = b + REC_SIZE * (2 + b / DATA_CAP(fs));
-        reserve = fs->reserve;
         err = fsw_static_wl(fs);
+        if (err >= 0)
+            err = fsw_make_room(fs, b + REC_SIZE * (2 + b / DATA_CAP(fs)),
+                                fsw_keep(fs, fs->nkeys + !COUNT(fsw_idx_find(fs, a))));
+    } else {
+        err = fsw_trim_room(fs);
     }
-    if (err >= 0)
-        err = fsw_make_room(fs, need, reserve);
     if (!err)
         err = fsw_use(fs, 0);
     if (!err) /* a TRIM record has no payload: any pointer will do */
         err = fsw_chunk_write(fs, (uint32_t)op - 1 + (op == OP_PUT), a, size,
                               data ? data : (const uint8_t *)fs, NULL);
-    if (!err && op != OP_PUT)
+    if (!err && op != OP_PUT) {
         fsw_idx_drop(fs, a, b);
+        fs->damaged &= a || b != NONE - 1; /* every key trimmed: nothing is unknown (§9) */
+    }
     return err;
 }
 
@@ -168,7 +176,7 @@ static int get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *s
     if (!fs->mounted)
         return FSW_ERR_INVAL;
     if (!COUNT(v))
-        return FSW_ERR_NOENT;
+        return fs->damaged ? FSW_ERR_CORRUPT : FSW_ERR_NOENT;
     if (size_out)
         *size_out = e->size;
     err = e->addr == LOST         ? FSW_ERR_CORRUPT
@@ -203,7 +211,7 @@ static int32_t trim(fsw_t *fs, int op, uint32_t first, uint32_t last)
         return FSW_ERR_INVAL;
     v = fsw_idx_find(fs, last);
     n = WINNER(v) + COUNT(v) - WINNER(fsw_idx_find(fs, first));
-    if (n)
+    if (n || (fs->damaged && !first && last == NONE - 1))
         err = run(fs, op, first, last, NULL);
     else if (!fs->mounted)
         err = FSW_ERR_INVAL;
@@ -258,8 +266,8 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st)
     st->erase_max = i ? g[hi].erase_count : 0;
     st->live_chunks = fs->nkeys;
     st->segments = fs->nseg;
-    st->free_segments = COUNT(fsw_scan(fs, PICK_HOT));
-    st->free_bytes = fsw_hot_room(fs) + st->free_segments * DATA_CAP(fs);
+    st->free_segments = COUNT(fsw_scan(fs, PICK_HOT)) + COUNT(fsw_scan(fs, PICK_DEAD));
+    st->free_bytes = fsw_head_room(fs, 0) + st->free_segments * DATA_CAP(fs);
     st->retired = fs->retired;
     st->max_chunk = fs->max_chunk;
     return 0;

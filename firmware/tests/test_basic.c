@@ -23,7 +23,7 @@ void test_format_header(void)
     CHECK_EQ(fx_format(), 0);
     m = FX.rf.mem;
     /* §3: segment 0 (all erase counts 1, lowest index) holds the header... */
-    CHECK(!memcmp(m, "FSWP\1\x0c\x08\x00", 8));
+    CHECK(!memcmp(m, "FSWP\2\x0c\x08\x00", 8));
     CHECK_EQ(le32(m + 8), 1);      /* erase_count */
     CHECK_EQ(le32(m + 12), 1);     /* seq */
     CHECK_EQ(le32(m + 16), 1);     /* replay_seq: a checkpoint segment */
@@ -32,7 +32,8 @@ void test_format_header(void)
     CHECK_EQ(m[26], 3);
     CHECK_EQ(m[27], 2);
     CHECK_EQ(m[28] | m[29] << 8, 12);
-    CHECK(!memcmp(m + 30, "\xff\xff\xff\xff\xff\xff", 6));
+    CHECK_EQ(m[30] | m[31] << 8, 0); /* epoch: the first store on this flash */
+    CHECK(!memcmp(m + 32, "\xff\xff\xff\xff", 4));
     CHECK_EQ(le32(m + 36), fsw_crc32(0, m, 36));
     /* ...and the empty checkpoint (§13: record seq 1) */
     CHECK_EQ(m[40], 4);
