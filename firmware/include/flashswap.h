@@ -52,7 +52,10 @@ struct fsw_config {
     void *context; /* for the callbacks */
 
     /* Device callbacks: return 0, FSW_ERR_WORN (this block failed: the store retires it) or
-     * another negative code (aborts the operation). prog never crosses a segment. */
+     * another negative code (aborts the operation). prog never crosses a segment; on a
+     * PAGE_ONCE device it starts on a unit boundary and may end inside the unit (a sync): a
+     * port for flash that writes whole words pads that unit with 0xFF (erased), as NAND does
+     * with a partial page. */
     int (*read)(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t size);
     int (*prog)(const struct fsw_config *c, uint32_t addr, const void *buf, uint32_t size);
     int (*erase)(const struct fsw_config *c, uint32_t addr, uint32_t size);
@@ -70,7 +73,6 @@ struct fsw_config {
      * them from flash instead. */
     uint8_t ckpt_interval; /* default max(1, min(16, segment_count / 16)) */
     uint8_t reserve;       /* default 2 */
-    uint8_t prog_whole;    /* MCU flash: prog always covers whole units (sync pads with 0xFF) */
     uint16_t wl_threshold; /* default 12 */
     uint16_t max_keys;     /* capacity of `index`; default FSW_DEFAULT_MAX_KEYS */
 
@@ -121,6 +123,7 @@ typedef struct fsw {
     uint8_t ckpt_interval;
     uint8_t reserve;
     uint8_t mounted;
+    uint8_t keep; /* segments kept free to delete every chunk (SPEC §10) */
     uint8_t cold; /* the active head is the cold one */
     uint8_t wl_quiet; /* erase counts within wl_threshold since the last erase/retirement */
     uint8_t damaged;  /* keys absent from the index read as corrupt (SPEC §9) */
@@ -151,10 +154,16 @@ int fsw_unmount(fsw_t *fs);
 /* Store 1..max_chunk bytes under key (0..0xFFFFFFFE), replacing what the key held. */
 int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size);
 /* Read the chunk into buf; *size_out (optional) gets its size, also when buf is too small
- * (FSW_ERR_TOOBIG). FSW_ERR_NOENT if absent, FSW_ERR_CORRUPT if damaged or lost. */
+ * (FSW_ERR_TOOBIG: then no flash is read). FSW_ERR_NOENT if absent, FSW_ERR_CORRUPT if
+ * damaged or lost. */
 int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out);
 /* Size of the chunk under key (> 0), or a negative error. Reads no flash. */
-int32_t fsw_size(fsw_t *fs, uint32_t key);
+static inline int32_t fsw_size(fsw_t *fs, uint32_t key)
+{
+    uint32_t n;
+    int err = fsw_get(fs, key, 0, 0, &n);
+    return err == FSW_ERR_TOOBIG ? (int32_t)n : err;
+}
 /* Drop the chunk under key: 1 if dropped, 0 if there was none (nothing written). */
 int fsw_trim(fsw_t *fs, uint32_t key);
 /* Drop every chunk with first <= key <= last in one record: the number dropped (0: nothing

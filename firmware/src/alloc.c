@@ -67,9 +67,6 @@ uint64_t fsw_scan(const fsw_t *fs, int mode)
         case PICK_DEAD:
             ok = g->state == ST_LOG && !g->live && !in && s != (fs->cold ? fs->park : fs->open);
             break;
-        case PICK_FAILED:
-            ok = g->state == ST_BAD && g->live;
-            break;
         default: /* PICK_WINDOW */
             ok = g->state == ST_LOG && !in && s != fs->open && s != fs->park;
         }
@@ -160,10 +157,11 @@ static int open_seg(fsw_t *fs, uint32_t cont, int force)
     g->seq = fs->next_seq++;
     g->live = 0;
     g->cold = fs->cold;
-    /* no checkpoint while chunks lie in a failed segment: their bytes may not be on flash */
+    /* no checkpoint while the chunks of a failed segment move: bytes of some never reached
+     * flash (the rescue copy holds them) */
     ck = !fs->cold && (force || fs->segs_since_ckpt >= fs->ckpt_interval) &&
          HDR_SIZE + cont + REC_SIZE + ENTRY_SIZE * (fs->nkeys + 1u) <= SEG_SIZE(fs) &&
-         !COUNT(fsw_scan(fs, PICK_FAILED));
+         !fs->rescue_end;
     fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
     fsw_hdr_make(fs, h);
     h[1] |= (uint32_t)(fs->torn >> fs->cold & 1) << 26; /* HF_TEAR */
@@ -209,17 +207,18 @@ int fsw_next(fsw_t *fs, uint32_t cont, int mode)
 }
 
 /* The index entry with a fragment in segment s (FAILED: a bad one) and the lowest
- * first-fragment address; *cost gets the bytes moving all of them appends (§10). */
+ * first-fragment address; *cost (if not NULL) gets the bytes moving all of them appends. */
 static uint32_t in_segment(fsw_t *fs, uint32_t s, uint32_t *cost)
 {
     const struct fsw_index_entry *x = fs->cfg->index;
-    uint32_t i, best = NONE;
-    *cost = 0;
+    uint32_t i, best = NONE, sum = 0;
     for (i = 0; i < fs->nkeys; i++)
         if (fsw_live(fs, x + i, 0, s) == 2) {
-            *cost += x[i].size + REC_SIZE * (2 + x[i].size / DATA_CAP(fs));
+            sum += x[i].size + REC_SIZE * (2 + x[i].size / DATA_CAP(fs));
             best = best == NONE || x[i].addr < x[best].addr ? i : best;
         }
+    if (cost)
+        *cost = sum;
     return best;
 }
 
@@ -227,9 +226,9 @@ static uint32_t in_segment(fsw_t *fs, uint32_t s, uint32_t *cost)
  * first-fragment address (§10); a chunk that fails verification is lost (§12). */
 static int relocate(fsw_t *fs, uint32_t s)
 {
-    uint32_t i, cost;
+    uint32_t i;
     int err = 0;
-    while (!err && (i = in_segment(fs, s, &cost)) != NONE) {
+    while (!err && (i = in_segment(fs, s, NULL)) != NONE) {
         /* the entry stays put until the copy is complete (fsw_chunk_write sets it last) */
         const struct fsw_index_entry *e = fs->cfg->index + i;
         err = fsw_chunk_read(fs, e, NULL);
@@ -248,32 +247,24 @@ static int move_cold(fsw_t *fs, uint32_t s)
     return err ? err : relocate(fs, s);
 }
 
-/* Segments kept free whatever a put or a move does (§10): one trim record for each of n
- * chunks, every segment opened for them a checkpoint segment, plus one. */
-uint32_t fsw_keep(const fsw_t *fs, uint32_t n)
-{
-    int32_t t = (int32_t)(SEG_SIZE(fs) - HDR_SIZE - REC_SIZE - 1 - ENTRY_SIZE * fs->max_keys) /
-                (int32_t)REC_SIZE;
-    t = t < 1 ? 1 : t;
-    return 1 + (n + (uint32_t)t - 1) / (uint32_t)t;
-}
-
 /* 1 when relocating segment s to the cold head (every chunk with a fragment there) leaves
  * `keep` segments free once s is free (during the move one fewer). */
-static int movable(fsw_t *fs, uint32_t s, uint32_t keep)
+static int movable(fsw_t *fs, uint32_t s)
 {
     uint32_t cost, room = fsw_head_room(fs, 1);
-    int32_t n = (int32_t)COUNT(fsw_scan(fs, PICK_HOT)) + 1 - (int32_t)keep;
     in_segment(fs, s, &cost);
-    return n >= 0 && cost <= (room < MIN_ROOM ? 0 : room) + DATA_CAP(fs) * (uint32_t)n;
+    return (int32_t)((room < MIN_ROOM ? 0 : room) - cost) +
+               (int32_t)DATA_CAP(fs) * ((int32_t)COUNT(fsw_scan(fs, PICK_HOT)) + 1 - fs->keep) >=
+           0;
 }
 
 /* §10 step 3: make need bytes fit on the hot head, counting the dead segments the window pins
  * against the reserve and keeping `keep` segments really free: release the pinned ones with
  * a checkpoint, else move the emptiest segment outside the window to the cold head if that
  * keeps `keep` free, else shrink the window. Bounded as the Python model's. */
-int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t keep)
+int fsw_make_room(fsw_t *fs, uint32_t need)
 {
+    int32_t keep = fs->keep;
     uint32_t i, v, room = fsw_head_room(fs, 0);
     int32_t free, dead, avail;
     int err = 0;
@@ -284,14 +275,14 @@ int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t keep)
         free = (int32_t)COUNT(fsw_scan(fs, PICK_HOT));
         dead = (int32_t)COUNT(fsw_scan(fs, PICK_DEAD));
         avail = free + dead - fs->reserve;
-        avail = avail < free - (int32_t)keep ? avail : free - (int32_t)keep;
+        avail = avail < free - keep ? avail : free - keep;
         if ((room < MIN_ROOM ? 0 : room) + DATA_CAP(fs) * (uint32_t)(avail < 0 ? 0 : avail) >= need)
             return 0;
         if (dead && free)
             err = fsw_next(fs, 0, OPEN_FORCE);
-        else if ((v = PICK(fs, PICK_VICTIM)) != NONE && movable(fs, v, keep))
+        else if ((v = PICK(fs, PICK_VICTIM)) != NONE && movable(fs, v))
             err = move_cold(fs, v);
-        else if (COUNT(fsw_scan(fs, PICK_WINDOW)) && free > (int32_t)keep)
+        else if (COUNT(fsw_scan(fs, PICK_WINDOW)) && free > keep)
             err = fsw_next(fs, 0, OPEN_FORCE); /* its segments become victims */
         else
             break;
@@ -300,17 +291,13 @@ int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t keep)
 }
 
 /* A trim or trim_range record must fit on the hot head: never by garbage collection, but in
- * the segments kept free for it; among the last of them, a checkpoint segment (§10). */
+ * the segments kept free for it, each opened as a checkpoint segment (§10). */
 int fsw_trim_room(fsw_t *fs)
 {
-    uint32_t free;
     int err = fsw_use(fs, 0);
     if (err || fsw_room(fs) >= MIN_ROOM)
         return err;
-    free = COUNT(fsw_scan(fs, PICK_HOT));
-    if (!free)
-        return FSW_ERR_NOSPC;
-    return fsw_next(fs, 0, free <= fsw_keep(fs, fs->nkeys) ? OPEN_FORCE : 0);
+    return COUNT(fsw_scan(fs, PICK_HOT)) ? fsw_next(fs, 0, OPEN_FORCE) : FSW_ERR_NOSPC;
 }
 
 /* §10 step 2: one move of the least-worn segment holding data outside the window (or the cold
@@ -342,7 +329,7 @@ int fsw_static_wl(fsw_t *fs)
     if (ref == NONE || c == NONE)
         return 0;
     d = g[ref].erase_count + (g[ref].state != ST_ERASED) - g[c].erase_count;
-    if ((int32_t)d <= (int32_t)fs->wl_threshold || !movable(fs, c, fsw_keep(fs, fs->nkeys)))
+    if ((int32_t)d <= (int32_t)fs->wl_threshold || !movable(fs, c))
         return 0;
     err = fsw_use(fs, 1);
     if (!err && c == cs)

@@ -36,7 +36,6 @@ enum {
     PICK_ERASED, /* erased (count only) */
     PICK_WINDOW, /* in the log, in the window, open in neither head (count only) */
     PICK_DEAD,   /* in the log, nothing live, not reclaimable, not the hot head's (count) */
-    PICK_FAILED, /* bad with live bytes: a failed segment being emptied (count only) */
     /* in the log (PICK_SEQ | cold), retired ones too (| PICK_BAD): the smallest seq >= arg,
      * or (| PICK_DOWN) the largest seq <= ~arg */
     PICK_SEQ = 16,
@@ -121,8 +120,7 @@ uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
 void fsw_hdr_make(const fsw_t *fs, uint32_t *h);
 int fsw_next(fsw_t *fs, uint32_t cont, int mode);
 int fsw_erase(fsw_t *fs, uint32_t s);
-uint32_t fsw_keep(const fsw_t *fs, uint32_t n);
-int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t keep);
+int fsw_make_room(fsw_t *fs, uint32_t need);
 int fsw_trim_room(fsw_t *fs);
 int fsw_static_wl(fsw_t *fs);
 int fsw_recover(fsw_t *fs);

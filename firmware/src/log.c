@@ -126,9 +126,8 @@ int fsw_append(fsw_t *fs, const void *src, uint32_t n)
     return 0;
 }
 
-/* §6 sync of the active head: program the buffered bytes not yet programmed (on a device that
- * programs whole units only, the whole unit, padded with erased bytes); on a PAGE_ONCE device
- * the rest of the page is given up. */
+/* §6 sync of the active head: program the buffered bytes not yet programmed; on a PAGE_ONCE
+ * device the rest of the page is given up. */
 int fsw_log_sync(fsw_t *fs)
 {
     const struct fsw_config *c = fs->cfg;
@@ -136,11 +135,8 @@ int fsw_log_sync(fsw_t *fs)
     int err = 0;
     if (fs->open == NONE)
         return 0;
-    if (o > fs->programmed) {
-        if (c->prog_whole)
-            memset((uint8_t *)c->prog_buffer + o, 0xFF, ps - o);
-        err = prog(fs, c->prog_whole ? ps : o);
-    }
+    if (o > fs->programmed)
+        err = prog(fs, o);
     if (!err && fs->page_once && o) {
         fs->wp += ps - o;
         fs->programmed = 0;

@@ -12,24 +12,21 @@ static int all_ff(const uint32_t *w, unsigned n)
 }
 
 /* Step 1 of mount (and of format): segment s's RAM state cleared and FREE with its 40-byte
- * header read into h (read again once if it is neither valid nor erased). 1 if that is a
- * valid header (magic, version, crc; decoded in place); else 0, and BAD (h all zero) when its
- * factory-bad marker says so (NAND: spare byte 0 of its first page; only asked of a block
- * without a valid header, so one misread bit never condemns a block of the store); or < 0. */
+ * header read into h. 1 if that is a valid header (magic, version, crc; decoded in place);
+ * else 0, and BAD (h all zero) when its factory-bad marker says so (NAND: spare byte 0 of its
+ * first page; only asked of a block without a valid header, so one misread bit never
+ * condemns a block of the store); or < 0. */
 int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h)
 {
     const struct fsw_config *c = fs->cfg;
     struct fsw_seg *g = c->segs + s;
     struct fsw_seg z = {0, 0, 0, 0, ST_FREE, 0};
     uint8_t b = 0xFF;
-    int err, ok, again = 1;
+    int ok, err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
     *g = z;
-    do {
-        err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
-        if (err)
-            return err;
-        ok = fsw_check(h, 10) && h[0] == 0x50575346u && (h[1] & 0xFF) == 2;
-    } while (!ok && !all_ff(h, 10) && again--);
+    if (err)
+        return err;
+    ok = fsw_check(h, 10) && h[0] == 0x50575346u && (h[1] & 0xFF) == 2;
     if (!ok && fs->page_once && c->read_spare) {
         err = c->read_spare(c, SEG_BASE(fs, s), &b, 1);
         if (err)
@@ -42,48 +39,40 @@ int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h)
     return ok;
 }
 
-/* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged: its dcrc fails),
- * 3 (unreadable bytes from *p up to the next readable header or the segment's end, which is
- * *p + 32 + *plen modulo 2^32), 0 when the log ends (*p is then the log end), or < 0. Stray
- * bits in erased flash (fewer than NOISE non-0xFF bytes) are passed over; a check that fails
- * is read again once. */
+/* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged DATA or TRIM: its
+ * dcrc fails), 3 (unreadable bytes from *p up to the next readable header or the segment's
+ * end, which is *p + 32 + *plen modulo 2^32; a damaged checkpoint too), 0 when the log ends
+ * (*p is then the log end), or < 0. Stray bits in erased flash (fewer than NOISE non-0xFF
+ * bytes) are passed over. */
 static int parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen)
 {
-    uint32_t end = SEG_BASE(fs, s + 1), ps = PROG_SIZE(fs), crc, q = NONE, n = 0;
-    int k, last, again = 1;
+    uint32_t end = SEG_BASE(fs, s + 1), ps = PROG_SIZE(fs), crc = 0, q = 0, n = 0;
+    int k;
     for (;; ++*p) {
-        last = end - *p < REC_SIZE;
-        k = last ? 1 : fsw_rec_load(fs, *p, r, plen);
-        if (!k && q == NONE && R_TYPE(r) != 0xFF)
-            k = fsw_rec_load(fs, *p, r, plen);
+        k = end - *p < REC_SIZE ? 4 : fsw_rec_load(fs, *p, r, plen);
         if (k < 0)
             return k;
-        if (k && q != NONE) { /* the unreadable bytes from q end here */
+        if (k) { /* a readable header, or the segment's end: unreadable bytes from q end */
             if (n >= NOISE) {
-                *plen = (last ? end : *p) - q - REC_SIZE;
+                *plen = (k == 4 ? end : *p) - q - REC_SIZE;
                 *p = q;
                 return 3;
             }
-            q = NONE;
-        }
-        if (last)
-            return 0;
-        if (k)
+            if (k == 4)
+                return 0;
             break;
-        if (q == NONE && R_TYPE(r) == 0xFF) {
+        }
+        if (!n && R_TYPE(r) == 0xFF) { /* erased at a record's place */
             if (!fs->page_once || !(*p & (ps - 1)))
                 return 0;
             *p |= ps - 1; /* on to the next unit */
             continue;
         }
-        q = q == NONE ? *p : q; /* resynchronize at the next readable header */
+        q = n ? q : *p; /* resynchronize at the next readable header */
         n += R_TYPE(r) != 0xFF;
     }
-    do {
-        crc = 0;
-        k = fsw_pipe(fs, *p + REC_SIZE, *plen, &crc);
-    } while (!k && crc != r[6] && again--);
-    return k ? k : crc == r[6] ? 1 : 2;
+    k = fsw_pipe(fs, *p + REC_SIZE, *plen, &crc);
+    return k ? k : crc == r[6] ? 1 : R_TYPE(r) == T_CKPT ? 3 : 2;
 }
 
 /* A reader over one log's window: its segments in seq order, record by record. */
@@ -133,16 +122,11 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         if (c->k) {
             if (c->k < 3 && R_SEQ(c->r) > *maxr)
                 *maxr = R_SEQ(c->r);
-            if (c->k > 1 && c->p >= c->g) {
-                if (fsw_chain(fs, c->seg) == NONE)
-                    fs->torn |= (uint8_t)(1u << SEGS(fs)[c->seg].cold);
+            if (c->k > 1 && c->p >= c->g) /* a tear */
                 continue;
-            }
-            if (c->k == 3 || (c->k == 2 && R_TYPE(c->r) == T_CKPT)) {
-                c->dmg = 1;
-                continue;
-            }
-            if (stop_cont || R_TYPE(c->r) != T_DATA || !(R_FLAGS(c->r) & F_CONT) || c->k == 2)
+            c->dmg |= c->k == 3;
+            if (c->k < 3 &&
+                (stop_cont || R_TYPE(c->r) != T_DATA || !(R_FLAGS(c->r) & F_CONT) || c->k == 2))
                 return 0;
             continue;
         }
@@ -211,22 +195,22 @@ static void wildcard(fsw_t *fs)
     fs->damaged = 1;
 }
 
-/* 1 when a segment of the window is not there (§9 "Damage"): a seq from the replay start to
- * the newest without a header, the cold window's first segment missing, or a segment without
- * a readable header holding a readable record newer than the checkpoint (base). */
-static int missing(fsw_t *fs, uint64_t base)
+/* 1 when a segment of the window is not there (§9 "Damage"): the window's segments are the
+ * seqs from the replay start to the newest and, before them, the cold window's first; and no
+ * segment without a readable header may hold a readable record newer than the checkpoint
+ * (base). r is scratch. */
+static int missing(fsw_t *fs, uint64_t base, uint32_t *r)
 {
     const struct fsw_seg *g = SEGS(fs);
-    uint32_t s, n = 0, r[8], plen;
+    uint32_t s, n = fs->replay_cold < fs->replay_seq, plen;
     for (s = 0; s < fs->nseg; s++) {
-        n += g[s].state == ST_LOG && g[s].seq >= fs->replay_seq;
+        n -= g[s].state == ST_LOG &&
+             (g[s].seq >= fs->replay_seq || (g[s].cold && g[s].seq == fs->replay_cold));
         if (g[s].state == ST_FREE && fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 &&
             R_SEQ(r) > base)
             return 1;
     }
-    s = fsw_seq_find(fs, PICK_SEQ | 1, fs->replay_cold);
-    return n != fs->next_seq - fs->replay_seq ||
-           (fs->replay_cold != fs->replay_seq && (s == NONE || g[s].seq != fs->replay_cold));
+    return n + fs->next_seq - fs->replay_seq != 0;
 }
 
 /* §9 steps 5-6: replay both logs' windows merged by record seq from the checkpoint in segment
@@ -271,7 +255,7 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
         if (!err)
             err = step(fs, c, maxr, 0);
     }
-    if (!err && (cur[0].dmg || cur[1].dmg || missing(fs, base)))
+    if (!err && (cur[0].dmg || cur[1].dmg || missing(fs, base, cur->r)))
         wildcard(fs);
     fs->mounted = 1;
     for (e = fs->cfg->index; !err && e < fs->cfg->index + fs->nkeys; e++) {
@@ -289,11 +273,13 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
 
 /* §9 step 7: a log's last window segment stays open after its last intact record if
  * everything after it is erased and a record still fits after rounding up to a unit on
- * PAGE_ONCE devices. */
+ * PAGE_ONCE devices. If it is not erased, the log ends in a tear: its next segment says so. */
 static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp)
 {
     uint32_t ps = PROG_SIZE(fs), end = c->g, stop = SEG_BASE(fs, c->seg + 1);
-    int k = c->seg == NONE ? 0 : fsw_blank(fs, end, stop - end);
+    int k = c->seg == NONE ? 2 : fsw_blank(fs, end, stop - end);
+    if (!k)
+        fs->torn |= (uint8_t)(1u << SEGS(fs)[c->seg].cold);
     if (fs->page_once)
         end = (end + ps - 1) & ~(ps - 1);
     *seg = k == 1 && stop - end >= MIN_ROOM ? c->seg : NONE;
@@ -304,11 +290,14 @@ static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp)
 int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
 {
     struct fsw_seg *g = cfg->segs;
-    struct cursor cur[2];
-    uint32_t h[10], geo, s, t, found = 0, maxs = 0, maxc = 0, ck = NONE, below = NONE;
+    union { /* a header is read, or the logs are, never both at once: one stack area */
+        uint32_t h[10];
+        struct cursor cur[2];
+    } u;
+    uint32_t *h = u.h, geo, s, t, found = 0, maxs = 0, maxc = 0, ck = NONE, below = NONE;
     uint32_t ref6 = 0, ref7 = 0;
     uint64_t maxr = 0;
-    int err = fsw_setup(fs, cfg), k;
+    int err = fsw_setup(fs, cfg), k, ours;
     if (err)
         return err;
     /* Steps 1-3: the valid header of the largest epoch names the store (it must match the
@@ -320,8 +309,9 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
         k = fsw_hdr_read(fs, s, h);
         if (k < 0)
             return k;
+        ours = k && (h[1] & 0x01FFFFFFu) == geo && h[5] == fs->nseg;
         if (k && (!found || h[7] >> 16 > ref7 >> 16)) {
-            if ((h[1] & 0x01FFFFFFu) != geo || h[5] != fs->nseg)
+            if (!ours)
                 return FSW_ERR_CORRUPT;
             found = 1;
             ref6 = h[6];
@@ -330,7 +320,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
             for (t = 0; t < s; t++)
                 g[t].state = g[t].state == ST_LOG ? ST_FREE : g[t].state;
         }
-        if (k && (h[1] & 0x01FFFFFFu) == geo && h[5] == fs->nseg && h[6] == ref6 && h[7] == ref7) {
+        if (ours && h[6] == ref6 && h[7] == ref7) {
             g[s].state = ST_LOG;
             g[s].cold = (h[1] >> 24 & HF_COLD) != 0;
             g[s].tear = (h[1] >> 24 & HF_TEAR) != 0;
@@ -365,21 +355,21 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
         below = g[s].seq;
         err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
         fsw_le(h, 10);
-        k = err || h[4] != below ? err : ckpt_of(fs, s, cur);
+        k = err || h[4] != below ? err : ckpt_of(fs, s, u.cur);
         if (k < 0)
             return k;
         ck = k == 1 ? s : ck;
     }
     fs->replay_seq = below;
     fs->next_seq = maxs + 1;
-    err = replay(fs, ck, cur, &maxr);
+    err = replay(fs, ck, u.cur, &maxr);
     fs->next_rseq = maxr + 2;
     fs->segs_since_ckpt = fs->next_seq - fs->replay_seq;
     /* Step 7: the heads; the hot one is active. */
     if (!err)
-        err = head(fs, cur + 1, &fs->park, &fs->park_wp);
+        err = head(fs, u.cur + 1, &fs->park, &fs->park_wp);
     if (!err)
-        err = head(fs, cur, &fs->open, &fs->wp);
+        err = head(fs, u.cur, &fs->open, &fs->wp);
     if (!err)
         err = fsw_reload(fs);
     fs->mounted = !err;

@@ -33,7 +33,10 @@ void fsw_limits(fsw_t *fs)
 {
     int32_t n = (int32_t)fs->nseg - fs->reserve - fs->ckpt_interval - 2;
     uint32_t m = DATA_CAP(fs) * (uint32_t)(n > 1 ? n : 1) / 2;
+    /* trim records a checkpoint segment holds at least: max_keys leaves it half (§7) */
+    uint32_t t = (SEG_SIZE(fs) - HDR_SIZE - REC_SIZE - 1 - ENTRY_SIZE * fs->max_keys) / REC_SIZE;
     fs->max_chunk = m < (1u << 24) ? m : 1u << 24;
+    fs->keep = (uint8_t)(1 + (fs->max_keys + t - 1) / t);
 }
 
 /* The largest index a checkpoint segment holds (§7, §11). */
@@ -100,8 +103,7 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
     if (op == OP_PUT) {
         err = fsw_static_wl(fs);
         if (err >= 0)
-            err = fsw_make_room(fs, b + REC_SIZE * (2 + b / DATA_CAP(fs)),
-                                fsw_keep(fs, fs->nkeys + !COUNT(fsw_idx_find(fs, a))));
+            err = fsw_make_room(fs, b + REC_SIZE * (2 + b / DATA_CAP(fs)));
     } else {
         err = fsw_trim_room(fs);
     }
@@ -166,9 +168,7 @@ int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
     return run(fs, OP_PUT, key, size, data);
 }
 
-/* fsw_get, or (peek) only the checks and the size: no flash is read. */
-static int get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out,
-               int peek)
+int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out)
 {
     uint64_t v = fsw_idx_find(fs, key);
     const struct fsw_index_entry *e = fs->cfg->index + WINNER(v);
@@ -179,25 +179,12 @@ static int get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *s
         return fs->damaged ? FSW_ERR_CORRUPT : FSW_ERR_NOENT;
     if (size_out)
         *size_out = e->size;
-    err = e->addr == LOST         ? FSW_ERR_CORRUPT
-          : peek                  ? 0
-          : e->size > bufsize     ? FSW_ERR_TOOBIG
-                                  : fsw_chunk_read(fs, e, buf);
-    if (!err && !peek)
+    err = e->addr == LOST     ? FSW_ERR_CORRUPT
+          : e->size > bufsize ? FSW_ERR_TOOBIG
+                              : fsw_chunk_read(fs, e, buf);
+    if (!err)
         trace(fs, OP_GET, key, e->size);
     return err;
-}
-
-int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out)
-{
-    return get(fs, key, buf, bufsize, size_out, 0);
-}
-
-int32_t fsw_size(fsw_t *fs, uint32_t key)
-{
-    uint32_t n;
-    int err = get(fs, key, NULL, 0, &n, 1);
-    return err ? err : (int32_t)n;
 }
 
 /* Writes one TRIM or TRIM_RANGE record if any entry (lost ones included) lies in

@@ -52,7 +52,6 @@ class Config(C.Structure):
         ("page_once", C.c_uint8),
         ("ckpt_interval", C.c_uint8),
         ("reserve", C.c_uint8),
-        ("prog_whole", C.c_uint8),
         ("wl_threshold", C.c_uint16),
         ("max_keys", C.c_uint16),
         ("prog_buffer", C.c_void_p),
@@ -140,7 +139,9 @@ class CStore:
         self._check(self.lib.fsw_put(self.fs, C.c_uint32(key), data, len(data)))
 
     def get(self, key: int) -> bytes:
-        n = self.lib.fsw_size(self.fs, C.c_uint32(key))
+        size = C.c_uint32()
+        n = self.lib.fsw_get(self.fs, C.c_uint32(key), None, 0, C.byref(size))
+        n = size.value if n == ERR["TOOBIG"] else n
         self._check(n)
         buf = C.create_string_buffer(n)
         got = C.c_uint32()

@@ -53,7 +53,7 @@ class _Config(C.Structure):
         ("read_spare", _P),
         ("flash_size", C.c_uint32), ("segment_size", C.c_uint32), ("prog_size", C.c_uint32),
         ("page_once", C.c_uint8), ("ckpt_interval", C.c_uint8), ("reserve", C.c_uint8),
-        ("prog_whole", C.c_uint8), ("wl_threshold", C.c_uint16), ("max_keys", C.c_uint16),
+        ("wl_threshold", C.c_uint16), ("max_keys", C.c_uint16),
         ("prog_buffer", _P), ("index", _P), ("segs", _P), ("rescue_buffer", _P),
         ("trace", _P), ("trace_ctx", _P),
     ]
@@ -161,13 +161,12 @@ def library() -> C.CDLL:
     except OSError as e:
         raise InputError(f"C engine not built: cannot load {path}: {e}") from None
     u32, vp = C.c_uint32, C.c_void_p
-    for name, args in (("fsw_put", [vp, u32, C.c_char_p, u32]), ("fsw_size", [vp, u32]),
+    for name, args in (("fsw_put", [vp, u32, C.c_char_p, u32]),
                        ("fsw_get", [vp, u32, vp, u32, vp]), ("fsw_trim", [vp, u32]),
                        ("fsw_trim_range", [vp, u32, u32]), ("fsw_sync", [vp]),
                        ("fsw_idle", [vp, C.c_uint]), ("fsw_unmount", [vp])):
         getattr(lib, name).argtypes = args
-    for name in ("fsw_size", "fsw_trim_range"):
-        getattr(lib, name).restype = C.c_int32
+    lib.fsw_trim_range.restype = C.c_int32
     lib.fswsim_run.argtypes = [vp, vp, u32, C.c_char_p, vp, u32, vp, vp]
     lib.fswsim_run.restype = u32
     lib.fswsim_log_position.restype = C.c_uint64
@@ -205,7 +204,8 @@ class CStore:
         cfg = self.cfg = _Config()
         cfg.flash_size, cfg.segment_size, cfg.prog_size = flash.size, seg_size, page
         cfg.page_once = int(getattr(flash, "nop", 0) != 0)
-        cfg.prog_whole = int(getattr(flash, "kind", "") == "internal")
+        # MCU internal flash writes whole words: this port pads a sync's partial unit (§6).
+        self._pad = page if getattr(flash, "kind", "") == "internal" else 0
         cfg.ckpt_interval, cfg.reserve = ckpt_interval, reserve
         cfg.wl_threshold, cfg.max_keys = wl_threshold, max_keys
         cfg.prog_buffer = C.addressof(self._bufs[0])
@@ -317,6 +317,8 @@ class CStore:
 
     def _py_prog(self, _c: Any, addr: int, buf: int, n: int) -> int:
         data = C.string_at(buf, n)
+        if self._pad and n % self._pad:
+            data += b"\xff" * (self._pad - n % self._pad)
         return self._device(lambda: self.flash.program(addr, data))
 
     def _py_erase(self, _c: Any, addr: int, n: int) -> int:
@@ -410,7 +412,7 @@ class CStore:
         if not isinstance(key, int | np.integer) or not 0 <= key < NO_KEY:
             raise NotFoundError(f"no chunk under key {key}")
         k = int(key)
-        n = self.lib.fsw_size(self.fs, k)
+        n = self._size(k)
         if n == E_NOENT:
             raise NotFoundError(f"no chunk under key {key}")
         if n == E_CORRUPT:
@@ -426,7 +428,13 @@ class CStore:
     def __contains__(self, key: int) -> bool:
         if not isinstance(key, int | np.integer) or not 0 <= key < NO_KEY:
             return False
-        return self.lib.fsw_size(self.fs, int(key)) > 0
+        return self._size(int(key)) > 0
+
+    def _size(self, key: int) -> int:
+        """fsw_size (an inline function of flashswap.h): the size, or the error."""
+        n = C.c_uint32()
+        rc = self.lib.fsw_get(self.fs, key, None, 0, C.byref(n))
+        return n.value if rc == E_TOOBIG else rc
 
     def keys(self) -> list[int]:
         e = self._entries()

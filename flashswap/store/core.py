@@ -144,11 +144,14 @@ class Store:
         self.torn = [False, False]  # per log (hot, cold): its next segment carries HF_TEAR
         # (unit address, buffer, wp) of the program that failed while its chunks move (§12)
         self.rescue: tuple[int, bytes, int] | None = None
-        # MCU internal flash programs whole words only: sync pads the unit with 0xFF (§6).
+        # MCU internal flash programs whole words only: its driver pads a sync's unit with
+        # 0xFF (§6); the model is its own driver.
         self.pad_units = getattr(flash, "kind", "") == "internal"
-        # Trim records a checkpoint segment holds at least (§10, "Room to delete").
-        self.trims_per_seg = max(1, (geo.seg_size - HEADER_SIZE - REC_SIZE - 1
-                                     - ENTRY_SIZE * max_keys) // REC_SIZE)
+        # Segments kept free to delete every chunk (§10, "Room to delete"): a trim record each,
+        # every segment opened for them a checkpoint segment (which max_keys leaves at least
+        # half empty), plus one.
+        per_seg = (geo.seg_size - HEADER_SIZE - REC_SIZE - 1 - ENTRY_SIZE * max_keys) // REC_SIZE
+        self.keep = 1 + -(-max_keys // per_seg)
 
     @classmethod
     def _config(cls, flash: Any, segment_size: int | None, max_keys: int | None,
@@ -412,24 +415,19 @@ class Store:
         self._static_wl()
         size = len(data)
         need = size + REC_SIZE * (2 + size // self.geo.data_cap)
-        n = len(self.index) + len(self.lost) + (key not in self.index and key not in self.lost)
-        self._make_room(need, self._keep(n))
+        self._make_room(need)
         self._use(cold=False)
         self._write_chunk(key, data)
 
     def _trim_record(self, rtype: int, key: int, size: int) -> None:
         """Append a TRIM or TRIM_RANGE record. Never garbage-collects: the segments kept free
-        (§10, `_keep`) always hold the records that delete every chunk."""
+        (§10, `keep`) hold the records that delete every chunk, each opened as a checkpoint
+        segment."""
         self._use(cold=False)
         if self._room() < MIN_ROOM:
-            free = self._free_count()
-            if not free:
+            if not self._free_count():
                 raise NoSpaceError("no free segment left (worn-out device)")
-            if free <= self._keep(len(self.index) + len(self.lost)):
-                self._collapse()  # among the last free segments: open a checkpoint there
-            else:
-                self._close_segment()
-                self._open_segment(cont_len=0)
+            self._collapse()
         self._append_record(pack_record(rtype, 0, key, size, 0, self._take_rseq()))
         if rtype == T_TRIM:
             self._drop(key)
@@ -754,11 +752,11 @@ class Store:
         # Room for one more entry than now: a spilled chunk joins the index before the checkpoint.
         ckpt_len = REC_SIZE + ENTRY_SIZE * (len(self.index) + len(self.lost) + 1)
         due = force_ckpt or self.segs_since_ckpt >= self.ckpt_interval
-        # No checkpoint while chunks still lie in a failed segment (§12): their bytes may
-        # never have reached flash.
+        # No checkpoint while the chunks of a failed segment move (§12): bytes of some never
+        # reached flash.
         is_ckpt = (not self.active_cold and due and cont_len is not None
                    and HEADER_SIZE + cont_len + ckpt_len <= g.seg_size
-                   and not ((self.state == BAD) & (self.live > 0)).any())
+                   and self.rescue is None)
         self.segs_since_ckpt = 1 if is_ckpt else self.segs_since_ckpt + 1
         log = int(self.active_cold)
         hdr = SegHeader(
@@ -798,12 +796,6 @@ class Store:
 
     # ------------------------------------------------------------------ internals: GC and WL
 
-    def _keep(self, n: int) -> int:
-        """Segments kept actually free whatever a put or a move does (§10): enough to delete n
-        chunks with one trim record each, every segment opened for them a checkpoint segment,
-        plus one for a checkpoint a put may open."""
-        return 1 + -(-n // self.trims_per_seg)
-
     def _pinned_dead(self) -> int:
         """Segments holding nothing live that the replay window (or the cold head) still pins:
         free as soon as a checkpoint moves the window (`_collapse`)."""
@@ -836,21 +828,23 @@ class Store:
         return sum(e[1] + REC_SIZE * (2 + e[1] // cap) for e in self.index.values()
                    if any(f == s for f, _ in e[2]))
 
-    def _movable(self, s: int, keep: int) -> bool:
+    def _movable(self, s: int) -> bool:
         """True when relocating segment s to the cold head leaves `keep` segments free once s
         itself is free (during the move one fewer: still room for a checkpoint)."""
         room = self._room() if self.active_cold else (
             0 if self.parked[0] is None else (self.parked[0] + 1) * self.geo.seg_size
             - self.parked[1])
         room = room if room >= MIN_ROOM else 0
-        return self._move_cost(s) <= room + self.geo.data_cap * (self._free_count() + 1 - keep)
+        return self._move_cost(s) <= room + self.geo.data_cap * (
+            self._free_count() + 1 - self.keep)
 
-    def _make_room(self, need: int, keep: int) -> None:
+    def _make_room(self, need: int) -> None:
         """Make `need` bytes fit on the hot head (§10 step 3) or raise NoSpaceError: counting
         the dead segments the window pins against `reserve`, and keeping `keep` segments
         really free; release pinned ones with a checkpoint, else relocate the emptiest
         segment outside the window if that keeps `keep` free, else shrink the window."""
         g = self.geo
+        keep = self.keep
         if self._hot_room() >= max(need, MIN_ROOM):
             return  # the common case, decided without counting free segments
         for _ in range(4 * g.nseg + 4):
@@ -863,7 +857,7 @@ class Store:
                 self._collapse()
                 continue
             victim = self._victim()
-            if victim is not None and self._movable(victim, keep):
+            if victim is not None and self._movable(victim):
                 self._relocate(victim)
                 continue
             if self._window_count() and free > keep:
@@ -907,7 +901,7 @@ class Store:
         s = int(np.argmin(counts))
         if ref - int(counts[s]) <= self.wl_threshold:
             return False
-        if not self._movable(s, self._keep(len(self.index) + len(self.lost))):
+        if not self._movable(s):
             return False
         if s == cold_seg:
             self._use(cold=True)

@@ -66,7 +66,6 @@ class _Replay:
         self.parse = parse
         self.events: list[tuple[int, int, bool, Rec]] = []  # (seq, order, wildcard first, rec)
         self.wild_at_end = False
-        self.torn = {False: False, True: False}
 
     def log(self, segs: list[int], cold: bool) -> None:
         """Turn one log's window segments (in seq order) into events."""
@@ -82,8 +81,7 @@ class _Replay:
                                 and bool(self.headers[nxt].flags & HF_TEAR))
             for rec in recs:
                 if not rec.intact and may_tear and rec.addr - s * seg_size >= good:
-                    self.torn[cold] |= last
-                    continue
+                    continue  # a tear
                 if rec.rtype == T_UNREADABLE or (rec.rtype == T_CHECKPOINT and not rec.intact):
                     pending = True
                     continue
@@ -113,9 +111,6 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         addr = s * seg_size
         raw = raws[addr]
         h = SegHeader.unpack(raw)
-        if h is None and raw != _ERASED_HEADER:
-            raw = flash.read(addr, HEADER_SIZE)  # a read error is retried once
-            h = SegHeader.unpack(raw)
         if h is not None and h.same_store(first):
             headers[s] = h
             continue
@@ -146,10 +141,6 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
             base = s * seg_size
             data = flash.read(base, seg_size)
             recs, good = parse_segment(data, base, geo.prog_size, geo.page_once, st.max_chunk)
-            if any(not r.intact for r in recs):  # a read error is retried once
-                data = flash.read(base, seg_size)
-                recs, good = parse_segment(data, base, geo.prog_size, geo.page_once,
-                                           st.max_chunk)
             parsed[s] = (recs, good, data)
         return parsed[s][:2]
 
@@ -216,7 +207,6 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
     st.segs_since_ckpt = newest - r + 1
     st.lost = lost
     st.damaged = damaged
-    st.torn = dict(replay.torn)
     for key, (addr, size) in sorted(index.items()):
         seg, off = divmod(addr, seg_size)
         if (addr == LOST_ADDR or not 0 <= seg < geo.nseg or st.state[seg] != IN_LOG
@@ -242,6 +232,7 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         s = segs[-1]
         end = parse(s)[1]
         if parsed[s][2][end:] != b"\xff" * (seg_size - end):
+            st.torn[int(cold)] = True  # the log ends in a tear: its next segment says so
             continue
         p = geo.prog_size
         if geo.page_once and end % p:
