@@ -64,8 +64,9 @@ uint64_t fsw_scan(const fsw_t *fs, int mode)
         case PICK_ERASED:
             ok = g->state == ST_ERASED;
             break;
-        case PICK_DEAD:
-            ok = g->state == ST_LOG && !g->live && !in && s != (fs->cold ? fs->park : fs->open);
+        case PICK_SPACE:
+            ok = g->state <= ST_FREE ||
+                 (g->state == ST_LOG && !g->live && s != (fs->cold ? fs->park : fs->open));
             break;
         default: /* PICK_WINDOW */
             ok = g->state == ST_LOG && !in && s != fs->open && s != fs->park;
@@ -119,13 +120,13 @@ int fsw_erase(fsw_t *fs, uint32_t s)
     return 1;
 }
 
-/* The words of the segment header (§3) of the active head's log, but for erase_count, seq,
- * replay_seq and crc (words 2-4, 9). */
+/* The words of the segment header (§3) of the active head's log (HF_TEAR if its last segment
+ * ended torn), but for erase_count, seq, replay_seq and crc (words 2-4, 9). */
 void fsw_hdr_make(const fsw_t *fs, uint32_t *h)
 {
     h[0] = 0x50575346u; /* "FSWP" */
     h[1] = 2u | fs->seg_shift << 8 | (uint32_t)fs->prog_shift << 16 |
-           (uint32_t)(fs->page_once | fs->cold << 1) << 24; /* HF_COLD */
+           (uint32_t)(fs->page_once | fs->cold << 1 | (fs->torn >> fs->cold & 1) << 2) << 24;
     h[5] = fs->nseg;
     h[6] = fs->max_keys | (uint32_t)fs->ckpt_interval << 16 | (uint32_t)fs->reserve << 24;
     h[7] = fs->wl_threshold | (uint32_t)fs->epoch << 16;
@@ -164,7 +165,6 @@ static int open_seg(fsw_t *fs, uint32_t cont, int force)
          !fs->rescue_end;
     fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
     fsw_hdr_make(fs, h);
-    h[1] |= (uint32_t)(fs->torn >> fs->cold & 1) << 26; /* HF_TEAR */
     fs->torn &= (uint8_t)~(1u << fs->cold);
     h[2] = g->erase_count;
     h[3] = g->seq;
@@ -206,7 +206,7 @@ int fsw_next(fsw_t *fs, uint32_t cont, int mode)
     return err <= 0 || mode == OPEN_SPILL ? err : fsw_ckpt_write(fs);
 }
 
-/* The index entry with a fragment in segment s (FAILED: a bad one) and the lowest
+/* The index entry with a fragment in segment s and the lowest
  * first-fragment address; *cost (if not NULL) gets the bytes moving all of them appends. */
 static uint32_t in_segment(fsw_t *fs, uint32_t s, uint32_t *cost)
 {
@@ -214,7 +214,7 @@ static uint32_t in_segment(fsw_t *fs, uint32_t s, uint32_t *cost)
     uint32_t i, best = NONE, sum = 0;
     for (i = 0; i < fs->nkeys; i++)
         if (fsw_live(fs, x + i, 0, s) == 2) {
-            sum += x[i].size + REC_SIZE * (2 + x[i].size / DATA_CAP(fs));
+            sum += x[i].size + 64 + (x[i].size >> 4); /* a header per 512 bytes at most */
             best = best == NONE || x[i].addr < x[best].addr ? i : best;
         }
     if (cost)
@@ -264,19 +264,19 @@ static int movable(fsw_t *fs, uint32_t s)
  * keeps `keep` free, else shrink the window. Bounded as the Python model's. */
 int fsw_make_room(fsw_t *fs, uint32_t need)
 {
-    int32_t keep = fs->keep;
-    uint32_t i, v, room = fsw_head_room(fs, 0);
-    int32_t free, dead, avail;
+    uint32_t i, v, room;
+    int32_t free, dead, avail, keep = fs->keep;
     int err = 0;
-    if (room >= MIN_ROOM && room >= need)
-        return 0;
     for (i = 0; i < 4 * fs->nseg + 4 && !err; i++) {
         room = fsw_head_room(fs, 0);
+        room = room < MIN_ROOM ? 0 : room;
+        if (room >= need)
+            return 0; /* the common case, decided without counting free segments */
         free = (int32_t)COUNT(fsw_scan(fs, PICK_HOT));
-        dead = (int32_t)COUNT(fsw_scan(fs, PICK_DEAD));
+        dead = (int32_t)COUNT(fsw_scan(fs, PICK_SPACE)) - free; /* the window pins them */
         avail = free + dead - fs->reserve;
         avail = avail < free - keep ? avail : free - keep;
-        if ((room < MIN_ROOM ? 0 : room) + DATA_CAP(fs) * (uint32_t)(avail < 0 ? 0 : avail) >= need)
+        if (avail > 0 && room + DATA_CAP(fs) * (uint32_t)avail >= need)
             return 0;
         if (dead && free)
             err = fsw_next(fs, 0, OPEN_FORCE);
@@ -288,16 +288,6 @@ int fsw_make_room(fsw_t *fs, uint32_t need)
             break;
     }
     return err ? err : FSW_ERR_NOSPC;
-}
-
-/* A trim or trim_range record must fit on the hot head: never by garbage collection, but in
- * the segments kept free for it, each opened as a checkpoint segment (§10). */
-int fsw_trim_room(fsw_t *fs)
-{
-    int err = fsw_use(fs, 0);
-    if (err || fsw_room(fs) >= MIN_ROOM)
-        return err;
-    return COUNT(fsw_scan(fs, PICK_HOT)) ? fsw_next(fs, 0, OPEN_FORCE) : FSW_ERR_NOSPC;
 }
 
 /* §10 step 2: one move of the least-worn segment holding data outside the window (or the cold
@@ -361,7 +351,7 @@ int fsw_recover(fsw_t *fs)
         fs->open = NONE;
         retire(fs, s);
     }
-    err = relocate(fs, FAILED);
+    err = relocate(fs, s);
     fs->rescue_end = 0; /* the copy lives as long as this recovery, as in the model */
     return err;
 }

@@ -18,7 +18,6 @@ enum { T_DATA = 1, T_TRIM, T_TRIM_RANGE, T_CKPT };
 enum { F_MORE = 1, F_CONT = 2, F_DAMAGED = 8 };
 enum { HF_PAGE_ONCE = 1, HF_COLD = 2, HF_TEAR = 4 };
 #define NOISE 4u /* an unreadable region with fewer non-0xFF bytes is stray bits (§6) */
-#define FAILED (NONE - 1) /* fsw_live: "in any BAD segment" */
 /* Operations run through the retry loop in store.c: the trace's op codes (traces/README.md),
  * TRIM and TRIM_RANGE one above their record types; idle is not traced. */
 enum { OP_PUT = 1, OP_GET, OP_TRIM, OP_RANGE, OP_SYNC, OP_IDLE };
@@ -35,7 +34,7 @@ enum {
     PICK_HI,     /* not bad: most worn */
     PICK_ERASED, /* erased (count only) */
     PICK_WINDOW, /* in the log, in the window, open in neither head (count only) */
-    PICK_DEAD,   /* in the log, nothing live, not reclaimable, not the hot head's (count) */
+    PICK_SPACE,  /* free, or in the log with nothing live but the hot head's (count) */
     /* in the log (PICK_SEQ | cold), retired ones too (| PICK_BAD): the smallest seq >= arg,
      * or (| PICK_DOWN) the largest seq <= ~arg */
     PICK_SEQ = 16,
@@ -121,7 +120,6 @@ void fsw_hdr_make(const fsw_t *fs, uint32_t *h);
 int fsw_next(fsw_t *fs, uint32_t cont, int mode);
 int fsw_erase(fsw_t *fs, uint32_t s);
 int fsw_make_room(fsw_t *fs, uint32_t need);
-int fsw_trim_room(fsw_t *fs);
 int fsw_static_wl(fsw_t *fs);
 int fsw_recover(fsw_t *fs);
 int fsw_idle_work(fsw_t *fs, unsigned max_erases);

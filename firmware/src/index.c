@@ -20,8 +20,8 @@ uint64_t fsw_idx_find(const fsw_t *fs, uint32_t key)
 
 /* Adds (sign 1) or removes (-1) the bytes of e's fragments to or from their segments' live
  * counts, or only walks them (0). Returns 2 as soon as a fragment lies in segment `in` (NONE:
- * never; FAILED: any bad segment), -1 if a continuation's segment is missing, else 0. Not
- * while mounting: mount counts once the index is complete. */
+ * never), -1 if a continuation's segment is missing, else 0. Not while mounting: mount counts
+ * once the index is complete. */
 int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in)
 {
     struct fsw_frag f;
@@ -31,7 +31,7 @@ int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in)
     fsw_frag_first(fs, e, &f);
     do {
         uint32_t s = SEG_OF(fs, f.addr);
-        if (s == in || (in == FAILED && SEGS(fs)[s].state == ST_BAD))
+        if (s == in)
             return 2;
         SEGS(fs)[s].live += (uint32_t)sign * (REC_SIZE + f.len);
     } while ((k = fsw_frag_next(fs, e, &f)) > 0);

@@ -198,12 +198,15 @@ static void wildcard(fsw_t *fs)
 /* 1 when a segment of the window is not there (§9 "Damage"): the window's segments are the
  * seqs from the replay start to the newest and, before them, the cold window's first; and no
  * segment without a readable header may hold a readable record newer than the checkpoint
- * (base). r is scratch. */
-static int missing(fsw_t *fs, uint64_t base, uint32_t *r)
+ * (base). On the way, unknown erase counts become the largest known (maxc, §9 step 3). r is
+ * scratch. */
+static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
 {
-    const struct fsw_seg *g = SEGS(fs);
+    struct fsw_seg *g = SEGS(fs);
     uint32_t s, n = fs->replay_cold < fs->replay_seq, plen;
     for (s = 0; s < fs->nseg; s++) {
+        if (g[s].state <= ST_FREE)
+            g[s].erase_count = maxc;
         n -= g[s].state == ST_LOG &&
              (g[s].seq >= fs->replay_seq || (g[s].cold && g[s].seq == fs->replay_cold));
         if (g[s].state == ST_FREE && fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 &&
@@ -213,16 +216,13 @@ static int missing(fsw_t *fs, uint64_t base, uint32_t *r)
     return n + fs->next_seq - fs->replay_seq != 0;
 }
 
-/* §9 steps 5-6: replay both logs' windows merged by record seq from the checkpoint in segment
- * ck, then count live bytes (an entry pointing outside the log is lost). */
-static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
+/* §9 steps 5-6: replay both logs' windows merged by record seq from the checkpoint cur[0] is
+ * on, then count live bytes (an entry pointing outside the log is lost). */
+static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
 {
     struct fsw_index_entry *e;
-    uint64_t base;
-    int i, err = ckpt_of(fs, ck, cur);
-    if (err < 0)
-        return err;
-    base = *maxr = R_SEQ(cur->r);
+    uint64_t base = *maxr = R_SEQ(cur->r);
+    int i, err;
     fs->replay_cold = cur->r[3];
     err = load_ckpt(fs, cur);
     for (i = 0; i < 2 && !err; i++) {
@@ -237,10 +237,9 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
                 wildcard(fs);
             if (t == T_TRIM || t == T_TRIM_RANGE) {
                 fsw_idx_drop(fs, c->r[1], t == T_TRIM ? c->r[1] : c->r[2]);
-                fs->damaged &= t == T_TRIM || c->r[1] || c->r[2] < NONE - 1;
             } else if (t == T_CKPT) {
                 err = load_ckpt(fs, c);
-            } else if (c->k == 2 || R_FLAGS(c->r) & F_CONT) {
+            } else if (c->k == 2) {
                 err = fsw_idx_set(fs, c->r[1], LOST, 0); /* a damaged fragment */
             } else {
                 struct fsw_index_entry d;
@@ -255,13 +254,13 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
         if (!err)
             err = step(fs, c, maxr, 0);
     }
-    if (!err && (cur[0].dmg || cur[1].dmg || missing(fs, base, cur->r)))
-        wildcard(fs);
+    i = missing(fs, base, cur->r, maxc) | cur[0].dmg | cur[1].dmg; /* damage at the end */
+    fs->damaged |= (uint8_t)i;
     fs->mounted = 1;
     for (e = fs->cfg->index; !err && e < fs->cfg->index + fs->nkeys; e++) {
         /* the first record lies in a data area, a header and one byte before its end */
         uint32_t o = (e->addr & (SEG_SIZE(fs) - 1)) - HDR_SIZE;
-        if (e->addr >= fs->cfg->flash_size || o >= DATA_CAP(fs) - REC_SIZE ||
+        if (i || e->addr >= fs->cfg->flash_size || o >= DATA_CAP(fs) - REC_SIZE ||
             SEGS(fs)[SEG_OF(fs, e->addr)].state != ST_LOG || fsw_live(fs, e, 0, NONE)) {
             e->addr = LOST;
             e->size = 0;
@@ -274,12 +273,11 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
 /* §9 step 7: a log's last window segment stays open after its last intact record if
  * everything after it is erased and a record still fits after rounding up to a unit on
  * PAGE_ONCE devices. If it is not erased, the log ends in a tear: its next segment says so. */
-static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp)
+static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp, int cold)
 {
     uint32_t ps = PROG_SIZE(fs), end = c->g, stop = SEG_BASE(fs, c->seg + 1);
     int k = c->seg == NONE ? 2 : fsw_blank(fs, end, stop - end);
-    if (!k)
-        fs->torn |= (uint8_t)(1u << SEGS(fs)[c->seg].cold);
+    fs->torn |= (uint8_t)(!k << cold);
     if (fs->page_once)
         end = (end + ps - 1) & ~(ps - 1);
     *seg = k == 1 && stop - end >= MIN_ROOM ? c->seg : NONE;
@@ -318,7 +316,8 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
             ref7 = h[7];
             maxs = maxc = 0;
             for (t = 0; t < s; t++)
-                g[t].state = g[t].state == ST_LOG ? ST_FREE : g[t].state;
+                if (g[t].state == ST_LOG)
+                    g[t].state = ST_FREE;
         }
         if (ours && h[6] == ref6 && h[7] == ref7) {
             g[s].state = ST_LOG;
@@ -342,9 +341,6 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     if (fs->max_keys > fsw_key_cap(fs))
         return FSW_ERR_INVAL;
     fsw_limits(fs);
-    for (s = 0; s < fs->nseg; s++)
-        if (g[s].state <= ST_FREE)
-            g[s].erase_count = maxc;
     /* Step 4: the newest hot checkpoint segment (its header names itself) whose checkpoint is
      * intact; an interrupted one falls back to the one before. Hot segments are tried newest
      * first, so mount reads about ckpt_interval headers more and one checkpoint. */
@@ -362,14 +358,14 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     }
     fs->replay_seq = below;
     fs->next_seq = maxs + 1;
-    err = replay(fs, ck, u.cur, &maxr);
+    err = replay(fs, u.cur, &maxr, maxc); /* cur[0] is on the checkpoint */
     fs->next_rseq = maxr + 2;
     fs->segs_since_ckpt = fs->next_seq - fs->replay_seq;
     /* Step 7: the heads; the hot one is active. */
     if (!err)
-        err = head(fs, u.cur + 1, &fs->park, &fs->park_wp);
+        err = head(fs, u.cur + 1, &fs->park, &fs->park_wp, 1);
     if (!err)
-        err = head(fs, u.cur, &fs->open, &fs->wp);
+        err = head(fs, u.cur, &fs->open, &fs->wp, 0);
     if (!err)
         err = fsw_reload(fs);
     fs->mounted = !err;

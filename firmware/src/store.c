@@ -104,18 +104,18 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
         err = fsw_static_wl(fs);
         if (err >= 0)
             err = fsw_make_room(fs, b + REC_SIZE * (2 + b / DATA_CAP(fs)));
-    } else {
-        err = fsw_trim_room(fs);
+    } else { /* a trim never collects garbage: it opens one of the kept segments (§10) */
+        err = fsw_use(fs, 0);
+        if (!err && fsw_room(fs) < MIN_ROOM)
+            err = COUNT(fsw_scan(fs, PICK_HOT)) ? fsw_next(fs, 0, OPEN_FORCE) : FSW_ERR_NOSPC;
     }
     if (!err)
         err = fsw_use(fs, 0);
     if (!err) /* a TRIM record has no payload: any pointer will do */
         err = fsw_chunk_write(fs, (uint32_t)op - 1 + (op == OP_PUT), a, size,
                               data ? data : (const uint8_t *)fs, NULL);
-    if (!err && op != OP_PUT) {
+    if (!err && op != OP_PUT)
         fsw_idx_drop(fs, a, b);
-        fs->damaged &= a || b != NONE - 1; /* every key trimmed: nothing is unknown (§9) */
-    }
     return err;
 }
 
@@ -198,7 +198,7 @@ static int32_t trim(fsw_t *fs, int op, uint32_t first, uint32_t last)
         return FSW_ERR_INVAL;
     v = fsw_idx_find(fs, last);
     n = WINNER(v) + COUNT(v) - WINNER(fsw_idx_find(fs, first));
-    if (n || (fs->damaged && !first && last == NONE - 1))
+    if (n)
         err = run(fs, op, first, last, NULL);
     else if (!fs->mounted)
         err = FSW_ERR_INVAL;
@@ -253,7 +253,7 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st)
     st->erase_max = i ? g[hi].erase_count : 0;
     st->live_chunks = fs->nkeys;
     st->segments = fs->nseg;
-    st->free_segments = COUNT(fsw_scan(fs, PICK_HOT)) + COUNT(fsw_scan(fs, PICK_DEAD));
+    st->free_segments = COUNT(fsw_scan(fs, PICK_SPACE));
     st->free_bytes = fsw_head_room(fs, 0) + st->free_segments * DATA_CAP(fs);
     st->retired = fs->retired;
     st->max_chunk = fs->max_chunk;

@@ -290,8 +290,7 @@ class Store:
             raise InputError(f"trim_range: first key {first} > last key {last}")
         n = sum(1 for k in self.index if first <= k <= last)
         n += sum(1 for k in self.lost if first <= k <= last)
-        # Trimming every key also ends the damaged state (§9): that record must be written.
-        if n or (self.damaged and first == 0 and last == NO_KEY - 1):
+        if n:
             self._device_retry(lambda: self._trim_record(T_TRIM_RANGE, first, last))
         return n
 
@@ -435,7 +434,6 @@ class Store:
             for k in [k for k in self.index if key <= k <= size]:
                 self._drop(k)
             self.lost = {k for k in self.lost if not key <= k <= size}
-            self.damaged &= not (key == 0 and size == NO_KEY - 1)
 
     def _drop(self, key: int) -> None:
         ent = self.index.pop(key, None)
@@ -824,8 +822,8 @@ class Store:
 
     def _move_cost(self, s: int) -> int:
         """Bytes that relocating segment s appends: every chunk with a fragment there."""
-        cap = self.geo.data_cap
-        return sum(e[1] + REC_SIZE * (2 + e[1] // cap) for e in self.index.values()
+        # Record headers: two, and one more per 512 bytes at most (the smallest segment).
+        return sum(e[1] + 2 * REC_SIZE + (e[1] >> 4) for e in self.index.values()
                    if any(f == s for f, _ in e[2]))
 
     def _movable(self, s: int) -> bool:
@@ -942,26 +940,27 @@ class Store:
 
     def _recover_failed_program(self) -> None:
         """The open segment refused a program (§12): it is retired in RAM only, and every chunk
-        with a fragment in a retired segment is written again on the same head, bytes that
-        never reached flash taken from the failed program's buffer. On flash the segment stays
-        as it was, valid history, until a later checkpoint leaves it outside the window and an
-        erase finds it bad; no checkpoint is written while chunks still lie in it."""
+        with a fragment in it is written again on the same head, bytes that never reached
+        flash taken from the failed program's buffer. On flash the segment stays as it was,
+        valid history, until a later checkpoint leaves it outside the window and an erase finds
+        it bad; no checkpoint is written while its chunks move."""
         s = self.open_seg
         g = self.geo
-        if s is not None:
-            unit = self.wp - self.wp % g.prog_size
-            if unit + self.buf_prog < s * g.seg_size + HEADER_SIZE:
-                # Its header never reached flash whole: the segment is not in the log on
-                # flash, and its seq goes to the next segment opened (no gap, §9).
-                self.next_seq = int(self.seq[s])
-            # What the failed program left behind is, to mount, a tear at the end of this log.
-            self.torn[int(self.active_cold)] = True
-            self.rescue = (unit, bytes(self.buf), self.wp)
-            self.open_seg = None
-            self._retire(s)
+        if s is None:
+            return
+        unit = self.wp - self.wp % g.prog_size
+        if unit + self.buf_prog < s * g.seg_size + HEADER_SIZE:
+            # Its header never reached flash whole: the segment is not in the log on
+            # flash, and its seq goes to the next segment opened (no gap, §9).
+            self.next_seq = int(self.seq[s])
+        # What the failed program left behind is, to mount, a tear at the end of this log.
+        self.torn[int(self.active_cold)] = True
+        self.rescue = (unit, bytes(self.buf), self.wp)
+        self.open_seg = None
+        self._retire(s)
         try:
             moving = sorted((e[0], k) for k, e in self.index.items()
-                            if any(self.state[f] == BAD for f, _ in e[2]))
+                            if any(f == s for f, _ in e[2]))
             for addr, key in moving:
                 size = self.index[key][1]
                 try:

@@ -22,7 +22,6 @@ from flashswap.store.layout import (
     HF_TEAR,
     LOST_ADDR,
     MIN_ROOM,
-    NO_KEY,
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
@@ -175,7 +174,7 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         if wild:
             index, lost, damaged = {}, lost | set(index), True
         if rec.rtype == T_DATA:
-            if not rec.intact or rec.flags & F_CONT:
+            if not rec.intact:
                 index.pop(rec.key, None)  # a damaged fragment: the chunk it held is lost
                 lost.add(rec.key)
             elif _chunk_complete(st, rec, parse):
@@ -188,7 +187,6 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
             for k in [k for k in index if rec.key <= k <= rec.size]:
                 del index[k]
             lost = {k for k in lost if not rec.key <= k <= rec.size}
-            damaged &= not (rec.key == 0 and rec.size >= NO_KEY - 1)
         else:
             index, lost, damaged = _load_checkpoint(rec, st.max_keys)
         if len(index) + len(lost) > st.max_keys:
