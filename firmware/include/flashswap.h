@@ -72,7 +72,7 @@ struct fsw_config {
     /* Format options; zero means the default (as the Python model chooses them). Mount reads
      * them from flash instead. */
     uint8_t ckpt_interval; /* default max(1, min(16, segment_count / 16)) */
-    uint8_t reserve;       /* default 2 */
+    uint8_t reserve;       /* default max(2, what deleting every chunk needs, SPEC §10) */
     uint16_t wl_threshold; /* default 12 */
     uint16_t max_keys;     /* capacity of `index`; default FSW_DEFAULT_MAX_KEYS */
 
@@ -123,7 +123,6 @@ typedef struct fsw {
     uint8_t ckpt_interval;
     uint8_t reserve;
     uint8_t mounted;
-    uint8_t keep; /* segments kept free to delete every chunk (SPEC §10) */
     uint8_t cold; /* the active head is the cold one */
     uint8_t wl_quiet; /* erase counts within wl_threshold since the last erase/retirement */
     uint8_t damaged;  /* keys absent from the index read as corrupt (SPEC §9) */

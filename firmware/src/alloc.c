@@ -248,24 +248,24 @@ static int move_cold(fsw_t *fs, uint32_t s)
 }
 
 /* 1 when relocating segment s to the cold head (every chunk with a fragment there) leaves
- * `keep` segments free once s is free (during the move one fewer). */
+ * `reserve` segments free once s is free (during the move one fewer). */
 static int movable(fsw_t *fs, uint32_t s)
 {
     uint32_t cost, room = fsw_head_room(fs, 1);
     in_segment(fs, s, &cost);
     return (int32_t)((room < MIN_ROOM ? 0 : room) - cost) +
-               (int32_t)DATA_CAP(fs) * ((int32_t)COUNT(fsw_scan(fs, PICK_HOT)) + 1 - fs->keep) >=
+               (int32_t)DATA_CAP(fs) * ((int32_t)COUNT(fsw_scan(fs, PICK_HOT)) + 1 - fs->reserve) >=
            0;
 }
 
-/* §10 step 3: make need bytes fit on the hot head, counting the dead segments the window pins
- * against the reserve and keeping `keep` segments really free: release the pinned ones with
- * a checkpoint, else move the emptiest segment outside the window to the cold head if that
- * keeps `keep` free, else shrink the window. Bounded as the Python model's. */
+/* §10 step 3: make need bytes fit on the hot head keeping `reserve` segments really free:
+ * release the dead segments the window pins with a checkpoint, else move the emptiest segment
+ * outside the window to the cold head if that keeps the reserve, else shrink the window.
+ * Bounded as the Python model's. */
 int fsw_make_room(fsw_t *fs, uint32_t need)
 {
     uint32_t i, v, room;
-    int32_t free, dead, avail, keep = fs->keep;
+    int32_t free, r = fs->reserve;
     int err = 0;
     for (i = 0; i < 4 * fs->nseg + 4 && !err; i++) {
         room = fsw_head_room(fs, 0);
@@ -273,16 +273,13 @@ int fsw_make_room(fsw_t *fs, uint32_t need)
         if (room >= need)
             return 0; /* the common case, decided without counting free segments */
         free = (int32_t)COUNT(fsw_scan(fs, PICK_HOT));
-        dead = (int32_t)COUNT(fsw_scan(fs, PICK_SPACE)) - free; /* the window pins them */
-        avail = free + dead - fs->reserve;
-        avail = avail < free - keep ? avail : free - keep;
-        if (avail > 0 && room + DATA_CAP(fs) * (uint32_t)avail >= need)
+        if (room + DATA_CAP(fs) * (uint32_t)(free > r ? free - r : 0) >= need)
             return 0;
-        if (dead && free)
-            err = fsw_next(fs, 0, OPEN_FORCE);
+        if ((int32_t)COUNT(fsw_scan(fs, PICK_SPACE)) > free && free)
+            err = fsw_next(fs, 0, OPEN_FORCE); /* the window pins dead segments */
         else if ((v = PICK(fs, PICK_VICTIM)) != NONE && movable(fs, v))
             err = move_cold(fs, v);
-        else if (COUNT(fsw_scan(fs, PICK_WINDOW)) && free > keep)
+        else if (COUNT(fsw_scan(fs, PICK_WINDOW)) && free > r)
             err = fsw_next(fs, 0, OPEN_FORCE); /* its segments become victims */
         else
             break;

@@ -108,7 +108,8 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
 {
     uint32_t r[8], first, room, n, off = 0, len = type == T_DATA ? size : 0;
     uint64_t seq;
-    int ck = 0, err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, 0) : 0;
+    /* a TRIM or TRIM_RANGE that needs a segment opens a checkpoint segment (§10) */
+    int ck = 0, err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, type == T_DATA ? 0 : OPEN_FORCE) : 0;
     first = fs->wp;
     seq = fs->next_rseq;
     if (err)

@@ -341,17 +341,15 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     if (fs->max_keys > fsw_key_cap(fs))
         return FSW_ERR_INVAL;
     fsw_limits(fs);
-    /* Step 4: the newest hot checkpoint segment (its header names itself) whose checkpoint is
-     * intact; an interrupted one falls back to the one before. Hot segments are tried newest
-     * first, so mount reads about ckpt_interval headers more and one checkpoint. */
+    /* Step 4: the newest hot segment that opens with an intact checkpoint; an interrupted one
+     * falls back to the one before. Hot segments are tried newest first, so mount parses about
+     * ckpt_interval segments' first records more. */
     while (ck == NONE) {
         s = below ? fsw_seq_find(fs, PICK_SEQ | PICK_DOWN, 0 - below) : NONE;
         if (s == NONE)
             return FSW_ERR_CORRUPT;
         below = g[s].seq;
-        err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
-        fsw_le(h, 10);
-        k = err || h[4] != below ? err : ckpt_of(fs, s, u.cur);
+        k = ckpt_of(fs, s, u.cur);
         if (k < 0)
             return k;
         ck = k == 1 ? s : ck;

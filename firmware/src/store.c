@@ -33,10 +33,7 @@ void fsw_limits(fsw_t *fs)
 {
     int32_t n = (int32_t)fs->nseg - fs->reserve - fs->ckpt_interval - 2;
     uint32_t m = DATA_CAP(fs) * (uint32_t)(n > 1 ? n : 1) / 2;
-    /* trim records a checkpoint segment holds at least: max_keys leaves it half (§7) */
-    uint32_t t = (SEG_SIZE(fs) - HDR_SIZE - REC_SIZE - 1 - ENTRY_SIZE * fs->max_keys) / REC_SIZE;
     fs->max_chunk = m < (1u << 24) ? m : 1u << 24;
-    fs->keep = (uint8_t)(1 + (fs->max_keys + t - 1) / t);
 }
 
 /* The largest index a checkpoint segment holds (§7, §11). */
@@ -54,14 +51,21 @@ uint32_t fsw_key_cap(const fsw_t *fs)
 
 int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
 {
-    uint32_t h[10], s, n, ep = 0;
+    uint32_t h[10], s, n, ep = 0, t;
     int err = fsw_setup(fs, cfg);
     if (err)
         return err;
     fs->max_keys = (uint16_t)fsw_key_cap(fs);
     n = fs->nseg / 16;
     fs->ckpt_interval = cfg->ckpt_interval ? cfg->ckpt_interval : (uint8_t)(n < 1 ? 1 : n > 16 ? 16 : n);
-    fs->reserve = cfg->reserve ? cfg->reserve : 2;
+    /* default reserve: the trim records that delete every chunk, each segment opened for them
+     * a checkpoint segment (which max_keys leaves at least half empty), plus one (§10); at
+     * least 2, at most what the device leaves */
+    t = (SEG_SIZE(fs) - HDR_SIZE - REC_SIZE - 1 - ENTRY_SIZE * fs->max_keys) / REC_SIZE;
+    t = 1 + (fs->max_keys + t - 1) / t;
+    n = fs->nseg - fs->ckpt_interval - 3;
+    t = t < n ? t : n;
+    fs->reserve = cfg->reserve ? cfg->reserve : (uint8_t)(t < 2 ? 2 : t);
     fs->wl_threshold = cfg->wl_threshold ? cfg->wl_threshold : 12;
     if (fs->max_keys > key_limit(fs) || fs->reserve < 2 ||
         fs->reserve + fs->ckpt_interval + 3u > fs->nseg)
@@ -100,15 +104,10 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
         return fsw_log_sync(fs);
     if (op == OP_IDLE)
         return fsw_idle_work(fs, a);
-    if (op == OP_PUT) {
-        err = fsw_static_wl(fs);
-        if (err >= 0)
-            err = fsw_make_room(fs, b + REC_SIZE * (2 + b / DATA_CAP(fs)));
-    } else { /* a trim never collects garbage: it opens one of the kept segments (§10) */
-        err = fsw_use(fs, 0);
-        if (!err && fsw_room(fs) < MIN_ROOM)
-            err = COUNT(fsw_scan(fs, PICK_HOT)) ? fsw_next(fs, 0, OPEN_FORCE) : FSW_ERR_NOSPC;
-    }
+    /* a trim never collects garbage: a segment it needs is one of those kept (§10) */
+    err = op == OP_PUT ? fsw_static_wl(fs) : 0;
+    if (err >= 0 && op == OP_PUT)
+        err = fsw_make_room(fs, b + REC_SIZE * (2 + b / DATA_CAP(fs)));
     if (!err)
         err = fsw_use(fs, 0);
     if (!err) /* a TRIM record has no payload: any pointer will do */

@@ -65,6 +65,14 @@ def index_limit(segment_size: int) -> int:
     return (segment_size // 2 - HEADER_SIZE - REC_SIZE) // ENTRY_SIZE
 
 
+def min_reserve(segment_size: int, max_keys: int) -> int:
+    """Segments kept free so that deleting every chunk always fits (§10, "Room to delete"):
+    one trim record each, every segment opened for them a checkpoint segment (which max_keys
+    leaves at least half empty), plus one. The default reserve."""
+    per_seg = (segment_size - HEADER_SIZE - REC_SIZE - 1 - ENTRY_SIZE * max_keys) // REC_SIZE
+    return 1 + -(-max_keys // per_seg)
+
+
 def _log2(n: int, what: str) -> int:
     if n <= 0 or n & (n - 1):
         raise InputError(f"{what} must be a power of two, not {n}")
@@ -147,11 +155,6 @@ class Store:
         # MCU internal flash programs whole words only: its driver pads a sync's unit with
         # 0xFF (§6); the model is its own driver.
         self.pad_units = getattr(flash, "kind", "") == "internal"
-        # Segments kept free to delete every chunk (§10, "Room to delete"): a trim record each,
-        # every segment opened for them a checkpoint segment (which max_keys leaves at least
-        # half empty), plus one.
-        per_seg = (geo.seg_size - HEADER_SIZE - REC_SIZE - 1 - ENTRY_SIZE * max_keys) // REC_SIZE
-        self.keep = 1 + -(-max_keys // per_seg)
 
     @classmethod
     def _config(cls, flash: Any, segment_size: int | None, max_keys: int | None,
@@ -180,7 +183,9 @@ class Store:
             ckpt_interval = max(1, min(16, geo.nseg // 16))
         if not 1 <= ckpt_interval <= 255:
             raise InputError(f"ckpt_interval must be 1..255, not {ckpt_interval}")
-        reserve = DEFAULT_RESERVE if reserve is None else reserve
+        if reserve is None:  # what deleting every chunk needs, if the device has room for it
+            reserve = max(DEFAULT_RESERVE, min(min_reserve(segment_size, max_keys),
+                                               geo.nseg - ckpt_interval - 3))
         if not 2 <= reserve <= 255 or reserve + ckpt_interval + 3 > geo.nseg:
             raise InputError(f"reserve must be 2..255 and leave room in {geo.nseg} segments, "
                              f"not {reserve}")
@@ -827,39 +832,38 @@ class Store:
                    if any(f == s for f, _ in e[2]))
 
     def _movable(self, s: int) -> bool:
-        """True when relocating segment s to the cold head leaves `keep` segments free once s
-        itself is free (during the move one fewer: still room for a checkpoint)."""
+        """True when relocating segment s to the cold head leaves `reserve` segments free once
+        s itself is free (during the move one fewer: still room for a checkpoint)."""
         room = self._room() if self.active_cold else (
             0 if self.parked[0] is None else (self.parked[0] + 1) * self.geo.seg_size
             - self.parked[1])
         room = room if room >= MIN_ROOM else 0
         return self._move_cost(s) <= room + self.geo.data_cap * (
-            self._free_count() + 1 - self.keep)
+            self._free_count() + 1 - self.reserve)
 
     def _make_room(self, need: int) -> None:
-        """Make `need` bytes fit on the hot head (§10 step 3) or raise NoSpaceError: counting
-        the dead segments the window pins against `reserve`, and keeping `keep` segments
-        really free; release pinned ones with a checkpoint, else relocate the emptiest
-        segment outside the window if that keeps `keep` free, else shrink the window."""
+        """Make `need` bytes fit on the hot head (§10 step 3) keeping `reserve` segments really
+        free, or raise NoSpaceError: release the dead segments the window pins with a
+        checkpoint, else relocate the emptiest segment outside the window if that keeps the
+        reserve, else shrink the window so that its segments become victims."""
         g = self.geo
-        keep = self.keep
-        if self._hot_room() >= max(need, MIN_ROOM):
-            return  # the common case, decided without counting free segments
         for _ in range(4 * g.nseg + 4):
             room = self._hot_room()
             room = room if room >= MIN_ROOM else 0
-            free, dead = self._free_count(), self._pinned_dead()
-            if room + g.data_cap * max(0, min(free + dead - self.reserve, free - keep)) >= need:
+            if room >= need:
+                return  # the common case, decided without counting free segments
+            free = self._free_count()
+            if room + g.data_cap * max(0, free - self.reserve) >= need:
                 return
-            if dead and free:
+            if self._pinned_dead() and free:
                 self._collapse()
                 continue
             victim = self._victim()
             if victim is not None and self._movable(victim):
                 self._relocate(victim)
                 continue
-            if self._window_count() and free > keep:
-                self._collapse()  # its segments become victims
+            if self._window_count() and free > self.reserve:
+                self._collapse()
                 continue
             break
         raise NoSpaceError(

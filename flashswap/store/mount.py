@@ -143,16 +143,18 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
             parsed[s] = (recs, good, data)
         return parsed[s][:2]
 
-    # §9 step 4: the newest replay start that names a segment holding a complete checkpoint.
+    # §9 step 4: the newest hot segment that opens with an intact checkpoint.
     ckpt: Rec | None = None
     r = 0
-    for cand in sorted({h.replay_seq for h in headers.values()}, reverse=True):
-        s = st.seg_by_seq.get(cand)
-        if s is not None and not st.cold[s]:
-            ckpt = _checkpoint_of(parse(s)[0])
-            if ckpt is not None:
-                r = cand
-                break
+    hot: dict[int, int] = {}
+    for s in sorted(headers):  # one segment per seq, the lowest-numbered (as C's search)
+        if not st.cold[s]:
+            hot.setdefault(int(st.seq[s]), s)
+    for seq in sorted(hot, reverse=True):
+        ckpt = _checkpoint_of(parse(hot[seq])[0])
+        if ckpt is not None:
+            r = seq
+            break
     if ckpt is None:
         raise CorruptError("no complete checkpoint found: the store cannot be rebuilt")
     r_cold = ckpt.offset
