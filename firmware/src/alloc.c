@@ -206,19 +206,24 @@ int fsw_next(fsw_t *fs, uint32_t cont, int mode)
     return err <= 0 || mode == OPEN_SPILL ? err : fsw_ckpt_write(fs);
 }
 
-/* The index entry with a fragment in segment s and the lowest
- * first-fragment address; *cost (if not NULL) gets the bytes moving all of them appends. */
-static uint32_t in_segment(fsw_t *fs, uint32_t s, uint32_t *cost)
+/* The index entry with a fragment in segment s and the lowest first-fragment address; with
+ * afford, NONE as well when moving all of them to the cold head would not leave `reserve`
+ * segments free once s is free (during the move one fewer, §10). */
+static uint32_t in_segment(fsw_t *fs, uint32_t s, int afford)
 {
     const struct fsw_index_entry *x = fs->cfg->index;
-    uint32_t i, best = NONE, sum = 0;
+    uint32_t i, best = NONE, cost = 0, room;
     for (i = 0; i < fs->nkeys; i++)
         if (fsw_live(fs, x + i, 0, s) == 2) {
-            sum += x[i].size + 64 + (x[i].size >> 4); /* a header per 512 bytes at most */
+            cost += x[i].size + 64 + (x[i].size >> 4); /* a header per 512 bytes at most */
             best = best == NONE || x[i].addr < x[best].addr ? i : best;
         }
-    if (cost)
-        *cost = sum;
+    room = fsw_head_room(fs, 1);
+    if (afford && (int32_t)((room < MIN_ROOM ? 0 : room) - cost) +
+                          (int32_t)DATA_CAP(fs) *
+                              ((int32_t)COUNT(fsw_scan(fs, PICK_HOT)) + 1 - fs->reserve) <
+                      0)
+        best = NONE;
     return best;
 }
 
@@ -228,7 +233,7 @@ static int relocate(fsw_t *fs, uint32_t s)
 {
     uint32_t i;
     int err = 0;
-    while (!err && (i = in_segment(fs, s, NULL)) != NONE) {
+    while (!err && (i = in_segment(fs, s, 0)) != NONE) {
         /* the entry stays put until the copy is complete (fsw_chunk_write sets it last) */
         const struct fsw_index_entry *e = fs->cfg->index + i;
         err = fsw_chunk_read(fs, e, NULL);
@@ -245,17 +250,6 @@ static int move_cold(fsw_t *fs, uint32_t s)
 {
     int err = fsw_use(fs, 1);
     return err ? err : relocate(fs, s);
-}
-
-/* 1 when relocating segment s to the cold head (every chunk with a fragment there) leaves
- * `reserve` segments free once s is free (during the move one fewer). */
-static int movable(fsw_t *fs, uint32_t s)
-{
-    uint32_t cost, room = fsw_head_room(fs, 1);
-    in_segment(fs, s, &cost);
-    return (int32_t)((room < MIN_ROOM ? 0 : room) - cost) +
-               (int32_t)DATA_CAP(fs) * ((int32_t)COUNT(fsw_scan(fs, PICK_HOT)) + 1 - fs->reserve) >=
-           0;
 }
 
 /* §10 step 3: make need bytes fit on the hot head keeping `reserve` segments really free:
@@ -277,7 +271,7 @@ int fsw_make_room(fsw_t *fs, uint32_t need)
             return 0;
         if ((int32_t)COUNT(fsw_scan(fs, PICK_SPACE)) > free && free)
             err = fsw_next(fs, 0, OPEN_FORCE); /* the window pins dead segments */
-        else if ((v = PICK(fs, PICK_VICTIM)) != NONE && movable(fs, v))
+        else if ((v = PICK(fs, PICK_VICTIM)) != NONE && in_segment(fs, v, 1) != NONE)
             err = move_cold(fs, v);
         else if (COUNT(fsw_scan(fs, PICK_WINDOW)) && free > r)
             err = fsw_next(fs, 0, OPEN_FORCE); /* its segments become victims */
@@ -316,7 +310,7 @@ int fsw_static_wl(fsw_t *fs)
     if (ref == NONE || c == NONE)
         return 0;
     d = g[ref].erase_count + (g[ref].state != ST_ERASED) - g[c].erase_count;
-    if ((int32_t)d <= (int32_t)fs->wl_threshold || !movable(fs, c))
+    if ((int32_t)d <= (int32_t)fs->wl_threshold || in_segment(fs, c, 1) == NONE)
         return 0;
     err = fsw_use(fs, 1);
     if (!err && c == cs)

@@ -100,7 +100,7 @@ static void rec_init(uint32_t *r, uint32_t type, uint32_t key, uint32_t size, ui
 
 /* Appends a record on the active head: a DATA chunk (type T_DATA, size bytes from ram or, when
  * it is moved, from chunk src on flash), fragmented as needed (§4), and points the index at it;
- * or a TRIM (size 0) or TRIM_RANGE (size = last key) record, without payload. Its seq is taken
+ * or a TRIM_RANGE record (size = last key), without payload. Its seq is taken
  * after any segment opened for its first byte (whose checkpoint must precede it); a checkpoint
  * due where a spill opens follows the continuation (§7). */
 int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const uint8_t *ram,
@@ -108,8 +108,8 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
 {
     uint32_t r[8], first, room, n, off = 0, len = type == T_DATA ? size : 0;
     uint64_t seq;
-    /* a TRIM or TRIM_RANGE that needs a segment opens a checkpoint segment (§10) */
-    int ck = 0, err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, type == T_DATA ? 0 : OPEN_FORCE) : 0;
+    /* a TRIM or TRIM_RANGE that needs a segment opens a checkpoint segment (OPEN_FORCE, §10) */
+    int ck = 0, err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, type != T_DATA) : 0;
     first = fs->wp;
     seq = fs->next_rseq;
     if (err)

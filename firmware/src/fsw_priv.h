@@ -14,7 +14,7 @@
 #define LOST 0xFFFFFFFFu /* index address of a chunk lost to a block failure (§12) */
 
 enum { ST_ERASED, ST_FREE, ST_LOG, ST_BAD };
-enum { T_DATA = 1, T_TRIM, T_TRIM_RANGE, T_CKPT };
+enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT }; /* type 2 (a version-1 TRIM) is unused */
 enum { F_MORE = 1, F_CONT = 2, F_DAMAGED = 8 };
 enum { HF_PAGE_ONCE = 1, HF_COLD = 2, HF_TEAR = 4 };
 #define NOISE 4u /* an unreadable region with fewer non-0xFF bytes is stray bits (§6) */
@@ -48,6 +48,7 @@ enum {
 #define R_TYPE(r) ((r)[0] & 0xFF)
 #define R_FLAGS(r) (((r)[0] >> 8) & 0xFF)
 #define R_SEQ(r) ((r)[4] | (uint64_t)(r)[5] << 32)
+#define R_IS_CONT(r) (((r)[0] & 0x2FF) == (F_CONT << 8 | T_DATA)) /* a continuation fragment */
 
 /* Where one fragment of a chunk lies. */
 struct fsw_frag {

@@ -202,7 +202,7 @@ int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen)
     t = R_TYPE(r);
     fl = R_FLAGS(r);
     *plen = t == T_CKPT ? r[2] : 0;
-    if (bad || r[0] >> 16 || t < T_DATA || t > T_CKPT)
+    if (bad || r[0] >> 16 || t < T_DATA || t > T_CKPT || t == 2)
         return 0;
     if (t == T_CKPT)
         return !(fl & ~F_DAMAGED) && !(r[2] % ENTRY_SIZE) && r[2] <= room;

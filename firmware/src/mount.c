@@ -125,8 +125,7 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
             if (c->k > 1 && c->p >= c->g) /* a tear */
                 continue;
             c->dmg |= c->k == 3;
-            if (c->k < 3 &&
-                (stop_cont || R_TYPE(c->r) != T_DATA || !(R_FLAGS(c->r) & F_CONT) || c->k == 2))
+            if (c->k < 3 && (stop_cont || c->k == 2 || !R_IS_CONT(c->r)))
                 return 0;
             continue;
         }
@@ -163,7 +162,7 @@ static int ckpt_of(fsw_t *fs, uint32_t s, struct cursor *c)
             return err;
         if (R_TYPE(c->r) == T_CKPT)
             return 1;
-        if (R_TYPE(c->r) != T_DATA || !(R_FLAGS(c->r) & F_CONT))
+        if (!R_IS_CONT(c->r))
             return 0;
     }
     return 0;
@@ -235,8 +234,8 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
         if (R_SEQ(c->r) > base) {
             if (c->dmg)
                 wildcard(fs);
-            if (t == T_TRIM || t == T_TRIM_RANGE) {
-                fsw_idx_drop(fs, c->r[1], t == T_TRIM ? c->r[1] : c->r[2]);
+            if (t == T_TRIM_RANGE) {
+                fsw_idx_drop(fs, c->r[1], c->r[2]);
             } else if (t == T_CKPT) {
                 err = load_ckpt(fs, c);
             } else if (c->k == 2) {

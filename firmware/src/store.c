@@ -59,13 +59,12 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
     n = fs->nseg / 16;
     fs->ckpt_interval = cfg->ckpt_interval ? cfg->ckpt_interval : (uint8_t)(n < 1 ? 1 : n > 16 ? 16 : n);
     /* default reserve: the trim records that delete every chunk, each segment opened for them
-     * a checkpoint segment (which max_keys leaves at least half empty), plus one (§10); at
-     * least 2, at most what the device leaves */
+     * a checkpoint segment (which max_keys leaves at least half empty), plus one (§10; 2 at
+     * least), at most what the device leaves (below 2, the checks refuse it) */
     t = (SEG_SIZE(fs) - HDR_SIZE - REC_SIZE - 1 - ENTRY_SIZE * fs->max_keys) / REC_SIZE;
     t = 1 + (fs->max_keys + t - 1) / t;
     n = fs->nseg - fs->ckpt_interval - 3;
-    t = t < n ? t : n;
-    fs->reserve = cfg->reserve ? cfg->reserve : (uint8_t)(t < 2 ? 2 : t);
+    fs->reserve = cfg->reserve ? cfg->reserve : (uint8_t)(t < n ? t : n);
     fs->wl_threshold = cfg->wl_threshold ? cfg->wl_threshold : 12;
     if (fs->max_keys > key_limit(fs) || fs->reserve < 2 ||
         fs->reserve + fs->ckpt_interval + 3u > fs->nseg)
@@ -98,7 +97,6 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
  * [a, b], sync, idle (a steps). */
 static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
 {
-    uint32_t size = op == OP_TRIM ? 0 : b;
     int err;
     if (op == OP_SYNC)
         return fsw_log_sync(fs);
@@ -110,8 +108,8 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
         err = fsw_make_room(fs, b + REC_SIZE * (2 + b / DATA_CAP(fs)));
     if (!err)
         err = fsw_use(fs, 0);
-    if (!err) /* a TRIM record has no payload: any pointer will do */
-        err = fsw_chunk_write(fs, (uint32_t)op - 1 + (op == OP_PUT), a, size,
+    if (!err) /* a trim is a TRIM_RANGE record [a, b], without payload: any pointer will do */
+        err = fsw_chunk_write(fs, op == OP_PUT ? T_DATA : T_TRIM_RANGE, a, b,
                               data ? data : (const uint8_t *)fs, NULL);
     if (!err && op != OP_PUT)
         fsw_idx_drop(fs, a, b);

@@ -40,7 +40,6 @@ from flashswap.store.layout import (
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
-    T_TRIM,
     T_TRIM_RANGE,
     SegHeader,
     crc32,
@@ -280,7 +279,7 @@ class Store:
         self._check_key(key)
         if key not in self.index and key not in self.lost:
             return False
-        self._device_retry(lambda: self._trim_record(T_TRIM, key, 0))
+        self._device_retry(lambda: self._trim_record(key, key))
         return True
 
     def trim_range(self, first: int, last: int) -> int:
@@ -296,7 +295,7 @@ class Store:
         n = sum(1 for k in self.index if first <= k <= last)
         n += sum(1 for k in self.lost if first <= k <= last)
         if n:
-            self._device_retry(lambda: self._trim_record(T_TRIM_RANGE, first, last))
+            self._device_retry(lambda: self._trim_record(first, last))
         return n
 
     def sync(self) -> None:
@@ -423,22 +422,19 @@ class Store:
         self._use(cold=False)
         self._write_chunk(key, data)
 
-    def _trim_record(self, rtype: int, key: int, size: int) -> None:
-        """Append a TRIM or TRIM_RANGE record. Never garbage-collects: the segments kept free
-        (§10, `keep`) hold the records that delete every chunk, each opened as a checkpoint
-        segment."""
+    def _trim_record(self, first: int, last: int) -> None:
+        """Append a TRIM_RANGE record [first, last] (a single key: first == last). Never
+        garbage-collects: the reserve (§10) holds the records that delete every chunk, each
+        segment opened for them a checkpoint segment."""
         self._use(cold=False)
         if self._room() < MIN_ROOM:
             if not self._free_count():
                 raise NoSpaceError("no free segment left (worn-out device)")
             self._collapse()
-        self._append_record(pack_record(rtype, 0, key, size, 0, self._take_rseq()))
-        if rtype == T_TRIM:
-            self._drop(key)
-        else:
-            for k in [k for k in self.index if key <= k <= size]:
-                self._drop(k)
-            self.lost = {k for k in self.lost if not key <= k <= size}
+        self._append_record(pack_record(T_TRIM_RANGE, 0, first, last, 0, self._take_rseq()))
+        for k in [k for k in self.index if first <= k <= last]:
+            self._drop(k)
+        self.lost = {k for k in self.lost if not first <= k <= last}
 
     def _drop(self, key: int) -> None:
         ent = self.index.pop(key, None)

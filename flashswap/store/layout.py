@@ -20,11 +20,10 @@ NO_KEY = 0xFFFFFFFF
 LOST_ADDR = 0xFFFFFFFF  # checkpoint entry of a chunk that was lost (§12)
 
 T_DATA = 0x01
-T_TRIM = 0x02
-T_TRIM_RANGE = 0x03
+T_TRIM_RANGE = 0x03  # a single-key trim is [key, key]; 0x02 (version 1's TRIM) is unused
 T_CHECKPOINT = 0x04
 T_ERASED = 0xFF
-KNOWN_TYPES = (T_DATA, T_TRIM, T_TRIM_RANGE, T_CHECKPOINT)
+KNOWN_TYPES = (T_DATA, T_TRIM_RANGE, T_CHECKPOINT)
 
 F_MORE = 0x01
 F_CONT = 0x02

@@ -25,7 +25,6 @@ from flashswap.store.layout import (
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
-    T_TRIM,
     T_TRIM_RANGE,
     SegHeader,
     unpack_entries,
@@ -182,9 +181,6 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
             elif _chunk_complete(st, rec, parse):
                 index[rec.key] = (rec.addr, rec.size)
                 lost.discard(rec.key)
-        elif rec.rtype == T_TRIM:
-            index.pop(rec.key, None)
-            lost.discard(rec.key)
         elif rec.rtype == T_TRIM_RANGE:
             for k in [k for k in index if rec.key <= k <= rec.size]:
                 del index[k]

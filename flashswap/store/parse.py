@@ -17,7 +17,6 @@ from flashswap.store.layout import (
     T_CHECKPOINT,
     T_DATA,
     T_ERASED,
-    T_TRIM,
     T_TRIM_RANGE,
     RecHeader,
     crc32,
@@ -27,7 +26,7 @@ from flashswap.store.layout import (
 T_UNREADABLE = 0  # pseudo record type: bytes between two readable records that are not one
 NOISE = 4  # an unreadable region with fewer non-0xFF bytes is stray bits in erased flash
 
-_FLAGS = {T_DATA: F_MORE | F_CONT, T_TRIM: 0, T_TRIM_RANGE: 0, T_CHECKPOINT: F_DAMAGED}
+_FLAGS = {T_DATA: F_MORE | F_CONT, T_TRIM_RANGE: 0, T_CHECKPOINT: F_DAMAGED}
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def _payload_len(
 ) -> int | None:
     """Payload bytes of a record at offset p, or None when the header is inconsistent."""
     room = seg_size - p - REC_SIZE
-    if rtype in (T_TRIM, T_TRIM_RANGE):
+    if rtype == T_TRIM_RANGE:
         return 0 if offset == 0 else None
     if rtype == T_CHECKPOINT:
         if size % 12 or size > room:
