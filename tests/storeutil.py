@@ -24,10 +24,10 @@ def make_flash(geo: str, **kw: object) -> FlashSim:
     return FlashSim.from_part(part, capacity=cap, **kw)
 
 
-def format_store(flash: FlashSim, geo: str, **over: int) -> Store:
+def format_store(flash: FlashSim, geo: str, engine: str = "python", **over: int) -> Store:
     opts = dict(GEOMETRIES[geo][2])
     opts.update(over)
-    return Store.format(flash, **opts)
+    return Store.format(flash, engine=engine, **opts)
 
 
 def payload(key: int, version: int, size: int) -> bytes:
@@ -123,3 +123,18 @@ C_ERROR = _c_engine_error()
 needs_c = pytest.mark.skipif(bool(C_ERROR), reason=f"C library unavailable: {C_ERROR}")
 # Both engines, for parametrize: the Python model and the C library.
 ENGINES = ["python", pytest.param("c", marks=needs_c)]
+
+
+def image_copy(template: FlashSim, image: bytes) -> FlashSim:
+    """A fresh simulator of the template's part and size holding `image` and the template's
+    spare area (pages programmed in ascending order: a new device is erased)."""
+    flash = FlashSim(template.part, capacity=template.size)
+    page, ss = flash.page_size, flash.spare_size
+    spare = template.spare_image()
+    for a in range(0, len(image), page):
+        chunk = image[a : a + page]
+        sp = spare[a // page * ss : (a // page + 1) * ss] if ss else b""
+        keep_sp = sp if sp and sp != b"\xff" * ss else None
+        if chunk != b"\xff" * len(chunk) or keep_sp is not None:
+            flash.program(a, chunk, spare=keep_sp)
+    return flash

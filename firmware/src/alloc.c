@@ -324,7 +324,8 @@ int fsw_static_wl(fsw_t *fs)
  * (on flash it stays valid history), and every chunk with a fragment in a retired segment is
  * written again on the same head, what never reached flash read from the rescue copy of the
  * buffer (if any). A segment whose header never reached flash gives its seq to the next one
- * opened; the next segment of this log says its predecessor may end torn. */
+ * opened; the next segment of this log says its predecessor may end torn. Then a checkpoint:
+ * trims among the bytes that never reached flash live only in RAM. */
 int fsw_recover(fsw_t *fs)
 {
     const struct fsw_config *c = fs->cfg;
@@ -344,7 +345,7 @@ int fsw_recover(fsw_t *fs)
     }
     err = relocate(fs, s);
     fs->rescue_end = 0; /* the copy lives as long as this recovery, as in the model */
-    return err;
+    return err ? err : fsw_next(fs, 0, OPEN_FORCE);
 }
 
 /* Idle step (§8): one static wear-leveling move, then pre-erase what a hot open would take

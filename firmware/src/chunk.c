@@ -146,7 +146,7 @@ typedef char fsw_entry_is_12_bytes[sizeof(struct fsw_index_entry) == ENTRY_SIZE 
 
 int fsw_ckpt_write(fsw_t *fs)
 {
-    uint32_t r[8], own = SEGS(fs)[fs->open].seq, n = ENTRY_SIZE * fs->nkeys, i;
+    uint32_t r[8], own = SEGS(fs)[fs->open].seq, n = ENTRY_SIZE * fs->nkeys;
     uint32_t from = fs->park == NONE ? own : SEGS(fs)[fs->park].seq;
     uint32_t *x = (uint32_t *)fs->cfg->index; /* the payload: the index in flash byte order */
     int err;
@@ -155,9 +155,8 @@ int fsw_ckpt_write(fsw_t *fs)
     fsw_le(x, n / 4);
     r[6] = fsw_crc32(0, x, n);
     err = fsw_rec_put(fs, r);
-    /* entry by entry: where a failed program leaves wp (what the rescue copy holds) as ever */
-    for (i = 0; i < n && !err; i += ENTRY_SIZE)
-        err = fsw_append(fs, (uint8_t *)x + i, ENTRY_SIZE);
+    if (!err)
+        err = fsw_append(fs, x, n);
     fsw_le(x, n / 4);
     if (!err)
         err = fsw_log_sync(fs);

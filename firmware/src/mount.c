@@ -12,10 +12,11 @@ static int all_ff(const uint32_t *w, unsigned n)
 }
 
 /* Step 1 of mount (and of format): segment s's RAM state cleared and FREE with its 40-byte
- * header read into h. 1 if that is a valid header (magic, version, crc; decoded in place);
- * else 0, and BAD (h all zero) when its factory-bad marker says so (NAND: spare byte 0 of its
- * first page; only asked of a block without a valid header, so one misread bit never
- * condemns a block of the store); or < 0. */
+ * header read into h. 1 if that is a valid header (magic, version, crc; decoded in place):
+ * BAD with its erase count until mount finds it of the store; else 0, and BAD (h all zero)
+ * when its factory-bad marker says so (NAND: spare byte 0 of its first page; only asked of a
+ * block without a valid header, so one misread bit never condemns a block of the store);
+ * or < 0. */
 int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h)
 {
     const struct fsw_config *c = fs->cfg;
@@ -27,6 +28,10 @@ int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h)
     if (err)
         return err;
     ok = fsw_check(h, 10) && h[0] == 0x50575346u && (h[1] & 0xFF) == 2;
+    if (ok) {
+        g->state = ST_BAD;
+        g->erase_count = h[2];
+    }
     if (!ok && fs->page_once && c->read_spare) {
         err = c->read_spare(c, SEG_BASE(fs, s), &b, 1);
         if (err)
@@ -178,7 +183,7 @@ static int load_ckpt(fsw_t *fs, const struct cursor *c)
         err = fsw_read(fs, c->p + REC_SIZE + i * ENTRY_SIZE, b, ENTRY_SIZE);
         fsw_le(b, 3);
         if (!err)
-            err = fsw_idx_set(fs, b[0], b[1], b[1] == LOST ? 0 : b[2]);
+            err = fsw_idx_set(fs, b[0], b[1], b[2]); /* LOST: size zeroed at the end */
     }
     return err;
 }
@@ -187,10 +192,8 @@ static int load_ckpt(fsw_t *fs, const struct cursor *c)
 static void wildcard(fsw_t *fs)
 {
     struct fsw_index_entry *e;
-    for (e = fs->cfg->index; e < fs->cfg->index + fs->nkeys; e++) {
-        e->addr = LOST;
-        e->size = 0;
-    }
+    for (e = fs->cfg->index; e < fs->cfg->index + fs->nkeys; e++)
+        e->addr = LOST; /* its size is zeroed at the end of the replay */
     fs->damaged = 1;
 }
 
@@ -276,11 +279,15 @@ static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp, 
 {
     uint32_t ps = PROG_SIZE(fs), end = c->g, stop = SEG_BASE(fs, c->seg + 1);
     int k = c->seg == NONE ? 2 : fsw_blank(fs, end, stop - end);
-    fs->torn |= (uint8_t)(!k << cold);
     if (fs->page_once)
         end = (end + ps - 1) & ~(ps - 1);
     *seg = k == 1 && stop - end >= MIN_ROOM ? c->seg : NONE;
     *wp = end;
+    /* after a tear, the next hot segment is a checkpoint segment (any count of at least 256
+     * is due): it leaves the tear outside the window, so that later damage before it reads as
+     * damage (step 8) */
+    fs->torn |= (uint8_t)(!k << cold);
+    fs->segs_since_ckpt |= (uint32_t)!k << 8;
     return k < 0 ? k : 0;
 }
 
@@ -298,8 +305,8 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     if (err)
         return err;
     /* Steps 1-3: the valid header of the largest epoch names the store (it must match the
-     * configured geometry); headers of another store are garbage; unknown counts become the
-     * largest. */
+     * configured geometry); a block with a header of another store is one a format could not
+     * erase: BAD (fsw_hdr_read, and the demotion below); unknown counts become the largest. */
     fsw_hdr_make(fs, h);
     geo = h[1] & 0x01FFFFFFu;
     for (s = 0; s < fs->nseg; s++) {
@@ -315,14 +322,15 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
             ref7 = h[7];
             maxs = maxc = 0;
             for (t = 0; t < s; t++)
-                if (g[t].state == ST_LOG)
-                    g[t].state = ST_FREE;
+                if (g[t].state == ST_LOG) {
+                    g[t].state = ST_BAD;
+                    g[t].seq = 0;
+                }
         }
         if (ours && h[6] == ref6 && h[7] == ref7) {
             g[s].state = ST_LOG;
-            g[s].cold = (h[1] >> 24 & HF_COLD) != 0;
-            g[s].tear = (h[1] >> 24 & HF_TEAR) != 0;
-            g[s].erase_count = h[2];
+            g[s].cold = h[1] >> 25 & 1; /* HF_COLD */
+            g[s].tear = h[1] >> 26 & 1; /* HF_TEAR */
             g[s].seq = h[3];
             maxs = h[3] > maxs ? h[3] : maxs;
             maxc = h[2] > maxc ? h[2] : maxc;

@@ -72,9 +72,8 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
     fsw_limits(fs);
     /* a valid header of any store keeps its erase count and raises the new store's epoch */
     for (s = 0; s < fs->nseg; s++) {
-        err = fsw_hdr_read(fs, s, h);
-        if (err >= 0 && cfg->segs[s].state != ST_BAD) {
-            cfg->segs[s].erase_count = err ? h[2] : 0;
+        err = fsw_hdr_read(fs, s, h); /* sets the erase count of a valid header */
+        if (err > 0 || (!err && cfg->segs[s].state != ST_BAD)) {
             ep = err && (h[7] >> 16) + 1 > ep ? (h[7] >> 16) + 1 : ep;
             err = fsw_erase(fs, s);
         }

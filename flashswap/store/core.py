@@ -943,7 +943,8 @@ class Store:
         with a fragment in it is written again on the same head, bytes that never reached
         flash taken from the failed program's buffer. On flash the segment stays as it was,
         valid history, until a later checkpoint leaves it outside the window and an erase finds
-        it bad; no checkpoint is written while its chunks move."""
+        it bad; no checkpoint is written while its chunks move, and one is written (synced)
+        once they have moved: a trim among the lost bytes is then on flash too."""
         s = self.open_seg
         g = self.geo
         if s is None:
@@ -972,6 +973,8 @@ class Store:
                 self._write_chunk(key, data)
         finally:
             self.rescue = None
+        # Then a checkpoint: trims among the bytes that never reached flash live only in RAM.
+        self._collapse()
 
 
 __all__ = ["Store", "Rec", "parse_segment"]

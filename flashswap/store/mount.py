@@ -112,6 +112,12 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         if h is not None and h.same_store(first):
             headers[s] = h
             continue
+        if h is not None:
+            # A valid header of another store: format erases every block before it writes a
+            # header, so this is a block it could not erase (§13).
+            st.state[s] = BAD
+            st.erase_count[s] = h.erase_count
+            continue
         # Only a block without a header of this store is asked whether it is factory-bad: one
         # misread bit of the marker must not condemn a block of the store.
         if st._factory_bad(s):
@@ -200,7 +206,6 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
     st.replay_cold = r_cold
     st.next_seq = newest + 1
     st.next_rseq = max_rseq + 2
-    st.segs_since_ckpt = newest - r + 1
     st.lost = lost
     st.damaged = damaged
     for key, (addr, size) in sorted(index.items()):
@@ -235,6 +240,9 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
             end += p - end % p
         if seg_size - end >= MIN_ROOM:
             heads[cold] = (s, s * seg_size + end)
+    # After a tear the next hot segment is a checkpoint segment: it leaves the tear outside the
+    # window, so that later damage before it reads as damage (§9).
+    st.segs_since_ckpt = st.ckpt_interval if any(st.torn) else newest - r + 1
     st.active_cold = False
     st.open_seg, st.wp = heads[False]
     st.parked = heads[True]
