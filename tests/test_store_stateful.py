@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -16,6 +18,7 @@ from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import CorruptError, NoSpaceError, NotFoundError
 from flashswap.store.parse import parse_segment
 from tests.storeutil import C_ERROR, GEOMETRIES, Oracle, image_copy, payload, read_all
+from tests.storeutil import ENGINES as STORE_ENGINES
 
 KEYS = st.integers(0, 11)
 SIZES = st.one_of(st.integers(1, 300), st.integers(300, 6000))
@@ -31,12 +34,14 @@ class StoreMachine(RuleBasedStateMachine):
         # Wear on, but no block wears out on its own: the format-over-worn rule wears one.
         self.flash = FlashSim.from_part(part, capacity=cap, seed=seed, wear="error",
                                         weibull=(2.0, 1e12))
-        self.worn = 0
-        self.reformatted = False  # format forgets the counts of never-opened segments
+        self.worn = 0  # blocks worn under a format
+        self.failed = 0  # blocks that failed a program
         self._format()
 
     def _format(self) -> None:
         self.store = Store.format(self.flash, engine=self.engine, **GEOMETRIES[self.geo][2])
+        # Format forgets the counts of segments it finds erased (firmware/README.md, "Open").
+        self.lost = self._lost_counts()
         self.oracle = Oracle()
         self.history: dict[int, list[bytes]] = {}  # every value a key held
         self.version = 0
@@ -89,11 +94,15 @@ class StoreMachine(RuleBasedStateMachine):
 
     def _mount(self) -> None:
         self.store = Store.mount(self.flash, engine=self.engine)
+        lost, self.lost = self.lost, self._lost_counts()
+        # SPEC.md §9 step 3: a mount loses at most 1 of a segment's count (one erased but not
+        # yet opened); what a segment lost at one mount stays lost.
+        assert (self.lost - lost <= 1).all(), f"erase counts lost: {(self.lost - lost).tolist()}"
+
+    def _lost_counts(self) -> np.ndarray:
         stat = self.store.stat()
         true = self.flash.wear_counts[:: stat["segment_size"] // self.flash.erase_size]
-        lost = true - stat["erase_counts"]
-        # SPEC.md §9 step 3: counts are lost only for segments erased but not yet opened.
-        assert self.reformatted or (lost <= 1).all(), f"erase counts lost: {lost.tolist()}"
+        return np.asarray(true - stat["erase_counts"])
 
     def _ops(self, ops: list[tuple[str, int, int]]) -> None:
         """Run ops, recording each in the oracle before the call (a cut may or may not land
@@ -131,7 +140,9 @@ class StoreMachine(RuleBasedStateMachine):
         self._mount()
         self.oracle.check_after_cut(read_all(self.store, self.oracle.keys()))
 
-    @precondition(lambda self: self.worn < 2)
+    # One grown bad block per run: two within one recovery lose the unsynced chunks whose bytes
+    # the first one's rescue copy held (SPEC.md §12 step 5: they read as corrupt).
+    @precondition(lambda self: self.failed < 1)
     @rule(fail=st.integers(0, 20), cut=st.integers(0, 40), ops=OPS)
     def program_failure_then_cut(self, fail: int, cut: int,
                                  ops: list[tuple[str, int, int]]) -> None:
@@ -146,7 +157,7 @@ class StoreMachine(RuleBasedStateMachine):
         failed = self.flash._fail is None
         self.flash.power_cut_after(None)
         self.flash.fail_after(None)
-        self.worn += failed
+        self.failed += failed
         self._mount()
         self.oracle.check_after_cut(read_all(self.store, self.oracle.keys()))
 
@@ -226,13 +237,18 @@ class StoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.worn < 2)
     @rule(block=st.integers(0, 10**6))
     def format_over_a_worn_block(self, block: int) -> None:
-        """A block that can no longer be erased or programmed keeps the old store's header:
-        the new format still mounts as the new, empty store."""
+        """A block of the store that can no longer be erased or programmed keeps the old
+        store's header: the new format still mounts as the new, empty store (and never counts
+        that block as free)."""
         self.store.sync()
-        b = block % self.flash.num_blocks
+        seg = self.store.stat()["segment_size"]
+        held = [s for s in range(self.flash.size // seg) if self.flash.read(s * seg, 4) == b"FSWP"]
+        self._format_over(held[block % len(held)] * seg // self.flash.erase_size)
+
+    def _format_over(self, b: int) -> None:
+        """Format after block b wore out (it can neither be erased nor programmed)."""
         self.flash.block_endurance[b] = self.flash.wear_counts[b]
         self.worn += 1
-        self.reformatted = True
         old = set(self.oracle.current)
         self._format()
         self.store.put(99, b"new store")
@@ -255,3 +271,85 @@ class StoreMachine(RuleBasedStateMachine):
 StoreMachine.TestCase.settings = settings(stateful_step_count=30,
                                           max_examples=settings().max_examples // 2)
 TestStoreStateful = StoreMachine.TestCase
+
+
+# Sequences the machine found, replayed on both engines (each failed before its fix).
+
+
+def _machine(geo: str, seed: int, engine: str) -> StoreMachine:
+    m = StoreMachine()
+    m.setup(geo=geo, seed=seed, engine=engine)
+    return m
+
+
+def _worn_format(m: StoreMachine, block: int) -> None:
+    m.store.sync()
+    m._format_over(block)
+
+
+@pytest.mark.parametrize("engine", STORE_ENGINES)
+def test_found_a_put_refused_after_its_chunk_was_indexed(engine: str) -> None:
+    """The checkpoint after a put's spill failed a program: the recovery moved the chunk and
+    the retried put was refused for space, yet the first attempt's chunk stayed. A put is now
+    done once its chunk is indexed (the recovery's checkpoint stands for the failed one)."""
+    m = _machine("nor4k", 0, engine)
+    _worn_format(m, 12)
+    _worn_format(m, 9)
+    m.power_cut(cut=17, ops=[("put", 0, 1), ("put", 0, 1), ("put", 11, 1), ("trim", 0, 1)])
+    m.put(key=9, size=2042)
+    m.churn_near_full(n=2, seed=17346)
+    m.churn_near_full(n=10, seed=32044)
+    m.remount()
+    m.power_cut(cut=0, ops=[("put", 0, 1)] * 6)
+    m.churn_near_full(n=2, seed=255)
+    m.index_matches()
+
+
+@pytest.mark.parametrize("engine", STORE_ENGINES)
+def test_found_trims_near_full_over_blocks_format_could_not_erase(engine: str) -> None:
+    """Two blocks a format could not erase counted as free at the next mount: the reserve
+    kept for trims was blocks that cannot be used, and a trim failed for lack of space."""
+    m = _machine("nand", 22362, engine)
+    m.remount()
+    m.idle(n=1)
+    _worn_format(m, 0)
+    m.remount()
+    m.churn_near_full(n=8, seed=20)
+    m.churn_near_full(n=10, seed=9386)
+    for _ in range(4):
+        m.remount()
+    _worn_format(m, 4)
+    m.churn_near_full(n=8, seed=3209)
+    m.churn_near_full(n=6, seed=753)
+    m.remount()
+    m.churn_near_full(n=3, seed=6063)
+    m.remount()
+    m.churn_near_full(n=4, seed=290)
+    m.index_matches()
+
+
+@pytest.mark.parametrize("engine", STORE_ENGINES)
+def test_found_a_segment_losing_its_count_at_two_mounts(engine: str) -> None:
+    """A segment found erased at two mounts after cuts lost 1 of its erase count at each
+    (SPEC.md §9 step 3 now says so; the machine checks each mount's loss)."""
+    m = _machine("nor64k", 30436, engine)
+    m.trim_range(first=0, span=0)
+    m.program_failure_then_cut(cut=21, fail=15, ops=[
+        ("put", 11, 4332), ("put", 0, 132), ("put", 0, 1), ("put", 0, 161), ("put", 0, 1)])
+    m.trim_range(first=10, span=3)
+    m.put(key=3, size=527)
+    m.trim_range(first=6, span=0)
+    m.trim_range(first=2, span=3)
+    m.churn_near_full(n=10, seed=1834)
+    m.churn_near_full(n=10, seed=88)
+    m.program_failure_then_cut(cut=24, fail=5, ops=[
+        ("sync", 2, 236), ("sync", 3, 84), ("idle", 0, 61), ("idle", 0, 486)])
+    m.put(key=11, size=50)
+    m.power_cut(cut=6, ops=[("idle", 0, 486), ("trim", 6, 38)])
+    m.power_cut(cut=30, ops=[("put", 10, 760), ("sync", 0, 168), ("sync", 11, 3856),
+                             ("range", 0, 113), ("trim", 6, 245), ("put", 7, 114),
+                             ("idle", 1, 689), ("idle", 7, 85)])
+    m.churn_near_full(n=8, seed=54802)
+    m.idle(n=4)
+    m.remount()
+    m.index_matches()

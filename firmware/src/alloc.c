@@ -343,7 +343,7 @@ int fsw_recover(fsw_t *fs)
         fs->open = NONE;
         retire(fs, s);
     }
-    err = relocate(fs, s);
+    err = relocate(fs, s); /* and the chunks left in an earlier one (fsw_live) */
     fs->rescue_end = 0; /* the copy lives as long as this recovery, as in the model */
     return err ? err : fsw_next(fs, 0, OPEN_FORCE);
 }

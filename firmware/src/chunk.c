@@ -137,6 +137,8 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
     if (err || type != T_DATA)
         return err;
     err = fsw_idx_set(fs, key, first, size);
+    if (ram) /* a put's own chunk, not a move: only the checkpoint is left */
+        fs->done = 1;
     return err || ck <= 0 ? err : fsw_ckpt_write(fs);
 }
 

@@ -263,7 +263,7 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
         /* the first record lies in a data area, a header and one byte before its end */
         uint32_t o = (e->addr & (SEG_SIZE(fs) - 1)) - HDR_SIZE;
         if (i || e->addr >= fs->cfg->flash_size || o >= DATA_CAP(fs) - REC_SIZE ||
-            SEGS(fs)[SEG_OF(fs, e->addr)].state != ST_LOG || fsw_live(fs, e, 0, NONE)) {
+            fsw_live(fs, e, 0, NONE)) {
             e->addr = LOST;
             e->size = 0;
         }

@@ -74,13 +74,14 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
     for (s = 0; s < fs->nseg; s++) {
         err = fsw_hdr_read(fs, s, h); /* sets the erase count of a valid header */
         if (err > 0 || (!err && cfg->segs[s].state != ST_BAD)) {
-            ep = err && (h[7] >> 16) + 1 > ep ? (h[7] >> 16) + 1 : ep;
+            if (err && h[7] >> 16 >= ep)
+                ep = (h[7] >> 16) + 1;
             err = fsw_erase(fs, s);
         }
         if (err < 0)
             return err;
     }
-    if (ep > 0xFFFF)
+    if (ep >> 16)
         return FSW_ERR_INVAL; /* 65,535 formats: the flash needs erasing whole first */
     fs->epoch = (uint16_t)ep;
     fs->segs_since_ckpt = fs->ckpt_interval;
@@ -125,7 +126,7 @@ static void trace(fsw_t *fs, int op, uint32_t key, uint32_t b)
         return;
     r[0] = (uint32_t)op;
     r[1] = key;
-    r[2] = op == OP_TRIM || op == OP_RANGE ? 0 : b; /* sync: b is 0 */
+    r[2] = op < OP_TRIM ? b : 0; /* WRITE and READ: the length (sync: b is 0) */
     r[3] = r[5] = 0;
     r[4] = op == OP_RANGE ? b : 0;
     fsw_le(r, 6);
@@ -139,6 +140,7 @@ static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
     uint32_t i, j;
     int err = FSW_ERR_INVAL;
     for (i = 0; fs->mounted && i < fs->nseg; i++) {
+        fs->done = 0;
         err = once(fs, op, a, b, data);
         if (err != FSW_ERR_WORN)
             break;
@@ -146,6 +148,10 @@ static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
             ;
         if (err && err != FSW_ERR_WORN)
             return err;
+        /* a put whose chunk was indexed when the checkpoint after its spill failed is done:
+         * the recovery's checkpoint stands for that one */
+        if (!err && fs->done)
+            break;
         err = FSW_ERR_IO;
     }
     if (err >= 0)

@@ -151,6 +151,7 @@ class Store:
         self.torn = [False, False]  # per log (hot, cold): its next segment carries HF_TEAR
         # (unit address, buffer, wp) of the program that failed while its chunks move (§12)
         self.rescue: tuple[int, bytes, int] | None = None
+        self.put_done = False  # the put being run has its chunk indexed
         # MCU internal flash programs whole words only: its driver pads a sync's unit with
         # 0xFF (§6); the model is its own driver.
         self.pad_units = getattr(flash, "kind", "") == "internal"
@@ -420,7 +421,7 @@ class Store:
         need = size + REC_SIZE * (2 + size // self.geo.data_cap)
         self._make_room(need)
         self._use(cold=False)
-        self._write_chunk(key, data)
+        self._write_chunk(key, data, own=True)
 
     def _trim_record(self, first: int, last: int) -> None:
         """Append a TRIM_RANGE record [first, last] (a single key: first == last). Never
@@ -448,8 +449,9 @@ class Store:
         self.next_rseq += 1
         return r
 
-    def _write_chunk(self, key: int, data: bytes) -> None:
-        """Append a DATA chunk, fragmented across segments as needed (§4), and index it."""
+    def _write_chunk(self, key: int, data: bytes, own: bool = False) -> None:
+        """Append a DATA chunk, fragmented across segments as needed (§4), and index it. `own`:
+        the chunk of the put being run (not one being moved)."""
         g = self.geo
         size = len(data)
         if self._room() < MIN_ROOM:
@@ -479,6 +481,7 @@ class Store:
             frags.append((addr // g.seg_size, REC_SIZE + n))
             off += n
         self._set_entry(key, first, size, tuple(frags))
+        self.put_done = own or self.put_done
         if ckpt_after:
             self._write_checkpoint()
 
@@ -821,11 +824,16 @@ class Store:
         self._close_segment()
         self._open_segment(cont_len=0, force_ckpt=True)
 
+    def _holds(self, e: tuple[int, int, tuple[tuple[int, int], ...]], s: int) -> bool:
+        """A fragment of index entry e lies in segment s, or outside the log: in a segment
+        retired after a failure interrupted its recovery (§12); outside a recovery, none."""
+        return any(f == s or self.state[f] != IN_LOG for f, _ in e[2])
+
     def _move_cost(self, s: int) -> int:
         """Bytes that relocating segment s appends: every chunk with a fragment there."""
         # Record headers: two, and one more per 512 bytes at most (the smallest segment).
         return sum(e[1] + 2 * REC_SIZE + (e[1] >> 4) for e in self.index.values()
-                   if any(f == s for f, _ in e[2]))
+                   if self._holds(e, s))
 
     def _movable(self, s: int) -> bool:
         """True when relocating segment s to the cold head leaves `reserve` segments free once
@@ -909,7 +917,7 @@ class Store:
 
     def _relocate(self, s: int) -> None:
         """Copy every chunk with a fragment in segment s to the head, by address (§10)."""
-        moving = sorted((e[0], k) for k, e in self.index.items() if any(f == s for f, _ in e[2]))
+        moving = sorted((e[0], k) for k, e in self.index.items() if self._holds(e, s))
         self._use(cold=True)
         for addr, key in moving:
             size = self.index[key][1]
@@ -926,6 +934,7 @@ class Store:
     def _device_retry(self, op: Any) -> Any:
         """Run a write operation; when a program fails, retire the segment and run it again."""
         for _ in range(self.geo.nseg):
+            self.put_done = False
             try:
                 return op()
             except FlashWearError:
@@ -933,9 +942,13 @@ class Store:
             for _ in range(self.geo.nseg):
                 try:
                     self._recover_failed_program()
-                    break
                 except FlashWearError:
                     continue  # the segment the chunks moved to failed too: retire it as well
+                if self.put_done:
+                    # The put's chunk was indexed when the checkpoint after its spill failed:
+                    # it is done, and the recovery's checkpoint stands for that one.
+                    return None
+                break
         raise DeviceError("too many flash failures in one operation")
 
     def _recover_failed_program(self) -> None:
@@ -961,7 +974,7 @@ class Store:
         self._retire(s)
         try:
             moving = sorted((e[0], k) for k, e in self.index.items()
-                            if any(f == s for f, _ in e[2]))
+                            if self._holds(e, s))
             for addr, key in moving:
                 size = self.index[key][1]
                 try:
