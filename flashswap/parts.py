@@ -24,6 +24,7 @@ from typing import Any
 from flashswap.errors import PartsFileError, UnknownPartError
 
 KINDS = ("nor", "nand", "managed", "internal")
+ECC_KINDS = ("on-die", "host")
 CELLS = ("slc", "mlc", "tlc", "pslc")
 
 
@@ -57,10 +58,25 @@ class Part:
     i_standby_ua: float | None = None
     rber: tuple[float, float] | None = None
     factory_bad_max: int | None = None
+    # NAND error correction: "on-die" (the part corrects its reads) or "host" (the part needs
+    # the port or controller to correct ecc_bits bits per ecc_sector bytes); None: none.
+    ecc: str | None = None
+    ecc_bits: int | None = None
+    ecc_sector: int | None = None
     tbw_bytes: int | None = None
     internal_waf: float | None = None
     class_values: tuple[str, ...] = ()
     notes: str = ""
+
+    @property
+    def ecc_summary(self) -> str:
+        """The ECC the simulator assumes, in words (for reports): what reads are corrected
+        with, and whether that figure is a class value."""
+        if self.ecc is None:
+            return "no ECC" if self.kind == "nand" else "no ECC needed"
+        who = "on-die ECC" if self.ecc == "on-die" else "host ECC (port or controller)"
+        cls = " (class value)" if "ecc_bits" in self.class_values else ""
+        return f"{who}, {self.ecc_bits} bit(s) per {self.ecc_sector} B{cls}"
 
     # --- geometry -----------------------------------------------------------------------
     @property
@@ -148,6 +164,9 @@ _SCHEMA: dict[str, tuple[str, tuple[str, ...]]] = {
     "i_standby_ua": ("float", ()),
     "rber": ("float_pair", ("nand",)),
     "factory_bad_max": ("int", ("nand",)),
+    "ecc": ("str", ()),
+    "ecc_bits": ("int", ()),
+    "ecc_sector": ("int", ()),
     "tbw_bytes": ("int", ("managed",)),
     "internal_waf": ("float", ("managed",)),
     "class_values": ("str_list", ()),
@@ -263,8 +282,13 @@ def _check(p: dict[str, Any]) -> None:
             raise _Bad("rber", "needs 0 < fresh <= at-endurance < 1")
         if p["factory_bad_max"] < 0:
             raise _Bad("factory_bad_max", "must not be negative")
+        _check_ecc(p)
     elif p["spare_size"]:
         raise _Bad("spare_size", f"only NAND has a spare area ({kind} must use 0)")
+    else:
+        for f in ("ecc", "ecc_bits", "ecc_sector"):
+            if p.get(f) is not None:
+                raise _Bad(f, f"is for NAND only ({kind} reads carry no raw bit errors here)")
     if kind == "managed":
         if p["tbw_bytes"] <= 0:
             raise _Bad("tbw_bytes", "must be positive")
@@ -275,6 +299,24 @@ def _check(p: dict[str, Any]) -> None:
     for cv in p["class_values"]:
         if cv not in _SCHEMA:
             raise _Bad("class_values", f"{cv!r} is not a field")
+
+
+def _check_ecc(p: dict[str, Any]) -> None:
+    """ecc, ecc_bits and ecc_sector come together: a kind, a strength, a sector that divides
+    the page."""
+    given = [p.get(f) is not None for f in ("ecc", "ecc_bits", "ecc_sector")]
+    if not any(given):
+        return
+    if not all(given):
+        missing = [f for f, g in zip(("ecc", "ecc_bits", "ecc_sector"), given, strict=True)
+                   if not g][0]
+        raise _Bad(missing, "ecc, ecc_bits and ecc_sector must be given together")
+    if p["ecc"] not in ECC_KINDS:
+        raise _Bad("ecc", f"must be one of {', '.join(ECC_KINDS)}, got {p['ecc']!r}")
+    if p["ecc_bits"] < 1:
+        raise _Bad("ecc_bits", f"must be positive, got {p['ecc_bits']}")
+    if not _pow2(p["ecc_sector"]) or p["page_size"] % p["ecc_sector"]:
+        raise _Bad("ecc_sector", f"must be a power of two dividing the page, got {p['ecc_sector']}")
 
 
 def part_from_table(table: Mapping[str, Any], origin: str, index: int = 0) -> Part:

@@ -62,6 +62,18 @@ def test_json_shape(json_run) -> None:
     ]
 
 
+def test_the_ecc_assumption_is_reported(trace, json_run) -> None:
+    """Raw bit errors are simulated as the part's ECC corrects them: the report says which."""
+    ecc = {r["part"]: r["ecc"] for r in json_run["results"]}
+    assert ecc == {"W25Q128JV": "no ECC needed", "W25N01GV": "on-die ECC, 1 bit(s) per 512 B",
+                   "S-46u-2GB": "no ECC needed"}
+    rc, out = cli("lifetime", str(trace), "--part", "W25N01GV", "--capacity", "2MiB",
+                  "--store", "naive", "--rate", "1/s", "--jobs", "1")
+    assert rc == 0
+    assert ("W25N01GV (nand/slc, 2 MiB replayed, endurance 100,000 cycles; on-die ECC, 1 bit(s) "
+            "per 512 B)") in " ".join(out.split())  # the title may wrap
+
+
 def test_json_figures_are_consistent(json_run) -> None:
     by = {(r["part"], r["store"]): r for r in json_run["results"]}
     fs = by[("W25Q128JV", "flashswap")]

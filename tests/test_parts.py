@@ -24,6 +24,9 @@ REQUIRED = [
         "i_standby_ua",
         "rber",
         "factory_bad_max",
+        "ecc",
+        "ecc_bits",
+        "ecc_sector",
         "tbw_bytes",
         "internal_waf",
         "class_values",
@@ -105,12 +108,22 @@ def test_every_part_is_complete_and_consistent(part: Part) -> None:
         assert "rber" in part.class_values
         assert part.factory_bad_max is not None and part.nop >= 1
         assert part.spare_size > 0
+        # Every catalogue NAND needs ECC: on-die, or the strength its datasheet asks of the host.
+        assert part.ecc in ("on-die", "host") and part.ecc_bits and part.ecc_sector
+        assert part.page_size % part.ecc_sector == 0
     else:
         assert part.spare_size == 0
     if part.kind == "managed":
         assert part.tbw_bytes and part.internal_waf and part.internal_waf >= 1
     if part.kind == "internal":
         assert part.nop >= 1  # writes allowed per write unit between erases
+
+
+def test_ecc_is_stated_in_words_for_reports() -> None:
+    assert get_part("W25N01GV").ecc_summary == "on-die ECC, 1 bit(s) per 512 B"
+    assert get_part("FNNL41A-8Gb").ecc_summary == (
+        "host ECC (port or controller), 4 bit(s) per 512 B (class value)")
+    assert get_part("W25Q128JV").ecc_summary == "no ECC needed"
 
 
 def test_derived_helpers() -> None:

@@ -39,7 +39,6 @@ struct fswsim {
     fswsim_io py_prog;
     fswsim_erase_fn py_erase;
     fswsim_io py_read_spare;
-    fswsim_io py_prog_spare;
     /* Geometry. */
     uint32_t size, erase_size, page_size, ppb, spare_size, nop, seg_size;
     uint32_t nand, fast; /* fast: Python found no power cut, wear or bit-error model armed */
@@ -206,16 +205,10 @@ static int sim_erase(const struct fsw_config *c, uint32_t addr, uint32_t size)
     return 0;
 }
 
-/* Spare-area operations are rare (factory-bad checks, retirement marks): always Python. */
+/* Spare-area reads are rare (factory-bad checks of blocks without a header): always Python. */
 static int sim_read_spare(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t n)
 {
     return SIM(c)->py_read_spare(c, addr, buf, n);
-}
-
-static int sim_prog_spare(const struct fsw_config *c, uint32_t addr, const void *buf,
-                          uint32_t n)
-{
-    return SIM(c)->py_prog_spare(c, addr, (void *)buf, n);
 }
 
 /*
@@ -278,7 +271,6 @@ void fswsim_install(struct fsw_config *c, struct fswsim *m)
     c->prog = sim_prog;
     c->erase = sim_erase;
     c->read_spare = m->nand ? sim_read_spare : NULL;
-    c->prog_spare = m->nand ? sim_prog_spare : NULL;
 }
 
 size_t fswsim_sizes(size_t *sim_size)
@@ -307,9 +299,9 @@ uint32_t fswsim_window(const fsw_t *fs)
     return n + (fs->open != NONE) + (fs->park != NONE);
 }
 
-/* Scalars of the context for Python: out[0..7] = index entries (lost included), segments
- * retired, max_keys, max_chunk, ckpt_interval, reserve, wl_threshold, mounted. */
-void fswsim_info(const fsw_t *fs, uint32_t out[8])
+/* Scalars of the context for Python: out[0..8] = index entries (lost included), segments
+ * retired, max_keys, max_chunk, ckpt_interval, reserve, wl_threshold, mounted, damaged. */
+void fswsim_info(const fsw_t *fs, uint32_t out[9])
 {
     out[0] = fs->nkeys;
     out[1] = fs->retired;
@@ -319,4 +311,5 @@ void fswsim_info(const fsw_t *fs, uint32_t out[8])
     out[5] = fs->reserve;
     out[6] = fs->wl_threshold;
     out[7] = fs->mounted;
+    out[8] = fs->damaged;
 }
