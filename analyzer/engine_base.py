@@ -1,8 +1,15 @@
 """What every storage layer under test offers the replay loop, and the facts projection needs.
 
 An engine turns the trace's logical operations (put, get, trim, bulk invalidate, sync, idle)
-into flash operations on a `ReplayFlash`. Besides the operations it declares:
+into flash operations on a `ReplayFlash`. Each engine class declares, as class attributes:
+- `name`: its key in the registry (analyzer/engines.py), e.g. "littlefs-tensor";
+- `store`: the storage layer reports group it under ("littlefs"), and `variant` the way it
+  uses that layer ("tensor"), if the layer has several;
+- `replay_cost`: a rough rank of its replay cost (the CLI starts the costliest jobs first);
 - `model`: which steady-state estimator fits it (analyzer/steady.py explains each);
+and, as methods, `build` (its construction from the workload and options), `configs` (the
+settings worth trying on a part: the CLI reports the best) and the stint hook `stint_erases`.
+Instances also state:
 - `group`: erase units that fail together (a store segment spanning several units is retired
   as a whole when any of them fails);
 - `spare_groups()`: how many groups it can lose and still hold the trace's working set.
@@ -11,23 +18,56 @@ into flash operations on a `ReplayFlash`. Besides the operations it declares:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from analyzer.device import ReplayFlash
 
-STORES = ("flashswap", "littlefs", "naive")
+if TYPE_CHECKING:
+    from analyzer.lifetime import Options
+    from analyzer.workload import Workload
+    from flashswap.parts import Part
 
 
 class Engine(ABC):
     """A storage layer driven by replay (see module doc)."""
 
-    name: str = ""
-    model: str = "circulating"  # "periodic", "leveled" or "circulating"
+    name: ClassVar[str]
+    store: ClassVar[str]
+    variant: ClassVar[str] = ""
+    replay_cost: ClassVar[int] = 1
+    model: ClassVar[str] = "circulating"  # "periodic", "leveled" or "circulating"
     group: int = 1
-    hot_spots_move: bool = True  # for "circulating": hot units are transient
 
     def __init__(self, flash: ReplayFlash) -> None:
         self.flash = flash
+
+    @classmethod
+    @abstractmethod
+    def build(
+        cls, flash: ReplayFlash, wl: Workload, opt: Options, config: dict[str, Any]
+    ) -> Engine:
+        """The engine for `wl` on `flash` with one of `configs()`'s settings."""
+
+    @classmethod
+    def configs(cls, part: Part, capacity: int, opt: Options) -> list[dict[str, Any]]:
+        """Settings worth trying on `part` (the report shows the best); one by default."""
+        return [{}]
+
+    @staticmethod
+    def flash_part(part: Part, config: dict[str, Any]) -> Part:
+        """The part as the engine drives it with `config` (littlefs with a block larger than
+        the smallest erase erases only that size); the part itself by default."""
+        return part
+
+    def stint_erases(self) -> int | None:
+        """For "circulating" engines whose hot spots move: the erases a hot unit takes before
+        the engine moves it (its own rule), or None to let the estimator measure them."""
+        return None
+
+    @property
+    def hot_spots_move(self) -> bool:
+        """For "circulating": hot units are transient (they move on after a stint)."""
+        return True
 
     @abstractmethod
     def put(self, key: int, data: bytes | memoryview) -> None: ...
@@ -68,6 +108,11 @@ class Engine(ABC):
     def config(self) -> dict[str, Any]:
         """The engine's settings, for reports."""
         return {}
+
+    def describe(self) -> str:
+        """Its configuration in a few words, for the report ("file per tensor, 4 KiB
+        blocks")."""
+        return self.variant
 
 
 def erase_plan(flash: Any, addr: int, size: int) -> list[tuple[int, int]]:

@@ -17,7 +17,8 @@ import numpy as np
 
 from analyzer import projection as pj
 from analyzer.device import ReplayFlash
-from analyzer.engine_base import STORES, Engine
+from analyzer.engine_base import Engine
+from analyzer.engines import get_engine, select
 from analyzer.replay import InferenceStats, Replayer
 from analyzer.steady import (
     CirculatingEstimator,
@@ -36,7 +37,6 @@ from flashswap.errors import (
     NoSpaceError,
 )
 from flashswap.parts import Part, get_part
-from flashswap.store.core import MAX_KEYS_CAP, index_limit
 
 MANAGED_PARTITION = 64 << 20  # replayed partition of a managed device (see README)
 DEFAULT_BUDGET_S = 60.0  # a safety net: estimators stop on fixed counts well before
@@ -61,6 +61,9 @@ class Options:
     weibull_scale: float | None = None  # cycles; default from rated_quantile
     store_config: dict[str, Any] = field(default_factory=dict)
     implementation: str = "auto"  # the flashswap store's engine: auto, c or python
+    # per storage layer, the variants to try (analyzer/engines.py: none = its default,
+    # ("all",) = every one), e.g. {"littlefs": ("tensor", "prealloc")}
+    variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,40 +77,16 @@ class Result:
 Progress = Callable[[int, int | None], None]
 
 
-def make_engine(store: str, flash: ReplayFlash, wl: Workload, opt: Options) -> Engine:
-    """The engine for `store` on `flash` (imports are local: each pulls in its library)."""
-    if store == "naive":
-        from analyzer.engine_naive import NaiveEngine
-
-        return NaiveEngine(flash, wl.max_chunk, wl.distinct_keys)
-    if store == "littlefs":
-        from analyzer.engine_littlefs import LittlefsEngine
-
-        return LittlefsEngine(flash, block_cycles=opt.block_cycles)
-    if store == "flashswap":
-        from analyzer.engine_flashswap import FlashswapEngine
-
-        config = dict(opt.store_config)
-        need = wl.peak_live_chunks + 1  # + 1: the burn-in filler
-        seg = config.get("segment_size")
-        if seg and need > index_limit(seg):
-            raise InputError(
-                f"the working set's {wl.peak_live_chunks} chunks do not fit the index of "
-                f"{seg:,}-byte segments (at most {index_limit(seg)} chunks: a checkpoint "
-                "fills at most half a segment); choose a larger segment size"
-            )
-        if need > MAX_KEYS_CAP:
-            # The store's default index holds 1024 chunks (12 KiB of MCU RAM); a working set
-            # of more chunks needs a larger index, which the store allows up to half a segment.
-            config.setdefault("max_keys", need)
-        return FlashswapEngine(flash, wl.peak_live_bytes, wl.peak_live_chunks,
-                               implementation=opt.implementation, **config)
-    raise InputError(f"unknown store {store!r} (choose from {', '.join(STORES)})")
-
-
-def _stint(engine: Engine) -> int | None:
-    rule = getattr(engine, "stint_erases", None)
-    return rule() if callable(rule) else rule
+def make_engine(
+    store: str, flash: ReplayFlash, wl: Workload, opt: Options,
+    config: dict[str, Any] | None = None,
+) -> Engine:
+    """The engine registered as `store` (analyzer/engines.py; a storage layer's name gives
+    its default variant) on `flash`, with one of its `configs()` (default: the first)."""
+    cls = get_engine(store)
+    if config is None:
+        config = cls.configs(flash.part, flash.size, opt)[0]
+    return cls.build(flash, wl, opt, config)
 
 
 def make_estimator(engine: Engine, wl: Workload, opt: Options) -> Estimator:
@@ -131,7 +110,7 @@ def make_estimator(engine: Engine, wl: Workload, opt: Options) -> Estimator:
         static_units=engine.static_units,
         # littlefs's own relocation rule gives the stint size: the window can end before a
         # whole stint has been seen (analyzer/README.md, littlefs stints)
-        stint_erases=_stint(engine),
+        stint_erases=engine.stint_erases(),
     )
     if engine.model == "periodic":
         circ.hot_spots_move = False
@@ -164,8 +143,11 @@ def analyze(
     store: str,
     opt: Options | None = None,
     progress: Progress | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Result:
-    """Replays `wl` on `part_name` under `store` and projects its lifetime (module doc)."""
+    """Replays `wl` on `part_name` under `store` (an engine or a storage layer's default
+    variant, analyzer/engines.py) with one of its `configs()` (default: the first) and
+    projects its lifetime (module doc)."""
     opt = opt or Options()
     part = get_part(part_name)
     cap = replay_capacity(part, opt.capacity)
@@ -174,11 +156,16 @@ def analyze(
             f"{wl.name}: the working set ({wl.peak_live_bytes} bytes live at once) exceeds "
             f"the {cap}-byte capacity of {part.name}"
         )
-    flash = ReplayFlash(part, cap, wear=opt.wear, endurance=opt.endurance)
+    cls = get_engine(store)
+    if config is None:
+        config = cls.configs(part, cap, opt)[0]
+    flash = ReplayFlash(cls.flash_part(part, config), cap, wear=opt.wear,
+                        endurance=opt.endurance)
+    flash.sectors_per_unit = flash.erase_size // part.erase_size
     endurance = flash.endurance
     t_start = time.perf_counter()
     try:
-        engine = make_engine(store, flash, wl, opt)
+        engine = cls.build(flash, wl, opt, config)
         engine.burn_in(free_key(wl))
         est = make_estimator(engine, wl, opt)
         rep = Replayer(engine, wl, payload=opt.payload)
@@ -193,7 +180,8 @@ def analyze(
                 break
     except (NoSpaceError, ChunkTooLargeError) as e:
         raise InputError(
-            f"{wl.name} does not fit {part.name} ({cap} bytes) under {store}: {e}"
+            f"{wl.name} does not fit {part.name} ({cap} bytes) under {_label(cls, config)}: "
+            f"{e}"
         ) from None
     steady = est.result()
     wall = time.perf_counter() - t_start
@@ -204,8 +192,56 @@ def analyze(
     return Result(data=data, curves=curves, steady=steady, engine=engine)
 
 
+Job = tuple[str, str, tuple[tuple[str, Any], ...]]  # (part, engine name, config items)
+
+
+def plan_jobs(parts: list[str], stores: list[str], opt: Options) -> list[Job]:
+    """One analysis per part x storage layer x selected variant x config worth trying
+    (`Engine.configs`); `pick_best` folds them back to one result per part and layer."""
+    jobs: list[Job] = []
+    for part_name in parts:
+        part = get_part(part_name)
+        cap = replay_capacity(part, opt.capacity)
+        for store in stores:
+            for cls in select(store, opt.variants.get(store, ())):
+                for config in cls.configs(part, cap, opt):
+                    jobs.append((part.name, cls.name, tuple(sorted(config.items()))))
+    return jobs
+
+
+def pick_best(
+    outcomes: list[tuple[dict[str, Any], dict[str, Any]] | InputError],
+) -> tuple[tuple[dict[str, Any], dict[str, Any]] | InputError, list[dict[str, Any]]]:
+    """The strongest of one layer's configurations on one part: the longest rated life
+    (ties: the least flash time per inference), with every candidate's headline figures
+    (or its error) for the JSON. All failed: the first error."""
+    ok = [o for o in outcomes if not isinstance(o, InputError)]
+    cands = [
+        {"config": o[0]["config"], "years": o[0]["years"], "efficiency": o[0]["efficiency"],
+         "io_seconds_per_inference": o[0]["io_seconds_per_inference"]}
+        if not isinstance(o, InputError) else {"error": str(o)}
+        for o in outcomes
+    ]
+    if not ok:
+        return outcomes[0], cands
+    best = max(ok, key=lambda o: (_or(o[0]["years"], -1.0), -o[0]["io_seconds_per_inference"]))
+    return best, cands
+
+
+def _or(v: float | None, default: float) -> float:
+    return default if v is None else float(v)
+
+
+def _label(cls: type[Engine], config: dict[str, Any]) -> str:
+    """"littlefs (tensor, 65536-byte blocks)": the engine and the settings that failed."""
+    what = [cls.variant] if cls.variant else []
+    what += [f"{v}-byte {k.removesuffix('_size')}s" for k, v in config.items()]
+    return f"{cls.store} ({', '.join(what)})" if what else cls.store
+
+
 def run_job(
-    wl: Workload, part: str, store: str, opt: Options, queue: Any = None, key: Any = None
+    wl: Workload, part: str, store: str, opt: Options, queue: Any = None, key: Any = None,
+    config: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """analyze() for worker processes: returns only picklable parts (data, curves) and
     reports progress as (key, done, total) tuples on `queue` if given."""
@@ -219,7 +255,7 @@ def run_job(
                 last[0] = now
                 queue.put((key, done, total))
 
-    res = analyze(wl, part, store, opt, progress=cb)
+    res = analyze(wl, part, store, opt, progress=cb, config=config)
     return res.data, res.curves
 
 
@@ -259,7 +295,8 @@ def _figures(
         "part": part.name,
         "kind": part.kind,
         "cell": part.cell,
-        "store": engine.name,
+        "store": engine.store,
+        "config": engine.describe(),
         "capacity": cap,
         "endurance": endurance,
         "rate_per_s": rate,

@@ -40,10 +40,6 @@ class Mcu:
     def macs_per_s(self) -> float:
         return self.inferences_per_s * MLPERF_TINY_IC_MACS
 
-    @property
-    def macs_per_cycle(self) -> float:
-        return self.macs_per_s / (self.mhz * 1e6)
-
     def describe(self) -> str:
         return (f"{self.macs_per_s / 1e6:.1f} M MAC/s ({self.core} at {self.mhz} MHz, "
                 f"{self.engine}; {self.source.split(':')[0]})")

@@ -95,11 +95,6 @@ class Stints:
     excess: float  # erases per stint above the data share
     duration: float  # inferences a stint lasts
 
-    @property
-    def variance_rate(self) -> float:
-        """Variance per inference of one block's count (compound Poisson: rate x excess^2)."""
-        return self.rate / max(1, self.units) * self.excess**2
-
 
 def _stints_below(k: np.ndarray, completed: float, in_progress: float) -> np.ndarray:
     """P(N + progress < k): N ~ Poisson(completed) whole stints, and with probability

@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from analyzer.rates import format_rate
-from flashswap.cli.output import fmt
+from flashswap.numfmt import fmt
 
 COLUMNS = [
     "store",

@@ -81,7 +81,7 @@ def actual(case: tuple) -> dict[str, int | None]:
     with tempfile.TemporaryDirectory() as tmp:
         wl = load(trace, Path(tmp))
         cap = blocks * get_part(part).erase_size
-        got = first_failures(wl, part, "littlefs", cap, ENDURANCES, remount_every=remount)
+        got = first_failures(wl, part, "littlefs-chunk", cap, ENDURANCES, remount_every=remount)
     return {str(e): v for e, v in got.items()}
 
 
@@ -100,7 +100,7 @@ def projected(case: tuple) -> dict[str, dict]:
 
                 life, replayed = premise_life(wl, part, cap, e)
             else:
-                res = analyze(wl, part, "littlefs", Options(capacity=cap, endurance=e,
+                res = analyze(wl, part, "littlefs-chunk", Options(capacity=cap, endurance=e,
                                                             rate_per_s=1.0))
                 life, replayed = res.data["years"] * SECONDS_PER_YEAR, res.steady.inferences
             out[str(e)] = {"inferences": life, "replayed": replayed,

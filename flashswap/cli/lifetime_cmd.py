@@ -17,8 +17,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from analyzer.engine_base import STORES
-from analyzer.lifetime import DEFAULT_BUDGET_S, Options, run_job
+from analyzer.engines import get_engine, select, stores, variants_of
+from analyzer.lifetime import DEFAULT_BUDGET_S, Job, Options, pick_best, plan_jobs, run_job
 from analyzer.mcus import DEFAULT_MCU, MCUS, get_mcu
 from analyzer.rates import format_rate, parse_rate
 from analyzer.report import clean, part_table, verdict
@@ -27,7 +27,7 @@ from flashswap.cli import COMMANDS
 from flashswap.cli.output import print_json
 from flashswap.errors import InputError
 from flashswap.parts import get_part
-from flashswap.sizes import parse_size
+from flashswap.sizes import format_size, parse_size
 
 # A NOR, an SLC NAND, an MLC NAND and a managed device from the catalogue.
 DEFAULT_PARTS = ("W25Q128JV", "W25N01GV", "FNNL41A-8Gb", "S-46u-2GB")
@@ -61,9 +61,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--store",
-        default=",".join(STORES),
+        default=",".join(stores()),
         metavar="LIST",
-        help=f"comma-separated storage layers (default {','.join(STORES)})",
+        help=f"comma-separated storage layers (default {','.join(stores())})",
+    )
+    p.add_argument(
+        "--littlefs-layout",
+        default=variants_of("littlefs")[0],
+        metavar="LIST",
+        help="littlefs file layouts to try, the best is reported: tensor (a file per "
+        "tensor, written chunk by chunk), chunk (a file per chunk), prealloc (files "
+        "preallocated once, overwritten in place), or all (default tensor)",
     )
     p.add_argument(
         "--block-cycles",
@@ -128,12 +136,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _stores(text: str) -> list[str]:
     names = [s.strip().lower() for s in text.split(",") if s.strip()]
-    bad = [s for s in names if s not in STORES]
+    bad = [s for s in names if s not in stores()]
     if bad or not names:
         raise InputError(
-            f"unknown store {bad[0] if bad else text!r} (choose from {', '.join(STORES)})"
+            f"unknown store {bad[0] if bad else text!r} (choose from {', '.join(stores())})"
         )
     return list(dict.fromkeys(names))
+
+
+def _layouts(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
+    select("littlefs", names)  # unknown names: a one-line error listing the layouts
+    return names
 
 
 def _parts(values: list[str] | None) -> list[str]:
@@ -160,11 +174,10 @@ def _options(args: argparse.Namespace) -> Options:
         implementation=args.engine,
         store_config={"segment_size": parse_size(args.segment_size, "segment size")}
         if args.segment_size else {},
+        variants={"littlefs": _layouts(args.littlefs_layout)},
     )
 
 
-Job = tuple[str, str]  # (part, store)
-_COST = {"littlefs": 0, "flashswap": 1, "naive": 2}  # rough replay cost rank
 Outcome = tuple[dict[str, Any], dict[str, Any]] | InputError
 
 
@@ -185,7 +198,7 @@ def _run_jobs(
     )
     out: dict[Job, Outcome] = {}
     with bar:
-        tasks = {job: bar.add_task(f"{job[0]} × {job[1]}", total=None) for job in jobs}
+        tasks = {job: bar.add_task(_task_name(job), total=None) for job in jobs}
         if workers <= 1 or len(jobs) <= 1:
             for job in jobs:
                 task = tasks[job]
@@ -194,15 +207,19 @@ def _run_jobs(
                     bar.update(task, completed=done, total=total)
 
                 out[job] = _outcome(lambda job=job, update=update: run_job(
-                    wl, job[0], job[1], opt, _Direct(update) if show else None, job))
+                    wl, job[0], job[1], opt, _Direct(update) if show else None, job,
+                    dict(job[2])))
             return out
         ctx = multiprocessing.get_context("fork")
         with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             q = manager.Queue() if show else None
-            # Longest first (littlefs, then the largest parts) so the workers finish together.
-            order = sorted(jobs, key=lambda j: (_COST.get(j[1], 9), -get_part(j[0]).capacity))
+            # Longest first (the costliest engines, then the largest parts) so the workers
+            # finish together.
+            order = sorted(jobs, key=lambda j: (-get_engine(j[1]).replay_cost,
+                                                -get_part(j[0]).capacity))
             futures: dict[Future, Job] = {
-                pool.submit(run_job, wl, job[0], job[1], opt, q, job): job for job in order
+                pool.submit(run_job, wl, job[0], job[1], opt, q, job, dict(job[2])): job
+                for job in order
             }
             pending = set(futures)
             while pending:
@@ -220,6 +237,13 @@ def _run_jobs(
                 except queue_mod.Empty:
                     pass
     return out
+
+
+def _task_name(job: Job) -> str:
+    """"W25Q128JV × littlefs-tensor 64 KiB": the part, the engine and its settings."""
+    part, engine, config = job
+    sizes = " ".join(format_size(v) for _k, v in config)
+    return f"{part} × {engine}" + (f" {sizes}" if sizes else "")
 
 
 class _Direct:
@@ -278,22 +302,26 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {args.jobs}")
     show = console.is_terminal and not args.json
-    jobs = [(part, store) for part in parts for store in stores]
+    jobs = plan_jobs(parts, stores, opt)
     outcomes = _run_jobs(wl, jobs, opt, args.jobs, console, show)
     results: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     curves: list[tuple[str, str, dict[str, Any]]] = []
     headers: dict[str, dict[str, Any]] = {}
-    for part, store in jobs:
-        got = outcomes[(part, store)]
-        if isinstance(got, InputError):
-            errors.append({"part": part, "store": store, "error": str(got)})
-            continue
-        data, curve = got
-        results.append(data)
-        headers.setdefault(part, data)
-        if curve:
-            curves.append((part, store, curve))
+    for part in parts:
+        for store in stores:
+            mine = [outcomes[j] for j in jobs if j[0] == part and get_engine(j[1]).store == store]
+            got, candidates = pick_best(mine)
+            if isinstance(got, InputError):
+                errors.append({"part": part, "store": store, "error": str(got)})
+                continue
+            data, curve = got
+            if len(candidates) > 1:
+                data["candidates"] = candidates
+            results.append(data)
+            headers.setdefault(part, data)
+            if curve:
+                curves.append((part, store, curve))
     if not results:
         raise InputError(errors[0]["error"] if errors else "nothing to analyze")
     if args.plot:
