@@ -12,12 +12,16 @@ settings worth trying on a part: the CLI reports the best) and the stint hook `s
 Instances also state:
 - `group`: erase units that fail together (a store segment spanning several units is retired
   as a whole when any of them fails);
-- `spare_groups()`: how many groups it can lose and still hold the trace's working set.
+- `spare()`: how many groups it can lose and still hold the trace's working set, counted
+  the same way for every store (`Spare`: its good groups, minus the groups its peak of live
+  data occupies in its own allocation units, minus what it keeps back by design), and
+  whether it carries on at all after a group wears out.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from analyzer.device import ReplayFlash
@@ -26,6 +30,24 @@ if TYPE_CHECKING:
     from analyzer.lifetime import Options
     from analyzer.workload import Workload
     from flashswap.parts import Part
+
+
+@dataclass(frozen=True)
+class Spare:
+    """What a store can lose to wear before the working set no longer fits (in groups, its
+    unit of retirement): `total` good groups, `working_set` groups its peak of live data
+    occupies, `reserved` groups it keeps back by design. `remaps`: it carries on when a group
+    wears out (retires or relocates around it); if not, the first worn group ends it."""
+
+    total: int
+    working_set: int
+    reserved: int
+    remaps: bool
+    on_wear: str  # what the store does when a group wears out, in words
+
+    @property
+    def groups(self) -> int:
+        return max(0, self.total - self.working_set - self.reserved) if self.remaps else 0
 
 
 class Engine(ABC):
@@ -101,9 +123,11 @@ class Engine(ABC):
         """Erase units pinned by long-lived data (they take no share of the erases)."""
         return 0
 
-    def spare_groups(self) -> int:
-        """Groups the engine can lose (worn out) while still holding the working set."""
-        return 0
+    def spare(self) -> Spare:
+        """What the engine can lose to wear (see Spare); by default nothing: a worn unit is
+        fatal."""
+        groups = self.flash.num_blocks // self.group
+        return Spare(groups, groups, 0, False, "no remapping: the first worn unit ends it")
 
     def config(self) -> dict[str, Any]:
         """The engine's settings, for reports."""

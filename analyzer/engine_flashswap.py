@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from analyzer.device import ReplayFlash
-from analyzer.engine_base import Engine
+from analyzer.engine_base import Engine, Spare
 from flashswap.errors import InputError
 from flashswap.sizes import format_size
 from flashswap.store import Store
@@ -134,15 +134,20 @@ class FlashswapEngine(Engine):
             self._rbuf = ctypes.create_string_buffer(max(1, self.swap.max_chunk))
         return self.swap.run_batch(ops, zeros, self._rbuf)
 
-    def spare_groups(self) -> int:
-        """Segments that may wear out before the working set no longer fits: the good ones
-        minus those the working set needs and the store keeps back (reserve, replay window
-        and the open segment, SPEC.md §10-11)."""
+    def spare(self) -> Spare:
+        """The good segments, the segments the working set needs at its peak (payload and
+        record headers), and those the store keeps back: the reserve, the checkpoint replay
+        window and the open hot and cold heads (SPEC.md §10-11). A segment that fails a
+        program or erase is retired (marked bad) and its data moved."""
         st = self.swap.stat()
         data_cap = self.segment_size - 40
-        need = -(-self._peak // data_cap) + st["reserve"] + st["ckpt_interval"] + 2
-        good = st["segments"] - st["bad_blocks"]
-        return max(0, good - need)
+        return Spare(
+            total=st["segments"] - st["bad_blocks"],
+            working_set=-(-self._peak // data_cap),
+            reserved=st["reserve"] + st["ckpt_interval"] + 2,
+            remaps=True,
+            on_wear="retires the segment (bad-segment mark) and moves its data",
+        )
 
     def config(self) -> dict[str, Any]:
         st = self.swap.stat()

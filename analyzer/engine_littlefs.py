@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from littlefs import LittleFSError, lfs
 
 from analyzer.device import ReplayFlash
-from analyzer.engine_base import Engine
+from analyzer.engine_base import Engine, Spare
 from flashswap.errors import DeviceError, FlashWearError, InputError, NoSpaceError
 from flashswap.parts import Part
 from flashswap.sizes import format_size
@@ -234,10 +234,20 @@ class LittlefsEngine(Engine):
         the superblock pair, which stays at blocks 0-1 once the root directory moves out."""
         return self.live_blocks + 2
 
-    def spare_groups(self) -> int:
-        """littlefs relocates around a bad block, so it lasts until the blocks left cannot
-        hold the peak of live files plus its metadata pairs."""
-        return max(0, self.blocks - self.peak_blocks - METADATA_BLOCKS)
+    def spare(self) -> Spare:
+        """The blocks, the blocks its files occupy at their peak, and its metadata pairs
+        (superblock and root). On a program or erase error littlefs relocates the data to
+        another block; it keeps no bad-block table and does not verify erases, so a worn block
+        goes back to the free pool and fails again whenever it is allocated: the store lasts
+        while the blocks that still work hold the files and the metadata."""
+        return Spare(
+            total=self.blocks,
+            working_set=self.peak_blocks,
+            reserved=METADATA_BLOCKS,
+            remaps=True,
+            on_wear="relocates on a program or erase error; no bad-block table, no erase "
+            "verification (a worn block is retried whenever allocated)",
+        )
 
     def config(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from analyzer.device import ReplayFlash
-from analyzer.engine_base import Engine, erase_plan
+from analyzer.engine_base import Engine, Spare, erase_plan
 from flashswap.errors import InputError
 from flashswap.sizes import format_size
 
@@ -41,6 +41,7 @@ class NaiveEngine(Engine):
             per_block = es // slot
         self.slot = slot
         self.per_block = per_block
+        self.keys = keys
         self.managed = flash.kind == "managed"
         capacity_slots = (flash.size // es) * per_block if slot < es else flash.size // slot
         if keys > capacity_slots:
@@ -107,6 +108,14 @@ class NaiveEngine(Engine):
     def invalidate(self, first: int, last: int) -> None:
         for k in [k for k in self.length if first <= k <= last]:
             del self.length[k]
+
+    def spare(self) -> Spare:
+        """Fixed slots, no remapping: the first worn erase unit under a slot ends it."""
+        es = self.flash.erase_size
+        held = (-(-self.keys // self.per_block) if self.slot < es
+                else self.keys * (self.slot // es))
+        return Spare(self.flash.num_blocks, held, 0, False,
+                     "no remapping: the first worn slot ends it")
 
     def config(self) -> dict[str, Any]:
         return {"slot_bytes": self.slot, "slots_per_erase_unit": self.per_block}

@@ -36,7 +36,7 @@ from flashswap.errors import (
     InputError,
     NoSpaceError,
 )
-from flashswap.parts import Part, get_part
+from flashswap.parts import Bus, Part, get_part
 
 MANAGED_PARTITION = 64 << 20  # replayed partition of a managed device (see README)
 DEFAULT_BUDGET_S = 60.0  # a safety net: estimators stop on fixed counts well before
@@ -64,6 +64,9 @@ class Options:
     # per storage layer, the variants to try (analyzer/engines.py: none = its default,
     # ("all",) = every one), e.g. {"littlefs": ("tensor", "prealloc")}
     variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    weibull_shape: float | None = None  # None: the part's catalogue value (an assumption)
+    bus_mhz: float | None = None  # the board's flash bus clock; None: the part's maximum
+    bus_width: int | None = None  # its data lines; None: the part's widest mode
 
 
 @dataclass
@@ -118,6 +121,33 @@ def make_estimator(engine: Engine, wl: Workload, opt: Options) -> Estimator:
     return circ
 
 
+WEIBULL_SHAPE_ASSUMED = (
+    "assumption: no vendor publishes the shape of the per-block endurance distribution "
+    "(the catalogue's class value; --weibull-shape sets it)"
+)
+
+
+def weibull_shape(part: Part, opt: Options) -> float:
+    """The Weibull shape the projection uses: `--weibull-shape`, else the part's catalogue
+    value (a class value everywhere: an assumption)."""
+    return opt.weibull_shape if opt.weibull_shape is not None else part.weibull_shape
+
+
+def weibull_shape_source(opt: Options) -> str:
+    return "--weibull-shape" if opt.weibull_shape is not None else WEIBULL_SHAPE_ASSUMED
+
+
+def board_bus(part: Part, opt: Options) -> Bus | None:
+    """The bus the board runs `part` at: `opt`'s clock and width, each capped at the part's
+    maximum; the part's own fastest mode by default (None for parts without a bus)."""
+    top = part.bus
+    if top is None or (opt.bus_mhz is None and opt.bus_width is None):
+        return None
+    mhz = min(opt.bus_mhz or top.mhz, top.mhz)
+    width = min(opt.bus_width or top.width, top.width)
+    return Bus(mhz, width, top.ddr and width == top.width)
+
+
 def replay_capacity(part: Part, capacity: int | None) -> int:
     if capacity is not None:
         if capacity > part.capacity:
@@ -160,7 +190,7 @@ def analyze(
     if config is None:
         config = cls.configs(part, cap, opt)[0]
     flash = ReplayFlash(cls.flash_part(part, config), cap, wear=opt.wear,
-                        endurance=opt.endurance)
+                        endurance=opt.endurance, bus=board_bus(part, opt))
     flash.sectors_per_unit = flash.erase_size // part.erase_size
     endurance = flash.endurance
     t_start = time.perf_counter()
@@ -321,6 +351,14 @@ def _figures(
         "compute_s": perf.compute_s,
         "weight_read_s": perf.weight_s,
         "latency_prefetch_s": perf.latency_overlap_s,
+        "bus": None if flash.bus is None else {
+            "mhz": flash.bus.mhz, "width_bits": flash.bus.width, "ddr": flash.bus.ddr,
+            "mb_per_s": flash.bus.bytes_per_s / 1e6,
+            "from": "board (--bus-mhz / --bus-width)" if flash.bus != part.bus
+            else "the part's maximum clock and widest mode (default)",
+        },
+        "t_read_us": part.t_read_us,
+        "t_read_basis": part.t_read_basis,
     }
     out["traffic"] = {
         "payload_bytes_per_inference": payload,
@@ -367,6 +405,8 @@ def _managed(part: Part, programmed: float, payload: float, rate: float, cap: in
         "years": years,
         "years_weibull_p1": None,
         "years_weibull_median": None,
+        "years_first_worn_block_weibull_p1": None,
+        "years_first_worn_block_weibull_median": None,
         "ideal_years": ideal,
         "efficiency": years / ideal if 0 < ideal < float("inf") else None,
         "erase_amplification": None,
@@ -398,15 +438,16 @@ def _raw(
     now = steady.inferences
     spread = float(steady.notes.get("spread", 0.0))
     life = pj.rated_life(counts, rates, endurance, now, spread)
-    shape = part.weibull_shape
+    shape = weibull_shape(part, opt)
     scale = opt.weibull_scale or pj.weibull_scale(endurance, shape, opt.rated_quantile)
-    levels = engine.model != "periodic"
+    spare = engine.spare()
+    cells = flash.sectors_per_unit
     wb = pj.weibull_life(
         counts, rates, now, shape, scale,
-        group=engine.group,
-        spare=engine.spare_groups() if levels else 0,
-        redistribute=levels,
+        group=engine.group, spare=spare.groups, redistribute=spare.remaps, cells=cells,
     )
+    first = wb if spare.groups == 0 else pj.weibull_life(
+        counts, rates, now, shape, scale, group=engine.group, spare=0, cells=cells)
     payload = wl.bytes_written_per_inference
     ideal = pj.ideal_life(endurance, cap, payload)
     r_total = float(rates.sum())
@@ -419,16 +460,22 @@ def _raw(
         "years": pj.years(life, rate),
         "years_weibull_p1": pj.years(wb.p1, rate),
         "years_weibull_median": pj.years(wb.median, rate),
+        "years_first_worn_block_weibull_p1": pj.years(first.p1, rate),
+        "years_first_worn_block_weibull_median": pj.years(first.median, rate),
         "ideal_years": pj.years(ideal, rate),
         "efficiency": life / ideal if 0 < ideal < float("inf") else None,
         "erase_amplification": erased_bytes / payload if payload else None,
         "wear_max_over_mean": _max_over_mean(counts, rates, life - now, spread),
         "weibull": {
             "shape": shape,
+            "shape_source": weibull_shape_source(opt),
             "scale_cycles": scale,
             "rated_quantile": opt.rated_quantile,
-            "spare_groups": engine.spare_groups() if levels else 0,
+            "spare_groups": spare.groups,
+            "spare": {"good_groups": spare.total, "working_set_groups": spare.working_set,
+                      "reserved_groups": spare.reserved, "on_wear": spare.on_wear},
             "group_units": engine.group,
+            "sectors_per_unit": cells,
             "draws": wb.draws,
         },
     }

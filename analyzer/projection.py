@@ -187,8 +187,11 @@ def weibull_life(
     redistribute: bool = True,
     draws: int | None = None,
     seed: int = MC_SEED,
+    cells: int = 1,
 ) -> WeibullLife:
-    """Store life under per-unit Weibull endurance (see module doc), in inferences."""
+    """Store life under per-unit Weibull endurance (see module doc), in inferences. `cells`:
+    endurance draws per unit (a unit erased only as a whole, e.g. a 64 KiB NOR block of 16
+    sectors, wears out with its weakest sector); `spare` = 0 gives the first worn group."""
     n = counts.size // group * group
     c = counts[:n].reshape(-1, group).max(axis=1)
     r = rates[:n].reshape(-1, group).max(axis=1)
@@ -200,8 +203,8 @@ def weibull_life(
     if draws is None:
         draws = int(np.clip(MC_ELEMENTS // g, 200, 2000))
     rng = np.random.default_rng(seed)
-    # The minimum of `group` iid Weibull(k, s) is Weibull(k, s * group**(-1/k)).
-    gscale = scale * group ** (-1.0 / shape)
+    # The minimum of n iid Weibull(k, s) is Weibull(k, s * n**(-1/k)).
+    gscale = scale * (group * cells) ** (-1.0 / shape)
     life = gscale * rng.weibull(shape, size=(draws, g))
     # tau: the "work clock" at which each group dies, if work kept its shares.
     tau = (life - c) / r

@@ -194,10 +194,10 @@ class Replayer:
         return segs, weight_s, weight_j
 
     def _weight_cost(self, length: int) -> tuple[float, float]:
-        """Seconds and joules of streaming `length` bytes of weights from the part."""
-        part = self.flash.part
+        """Seconds and joules of streaming `length` bytes of weights from the part (over the
+        same bus as the swap traffic)."""
         pages = math.ceil(length / self._page) if self._weight_pages else 1
-        return part.t_read_s(length, pages), part.e_read_j(length, pages)
+        return self.flash.stream_cost(length, pages)
 
     def _batch(self, which: int, inf: Inference) -> Batch | None:
         """Inference `which` prepared for one engine call, or None to go call by call."""
