@@ -8,8 +8,9 @@ records, as a planner writes a tensor: a run of WRITEs of consecutive ascending 
 written before any of them is read back, whose chunks all have the length of the first
 except possibly the last. A run ends at a shorter chunk, at a WRITE of any other key, at a
 READ of one of its own chunks, or at the end of an inference. Keys the table does not cover
-are tensors of one chunk. On every sample trace the inferred tensors are the table's
-(tests/test_analyzer_layouts.py).
+are tensors of one chunk. On the sample traces the inferred tensors are the table's, except
+that a tensor ending on a whole chunk and the next one written right after it form one
+(tests/test_analyzer_layouts.py): the file then lives until both are dead.
 """
 
 from __future__ import annotations

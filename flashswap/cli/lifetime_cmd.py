@@ -16,12 +16,13 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from analyzer.engines import get_engine, select, stores, variants_of
 from analyzer.lifetime import DEFAULT_BUDGET_S, Job, Options, pick_best, plan_jobs, run_job
-from analyzer.mcus import DEFAULT_MCU, MCUS, get_mcu
+from analyzer.mcus import DEFAULT_MCU, FAMILIES, MCUS, family_of, get_mcu
 from analyzer.rates import format_rate, parse_rate
-from analyzer.report import clean, part_table, verdict
+from analyzer.report import LEGEND, clean, part_tables, table_width, verdict
 from analyzer.workload import Workload
 from flashswap.cli import COMMANDS
 from flashswap.cli.output import print_json
@@ -104,9 +105,37 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"(default {DEFAULT_MCU})",
     )
     p.add_argument(
+        "--family",
+        default="auto",
+        metavar="NAME",
+        help="MLPerf Tiny benchmark family whose measured rate times the MACs: ic (ResNet-8, "
+        "standard convolutions), vww (MobileNetV1, depthwise-separable), kws (DS-CNN), ad "
+        "(fully connected), or auto: the nearest to the trace's model (default auto)",
+    )
+    p.add_argument(
         "--macs-per-s",
         metavar="RATE",
         help="compute speed for traces without COMPUTE times (e.g. 100M), instead of --mcu",
+    )
+    p.add_argument(
+        "--weibull-shape",
+        type=float,
+        metavar="K",
+        help="shape of the per-block Weibull endurance distribution (no vendor publishes it: "
+        "default the catalogue's class value, 2, an assumption)",
+    )
+    p.add_argument(
+        "--bus-mhz",
+        type=float,
+        metavar="MHZ",
+        help="flash bus clock on the board (default: each part's maximum; capped at it)",
+    )
+    p.add_argument(
+        "--bus-width",
+        type=int,
+        metavar="BITS",
+        help="flash bus data lines on the board: 1, 2, 4 or 8 (default: each part's widest "
+        "mode, quad SPI on the SPI parts; capped at it)",
     )
     p.add_argument(
         "--passes",
@@ -130,6 +159,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="analyses run in parallel processes (default: one per CPU; 1 = in this process)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--wide", action="store_true",
+                   help="one full table per part whatever the terminal's width")
     p.add_argument("--plot", metavar="FILE.png", help="write wear plots to a PNG file")
     p.set_defaults(func=run)
 
@@ -165,6 +196,13 @@ def _options(args: argparse.Namespace) -> Options:
         raise InputError(f"--passes must be at least 1, not {args.passes}")
     if not args.budget > 0:
         raise InputError(f"--budget must be a positive number of seconds, not {args.budget}")
+    if args.weibull_shape is not None and not 0 < args.weibull_shape <= 100:
+        raise InputError(f"--weibull-shape must be a positive number up to 100, not "
+                         f"{args.weibull_shape:g}")
+    if args.bus_mhz is not None and not args.bus_mhz > 0:
+        raise InputError(f"--bus-mhz must be a positive clock in MHz, not {args.bus_mhz:g}")
+    if args.bus_width is not None and args.bus_width not in (1, 2, 4, 8):
+        raise InputError(f"--bus-width must be 1, 2, 4 or 8 data lines, not {args.bus_width}")
     return Options(
         rate_per_s=parse_rate(args.rate),
         capacity=parse_size(args.capacity, "capacity") if args.capacity else None,
@@ -175,6 +213,9 @@ def _options(args: argparse.Namespace) -> Options:
         store_config={"segment_size": parse_size(args.segment_size, "segment size")}
         if args.segment_size else {},
         variants={"littlefs": _layouts(args.littlefs_layout)},
+        weibull_shape=args.weibull_shape,
+        bus_mhz=args.bus_mhz,
+        bus_width=args.bus_width,
     )
 
 
@@ -266,13 +307,17 @@ def _outcome(call: Any) -> Outcome:
 def _compute(args: argparse.Namespace, wl: Workload) -> tuple[Workload, dict[str, Any]]:
     """The workload with its compute timed, and where the time comes from (for the JSON)."""
     mcu = None if args.mcu.lower() == "none" else get_mcu(args.mcu)  # checked even if unused
+    family, why = family_of(wl.metadata, args.family.lower())
     rate = parse_size(args.macs_per_s, "MAC rate") if args.macs_per_s else None
     info: dict[str, Any] = {"from": "trace", "mcu": None, "macs_per_s": None, "source": None}
     if wl.untimed_compute and rate:
         info.update({"from": "--macs-per-s", "macs_per_s": rate})
     elif wl.untimed_compute and mcu:
-        info.update({"from": "mcu", "mcu": mcu.name, "macs_per_s": mcu.macs_per_s,
-                     "source": mcu.source, "describe": mcu.describe()})
+        f = FAMILIES[family]
+        info.update({"from": "mcu", "mcu": mcu.name, "macs_per_s": mcu.macs_per_s(family),
+                     "source": mcu.source_of(family), "describe": mcu.describe(family),
+                     "family": family, "family_model": f"{f.model} ({f.benchmark})",
+                     "family_macs": f.macs, "family_reason": why})
     elif wl.untimed_compute:
         info["from"] = None
     if info["macs_per_s"]:
@@ -291,7 +336,10 @@ def _compute_line(c: dict[str, Any]) -> str:
     if c["from"] == "trace":
         return f"compute: {t} per inference, from the trace's COMPUTE times"
     how = c.get("describe") or f"{c['macs_per_s'] / 1e6:,.1f} M MAC/s (--macs-per-s)"
-    return f"compute: {macs} per inference at {how} = {t}"
+    line = f"compute: {macs} per inference at {how} = {t}"
+    if c.get("family_reason"):
+        line += f"; family: {c['family_reason']}"
+    return line
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -349,14 +397,25 @@ def run(args: argparse.Namespace, console: Console) -> int:
         f"{wl.bytes_written_per_inference / 1024:,.0f} KiB swapped out per inference, "
         f"at {format_rate(opt.rate_per_s)}"
     )
-    console.print(_compute_line(compute), soft_wrap=True)
+    console.print(_compute_line(compute))
+    note = " (assumption)" if args.weibull_shape is None else " (--weibull-shape)"
     for part in parts:
         rows = [r for r in results if r["part"] == part]
         errs = [e for e in errors if e["part"] == part]
-        if rows:
-            console.print(part_table(headers[part], rows, errs))
+        if not rows:
+            continue
+        for item in part_tables(headers[part], rows, errs, console.width, args.wide, note):
+            if args.wide and isinstance(item, Table) and table_width([item]) > console.width:
+                # unshrunk (rich would cut cells to fit the console): the terminal folds
+                wide = Console(file=console.file, width=table_width([item]), soft_wrap=False,
+                               color_system=console.color_system,
+                               force_terminal=console.is_terminal)
+                wide.print(item)
+            else:
+                console.print(item)
     for part in parts:
         rows = [r for r in results if r["part"] == part]
         errs = [e for e in errors if e["part"] == part]
-        console.print(verdict(part, rows, errs, opt.rate_per_s), soft_wrap=True)
+        console.print(verdict(part, rows, errs, opt.rate_per_s))
+    console.print(LEGEND)
     return 0
