@@ -2,9 +2,10 @@
 
 Every figure is printed whole, at any terminal width: cells never wrap or shorten, so a part's
 figures go into one table when the terminal is wide enough for it, else into two narrower
-ones (lifetime, then cost), else into the same two with terser headers (`part_tables`;
-`--wide` forces the single table, even if the terminal then folds its lines). Prose (titles,
-verdicts, the legend) wraps between words.
+ones (lifetime, then cost), else into the same two with terser headers, else into one table
+per part with a row per figure and a column per store (`part_tables`; `--wide` forces the
+single table, even if the terminal then folds its lines). Prose (titles, verdicts, the
+legend) wraps between words.
 """
 
 from __future__ import annotations
@@ -168,6 +169,11 @@ def part_tables(
             chosen = layout
             break
     out: list[Table | Text] = [Text(part_title(part, results, shape_note))]
+    stacked = _stacked(results, errors)
+    if not wide and chosen is LAYOUTS[-1] and not all(
+            _width([STORE, *g], _sub(rows, g, index), True) <= width for g in chosen[0]):
+        out += [stacked, Text(configs_line(results))]
+        return out
     groups, terse = chosen
     for g in groups:
         t = Table(box=box.HEAVY_HEAD, pad_edge=True, collapse_padding=False)
@@ -179,6 +185,39 @@ def part_tables(
         out.append(t)
     out.append(Text(configs_line(results)))
     return out
+
+
+# (label, cell) rows of the stacked layout: a figure per row, pairs split in two
+STACKED: tuple[tuple[str, Callable[[Row], str]], ...] = (
+    ("years", LIFETIME[0].cell),
+    ("Weibull 1st worn block p1", lambda r: _years(r.get("years_first_worn_block_weibull_p1"))),
+    ("  median", lambda r: _years(r.get("years_first_worn_block_weibull_median"))),
+    ("Weibull store dies p1", lambda r: _years(r.get("years_weibull_p1"))),
+    ("  median", lambda r: _years(r.get("years_weibull_median"))),
+    ("ideal years", LIFETIME[3].cell),
+    ("efficiency", LIFETIME[4].cell),
+    ("erase amplification", COST[0].cell),
+    ("wear max/mean", COST[1].cell),
+    ("I/O ms per inference", COST[2].cell),
+    ("I/O mJ per inference", COST[3].cell),
+    ("slowdown", lambda r: "n/a" if r.get("slowdown") is None else f"{r['slowdown']:.3g}x"),
+    ("  with prefetch", lambda r: "n/a" if r.get("slowdown_prefetch") is None
+     else f"{r['slowdown_prefetch']:.3g}x"),
+    ("max rate", COST[5].cell),
+)
+
+
+def _stacked(results: list[Row], errors: list[dict]) -> Table:
+    """A row per figure, a column per store: for terminals too narrow for a row per store."""
+    t = Table(box=box.HEAVY_HEAD)
+    t.add_column("", justify="left", no_wrap=True)
+    for r in results:
+        t.add_column(r["store"], justify="right", no_wrap=True)
+    for e in errors:
+        t.add_column(e["store"], justify="right", no_wrap=True)
+    for label, cell in STACKED:
+        t.add_row(label, *[cell(r) for r in results], *["n/a"] * len(errors))
+    return t
 
 
 def _sub(rows: list[list[str]], cols: list[Column], index: dict[str, int]) -> list[list[str]]:
