@@ -386,6 +386,7 @@ def measure_hot_spots(
 
 
 SHORT_HOT = 3  # repeat erases a short window waits for (the hot spots' rate)
+STINT_SHARE = 40  # short windows only where a stint is at most 1/40 of the endurance
 SHORT_CAP = 4  # ... but no longer than this many minimum short windows
 
 
@@ -462,10 +463,14 @@ class CirculatingEstimator(Estimator):
             # three half-passes would take hundreds of inferences. The data share is then the
             # uniform one and the stints take the store's own rule (both needed: without the
             # rule, moving hot spots must be seen whole); the window only has to fix the rates.
+            # Only where a stint is a small part of a block's life (at most 1/STINT_SHARE of
+            # the endurance): there the stint process moves the projection by a few percent at
+            # most, while on small, low-endurance devices (validation) it decides it.
             got = int((self.flash.erase_counts - self._e0).sum())
             pass_len = self._circ() * self.n / got if got else float("inf")
-            self.short = pass_len > self.max_pass and (
-                bool(self.stint_erases) or not self.hot_spots_move)
+            minor = bool(self.stint_erases) and \
+                self.stint_erases * STINT_SHARE <= self.flash.endurance
+            self.short = pass_len > self.max_pass and (minor or not self.hot_spots_move)
             if not self.short and self.hot_spots_move and erased < self.min_erases:
                 return False
             self._settled = True
