@@ -20,7 +20,9 @@ replay small devices to failure to check the shortcut):
   window (measure_hot_spots) and projected as a random process (projection.stint_life); the
   result reaches the projection as the normal-equivalent `spread`. With block_cycles = -1
   the pairs never move: such persistent hot units keep their measured rate, the others
-  share the rest of R.
+  share the rest of R. When a pass is long (a layout that erases little per inference on a
+  big part) and a stint is a small part of the endurance, a short window does: the uniform
+  data share, and stints sized by the store's rule (CirculatingEstimator._update).
 - passes (any engine, `--passes N`): brute force, the measured per-unit rate over the last N
   full passes of the device; used to cross-check the shortcuts.
 - host (managed devices): no per-unit model (the card's FTL levels); only host bytes written
