@@ -45,7 +45,7 @@ class ReplayFlash(FlashSim):
         # erase (littlefs on 64 KiB NOR blocks): the unit then wears out with its weakest
         # sector (the Weibull projection draws one endurance per sector).
         self.sectors_per_unit = 1
-        self._inv_view = memoryview(self._inv)
+        self._inv_view = self._inv.data
         self._pending_addr: list[int] = []
         self._pending_len: list[int] = []
         self._pending_reg = -1  # the NAND data register's page before the first pending read

@@ -48,7 +48,8 @@ class FlashswapEngine(Engine):
                 "card's own FTL remaps writes"
             )
         self.implementation = resolve_implementation(implementation)
-        self.swap = Store.format(flash, engine=self.implementation, **config)
+        # the model or the C engine (CStore, which adds run_batch)
+        self.swap: Any = Store.format(flash, engine=self.implementation, **config)
         self._rbuf: Any = None
         st = self.swap.stat()
         self.segment_size = int(st["segment_size"])

@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from littlefs import LittleFSError, lfs
+from littlefs.context import UserContext
 
 from analyzer.device import ReplayFlash
 from analyzer.engine_base import Engine, Spare
@@ -44,12 +45,14 @@ METADATA_BLOCKS = 4  # superblock pair and root directory pair
 
 CACHE_ENTRIES = 1 << 16  # page copies kept by the read cache before it starts over
 NOR_BIG_BLOCK = 64 << 10  # the NOR block erase tried besides the sector (issue 15)
-RDONLY = lfs.LFSFileFlag.rdonly
-RDWR = lfs.LFSFileFlag.rdonly | lfs.LFSFileFlag.wronly
-CREATE = RDWR | lfs.LFSFileFlag.creat | lfs.LFSFileFlag.trunc
+# open flags (littlefs-python's stubs do not list the members)
+_F: Any = lfs.LFSFileFlag
+RDONLY = _F.rdonly
+RDWR = _F.rdonly | _F.wronly
+CREATE = RDWR | _F.creat | _F.trunc
 
 
-class _Context(lfs.UserContext):
+class _Context(UserContext):
     """Block device callbacks onto the ReplayFlash; records errors for the caller.
 
     littlefs re-reads the same metadata pages over and over (every lookup in a directory of
@@ -67,7 +70,7 @@ class _Context(lfs.UserContext):
         self.version = [0] * flash.num_blocks
         self.cache: dict[tuple[int, int, int], tuple[int, bytes]] = {}
 
-    def read(self, cfg: Any, block: int, off: int, size: int) -> bytes:
+    def read(self, cfg: Any, block: int, off: int, size: int) -> bytes:  # type: ignore[override]
         if not self.fast:
             try:
                 return self.flash.read(block * self.bs + off, size)

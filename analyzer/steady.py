@@ -61,6 +61,7 @@ class Estimator:
     """Base: observe() after every inference; result() once done() or when out of budget."""
 
     method = ""
+    warmup = 0  # inferences before the window may start
 
     def __init__(self, flash: ReplayFlash, cycle: int = 1) -> None:
         self.flash = flash
@@ -255,7 +256,9 @@ class HotSpots:
     committed: np.ndarray  # per unit: excess still due from a stint in progress at the end
 
 
-def hot_runs(snaps: np.ndarray) -> tuple[np.ndarray, ...]:
+def hot_runs(
+    snaps: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """Hot runs in a window of erase-count snapshots (one row per inference boundary, one
     column per unit): stretches in which a unit is erased faster than data allocation erases
     it. Returns (unit, first, last, erases) per run (first/last: inference within the window)
@@ -330,7 +333,8 @@ def measure_hot_spots(
         # the whole window (its stint is longer than the window)
         blk = np.flatnonzero(count >= 2)
         erases = count[blk].astype(np.int64)
-        first, last, pass_len = np.zeros_like(blk), np.full_like(blk, w - 1), float("inf")
+        first, last = np.zeros_like(blk), np.full_like(blk, w - 1)
+        pass_len = float("inf")
     else:
         blk, first, last, erases, pass_len = hot_runs(snaps)
     units = count.size
@@ -470,8 +474,8 @@ class CirculatingEstimator(Estimator):
             # most, while on small, low-endurance devices (validation) it decides it.
             got = int((self.flash.erase_counts - self._e0).sum())
             pass_len = self._circ() * self.n / got if got else float("inf")
-            minor = bool(self.stint_erases) and \
-                self.stint_erases * STINT_SHARE <= self.flash.endurance
+            stint = self.stint_erases or 0
+            minor = 0 < stint * STINT_SHARE <= self.flash.endurance
             self.short = pass_len > self.max_pass and (minor or not self.hot_spots_move)
             if not self.short and self.hot_spots_move and erased < self.min_erases:
                 return False

@@ -1,8 +1,10 @@
 """`flashswap lifetime TRACE`: years until the flash wears out, per part and storage layer.
 
 The work is in analyzer/ (replay, steady state, projection); this module parses options,
-drives one analysis per part x store with a progress bar on terminals, and prints the tables
-and verdicts, the JSON object, or the plot.
+drives one analysis per part x engine x configuration (analyzer.lifetime.plan_jobs) with a
+progress bar on terminals, keeps the best configuration of each storage layer on each part
+(pick_best), and prints the tables and verdicts (at the terminal's width), the JSON object,
+or the plot.
 """
 
 from __future__ import annotations
