@@ -146,7 +146,7 @@ def configs_line(results: list[Row]) -> str:
     """ "flashswap: 64 KiB segments; littlefs: file per tensor, 4 KiB blocks (best of 2)"."""
     out = []
     for r in results:
-        n = len(r.get("candidates") or [])
+        n = sum("error" not in c for c in r.get("candidates") or [])
         out.append(f"{r['store']}: {r['config']}" + (f" (best of {n})" if n > 1 else ""))
     return "configurations: " + "; ".join(out)
 
