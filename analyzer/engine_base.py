@@ -138,6 +138,11 @@ class Engine(ABC):
         blocks")."""
         return self.variant
 
+    @classmethod
+    def label(cls, config: dict[str, Any]) -> str:
+        """`describe` for a configuration that could not run (no instance to ask)."""
+        return cls.variant or cls.name
+
 
 def erase_plan(flash: Any, addr: int, size: int) -> list[tuple[int, int]]:
     """(address, size) erases covering [addr, addr+size) with the fewest commands: the largest

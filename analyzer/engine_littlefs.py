@@ -265,6 +265,11 @@ class LittlefsEngine(Engine):
     def describe(self) -> str:
         return f"{self.layout}, {format_size(self.flash.erase_size)} blocks"
 
+    @classmethod
+    def label(cls, config: dict[str, Any]) -> str:
+        bs = config.get("block_size")
+        return f"{cls.layout}, {format_size(bs)} blocks" if bs else cls.layout
+
 
 class LittlefsChunkEngine(LittlefsEngine):
     """File per chunk: each chunk is a file named by its key, in one directory; bulk

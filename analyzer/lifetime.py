@@ -241,16 +241,18 @@ def plan_jobs(parts: list[str], stores: list[str], opt: Options) -> list[Job]:
 
 def pick_best(
     outcomes: list[tuple[dict[str, Any], dict[str, Any]] | InputError],
+    labels: list[str] | None = None,
 ) -> tuple[tuple[dict[str, Any], dict[str, Any]] | InputError, list[dict[str, Any]]]:
     """The strongest of one layer's configurations on one part: the longest rated life
     (ties: the least flash time per inference), with every candidate's headline figures
-    (or its error) for the JSON. All failed: the first error."""
+    (or its error, named by `labels`) for the JSON. All failed: the first error."""
     ok = [o for o in outcomes if not isinstance(o, InputError)]
+    names = labels or [""] * len(outcomes)
     cands = [
         {"config": o[0]["config"], "years": o[0]["years"], "efficiency": o[0]["efficiency"],
          "io_seconds_per_inference": o[0]["io_seconds_per_inference"]}
-        if not isinstance(o, InputError) else {"error": str(o)}
-        for o in outcomes
+        if not isinstance(o, InputError) else {"config": name, "error": str(o)}
+        for o, name in zip(outcomes, names, strict=True)
     ]
     if not ok:
         return outcomes[0], cands

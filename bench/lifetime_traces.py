@@ -219,7 +219,8 @@ def run_layouts(parts: list[str]) -> tuple[list[dict], str]:
         for c in cands:
             rows.append({"part": part, **c, "flashswap_years": fs["years"]})
             if "error" in c:
-                body.append([part, "littlefs", "does not fit", "-", "-", "-", "-"])
+                body.append([part, "littlefs", f"{c['config']}: does not fit", "-", "-", "-",
+                             "-"])
                 continue
             best = " (best)" if c["config"] == lf["config"] else ""
             body.append([part, "littlefs", c["config"] + best, f3(c["efficiency"]),

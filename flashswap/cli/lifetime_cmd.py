@@ -360,8 +360,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     headers: dict[str, dict[str, Any]] = {}
     for part in parts:
         for store in stores:
-            mine = [outcomes[j] for j in jobs if j[0] == part and get_engine(j[1]).store == store]
-            got, candidates = pick_best(mine)
+            mine = [j for j in jobs if j[0] == part and get_engine(j[1]).store == store]
+            got, candidates = pick_best([outcomes[j] for j in mine],
+                                        [get_engine(j[1]).label(dict(j[2])) for j in mine])
             if isinstance(got, InputError):
                 errors.append({"part": part, "store": store, "error": str(got)})
                 continue
