@@ -294,14 +294,19 @@ def _compare(lead: Row, other: Row) -> str:
     q = io_o / io if io > 0 else 1.0
     name = other["store"]
     if abs(r - 1) <= SAME_YEARS and q >= IO_EDGE:
-        return (f"against {name} its advantage is I/O time, not years: it lasts {r:.3g}x as "
-                f"long with {q:.3g}x less flash time per inference")
-    text = f"{r:.3g}x as long as {name}"
+        return (f"against {name} its advantage is I/O time, not years: it lasts {_x(r)} as "
+                f"long with {_x(q)} less flash time per inference")
+    text = f"{_x(r)} as long as {name}"
     if q >= IO_EDGE:
-        text += f", with {q:.3g}x less flash time"
+        text += f", with {_x(q)} less flash time"
     elif q <= 1 / IO_EDGE:
-        text += f", with {1 / q:.3g}x more flash time"
+        text += f", with {_x(1 / q)} more flash time"
     return text
+
+
+def _x(r: float) -> str:
+    """A ratio: three significant digits, whole and thousands-separated from 100 on."""
+    return f"{r:,.0f}x" if r >= 100 else f"{r:.3g}x"
 
 
 def _fmt_years(y: float | None) -> str:
