@@ -391,6 +391,7 @@ def measure_hot_spots(
     return HotSpots(st, hot_rate, size, runs, committed)
 
 
+MAX_PASS = 24  # passes longer than this many inferences: a short window may do
 SHORT_HOT = 3  # repeat erases a short window waits for (the hot spots' rate)
 STINT_SHARE = 40  # short windows only where a stint is at most 1/40 of the endurance
 SHORT_CAP = 4  # ... but no longer than this many minimum short windows
@@ -419,10 +420,10 @@ class CirculatingEstimator(Estimator):
         min_erases: int = 0, hot_spots_move: bool = True,
         static_units: int | Callable[[], int] = 0, tolerance: float = 0.005,
         max_window: int = 16, max_passes: int = 128, min_runs: int = 2,
-        stint_erases: int | None = None, max_pass: int = 24, short_window: int = 16,
+        stint_erases: int | None = None, max_pass: int | None = None, short_window: int = 16,
     ) -> None:
         super().__init__(flash, cycle)
-        self.max_pass = max_pass
+        self.max_pass = MAX_PASS if max_pass is None else max_pass
         self.short_window = short_window
         self.short = False  # short-window mode (see _update)
         self.warmup = warmup

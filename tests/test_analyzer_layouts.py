@@ -166,3 +166,20 @@ def test_nor_64k_blocks_erase_whole_blocks(chain) -> None:
     assert res.data["weibull"]["sectors_per_unit"] == 16
     assert res.data["config"] == "file per tensor, 64 KiB blocks"
     assert np.all(f.erase_counts >= 0)
+
+
+def test_short_window_agrees_with_the_full_window(chain, monkeypatch) -> None:
+    """A file per tensor erases about one 128 KiB block per inference here, so a pass of the
+    allocator takes hundreds of inferences: the estimator's short window (uniform data share,
+    littlefs's rule for the stints) replays a few dozen, and lands within 2% of the full
+    window's three half-passes."""
+    import analyzer.steady as steady
+
+    opt = Options(capacity=32 << 20, budget_s=600)
+    short = analyze(chain, NAND, "littlefs-tensor", opt)
+    assert short.data["replay"]["window_mode"].startswith("short")
+    monkeypatch.setattr(steady, "MAX_PASS", 10**9)
+    full = analyze(chain, NAND, "littlefs-tensor", opt)
+    assert "window_mode" not in full.data["replay"]
+    assert short.steady.inferences * 10 < full.steady.inferences
+    assert short.data["years"] == pytest.approx(full.data["years"], rel=0.02)
