@@ -76,12 +76,18 @@ class Mcu:
     inferences_per_s: Mapping[str, float]  # family -> MLPerf Tiny median throughput
     source: str  # result directory; "<family>" stands for ic, vww, kws or ad
 
-    def macs_per_s(self, family: str = DEFAULT_FAMILY) -> float:
+    def rate(self, family: str = DEFAULT_FAMILY) -> float:
+        """MAC/s on the family's benchmark model."""
         return self.inferences_per_s[family] * FAMILIES[family].macs
+
+    @property
+    def macs_per_s(self) -> float:
+        """MAC/s of standard convolutions (ResNet-8): the rate when the family is unknown."""
+        return self.rate(DEFAULT_FAMILY)
 
     def describe(self, family: str = DEFAULT_FAMILY) -> str:
         f = FAMILIES[family]
-        return (f"{self.macs_per_s(family) / 1e6:.1f} M MAC/s ({self.core} at {self.mhz} MHz, "
+        return (f"{self.rate(family) / 1e6:.1f} M MAC/s ({self.core} at {self.mhz} MHz, "
                 f"{self.engine}; {self.source.split(':')[0]} {f.benchmark}, {f.model})")
 
     def source_of(self, family: str) -> str:

@@ -316,7 +316,7 @@ def _compute(args: argparse.Namespace, wl: Workload) -> tuple[Workload, dict[str
         info.update({"from": "--macs-per-s", "macs_per_s": rate})
     elif wl.untimed_compute and mcu:
         f = FAMILIES[family]
-        info.update({"from": "mcu", "mcu": mcu.name, "macs_per_s": mcu.macs_per_s(family),
+        info.update({"from": "mcu", "mcu": mcu.name, "macs_per_s": mcu.rate(family),
                      "source": mcu.source_of(family), "describe": mcu.describe(family),
                      "family": family, "family_model": f"{f.model} ({f.benchmark})",
                      "family_macs": f.macs, "family_reason": why})
