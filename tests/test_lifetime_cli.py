@@ -462,7 +462,12 @@ def test_segment_size_errors(trace, capsys) -> None:
                 "--segment-size", "32KiB", "--jobs", "1")
     assert (rc, capsys.readouterr().err) == (2, "flashswap: error: segment size 32768 is not "
                                                 "an erase size of this flash (131072)\n")
-    rc, _ = cli("lifetime", str(SAMPLE), "--part", "W25Q128JV", "--store", "flashswap",
+    # MobileNetV2 at 256 KiB layer by layer (the fused sample trace swaps nothing).
+    layers = trace.with_name("mobilenet_v2_256k_layers.bin")
+    assert cli("trace", "plan", "builtin:mobilenet_v2", "--sram", "256KiB", "--schedule",
+               "layers", "-o", str(layers))[0] == 0
+    capsys.readouterr()
+    rc, _ = cli("lifetime", str(layers), "--part", "W25Q128JV", "--store", "flashswap",
                 "--segment-size", "4KiB", "--jobs", "1")
     assert (rc, capsys.readouterr().err) == (
         2, "flashswap: error: the working set's 368 chunks do not fit the index of 4,096-byte "

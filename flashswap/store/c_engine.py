@@ -44,6 +44,7 @@ _MARK = bytes(HEADER_SIZE)  # a retired segment's header, zeroed (§12); a real 
 
 _IO = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_void_p, C.c_uint32)
 _ERASE = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_uint32)
+_TRACE = C.CFUNCTYPE(None, C.c_void_p, C.c_void_p)  # void (*trace)(void *ctx, const uint8_t[24])
 _P = C.c_void_p
 
 
@@ -216,6 +217,25 @@ class CStore:
         self._sim = self._make_sim(flash, seg_size)
         lib.fswsim_install(C.byref(cfg), C.byref(self._sim))
         self.mounted = False
+        self._trace_fn: Any = None
+        self._trace_cb: Any = None  # the ctypes callback must outlive every call that may use it
+
+    # --- the trace hook ---------------------------------------------------------------
+    @property
+    def trace(self) -> Any:
+        """Called after each successful API call with its 24-byte trace record (bytes): the
+        library's own `fsw_config.trace` hook, as the Python model's `Store.trace`."""
+        return self._trace_fn
+
+    @trace.setter
+    def trace(self, fn: Any) -> None:
+        self._trace_fn = fn
+        if fn is None:
+            self._trace_cb = None
+            self.cfg.trace = None
+            return
+        self._trace_cb = _TRACE(lambda _ctx, rec: fn(C.string_at(rec, 24)))
+        self.cfg.trace = C.cast(self._trace_cb, C.c_void_p)
 
     # --- the port ---------------------------------------------------------------------
     def _make_sim(self, flash: Any, seg_size: int) -> _Sim:
