@@ -34,7 +34,7 @@ from analyzer.advise_report import (
     smallest_per_part,
     write_csv,
 )
-from analyzer.engine_base import STORES
+from analyzer.engines import stores
 from analyzer.lifetime import DEFAULT_BUDGET_S, Options
 from analyzer.mcus import DEFAULT_MCU, MCUS, get_mcu
 from analyzer.rates import format_rate, parse_rate
@@ -87,7 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help=f"every catalogue part of these kinds ({', '.join(KINDS)}); "
                        f"default {DEFAULT_KINDS}")
     p.add_argument("--store", default="flashswap", metavar="LIST",
-                   help=f"comma-separated storage layers ({', '.join(STORES)}; default flashswap)")
+                   help=f"comma-separated storage layers ({', '.join(stores())}; "
+                   "default flashswap)")
     p.add_argument("--chunk", default="4KiB", metavar="SIZE",
                    help="swap chunk size the planner uses (default 4KiB)")
     p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default=None,
@@ -129,10 +130,10 @@ def _names(values: list[str] | None) -> list[str]:
 
 def _stores(text: str) -> list[str]:
     names = [s.strip().lower() for s in text.split(",") if s.strip()]
-    bad = [s for s in names if s not in STORES]
+    bad = [s for s in names if s not in stores()]
     if bad or not names:
         raise InputError(
-            f"unknown store {bad[0] if bad else text!r} (choose from {', '.join(STORES)})")
+            f"unknown store {bad[0] if bad else text!r} (choose from {', '.join(stores())})")
     return list(dict.fromkeys(names))
 
 
