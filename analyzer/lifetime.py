@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from analyzer import projection as pj
+from analyzer.crypto import Encryption
 from analyzer.device import ReplayFlash
 from analyzer.engine_base import Engine
 from analyzer.engines import get_engine, select
@@ -67,6 +68,7 @@ class Options:
     weibull_shape: float | None = None  # None: the part's catalogue value (an assumption)
     bus_mhz: float | None = None  # the board's flash bus clock; None: the part's maximum
     bus_width: int | None = None  # its data lines; None: the part's widest mode
+    encrypt: Encryption | None = None  # the cost of sealing/opening chunks (analyzer/crypto)
 
 
 @dataclass
@@ -311,6 +313,9 @@ def _figures(
     w = steady.window
     payload = wl.bytes_written_per_inference
     programmed = _mean(stats, w, "programmed")
+    crypto = opt.encrypt.cost(wl) if opt.encrypt else None
+    crypto_s = crypto["seconds_per_inference"] if crypto else 0.0
+    crypto_j = crypto["energy_mj_per_inference"] * 1e-3 if crypto else 0.0
     perf = pj.perf(
         io_s=_mean(stats, w, "io_s"),
         idle_s=_mean(stats, w, "idle_s"),
@@ -321,6 +326,7 @@ def _figures(
         weight_s=_mean(stats, w, "weight_s"),
         latency_overlap_s=_mean(stats, w, "latency_overlap_s"),
         baseline_overlap_s=_mean(stats, w, "baseline_overlap_s"),
+        cpu_s=crypto_s,
     )
     rate = opt.rate_per_s
     out: dict[str, Any] = {
@@ -339,8 +345,14 @@ def _figures(
     else:
         out |= _raw(wl, part, flash, engine, steady, opt, endurance, cap, curves)
     out["waf"] = programmed / payload if payload else None
-    out["io_seconds_per_inference"] = perf.io_s + perf.idle_s
-    out["io_energy_mj_per_inference"] = perf.energy_j * 1e3
+    # with --encrypt, the I/O figures include the crypto work (also given apart)
+    out["io_seconds_per_inference"] = perf.io_s + perf.idle_s + crypto_s
+    out["io_energy_mj_per_inference"] = (perf.energy_j + crypto_j) * 1e3
+    if crypto:
+        out["crypto"] = crypto | {
+            "flash_seconds_per_inference": perf.io_s + perf.idle_s,
+            "flash_energy_mj_per_inference": perf.energy_j * 1e3,
+        }
     out["slowdown"] = perf.serial_slowdown
     out["slowdown_prefetch"] = perf.prefetch_slowdown
     out["max_rate_per_s"] = perf.max_rate_per_s

@@ -259,17 +259,20 @@ def perf(
     weight_s: float,
     latency_overlap_s: float,
     baseline_overlap_s: float,
+    cpu_s: float = 0.0,
 ) -> Perf:
     """Slowdowns against the same run with activations in SRAM (weights still streamed), and
-    the highest sustainable rate: one inference per max(overlapped latency, flash busy)."""
+    the highest sustainable rate: one inference per max(overlapped latency, flash busy).
+    `cpu_s`: work the CPU adds per inference beside compute (encryption), which overlaps
+    neither compute nor, on one core, the prefetch it would hide behind."""
     base_serial = compute_s + weight_s
-    serial = (compute_s + io_s) / base_serial if compute_s > 0 else None
+    serial = (compute_s + io_s + cpu_s) / base_serial if compute_s > 0 else None
     prefetch = (
-        max(1.0, latency_overlap_s / baseline_overlap_s)
+        max(1.0, (latency_overlap_s + cpu_s) / baseline_overlap_s)
         if compute_s > 0 and baseline_overlap_s > 0
         else None
     )
-    cycle = max(latency_overlap_s, io_s + idle_s, compute_s)
+    cycle = max(latency_overlap_s + cpu_s, io_s + idle_s, compute_s + cpu_s)
     return Perf(
         io_s=io_s,
         idle_s=idle_s,

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from analyzer.crypto import CIPHERS, DEFAULT_CIPHER, Encryption, get_cipher
 from analyzer.engines import get_engine, select, stores, variants_of
 from analyzer.lifetime import DEFAULT_BUDGET_S, Job, Options, pick_best, plan_jobs, run_job
 from analyzer.mcus import DEFAULT_MCU, FAMILIES, MCUS, family_of, get_mcu
@@ -120,6 +121,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="compute speed for traces without COMPUTE times (e.g. 100M), instead of --mcu",
     )
     p.add_argument(
+        "--encrypt",
+        nargs="?",
+        const=DEFAULT_CIPHER,
+        metavar="CIPHER",
+        help="add the time and energy of sealing every chunk written and opening every chunk "
+        f"read with an AEAD, on the --mcu's clock: {', '.join(CIPHERS)} (software on the "
+        f"core, or a hardware AES engine; default {DEFAULT_CIPHER})",
+    )
+    p.add_argument(
         "--weibull-shape",
         type=float,
         metavar="K",
@@ -218,7 +228,19 @@ def _options(args: argparse.Namespace) -> Options:
         weibull_shape=args.weibull_shape,
         bus_mhz=args.bus_mhz,
         bus_width=args.bus_width,
+        encrypt=_encryption(args),
     )
+
+
+def _encryption(args: argparse.Namespace) -> Encryption | None:
+    """The cipher of --encrypt on the --mcu's clock, or None."""
+    if args.encrypt is None:
+        return None
+    cipher = get_cipher(args.encrypt)
+    if args.mcu.lower() == "none":
+        raise InputError("--encrypt needs the MCU's clock: give --mcu (not none)")
+    mcu = get_mcu(args.mcu)
+    return Encryption(cipher, float(mcu.mhz), mcu.name)
 
 
 Outcome = tuple[dict[str, Any], dict[str, Any]] | InputError
@@ -344,6 +366,27 @@ def _compute_line(c: dict[str, Any]) -> str:
     return line
 
 
+def _crypto_of(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The crypto cost (the same for every store: it follows the trace), without the
+    per-store flash figures, or None without --encrypt."""
+    for r in results:
+        if "crypto" in r:
+            return {k: v for k, v in r["crypto"].items() if not k.startswith("flash_")}
+    return None
+
+
+def _crypto_line(c: dict[str, Any]) -> str:
+    """One line: what encryption adds per inference, and on what it rests."""
+    return (
+        f"encryption: {c['describe']} at {c['mhz']:g} MHz ({c['mcu']}): "
+        f"{c['cycles_per_byte']:.4g} cycles per byte and {c['cycles_per_record']:,.5g} per "
+        f"chunk sealed or opened, {c['seals_per_inference']:,.0f} seals and "
+        f"{c['opens_per_inference']:,.0f} opens = {c['seconds_per_inference'] * 1e3:,.1f} ms "
+        f"and {c['energy_mj_per_inference']:,.2f} mJ per inference, included in the I/O "
+        f"figures (sources: {c['source']}; power {c['power_source']})"
+    )
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     opt = _options(args)
     stores = _stores(args.store)
@@ -389,6 +432,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     "rate_per_s": opt.rate_per_s,
                     "payload_bytes_per_inference": wl.bytes_written_per_inference,
                     "compute": compute,
+                    "encrypt": _crypto_of(results),
                     "results": results,
                     "errors": errors,
                 }
@@ -401,6 +445,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         f"at {format_rate(opt.rate_per_s)}"
     )
     console.print(_compute_line(compute))
+    crypto = _crypto_of(results)
+    if crypto:
+        console.print(_crypto_line(crypto))
     note = " (assumption)" if args.weibull_shape is None else " (--weibull-shape)"
     for part in parts:
         rows = [r for r in results if r["part"] == part]
