@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLES: dict[str, tuple[str, str]] = {
     "lifetime-summary": ("README.md", "bench/lifetime_traces.py"),
     "lifetime-layouts": ("README.md", "bench/lifetime_traces.py"),
+    "lifetime-encrypt": ("README.md", "bench/lifetime_traces.py"),
     "replay-speed": ("README.md", "bench/replay_throughput.py"),
     "lifetime-traces": ("analyzer/README.md", "bench/lifetime_traces.py"),
     "lifetime-weibull": ("analyzer/README.md", "bench/lifetime_traces.py"),

@@ -16,7 +16,12 @@ Sections:
   mobilenet_v2_256k, beside flashswap (README.md);
 - `weibull`: the Weibull figures of both stores on mobilenet_v2_256k for shapes 1.5, 2, 4
   and 8 (analyzer/README.md);
-- `segments`: the flashswap store's segment size on NOR against littlefs (analyzer/README.md).
+- `segments`: the flashswap store's segment size on NOR against littlefs (analyzer/README.md);
+- `encrypt`: what sealing and opening every chunk with AES-128-GCM adds per inference on the
+  sample trace, in software and on a hardware AES engine (`--encrypt`; README.md).
+
+`--sample NAME` picks the trace of the single-trace sections (default mobilenet_v2_128k, a
+sample that swaps under the fused planner).
 
 Every figure of a section comes from the same run. On the shared 2-core machine all four
 take about an hour; `--only alexnet_256k` and `--sections traces` make a quick check.
@@ -38,9 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("W25Q128JV", "W25N01GV", "FNNL41A-8Gb")
 KIND = {"W25Q128JV": "NOR", "W25N01GV": "SLC NAND", "FNNL41A-8Gb": "MLC NAND"}
 BEST = ("--littlefs-layout", "tensor,prealloc")  # the chunk layout never wins (`layouts`)
-SAMPLE = "mobilenet_v2_256k"
+SAMPLE = "mobilenet_v2_128k"
 SHAPES = (1.5, 2.0, 4.0, 8.0)
-SECTIONS = ("traces", "layouts", "weibull", "segments")
+SECTIONS = ("traces", "layouts", "weibull", "segments", "encrypt")
 BUDGET = ("--budget", "1200")  # a safety net only: every analysis stops on fixed counts
 
 
@@ -203,8 +208,8 @@ def traces_tables(rows: list[dict], summary: list[dict], parts: list[str]) -> tu
     return per_trace, summary_md
 
 
-def run_layouts(parts: list[str]) -> tuple[list[dict], str]:
-    doc, wall = lifetime(SAMPLE, "--store", "flashswap,littlefs", "--littlefs-layout", "all",
+def run_layouts(parts: list[str], sample: str) -> tuple[list[dict], str]:
+    doc, wall = lifetime(sample, "--store", "flashswap,littlefs", "--littlefs-layout", "all",
                          "--part", ",".join(parts))
     got = by_store(doc)
     rows, body = [], []
@@ -232,10 +237,10 @@ def run_layouts(parts: list[str]) -> tuple[list[dict], str]:
     return rows, md
 
 
-def run_weibull(parts: list[str]) -> tuple[list[dict], str]:
+def run_weibull(parts: list[str], sample: str) -> tuple[list[dict], str]:
     rows, body = [], []
     for k in SHAPES:
-        doc, _ = lifetime(SAMPLE, "--store", "flashswap,littlefs", *BEST, "--part",
+        doc, _ = lifetime(sample, "--store", "flashswap,littlefs", *BEST, "--part",
                           ",".join(parts), "--weibull-shape", str(k))
         for r in doc["results"]:
             rows.append({"shape": k, "part": r["part"], "store": r["store"],
@@ -258,10 +263,10 @@ def run_weibull(parts: list[str]) -> tuple[list[dict], str]:
     return rows, md
 
 
-def run_segments() -> tuple[list[dict], str]:
+def run_segments(sample: str) -> tuple[list[dict], str]:
     part = "W25Q128JV"
     rows, body = [], []
-    plan = [("alexnet_256k", ("4KiB", "32KiB", "64KiB")), (SAMPLE, ("32KiB", "64KiB"))]
+    plan = [("alexnet_256k", ("4KiB", "32KiB", "64KiB")), (sample, ("32KiB", "64KiB"))]
     for trace, sizes in plan:
         runs = [(f"--segment-size {s}", ("--store", "flashswap", "--segment-size", s))
                 for s in sizes]
@@ -285,12 +290,50 @@ def run_segments() -> tuple[list[dict], str]:
     return rows, md
 
 
+def run_encrypt(parts: list[str], sample: str) -> tuple[list[dict], str]:
+    """The flashswap store with each cipher of --encrypt: flash work, crypto work, slowdown."""
+    ciphers = (("aes-gcm-sw", "software AES-128-GCM"), ("aes-gcm-hw", "hardware AES engine"))
+    got = {}
+    for cipher, _ in ciphers:
+        doc, _wall = lifetime(sample, "--store", "flashswap", "--part", ",".join(parts),
+                              "--encrypt", cipher)
+        got[cipher] = {r["part"]: r for r in doc["results"]}
+    rows, body = [], []
+    for part in parts:
+        first = got[ciphers[0][0]][part]
+        c0 = first["crypto"]
+        line = [part, f"{c0['flash_seconds_per_inference'] * 1e3:,.0f} ms, "
+                f"{c0['flash_energy_mj_per_inference']:,.1f} mJ"]
+        row: dict[str, Any] = {"part": part,
+                               "flash_s": c0["flash_seconds_per_inference"],
+                               "flash_mj": c0["flash_energy_mj_per_inference"]}
+        for cipher, _ in ciphers:
+            r = got[cipher][part]
+            c = r["crypto"]
+            share = c["seconds_per_inference"] / r["io_seconds_per_inference"]
+            line.append(f"{c['seconds_per_inference'] * 1e3:,.1f} ms, "
+                        f"{c['energy_mj_per_inference']:,.2f} mJ ({share:.1%} of I/O time); "
+                        f"slowdown {r['slowdown']:.3g}x")
+            row[cipher] = {k: c[k] for k in ("seconds_per_inference",
+                                             "energy_mj_per_inference", "cycles_per_inference",
+                                             "sealed_bytes_per_inference",
+                                             "opened_bytes_per_inference")}
+            row[cipher]["slowdown"] = r["slowdown"]
+        rows.append(row)
+        body.append(line)
+    md = table(["part", "flash work per inference"]
+               + [f"+ {label}: crypto per inference; slowdown" for _, label in ciphers], body)
+    return rows, md
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default=",".join(PARTS), help="comma-separated catalogue parts")
     ap.add_argument("--only", nargs="*", default=None, help="trace names (stem) to run")
     ap.add_argument("--sections", default=",".join(SECTIONS),
                     help=f"comma-separated, of {', '.join(SECTIONS)}")
+    ap.add_argument("--sample", default=SAMPLE,
+                    help=f"trace (stem) of the single-trace sections (default {SAMPLE})")
     ap.add_argument("--update-readme", action="store_true",
                     help="write the tables into README.md and analyzer/README.md")
     args = ap.parse_args()
@@ -302,7 +345,7 @@ def main() -> None:
     traces = sorted(p.stem for p in (ROOT / "traces").glob("*.bin"))
     if args.only:
         traces = [t for t in traces if t in args.only]
-    out: dict[str, Any] = {"bench": "lifetime_traces", "parts": parts}
+    out: dict[str, Any] = {"bench": "lifetime_traces", "parts": parts, "sample": args.sample}
     t0 = time.perf_counter()
     tables: dict[str, str] = {}
     if "traces" in sections:
@@ -311,11 +354,13 @@ def main() -> None:
         tables |= {"lifetime-traces": per_trace, "lifetime-summary": summary_md}
         out |= {"rows": rows, "summary": summary}
     if "layouts" in sections:
-        out["layouts"], tables["lifetime-layouts"] = run_layouts(parts)
+        out["layouts"], tables["lifetime-layouts"] = run_layouts(parts, args.sample)
     if "weibull" in sections:
-        out["weibull"], tables["lifetime-weibull"] = run_weibull(parts)
+        out["weibull"], tables["lifetime-weibull"] = run_weibull(parts, args.sample)
     if "segments" in sections:
-        out["segments"], tables["lifetime-segments"] = run_segments()
+        out["segments"], tables["lifetime-segments"] = run_segments(args.sample)
+    if "encrypt" in sections:
+        out["encrypt"], tables["lifetime-encrypt"] = run_encrypt(parts, args.sample)
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     for name, md in tables.items():
         print(f"\n{name}:\n{md}")

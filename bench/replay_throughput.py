@@ -2,7 +2,7 @@
 
     python bench/replay_throughput.py [TRACE] [--inferences N] [--update-readme]
 
-Part 1 replays N inferences of TRACE (default traces/mobilenet_v2_256k.bin) through each
+Part 1 replays N inferences of TRACE (default traces/mobilenet_v2_128k.bin) through each
 registered engine (analyzer/engines.py; the flashswap store twice, on its C engine, whole
 inferences per call, and on the Python model) on whole default parts and reports trace records
 per second and payload MB/s (format and burn-in excluded). Part 2 times each analysis the
@@ -54,7 +54,7 @@ def throughput(wl: Workload, part: str, engine: str, impl: str, n: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("trace", nargs="?", default=str(ROOT / "traces/mobilenet_v2_256k.bin"))
+    ap.add_argument("trace", nargs="?", default=str(ROOT / "traces/mobilenet_v2_128k.bin"))
     ap.add_argument("--inferences", type=int, default=3)
     ap.add_argument("--update-readme", action="store_true")
     args = ap.parse_args()
