@@ -49,13 +49,16 @@ SECTIONS = ("traces", "layouts", "weibull", "segments", "encrypt")
 BUDGET = ("--budget", "1200")  # a safety net only: every analysis stops on fixed counts
 
 
-def lifetime(trace: str, *args: str) -> tuple[dict[str, Any], float]:
-    """The CLI's JSON for one trace, and its wall time."""
+def lifetime(trace: str, *args: str, may_fail: bool = False) -> tuple[dict[str, Any], float]:
+    """The CLI's JSON for one trace, and its wall time; with `may_fail`, a run the CLI
+    refuses (a configuration that cannot hold the trace) gives {"error": its message}."""
     cmd = [sys.executable, "-m", "flashswap", "lifetime", str(ROOT / "traces" / f"{trace}.bin"),
            "--json", *BUDGET, *args]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    if out.returncode and may_fail:
+        return {"error": out.stderr.strip().removeprefix("flashswap: error: ")}, wall
     if out.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr.strip()}")
     return json.loads(out.stdout), wall
@@ -272,7 +275,12 @@ def run_segments(sample: str) -> tuple[list[dict], str]:
                 for s in sizes]
         runs.append(("littlefs", ("--store", "littlefs", *BEST)))
         for label, args in runs:
-            doc, _ = lifetime(trace, "--part", part, *args)
+            doc, _ = lifetime(trace, "--part", part, *args, may_fail=True)
+            if "error" in doc:
+                rows.append({"trace": trace, "run": label, "error": doc["error"]})
+                body.append([trace, args[1], f"{label.split()[-1]} segments: "
+                             f"{doc['error']}", *["-"] * 7])
+                continue
             (r,) = doc["results"]
             rows.append({"trace": trace, "run": label, **{k: r[k] for k in (
                 "store", "config", "years", "years_weibull_p1", "years_weibull_median",
