@@ -100,7 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="use a partition of this size of each part (default: the whole part; "
                    "64 MiB of a managed device)")
     p.add_argument("--mcu", default=DEFAULT_MCU, metavar="NAME",
-                   help="measured compute rate that times the plans' MACs (for the slowdown): "
+                   help="MCU whose measured rate for each model's family (as in `flashswap "
+                   "lifetime`) times the plans' MACs, for the slowdown: "
                    f"{', '.join(m.name for m in MCUS)} or none (default {DEFAULT_MCU})")
     p.add_argument("--macs-per-s", metavar="RATE",
                    help="compute speed (e.g. 100M MAC/s) instead of --mcu")
@@ -155,14 +156,16 @@ def _max_slowdown(text: str | None) -> float | None:
     return v
 
 
-def _macs_per_s(args: argparse.Namespace) -> float | None:
+def _compute_rate(args: argparse.Namespace) -> tuple[float | None, str | None]:
+    """(--macs-per-s, None), or (None, the --mcu: its rate for each model's family, as
+    `flashswap lifetime` takes it), or (None, None) with --mcu none."""
     mcu = None if args.mcu.lower() == "none" else get_mcu(args.mcu)
     if args.macs_per_s:
         rate = parse_size(args.macs_per_s, "MAC rate")
         if rate == 0:
             raise InputError("--macs-per-s must be more than 0")
-        return float(rate)
-    return mcu.macs_per_s if mcu else None
+        return float(rate), None
+    return None, mcu.name if mcu else None
 
 
 def _settings(args: argparse.Namespace) -> tuple[Sweep, Target]:
@@ -179,8 +182,8 @@ def _settings(args: argparse.Namespace) -> tuple[Sweep, Target]:
     chunk = parse_size(args.chunk, "chunk size")
     if chunk == 0:
         raise InputError("invalid chunk size 0: must be at least 1 byte")
-    macs = _macs_per_s(args)
-    if target.max_slowdown is not None and macs is None:
+    macs, mcu = _compute_rate(args)
+    if target.max_slowdown is not None and macs is None and mcu is None:
         raise InputError("--max-slowdown needs a compute time: give --mcu or --macs-per-s")
     if args.workers < 1:
         raise InputError(f"--workers must be at least 1, not {args.workers}")
@@ -189,7 +192,7 @@ def _settings(args: argparse.Namespace) -> tuple[Sweep, Target]:
                   budget_s=DEFAULT_BUDGET_S)
     shapes = parse_input_shapes(args.input_shape)
     models = tuple(Model.load(m, args.dtype, shapes) for m in dict.fromkeys(args.models))
-    sweep = Sweep(models, tuple(budgets), tuple(parts), tuple(stores), opt, chunk, macs)
+    sweep = Sweep(models, tuple(budgets), tuple(parts), tuple(stores), opt, chunk, macs, mcu)
     return sweep, target
 
 
@@ -271,6 +274,7 @@ def _json(sweep: Sweep, target: Target, rows: list[dict[str, Any]], recs: dict[s
         "stores": list(sweep.stores),
         "chunk": sweep.chunk,
         "macs_per_s": sweep.macs_per_s,
+        "mcu": sweep.mcu,
         "configurations": rows,
         "ranked": [[r["model"], r["sram"], r["part"], r["store"]] for r in ranked(rows)],
         "smallest_sram": smallest_per_part(rows, target),
