@@ -6,8 +6,8 @@ written, their ratio, a lower bound, the fused plan's extra MACs, and planning t
 per model, the smallest budget each schedule plans at; then the issue's targets. Models:
 
 - MobileNetV2-224 (builtin:mobilenet_v2, alpha 1.0, int8) at 256, 128 and 64 KiB;
-- every sample model (flashswap/planner/samples.py) at its budgets (256 and 512 KiB), loaded
-  as the samples are (the float ImageNet graphs with int8 activations);
+- every sample model (flashswap/planner/samples.py) at every sample budget (128, 256 and
+  512 KiB), loaded as the samples are (the float ImageNet graphs with int8 activations);
 - every fixture model (tests/fixtures/models) at three budgets between the layer schedule's
   no-swap budget N and its smallest budget M (4 KiB chunks), spaced evenly in ratio:
   N (M/N)^(1/3), N (M/N)^(2/3) and M, rounded up to a KiB, so the layer schedule runs but
@@ -44,8 +44,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from analyzer.mcus import DEFAULT_MCU, get_mcu
 from flashswap.errors import BudgetError
+from flashswap.mcus import DEFAULT_MCU, get_mcu
 from flashswap.model import load_model
 from flashswap.planner import plan
 from flashswap.planner.fused.cost import CostModel

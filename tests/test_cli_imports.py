@@ -37,3 +37,11 @@ def test_light_commands_do_not_import_the_analyzer_or_scipy(argv):
 def test_lifetime_imports_the_analyzer():
     # the probe must be able to see an import, or the test above proves nothing
     assert "analyzer" in _loaded(["lifetime", "--help"])
+
+
+def test_planning_does_not_import_the_analyzer(tmp_path):
+    """The planner prices compute at the default MCU's rate, a table in flashswap core
+    (flashswap/mcus.py): `trace plan` and `run` plan without the analyzer."""
+    out = tmp_path / "kws.bin"
+    loaded = _loaded(["trace", "plan", "builtin:ds_cnn", "--sram", "64KiB", "-o", str(out)])
+    assert out.exists() and "analyzer" not in loaded

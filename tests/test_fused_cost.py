@@ -57,8 +57,10 @@ def test_slowdown_cap():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"objective": "speed"}, "unknown objective 'speed' (choose wear, time, energy)"),
-    ({"objective": "time"}, "--objective time needs the MCU's MAC rate (--macs-per-s or --mcu)"),
-    ({"max_slowdown": 2.0}, "--max-slowdown needs the MCU's MAC rate (--macs-per-s or --mcu)"),
+    ({"objective": "time", "macs_per_s": 0},
+     "--objective time needs the MCU's MAC rate (--macs-per-s or --mcu)"),
+    ({"max_slowdown": 2.0, "macs_per_s": 0},
+     "--max-slowdown needs the MCU's MAC rate (--macs-per-s or --mcu)"),
     ({"max_slowdown": 0.5, "macs_per_s": 1}, "invalid --max-slowdown 0.5: must be >= 1"),
 ])
 def test_bad_options(kwargs, message):

@@ -76,6 +76,28 @@ def test_plan_at_a_measured_mcu_rate(tmp_path, capsys):
         assert rc == 2 and msg in err and err.count("\n") == 1
 
 
+def test_the_library_and_the_cli_make_the_same_plan(tmp_path):
+    """`plan()` and `flashswap trace plan` price compute at the same default MCU rate
+    (flashswap/mcus.py), so the same model and budget give the same plan. ResNet-8 at 32 KiB
+    is a case where an unpriced MAC rate chose a plan recomputing 442,368 MACs."""
+    from pathlib import Path
+
+    from flashswap.mcus import DEFAULT_MCU, get_mcu
+    from flashswap.model import load_model
+    from flashswap.planner import plan
+
+    model = Path(__file__).parent / "fixtures" / "models" / "ic_resnet8_32.tflite"
+    out = tmp_path / "r8.bin"
+    rc, _ = run(["trace", "plan", str(model), "--sram", "32KiB", "-o", str(out)])
+    assert rc == 0
+    p = plan(load_model(str(model)), 32 * 1024)
+    assert p.metadata["cost"]["macs_per_s"] == get_mcu(DEFAULT_MCU).macs_per_s
+    assert p.metadata["cost"]["extra_macs"] == 0
+    t = Trace.open(out)
+    assert np.array_equal(t.records, p.records)
+    assert t.metadata["cost"] == p.metadata["cost"]
+
+
 def test_models_lists_builtins():
     rc, text = run(["trace", "models"])
     assert rc == 0

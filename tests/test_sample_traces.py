@@ -27,15 +27,15 @@ def regenerated(tmp_path_factory) -> tuple[Path, list[dict]]:
     return out, generate(out)
 
 
-def test_at_least_ten_real_models_at_both_budgets():
+def test_at_least_ten_real_models_at_every_budget():
     names = [s.name for s in samples()]
     assert len(names) >= 10
     for s in samples():
-        for kib in BUDGETS_KIB:
+        for kib in s.budgets_kib:
             path = TRACES / file_name(s, kib)
             assert path.exists(), f"{path} missing: run python -m flashswap.planner.samples"
             # Fused plans of wide networks re-read their parameters patch by patch in channel
-            # groups, one WEIGHT_READ and one COMPUTE record each (VGG-19 at 256 KiB: 3.6 MiB).
+            # groups, one WEIGHT_READ and one COMPUTE record each (VGG-19 at 256 KiB: 3.8 MiB).
             assert path.stat().st_size <= 4 << 20
 
 
@@ -58,8 +58,9 @@ def test_sample_is_valid(path):
     t = Trace.open(path)
     t.validate_semantics()
     md = t.metadata
-    assert md["peak_sram"] <= md["sram_budget"] in (256 * 1024, 512 * 1024)
-    assert md["chunk_size"] == 4096 and md["generator"].startswith("flashswap")
+    assert md["peak_sram"] <= md["sram_budget"] in [kib * 1024 for kib in BUDGETS_KIB]
+    # The fused planner halves the 4 KiB chunk where a smaller one scores better.
+    assert 4096 % md["chunk_size"] == 0 and md["generator"].startswith("flashswap")
     s = t.summary()
     assert s["inferences"] == 1
     assert s["bytes_written_per_inference"] == md["bytes_written_per_inference"]

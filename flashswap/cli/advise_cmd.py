@@ -36,7 +36,6 @@ from analyzer.advise_report import (
 )
 from analyzer.engines import stores
 from analyzer.lifetime import DEFAULT_BUDGET_S, Options
-from analyzer.mcus import DEFAULT_MCU, MCUS, get_mcu
 from analyzer.rates import format_rate, parse_rate
 from analyzer.report import clean
 from analyzer.sweep import Backend, DaskCluster, LocalPool, Serial
@@ -44,6 +43,7 @@ from analyzer.sweep_cache import ResultCache, code_fingerprint, user_cache_dir
 from flashswap.cli import COMMANDS
 from flashswap.cli.output import print_json, table
 from flashswap.errors import InputError
+from flashswap.mcus import DEFAULT_MCU, MCUS, get_mcu
 from flashswap.model import ACTIVATION_DTYPES, parse_input_shapes
 from flashswap.parts import KINDS
 from flashswap.sizes import format_size, parse_size

@@ -23,13 +23,13 @@ from rich.table import Table
 from analyzer.crypto import CIPHERS, DEFAULT_CIPHER, Encryption, get_cipher
 from analyzer.engines import get_engine, select, stores, variants_of
 from analyzer.lifetime import DEFAULT_BUDGET_S, Job, Options, pick_best, plan_jobs, run_job
-from analyzer.mcus import DEFAULT_MCU, FAMILIES, MCUS, family_of, get_mcu
 from analyzer.rates import format_rate, parse_rate
 from analyzer.report import LEGEND, clean, part_tables, table_width, verdict
 from analyzer.workload import Workload
 from flashswap.cli import COMMANDS
 from flashswap.cli.output import print_json
 from flashswap.errors import InputError
+from flashswap.mcus import DEFAULT_MCU, FAMILIES, MCUS, family_of, get_mcu
 from flashswap.parts import get_part
 from flashswap.sizes import format_size, parse_size
 

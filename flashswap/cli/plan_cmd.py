@@ -76,7 +76,7 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
     chunk = parse_size(args.chunk, "chunk size")
     rate = parse_size(args.macs_per_s, "MAC rate")
     if args.mcu:
-        from analyzer.mcus import get_mcu
+        from flashswap.mcus import get_mcu
 
         if rate:
             raise InputError("give --macs-per-s or --mcu, not both")

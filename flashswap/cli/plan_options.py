@@ -36,14 +36,11 @@ def _slowdown(text: str) -> float:
 
 
 def cost_model(args: argparse.Namespace, part: str | None, macs_per_s: float) -> CostModel:
-    """The cost model of the options; the MAC rate defaults to the analyzer's default MCU
-    (flashswap lifetime's) when none is given, so recomputation is priced in time."""
-    if not macs_per_s:
-        from analyzer.mcus import DEFAULT_MCU, get_mcu
-
-        macs_per_s = get_mcu(DEFAULT_MCU).macs_per_s
+    """The cost model of the options; the MAC rate defaults to the default MCU's
+    (flashswap/mcus.py, as `plan()`'s) when none is given, so recomputation is priced in
+    time."""
     if args.schedule == "layers" and (args.objective != "wear" or args.max_slowdown):
         raise InputError("--objective and --max-slowdown choose among fused plans: they need "
                          "--schedule fused")
-    return CostModel.for_part(part or DEFAULT_PART, macs_per_s, args.objective,
+    return CostModel.for_part(part or DEFAULT_PART, macs_per_s or None, args.objective,
                               args.max_slowdown)

@@ -88,7 +88,9 @@ def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0, *,
     schedule "layers": layer by layer (schedule.py), with `chunk`-byte swap chunks.
     schedule "fused" (the default): the fused planner (fused/: runs of spatial ops computed
     patch by patch, in-place layer steps, branches in the order of lower peak, chosen by the
-    part's cost model `cost`, default the NOR part of README's sample at `macs_per_s`);
+    part's cost model `cost`, default the NOR part of README's sample with compute priced
+    at `macs_per_s`, or if 0 at the default MCU's measured rate (flashswap/mcus.py), as the
+    CLI prices it);
     `chunk` is the largest chunk it uses: it halves the chunk, down to the part's program
     unit, until the budget is feasible, and keeps the layer plan instead when that scores
     better on the cost model's objective. The plan's graph is the model's with its nodes in
@@ -117,7 +119,7 @@ def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0, *,
     if max_steps is None:  # runs of up to 24 steps; 12 in networks of over 150 steps
         max_steps = 24 if len(sg.steps) <= 150 else 12
     return _plan_fused(graph, sg, needs, sram, chunk, macs_per_s,
-                       cost or CostModel.for_part(macs_per_s=macs_per_s), max_steps)
+                       cost or CostModel.for_part(macs_per_s=macs_per_s or None), max_steps)
 
 
 def _plan_layers(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
@@ -315,13 +317,15 @@ def _metadata(graph: Graph, sg: StepGraph, needs: list[Needs], sched: Schedule, 
     for b in prog.buffers:
         by_role[b.role] = max(by_role.get(b.role, 0), b.size)
     dtypes = sorted({graph.tensors[t.name].dtype for t in sg.tensors})
+    # The planned peak is the scheduler's own count; the program's allocations must agree.
+    assert prog.peak == sched.peak, (prog.peak, sched.peak)
     return {
         "model": graph.name,
         "model_source": graph.source,
         "sram_budget": sram,
         "chunk_size": chunk,
         "generator": f"flashswap {__version__} planner",
-        "peak_sram": prog.peak,
+        "peak_sram": sched.peak,
         "arena_high_water": prog.high_water,
         "activation_dtype": graph.tensors[graph.inputs[0]].dtype if graph.inputs else None,
         "activation_dtypes": dtypes,

@@ -7,9 +7,11 @@ accumulators (params.py). It emits the inference as a program (program.py), from
 trace is derived. For step i:
 
 1. Untiled if its inputs and outputs fit in the pool together with its smallest extras (one
-   channel's parameters, scratch, accumulators): inputs in flash are read back whole (and
-   stay resident, clean), outputs are produced in SRAM.
-2. Otherwise tiled: inputs already in flash are streamed (read chunk by chunk, each chunk
+   channel's parameters, accumulators) and the scratch of one whole-step tile: inputs in
+   flash are read back whole (and stay resident, clean), outputs are produced in SRAM.
+2. Otherwise tiled. If its tensors fit with the scratch of a one-unit tile, it is tiled
+   with nothing streamed (a kernel whose scratch grows with the tile: a fused DEQUANTIZE's
+   int8 band). Else inputs already in flash are streamed (read chunk by chunk, each chunk
    once, as the tiles' bands reach it); if the step still cannot fit with its smallest tile,
    the planner streams more of its tensors, cheapest first: resident inputs that also have a
    flash copy (cost: a re-read), then outputs (cost: a write), then resident inputs without
@@ -87,6 +89,7 @@ class Schedule:
     read: np.ndarray
     tiles: list[int]  # per step
     groups: list[int]  # channel groups per tile, per step
+    peak: int = 0  # most bytes the pool held at once, by the scheduler's own count
 
 
 def fixed_extras(n: Needs) -> int:
@@ -156,8 +159,16 @@ class Scheduler:
         self.read = np.zeros(len(sg.tensors), dtype=np.int64)
         self.tiles: list[int] = []
         self.groups: list[int] = []
+        self.peak = 0
 
     # -- helpers --
+
+    def hold(self, nbytes: int) -> None:
+        """The pool holds `nbytes` during a step: the scheduler's own count of what it keeps
+        (resident tensors, the step's buffers), not a sum of the program's allocations, so
+        `layout` can check the program against it."""
+        assert nbytes <= self.pool, (nbytes, self.pool)
+        self.peak = max(self.peak, nbytes)
 
     def size(self, t: int) -> int:
         return align(self.sg.tensors[t].nbytes)
@@ -224,7 +235,7 @@ class Scheduler:
         self.prog.append(End())
         prog = Program(self.buffers, self.prog)
         return Schedule(prog, self.next_key, self.first_key, self.written, self.read,
-                        self.tiles, self.groups)
+                        self.tiles, self.groups, self.peak)
 
     def plan_step(self, s: Step) -> tuple[set[int], list[int]]:
         """(tensors held whole in SRAM during the step, tensors streamed through flash)."""
@@ -263,7 +274,12 @@ class Scheduler:
         others = sorted((t for t in self.res if t not in kept),
                         key=lambda t: (-self.next_use(t, i), -self.size(t), t))
         occupied = sum(self.size(t) for t in others)
-        need = kept_bytes + self.tile_need(s, streamed, 1 if streamed else s.units) \
+        # Tiles of one unit unless the whole step fits in one tile: plan_step may keep
+        # everything in SRAM and still need tiles (a kernel's scratch grows with the tile,
+        # as a fused DEQUANTIZE's int8 band), and eviction makes room for its smallest tile.
+        whole = not streamed and (kept_bytes + self.tile_need(s, [], s.units)
+                                  + fixed_extras(n) <= self.pool)
+        need = kept_bytes + self.tile_need(s, streamed, s.units if whole else 1) \
             + fixed_extras(n)
         while occupied + need > self.pool:
             t = others.pop(0)
@@ -304,6 +320,8 @@ class Scheduler:
         scratch = self.alloc(n.scratch(per_tile), f"{s.name} (scratch)", "scratch") \
             if n.scratch(per_tile) else -1
         accum = self.alloc(n.accum, f"{s.name} (accumulators)", "accum") if n.accum else -1
+        self.hold(occupied + kept_bytes + self.tile_need(s, streamed, per_tile)
+                  + align(n.staging(group)) + align(n.accum))
         self.groups.append(len(n.cuts(0, cap, group)) - 1 if n.block >= 0 else 1)
         macs = split_evenly(s.macs, bounds, s.units)
         for k in range(tiles):
@@ -376,7 +394,7 @@ class Scheduler:
         chunk pending into the next tile, so each distinct even split is tried in turn.)
         """
         units = max(s.units, 1)
-        if not streamed:
+        if self.tile_need(s, streamed, units) <= room:
             return units
         tried: set[int] = set()
         for tiles in range(1, units + 1):

@@ -18,8 +18,9 @@ On the part (figures from flashswap/data/parts.toml through flashswap/parts.py):
 - Energy: each of those times x its current x the supply voltage (`Part.e_*`). The MCU's own
   energy is not in the catalogue, so `energy` is flash energy; recomputation is limited by
   time (`--max-slowdown`), not by energy.
-- Compute time: MACs / `macs_per_s` (the caller's measured MCU rate; 0 = unknown, then
-  compute time is not counted and recomputed MACs only break ties).
+- Compute time: MACs / `macs_per_s`, a measured MCU rate: the caller's, else the default
+  MCU's (flashswap/mcus.py; `plan()` and the CLI share it, so they make the same plan); 0 =
+  unknown, then compute time is not counted and recomputed MACs only break ties.
 
 `slowdown` follows the analyzer's definition: (compute + flash time) / (compute of the
 model's own MACs + reading its weights once), i.e. against the same inference with its
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from flashswap.errors import InputError
+from flashswap.mcus import DEFAULT_MCU, get_mcu
 from flashswap.parts import Part, get_part
 from flashswap.trace import Op
 
@@ -134,8 +136,13 @@ class CostModel:
             raise InputError("--objective time needs the MCU's MAC rate (--macs-per-s or --mcu)")
 
     @classmethod
-    def for_part(cls, name: str = DEFAULT_PART, macs_per_s: float = 0.0,
+    def for_part(cls, name: str = DEFAULT_PART, macs_per_s: float | None = None,
                  objective: str = "wear", max_slowdown: float | None = None) -> CostModel:
+        """The model of part `name`; `macs_per_s` None is the default MCU's measured rate
+        (flashswap/mcus.py `DEFAULT_MCU`: what `plan()` and the CLI use when given no rate),
+        0 an unknown rate (compute time not counted)."""
+        if macs_per_s is None:
+            macs_per_s = get_mcu(DEFAULT_MCU).macs_per_s
         return cls(get_part(name), macs_per_s, objective, max_slowdown)
 
     @property

@@ -147,6 +147,8 @@ class FusedScheduler(Scheduler):
         scratch = self.alloc(scratch_bytes, f"{s.name} (scratch, in place)", "scratch") \
             if scratch_bytes else -1
         accum = self.alloc(n.accum, f"{s.name} (accumulators)", "accum") if n.accum else -1
+        self.hold(occupied + sum(self.size(t) for t in ins) + scratch_bytes
+                  + align(n.staging(group)) + align(n.accum))
         self.tiles.append(1)
         self.groups.append(-(-cap // group) if n.block >= 0 else 1)
         buf = self.res[ip.tensor]
@@ -190,7 +192,7 @@ class FusedScheduler(Scheduler):
         self.prog.append(End())
         prog = Program(self.buffers, self.prog)
         return Schedule(prog, self.next_key, self.first_key, self.written, self.read,
-                        self.tiles, self.groups)
+                        self.tiles, self.groups, self.peak)
 
     # -- sizes --------------------------------------------------------------------------
 
@@ -293,8 +295,8 @@ class FusedScheduler(Scheduler):
             if best is None or key < best:
                 best, rp, resident_params = key, p, whole
         _RunEmitter(self, cand, rp, io.kept, io.streamed, resident_params,
-                    room - self.io_need(cand, rp, io.kept, io.streamed,
-                                        resident_params)).emit()
+                    room - self.io_need(cand, rp, io.kept, io.streamed, resident_params),
+                    occupied).emit()
 
     def kernel_calls(self, cand: Candidate, p: RunPlan, spare: int, whole: bool) -> int:
         """Kernel calls of the run under `p` with `spare` bytes beside its smallest staging
@@ -316,8 +318,10 @@ class _RunEmitter:
     """The instructions of one fused run (see the module docstring, step 4)."""
 
     def __init__(self, s: FusedScheduler, cand: Candidate, rp: RunPlan, kept: set[int],
-                 streamed: list[int], resident_params: bool, spare: int) -> None:
+                 streamed: list[int], resident_params: bool, spare: int,
+                 occupied: int) -> None:
         self.s, self.cand, self.rp = s, cand, rp
+        self.occupied = occupied  # bytes of the tensors resident beside the run
         self.kept, self.streamed = kept, streamed
         self.resident_params = resident_params
         self.spare = spare
@@ -372,6 +376,7 @@ class _RunEmitter:
                 self.param_at[k] = at
                 self.group[k] = s.needs[k].channels
                 at += align(s.needs[k].block_bytes)
+            staged = at
             self.staging = s.alloc(at, "run parameters", "staging") if at else -1
             for k in steps:
                 n = s.needs[k]
@@ -391,10 +396,15 @@ class _RunEmitter:
                 self.group[k] = g
                 self.param_at[k] = 0
                 size = max(size, n.staging(g))
+            staged = size
             self.staging = s.alloc(size, "run parameters", "staging") if size else -1
         scratch = max((s.needs[k].scratch(max(self.reg.rows.computed[t].extent, 1))
                        for t, k in cand.step_of.items()), default=0)
         self.scratch = s.alloc(scratch, "run scratch", "scratch") if scratch else -1
+        s.hold(self.occupied + sum(s.size(t) for t in self.kept)
+               + sum(s.stream_touch(cand, rp, t).buffer for t in self.streamed)
+               + rp.workspace + align(staged)
+               + align(scratch))
 
     # -- geometry -----------------------------------------------------------------------
 
