@@ -34,6 +34,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +107,14 @@ def rng(vals: list[float], fmt: Any) -> str:
 # --- sections ------------------------------------------------------------------------------
 
 
-def run_traces(traces: list[str], parts: list[str]) -> tuple[list[dict], list[dict]]:
+def run_traces(traces: list[str], parts: list[str],
+               parallel: int = 1) -> tuple[list[dict], list[dict]]:
     rows: list[dict] = []
-    for trace in traces:
-        doc, wall = lifetime(trace, "--store", "flashswap,littlefs", *BEST,
-                             "--part", ",".join(parts))
+    with ThreadPoolExecutor(parallel) as pool:  # each run is a CLI subprocess
+        runs = pool.map(lambda t: lifetime(t, "--store", "flashswap,littlefs", *BEST,
+                                           "--part", ",".join(parts)), traces)
+        done = list(zip(traces, runs, strict=True))
+    for trace, (doc, wall) in done:
         got = by_store(doc)
         for part in parts:
             fs, lf = got[part, "flashswap"], got[part, "littlefs"]
@@ -340,6 +344,9 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="trace names (stem) to run")
     ap.add_argument("--sections", default=",".join(SECTIONS),
                     help=f"comma-separated, of {', '.join(SECTIONS)}")
+    ap.add_argument("--parallel", type=int, default=1,
+                    help="traces analysed at once (`traces` section; each CLI run also "
+                    "uses its own worker processes)")
     ap.add_argument("--sample", default=SAMPLE,
                     help=f"trace (stem) of the single-trace sections (default {SAMPLE})")
     ap.add_argument("--update-readme", action="store_true",
@@ -357,7 +364,7 @@ def main() -> None:
     t0 = time.perf_counter()
     tables: dict[str, str] = {}
     if "traces" in sections:
-        rows, summary = run_traces(traces, parts)
+        rows, summary = run_traces(traces, parts, args.parallel)
         per_trace, summary_md = traces_tables(rows, summary, parts)
         tables |= {"lifetime-traces": per_trace, "lifetime-summary": summary_md}
         out |= {"rows": rows, "summary": summary}
