@@ -72,7 +72,7 @@ from typing import Any
 import numpy as np
 
 from flashswap.errors import FlashRuleError, FlashWearError, InputError, PowerCut
-from flashswap.parts import Part, get_part, part_from_table
+from flashswap.parts import Bus, Part, get_part, part_from_table
 
 WEAR_MODES = (None, "error", "silent")
 _SILENT_FAIL_FRACTION = 0.01
@@ -123,6 +123,7 @@ class FlashSim:
         bit_errors: bool = False,
         factory_bad: int | Iterable[int] | None = None,
         ecc: bool = True,
+        bus: Bus | None = None,
     ) -> None:
         if isinstance(part, str):
             part = get_part(part)
@@ -185,6 +186,7 @@ class FlashSim:
         # NAND data register: the page it holds (-1: none). An array so that the C engine's
         # fast path (firmware/port/simport.c) shares it.
         self._reg = np.full(1, -1, dtype=np.int64)
+        self.bus = self._check_bus(bus)
         self._rates()
 
     # --- construction helpers ----------------------------------------------------------
@@ -231,8 +233,29 @@ class FlashSim:
         self._spare_inv[first_pages * self.spare_size] = 0xFF  # true byte 0x00: bad marker
         return bad
 
+    def _check_bus(self, bus: Bus | None) -> Bus | None:
+        """The interface page data crosses: the board's `bus`, by default the part's fastest
+        (raw flash only; managed and internal parts' figures include their transfers)."""
+        top = self.part.bus
+        if bus is None or top is None:
+            if bus is not None:
+                raise InputError(f"{self.part.name} is {self.kind}: its figures include the "
+                                 "transfer, it takes no bus setting")
+            return top
+        if bus.mhz <= 0 or bus.width not in (1, 2, 4, 8, 16):
+            raise InputError(f"bus {bus.mhz:g} MHz x {bus.width} bits: the clock must be "
+                             "positive and the width one of 1, 2, 4, 8, 16")
+        if bus.mhz > top.mhz or bus.width > top.width or (bus.ddr and not top.ddr):
+            raise InputError(f"bus {bus.describe()} exceeds {self.part.name}'s "
+                             f"{top.describe()}")
+        return bus
+
     def _rates(self) -> None:
-        """Per-operation time and energy, precomputed from the part's figures."""
+        """Per-operation time and energy, precomputed from the part's figures. Raw flash moves
+        page data over its bus (`self.bus`): a read costs tR per page loaded plus its bytes at
+        the bus rate, a program tPROG per page plus its bytes (spare included) at the bus
+        rate, both at the read current (the device is active on the bus). Managed and
+        internal parts have no bus: read_mbps, and program times with the transfer in them."""
         p = self.part
         v = p.voltage * 1e-3
         self._tp, self._tp_max = p.t_prog_s(), p.t_prog_s(worst=True)
@@ -240,7 +263,8 @@ class FlashSim:
         self._te = {s: (p.t_erase_s(s), p.t_erase_s(s, worst=True)) for s in self.erase_sizes}
         self._w_erase = p.i_erase_ma * v
         self._t_page_read = p.t_read_us * 1e-6
-        self._bw = p.read_mbps * 1e6
+        self._bw = self.bus.bytes_per_s if self.bus is not None else p.read_mbps * 1e6
+        self._prog_bus = self.bus is not None  # program data crosses the bus too
         self._w_read = p.i_read_ma * v
         lo, hi = p.rber if p.rber is not None else (0.0, 0.0)
         self._log_rber = (np.log10(lo), np.log10(hi)) if lo > 0 else None
@@ -408,7 +432,7 @@ class FlashSim:
         att = npages if cut < 0 else cut + 1  # pages attempted (the torn one included)
         end_att = n if cut < 0 else min(n, (p0 + att) * ps - addr)
         sp_att = 0 if sp is None else min(sp.size, att * ss)
-        self._account_programs(att)
+        self._account_programs(att, end_att + sp_att)
         self.program_bytes[blk] += end_att + sp_att
         if self._page_writes.size:
             self._page_writes[p0 : p0 + att] += 1
@@ -476,12 +500,21 @@ class FlashSim:
             self._check_pages(blk, p0, p1)
         return blk, p0, p1, sp
 
-    def _account_programs(self, pages: int) -> None:
+    def _account_programs(self, pages: int, nbytes: int = 0) -> None:
+        """`pages` page programs whose `nbytes` of data crossed the bus (raw flash)."""
         self.ops["programs"] += pages
-        self.time_s += pages * self._tp
-        self.time_max_s += pages * self._tp_max
-        self.energy_j += pages * self._ep
-        self.energy_max_j += pages * self._ep_max
+        t_bus = nbytes / self._bw if self._prog_bus else 0.0
+        self.time_s += pages * self._tp + t_bus
+        self.time_max_s += pages * self._tp_max + t_bus
+        self.energy_j += pages * self._ep + t_bus * self._w_read
+        self.energy_max_j += pages * self._ep_max + t_bus * self._w_read
+
+    def stream_cost(self, nbytes: int, pages: int = 1) -> tuple[float, float]:
+        """Seconds and joules of reading `nbytes` touching `pages` pages in one streamed
+        read (tR per page, the bytes over the bus), without touching the device: weights
+        streamed from the same part."""
+        t = pages * self._t_page_read + nbytes / self._bw
+        return t, t * self._w_read
 
     def _program_managed(self, addr: int, new: np.ndarray, spare: Buffer | None) -> None:
         """SD/eMMC: whole 512-byte sectors, overwrite allowed (the card's FTL erases)."""
@@ -780,6 +813,7 @@ class FlashSim:
             "weibull": self.weibull,
             "bit_errors": self.bit_errors,
             "ecc": self.ecc,
+            "bus": None if self.bus is None else [self.bus.mhz, self.bus.width, self.bus.ddr],
             "cut": self._cut,
             "ops_count": self.ops_count,
             "ops": self.ops,
@@ -811,6 +845,7 @@ class FlashSim:
                 endurance=meta["endurance"],
                 bit_errors=meta["bit_errors"],
                 ecc=meta.get("ecc", True),
+                bus=Bus(*meta["bus"]) if meta.get("bus") else None,
             )
             for name, arr in arrays.items():
                 want = getattr(sim, name)

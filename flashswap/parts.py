@@ -6,8 +6,16 @@ file becomes a one-line `PartsFileError` naming the file, the part and the field
 wrong lifetime projection later.
 
 Units are fixed by the field names: bytes, microseconds (`_us`), milliamps (`_ma`),
-microamps (`_ua`), volts, years, MB/s with MB = 10**6 bytes. `nop = 0` means "no limit on
-partial programs per page" (NOR, managed devices).
+microamps (`_ua`), volts, years, MB/s with MB = 10**6 bytes, MHz. `nop = 0` means "no limit
+on partial programs per page" (NOR, managed devices).
+
+Raw flash (NOR, NAND) moves page data over its interface: `bus_mhz` is the part's maximum
+clock for the page read-out and program-data commands, `bus_width` the data lines of its
+widest mode for both (4: quad SPI; 8: octal SPI or an x8 parallel bus), `bus_ddr` data on
+both clock edges. `read_mbps` must agree with them. The board may run the bus slower or
+narrower (`Bus`, FlashSim's `bus`). `t_read_basis` says whether the datasheet gives tR
+(`t_read_us`) as a typical value or only as a maximum (then the maximum is what every store
+pays alike).
 """
 
 from __future__ import annotations
@@ -65,6 +73,10 @@ class Part:
     ecc_sector: int | None = None
     tbw_bytes: int | None = None
     internal_waf: float | None = None
+    bus_mhz: float | None = None
+    bus_width: int | None = None
+    bus_ddr: bool = False
+    t_read_basis: str | None = None
     class_values: tuple[str, ...] = ()
     notes: str = ""
 
@@ -95,6 +107,14 @@ class Part:
     @property
     def pages(self) -> int:
         return self.capacity // self.page_size
+
+    @property
+    def bus(self) -> Bus | None:
+        """The part's fastest interface (None: managed and internal flash, whose `read_mbps`
+        and program times already include the transfer)."""
+        if self.bus_mhz is None or self.bus_width is None:
+            return None
+        return Bus(self.bus_mhz, self.bus_width, self.bus_ddr)
 
     # --- time and energy per operation ---------------------------------------------------
     def t_prog_s(self, worst: bool = False) -> float:
@@ -133,6 +153,31 @@ class Part:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
+@dataclass(frozen=True)
+class Bus:
+    """A flash interface as a board runs it: clock, data lines, single or double data rate.
+    Page data (read out, or loaded to program) moves at `bytes_per_s`; command and address
+    cycles are not modelled."""
+
+    mhz: float
+    width: int
+    ddr: bool = False
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.mhz * 1e6 * self.width * (2 if self.ddr else 1) / 8
+
+    def describe(self) -> str:
+        """ "4-bit bus at 133 MHz (66.5 MB/s)"."""
+        ddr = " DDR" if self.ddr else ""
+        return (f"{self.width}-bit{ddr} bus at {self.mhz:g} MHz "
+                f"({self.bytes_per_s / 1e6:g} MB/s)")
+
+
+BUS_WIDTHS = (1, 2, 4, 8, 16)
+T_READ_BASES = ("typ", "max")
+
+
 # --- schema ------------------------------------------------------------------------------
 
 # field -> (type tag, required for these kinds; "all" = every kind, () = optional)
@@ -169,6 +214,10 @@ _SCHEMA: dict[str, tuple[str, tuple[str, ...]]] = {
     "ecc_sector": ("int", ()),
     "tbw_bytes": ("int", ("managed",)),
     "internal_waf": ("float", ("managed",)),
+    "bus_mhz": ("float", ("nor", "nand")),
+    "bus_width": ("int", ("nor", "nand")),
+    "bus_ddr": ("bool", ()),
+    "t_read_basis": ("str", ("nand",)),
     "class_values": ("str_list", ()),
     "notes": ("str", ()),
 }
@@ -182,6 +231,7 @@ _TYPE_WORDS = {
     "float_list": "a list of numbers",
     "str_list": "a list of strings",
     "float_pair": "a list of two numbers",
+    "bool": "true or false",
 }
 
 
@@ -211,6 +261,7 @@ def _convert(field: str, tag: str, v: object) -> object:
         "float_list": lambda: isinstance(v, list) and all(_is_num(x) for x in v),
         "str_list": lambda: isinstance(v, list) and all(isinstance(x, str) for x in v),
         "float_pair": lambda: isinstance(v, list) and len(v) == 2 and all(_is_num(x) for x in v),
+        "bool": lambda: isinstance(v, bool),
     }[tag]()
     if not ok:
         raise _Bad(field, f"must be {_TYPE_WORDS[tag]}, got {_describe(v)}")
@@ -296,6 +347,21 @@ def _check(p: dict[str, Any]) -> None:
             raise _Bad("internal_waf", "must be >= 1")
     if kind == "internal" and p["nop"] < 1:
         raise _Bad("nop", "internal flash needs the writes allowed per write unit (>= 1)")
+    if p.get("bus_mhz") is not None:
+        if p["bus_mhz"] <= 0:
+            raise _Bad("bus_mhz", f"must be positive, got {p['bus_mhz']:g}")
+        if p.get("bus_width") not in BUS_WIDTHS:
+            raise _Bad("bus_width", f"must be one of {', '.join(map(str, BUS_WIDTHS))}, "
+                       f"got {p.get('bus_width')}")
+        rate = Bus(p["bus_mhz"], p["bus_width"], bool(p.get("bus_ddr"))).bytes_per_s / 1e6
+        if abs(p["read_mbps"] - rate) > 0.005 * rate:
+            raise _Bad("read_mbps", f"{p['read_mbps']:g} disagrees with the bus ({rate:g} MB/s "
+                       "= bus_mhz x bus_width / 8, x 2 with bus_ddr)")
+    elif p.get("bus_ddr") or p.get("bus_width") is not None:
+        raise _Bad("bus_mhz", "is missing (bus_width and bus_ddr need it)")
+    if p.get("t_read_basis") is not None and p["t_read_basis"] not in T_READ_BASES:
+        raise _Bad("t_read_basis", f"must be one of {', '.join(T_READ_BASES)}, "
+                   f"got {p['t_read_basis']!r}")
     for cv in p["class_values"]:
         if cv not in _SCHEMA:
             raise _Bad("class_values", f"{cv!r} is not a field")

@@ -154,10 +154,12 @@ static int sim_prog(const struct fsw_config *c, uint32_t addr, const void *buf, 
         *m->reg = -1;
     m->ops_count += np;
     m->programs += np;
-    m->time_s += np * m->tp;
-    m->time_max_s += np * m->tp_max;
-    m->energy_j += np * m->ep;
-    m->energy_max_j += np * m->ep_max;
+    /* FlashSim._account_programs: raw flash (the only kind on this path) loads the page data
+     * over its bus at the read rate bw, at the read current */
+    m->time_s += np * m->tp + n / m->bw;
+    m->time_max_s += np * m->tp_max + n / m->bw;
+    m->energy_j += np * m->ep + n / m->bw * m->w_read;
+    m->energy_max_j += np * m->ep_max + n / m->bw * m->w_read;
     m->program_bytes[blk] += n;
     if (m->fresh && m->fresh[blk]) {
         m->fresh[blk] = 0;
