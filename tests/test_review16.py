@@ -433,3 +433,166 @@ def test_flipped_bits_and_bytes_give_errors_not_stale_data(engines: str) -> None
 def test_flipped_bits_and_bytes_many_images() -> None:
     """30 images (nor4k, nand, nor64k; no/some/many syncs) x 60 damages, both engines."""
     _flip_run(["python", "c"], range(30), 60)
+
+
+# ------------------------------------------------------------------ (5) internal flash
+
+_INTERNAL = {"nRF5340-APP": 64 * 1024, "STM32L476-FLASH": 32 * 1024}
+
+
+def _internal_scenario(st: Store, o: Oracle, seed: int, n: int = 40) -> None:
+    rng = random.Random(seed)
+    _workload(st, o, rng, n, 900, keys=8)
+    st.sync()
+    o.sync()
+
+
+def _internal_sweep(part: str, engine: str, seed: int, fail_at: int | None,
+                    stride: int) -> int:
+    """A store on MCU internal flash (whole-word programs), then a scenario cut at every
+    `stride`-th operation (with a program failure armed at fail_at): strict oracle, and the
+    store takes a write after the cut."""
+    base = FlashSim.from_part(part, capacity=_INTERNAL[part], seed=seed)
+    st = Store.format(base, engine=engine)
+    o0 = Oracle()
+    _internal_scenario(st, o0, seed + 1000, 25)
+    st.unmount()
+    probe = base.copy()
+    probe.fail_after(fail_at)
+    before = probe.ops_count
+    _internal_scenario(Store.mount(probe, engine=engine),
+                       Oracle(synced=dict(o0.synced), current=dict(o0.synced)), seed)
+    total = probe.ops_count - before
+    for cut in range(0, total, stride):
+        flash = base.copy()
+        o = Oracle(synced=dict(o0.synced), current=dict(o0.synced))
+        flash.fail_after(fail_at)
+        flash.power_cut_after(cut)
+        with pytest.raises(PowerCut):
+            _internal_scenario(Store.mount(flash, engine=engine), o, seed)
+        flash.power_cut_after(None)
+        flash.fail_after(None)
+        st = Store.mount(flash, engine=engine)
+        o.check_after_cut(read_all(st, o.keys() | set(range(10))))
+        st.put(9, b"after")
+        st.sync()
+        assert Store.mount(flash.copy(), engine=engine).get(9) == b"after"
+    return total
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("part", sorted(_INTERNAL))
+@pytest.mark.parametrize("fail_at", [None, 17])
+def test_internal_flash_power_cuts(engine: str, part: str, fail_at: int | None) -> None:
+    assert _internal_sweep(part, engine, 0, fail_at, stride=97) > 500
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("part", sorted(_INTERNAL))
+def test_internal_flash_power_cut_at_every_operation(engine: str, part: str) -> None:
+    for fail_at in (None, 3, 17):
+        _internal_sweep(part, engine, 0, fail_at, stride=1)
+
+
+# ------------------------------------------------------------------ mutated images
+
+
+def _mutate(img: bytearray, rng: random.Random, seg: int, kind: str) -> None:
+    """One damage: a bit (anywhere programmed, in a segment header, or in a segment's first
+    records), random bytes, a u32 set to an edge value, a segment copied over another, or a
+    segment erased."""
+    used = [i for i in range(0, len(img), 16) if img[i:i + 16] != b"\xff" * 16]
+    n = len(img) // seg
+    if kind == "hdr":
+        at = rng.randrange(n) * seg + rng.randrange(40)
+    elif kind == "ckpt":
+        at = rng.randrange(n) * seg + 40 + rng.randrange(min(seg - 40, 400))
+    else:
+        at = rng.choice(used) + rng.randrange(16) if used else rng.randrange(len(img))
+    if kind in ("bit", "hdr", "ckpt"):
+        img[at] ^= 1 << rng.randrange(8)
+    elif kind == "bytes":
+        for j in range(min(rng.randint(1, 64), len(img) - at)):
+            img[at + j] = rng.randrange(256)
+    elif kind == "u32":
+        a = at & ~3
+        v = rng.choice([0, 1, 0xFFFFFFFF, 0x7FFFFFFF, rng.randrange(1 << 16),
+                        rng.randrange(1 << 32)])
+        img[a:a + 4] = v.to_bytes(4, "little")
+    elif kind == "copyseg":
+        a, b = rng.randrange(n), rng.randrange(n)
+        img[b * seg:(b + 1) * seg] = img[a * seg:(a + 1) * seg]
+    else:  # "erase"
+        b = rng.randrange(n)
+        img[b * seg:(b + 1) * seg] = b"\xff" * seg
+
+
+_MUT_GEOS = {"nor4k": ("W25Q128JV", 64 * 1024, {"segment_size": 4096, "ckpt_interval": 3}),
+             "nand": ("W25N01GV", 8 * 128 * 1024, {"ckpt_interval": 2}),
+             "stm": ("STM32L476-FLASH", 32 * 1024, {}),
+             "nrf": ("nRF5340-APP", 64 * 1024, {})}
+
+
+def _op(fn: Any, *a: Any) -> tuple[str, Any]:
+    from flashswap.errors import FlashswapError
+
+    try:
+        r = fn(*a)
+    except FlashswapError as e:
+        return (type(e).__name__, None)
+    return ("ok", None if isinstance(r, Store) else r)
+
+
+def _mutated_once(seed: int) -> None:
+    rng = random.Random(seed)
+    geo = rng.choice(sorted(_MUT_GEOS))
+    part, cap, fmt = _MUT_GEOS[geo]
+    src = FlashSim.from_part(part, capacity=cap, seed=seed)
+    st = Store.format(src, **fmt)
+    seg = st.geo.seg_size
+    for _ in range(rng.randint(5, 80)):
+        k = rng.randrange(12)
+        try:
+            if rng.random() < 0.8:
+                st.put(k, rng.randbytes(rng.choice([rng.randint(1, 200),
+                                                    rng.randint(200, 3000)])))
+            else:
+                st.trim(k)
+        except NoSpaceError:
+            pass
+        if rng.random() < 0.2:
+            st.sync()
+    st.sync()
+    img = bytearray(src.image())
+    kinds = [rng.choice(["bit", "bytes", "u32", "hdr", "ckpt", "copyseg", "erase"])
+             for _ in range(rng.randint(1, 3))]
+    for kind in kinds:
+        _mutate(img, rng, seg, kind)
+    where = f"seed {seed} {geo} {kinds}"
+    r = [_op(Store.mount, image_copy(src, bytes(img)), e) for e in ("python", "c")]
+    assert r[0][0] == r[1][0], f"{where}: mount model {r[0][0]} C {r[1][0]}"
+    if r[0][0] != "ok":
+        return
+    py = Store.mount(image_copy(src, bytes(img)), engine="python")
+    c = Store.mount(image_copy(src, bytes(img)), engine="c")
+    assert sorted(py.keys()) == sorted(c.keys()), where
+    for k in range(14):
+        assert _op(py.get, k) == _op(c.get, k), f"{where}: get({k})"
+    for i in range(6):
+        k, d = rng.randrange(12), rng.randbytes(rng.randint(1, 2000))
+        assert _op(py.put, k, d) == _op(c.put, k, d), f"{where}: put {i}"
+    assert _op(py.unmount) == _op(c.unmount), where
+
+
+@needs_c
+def test_mutated_images_one_answer_from_both_engines() -> None:
+    for seed in range(40):
+        _mutated_once(seed)
+
+
+@pytest.mark.slow
+@needs_c
+def test_mutated_images_one_answer_from_both_engines_many() -> None:
+    for seed in range(1000, 1600):
+        _mutated_once(seed)
