@@ -596,3 +596,28 @@ def test_mutated_images_one_answer_from_both_engines() -> None:
 def test_mutated_images_one_answer_from_both_engines_many() -> None:
     for seed in range(1000, 1600):
         _mutated_once(seed)
+
+
+@needs_c
+@pytest.mark.xfail(strict=True, reason="review16: a segment whose bytes are a copy of another "
+                   "(two headers with the same seq, same records): the model mounts clean and "
+                   "reads every key's value; C mounts damaged and reads every key corrupt. "
+                   "SPEC §9 says nothing of two segments with one seq; the engines disagree")
+@pytest.mark.parametrize("geo", ["nor4k", "nand"])
+def test_a_segment_copied_over_another_gets_one_answer_from_both_engines(geo: str) -> None:
+    """Found by the mutated-image run (seed 1027: NAND, 'copyseg'). The store's only segment
+    (0, seq 1) copied over an erased one (5)."""
+    part, cap, fmt = _MUT_GEOS[geo]
+    src = FlashSim.from_part(part, capacity=cap)
+    st = Store.format(src, **fmt)
+    seg = st.geo.seg_size
+    for k in range(3):
+        st.put(k, payload(k, 0, 100))
+    st.sync()
+    img = bytearray(src.image())
+    img[5 * seg:6 * seg] = img[:seg]
+    got = []
+    for engine in ("python", "c"):
+        s = Store.mount(image_copy(src, bytes(img)), engine=engine)
+        got.append(([_key_outcome(s, k)[0] for k in range(4)], s.stat()["damaged"]))
+    assert got[0] == got[1], f"model {got[0]}, C {got[1]}"
