@@ -621,3 +621,38 @@ def test_a_segment_copied_over_another_gets_one_answer_from_both_engines(geo: st
         s = Store.mount(image_copy(src, bytes(img)), engine=engine)
         got.append(([_key_outcome(s, k)[0] for k in range(4)], s.stat()["damaged"]))
     assert got[0] == got[1], f"model {got[0]}, C {got[1]}"
+
+
+# ------------------------------------------------------------------ (1) x (3): the wedge after a
+# program failure
+
+
+@pytest.mark.parametrize("engine", [pytest.param("python"), pytest.param("c", marks=needs_c)])
+@pytest.mark.xfail(strict=True, raises=NoSpaceError, reason=(
+    "review16: one program failure near full (1 of 16 segments retired, 840 kB live on 1 MiB) "
+    "takes the last free segment: from then on trim, trim_range and a 1-byte put fail with "
+    "NoSpace ('no free segment left (worn-out device)'), idle(50) does not help, until a "
+    "remount (which forgets the retirement). Same in both engines"))
+def test_trims_still_work_after_a_program_failure_near_full(engine: str) -> None:
+    """Found here: the wedge recipe with a program failure armed at step 100 (fires 12
+    operations later, inside the put that is refused)."""
+    flash = FlashSim.from_part("W25Q128JV", capacity=1 << 20, seed=0)
+    store = Store.format(flash, engine=engine)
+    rng = random.Random(0)
+    live: dict[int, bytes] = {}
+    for i in range(101):
+        if i == 100:
+            flash.fail_after(rng.randrange(1, 30))
+        k = rng.randrange(40)
+        d = bytes([i & 255]) * rng.randint(1, 128 << 10)
+        try:
+            store.put(k, d)
+            live[k] = d
+        except NoSpaceError:
+            victim = rng.choice(sorted(live))
+            assert store.trim(victim) is True, f"step {i}"
+            del live[victim]
+    assert flash._fail is None and store.stat()["retired_blocks"] == 1
+    assert store.trim_range(0, NO_KEY - 1) == len(live)
+    store.put(999, b"x")
+    assert store.get(999) == b"x"
