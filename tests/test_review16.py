@@ -191,6 +191,29 @@ def test_revival_format_with_another_segment_size_mounts_the_new_store(
     assert st.keys() == [100] and st.get(100) == b"new store"
 
 
+
+@pytest.mark.parametrize("engine", ["python", pytest.param("c", marks=[needs_c,
+                                                                       _C_FOREIGN_HEADER])])
+def test_revival_format_over_a_smaller_store_mounts_the_new_store(engine: str) -> None:
+    """Found here, same cause: an old store of 16 x 4 KiB segments, then a format of 32 x 4 KiB
+    segments on a partition twice as large, whose block 0 can neither be erased nor marked:
+    the old header (another segment count) at segment 0 makes the C mount report no store."""
+    small = FlashSim.from_part("W25Q128JV", capacity=1 << 16)
+    old = Store.format(small, engine=engine, segment_size=4096)
+    old.put(1, b"old store")
+    old.unmount()
+    flash = FlashSim.from_part("W25Q128JV", capacity=1 << 17, wear="error", weibull=(2.0, 1e9))
+    img = small.image()
+    for a in range(0, len(img), 256):
+        if img[a:a + 256] != b"\xff" * 256:
+            flash.program(a, img[a:a + 256])
+    flash.block_endurance[0] = flash.wear_counts[0]
+    new = Store.format(flash, engine=engine, segment_size=4096)
+    new.put(100, b"new store")
+    new.unmount()
+    st = Store.mount(flash, engine=engine)
+    assert st.keys() == [100] and st.get(100) == b"new store"
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_revival_matrix(engine: str) -> None:
