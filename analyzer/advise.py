@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.lifetime import Options, run_job
+from analyzer.mcus import family_of, get_mcu
 from analyzer.sweep import Backend, Failed, Task
 from analyzer.sweep_cache import ResultCache
 from analyzer.workload import Workload
@@ -124,6 +125,9 @@ class Sweep:
     options: Options
     chunk: int = 4096
     macs_per_s: float | None = None  # times a plan's MACs (a plan carries no durations)
+    # ... or an MCU of analyzer/mcus.py, at its rate for the model's family, as `flashswap
+    # lifetime --mcu` times an untimed trace
+    mcu: str | None = None
 
     def configs(self) -> list[Config]:
         return [Config(m.spec, b, p, s) for m in self.models for b in self.budgets
@@ -138,14 +142,18 @@ class Outcome:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def plan_workload(graph: Graph, sram: int, chunk: int, macs_per_s: float | None) -> Workload:
+def plan_workload(graph: Graph, sram: int, chunk: int, macs_per_s: float | None,
+                  mcu: str | None = None) -> Workload:
     """A plan task: the planner's default schedule of `graph` in `sram`, as a replayable
-    workload with its compute timed (as `flashswap lifetime` times an untimed trace)."""
+    workload with its compute timed (as `flashswap lifetime` times an untimed trace: at
+    `macs_per_s`, or at `mcu`'s rate for the model's family)."""
     from flashswap.planner import plan  # the planner loads only where plans are made
 
     p = plan(graph, sram, chunk)
     meta = {k: v for k, v in p.metadata.items() if k != "tensors"}  # per-tensor detail: unused
     wl = Workload.from_records(p.records, meta, name=f"{graph.name} at {format_size(sram)}")
+    if mcu and not macs_per_s:
+        macs_per_s = get_mcu(mcu).rate(family_of(wl.metadata)[0])
     if macs_per_s and wl.untimed_compute:
         wl = wl.with_compute_rate(macs_per_s)
     return wl
@@ -187,6 +195,7 @@ def cache_fields(sweep: Sweep, model: Model, cfg: Config) -> dict[str, Any]:
         "part": asdict(get_part(cfg.part)),  # the catalogue entry itself, not just its name
         "store": cfg.store,
         "macs_per_s": sweep.macs_per_s,
+        "mcu": sweep.mcu,
         "options": asdict(sweep.options),
     }
 
@@ -219,7 +228,8 @@ def run_sweep(
             plan_key = ("plan", m.spec, b)
             # plans first: every replay waits for one
             tasks.append(Task(plan_key, plan_workload, (m.graph, b, sweep.chunk,
-                                                         sweep.macs_per_s), cost=1e9))
+                                                         sweep.macs_per_s, sweep.mcu),
+                              cost=1e9))
             tasks += [Task(c, replay_figures, (c.part, c.store, sweep.options), after=plan_key,
                            cost=get_part(c.part).capacity / (1 << 20)) for c in mine]
     done_count = [0, 0]  # configurations, plans

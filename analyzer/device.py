@@ -10,8 +10,9 @@
 
 Everything else (rules, counters, time, energy, wear) is FlashSim's, with one shortcut:
 `read_deferred` returns the same bytes as `read` but books its counters in bulk at
-`flush_reads()`. littlefs re-reads metadata pages millions of times per inference on NAND, and
-per-read bookkeeping dominated replay time; the sums come out the same (tests compare them).
+`flush_reads()`, which the replay loop calls before it reads the flash's time and counters.
+littlefs re-reads metadata pages millions of times per inference on NAND, and per-read
+bookkeeping dominated replay time; the sums come out the same (tests compare them).
 The order matters on NAND (a read of the page already in the data register skips tR), so a
 program or erase leaves a marker in the pending list and a direct read books the pending
 ones first.
@@ -27,6 +28,7 @@ from flashswap.errors import FlashWearError
 from flashswap.flash import FlashSim
 
 _INVERT = bytes(255 - i for i in range(256))
+PENDING_MAX = 1 << 16  # deferred reads booked at once at most (bounds memory)
 
 
 class ReplayFlash(FlashSim):
@@ -39,7 +41,11 @@ class ReplayFlash(FlashSim):
         self.first_failure: str | None = None
         self.clock = 0  # the replay sets it to the inference index; read by first_failure_at
         self.first_failure_at: int | None = None
-        self._inv_view = memoryview(self._inv)
+        # Endurance cells per erase unit: > 1 when an engine drives a part only with a larger
+        # erase (littlefs on 64 KiB NOR blocks): the unit then wears out with its weakest
+        # sector (the Weibull projection draws one endurance per sector).
+        self.sectors_per_unit = 1
+        self._inv_view = self._inv.data
         self._pending_addr: list[int] = []
         self._pending_len: list[int] = []
         self._pending_reg = -1  # the NAND data register's page before the first pending read
@@ -58,6 +64,9 @@ class ReplayFlash(FlashSim):
 
     def _defer(self, addr: int, n: int) -> None:
         if not self._pending_addr:
+            self._pending_reg = int(self._reg[0])
+        elif len(self._pending_addr) >= PENDING_MAX:
+            self.flush_reads()
             self._pending_reg = int(self._reg[0])
         self._pending_addr.append(addr)
         self._pending_len.append(n)

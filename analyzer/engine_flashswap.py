@@ -13,20 +13,28 @@ in the long run every good segment takes the same share of erases.
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from analyzer.device import ReplayFlash
-from analyzer.engine_base import Engine
+from analyzer.engine_base import Engine, Spare
 from flashswap.errors import InputError
+from flashswap.sizes import format_size
 from flashswap.store import Store
+from flashswap.store.core import MAX_KEYS_CAP, index_limit
+
+if TYPE_CHECKING:
+    from analyzer.lifetime import Options
+    from analyzer.workload import Workload
 
 REC_OVERHEAD = 32  # bytes of record header per chunk (SPEC.md §4)
 
 
 class FlashswapEngine(Engine):
     name = "flashswap"
+    store = "flashswap"
+    replay_cost = 1
     model = "leveled"
 
     def __init__(
@@ -40,13 +48,35 @@ class FlashswapEngine(Engine):
                 "card's own FTL remaps writes"
             )
         self.implementation = resolve_implementation(implementation)
-        self.store = Store.format(flash, engine=self.implementation, **config)
+        # the model or the C engine (CStore, which adds run_batch)
+        self.swap: Any = Store.format(flash, engine=self.implementation, **config)
         self._rbuf: Any = None
-        st = self.store.stat()
+        st = self.swap.stat()
         self.segment_size = int(st["segment_size"])
         self.group = self.segment_size // flash.erase_size
         self._peak = peak_live + REC_OVERHEAD * peak_chunks
         self._config = config
+
+    @classmethod
+    def build(
+        cls, flash: ReplayFlash, wl: Workload, opt: Options, config: dict[str, Any]
+    ) -> FlashswapEngine:
+        """The store with `opt.store_config` (segment size), its index sized for the
+        working set when that is larger than the default (1,024 chunks, 12 KiB of MCU RAM;
+        the store allows up to half a segment)."""
+        cfg = dict(opt.store_config)
+        need = wl.peak_live_chunks + 1  # + 1: the burn-in filler
+        seg = cfg.get("segment_size")
+        if seg and need > index_limit(seg):
+            raise InputError(
+                f"the working set's {wl.peak_live_chunks} chunks do not fit the index of "
+                f"{seg:,}-byte segments (at most {index_limit(seg)} chunks: a checkpoint "
+                "fills at most half a segment); choose a larger segment size"
+            )
+        if need > MAX_KEYS_CAP:
+            cfg.setdefault("max_keys", need)
+        return cls(flash, wl.peak_live_bytes, wl.peak_live_chunks,
+                   implementation=opt.implementation, **cfg)
 
     def burn_in(self, free_key: int) -> None:
         """Write and trim filler chunks until every erase unit has been programmed once.
@@ -58,39 +88,39 @@ class FlashswapEngine(Engine):
         erased segments (on a tiny device the log may reuse a few before the last fresh one
         is reached) and is outside every measurement window."""
         f = self.flash
-        size = max(1, min(self.store.max_chunk, 1 << 20))
+        size = max(1, min(self.swap.max_chunk, 1 << 20))
         filler = bytes(size)
         good = np.ones(f.num_blocks, dtype=bool)
         good[f.factory_bad_blocks] = False
         for _ in range(4 * (f.size // size + 8)):
             if f.consumed[good].all():
                 break
-            self.store.put(free_key, filler)
-            self.store.trim(free_key)
+            self.swap.put(free_key, filler)
+            self.swap.trim(free_key)
 
     def log_units(self) -> float | None:
         """Segments opened so far minus the unused tails of the open ones (hot and cold log
         heads), in erase units. In steady state every segment opened costs one erase, so this
         advances at the erase rate, without rounding to whole units."""
-        return self.store.log_position() / self.flash.erase_size
+        return self.swap.log_position() / self.flash.erase_size
 
     def put(self, key: int, data: bytes | memoryview) -> None:
-        self.store.put(key, data)
+        self.swap.put(key, data)
 
     def get(self, key: int, length: int) -> bytes:
-        return self.store.get(key)[:length]
+        return self.swap.get(key)[:length]
 
     def trim(self, key: int) -> None:
-        self.store.trim(key)
+        self.swap.trim(key)
 
     def invalidate(self, first: int, last: int) -> None:
-        self.store.trim_range(first, last)
+        self.swap.trim_range(first, last)
 
     def sync(self) -> None:
-        self.store.sync()
+        self.swap.sync()
 
     def idle(self) -> int:
-        return int(self.store.idle(1))
+        return int(self.swap.idle(1))
 
     def can_batch(self) -> bool:
         """True if `run_batch` may be used now: the C engine, no fault model armed."""
@@ -102,23 +132,31 @@ class FlashswapEngine(Engine):
         """Replays a whole inference's store operations in one C call (CStore.run_batch):
         the flash seconds at each COMPUTE op, then the total."""
         if self._rbuf is None:
-            self._rbuf = ctypes.create_string_buffer(max(1, self.store.max_chunk))
-        return self.store.run_batch(ops, zeros, self._rbuf)
+            self._rbuf = ctypes.create_string_buffer(max(1, self.swap.max_chunk))
+        return self.swap.run_batch(ops, zeros, self._rbuf)
 
-    def spare_groups(self) -> int:
-        """Segments that may wear out before the working set no longer fits: the good ones
-        minus those the working set needs and the store keeps back (reserve, replay window
-        and the open segment, SPEC.md §10-11)."""
-        st = self.store.stat()
+    def spare(self) -> Spare:
+        """The good segments, the segments the working set needs at its peak (payload and
+        record headers), and those the store keeps back: the reserve, the checkpoint replay
+        window and the open hot and cold heads (SPEC.md §10-11). A segment that fails a
+        program or erase is retired (marked bad) and its data moved."""
+        st = self.swap.stat()
         data_cap = self.segment_size - 40
-        need = -(-self._peak // data_cap) + st["reserve"] + st["ckpt_interval"] + 2
-        good = st["segments"] - st["bad_blocks"]
-        return max(0, good - need)
+        return Spare(
+            total=st["segments"] - st["bad_blocks"],
+            working_set=-(-self._peak // data_cap),
+            reserved=st["reserve"] + st["ckpt_interval"] + 2,
+            remaps=True,
+            on_wear="retires the segment (bad-segment mark) and moves its data",
+        )
 
     def config(self) -> dict[str, Any]:
-        st = self.store.stat()
+        st = self.swap.stat()
         keys = ("segment_size", "segments", "max_keys", "ckpt_interval", "reserve", "wl_threshold")
         return {"implementation": self.implementation} | {k: st[k] for k in keys}
+
+    def describe(self) -> str:
+        return f"{format_size(self.segment_size)} segments"
 
 
 def resolve_implementation(name: str) -> str:

@@ -11,15 +11,22 @@ On a managed device (SD/eMMC) sectors are simply overwritten: the card's FTL era
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analyzer.device import ReplayFlash
-from analyzer.engine_base import Engine, erase_plan
+from analyzer.engine_base import Engine, Spare, erase_plan
 from flashswap.errors import InputError
+from flashswap.sizes import format_size
+
+if TYPE_CHECKING:
+    from analyzer.lifetime import Options
+    from analyzer.workload import Workload
 
 
 class NaiveEngine(Engine):
     name = "naive"
+    store = "naive"
+    replay_cost = 1
     model = "periodic"
 
     def __init__(self, flash: ReplayFlash, max_chunk: int, keys: int) -> None:
@@ -34,6 +41,7 @@ class NaiveEngine(Engine):
             per_block = es // slot
         self.slot = slot
         self.per_block = per_block
+        self.keys = keys
         self.managed = flash.kind == "managed"
         capacity_slots = (flash.size // es) * per_block if slot < es else flash.size // slot
         if keys > capacity_slots:
@@ -45,6 +53,12 @@ class NaiveEngine(Engine):
         self.slots: dict[int, int] = {}  # key -> slot index
         self.length: dict[int, int] = {}  # key -> bytes held (absent: nothing live)
         self.by_block: dict[int, list[int]] = {}  # block -> keys whose slots lie in it
+
+    @classmethod
+    def build(
+        cls, flash: ReplayFlash, wl: Workload, opt: Options, config: dict[str, Any]
+    ) -> NaiveEngine:
+        return cls(flash, wl.max_chunk, wl.distinct_keys)
 
     def _addr(self, slot: int) -> int:
         es = self.flash.erase_size
@@ -95,8 +109,19 @@ class NaiveEngine(Engine):
         for k in [k for k in self.length if first <= k <= last]:
             del self.length[k]
 
+    def spare(self) -> Spare:
+        """Fixed slots, no remapping: the first worn erase unit under a slot ends it."""
+        es = self.flash.erase_size
+        held = (-(-self.keys // self.per_block) if self.slot < es
+                else self.keys * (self.slot // es))
+        return Spare(self.flash.num_blocks, held, 0, False,
+                     "no remapping: the first worn slot ends it")
+
     def config(self) -> dict[str, Any]:
         return {"slot_bytes": self.slot, "slots_per_erase_unit": self.per_block}
+
+    def describe(self) -> str:
+        return f"{format_size(self.slot)} slots"
 
 
 def _pad(data: bytes | memoryview, unit: int) -> bytes | memoryview:

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from analyzer import projection as pj
+from analyzer.crypto import Encryption
 from analyzer.device import ReplayFlash
-from analyzer.engine_base import STORES, Engine
+from analyzer.engine_base import Engine
+from analyzer.engines import get_engine, select
 from analyzer.replay import InferenceStats, Replayer
 from analyzer.steady import (
     CirculatingEstimator,
@@ -35,8 +37,7 @@ from flashswap.errors import (
     InputError,
     NoSpaceError,
 )
-from flashswap.parts import Part, get_part
-from flashswap.store.core import MAX_KEYS_CAP, index_limit
+from flashswap.parts import Bus, Part, get_part
 
 MANAGED_PARTITION = 64 << 20  # replayed partition of a managed device (see README)
 DEFAULT_BUDGET_S = 60.0  # a safety net: estimators stop on fixed counts well before
@@ -61,6 +62,13 @@ class Options:
     weibull_scale: float | None = None  # cycles; default from rated_quantile
     store_config: dict[str, Any] = field(default_factory=dict)
     implementation: str = "auto"  # the flashswap store's engine: auto, c or python
+    # per storage layer, the variants to try (analyzer/engines.py: none = its default,
+    # ("all",) = every one), e.g. {"littlefs": ("tensor", "prealloc")}
+    variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    weibull_shape: float | None = None  # None: the part's catalogue value (an assumption)
+    bus_mhz: float | None = None  # the board's flash bus clock; None: the part's maximum
+    bus_width: int | None = None  # its data lines; None: the part's widest mode
+    encrypt: Encryption | None = None  # the cost of sealing/opening chunks (analyzer/crypto)
 
 
 @dataclass
@@ -74,40 +82,16 @@ class Result:
 Progress = Callable[[int, int | None], None]
 
 
-def make_engine(store: str, flash: ReplayFlash, wl: Workload, opt: Options) -> Engine:
-    """The engine for `store` on `flash` (imports are local: each pulls in its library)."""
-    if store == "naive":
-        from analyzer.engine_naive import NaiveEngine
-
-        return NaiveEngine(flash, wl.max_chunk, wl.distinct_keys)
-    if store == "littlefs":
-        from analyzer.engine_littlefs import LittlefsEngine
-
-        return LittlefsEngine(flash, block_cycles=opt.block_cycles)
-    if store == "flashswap":
-        from analyzer.engine_flashswap import FlashswapEngine
-
-        config = dict(opt.store_config)
-        need = wl.peak_live_chunks + 1  # + 1: the burn-in filler
-        seg = config.get("segment_size")
-        if seg and need > index_limit(seg):
-            raise InputError(
-                f"the working set's {wl.peak_live_chunks} chunks do not fit the index of "
-                f"{seg:,}-byte segments (at most {index_limit(seg)} chunks: a checkpoint "
-                "fills at most half a segment); choose a larger segment size"
-            )
-        if need > MAX_KEYS_CAP:
-            # The store's default index holds 1024 chunks (12 KiB of MCU RAM); a working set
-            # of more chunks needs a larger index, which the store allows up to half a segment.
-            config.setdefault("max_keys", need)
-        return FlashswapEngine(flash, wl.peak_live_bytes, wl.peak_live_chunks,
-                               implementation=opt.implementation, **config)
-    raise InputError(f"unknown store {store!r} (choose from {', '.join(STORES)})")
-
-
-def _stint(engine: Engine) -> int | None:
-    rule = getattr(engine, "stint_erases", None)
-    return rule() if callable(rule) else rule
+def make_engine(
+    store: str, flash: ReplayFlash, wl: Workload, opt: Options,
+    config: dict[str, Any] | None = None,
+) -> Engine:
+    """The engine registered as `store` (analyzer/engines.py; a storage layer's name gives
+    its default variant) on `flash`, with one of its `configs()` (default: the first)."""
+    cls = get_engine(store)
+    if config is None:
+        config = cls.configs(flash.part, flash.size, opt)[0]
+    return cls.build(flash, wl, opt, config)
 
 
 def make_estimator(engine: Engine, wl: Workload, opt: Options) -> Estimator:
@@ -131,12 +115,39 @@ def make_estimator(engine: Engine, wl: Workload, opt: Options) -> Estimator:
         static_units=engine.static_units,
         # littlefs's own relocation rule gives the stint size: the window can end before a
         # whole stint has been seen (analyzer/README.md, littlefs stints)
-        stint_erases=_stint(engine),
+        stint_erases=engine.stint_erases(),
     )
     if engine.model == "periodic":
         circ.hot_spots_move = False
         return PeriodicEstimator(f, cycle, fallback=circ)
     return circ
+
+
+WEIBULL_SHAPE_ASSUMED = (
+    "assumption: no vendor publishes the shape of the per-block endurance distribution "
+    "(the catalogue's class value; --weibull-shape sets it)"
+)
+
+
+def weibull_shape(part: Part, opt: Options) -> float:
+    """The Weibull shape the projection uses: `--weibull-shape`, else the part's catalogue
+    value (a class value everywhere: an assumption)."""
+    return opt.weibull_shape if opt.weibull_shape is not None else part.weibull_shape
+
+
+def weibull_shape_source(opt: Options) -> str:
+    return "--weibull-shape" if opt.weibull_shape is not None else WEIBULL_SHAPE_ASSUMED
+
+
+def board_bus(part: Part, opt: Options) -> Bus | None:
+    """The bus the board runs `part` at: `opt`'s clock and width, each capped at the part's
+    maximum; the part's own fastest mode by default (None for parts without a bus)."""
+    top = part.bus
+    if top is None or (opt.bus_mhz is None and opt.bus_width is None):
+        return None
+    mhz = min(opt.bus_mhz or top.mhz, top.mhz)
+    width = min(opt.bus_width or top.width, top.width)
+    return Bus(mhz, width, top.ddr and width == top.width)
 
 
 def replay_capacity(part: Part, capacity: int | None) -> int:
@@ -164,8 +175,11 @@ def analyze(
     store: str,
     opt: Options | None = None,
     progress: Progress | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Result:
-    """Replays `wl` on `part_name` under `store` and projects its lifetime (module doc)."""
+    """Replays `wl` on `part_name` under `store` (an engine or a storage layer's default
+    variant, analyzer/engines.py) with one of its `configs()` (default: the first) and
+    projects its lifetime (module doc)."""
     opt = opt or Options()
     part = get_part(part_name)
     cap = replay_capacity(part, opt.capacity)
@@ -174,11 +188,16 @@ def analyze(
             f"{wl.name}: the working set ({wl.peak_live_bytes} bytes live at once) exceeds "
             f"the {cap}-byte capacity of {part.name}"
         )
-    flash = ReplayFlash(part, cap, wear=opt.wear, endurance=opt.endurance)
+    cls = get_engine(store)
+    if config is None:
+        config = cls.configs(part, cap, opt)[0]
+    flash = ReplayFlash(cls.flash_part(part, config), cap, wear=opt.wear,
+                        endurance=opt.endurance, bus=board_bus(part, opt))
+    flash.sectors_per_unit = flash.erase_size // part.erase_size
     endurance = flash.endurance
     t_start = time.perf_counter()
     try:
-        engine = make_engine(store, flash, wl, opt)
+        engine = cls.build(flash, wl, opt, config)
         engine.burn_in(free_key(wl))
         est = make_estimator(engine, wl, opt)
         rep = Replayer(engine, wl, payload=opt.payload)
@@ -193,7 +212,8 @@ def analyze(
                 break
     except (NoSpaceError, ChunkTooLargeError) as e:
         raise InputError(
-            f"{wl.name} does not fit {part.name} ({cap} bytes) under {store}: {e}"
+            f"{wl.name} does not fit {part.name} ({cap} bytes) under {_label(cls, config)}: "
+            f"{e}"
         ) from None
     steady = est.result()
     wall = time.perf_counter() - t_start
@@ -204,8 +224,58 @@ def analyze(
     return Result(data=data, curves=curves, steady=steady, engine=engine)
 
 
+Job = tuple[str, str, tuple[tuple[str, Any], ...]]  # (part, engine name, config items)
+
+
+def plan_jobs(parts: list[str], stores: list[str], opt: Options) -> list[Job]:
+    """One analysis per part x storage layer x selected variant x config worth trying
+    (`Engine.configs`); `pick_best` folds them back to one result per part and layer."""
+    jobs: list[Job] = []
+    for part_name in parts:
+        part = get_part(part_name)
+        cap = replay_capacity(part, opt.capacity)
+        for store in stores:
+            for cls in select(store, opt.variants.get(store, ())):
+                for config in cls.configs(part, cap, opt):
+                    jobs.append((part.name, cls.name, tuple(sorted(config.items()))))
+    return jobs
+
+
+def pick_best(
+    outcomes: list[tuple[dict[str, Any], dict[str, Any]] | InputError],
+    labels: list[str] | None = None,
+) -> tuple[tuple[dict[str, Any], dict[str, Any]] | InputError, list[dict[str, Any]]]:
+    """The strongest of one layer's configurations on one part: the longest rated life
+    (ties: the least flash time per inference), with every candidate's headline figures
+    (or its error, named by `labels`) for the JSON. All failed: the first error."""
+    ok = [o for o in outcomes if not isinstance(o, InputError)]
+    names = labels or [""] * len(outcomes)
+    cands = [
+        {"config": o[0]["config"], "years": o[0]["years"], "efficiency": o[0]["efficiency"],
+         "io_seconds_per_inference": o[0]["io_seconds_per_inference"]}
+        if not isinstance(o, InputError) else {"config": name, "error": str(o)}
+        for o, name in zip(outcomes, names, strict=True)
+    ]
+    if not ok:
+        return outcomes[0], cands
+    best = max(ok, key=lambda o: (_or(o[0]["years"], -1.0), -o[0]["io_seconds_per_inference"]))
+    return best, cands
+
+
+def _or(v: float | None, default: float) -> float:
+    return default if v is None else float(v)
+
+
+def _label(cls: type[Engine], config: dict[str, Any]) -> str:
+    """"littlefs (tensor, 65536-byte blocks)": the engine and the settings that failed."""
+    what = [cls.variant] if cls.variant else []
+    what += [f"{v}-byte {k.removesuffix('_size')}s" for k, v in config.items()]
+    return f"{cls.store} ({', '.join(what)})" if what else cls.store
+
+
 def run_job(
-    wl: Workload, part: str, store: str, opt: Options, queue: Any = None, key: Any = None
+    wl: Workload, part: str, store: str, opt: Options, queue: Any = None, key: Any = None,
+    config: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """analyze() for worker processes: returns only picklable parts (data, curves) and
     reports progress as (key, done, total) tuples on `queue` if given."""
@@ -219,7 +289,7 @@ def run_job(
                 last[0] = now
                 queue.put((key, done, total))
 
-    res = analyze(wl, part, store, opt, progress=cb)
+    res = analyze(wl, part, store, opt, progress=cb, config=config)
     return res.data, res.curves
 
 
@@ -243,6 +313,9 @@ def _figures(
     w = steady.window
     payload = wl.bytes_written_per_inference
     programmed = _mean(stats, w, "programmed")
+    crypto = opt.encrypt.cost(wl) if opt.encrypt else None
+    crypto_s = crypto["seconds_per_inference"] if crypto else 0.0
+    crypto_j = crypto["energy_mj_per_inference"] * 1e-3 if crypto else 0.0
     perf = pj.perf(
         io_s=_mean(stats, w, "io_s"),
         idle_s=_mean(stats, w, "idle_s"),
@@ -253,13 +326,16 @@ def _figures(
         weight_s=_mean(stats, w, "weight_s"),
         latency_overlap_s=_mean(stats, w, "latency_overlap_s"),
         baseline_overlap_s=_mean(stats, w, "baseline_overlap_s"),
+        cpu_s=crypto_s,
     )
     rate = opt.rate_per_s
     out: dict[str, Any] = {
         "part": part.name,
         "kind": part.kind,
         "cell": part.cell,
-        "store": engine.name,
+        "ecc": part.ecc_summary,  # what the simulated reads are corrected with
+        "store": engine.store,
+        "config": engine.describe(),
         "capacity": cap,
         "endurance": endurance,
         "rate_per_s": rate,
@@ -270,8 +346,14 @@ def _figures(
     else:
         out |= _raw(wl, part, flash, engine, steady, opt, endurance, cap, curves)
     out["waf"] = programmed / payload if payload else None
-    out["io_seconds_per_inference"] = perf.io_s + perf.idle_s
-    out["io_energy_mj_per_inference"] = perf.energy_j * 1e3
+    # with --encrypt, the I/O figures include the crypto work (also given apart)
+    out["io_seconds_per_inference"] = perf.io_s + perf.idle_s + crypto_s
+    out["io_energy_mj_per_inference"] = (perf.energy_j + crypto_j) * 1e3
+    if crypto:
+        out["crypto"] = crypto | {
+            "flash_seconds_per_inference": perf.io_s + perf.idle_s,
+            "flash_energy_mj_per_inference": perf.energy_j * 1e3,
+        }
     out["slowdown"] = perf.serial_slowdown
     out["slowdown_prefetch"] = perf.prefetch_slowdown
     out["max_rate_per_s"] = perf.max_rate_per_s
@@ -284,6 +366,14 @@ def _figures(
         "compute_s": perf.compute_s,
         "weight_read_s": perf.weight_s,
         "latency_prefetch_s": perf.latency_overlap_s,
+        "bus": None if flash.bus is None else {
+            "mhz": flash.bus.mhz, "width_bits": flash.bus.width, "ddr": flash.bus.ddr,
+            "mb_per_s": flash.bus.bytes_per_s / 1e6,
+            "from": "board (--bus-mhz / --bus-width)" if flash.bus != part.bus
+            else "the part's maximum clock and widest mode (default)",
+        },
+        "t_read_us": part.t_read_us,
+        "t_read_basis": part.t_read_basis,
     }
     out["traffic"] = {
         "payload_bytes_per_inference": payload,
@@ -330,6 +420,8 @@ def _managed(part: Part, programmed: float, payload: float, rate: float, cap: in
         "years": years,
         "years_weibull_p1": None,
         "years_weibull_median": None,
+        "years_first_worn_block_weibull_p1": None,
+        "years_first_worn_block_weibull_median": None,
         "ideal_years": ideal,
         "efficiency": years / ideal if 0 < ideal < float("inf") else None,
         "erase_amplification": None,
@@ -361,15 +453,16 @@ def _raw(
     now = steady.inferences
     spread = float(steady.notes.get("spread", 0.0))
     life = pj.rated_life(counts, rates, endurance, now, spread)
-    shape = part.weibull_shape
+    shape = weibull_shape(part, opt)
     scale = opt.weibull_scale or pj.weibull_scale(endurance, shape, opt.rated_quantile)
-    levels = engine.model != "periodic"
+    spare = engine.spare()
+    cells = flash.sectors_per_unit
     wb = pj.weibull_life(
         counts, rates, now, shape, scale,
-        group=engine.group,
-        spare=engine.spare_groups() if levels else 0,
-        redistribute=levels,
+        group=engine.group, spare=spare.groups, redistribute=spare.remaps, cells=cells,
     )
+    first = wb if spare.groups == 0 else pj.weibull_life(
+        counts, rates, now, shape, scale, group=engine.group, spare=0, cells=cells)
     payload = wl.bytes_written_per_inference
     ideal = pj.ideal_life(endurance, cap, payload)
     r_total = float(rates.sum())
@@ -382,16 +475,22 @@ def _raw(
         "years": pj.years(life, rate),
         "years_weibull_p1": pj.years(wb.p1, rate),
         "years_weibull_median": pj.years(wb.median, rate),
+        "years_first_worn_block_weibull_p1": pj.years(first.p1, rate),
+        "years_first_worn_block_weibull_median": pj.years(first.median, rate),
         "ideal_years": pj.years(ideal, rate),
         "efficiency": life / ideal if 0 < ideal < float("inf") else None,
         "erase_amplification": erased_bytes / payload if payload else None,
         "wear_max_over_mean": _max_over_mean(counts, rates, life - now, spread),
         "weibull": {
             "shape": shape,
+            "shape_source": weibull_shape_source(opt),
             "scale_cycles": scale,
             "rated_quantile": opt.rated_quantile,
-            "spare_groups": engine.spare_groups() if levels else 0,
+            "spare_groups": spare.groups,
+            "spare": {"good_groups": spare.total, "working_set_groups": spare.working_set,
+                      "reserved_groups": spare.reserved, "on_wear": spare.on_wear},
             "group_units": engine.group,
+            "sectors_per_unit": cells,
             "draws": wb.draws,
         },
     }

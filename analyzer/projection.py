@@ -95,11 +95,6 @@ class Stints:
     excess: float  # erases per stint above the data share
     duration: float  # inferences a stint lasts
 
-    @property
-    def variance_rate(self) -> float:
-        """Variance per inference of one block's count (compound Poisson: rate x excess^2)."""
-        return self.rate / max(1, self.units) * self.excess**2
-
 
 def _stints_below(k: np.ndarray, completed: float, in_progress: float) -> np.ndarray:
     """P(N + progress < k): N ~ Poisson(completed) whole stints, and with probability
@@ -192,8 +187,11 @@ def weibull_life(
     redistribute: bool = True,
     draws: int | None = None,
     seed: int = MC_SEED,
+    cells: int = 1,
 ) -> WeibullLife:
-    """Store life under per-unit Weibull endurance (see module doc), in inferences."""
+    """Store life under per-unit Weibull endurance (see module doc), in inferences. `cells`:
+    endurance draws per unit (a unit erased only as a whole, e.g. a 64 KiB NOR block of 16
+    sectors, wears out with its weakest sector); `spare` = 0 gives the first worn group."""
     n = counts.size // group * group
     c = counts[:n].reshape(-1, group).max(axis=1)
     r = rates[:n].reshape(-1, group).max(axis=1)
@@ -205,8 +203,8 @@ def weibull_life(
     if draws is None:
         draws = int(np.clip(MC_ELEMENTS // g, 200, 2000))
     rng = np.random.default_rng(seed)
-    # The minimum of `group` iid Weibull(k, s) is Weibull(k, s * group**(-1/k)).
-    gscale = scale * group ** (-1.0 / shape)
+    # The minimum of n iid Weibull(k, s) is Weibull(k, s * n**(-1/k)).
+    gscale = scale * (group * cells) ** (-1.0 / shape)
     life = gscale * rng.weibull(shape, size=(draws, g))
     # tau: the "work clock" at which each group dies, if work kept its shares.
     tau = (life - c) / r
@@ -261,17 +259,20 @@ def perf(
     weight_s: float,
     latency_overlap_s: float,
     baseline_overlap_s: float,
+    cpu_s: float = 0.0,
 ) -> Perf:
     """Slowdowns against the same run with activations in SRAM (weights still streamed), and
-    the highest sustainable rate: one inference per max(overlapped latency, flash busy)."""
+    the highest sustainable rate: one inference per max(overlapped latency, flash busy).
+    `cpu_s`: work the CPU adds per inference beside compute (encryption), which overlaps
+    neither compute nor, on one core, the prefetch it would hide behind."""
     base_serial = compute_s + weight_s
-    serial = (compute_s + io_s) / base_serial if compute_s > 0 else None
+    serial = (compute_s + io_s + cpu_s) / base_serial if compute_s > 0 else None
     prefetch = (
-        max(1.0, latency_overlap_s / baseline_overlap_s)
+        max(1.0, (latency_overlap_s + cpu_s) / baseline_overlap_s)
         if compute_s > 0 and baseline_overlap_s > 0
         else None
     )
-    cycle = max(latency_overlap_s, io_s + idle_s, compute_s)
+    cycle = max(latency_overlap_s + cpu_s, io_s + idle_s, compute_s + cpu_s)
     return Perf(
         io_s=io_s,
         idle_s=idle_s,

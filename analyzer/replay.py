@@ -111,6 +111,7 @@ class Replayer:
         inf: Inference = wl.inferences[which]
         f = self.flash
         f.clock = self.done
+        f.flush_reads()
         t0, tm0, e0, em0 = f.time_s, f.time_max_s, f.energy_j, f.energy_max_j
         er0, co0 = int(f.erase_counts.sum()), int(f.consumed.sum())
         pb0, rb0 = int(f.program_bytes.sum()), int(f.read_bytes.sum())
@@ -119,12 +120,14 @@ class Replayer:
             segs, weight_s, weight_j = self._run_batch(batch)
         else:
             segs, weight_s, weight_j = self._run(inf.ops)
+        f.flush_reads()
         io_s, io_max_s = f.time_s - t0 + weight_s, f.time_max_s - tm0 + weight_s
         t1, tm1 = f.time_s, f.time_max_s
         steps = 0
         if self.idle:
             while steps < IDLE_STEP_CAP and self.engine.idle():
                 steps += 1
+        f.flush_reads()
         stats = InferenceStats(
             index=self.done,
             io_s=io_s,
@@ -172,6 +175,7 @@ class Replayer:
                         f"{e.name}: key {key} read back wrong data (inference {self.done})"
                     )
             elif op == COMPUTE:
+                f.flush_reads()
                 segs.append((f.time_s - mark + wextra, wextra, time_us * 1e-6))
                 mark, wextra = f.time_s, 0.0
             elif op == TRIM:
@@ -185,14 +189,15 @@ class Replayer:
                 wextra += t
                 weight_s += t
                 weight_j += j
+        f.flush_reads()
         segs.append((f.time_s - mark + wextra, wextra, 0.0))
         return segs, weight_s, weight_j
 
     def _weight_cost(self, length: int) -> tuple[float, float]:
-        """Seconds and joules of streaming `length` bytes of weights from the part."""
-        part = self.flash.part
+        """Seconds and joules of streaming `length` bytes of weights from the part (over the
+        same bus as the swap traffic)."""
         pages = math.ceil(length / self._page) if self._weight_pages else 1
-        return part.t_read_s(length, pages), part.e_read_j(length, pages)
+        return self.flash.stream_cost(length, pages)
 
     def _batch(self, which: int, inf: Inference) -> Batch | None:
         """Inference `which` prepared for one engine call, or None to go call by call."""

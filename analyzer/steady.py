@@ -20,7 +20,9 @@ replay small devices to failure to check the shortcut):
   window (measure_hot_spots) and projected as a random process (projection.stint_life); the
   result reaches the projection as the normal-equivalent `spread`. With block_cycles = -1
   the pairs never move: such persistent hot units keep their measured rate, the others
-  share the rest of R.
+  share the rest of R. When a pass is long (a layout that erases little per inference on a
+  big part) and a stint is a small part of the endurance, a short window does: the uniform
+  data share, and stints sized by the store's rule (CirculatingEstimator._update).
 - passes (any engine, `--passes N`): brute force, the measured per-unit rate over the last N
   full passes of the device; used to cross-check the shortcuts.
 - host (managed devices): no per-unit model (the card's FTL levels); only host bytes written
@@ -59,6 +61,7 @@ class Estimator:
     """Base: observe() after every inference; result() once done() or when out of budget."""
 
     method = ""
+    warmup = 0  # inferences before the window may start
 
     def __init__(self, flash: ReplayFlash, cycle: int = 1) -> None:
         self.flash = flash
@@ -253,7 +256,9 @@ class HotSpots:
     committed: np.ndarray  # per unit: excess still due from a stint in progress at the end
 
 
-def hot_runs(snaps: np.ndarray) -> tuple[np.ndarray, ...]:
+def hot_runs(
+    snaps: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """Hot runs in a window of erase-count snapshots (one row per inference boundary, one
     column per unit): stretches in which a unit is erased faster than data allocation erases
     it. Returns (unit, first, last, erases) per run (first/last: inference within the window)
@@ -303,7 +308,8 @@ def hot_runs(snaps: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def measure_hot_spots(
-    snaps: np.ndarray, circ: int, stint_erases: int | None = None, min_runs: int = 1
+    snaps: np.ndarray, circ: int, stint_erases: int | None = None, min_runs: int = 1,
+    uniform_data: bool = False,
 ) -> HotSpots | None:
     """The moving hot-spot process in a window of erase-count snapshots (see hot_runs), or
     None while nothing identifies it.
@@ -317,19 +323,33 @@ def measure_hot_spots(
     erases of all runs (partial ones included). Until `min_runs` of the long runs (at least
     half the longest run, whole or not) have been seen whole, the process is not known: then
     `stint_erases` (the store's own rule, if given) and the pace of the runs give it, or
-    None."""
-    blk, first, last, erases, pass_len = hot_runs(snaps)
+    None. `uniform_data` (a window shorter than a pass, where a block's data erases cannot
+    be told from its count): the data share is the erases outside hot runs spread evenly
+    over the `circ` circulating units, and the store's rule sizes the stints."""
     w = snaps.shape[0] - 1
     count = (snaps[-1] - snaps[0]).astype(np.float64)
+    if uniform_data:
+        # data reaches a unit at most once in the window: a unit erased twice is hot for
+        # the whole window (its stint is longer than the window)
+        blk = np.flatnonzero(count >= 2)
+        erases = count[blk].astype(np.int64)
+        first, last = np.zeros_like(blk), np.full_like(blk, w - 1)
+        pass_len = float("inf")
+    else:
+        blk, first, last, erases, pass_len = hot_runs(snaps)
     units = count.size
     cold = count > 0  # units of long-lived files and the superblock take no data
     cold[blk] = False
     pool = count[cold] if cold.any() else count[count > 0]
     if w < 3 or pool.size == 0:
         return None
-    med = float(np.median(pool))
-    data_rate = float(pool[np.abs(pool - med) <= max(1.0, 0.25 * med)].mean()) / w
     hot_rate = float(erases.sum()) / w
+    if uniform_data:
+        data_rate = max(0.0, float(count.sum()) / w - hot_rate) / max(1, circ)
+    else:
+        med = float(np.median(pool))
+        typical = pool[np.abs(pool - med) <= max(1.0, 0.25 * med)]
+        data_rate = float((typical if typical.size else pool).mean()) / w
     committed = np.zeros(units)
     none = HotSpots(Stints(circ, data_rate, 0.0, 0.0, 0.0), hot_rate, 0.0, 0, committed)
     if hot_rate <= 0:
@@ -341,6 +361,8 @@ def measure_hot_spots(
     whole = (first >= edge) & (last <= w - 1 - edge)
     # the stints that matter are the longest runs: count those seen whole
     big = int((whole & (erases >= 0.5 * erases.max())).sum())
+    if uniform_data and stint_erases:
+        big = 0  # fragments of stints longer than the window: the rule sizes them
     if big >= min_runs or (big and not stint_erases):
         s, t = erases[whole], length[whole]
         wt = 1.0 / np.maximum(1.0, (w - 2 * edge[whole]) - t + 1)
@@ -369,6 +391,12 @@ def measure_hot_spots(
     return HotSpots(st, hot_rate, size, runs, committed)
 
 
+MAX_PASS = 24  # passes longer than this many inferences: a short window may do
+SHORT_HOT = 3  # repeat erases a short window waits for (the hot spots' rate)
+STINT_SHARE = 40  # short windows only where a stint is at most 1/40 of the endurance
+SHORT_CAP = 4  # ... but no longer than this many minimum short windows
+
+
 class CirculatingEstimator(Estimator):
     """Equal shares over circulating units, a random stint process for moving hot spots, and
     measured rates for persistent hot units (see module doc).
@@ -392,9 +420,12 @@ class CirculatingEstimator(Estimator):
         min_erases: int = 0, hot_spots_move: bool = True,
         static_units: int | Callable[[], int] = 0, tolerance: float = 0.005,
         max_window: int = 16, max_passes: int = 128, min_runs: int = 2,
-        stint_erases: int | None = None,
+        stint_erases: int | None = None, max_pass: int | None = None, short_window: int = 16,
     ) -> None:
         super().__init__(flash, cycle)
+        self.max_pass = MAX_PASS if max_pass is None else max_pass
+        self.short_window = short_window
+        self.short = False  # short-window mode (see _update)
         self.warmup = warmup
         self.segments = segments
         self.min_erases = min_erases
@@ -432,12 +463,29 @@ class CirculatingEstimator(Estimator):
     def _update(self, stats: InferenceStats) -> bool:
         if not self._settled:
             erased = int(self.flash.erase_counts.sum())
-            if self.n < self.warmup or (self.hot_spots_move and erased < self.min_erases):
+            if self.n < self.warmup:
+                return False
+            # Short-window mode: when a pass of the allocator takes more than `max_pass`
+            # inferences (a layer that erases little per inference on a big part), waiting for
+            # three half-passes would take hundreds of inferences. The data share is then the
+            # uniform one and the stints take the store's own rule (both needed: without the
+            # rule, moving hot spots must be seen whole); the window only has to fix the rates.
+            # Only where a stint is a small part of a block's life (at most 1/STINT_SHARE of
+            # the endurance): there the stint process moves the projection by a few percent at
+            # most, while on small, low-endurance devices (validation) it decides it.
+            got = int((self.flash.erase_counts - self._e0).sum())
+            pass_len = self._circ() * self.n / got if got else float("inf")
+            stint = self.stint_erases or 0
+            minor = 0 < stint * STINT_SHARE <= self.flash.endurance
+            self.short = pass_len > self.max_pass and (minor or not self.hot_spots_move)
+            if not self.short and self.hot_spots_move and erased < self.min_erases:
                 return False
             self._settled = True
             self._restart()
             return False
         self.snaps.append(self.flash.erase_counts.copy())
+        if self.short:
+            return self._short_done()
         if not self._whole(max(2 * self.cycle, self.segments * self._segment())):
             return False
         erased = int((self.flash.erase_counts - self._e0).sum())
@@ -466,11 +514,31 @@ class CirculatingEstimator(Estimator):
             0.25 * (det - life), self.tolerance * life
         )
 
+    def _short_done(self) -> bool:
+        """Short-window mode: at least `short_window` inferences (whole trace cycles), the
+        erase rates of the window's two halves within 2% of each other, and at least
+        `SHORT_HOT` repeat erases of a unit (data reaches a unit at most once in a window
+        shorter than a pass, so a repeat is a hot spot: its rate is what the stints need);
+        or `SHORT_CAP` times `short_window` inferences."""
+        if not self._whole(max(2 * self.cycle, self.short_window)):
+            return False
+        if self.window >= SHORT_CAP * self.short_window:
+            return True
+        half = self.window // 2
+        if half % self.cycle:
+            return False
+        snaps = self.snaps
+        a = float((snaps[half] - snaps[0]).sum())
+        b = float((snaps[-1] - snaps[half]).sum())
+        repeats = int(np.maximum(snaps[-1] - snaps[0] - 1, 0).sum())
+        return a > 0 and abs(a - b) <= 0.02 * max(a, b) and repeats >= SHORT_HOT
+
     def _hot_spots(self) -> HotSpots | None:
         if len(self.snaps) < 4:
             return None
         return measure_hot_spots(
-            np.asarray(self.snaps), self._circ(), self.stint_erases, self.min_runs
+            np.asarray(self.snaps), self._circ(), self.stint_erases, self.min_runs,
+            uniform_data=self.short,
         )
 
     def _uniform(self) -> tuple[np.ndarray, float]:
@@ -495,6 +563,8 @@ class CirculatingEstimator(Estimator):
         units = self.flash.num_blocks
         hot = np.zeros(units, dtype=bool)
         notes: dict[str, Any] = {"circulating_units": circ}
+        if self.short:
+            notes["window_mode"] = "short (a pass is longer than the window: uniform data share)"
         if not self.hot_spots_move:
             expect = r / circ * n
             hot = (delta >= 3) & (delta >= 4 * (expect + 1))

@@ -161,7 +161,7 @@ def premise_life(
     opt = Options(**{**(opt or Options()).__dict__, "capacity": capacity,
                      "endurance": endurance})
     f = ReplayFlash(get_part(part), capacity, endurance=endurance)
-    engine = make_engine("littlefs", f, wl, opt)
+    engine = make_engine("littlefs-chunk", f, wl, opt)
     engine.burn_in(free_key(wl))
     est = make_estimator(engine, wl, opt)
     if not isinstance(est, CirculatingEstimator):

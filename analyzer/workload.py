@@ -10,11 +10,13 @@ store must hold.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from analyzer.tensors import TensorMap, tensor_map
 from flashswap.errors import TraceFormatError
 
 # Record opcodes (flashswap.trace.Op); plain ints because the replay loop compares them.
@@ -66,9 +68,12 @@ class Workload:
     def bytes_read_per_inference(self) -> float:
         return self._mean("bytes_read")
 
-    @property
-    def weight_bytes_per_inference(self) -> float:
-        return self._mean("weight_bytes")
+    @cached_property
+    def tensors(self) -> TensorMap:
+        """Which chunks form one tensor (analyzer/tensors.py): the metadata's tensor table,
+        or boundaries inferred from the order of the records."""
+        ops = [op for ops in [self.prologue] + [i.ops for i in self.inferences] for op in ops]
+        return tensor_map(self.metadata, self.key_sizes, ops)
 
     @property
     def compute_s_per_inference(self) -> float:

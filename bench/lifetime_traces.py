@@ -1,21 +1,30 @@
-"""`flashswap lifetime` over every sample trace: flashswap against littlefs, part by part.
+"""`flashswap lifetime` on the sample traces: flashswap against littlefs at its best, part by part.
 
-    python bench/lifetime_traces.py [--parts W25Q128JV,W25N01GV,FNNL41A-8Gb] [--only NAME...]
+    python bench/lifetime_traces.py [--update-readme] [--only NAME...] [--sections LIST]
 
-Runs `flashswap lifetime TRACE --json --store flashswap,littlefs` (the CLI itself, in a
-subprocess, with its default options: whole parts, rate 1/min, littlefs block_cycles=100) on
-each trace in traces/, and prints per trace and part: flashswap's years and efficiency, the
-littlefs years and efficiency, the ratio of the two, and the ratio of their Weibull p1 years
-(the 1% point under a per-block endurance distribution: where flashswap's large NOR segments,
-retired whole, show), all from the same run. Traces that
-write nothing to flash (the model fits in the SRAM budget) are listed as such, and so are
-traces whose working set does not fit littlefs on a part (one erase block per chunk file).
-The table is followed by a summary per part (ranges over the traces that write) and one JSON
-line with every figure.
+Runs the CLI itself (`flashswap lifetime TRACE --json`, in a subprocess, whole parts, 1/min)
+and prints, per section, a Markdown table and one JSON line; `--update-readme` writes the
+tables into README.md and analyzer/README.md between their markers (analyzer/readme.py).
+Sections:
 
-This is what the issue 6 target "on every sample trace, on NOR and SLC NAND parts: flashswap
-efficiency >= 0.95 and years >= 2x littlefs" is checked against; it takes about 12 minutes on a
-2-core machine (littlefs-python is nearly all of it).
+- `traces`: every sample trace on a NOR, an SLC NAND and an MLC NAND part, the flashswap
+  store against littlefs in its strongest configuration (the best of a file per tensor and
+  preallocated files, and on NOR of the 4 KiB sector and the 64 KiB block as littlefs block):
+  efficiency, years, flash time per inference and the Weibull figures of both, per trace
+  (analyzer/README.md) and summed up per part (README.md);
+- `layouts`: every littlefs layout (file per tensor, per chunk, preallocated) and block on
+  mobilenet_v2_256k, beside flashswap (README.md);
+- `weibull`: the Weibull figures of both stores on mobilenet_v2_256k for shapes 1.5, 2, 4
+  and 8 (analyzer/README.md);
+- `segments`: the flashswap store's segment size on NOR against littlefs (analyzer/README.md);
+- `encrypt`: what sealing and opening every chunk with AES-128-GCM adds per inference on the
+  sample trace, in software and on a hardware AES engine (`--encrypt`; README.md).
+
+`--sample NAME` picks the trace of the single-trace sections (default mobilenet_v2_128k, a
+sample that swaps under the fused planner).
+
+Every figure of a section comes from the same run. On the shared 2-core machine all four
+take about an hour; `--only alexnet_256k` and `--sections traces` make a quick check.
 """
 
 from __future__ import annotations
@@ -25,111 +34,355 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from analyzer.readme import table, update
+
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("W25Q128JV", "W25N01GV", "FNNL41A-8Gb")
+KIND = {"W25Q128JV": "NOR", "W25N01GV": "SLC NAND", "FNNL41A-8Gb": "MLC NAND"}
+BEST = ("--littlefs-layout", "tensor,prealloc")  # the chunk layout never wins (`layouts`)
+SAMPLE = "mobilenet_v2_128k"
+SHAPES = (1.5, 2.0, 4.0, 8.0)
+SECTIONS = ("traces", "layouts", "weibull", "segments", "encrypt")
+BUDGET = ("--budget", "1200")  # a safety net only: every analysis stops on fixed counts
 
 
-def run_trace(trace: Path, parts: list[str]) -> tuple[dict[str, Any], float]:
-    """The CLI's JSON for one trace, and its wall time."""
-    cmd = [sys.executable, "-m", "flashswap", "lifetime", str(trace), "--json",
-           "--store", "flashswap,littlefs", "--part", ",".join(parts)]
+def lifetime(trace: str, *args: str, may_fail: bool = False) -> tuple[dict[str, Any], float]:
+    """The CLI's JSON for one trace, and its wall time; with `may_fail`, a run the CLI
+    refuses (a configuration that cannot hold the trace) gives {"error": its message}."""
+    cmd = [sys.executable, "-m", "flashswap", "lifetime", str(ROOT / "traces" / f"{trace}.bin"),
+           "--json", *BUDGET, *args]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    if out.returncode and may_fail:
+        return {"error": out.stderr.strip().removeprefix("flashswap: error: ")}, wall
     if out.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr.strip()}")
     return json.loads(out.stdout), wall
 
 
-def rows_of(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    """results[part][store] -> result object, or {"error": message} where the store could not
-    run (e.g. the working set does not fit littlefs's one-block-per-file layout)."""
-    by: dict[str, dict[str, dict[str, Any]]] = {}
+def by_store(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(part, store) -> result, or {"error": message} where the store could not run."""
+    got: dict[tuple[str, str], dict[str, Any]] = {}
     for r in doc["results"]:
-        by.setdefault(r["part"], {})[r["store"]] = r
+        got[r["part"], r["store"]] = r
     for e in doc.get("errors", []):
-        by.setdefault(e["part"], {})[e["store"]] = {"error": e["error"]}
-    return by
+        got[e["part"], e["store"]] = {"error": e["error"]}
+    return got
 
 
 def writes(r: dict[str, Any]) -> bool:
-    """True when the store ran and wrote to flash (years are finite)."""
     return "error" not in r and r.get("years") is not None and r.get("ideal_years") is not None
 
 
-def fmt(v: float | None, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def f3(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def fx(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def fy(v: float | None) -> str:
+    """Years, three significant digits."""
+    return "-" if v is None else f"{v:.3g}"
+
+
+def rng(vals: list[float], fmt: Any) -> str:
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "-"
+    lo, hi = min(vals), max(vals)
+    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)}–{fmt(hi)}"
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+def run_traces(traces: list[str], parts: list[str],
+               parallel: int = 1) -> tuple[list[dict], list[dict]]:
+    rows: list[dict] = []
+    with ThreadPoolExecutor(parallel) as pool:  # each run is a CLI subprocess
+        runs = pool.map(lambda t: lifetime(t, "--store", "flashswap,littlefs", *BEST,
+                                           "--part", ",".join(parts)), traces)
+        done = list(zip(traces, runs, strict=True))
+    for trace, (doc, wall) in done:
+        got = by_store(doc)
+        for part in parts:
+            fs, lf = got[part, "flashswap"], got[part, "littlefs"]
+            if "error" in fs:
+                raise SystemExit(f"{trace} on {part}: flashswap failed: {fs['error']}")
+            row: dict[str, Any] = {"trace": trace, "part": part, "wall_s": round(wall, 1),
+                                   "writes": writes(fs)}
+            if row["writes"]:
+                ok = writes(lf)
+                row.update(
+                    flashswap_years=fs["years"], flashswap_efficiency=fs["efficiency"],
+                    flashswap_io_s=fs["io_seconds_per_inference"],
+                    flashswap_first_p1=fs["years_first_worn_block_weibull_p1"],
+                    flashswap_death_p1=fs["years_weibull_p1"],
+                    littlefs_config=lf.get("config") if ok else None,
+                    littlefs_years=lf["years"] if ok else None,
+                    littlefs_efficiency=lf["efficiency"] if ok else None,
+                    littlefs_io_s=lf["io_seconds_per_inference"] if ok else None,
+                    littlefs_first_p1=lf["years_first_worn_block_weibull_p1"] if ok else None,
+                    littlefs_death_p1=lf["years_weibull_p1"] if ok else None,
+                    littlefs_error=lf.get("error"),
+                    converged=fs["replay"]["converged"] and (not ok or
+                                                             lf["replay"]["converged"]),
+                )
+                row["ratio"] = ratio(fs["years"], row["littlefs_years"])
+                row["io_ratio"] = ratio(row["littlefs_io_s"], fs["io_seconds_per_inference"])
+                row["first_p1_ratio"] = ratio(row["flashswap_first_p1"], row["littlefs_first_p1"])
+                row["death_p1_ratio"] = ratio(row["flashswap_death_p1"], row["littlefs_death_p1"])
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    summary = []
+    for part in parts:
+        w = [r for r in rows if r["part"] == part and r["writes"]]
+        if not w:
+            continue
+        configs = sorted({r["littlefs_config"] for r in w if r["littlefs_config"]})
+        summary.append({
+            "part": part, "traces": len(w),
+            "flashswap_efficiency": [min(r["flashswap_efficiency"] for r in w),
+                                     max(r["flashswap_efficiency"] for r in w)],
+            "littlefs_efficiency": _mm([r["littlefs_efficiency"] for r in w]),
+            "ratio": _mm([r["ratio"] for r in w]), "io_ratio": _mm([r["io_ratio"] for r in w]),
+            "first_p1_ratio": _mm([r["first_p1_ratio"] for r in w]),
+            "death_p1_ratio": _mm([r["death_p1_ratio"] for r in w]),
+            "littlefs_does_not_fit": sum(r["littlefs_years"] is None for r in w),
+            "littlefs_configs": configs,
+        })
+    return rows, summary
+
+
+def _mm(vals: list[float | None]) -> list[float] | None:
+    v = [x for x in vals if x is not None]
+    return [min(v), max(v)] if v else None
+
+
+def traces_tables(rows: list[dict], summary: list[dict], parts: list[str]) -> tuple[str, str]:
+    head = ["trace"]
+    for p in parts:
+        k = KIND.get(p, p)
+        head += [f"{k} eff", f"{k} littlefs eff", f"{k} years vs littlefs",
+                 f"{k} flash time, littlefs / flashswap"]
+    head.append("run s")
+    body = []
+    for trace in dict.fromkeys(r["trace"] for r in rows):
+        line: list[Any] = [trace]
+        for p in parts:
+            r = next(x for x in rows if x["trace"] == trace and x["part"] == p)
+            if not r["writes"]:
+                line += ["no writes", "-", "-", "-"]
+            elif r["littlefs_years"] is None:
+                line += [f3(r["flashswap_efficiency"]), "does not fit", "-", "-"]
+            else:
+                line += [f3(r["flashswap_efficiency"]), f3(r["littlefs_efficiency"]),
+                         fx(r["ratio"]), fx(r["io_ratio"])]
+        line.append(f"{r['wall_s']:.0f}")
+        body.append(line)
+    per_trace = table(head, body)
+    srows = []
+    for s in summary:
+        srows.append([
+            f"{s['part']} ({KIND.get(s['part'], '')})",
+            rng(s["flashswap_efficiency"], lambda v: f"{v:.3f}"),
+            rng(s["littlefs_efficiency"] or [], lambda v: f"{v:.3f}"),
+            rng(s["ratio"] or [], lambda v: f"{v:.2f}x"),
+            rng(s["io_ratio"] or [], lambda v: f"{v:.2f}x"),
+            rng(s["first_p1_ratio"] or [], lambda v: f"{v:.2f}x"),
+            rng(s["death_p1_ratio"] or [], lambda v: f"{v:.2f}x"),
+            "; ".join(s["littlefs_configs"]) + (
+                f" ({s['littlefs_does_not_fit']} traces do not fit)"
+                if s["littlefs_does_not_fit"] else ""),
+        ])
+    summary_md = table(
+        ["part", "flashswap efficiency", "littlefs efficiency", "years, flashswap / littlefs",
+         "flash time per inference, littlefs / flashswap",
+         "Weibull p1 first worn block, flashswap / littlefs",
+         "Weibull p1 store dies, flashswap / littlefs", "littlefs configurations chosen"],
+        srows)
+    return per_trace, summary_md
+
+
+def run_layouts(parts: list[str], sample: str) -> tuple[list[dict], str]:
+    doc, wall = lifetime(sample, "--store", "flashswap,littlefs", "--littlefs-layout", "all",
+                         "--part", ",".join(parts))
+    got = by_store(doc)
+    rows, body = [], []
+    for part in parts:
+        fs, lf = got[part, "flashswap"], got[part, "littlefs"]
+        body.append([part, "flashswap", fs["config"], f3(fs["efficiency"]), fy(fs["years"]),
+                     f"{fs['io_seconds_per_inference'] * 1e3:,.0f}", "1.00x"])
+        cands = lf.get("candidates") or [{"config": lf["config"], "years": lf["years"],
+                                          "efficiency": lf["efficiency"],
+                                          "io_seconds_per_inference":
+                                          lf["io_seconds_per_inference"]}]
+        for c in cands:
+            rows.append({"part": part, **c, "flashswap_years": fs["years"]})
+            if "error" in c:
+                body.append([part, "littlefs", f"{c['config']}: does not fit", "-", "-", "-",
+                             "-"])
+                continue
+            best = " (best)" if c["config"] == lf["config"] else ""
+            body.append([part, "littlefs", c["config"] + best, f3(c["efficiency"]),
+                         fy(c["years"]), f"{c['io_seconds_per_inference'] * 1e3:,.0f}",
+                         fx(ratio(fs["years"], c["years"]))])
+    md = table(["part", "store", "configuration", "efficiency", "years",
+                "flash ms per inference", "flashswap years / these"], body)
+    print(f"layouts: {wall:.0f} s", file=sys.stderr)
+    return rows, md
+
+
+def run_weibull(parts: list[str], sample: str) -> tuple[list[dict], str]:
+    rows, body = [], []
+    for k in SHAPES:
+        doc, _ = lifetime(sample, "--store", "flashswap,littlefs", *BEST, "--part",
+                          ",".join(parts), "--weibull-shape", str(k))
+        for r in doc["results"]:
+            rows.append({"shape": k, "part": r["part"], "store": r["store"],
+                         "config": r["config"], "years": r["years"],
+                         "first_p1": r["years_first_worn_block_weibull_p1"],
+                         "first_median": r["years_first_worn_block_weibull_median"],
+                         "death_p1": r["years_weibull_p1"],
+                         "death_median": r["years_weibull_median"]})
+    for part in parts:
+        for store in ("flashswap", "littlefs"):
+            sel = [r for r in rows if r["part"] == part and r["store"] == store]
+            if not sel:
+                continue
+            line = [part, store, fy(sel[0]["years"])]
+            for r in sel:
+                line.append(f"{fy(r['first_p1'])} / {fy(r['first_median'])} · "
+                            f"{fy(r['death_p1'])} / {fy(r['death_median'])}")
+            body.append(line)
+    md = table(["part", "store", "rated years"] + [f"k = {k:g}" for k in SHAPES], body)
+    return rows, md
+
+
+def run_segments(sample: str) -> tuple[list[dict], str]:
+    part = "W25Q128JV"
+    rows, body = [], []
+    plan = [("alexnet_256k", ("4KiB", "32KiB", "64KiB")), (sample, ("32KiB", "64KiB"))]
+    for trace, sizes in plan:
+        runs = [(f"--segment-size {s}", ("--store", "flashswap", "--segment-size", s))
+                for s in sizes]
+        runs.append(("littlefs", ("--store", "littlefs", *BEST)))
+        for label, args in runs:
+            doc, _ = lifetime(trace, "--part", part, *args, may_fail=True)
+            if "error" in doc:
+                rows.append({"trace": trace, "run": label, "error": doc["error"]})
+                body.append([trace, args[1], f"{label.split()[-1]} segments: "
+                             f"{doc['error']}", *["-"] * 7])
+                continue
+            (r,) = doc["results"]
+            rows.append({"trace": trace, "run": label, **{k: r[k] for k in (
+                "store", "config", "years", "years_weibull_p1", "years_weibull_median",
+                "years_first_worn_block_weibull_p1", "efficiency",
+                "io_seconds_per_inference", "io_energy_mj_per_inference", "slowdown")}})
+            body.append([trace, r["store"], r["config"], fy(r["years"]),
+                         fy(r["years_first_worn_block_weibull_p1"]),
+                         f"{fy(r['years_weibull_p1'])} / {fy(r['years_weibull_median'])}",
+                         f3(r["efficiency"]), f"{r['io_seconds_per_inference']:.3g}",
+                         f"{r['io_energy_mj_per_inference']:,.0f}",
+                         "-" if r["slowdown"] is None else f"{r['slowdown']:.3g}x"])
+    md = table(["trace", "store", "configuration", "years", "Weibull p1, first worn block",
+                "Weibull p1 / median, store dies", "efficiency", "I/O s per inference", "mJ",
+                "slowdown"], body)
+    return rows, md
+
+
+def run_encrypt(parts: list[str], sample: str) -> tuple[list[dict], str]:
+    """The flashswap store with each cipher of --encrypt: flash work, crypto work, slowdown."""
+    ciphers = (("aes-gcm-sw", "software AES-128-GCM"), ("aes-gcm-hw", "hardware AES engine"))
+    got = {}
+    for cipher, _ in ciphers:
+        doc, _wall = lifetime(sample, "--store", "flashswap", "--part", ",".join(parts),
+                              "--encrypt", cipher)
+        got[cipher] = {r["part"]: r for r in doc["results"]}
+    rows, body = [], []
+    for part in parts:
+        first = got[ciphers[0][0]][part]
+        c0 = first["crypto"]
+        line = [part, f"{c0['flash_seconds_per_inference'] * 1e3:,.0f} ms, "
+                f"{c0['flash_energy_mj_per_inference']:,.1f} mJ"]
+        row: dict[str, Any] = {"part": part,
+                               "flash_s": c0["flash_seconds_per_inference"],
+                               "flash_mj": c0["flash_energy_mj_per_inference"]}
+        for cipher, _ in ciphers:
+            r = got[cipher][part]
+            c = r["crypto"]
+            share = c["seconds_per_inference"] / r["io_seconds_per_inference"]
+            line.append(f"{c['seconds_per_inference'] * 1e3:,.1f} ms, "
+                        f"{c['energy_mj_per_inference']:,.2f} mJ ({share:.1%} of I/O time); "
+                        f"slowdown {r['slowdown']:.3g}x")
+            row[cipher] = {k: c[k] for k in ("seconds_per_inference",
+                                             "energy_mj_per_inference", "cycles_per_inference",
+                                             "sealed_bytes_per_inference",
+                                             "opened_bytes_per_inference")}
+            row[cipher]["slowdown"] = r["slowdown"]
+        rows.append(row)
+        body.append(line)
+    md = table(["part", "flash work per inference"]
+               + [f"+ {label}: crypto per inference; slowdown" for _, label in ciphers], body)
+    return rows, md
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default=",".join(PARTS), help="comma-separated catalogue parts")
     ap.add_argument("--only", nargs="*", default=None, help="trace names (stem) to run")
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help=f"comma-separated, of {', '.join(SECTIONS)}")
+    ap.add_argument("--parallel", type=int, default=1,
+                    help="traces analysed at once (`traces` section; each CLI run also "
+                    "uses its own worker processes)")
+    ap.add_argument("--sample", default=SAMPLE,
+                    help=f"trace (stem) of the single-trace sections (default {SAMPLE})")
+    ap.add_argument("--update-readme", action="store_true",
+                    help="write the tables into README.md and analyzer/README.md")
     args = ap.parse_args()
     parts = [p for p in args.parts.split(",") if p]
-    traces = sorted((ROOT / "traces").glob("*.bin"))
+    sections = [s for s in args.sections.split(",") if s]
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad:
+        raise SystemExit(f"unknown section {bad[0]!r} (choose from {', '.join(SECTIONS)})")
+    traces = sorted(p.stem for p in (ROOT / "traces").glob("*.bin"))
     if args.only:
-        traces = [t for t in traces if t.stem in args.only]
-    out: list[dict[str, Any]] = []
-    print(f"{'trace':<22} {'part':<12} {'flashswap y':>12} {'eff':>6} {'littlefs y':>11} "
-          f"{'eff':>6} {'ratio':>7} {'p1 ratio':>7} {'wall s':>7}")
-    for trace in traces:
-        doc, wall = run_trace(trace, parts)
-        by = rows_of(doc)
-        for part in parts:
-            fs, lf = by[part]["flashswap"], by[part]["littlefs"]
-            row: dict[str, Any] = {"trace": trace.stem, "part": part, "kind": fs["kind"],
-                                   "wall_s": round(wall, 1)}
-            if "error" in fs:
-                raise SystemExit(f"{trace.stem} on {part}: flashswap failed: {fs['error']}")
-            if not writes(fs):
-                row["writes"] = False
-                print(f"{trace.stem:<22} {part:<12} {'writes nothing to flash':>44}")
-            else:
-                lok = writes(lf)
-                ratio = fs["years"] / lf["years"] if lok and lf["years"] else None
-                p1 = fs["years_weibull_p1"], lf.get("years_weibull_p1") if lok else None
-                p1_ratio = p1[0] / p1[1] if p1[0] and p1[1] else None
-                row.update(writes=True, flashswap_years=fs["years"],
-                           flashswap_efficiency=fs["efficiency"],
-                           littlefs_years=lf["years"] if lok else None,
-                           littlefs_efficiency=lf["efficiency"] if lok else None, ratio=ratio,
-                           flashswap_weibull_p1=p1[0], littlefs_weibull_p1=p1[1],
-                           p1_ratio=p1_ratio, littlefs_error=lf.get("error"))
-                tail = (f"{fmt(lf['years'], '11.4g')} {fmt(lf['efficiency'], '6.3f')} "
-                        f"{fmt(ratio, '6.2f')}x {fmt(p1_ratio, '6.2f')}x" if lok
-                        else f"{'does not fit':>34}")
-                print(f"{trace.stem:<22} {part:<12} {fmt(fs['years'], '12.4g')} "
-                      f"{fmt(fs['efficiency'], '6.3f')} {tail} {wall:7.1f}")
-            out.append(row)
-        sys.stdout.flush()
-    print()
-    print(f"{'part':<12} {'traces':>6} {'flashswap eff':>15} {'littlefs eff':>15} "
-          f"{'flashswap/littlefs':>20} {'Weibull p1 ratio':>18} {'lfs n/fit':>9}")
-    summary = []
-    for part in parts:
-        w = [r for r in out if r["part"] == part and r["writes"]]
-        if not w:
-            continue
-        fe = [r["flashswap_efficiency"] for r in w]
-        le = [r["littlefs_efficiency"] for r in w if r["littlefs_efficiency"] is not None]
-        ra = [r["ratio"] for r in w if r["ratio"] is not None]
-        pr = [r["p1_ratio"] for r in w if r["p1_ratio"] is not None]
-        s = {"part": part, "traces": len(w), "flashswap_efficiency": [min(fe), max(fe)],
-             "littlefs_efficiency": [min(le), max(le)] if le else None,
-             "ratio": [min(ra), max(ra)] if ra else None,
-             "p1_ratio": [min(pr), max(pr)] if pr else None,
-             "littlefs_does_not_fit": len(w) - len(ra)}
-        summary.append(s)
-        lr = f"{min(le):7.3f}-{max(le):.3f}" if le else f"{'-':>13}"
-        rr = f"{min(ra):11.2f}x-{max(ra):.2f}x" if ra else f"{'-':>19}"
-        pp = f"{min(pr):9.2f}x-{max(pr):.2f}x" if pr else f"{'-':>17}"
-        print(f"{part:<12} {len(w):>6} {min(fe):7.3f}-{max(fe):.3f} {lr} {rr} {pp}"
-              f" {len(w) - len(ra):>9}")
-    print(json.dumps({"rows": out, "summary": summary}))
+        traces = [t for t in traces if t in args.only]
+    out: dict[str, Any] = {"bench": "lifetime_traces", "parts": parts, "sample": args.sample}
+    t0 = time.perf_counter()
+    tables: dict[str, str] = {}
+    if "traces" in sections:
+        rows, summary = run_traces(traces, parts, args.parallel)
+        per_trace, summary_md = traces_tables(rows, summary, parts)
+        tables |= {"lifetime-traces": per_trace, "lifetime-summary": summary_md}
+        out |= {"rows": rows, "summary": summary}
+    if "layouts" in sections:
+        out["layouts"], tables["lifetime-layouts"] = run_layouts(parts, args.sample)
+    if "weibull" in sections:
+        out["weibull"], tables["lifetime-weibull"] = run_weibull(parts, args.sample)
+    if "segments" in sections:
+        out["segments"], tables["lifetime-segments"] = run_segments(args.sample)
+    if "encrypt" in sections:
+        out["encrypt"], tables["lifetime-encrypt"] = run_encrypt(parts, args.sample)
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    for name, md in tables.items():
+        print(f"\n{name}:\n{md}")
+        if args.update_readme:
+            update(name, md)
+    print(f"\n{out['wall_s']:.0f} s in all")
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,13 @@ stint model on its own premise (analyzer.validate.premise_life). Prints a Markdo
     python bench/validate_lifetime.py --only small-nor  # one group
     python bench/validate_lifetime.py --only remount    # the premise check (66 min)
     python bench/validate_lifetime.py --cache v.json    # reuse replays to failure across runs
+    python bench/validate_lifetime.py --only basic --update-readme  # the table of every store
+
+The `basic` group is the analyzer/README.md validation table: each store (flashswap, naive,
+littlefs in two layouts) projected and replayed to its first worn block on small devices,
+and the flashswap store's Weibull median against replays to the store's death;
+`--update-readme` writes it between its markers. The other groups are littlefs's file per
+chunk, whose metadata stints are the hardest case for the projection.
 
 `--cache` keeps the replays to failure (keyed by case) so that projections from another
 checkout (the method before a change) can be compared on the same truths:
@@ -66,6 +73,10 @@ def load(trace: str, tmp: Path) -> Workload:
         return Workload.load(
             write_chain_trace(tmp / "c.bin", (16384, 8192, 4096, 1000), chunk=4096)
         )
+    if trace == "pinned":
+        return Workload.load(
+            write_chain_trace(tmp / "p.bin", (16384, 8192, 4096), chunk=4096, pinned=3)
+        )
     return Workload.load(ROOT / "traces" / trace)
 
 
@@ -81,7 +92,7 @@ def actual(case: tuple) -> dict[str, int | None]:
     with tempfile.TemporaryDirectory() as tmp:
         wl = load(trace, Path(tmp))
         cap = blocks * get_part(part).erase_size
-        got = first_failures(wl, part, "littlefs", cap, ENDURANCES, remount_every=remount)
+        got = first_failures(wl, part, "littlefs-chunk", cap, ENDURANCES, remount_every=remount)
     return {str(e): v for e, v in got.items()}
 
 
@@ -100,7 +111,7 @@ def projected(case: tuple) -> dict[str, dict]:
 
                 life, replayed = premise_life(wl, part, cap, e)
             else:
-                res = analyze(wl, part, "littlefs", Options(capacity=cap, endurance=e,
+                res = analyze(wl, part, "littlefs-chunk", Options(capacity=cap, endurance=e,
                                                             rate_per_s=1.0))
                 life, replayed = res.data["years"] * SECONDS_PER_YEAR, res.steady.inferences
             out[str(e)] = {"inferences": life, "replayed": replayed,
@@ -108,14 +119,105 @@ def projected(case: tuple) -> dict[str, dict]:
     return out
 
 
+# (trace, part, capacity, store, endurance, options, description)
+BASIC = [
+    ("chain", NOR, 512 << 10, "flashswap", 300, {}, ""),
+    ("chain", NOR, 512 << 10, "flashswap", 1000, {}, ""),
+    ("pinned", NOR, 512 << 10, "flashswap", 1000, {}, "chain (16/8/4 KiB layers) + 3 "
+     "long-lived chunks"),
+    ("chain", NAND, 1 << 20, "flashswap", 150, {}, ""),
+    ("chain", NAND, 2 << 20, "flashswap", 500, {}, ""),
+    ("chain", NOR, 256 << 10, "naive", 400, {}, ""),
+    ("chain", NAND, 1 << 20, "naive", 400, {}, ""),
+    ("small", NOR, 256 << 10, "littlefs-chunk", 300, {}, ""),
+    ("small", NOR, 256 << 10, "littlefs-chunk", 1000, {}, ""),
+    ("small", NOR, 512 << 10, "littlefs-chunk", 1000, {}, ""),
+    ("small", NOR, 256 << 10, "littlefs-chunk", 1000, {"block_cycles": -1}, ""),
+    ("small", NOR, 256 << 10, "littlefs-tensor", 300, {}, ""),
+    ("small", NOR, 256 << 10, "littlefs-tensor", 1000, {}, ""),
+    ("small", NAND, 64 << 17, "littlefs-tensor", 1000, {}, ""),
+]
+WEIBULL_SEEDS = 5
+
+
+def basic(case: tuple) -> dict:
+    from analyzer.validate import check  # (not in checkouts before it)
+
+    trace, part, cap, store, endurance, extra, _ = case
+    with tempfile.TemporaryDirectory() as tmp:
+        wl = load(trace, Path(tmp))
+        c = check(wl, part, store, cap, endurance, Options(**extra))
+    return {"projected": c.projected, "actual": c.actual, "error": c.error}
+
+
+def weibull_death(seed: int | None) -> float:
+    """The flashswap store with 4 KiB segments on a 512 KiB NOR partition, per-block
+    endurance Weibull(2, 400): its projected median store death (seed None), or one replay
+    to its death with the simulator's endurances drawn with `seed`."""
+    from analyzer.validate import to_failure
+
+    opt = Options(capacity=512 << 10, rate_per_s=1.0, weibull_scale=400.0,
+                  store_config={"segment_size": 4096})
+    with tempfile.TemporaryDirectory() as tmp:
+        wl = load("chain", Path(tmp))
+        if seed is None:
+            res = analyze(wl, NOR, "flashswap", opt)
+            return res.data["years_weibull_median"] * SECONDS_PER_YEAR
+        f = to_failure(wl, NOR, "flashswap", 512 << 10, 10**9, opt, until="death",
+                       weibull=(2.0, 400.0), seed=seed)
+        return float(f.store_death if f.store_death is not None else "nan")
+
+
+def run_basic(jobs: int, update_readme: bool) -> None:
+    from analyzer.readme import table, update
+
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(jobs) as ex:
+        got = list(ex.map(basic, BASIC))
+        deaths = list(ex.map(weibull_death, [None, *range(WEIBULL_SEEDS)]))
+    rows = []
+    for case, g in zip(BASIC, got, strict=True):
+        trace, part, cap, store, endurance, extra, desc = case
+        name = {"littlefs-chunk": "littlefs, file per chunk",
+                "littlefs-tensor": "littlefs, file per tensor"}.get(store, store)
+        if extra.get("block_cycles") == -1:
+            name += ", block_cycles -1"
+        rows.append([desc or trace, part, f"{cap >> 10} KiB", name, endurance,
+                     f"{g['projected']:,.0f}", f"{g['actual']:,}", f"{g['error']:+.2%}"])
+    med, draws = deaths[0], deaths[1:]
+    actual = float(np.median(draws))
+    rows.append(["chain, Weibull (k=2, s=400) per-block endurance, store death", NOR,
+                 "512 KiB", "flashswap (4 KiB segments)", "-", f"median {med:,.0f}",
+                 f"median of {WEIBULL_SEEDS} seeds {actual:,.0f} ({min(draws):,.0f}-"
+                 f"{max(draws):,.0f})", f"{med / actual - 1:+.1%}"])
+    md = table(["trace", "part", "capacity", "store", "endurance", "projected", "actual",
+                "error"], rows)
+    print(md)
+    print(f"\n{time.perf_counter() - t0:.0f} s")
+    print(json.dumps({"bench": "validate_lifetime", "basic": [
+        dict(zip(("trace", "part", "capacity", "store", "endurance"), c[:5], strict=True))
+        | {"options": c[5]} | g for c, g in zip(BASIC, got, strict=True)],
+        "weibull": {"projected_median": med, "deaths": draws}}))
+    if update_readme:
+        update("validation-basic", md)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", help="comma-separated groups: " + ", ".join(
+    ap.add_argument("--only", help="comma-separated groups: basic, " + ", ".join(
         dict.fromkeys(c[0] for c in CASES)))
     ap.add_argument("--cache", type=Path, help="JSON file of replays to failure")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--update-readme", action="store_true",
+                    help="write the basic table into analyzer/README.md")
     args = ap.parse_args(argv)
     groups = set(args.only.split(",")) if args.only else None
+    if groups is None or "basic" in groups:
+        run_basic(args.jobs, args.update_readme)
+        if groups is not None:
+            groups.discard("basic")
+            if not groups:
+                return 0
     cases = [c for c in CASES if groups is None or c[0] in groups]
     cache: dict = {}
     if args.cache and args.cache.exists():

@@ -30,9 +30,20 @@ Model choices (kept simple on purpose, and stated so results can be judged):
   never changes. The raw bit error rate is log-linear in the block's cumulative erase count:
   log10(rber) goes from log10(rber_fresh) at 0 cycles to log10(rber_end) at the rated
   endurance, and keeps the same slope beyond it (capped at 0.5).
+- ECC: a part with `ecc` in the catalogue (on-die, or required of the host by its datasheet)
+  has its reads corrected as that ECC would: each `ecc_sector` the read touches draws its raw
+  errors over the whole sector; up to `ecc_bits` of them are corrected (the read is clean),
+  more are returned as they are (uncorrectable). `ecc=False` gives raw reads. The spare area
+  (bad-block marker) is read raw, and a silently worn block's stuck bits are stored data, not
+  read errors: ECC does not hide them here, so erase verification still sees real wear.
 - Factory-bad blocks (NAND): a 0x00 byte at spare offset 0 of the block's first page (the
   ONFI / vendor convention); program and erase on them raise `FlashWearError` at once.
   Block 0 is never chosen at random (vendors guarantee it good).
+- Grown bad block: `fail_after(n)` lets n more page-programs/erases complete; the next one
+  fails with `FlashWearError` and changes nothing, and its block stays bad (every later
+  program and erase of it fails; reads still work), as a block that fails in the field. The
+  pages of the same `program` call before it complete; the error's `pages_done` says how
+  many (a driver looping page programs knows where it stopped).
 - Power cut: `power_cut_after(n)` lets n more page-programs/erases complete; the next one is
   torn and raises `PowerCut`. A torn program leaves each bit it should change either old or
   new (seeded random); a torn erase sets a random half of the bytes of its range to 0xFF.
@@ -61,7 +72,7 @@ from typing import Any
 import numpy as np
 
 from flashswap.errors import FlashRuleError, FlashWearError, InputError, PowerCut
-from flashswap.parts import Part, get_part, part_from_table
+from flashswap.parts import Bus, Part, get_part, part_from_table
 
 WEAR_MODES = (None, "error", "silent")
 _SILENT_FAIL_FRACTION = 0.01
@@ -111,6 +122,8 @@ class FlashSim:
         weibull: tuple[float, float] | None = None,
         bit_errors: bool = False,
         factory_bad: int | Iterable[int] | None = None,
+        ecc: bool = True,
+        bus: Bus | None = None,
     ) -> None:
         if isinstance(part, str):
             part = get_part(part)
@@ -144,6 +157,9 @@ class FlashSim:
         self._internal = part.kind == "internal"
         self._managed = part.kind == "managed"
         self.bit_errors = bool(bit_errors) and self._nand
+        self.ecc = bool(ecc)
+        self._ecc = ((part.ecc_bits, part.ecc_sector)
+                     if self.ecc and part.ecc_bits and part.ecc_sector else None)
         # Separate streams so that, e.g., turning Weibull on does not move the bad blocks.
         wear_ss, bad_ss, ops_ss = np.random.SeedSequence(self.seed).spawn(3)
         self._rng = np.random.default_rng(ops_ss)
@@ -161,13 +177,16 @@ class FlashSim:
         self.factory_bad_blocks = self._place_bad(factory_bad, bad_ss)
         self._bad = np.zeros(self.num_blocks, dtype=bool)
         self._bad[self.factory_bad_blocks] = True
+        self._grown = np.zeros(self.num_blocks, dtype=bool)  # bad since fail_after fired
         self._cut: int | None = None
+        self._fail: int | None = None
         self.ops_count = 0
         self.ops = {"reads": 0, "programs": 0, "erases": 0}
         self.time_s = self.time_max_s = self.energy_j = self.energy_max_j = 0.0
         # NAND data register: the page it holds (-1: none). An array so that the C engine's
         # fast path (firmware/port/simport.c) shares it.
         self._reg = np.full(1, -1, dtype=np.int64)
+        self.bus = self._check_bus(bus)
         self._rates()
 
     # --- construction helpers ----------------------------------------------------------
@@ -214,8 +233,29 @@ class FlashSim:
         self._spare_inv[first_pages * self.spare_size] = 0xFF  # true byte 0x00: bad marker
         return bad
 
+    def _check_bus(self, bus: Bus | None) -> Bus | None:
+        """The interface page data crosses: the board's `bus`, by default the part's fastest
+        (raw flash only; managed and internal parts' figures include their transfers)."""
+        top = self.part.bus
+        if bus is None or top is None:
+            if bus is not None:
+                raise InputError(f"{self.part.name} is {self.kind}: its figures include the "
+                                 "transfer, it takes no bus setting")
+            return top
+        if bus.mhz <= 0 or bus.width not in (1, 2, 4, 8, 16):
+            raise InputError(f"bus {bus.mhz:g} MHz x {bus.width} bits: the clock must be "
+                             "positive and the width one of 1, 2, 4, 8, 16")
+        if bus.mhz > top.mhz or bus.width > top.width or (bus.ddr and not top.ddr):
+            raise InputError(f"bus {bus.describe()} exceeds {self.part.name}'s "
+                             f"{top.describe()}")
+        return bus
+
     def _rates(self) -> None:
-        """Per-operation time and energy, precomputed from the part's figures."""
+        """Per-operation time and energy, precomputed from the part's figures. Raw flash moves
+        page data over its bus (`self.bus`): a read costs tR per page loaded plus its bytes at
+        the bus rate, a program tPROG per page plus its bytes (spare included) at the bus
+        rate, both at the read current (the device is active on the bus). Managed and
+        internal parts have no bus: read_mbps, and program times with the transfer in them."""
         p = self.part
         v = p.voltage * 1e-3
         self._tp, self._tp_max = p.t_prog_s(), p.t_prog_s(worst=True)
@@ -223,7 +263,8 @@ class FlashSim:
         self._te = {s: (p.t_erase_s(s), p.t_erase_s(s, worst=True)) for s in self.erase_sizes}
         self._w_erase = p.i_erase_ma * v
         self._t_page_read = p.t_read_us * 1e-6
-        self._bw = p.read_mbps * 1e6
+        self._bw = self.bus.bytes_per_s if self.bus is not None else p.read_mbps * 1e6
+        self._prog_bus = self.bus is not None  # program data crosses the bus too
         self._w_read = p.i_read_ma * v
         lo, hi = p.rber if p.rber is not None else (0.0, 0.0)
         self._log_rber = (np.log10(lo), np.log10(hi)) if lo > 0 else None
@@ -318,6 +359,9 @@ class FlashSim:
 
     def _flip(self, buf: np.ndarray, addr: int, block_only: bool = False) -> None:
         """Flip random bits of buf (read from addr) at each block's raw bit error rate."""
+        if self._ecc is not None and not block_only:
+            self._flip_ecc(buf, addr)
+            return
         es = self.erase_size
         if block_only:
             starts = np.zeros(1, dtype=np.int64)
@@ -335,6 +379,26 @@ class FlashSim:
         bits = starts[seg] * 8 + (self._rng.random(total) * (lens[seg] * 8)).astype(np.int64)
         masks = np.left_shift(1, bits & 7).astype(np.uint8)
         np.bitwise_xor.at(buf, bits >> 3, masks)
+
+    def _flip_ecc(self, buf: np.ndarray, addr: int) -> None:
+        """The read through the part's ECC: sectors with more raw errors than it corrects
+        keep them all (see the module doc)."""
+        t, sec = self._ecc  # type: ignore[misc]
+        s0, s1 = addr // sec, (addr + buf.size - 1) // sec
+        if self._log_rber is None:
+            return
+        secs = np.arange(s0, s1 + 1)
+        if s0 == s1:  # the common small read: one scalar draw (numpy's overhead dominates)
+            lo, hi = self._log_rber
+            wear = int(self._wear[s0 * sec // self.erase_size])
+            p = min(10.0 ** (lo + (hi - lo) * wear / self.endurance), 0.5)
+            counts = np.array([self._rng.binomial(sec * 8, p)])
+        else:
+            counts = self._rng.binomial(sec * 8, self.rber(secs * sec // self.erase_size))
+        for i in np.flatnonzero(counts > t):
+            bits = (int(secs[i]) * sec - addr) * 8 + self._rng.integers(0, sec * 8, counts[i])
+            bits = bits[(bits >= 0) & (bits < buf.size * 8)]
+            np.bitwise_xor.at(buf, bits >> 3, np.left_shift(1, bits & 7).astype(np.uint8))
 
     def rber(self, blocks: Any = None) -> np.ndarray:
         """Raw bit error rate of the given blocks (default all) at their current wear."""
@@ -357,11 +421,18 @@ class FlashSim:
         worn = self._check_device(blk, "program")
         n, ps, ss = new.size, self.page_size, self.spare_size
         npages = p1 - p0
+        if self._fail is not None:
+            if self._fail >= npages:
+                self._fail -= npages
+            else:
+                self._grow_bad(blk, self._fail, lambda k: self.program(
+                    addr, new[: min(n, (p0 + k) * ps - addr)],
+                    None if sp is None else sp[: k * ss]), "program")
         cut = self._countdown(npages)
         att = npages if cut < 0 else cut + 1  # pages attempted (the torn one included)
         end_att = n if cut < 0 else min(n, (p0 + att) * ps - addr)
         sp_att = 0 if sp is None else min(sp.size, att * ss)
-        self._account_programs(att)
+        self._account_programs(att, end_att + sp_att)
         self.program_bytes[blk] += end_att + sp_att
         if self._page_writes.size:
             self._page_writes[p0 : p0 + att] += 1
@@ -429,12 +500,21 @@ class FlashSim:
             self._check_pages(blk, p0, p1)
         return blk, p0, p1, sp
 
-    def _account_programs(self, pages: int) -> None:
+    def _account_programs(self, pages: int, nbytes: int = 0) -> None:
+        """`pages` page programs whose `nbytes` of data crossed the bus (raw flash)."""
         self.ops["programs"] += pages
-        self.time_s += pages * self._tp
-        self.time_max_s += pages * self._tp_max
-        self.energy_j += pages * self._ep
-        self.energy_max_j += pages * self._ep_max
+        t_bus = nbytes / self._bw if self._prog_bus else 0.0
+        self.time_s += pages * self._tp + t_bus
+        self.time_max_s += pages * self._tp_max + t_bus
+        self.energy_j += pages * self._ep + t_bus * self._w_read
+        self.energy_max_j += pages * self._ep_max + t_bus * self._w_read
+
+    def stream_cost(self, nbytes: int, pages: int = 1) -> tuple[float, float]:
+        """Seconds and joules of reading `nbytes` touching `pages` pages in one streamed
+        read (tR per page, the bytes over the bus), without touching the device: weights
+        streamed from the same part."""
+        t = pages * self._t_page_read + nbytes / self._bw
+        return t, t * self._w_read
 
     def _program_managed(self, addr: int, new: np.ndarray, spare: Buffer | None) -> None:
         """SD/eMMC: whole 512-byte sectors, overwrite allowed (the card's FTL erases)."""
@@ -534,10 +614,12 @@ class FlashSim:
         es = self.erase_size
         b0, b1 = addr // es, (addr + size) // es
         if self._bad[b0:b1].any():
-            b = b0 + int(np.argmax(self._bad[b0:b1]))
-            raise FlashWearError(
-                f"block {b} is factory-bad (marked in its spare area): erase failed"
-            )
+            self._check_device(b0 + int(np.argmax(self._bad[b0:b1])), "erase")
+        if self._fail is not None:
+            if self._fail:
+                self._fail -= 1
+            else:
+                self._grow_bad(b0, 0, lambda k: None, "erase")
         self._wear[b0:b1] += 1
         self.erase_counts[b0:b1] += 1
         worn_mask = self._wear[b0:b1] > self.block_endurance[b0:b1]
@@ -585,6 +667,26 @@ class FlashSim:
             raise InputError(f"power_cut_after needs n >= 0 or None, got {n}")
         self._cut = None if n is None else int(n)
 
+    def fail_after(self, n: int | None) -> None:
+        """Let n more page-programs/erases complete, then fail the next one and leave its
+        block bad (a grown bad block: see the module doc). None disarms."""
+        if n is not None and int(n) < 0:
+            raise InputError(f"fail_after needs n >= 0 or None, got {n}")
+        self._fail = None if n is None else int(n)
+
+    def _grow_bad(self, blk: int, done: int, complete: Any, op: str) -> None:
+        """The armed failure fires: `complete(done)` finishes the pages before it (a program
+        of several pages), then the block turns bad and the operation fails."""
+        self._fail = None
+        if done:
+            complete(done)
+        self._bad[blk] = self._grown[blk] = True
+        try:
+            self._check_device(blk, op)
+        except FlashWearError as e:
+            e.pages_done = done  # type: ignore[attr-defined]  # the pages before it completed
+            raise
+
     def _countdown(self, nops: int) -> int:
         """Consume nops operations; return the index of the one that is cut, or -1."""
         c = self._cut
@@ -600,9 +702,8 @@ class FlashSim:
     def _check_device(self, blk: int, op: str) -> bool:
         """Factory-bad and worn-out checks; returns True for a silently worn block."""
         if self._bad[blk]:
-            raise FlashWearError(
-                f"block {blk} is factory-bad (marked in its spare area): {op} failed"
-            )
+            why = "went bad" if self._grown[blk] else "is factory-bad (marked in its spare area)"
+            raise FlashWearError(f"block {blk} {why}: {op} failed")
         if self._wear[blk] > self.block_endurance[blk]:
             if self.wear == "error":
                 raise FlashWearError(
@@ -686,6 +787,7 @@ class FlashSim:
             arr = getattr(self, name)
             setattr(new, name, arr if not arr.flags.writeable else arr.copy())
         new._bad = self._bad.copy()
+        new._grown = self._grown.copy()
         new._reg = self._reg.copy()
         new.ops = dict(self.ops)
         new._rng = _copy.deepcopy(self._rng)
@@ -710,6 +812,8 @@ class FlashSim:
             "endurance": self.endurance,
             "weibull": self.weibull,
             "bit_errors": self.bit_errors,
+            "ecc": self.ecc,
+            "bus": None if self.bus is None else [self.bus.mhz, self.bus.width, self.bus.ddr],
             "cut": self._cut,
             "ops_count": self.ops_count,
             "ops": self.ops,
@@ -740,6 +844,8 @@ class FlashSim:
                 wear=meta["wear"],
                 endurance=meta["endurance"],
                 bit_errors=meta["bit_errors"],
+                ecc=meta.get("ecc", True),
+                bus=Bus(*meta["bus"]) if meta.get("bus") else None,
             )
             for name, arr in arrays.items():
                 want = getattr(sim, name)
@@ -749,6 +855,7 @@ class FlashSim:
             sim.weibull = None if meta["weibull"] is None else tuple(meta["weibull"])
             sim._bad = np.zeros(sim.num_blocks, dtype=bool)
             sim._bad[sim.factory_bad_blocks] = True
+            sim._grown = np.zeros(sim.num_blocks, dtype=bool)
             sim._cut = meta["cut"]
             sim.ops_count = int(meta["ops_count"])
             sim.ops = {k: int(meta["ops"][k]) for k in ("reads", "programs", "erases")}

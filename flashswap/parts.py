@@ -6,8 +6,16 @@ file becomes a one-line `PartsFileError` naming the file, the part and the field
 wrong lifetime projection later.
 
 Units are fixed by the field names: bytes, microseconds (`_us`), milliamps (`_ma`),
-microamps (`_ua`), volts, years, MB/s with MB = 10**6 bytes. `nop = 0` means "no limit on
-partial programs per page" (NOR, managed devices).
+microamps (`_ua`), volts, years, MB/s with MB = 10**6 bytes, MHz. `nop = 0` means "no limit
+on partial programs per page" (NOR, managed devices).
+
+Raw flash (NOR, NAND) moves page data over its interface: `bus_mhz` is the part's maximum
+clock for the page read-out and program-data commands, `bus_width` the data lines of its
+widest mode for both (4: quad SPI; 8: octal SPI or an x8 parallel bus), `bus_ddr` data on
+both clock edges. `read_mbps` must agree with them. The board may run the bus slower or
+narrower (`Bus`, FlashSim's `bus`). `t_read_basis` says whether the datasheet gives tR
+(`t_read_us`) as a typical value or only as a maximum (then the maximum is what every store
+pays alike).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Any
 from flashswap.errors import PartsFileError, UnknownPartError
 
 KINDS = ("nor", "nand", "managed", "internal")
+ECC_KINDS = ("on-die", "host")
 CELLS = ("slc", "mlc", "tlc", "pslc")
 
 
@@ -57,10 +66,29 @@ class Part:
     i_standby_ua: float | None = None
     rber: tuple[float, float] | None = None
     factory_bad_max: int | None = None
+    # NAND error correction: "on-die" (the part corrects its reads) or "host" (the part needs
+    # the port or controller to correct ecc_bits bits per ecc_sector bytes); None: none.
+    ecc: str | None = None
+    ecc_bits: int | None = None
+    ecc_sector: int | None = None
     tbw_bytes: int | None = None
     internal_waf: float | None = None
+    bus_mhz: float | None = None
+    bus_width: int | None = None
+    bus_ddr: bool = False
+    t_read_basis: str | None = None
     class_values: tuple[str, ...] = ()
     notes: str = ""
+
+    @property
+    def ecc_summary(self) -> str:
+        """The ECC the simulator assumes, in words (for reports): what reads are corrected
+        with, and whether that figure is a class value."""
+        if self.ecc is None:
+            return "no ECC" if self.kind == "nand" else "no ECC needed"
+        who = "on-die ECC" if self.ecc == "on-die" else "host ECC (port or controller)"
+        cls = " (class value)" if "ecc_bits" in self.class_values else ""
+        return f"{who}, {self.ecc_bits} bit(s) per {self.ecc_sector} B{cls}"
 
     # --- geometry -----------------------------------------------------------------------
     @property
@@ -79,6 +107,14 @@ class Part:
     @property
     def pages(self) -> int:
         return self.capacity // self.page_size
+
+    @property
+    def bus(self) -> Bus | None:
+        """The part's fastest interface (None: managed and internal flash, whose `read_mbps`
+        and program times already include the transfer)."""
+        if self.bus_mhz is None or self.bus_width is None:
+            return None
+        return Bus(self.bus_mhz, self.bus_width, self.bus_ddr)
 
     # --- time and energy per operation ---------------------------------------------------
     def t_prog_s(self, worst: bool = False) -> float:
@@ -117,6 +153,31 @@ class Part:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
+@dataclass(frozen=True)
+class Bus:
+    """A flash interface as a board runs it: clock, data lines, single or double data rate.
+    Page data (read out, or loaded to program) moves at `bytes_per_s`; command and address
+    cycles are not modelled."""
+
+    mhz: float
+    width: int
+    ddr: bool = False
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.mhz * 1e6 * self.width * (2 if self.ddr else 1) / 8
+
+    def describe(self) -> str:
+        """ "4-bit bus at 133 MHz (66.5 MB/s)"."""
+        ddr = " DDR" if self.ddr else ""
+        return (f"{self.width}-bit{ddr} bus at {self.mhz:g} MHz "
+                f"({self.bytes_per_s / 1e6:g} MB/s)")
+
+
+BUS_WIDTHS = (1, 2, 4, 8, 16)
+T_READ_BASES = ("typ", "max")
+
+
 # --- schema ------------------------------------------------------------------------------
 
 # field -> (type tag, required for these kinds; "all" = every kind, () = optional)
@@ -148,8 +209,15 @@ _SCHEMA: dict[str, tuple[str, tuple[str, ...]]] = {
     "i_standby_ua": ("float", ()),
     "rber": ("float_pair", ("nand",)),
     "factory_bad_max": ("int", ("nand",)),
+    "ecc": ("str", ()),
+    "ecc_bits": ("int", ()),
+    "ecc_sector": ("int", ()),
     "tbw_bytes": ("int", ("managed",)),
     "internal_waf": ("float", ("managed",)),
+    "bus_mhz": ("float", ("nor", "nand")),
+    "bus_width": ("int", ("nor", "nand")),
+    "bus_ddr": ("bool", ()),
+    "t_read_basis": ("str", ("nand",)),
     "class_values": ("str_list", ()),
     "notes": ("str", ()),
 }
@@ -163,6 +231,7 @@ _TYPE_WORDS = {
     "float_list": "a list of numbers",
     "str_list": "a list of strings",
     "float_pair": "a list of two numbers",
+    "bool": "true or false",
 }
 
 
@@ -192,6 +261,7 @@ def _convert(field: str, tag: str, v: object) -> object:
         "float_list": lambda: isinstance(v, list) and all(_is_num(x) for x in v),
         "str_list": lambda: isinstance(v, list) and all(isinstance(x, str) for x in v),
         "float_pair": lambda: isinstance(v, list) and len(v) == 2 and all(_is_num(x) for x in v),
+        "bool": lambda: isinstance(v, bool),
     }[tag]()
     if not ok:
         raise _Bad(field, f"must be {_TYPE_WORDS[tag]}, got {_describe(v)}")
@@ -263,8 +333,13 @@ def _check(p: dict[str, Any]) -> None:
             raise _Bad("rber", "needs 0 < fresh <= at-endurance < 1")
         if p["factory_bad_max"] < 0:
             raise _Bad("factory_bad_max", "must not be negative")
+        _check_ecc(p)
     elif p["spare_size"]:
         raise _Bad("spare_size", f"only NAND has a spare area ({kind} must use 0)")
+    else:
+        for f in ("ecc", "ecc_bits", "ecc_sector"):
+            if p.get(f) is not None:
+                raise _Bad(f, f"is for NAND only ({kind} reads carry no raw bit errors here)")
     if kind == "managed":
         if p["tbw_bytes"] <= 0:
             raise _Bad("tbw_bytes", "must be positive")
@@ -272,9 +347,42 @@ def _check(p: dict[str, Any]) -> None:
             raise _Bad("internal_waf", "must be >= 1")
     if kind == "internal" and p["nop"] < 1:
         raise _Bad("nop", "internal flash needs the writes allowed per write unit (>= 1)")
+    if p.get("bus_mhz") is not None:
+        if p["bus_mhz"] <= 0:
+            raise _Bad("bus_mhz", f"must be positive, got {p['bus_mhz']:g}")
+        if p.get("bus_width") not in BUS_WIDTHS:
+            raise _Bad("bus_width", f"must be one of {', '.join(map(str, BUS_WIDTHS))}, "
+                       f"got {p.get('bus_width')}")
+        rate = Bus(p["bus_mhz"], p["bus_width"], bool(p.get("bus_ddr"))).bytes_per_s / 1e6
+        if abs(p["read_mbps"] - rate) > 0.005 * rate:
+            raise _Bad("read_mbps", f"{p['read_mbps']:g} disagrees with the bus ({rate:g} MB/s "
+                       "= bus_mhz x bus_width / 8, x 2 with bus_ddr)")
+    elif p.get("bus_ddr") or p.get("bus_width") is not None:
+        raise _Bad("bus_mhz", "is missing (bus_width and bus_ddr need it)")
+    if p.get("t_read_basis") is not None and p["t_read_basis"] not in T_READ_BASES:
+        raise _Bad("t_read_basis", f"must be one of {', '.join(T_READ_BASES)}, "
+                   f"got {p['t_read_basis']!r}")
     for cv in p["class_values"]:
         if cv not in _SCHEMA:
             raise _Bad("class_values", f"{cv!r} is not a field")
+
+
+def _check_ecc(p: dict[str, Any]) -> None:
+    """ecc, ecc_bits and ecc_sector come together: a kind, a strength, a sector that divides
+    the page."""
+    given = [p.get(f) is not None for f in ("ecc", "ecc_bits", "ecc_sector")]
+    if not any(given):
+        return
+    if not all(given):
+        missing = [f for f, g in zip(("ecc", "ecc_bits", "ecc_sector"), given, strict=True)
+                   if not g][0]
+        raise _Bad(missing, "ecc, ecc_bits and ecc_sector must be given together")
+    if p["ecc"] not in ECC_KINDS:
+        raise _Bad("ecc", f"must be one of {', '.join(ECC_KINDS)}, got {p['ecc']!r}")
+    if p["ecc_bits"] < 1:
+        raise _Bad("ecc_bits", f"must be positive, got {p['ecc_bits']}")
+    if not _pow2(p["ecc_sector"]) or p["page_size"] % p["ecc_sector"]:
+        raise _Bad("ecc_sector", f"must be a power of two dividing the page, got {p['ecc_sector']}")
 
 
 def part_from_table(table: Mapping[str, Any], origin: str, index: int = 0) -> Part:

@@ -171,6 +171,25 @@ def test_same_figures_as_flashswap_lifetime(run200, tmp_path: Path) -> None:
         assert row[k] == life[k], k
 
 
+def test_compute_rate_of_the_models_family_as_lifetime(cache, tmp_path: Path) -> None:
+    """--mcu times a plan at the MCU's rate for the model's family, as `flashswap lifetime`
+    times an untimed trace: DS-CNN at the keyword-spotting rate, not ResNet-8's."""
+    trace = tmp_path / "ds.bin"
+    assert cli("trace", "plan", "builtin:ds_cnn", "--sram", "10KiB", "-o", str(trace))[0] == 0
+    rc, out = cli("lifetime", str(trace), "--part", "W25Q128JV", "--store", "flashswap",
+                  "--json", "--jobs", "1")
+    life = json.loads(out)
+    assert life["compute"]["family"] == "kws"
+    rc, out = cli("advise", "builtin:ds_cnn", "--sram", "10KiB", "--part", "W25Q128JV",
+                  "--years", "1", "--rate", "1/min", "--json", "--workers", "1",
+                  "--cache-dir", cache)
+    d = json.loads(out)
+    assert rc == 0 and (d["mcu"], d["macs_per_s"]) == ("cortex-m4-120mhz-xcube-ai", None)
+    (row,) = d["configurations"]
+    for k in ("years", "slowdown", "slowdown_prefetch", "max_rate_per_s"):
+        assert row[k] == life["results"][0][k], k
+
+
 def test_default_parts_are_the_nor_and_nand_catalogue(cache) -> None:
     rc, out = cli("advise", "builtin:ds_cnn", "--sram", "64KiB", "--kind", "nor",
                   "--years", "5", "--rate", "1/h", "--json", "--cache-dir", cache)

@@ -7,7 +7,7 @@ import pytest
 
 from analyzer.device import ReplayFlash
 from analyzer.engine_flashswap import FlashswapEngine
-from analyzer.engine_littlefs import LittlefsEngine
+from analyzer.engine_littlefs import LittlefsChunkEngine
 from analyzer.engine_naive import NaiveEngine
 from analyzer.lifetime import Options, analyze, make_engine
 from analyzer.replay import Replayer, _overlap
@@ -104,7 +104,7 @@ def test_naive_working_set_too_large() -> None:
 
 def test_littlefs_rejects_block_cycles_zero() -> None:
     with pytest.raises(InputError, match="block_cycles must be -1"):
-        LittlefsEngine(flash(NOR, 256 * 1024), block_cycles=0)
+        LittlefsChunkEngine(flash(NOR, 256 * 1024), block_cycles=0)
 
 
 def test_flashswap_refuses_managed_devices() -> None:
@@ -125,7 +125,8 @@ def test_flashswap_burn_in_consumes_every_unit_without_erasing() -> None:
     assert e.log_units() > f.num_blocks - 16
 
 
-@pytest.mark.parametrize("store", ["flashswap", "littlefs", "naive"])
+@pytest.mark.parametrize(
+    "store", ["flashswap", "littlefs-chunk", "littlefs-tensor", "littlefs-prealloc", "naive"])
 @pytest.mark.parametrize("part, cap", [(NOR, 512 * 1024), (NAND, 2 << 20)])
 def test_payload_free_replay_matches_full_replay(chain, store, part, cap) -> None:
     """Zero payloads (the fast mode) drive every counter exactly as random payloads whose
@@ -208,7 +209,7 @@ def test_littlefs_read_cache_books_every_read(chain, part, cap) -> None:
     out = {}
     for fast in (True, False):
         f = flash(part, cap)
-        e = LittlefsEngine(f, fast_reads=fast)
+        e = LittlefsChunkEngine(f, fast_reads=fast)
         r = Replayer(e, chain, payload="random")
         for _ in range(10):
             r.step()

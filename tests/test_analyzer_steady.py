@@ -94,10 +94,10 @@ def test_passes_estimator_counts_whole_passes(traces) -> None:
 
 def test_circulating_finds_persistent_hot_units(traces) -> None:
     """littlefs with block_cycles=-1 never moves its metadata pairs: they keep their rate."""
-    res = run(traces["chain"], NOR, "littlefs", 1 << 20, block_cycles=-1)
+    res = run(traces["chain"], NOR, "littlefs-chunk", 1 << 20, block_cycles=-1)
     st = res.steady
     assert st.method == "circulating" and st.notes["hot_units"] >= 2
-    moving = run(traces["chain"], NOR, "littlefs", 1 << 20, block_cycles=100)
+    moving = run(traces["chain"], NOR, "littlefs-chunk", 1 << 20, block_cycles=100)
     assert moving.data["years"] > 3 * res.data["years"]
 
 
@@ -136,7 +136,7 @@ def test_littlefs_projection_against_replay_to_failure(traces) -> None:
     first block wears out with two of them. The replay is deterministic and its relocations
     follow the allocator's path (analyzer/README.md, validation): the projection, the median
     over random placements, lands -6% from this one (it was +25% with the normal spread)."""
-    c = check(traces["small"], NOR, "littlefs", 256 * 1024, 300)
+    c = check(traces["small"], NOR, "littlefs-chunk", 256 * 1024, 300)
     assert c.actual == 1026
     assert -0.08 <= c.error <= -0.04, c
 
@@ -144,9 +144,9 @@ def test_littlefs_projection_against_replay_to_failure(traces) -> None:
 def test_first_failures_agree_with_replay_to_failure(traces) -> None:
     """One replay without wear-out gives the first wear-out for several endurances."""
     wl = traces["small"]
-    got = first_failures(wl, NOR, "littlefs", 256 * 1024, [300, 100])
+    got = first_failures(wl, NOR, "littlefs-chunk", 256 * 1024, [300, 100])
     assert got == {100: 131, 300: 1026}
-    assert to_failure(wl, NOR, "littlefs", 256 * 1024, 100).first_failure == 131
+    assert to_failure(wl, NOR, "littlefs-chunk", 256 * 1024, 100).first_failure == 131
 
 
 def test_littlefs_stint_is_measured_as_its_relocation_rule(traces, monkeypatch) -> None:
@@ -154,17 +154,18 @@ def test_littlefs_stint_is_measured_as_its_relocation_rule(traces, monkeypatch) 
     after (block_cycles + 1) | 1 erases (lfs_dir_needsrelocation), which the engine states.
     Measured here with the rule withheld from the estimator; `flashswap lifetime` passes the
     rule (a shorter window), and the years agree."""
-    import analyzer.lifetime as lt
+    from analyzer.engine_littlefs import LittlefsEngine
 
     for cycles in (100, 50):
-        given = run(traces["small"], NOR, "littlefs", 256 * 1024, block_cycles=cycles,
+        given = run(traces["small"], NOR, "littlefs-chunk", 256 * 1024, block_cycles=cycles,
                     endurance=1000)
         with monkeypatch.context() as m:
-            m.setattr(lt, "_stint", lambda engine: None)
-            res = run(traces["small"], NOR, "littlefs", 256 * 1024, block_cycles=cycles,
+            m.setattr(LittlefsEngine, "stint_erases", lambda engine: None)
+            res = run(traces["small"], NOR, "littlefs-chunk", 256 * 1024, block_cycles=cycles,
                       endurance=1000)
         notes = res.steady.notes
-        assert notes["stint_erases"] == res.engine.stint_erases == (cycles + 1) | 1
+        assert notes["stint_erases"] == (cycles + 1) | 1
+        assert LittlefsEngine.stint_erases(res.engine) == (cycles + 1) | 1
         assert notes["stints_seen"] >= 3
         # the window ends once the stints are sized and the projection is stable
         assert res.steady.converged and res.steady.inferences < 600
@@ -238,7 +239,7 @@ def test_littlefs_stint_model_on_its_premise(traces) -> None:
     draws, and the projection lands on their median (analyzer/README.md, validation)."""
     wl = traces["small"]
     life, _ = premise_life(wl, NOR, 256 * 1024, 1000)
-    draws = [first_failures(wl, NOR, "littlefs", 256 * 1024, [1000], remount_every=k)[1000]
+    draws = [first_failures(wl, NOR, "littlefs-chunk", 256 * 1024, [1000], remount_every=k)[1000]
              for k in REMOUNT_PERIODS]
     assert sorted(draws) == [3924, 3959, 4561, 4606, 4693, 4695, 4702, 4792, 4878]
     assert life == pytest.approx(np.median(draws), rel=0.01)  # -0.4%
@@ -250,11 +251,11 @@ def test_littlefs_on_nand_against_replay_to_failure(traces, monkeypatch) -> None
     share); the deterministic replay stays close to random placement here. With the stint
     measured the projection lands within 1%; `flashswap lifetime` gives the estimator
     littlefs's relocation rule instead (shorter windows), which lands 4% short."""
-    c = check(traces["small"], NAND, "littlefs", 64 * 128 * 1024, 1000)
+    c = check(traces["small"], NAND, "littlefs-chunk", 64 * 128 * 1024, 1000)
     assert c.actual == 7027
     assert -0.05 <= c.error <= -0.03, c
-    import analyzer.lifetime as lt
+    from analyzer.engine_littlefs import LittlefsEngine
 
-    monkeypatch.setattr(lt, "_stint", lambda engine: None)
-    c = check(traces["small"], NAND, "littlefs", 64 * 128 * 1024, 1000)
+    monkeypatch.setattr(LittlefsEngine, "stint_erases", lambda engine: None)
+    c = check(traces["small"], NAND, "littlefs-chunk", 64 * 128 * 1024, 1000)
     assert c.actual == 7027 and abs(c.error) <= 0.01, c

@@ -370,3 +370,132 @@ def test_batch_runs_as_single_calls() -> None:
     with pytest.raises(ChunkTooLargeError, match=f"chunk of {s.max_chunk + 1} bytes exceeds"):
         s.run_batch(bad, bytes(s.max_chunk + 1), ctypes.create_string_buffer(s.max_chunk))
     assert s.keys() == [1]
+
+
+def _both(part: str, cap: int, image: bytes | None = None, **kw: Any) -> list[FlashSim]:
+    """Two identical simulators (one per engine), holding `image` if given."""
+    from tests.storeutil import image_copy
+
+    sims = [FlashSim.from_part(part, capacity=cap, **kw) for _ in range(2)]
+    return [image_copy(s, image) for s in sims] if image is not None else sims
+
+
+def test_format_over_worn_blocks_then_churn_matches_model() -> None:
+    """Regression (found by tests/test_store_stateful.py): a format over a block that can no
+    longer be erased leaves the old store's header; the C mount demoted such a segment to FREE
+    but kept its seq, which then tied with a live segment's in the chain lookup once the block
+    was retired, and the engines wrote different images."""
+    import random as _random
+
+    from tests.storeutil import payload
+
+    sims = _both("W25Q128JV", 64 * 1024, seed=0, wear="error", weibull=(2.0, 1e12))
+    opts = {"segment_size": 4096, "ckpt_interval": 3}
+    engines = ("python", "c")
+    stores = [Store.format(s, engine=e, **opts) for s, e in zip(sims, engines, strict=True)]
+
+    def format_over_worn(block: int) -> list[Any]:
+        for st_, s in zip(stores, sims, strict=True):
+            st_.sync()
+            s.block_endurance[block] = s.wear_counts[block]
+        new = [Store.format(s, engine=e, **opts) for s, e in zip(sims, engines, strict=True)]
+        for st_ in new:
+            st_.put(99, b"new store")
+            st_.unmount()
+        new = [Store.mount(s, engine=e) for s, e in zip(sims, engines, strict=True)]
+        for st_ in new:
+            st_.trim(99)
+            st_.sync()
+        same_flash(*sims, f"format over {block}")
+        return new
+
+    stores = format_over_worn(707174 % sims[0].num_blocks)
+    for st_ in stores:
+        st_.put(0, payload(0, 1, 5547))
+    stores = format_over_worn(0)
+    for st_ in stores:
+        st_.put(0, payload(0, 1, 826))
+    rng, version, live = _random.Random(2489), 1, {0}
+    seg = 4096
+    for i in range(9):
+        k = rng.randrange(12)
+        size = min(stores[0].max_chunk, rng.randint(seg // 2, 2 * seg))
+        version += 1
+        r = [outcome(st_.put, k, payload(k, version, size)) for st_ in stores]
+        assert r[0] == r[1], f"churn {i}: model {r[0]} C {r[1]}"
+        if r[0][0] == "ok":
+            live.add(k)
+        elif live:
+            victim = rng.choice(sorted(live))
+            assert [st_.trim(victim) for st_ in stores] == [True, True]
+            live.discard(victim)
+        for st_ in stores:
+            st_.sync()
+        same_flash(*sims, f"churn {i}")
+        same_state(*stores, f"churn {i}")
+
+
+def _mutate(img: bytearray, rng: random.Random, kind: str, unit: int) -> None:
+    """One kind of damage at a random programmed place of the image."""
+    used = [i for i in range(0, len(img), 16) if img[i:i + 16] != b"\xff" * 16]
+    at = rng.choice(used) + rng.randrange(16) if used else rng.randrange(len(img))
+    if kind == "bit":
+        img[at] ^= 1 << rng.randrange(8)
+    elif kind == "bytes":
+        for j in range(rng.randint(1, 40)):
+            if at + j < len(img):
+                img[at + j] = rng.randrange(256)
+    elif kind == "erase":  # a program unit reads erased
+        a = at - at % unit
+        img[a:a + unit] = b"\xff" * unit
+    else:  # "zero": a program unit reads programmed to zero
+        a = at - at % unit
+        img[a:a + unit] = bytes(unit)
+
+
+MUTATED = {"nor4k": GEOS["nor4k"], "nand": GEOS["nand"], "nor64k": GEOS["nor64k"]}
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.sampled_from(sorted(MUTATED)), st.integers(0, 2**16),
+       st.lists(st.sampled_from(["bit", "bytes", "erase", "zero"]), min_size=1, max_size=3))
+def test_mutated_images_get_one_answer_from_both_engines(geo: str, seed: int,
+                                                         kinds: list[str]) -> None:
+    """A store's image, damaged (bit flips, random bytes, program units read erased or
+    zeroed): both engines mount it with the same result, read every key the same way (value,
+    corrupt or absent), and write the same bytes after it."""
+    part, cap, fmt, simopts = MUTATED[geo]
+    rng = random.Random(seed)
+    src = FlashSim.from_part(part, capacity=cap, seed=seed, **simopts)
+    store = Store.format(src, **fmt)
+    for _ in range(rng.randint(5, 60)):
+        k = rng.randrange(KEYS)
+        if rng.random() < 0.8:
+            store.put(k, rng.randbytes(rng.choice([rng.randint(1, 200),
+                                                   rng.randint(200, 6000)])))
+        else:
+            store.trim(k)
+        if rng.random() < 0.2:
+            store.sync()
+    store.sync()
+    img = bytearray(src.image())
+    for kind in kinds:
+        _mutate(img, rng, kind, src.page_size)
+    sims = _both(part, cap, bytes(img))
+    r = [outcome(Store.mount, s, e) for s, e in zip(sims, ("python", "c"), strict=True)]
+    assert (r[0][0], r[0][0] == "ok" or r[0][1]) == (r[1][0], r[1][0] == "ok" or r[1][1]), r
+    if r[0][0] != "ok":
+        return
+    py, c = r[0][1], r[1][1]
+    same_state(py, c, "mount")
+    for k in range(KEYS + 2):
+        assert outcome(py.get, k) == outcome(c.get, k), f"get({k})"
+    for i in range(6):
+        k = rng.randrange(KEYS)
+        data = rng.randbytes(rng.randint(1, 3000))
+        r = [outcome(s.put, k, data) for s in (py, c)]
+        assert r[0] == r[1], f"put {i}: model {r[0]} C {r[1]}"
+    r = [outcome(s.unmount) for s in (py, c)]
+    assert r[0] == r[1]
+    same_flash(*sims, "after writes")

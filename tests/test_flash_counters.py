@@ -7,9 +7,9 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from flashswap.errors import FlashRuleError
+from flashswap.errors import FlashRuleError, InputError
 from flashswap.flash import FlashSim
-from flashswap.parts import get_part
+from flashswap.parts import Bus, get_part
 
 KIB = 1024
 
@@ -33,13 +33,14 @@ def test_nor_counters_are_exact() -> None:
     assert s.erase_counts.sum() == 24
 
     p = get_part("W25Q128JV")
-    t_typ = 0.150 + 18 * 400e-6 + 0.120 + 8192 / 66.5e6
-    t_max = 2.0 + 18 * 3e-3 + 1.6 + 8192 / 66.5e6
+    bus = (8192 + 4106) / 66.5e6  # read-out and program data over quad SPI at 133 MHz
+    t_typ = 0.150 + 18 * 400e-6 + 0.120 + bus
+    t_max = 2.0 + 18 * 3e-3 + 1.6 + bus
     assert s.time_s == pytest.approx(t_typ, rel=1e-12)
     assert s.time_max_s == pytest.approx(t_max, rel=1e-12)
     w_prog = w_erase = 20e-3 * 3.3
     w_read = p.i_read_ma * 1e-3 * 3.3
-    e_typ = (0.150 + 0.120) * w_erase + 18 * 400e-6 * w_prog + 8192 / 66.5e6 * w_read
+    e_typ = (0.150 + 0.120) * w_erase + 18 * 400e-6 * w_prog + bus * w_read
     assert s.energy_j == pytest.approx(e_typ, rel=1e-12)
     assert s.energy_max_j > s.energy_j
 
@@ -64,7 +65,30 @@ def test_nand_read_time_counts_pages_and_transfer() -> None:
     n.program(0, bytes(2048), spare=bytes(8))
     assert n.program_bytes.tolist() == [2056, 0]
     n.erase(128 * KIB)
-    assert n.time_max_s == pytest.approx(3 * 60e-6 + 3064 / 52e6 + 700e-6 + 10e-3, rel=1e-12)
+    assert n.time_max_s == pytest.approx(3 * 60e-6 + (3064 + 2056) / 52e6 + 700e-6 + 10e-3,
+                                         rel=1e-12)
+
+
+def test_the_board_bus_sets_the_transfer_time() -> None:
+    """Page data crosses the part's bus, by default its fastest (quad SPI at 104 MHz on the
+    W25N01GV); a board that clocks it slower or narrower pays more, for reads and programs
+    alike; managed and internal parts take no bus (their figures include the transfer)."""
+    slow = Bus(50, 1)
+    for bus, rate in ((None, 52e6), (slow, 6.25e6)):
+        n = FlashSim.from_part("W25N01GV", 2 * 128 * KIB, bus=bus)
+        n.program(0, bytes(2048))
+        n.read(0, 2048)
+        assert n.time_s == pytest.approx(250e-6 + 60e-6 + 4096 / rate, rel=1e-12)
+        assert n.stream_cost(4096, 2) == pytest.approx((2 * 60e-6 + 4096 / rate,
+                                                        (2 * 60e-6 + 4096 / rate) * 25e-3 * 3.3))
+    with pytest.raises(InputError, match=r"bus 4-bit bus at 133 MHz \(66.5 MB/s\) exceeds "
+                       r"W25N01GV's 4-bit bus at 104 MHz"):
+        FlashSim.from_part("W25N01GV", 2 * 128 * KIB, bus=Bus(133, 4))
+    with pytest.raises(InputError, match="takes no bus setting"):
+        FlashSim.from_part("S-46u-2GB", 1 << 20, bus=slow)
+    s = FlashSim.from_part("STM32L476-FLASH", 4 * KIB)
+    s.program(0, bytes(8))
+    assert s.time_s == pytest.approx(81.69e-6, rel=1e-12)  # the word program time alone
 
 
 def test_nand_page_in_the_data_register_costs_no_tr() -> None:

@@ -227,7 +227,7 @@ def test_weibull_endurance_drives_wear_out() -> None:
 
 def test_bit_flips_rate_and_growth_with_wear() -> None:
     part = replace(get_part("W25N01GV"), rber=(1e-4, 1e-2))
-    sim = FlashSim(part, 4 * 128 * KIB, bit_errors=True, endurance=10, seed=11)
+    sim = FlashSim(part, 4 * 128 * KIB, bit_errors=True, endurance=10, seed=11, ecc=False)
     rng = np.random.default_rng(0)
     data = rng.integers(0, 256, 128 * KIB, dtype=np.uint8).tobytes()
     for p in range(64):
@@ -301,3 +301,31 @@ def test_managed_wear_counts_per_sector() -> None:
     ):
         sd.program(0, bytes(1024))
     sd.program(512, bytes(512))
+
+
+def test_ecc_corrects_up_to_its_strength_per_sector() -> None:
+    """W25N01GV's on-die ECC corrects 1 bit per 512 B: at a raw rate of 1e-4 (0.41 errors per
+    sector) a sector reads clean with probability e^-0.41 * 1.41 = 0.936, and a sector that
+    does not keeps all its errors (two or more); raw reads (ecc=False) show errors in
+    1 - e^-0.41 = 33.6% of sectors."""
+    part = replace(get_part("W25N01GV"), rber=(1e-4, 1e-2))
+    lam = 4096 * 1e-4
+    for ecc, p_dirty in ((True, 1 - math.exp(-lam) * (1 + lam)), (False, 1 - math.exp(-lam))):
+        sim = FlashSim(part, 128 * KIB, bit_errors=True, seed=5, ecc=ecc)
+        dirty, n, min_flips = 0, 0, 99
+        for _ in range(10):
+            got = arr(sim.read(0, 128 * KIB)).reshape(-1, 512)
+            flips = np.unpackbits(~got, axis=1).sum(axis=1)
+            dirty += int(np.count_nonzero(flips))
+            n += flips.size
+            min_flips = min(min_flips, int(flips[flips > 0].min()))
+        assert abs(dirty - n * p_dirty) < 5 * math.sqrt(n * p_dirty), (ecc, dirty, n * p_dirty)
+        assert min_flips == (2 if ecc else 1)
+
+
+def test_parts_without_ecc_read_raw() -> None:
+    part = replace(get_part("W25N01GV"), rber=(1e-3, 1e-2), ecc=None, ecc_bits=None,
+                   ecc_sector=None)
+    sim = FlashSim(part, 128 * KIB, bit_errors=True, seed=5)
+    got = arr(sim.read(0, 128 * KIB))
+    assert int(np.unpackbits(~got).sum()) > 500  # ~1049 expected: nothing corrected

@@ -24,8 +24,14 @@ REQUIRED = [
         "i_standby_ua",
         "rber",
         "factory_bad_max",
+        "ecc",
+        "ecc_bits",
+        "ecc_sector",
         "tbw_bytes",
         "internal_waf",
+        "bus_mhz",
+        "bus_width",
+        "t_read_basis",
         "class_values",
         "notes",
     )
@@ -99,18 +105,34 @@ def test_every_part_is_complete_and_consistent(part: Part) -> None:
     assert len(part.t_erase_typ_us) == len(part.t_erase_max_us) == len(part.erase_sizes)
     assert part.t_prog_max_us >= part.t_prog_typ_us > 0
     assert part.erase_size % part.page_size == 0
+    if part.kind in ("nor", "nand"):  # page data crosses a bus; read_mbps is its rate
+        assert part.bus is not None
+        assert part.read_mbps == pytest.approx(part.bus.bytes_per_s / 1e6, rel=0.005)
+    else:
+        assert part.bus is None
     if part.kind == "nand":
+        assert part.t_read_basis in ("typ", "max")  # the datasheet's tR: typical or max only
         assert part.cell in ("slc", "mlc", "tlc")
         assert part.rber is not None and 0 < part.rber[0] <= part.rber[1] < 1
         assert "rber" in part.class_values
         assert part.factory_bad_max is not None and part.nop >= 1
         assert part.spare_size > 0
+        # Every catalogue NAND needs ECC: on-die, or the strength its datasheet asks of the host.
+        assert part.ecc in ("on-die", "host") and part.ecc_bits and part.ecc_sector
+        assert part.page_size % part.ecc_sector == 0
     else:
         assert part.spare_size == 0
     if part.kind == "managed":
         assert part.tbw_bytes and part.internal_waf and part.internal_waf >= 1
     if part.kind == "internal":
         assert part.nop >= 1  # writes allowed per write unit between erases
+
+
+def test_ecc_is_stated_in_words_for_reports() -> None:
+    assert get_part("W25N01GV").ecc_summary == "on-die ECC, 1 bit(s) per 512 B"
+    assert get_part("FNNL41A-8Gb").ecc_summary == (
+        "host ECC (port or controller), 4 bit(s) per 512 B (class value)")
+    assert get_part("W25Q128JV").ecc_summary == "no ECC needed"
 
 
 def test_derived_helpers() -> None:
@@ -190,6 +212,15 @@ def test_user_file_adds_and_overrides(tmp_path: Path) -> None:
         ({"class_values": ["speed"]}, "field 'class_values' 'speed' is not a field"),
         ({"kind": "nand", "spare_size": 64, "cell": "slc"}, "field 'rber' is missing"),
         ({"page_size": 3000}, "field 'page_size' 3000 does not divide erase size 4096"),
+        ({"bus_mhz": None}, "field 'bus_mhz' is missing"),
+        ({"bus_width": 3}, "field 'bus_width' must be one of 1, 2, 4, 8, 16, got 3"),
+        ({"bus_mhz": 104}, "field 'read_mbps' 66.5 disagrees with the bus (52 MB/s = "
+                           "bus_mhz x bus_width / 8, x 2 with bus_ddr)"),
+        ({"bus_ddr": "yes"}, "field 'bus_ddr' must be true or false, got str 'yes'"),
+        ({"kind": "nand", "spare_size": 64, "cell": "slc", "rber": [1e-9, 1e-6],
+          "factory_bad_max": 2, "nop": 4}, "field 't_read_basis' is missing"),
+        ({"t_read_basis": "typical"}, "field 't_read_basis' must be one of typ, max, got "
+                                      "'typical'"),
     ],
 )
 def test_malformed_part_names_file_part_and_field(

@@ -47,6 +47,7 @@ def test_worn_blocks_are_retired_and_the_store_keeps_working() -> None:
     assert retired_seen[-1] > 0 and len(retired_seen) > 10
     assert store.stat()["retired_blocks"] >= retired_seen[-1]
     # Remount: the data still reads (or is reported lost), never garbage.
+    store.sync()
     store2 = Store.mount(flash)
     for k in store2.keys():
         try:

@@ -2,7 +2,8 @@
 
 Each scenario is run once to count its flash operations, then re-run from the same starting
 image with a cut at every index; after each cut the store must mount and hold exactly what the
-oracle allows (tests/storeutil.Oracle).
+oracle allows (tests/storeutil.Oracle, the strict oracle). Every sweep runs on both engines: the
+Python model and the C library.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from flashswap import FlashSim, PowerCut, Store
-from tests.storeutil import Oracle, format_store, make_flash, payload, read_all
+from tests.storeutil import ENGINES, Oracle, format_store, make_flash, payload, read_all
 
 Scenario = Callable[[Store, Oracle], None]
 
@@ -76,18 +77,18 @@ SCENARIOS: dict[str, tuple[str, Scenario, dict[str, int]]] = {
 }
 
 
-def _prepare(geo: str, opts: dict[str, int]) -> FlashSim:
+def _prepare(geo: str, opts: dict[str, int], engine: str) -> FlashSim:
     flash = make_flash(geo, seed=7)
-    format_store(flash, geo, **opts).unmount()
+    format_store(flash, geo, engine, **opts).unmount()
     return flash
 
 
-def _sweep(name: str, stride: int) -> int:
+def _sweep(name: str, stride: int, engine: str = "python") -> int:
     geo, scenario, opts = SCENARIOS[name]
-    base = _prepare(geo, opts)
+    base = _prepare(geo, opts, engine)
     probe = base.copy()
     before = probe.ops_count
-    scenario(Store.mount(probe), Oracle())
+    scenario(Store.mount(probe, engine=engine), Oracle())
     total = probe.ops_count - before
     assert total > 10
     for cut in range(0, total, stride):
@@ -95,36 +96,38 @@ def _sweep(name: str, stride: int) -> int:
         oracle = Oracle()
         flash.power_cut_after(cut)
         with pytest.raises(PowerCut):
-            scenario(Store.mount(flash), oracle)
+            scenario(Store.mount(flash, engine=engine), oracle)
         flash.power_cut_after(None)
-        store = Store.mount(flash)
+        store = Store.mount(flash, engine=engine)
         oracle.check_after_cut(read_all(store, oracle.keys() | set(range(12))))
         # And the store keeps working after the cut.
         store.put(11, b"after the cut")
         store.sync()
-        assert Store.mount(flash).get(11) == b"after the cut"
+        assert Store.mount(flash, engine=engine).get(11) == b"after the cut"
     return total
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_power_cut_at_every_operation(name: str) -> None:
-    _sweep(name, stride=1)
+def test_power_cut_at_every_operation(name: str, engine: str) -> None:
+    _sweep(name, stride=1, engine=engine)
 
 
-def test_format_power_cut_at_every_operation() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_format_power_cut_at_every_operation(engine: str) -> None:
     """A cut during format leaves either no store (mount refuses) or an empty store."""
     probe = make_flash("nor4k")
     before = probe.ops_count
-    format_store(probe, "nor4k")
+    format_store(probe, "nor4k", engine=engine)
     total = probe.ops_count - before
     for cut in range(total):
         flash = make_flash("nor4k")
         flash.power_cut_after(cut)
         with pytest.raises(PowerCut):
-            format_store(flash, "nor4k")
+            format_store(flash, "nor4k", engine=engine)
         flash.power_cut_after(None)
         try:
-            store = Store.mount(flash)
+            store = Store.mount(flash, engine=engine)
         except Exception as e:  # noqa: BLE001
             assert type(e).__name__ == "CorruptError"
         else:

@@ -16,13 +16,14 @@
 extern "C" {
 #endif
 
-#define FSW_VERSION 1
+#define FSW_VERSION 2 /* the on-flash format this library writes (SPEC.md) */
 
 /* Error codes: negative, errno-like (the values follow littlefs where one exists). */
 enum fsw_error {
     FSW_OK = 0,
     FSW_ERR_IO = -5,       /* device error, or too many block failures in one operation */
-    FSW_ERR_CORRUPT = -84, /* no store on the flash, or the chunk is damaged or lost */
+    FSW_ERR_CORRUPT = -84, /* no store on the flash, or the chunk is damaged or lost, or the
+                            * store was damaged where this key may have been written */
     FSW_ERR_NOSPC = -28,   /* no space left, or the index is full */
     FSW_ERR_NOENT = -2,    /* no chunk under this key */
     FSW_ERR_TOOBIG = -27,  /* chunk larger than max_chunk, or than the caller's buffer */
@@ -41,7 +42,8 @@ struct fsw_index_entry {
 struct fsw_seg {
     uint32_t erase_count;
     uint32_t seq;       /* 0: not in the log */
-    unsigned live : 29; /* bytes of live records in this segment */
+    unsigned live : 28; /* bytes of live records in this segment */
+    unsigned tear : 1;  /* mount: its header says its log's previous segment ends torn */
     unsigned state : 2; /* FREE_ERASED, FREE, IN_LOG, BAD */
     unsigned cold : 1;  /* belongs to the cold log */
 };
@@ -50,26 +52,27 @@ struct fsw_config {
     void *context; /* for the callbacks */
 
     /* Device callbacks: return 0, FSW_ERR_WORN (this block failed: the store retires it) or
-     * another negative code (aborts the operation). prog never crosses a segment. */
+     * another negative code (aborts the operation). prog never crosses a segment; on a
+     * PAGE_ONCE device it starts on a unit boundary and may end inside the unit (a sync): a
+     * port for flash that writes whole words pads that unit with 0xFF (erased), as NAND does
+     * with a partial page. */
     int (*read)(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t size);
     int (*prog)(const struct fsw_config *c, uint32_t addr, const void *buf, uint32_t size);
     int (*erase)(const struct fsw_config *c, uint32_t addr, uint32_t size);
     int (*sync)(const struct fsw_config *c); /* optional: flush the device's write cache */
     /* Optional, NAND: spare bytes of the page at addr (factory-bad marker in byte 0). */
     int (*read_spare)(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t size);
-    int (*prog_spare)(const struct fsw_config *c, uint32_t addr, const void *buf,
-                      uint32_t size);
 
     /* Geometry (powers of two; SPEC.md §2). */
     uint32_t flash_size;
     uint32_t segment_size; /* erase unit used by the store: 512 B .. 16 MiB */
-    uint32_t prog_size;    /* program unit: NOR page (256) or NAND page (2048) */
-    uint8_t page_once;     /* NAND: each page programmed once and in order */
+    uint32_t prog_size;    /* program unit: NOR page (256), NAND page (2048), MCU flash word */
+    uint8_t page_once;     /* NAND, MCU flash: each unit programmed once (NOP 1) and in order */
 
     /* Format options; zero means the default (as the Python model chooses them). Mount reads
      * them from flash instead. */
     uint8_t ckpt_interval; /* default max(1, min(16, segment_count / 16)) */
-    uint8_t reserve;       /* default 2 */
+    uint8_t reserve;       /* default max(2, what deleting every chunk needs, SPEC §10) */
     uint16_t wl_threshold; /* default 12 */
     uint16_t max_keys;     /* capacity of `index`; default FSW_DEFAULT_MAX_KEYS */
 
@@ -122,14 +125,18 @@ typedef struct fsw {
     uint8_t mounted;
     uint8_t cold; /* the active head is the cold one */
     uint8_t wl_quiet; /* erase counts within wl_threshold since the last erase/retirement */
+    uint8_t damaged;  /* keys absent from the index read as corrupt (SPEC §9) */
+    uint8_t torn;     /* bit per log (hot 0, cold 1): its next segment carries HF_TEAR */
+    uint8_t done;     /* the put being run has its chunk indexed (only a checkpoint follows) */
+    uint16_t epoch;   /* the store's identity (SPEC §3) */
 } fsw_t;
 
 struct fsw_stat {
-    uint32_t free_bytes;  /* open segment's room + data capacity of the free segments */
+    uint32_t free_bytes;  /* hot head's room + data capacity of the free segments */
     uint32_t live_bytes;  /* payload bytes of the live chunks */
     uint32_t live_chunks; /* index entries (lost chunks included) */
     uint32_t segments;
-    uint32_t free_segments; /* erased, free and reclaimable */
+    uint32_t free_segments; /* erased, free, reclaimable, and dead ones the window pins */
     uint32_t bad_segments;  /* factory-bad and retired */
     uint32_t retired;       /* segments retired since format or mount */
     uint32_t erase_min;     /* erase counts over the good segments */
@@ -147,10 +154,16 @@ int fsw_unmount(fsw_t *fs);
 /* Store 1..max_chunk bytes under key (0..0xFFFFFFFE), replacing what the key held. */
 int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size);
 /* Read the chunk into buf; *size_out (optional) gets its size, also when buf is too small
- * (FSW_ERR_TOOBIG). FSW_ERR_NOENT if absent, FSW_ERR_CORRUPT if damaged or lost. */
+ * (FSW_ERR_TOOBIG: then no flash is read). FSW_ERR_NOENT if absent, FSW_ERR_CORRUPT if
+ * damaged or lost. */
 int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out);
 /* Size of the chunk under key (> 0), or a negative error. Reads no flash. */
-int32_t fsw_size(fsw_t *fs, uint32_t key);
+static inline int32_t fsw_size(fsw_t *fs, uint32_t key)
+{
+    uint32_t n;
+    int err = fsw_get(fs, key, 0, 0, &n);
+    return err == FSW_ERR_TOOBIG ? (int32_t)n : err;
+}
 /* Drop the chunk under key: 1 if dropped, 0 if there was none (nothing written). */
 int fsw_trim(fsw_t *fs, uint32_t key);
 /* Drop every chunk with first <= key <= last in one record: the number dropped (0: nothing

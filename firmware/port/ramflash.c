@@ -118,8 +118,8 @@ static int rf_read(const struct fsw_config *c, uint32_t addr, void *buf, uint32_
     return 0;
 }
 
-/* Programs main bytes (spare == 0) or spare bytes of the page at addr (spare == 1). */
-static int program(struct ramflash *f, uint32_t addr, const uint8_t *src, uint32_t n, int spare)
+/* Programs main bytes (the store never programs the spare area). */
+static int program(struct ramflash *f, uint32_t addr, const uint8_t *src, uint32_t n)
 {
     uint32_t blk = addr / f->block_size, p0 = addr / f->page_size, p1, i, ppb;
     uint8_t *dst;
@@ -127,20 +127,19 @@ static int program(struct ramflash *f, uint32_t addr, const uint8_t *src, uint32
     int worn_done = 0;
     if (f->off)
         return FSW_ERR_IO;
-    if (!n || !in_range(f, addr, n) || (addr + n - 1) / f->block_size != blk ||
-        (spare && (!f->nand || addr % f->page_size || n > f->spare_size))) {
+    if (!n || !in_range(f, addr, n) || (addr + n - 1) / f->block_size != blk) {
         f->violations++;
         return FSW_ERR_INVAL;
     }
-    dst = spare ? f->spare + p0 * f->spare_size : f->mem + addr;
-    p1 = spare ? p0 + 1 : (addr + n - 1) / f->page_size + 1;
+    dst = f->mem + addr;
+    p1 = (addr + n - 1) / f->page_size + 1;
     for (i = 0; i < n; i++)
         if (src[i] & ~dst[i]) {
             f->violations++;
             return FSW_ERR_INVAL;
         }
     ppb = f->block_size / f->page_size;
-    if (f->nand && !spare) {
+    if (f->nand) {
         for (i = p0; i < p1; i++)
             if (f->page_writes[i]) {
                 f->violations++; /* NOP = 1 */
@@ -156,7 +155,7 @@ static int program(struct ramflash *f, uint32_t addr, const uint8_t *src, uint32
     cut = countdown(f, p1 - p0);
     f->progs += cut < 0 ? p1 - p0 : (uint32_t)cut + 1;
     for (i = 0; i < n; i++) {
-        long page = spare ? 0 : (long)((addr + i) / f->page_size - p0);
+        long page = (long)((addr + i) / f->page_size - p0);
         uint8_t keep = (uint8_t)(dst[i] & ~src[i]); /* bits this program clears */
         if (cut < 0 && keep && !worn_done && worn(f, blk)) { /* silent: one bit stays set */
             dst[i] = (uint8_t)(src[i] | (keep & -keep));
@@ -168,7 +167,7 @@ static int program(struct ramflash *f, uint32_t addr, const uint8_t *src, uint32
         else if (page == cut) /* torn: each bit to clear is cleared or not */
             dst[i] = (uint8_t)(dst[i] & (src[i] | (uint8_t)rnd(f)));
     }
-    if (f->nand && !spare) {
+    if (f->nand) {
         uint32_t last = cut < 0 ? p1 : p0 + (uint32_t)cut + 1;
         for (i = p0; i < last; i++)
             f->page_writes[i] = 1;
@@ -179,12 +178,7 @@ static int program(struct ramflash *f, uint32_t addr, const uint8_t *src, uint32
 
 static int rf_prog(const struct fsw_config *c, uint32_t addr, const void *buf, uint32_t n)
 {
-    return program(FLASH(c), addr, buf, n, 0);
-}
-
-static int rf_prog_spare(const struct fsw_config *c, uint32_t addr, const void *buf, uint32_t n)
-{
-    return program(FLASH(c), addr, buf, n, 1);
+    return program(FLASH(c), addr, buf, n);
 }
 
 static int rf_read_spare(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t n)
@@ -257,7 +251,6 @@ void ramflash_config(struct ramflash *f, struct fsw_config *cfg)
     cfg->erase = rf_erase;
     cfg->sync = rf_sync;
     cfg->read_spare = f->nand ? rf_read_spare : 0;
-    cfg->prog_spare = f->nand ? rf_prog_spare : 0;
     cfg->flash_size = f->size;
     cfg->prog_size = f->page_size;
     cfg->page_once = (uint8_t)f->nand;

@@ -39,7 +39,6 @@ struct fswsim {
     fswsim_io py_prog;
     fswsim_erase_fn py_erase;
     fswsim_io py_read_spare;
-    fswsim_io py_prog_spare;
     /* Geometry. */
     uint32_t size, erase_size, page_size, ppb, spare_size, nop, seg_size;
     uint32_t nand, fast; /* fast: Python found no power cut, wear or bit-error model armed */
@@ -155,10 +154,12 @@ static int sim_prog(const struct fsw_config *c, uint32_t addr, const void *buf, 
         *m->reg = -1;
     m->ops_count += np;
     m->programs += np;
-    m->time_s += np * m->tp;
-    m->time_max_s += np * m->tp_max;
-    m->energy_j += np * m->ep;
-    m->energy_max_j += np * m->ep_max;
+    /* FlashSim._account_programs: raw flash (the only kind on this path) loads the page data
+     * over its bus at the read rate bw, at the read current */
+    m->time_s += np * m->tp + n / m->bw;
+    m->time_max_s += np * m->tp_max + n / m->bw;
+    m->energy_j += np * m->ep + n / m->bw * m->w_read;
+    m->energy_max_j += np * m->ep_max + n / m->bw * m->w_read;
     m->program_bytes[blk] += n;
     if (m->fresh && m->fresh[blk]) {
         m->fresh[blk] = 0;
@@ -206,16 +207,10 @@ static int sim_erase(const struct fsw_config *c, uint32_t addr, uint32_t size)
     return 0;
 }
 
-/* Spare-area operations are rare (factory-bad checks, retirement marks): always Python. */
+/* Spare-area reads are rare (factory-bad checks of blocks without a header): always Python. */
 static int sim_read_spare(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t n)
 {
     return SIM(c)->py_read_spare(c, addr, buf, n);
-}
-
-static int sim_prog_spare(const struct fsw_config *c, uint32_t addr, const void *buf,
-                          uint32_t n)
-{
-    return SIM(c)->py_prog_spare(c, addr, (void *)buf, n);
 }
 
 /*
@@ -278,7 +273,6 @@ void fswsim_install(struct fsw_config *c, struct fswsim *m)
     c->prog = sim_prog;
     c->erase = sim_erase;
     c->read_spare = m->nand ? sim_read_spare : NULL;
-    c->prog_spare = m->nand ? sim_prog_spare : NULL;
 }
 
 size_t fswsim_sizes(size_t *sim_size)
@@ -307,9 +301,9 @@ uint32_t fswsim_window(const fsw_t *fs)
     return n + (fs->open != NONE) + (fs->park != NONE);
 }
 
-/* Scalars of the context for Python: out[0..7] = index entries (lost included), segments
- * retired, max_keys, max_chunk, ckpt_interval, reserve, wl_threshold, mounted. */
-void fswsim_info(const fsw_t *fs, uint32_t out[8])
+/* Scalars of the context for Python: out[0..8] = index entries (lost included), segments
+ * retired, max_keys, max_chunk, ckpt_interval, reserve, wl_threshold, mounted, damaged. */
+void fswsim_info(const fsw_t *fs, uint32_t out[9])
 {
     out[0] = fs->nkeys;
     out[1] = fs->retired;
@@ -319,4 +313,5 @@ void fswsim_info(const fsw_t *fs, uint32_t out[8])
     out[5] = fs->reserve;
     out[6] = fs->wl_threshold;
     out[7] = fs->mounted;
+    out[8] = fs->damaged;
 }

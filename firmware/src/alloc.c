@@ -19,8 +19,10 @@ uint32_t fsw_seq_find(const fsw_t *fs, int mode, uint32_t arg)
     uint32_t s, best = NONE, k, bk = 0;
     for (s = 0; s < fs->nseg; s++, g++) {
         k = g->seq ^ (mode & PICK_DOWN ? NONE : 0);
+        /* on equal seqs a bad segment wins: a failed segment whose header never reached flash
+         * gave its seq to the next one opened, and its chunks still chain to it (§12) */
         if (g->cold == (mode & 1) && (unsigned)(g->state - ST_LOG) <= (unsigned)(mode >> 1 & 1) &&
-            k >= arg && (best == NONE || k < bk)) {
+            k >= arg && (best == NONE || k < bk || (k == bk && g->state == ST_BAD))) {
             bk = k;
             best = s;
         }
@@ -62,6 +64,10 @@ uint64_t fsw_scan(const fsw_t *fs, int mode)
         case PICK_ERASED:
             ok = g->state == ST_ERASED;
             break;
+        case PICK_SPACE:
+            ok = g->state <= ST_FREE ||
+                 (g->state == ST_LOG && !g->live && s != (fs->cold ? fs->park : fs->open));
+            break;
         default: /* PICK_WINDOW */
             ok = g->state == ST_LOG && !in && s != fs->open && s != fs->park;
         }
@@ -81,19 +87,13 @@ uint32_t fsw_chain(const fsw_t *fs, uint32_t s)
     return g->seq == NONE ? NONE : fsw_seq_find(fs, PICK_SEQ | PICK_BAD | g->cold, g->seq + 1);
 }
 
-/* §12: BAD in RAM; on flash a best-effort mark (a worn block may refuse it). */
+/* §12: BAD in RAM only; after a mount the segment is what its header says, and an erase
+ * that fails retires it again. */
 static void retire(fsw_t *fs, uint32_t s)
 {
-    const struct fsw_config *c = fs->cfg;
-    uint8_t z[HDR_SIZE];
-    memset(z, 0, sizeof z);
-    c->segs[s].state = ST_BAD;
+    fs->cfg->segs[s].state = ST_BAD;
     fs->retired++;
     fs->wl_quiet = 0;
-    if (fs->page_once && c->prog_spare)
-        (void)c->prog_spare(c, SEG_BASE(fs, s), z, 1);
-    else
-        (void)c->prog(c, SEG_BASE(fs, s), z, HDR_SIZE);
 }
 
 /* Erases segment s and verifies it reads erased (§8). 1 (and s retired) when the device
@@ -120,16 +120,16 @@ int fsw_erase(fsw_t *fs, uint32_t s)
     return 1;
 }
 
-/* The words of the segment header (§3) of the active head's log, but for erase_count, seq,
- * replay_seq and crc (words 2-4, 9). */
+/* The words of the segment header (§3) of the active head's log (HF_TEAR if its last segment
+ * ended torn), but for erase_count, seq, replay_seq and crc (words 2-4, 9). */
 void fsw_hdr_make(const fsw_t *fs, uint32_t *h)
 {
     h[0] = 0x50575346u; /* "FSWP" */
-    h[1] = 1u | fs->seg_shift << 8 | (uint32_t)fs->prog_shift << 16 |
-           (uint32_t)(fs->page_once | fs->cold << 1) << 24; /* HF_COLD */
+    h[1] = 2u | fs->seg_shift << 8 | (uint32_t)fs->prog_shift << 16 |
+           (uint32_t)(fs->page_once | fs->cold << 1 | (fs->torn >> fs->cold & 1) << 2) << 24;
     h[5] = fs->nseg;
     h[6] = fs->max_keys | (uint32_t)fs->ckpt_interval << 16 | (uint32_t)fs->reserve << 24;
-    h[7] = fs->wl_threshold | 0xFFFF0000u;
+    h[7] = fs->wl_threshold | (uint32_t)fs->epoch << 16;
     h[8] = NONE;
 }
 
@@ -158,10 +158,14 @@ static int open_seg(fsw_t *fs, uint32_t cont, int force)
     g->seq = fs->next_seq++;
     g->live = 0;
     g->cold = fs->cold;
+    /* no checkpoint while the chunks of a failed segment move: bytes of some never reached
+     * flash (the rescue copy holds them) */
     ck = !fs->cold && (force || fs->segs_since_ckpt >= fs->ckpt_interval) &&
-         HDR_SIZE + cont + REC_SIZE + ENTRY_SIZE * (fs->nkeys + 1u) <= SEG_SIZE(fs);
+         HDR_SIZE + cont + REC_SIZE + ENTRY_SIZE * (fs->nkeys + 1u) <= SEG_SIZE(fs) &&
+         !fs->rescue_end;
     fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
     fsw_hdr_make(fs, h);
+    fs->torn &= (uint8_t)~(1u << fs->cold);
     h[2] = g->erase_count;
     h[3] = g->seq;
     h[4] = ck ? g->seq : fs->replay_seq;
@@ -184,10 +188,17 @@ static int close_seg(fsw_t *fs)
 
 /* The active head needs a segment: close the current one (unless a spill filled it) and open
  * the next; a checkpoint due there is written now, or, for a spill, left to the caller (1). A
- * forced checkpoint switches to the hot head first (§10, §12). */
+ * forced checkpoint shrinks the window to the heads (§10): it switches to the hot head first,
+ * and closes the cold head if nothing in it lives (parked, it is synced: closing is
+ * forgetting it). */
 int fsw_next(fsw_t *fs, uint32_t cont, int mode)
 {
-    int err = mode == OPEN_FORCE ? fsw_use(fs, 0) : 0;
+    int err = 0;
+    if (mode == OPEN_FORCE) {
+        err = fsw_use(fs, 0);
+        if (fs->park != NONE && !SEGS(fs)[fs->park].live)
+            fs->park = NONE;
+    }
     if (!err && mode != OPEN_SPILL)
         err = close_seg(fs);
     if (!err)
@@ -195,14 +206,24 @@ int fsw_next(fsw_t *fs, uint32_t cont, int mode)
     return err <= 0 || mode == OPEN_SPILL ? err : fsw_ckpt_write(fs);
 }
 
-/* The index entry with a fragment in segment s and the lowest first-fragment address. */
-static uint32_t in_segment(fsw_t *fs, uint32_t s)
+/* The index entry with a fragment in segment s and the lowest first-fragment address; with
+ * afford, NONE as well when moving all of them to the cold head would not leave `reserve`
+ * segments free once s is free (during the move one fewer, §10). */
+static uint32_t in_segment(fsw_t *fs, uint32_t s, int afford)
 {
     const struct fsw_index_entry *x = fs->cfg->index;
-    uint32_t i, best = NONE;
+    uint32_t i, best = NONE, cost = 0, room;
     for (i = 0; i < fs->nkeys; i++)
-        if ((best == NONE || x[i].addr < x[best].addr) && fsw_live(fs, x + i, 0, s) == 2)
-            best = i;
+        if (fsw_live(fs, x + i, 0, s) == 2) {
+            cost += x[i].size + 64 + (x[i].size >> 4); /* a header per 512 bytes at most */
+            best = best == NONE || x[i].addr < x[best].addr ? i : best;
+        }
+    room = fsw_head_room(fs, 1);
+    if (afford && (int32_t)((room < MIN_ROOM ? 0 : room) - cost) +
+                          (int32_t)DATA_CAP(fs) *
+                              ((int32_t)COUNT(fsw_scan(fs, PICK_HOT)) + 1 - fs->reserve) <
+                      0)
+        best = NONE;
     return best;
 }
 
@@ -212,7 +233,7 @@ static int relocate(fsw_t *fs, uint32_t s)
 {
     uint32_t i;
     int err = 0;
-    while (!err && (i = in_segment(fs, s)) != NONE) {
+    while (!err && (i = in_segment(fs, s, 0)) != NONE) {
         /* the entry stays put until the copy is complete (fsw_chunk_write sets it last) */
         const struct fsw_index_entry *e = fs->cfg->index + i;
         err = fsw_chunk_read(fs, e, NULL);
@@ -231,31 +252,31 @@ static int move_cold(fsw_t *fs, uint32_t s)
     return err ? err : relocate(fs, s);
 }
 
-static uint32_t available(const fsw_t *fs, uint32_t reserve)
+/* §10 step 3: make need bytes fit on the hot head keeping `reserve` segments really free:
+ * release the dead segments the window pins with a checkpoint, else move the emptiest segment
+ * outside the window to the cold head if that keeps the reserve, else shrink the window.
+ * Bounded as the Python model's. */
+int fsw_make_room(fsw_t *fs, uint32_t need)
 {
-    uint32_t room = fsw_hot_room(fs), n = COUNT(fsw_scan(fs, PICK_HOT));
-    return (room < MIN_ROOM ? 0 : room) + DATA_CAP(fs) * (n > reserve ? n - reserve : 0);
-}
-
-/* §10 step 3: move the emptiest segments outside the window to the cold head, or shrink the
- * window with a forced checkpoint, until need bytes fit. Bounded as the Python model's. */
-int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve)
-{
-    uint32_t i, v, room = fsw_hot_room(fs);
+    uint32_t i, v, room;
+    int32_t free, r = fs->reserve;
     int err = 0;
-    if (room >= MIN_ROOM && room >= need)
-        return 0;
     for (i = 0; i < 4 * fs->nseg + 4 && !err; i++) {
-        if (available(fs, reserve) >= need)
+        room = fsw_head_room(fs, 0);
+        room = room < MIN_ROOM ? 0 : room;
+        if (room >= need)
+            return 0; /* the common case, decided without counting free segments */
+        free = (int32_t)COUNT(fsw_scan(fs, PICK_HOT));
+        if (room + DATA_CAP(fs) * (uint32_t)(free > r ? free - r : 0) >= need)
             return 0;
-        v = PICK(fs, PICK_VICTIM);
-        if (v != NONE) {
+        if ((int32_t)COUNT(fsw_scan(fs, PICK_SPACE)) > free && free)
+            err = fsw_next(fs, 0, OPEN_FORCE); /* the window pins dead segments */
+        else if ((v = PICK(fs, PICK_VICTIM)) != NONE && in_segment(fs, v, 1) != NONE)
             err = move_cold(fs, v);
-            continue;
-        }
-        if (!COUNT(fsw_scan(fs, PICK_WINDOW)) || !COUNT(fsw_scan(fs, PICK_HOT)))
+        else if (COUNT(fsw_scan(fs, PICK_WINDOW)) && free > r)
+            err = fsw_next(fs, 0, OPEN_FORCE); /* its segments become victims */
+        else
             break;
-        err = fsw_next(fs, 0, OPEN_FORCE);
     }
     return err ? err : FSW_ERR_NOSPC;
 }
@@ -289,8 +310,7 @@ int fsw_static_wl(fsw_t *fs)
     if (ref == NONE || c == NONE)
         return 0;
     d = g[ref].erase_count + (g[ref].state != ST_ERASED) - g[c].erase_count;
-    if ((int32_t)d <= (int32_t)fs->wl_threshold ||
-        available(fs, fs->reserve) < g[c].live + 2 * REC_SIZE)
+    if ((int32_t)d <= (int32_t)fs->wl_threshold || in_segment(fs, c, 1) == NONE)
         return 0;
     err = fsw_use(fs, 1);
     if (!err && c == cs)
@@ -300,30 +320,32 @@ int fsw_static_wl(fsw_t *fs)
     return err ? err : 1;
 }
 
-/* A program into the active head's segment failed: retire it and write its chunks again on the
- * same head, reading what never reached flash from the rescue copy of the buffer (if any); then
- * a forced checkpoint on the hot head, since TRIM records and perhaps the newest checkpoint went
- * with the retired segment (§12). */
+/* A program into the active head's segment failed (§12): the segment is retired in RAM only
+ * (on flash it stays valid history), and every chunk with a fragment in a retired segment is
+ * written again on the same head, what never reached flash read from the rescue copy of the
+ * buffer (if any). A segment whose header never reached flash gives its seq to the next one
+ * opened; the next segment of this log says its predecessor may end torn. Then a checkpoint:
+ * trims among the bytes that never reached flash live only in RAM. */
 int fsw_recover(fsw_t *fs)
 {
     const struct fsw_config *c = fs->cfg;
-    uint32_t s = fs->open, ps = PROG_SIZE(fs);
+    uint32_t s = fs->open, unit = fs->wp & ~(PROG_SIZE(fs) - 1);
     int err;
-    if (s == NONE)
-        return 0;
-    if (c->rescue_buffer) {
-        memcpy(c->rescue_buffer, c->prog_buffer, ps);
-        fs->rescue_unit = fs->wp & ~(ps - 1);
-        fs->rescue_end = fs->wp;
+    if (s != NONE) {
+        if (unit + fs->programmed < SEG_BASE(fs, s) + HDR_SIZE)
+            fs->next_seq = c->segs[s].seq;
+        fs->torn |= (uint8_t)(1u << fs->cold);
+        if (c->rescue_buffer) {
+            memcpy(c->rescue_buffer, c->prog_buffer, PROG_SIZE(fs));
+            fs->rescue_unit = unit;
+            fs->rescue_end = fs->wp;
+        }
+        fs->open = NONE;
+        retire(fs, s);
     }
-    fs->open = NONE;
-    retire(fs, s);
-    err = relocate(fs, s);
+    err = relocate(fs, s); /* and the chunks left in an earlier one (fsw_live) */
     fs->rescue_end = 0; /* the copy lives as long as this recovery, as in the model */
-    if (err)
-        return err;
-    c->segs[s].live = 0;
-    return fsw_next(fs, 0, OPEN_FORCE);
+    return err ? err : fsw_next(fs, 0, OPEN_FORCE);
 }
 
 /* Idle step (§8): one static wear-leveling move, then pre-erase what a hot open would take

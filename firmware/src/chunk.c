@@ -100,7 +100,7 @@ static void rec_init(uint32_t *r, uint32_t type, uint32_t key, uint32_t size, ui
 
 /* Appends a record on the active head: a DATA chunk (type T_DATA, size bytes from ram or, when
  * it is moved, from chunk src on flash), fragmented as needed (§4), and points the index at it;
- * or a TRIM (size 0) or TRIM_RANGE (size = last key) record, without payload. Its seq is taken
+ * or a TRIM_RANGE record (size = last key), without payload. Its seq is taken
  * after any segment opened for its first byte (whose checkpoint must precede it); a checkpoint
  * due where a spill opens follows the continuation (§7). */
 int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const uint8_t *ram,
@@ -108,7 +108,8 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
 {
     uint32_t r[8], first, room, n, off = 0, len = type == T_DATA ? size : 0;
     uint64_t seq;
-    int ck = 0, err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, 0) : 0;
+    /* a TRIM or TRIM_RANGE that needs a segment opens a checkpoint segment (OPEN_FORCE, §10) */
+    int ck = 0, err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, type != T_DATA) : 0;
     first = fs->wp;
     seq = fs->next_rseq;
     if (err)
@@ -136,6 +137,8 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
     if (err || type != T_DATA)
         return err;
     err = fsw_idx_set(fs, key, first, size);
+    if (ram) /* a put's own chunk, not a move: only the checkpoint is left */
+        fs->done = 1;
     return err || ck <= 0 ? err : fsw_ckpt_write(fs);
 }
 
@@ -145,18 +148,17 @@ typedef char fsw_entry_is_12_bytes[sizeof(struct fsw_index_entry) == ENTRY_SIZE 
 
 int fsw_ckpt_write(fsw_t *fs)
 {
-    uint32_t r[8], own = SEGS(fs)[fs->open].seq, n = ENTRY_SIZE * fs->nkeys, i;
+    uint32_t r[8], own = SEGS(fs)[fs->open].seq, n = ENTRY_SIZE * fs->nkeys;
     uint32_t from = fs->park == NONE ? own : SEGS(fs)[fs->park].seq;
     uint32_t *x = (uint32_t *)fs->cfg->index; /* the payload: the index in flash byte order */
     int err;
-    rec_init(r, T_CKPT, fs->nkeys, n, fs->next_rseq++);
+    rec_init(r, T_CKPT | (uint32_t)fs->damaged << 11, fs->nkeys, n, fs->next_rseq++);
     r[3] = from;
     fsw_le(x, n / 4);
     r[6] = fsw_crc32(0, x, n);
     err = fsw_rec_put(fs, r);
-    /* entry by entry: where a failed program leaves wp (what the rescue copy holds) as ever */
-    for (i = 0; i < n && !err; i += ENTRY_SIZE)
-        err = fsw_append(fs, (uint8_t *)x + i, ENTRY_SIZE);
+    if (!err)
+        err = fsw_append(fs, x, n);
     fsw_le(x, n / 4);
     if (!err)
         err = fsw_log_sync(fs);

@@ -14,9 +14,10 @@
 #define LOST 0xFFFFFFFFu /* index address of a chunk lost to a block failure (§12) */
 
 enum { ST_ERASED, ST_FREE, ST_LOG, ST_BAD };
-enum { T_DATA = 1, T_TRIM, T_TRIM_RANGE, T_CKPT };
-enum { F_MORE = 1, F_CONT = 2 };
-enum { HF_PAGE_ONCE = 1, HF_COLD = 2 };
+enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT }; /* type 2 (a version-1 TRIM) is unused */
+enum { F_MORE = 1, F_CONT = 2, F_DAMAGED = 8 };
+enum { HF_PAGE_ONCE = 1, HF_COLD = 2, HF_TEAR = 4 };
+#define NOISE 4u /* an unreadable region with fewer non-0xFF bytes is stray bits (§6) */
 /* Operations run through the retry loop in store.c: the trace's op codes (traces/README.md),
  * TRIM and TRIM_RANGE one above their record types; idle is not traced. */
 enum { OP_PUT = 1, OP_GET, OP_TRIM, OP_RANGE, OP_SYNC, OP_IDLE };
@@ -33,6 +34,7 @@ enum {
     PICK_HI,     /* not bad: most worn */
     PICK_ERASED, /* erased (count only) */
     PICK_WINDOW, /* in the log, in the window, open in neither head (count only) */
+    PICK_SPACE,  /* free, or in the log with nothing live but the hot head's (count) */
     /* in the log (PICK_SEQ | cold), retired ones too (| PICK_BAD): the smallest seq >= arg,
      * or (| PICK_DOWN) the largest seq <= ~arg */
     PICK_SEQ = 16,
@@ -46,6 +48,7 @@ enum {
 #define R_TYPE(r) ((r)[0] & 0xFF)
 #define R_FLAGS(r) (((r)[0] >> 8) & 0xFF)
 #define R_SEQ(r) ((r)[4] | (uint64_t)(r)[5] << 32)
+#define R_IS_CONT(r) (((r)[0] & 0x2FF) == (F_CONT << 8 | T_DATA)) /* a continuation fragment */
 
 /* Where one fragment of a chunk lies. */
 struct fsw_frag {
@@ -79,7 +82,7 @@ int fsw_append(fsw_t *fs, const void *src, uint32_t n);
 int fsw_log_sync(fsw_t *fs);
 int fsw_use(fsw_t *fs, int cold);
 uint32_t fsw_room(const fsw_t *fs);
-uint32_t fsw_hot_room(const fsw_t *fs);
+uint32_t fsw_head_room(const fsw_t *fs, int cold);
 int fsw_rec_put(fsw_t *fs, uint32_t *r);
 int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen);
 int fsw_pipe(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc);
@@ -117,7 +120,7 @@ uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
 void fsw_hdr_make(const fsw_t *fs, uint32_t *h);
 int fsw_next(fsw_t *fs, uint32_t cont, int mode);
 int fsw_erase(fsw_t *fs, uint32_t s);
-int fsw_make_room(fsw_t *fs, uint32_t need, uint32_t reserve);
+int fsw_make_room(fsw_t *fs, uint32_t need);
 int fsw_static_wl(fsw_t *fs);
 int fsw_recover(fsw_t *fs);
 int fsw_idle_work(fsw_t *fs, unsigned max_erases);

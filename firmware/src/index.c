@@ -20,7 +20,7 @@ uint64_t fsw_idx_find(const fsw_t *fs, uint32_t key)
 
 /* Adds (sign 1) or removes (-1) the bytes of e's fragments to or from their segments' live
  * counts, or only walks them (0). Returns 2 as soon as a fragment lies in segment `in` (NONE:
- * never), -1 if a continuation's segment is missing, else 0. Not while mounting: mount counts
+ * never) or, walking, outside the log; -1 if a continuation's segment is missing; else 0. Not while mounting: mount counts
  * once the index is complete. */
 int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in)
 {
@@ -31,7 +31,9 @@ int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in)
     fsw_frag_first(fs, e, &f);
     do {
         uint32_t s = SEG_OF(fs, f.addr);
-        if (s == in)
+        /* walking, a fragment outside the log counts as in any segment: in a retired one
+         * after a failure interrupted its recovery (§12), or found by mount (§9) */
+        if (s == in || (!sign && SEGS(fs)[s].state != ST_LOG))
             return 2;
         SEGS(fs)[s].live += (uint32_t)sign * (REC_SIZE + f.len);
     } while ((k = fsw_frag_next(fs, e, &f)) > 0);

@@ -98,7 +98,8 @@ static int prog(fsw_t *fs, uint32_t off)
     uint32_t p = fs->programmed;
     int err = c->prog(c, (fs->wp & ~(PROG_SIZE(fs) - 1)) + p, (uint8_t *)c->prog_buffer + p,
                       off - p);
-    fs->programmed = off;
+    if (!err)
+        fs->programmed = off; /* a failure leaves [programmed, wp) unwritten (§12) */
     return err > 0 ? FSW_ERR_IO : err;
 }
 
@@ -155,10 +156,10 @@ uint32_t fsw_room(const fsw_t *fs)
     return room_of(fs, fs->open, fs->wp);
 }
 
-/* Room of the hot head, whichever head holds the buffer. */
-uint32_t fsw_hot_room(const fsw_t *fs)
+/* Room of the hot (0) or cold (1) head, whichever head holds the buffer. */
+uint32_t fsw_head_room(const fsw_t *fs, int cold)
 {
-    return fs->cold ? room_of(fs, fs->park, fs->park_wp) : fsw_room(fs);
+    return fs->cold == cold ? fsw_room(fs) : room_of(fs, fs->park, fs->park_wp);
 }
 
 /* §6 switching heads: sync the active one, swap, and on NOR load the new active head's partly
@@ -201,10 +202,12 @@ int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen)
     t = R_TYPE(r);
     fl = R_FLAGS(r);
     *plen = t == T_CKPT ? r[2] : 0;
-    if (bad || r[0] >> 16 || t < T_DATA || t > T_CKPT || fl > (F_MORE | F_CONT))
+    if (bad || r[0] >> 16 || t < T_DATA || t > T_CKPT || t == 2)
         return 0;
     if (t == T_CKPT)
-        return !fl && !(r[2] % ENTRY_SIZE) && r[2] <= room;
+        return !(fl & ~F_DAMAGED) && !(r[2] % ENTRY_SIZE) && r[2] <= room;
+    if (fl > (F_MORE | F_CONT))
+        return 0;
     if (t != T_DATA)
         return !fl && !r[3];
     if (!r[2] || r[2] > fs->max_chunk || r[3] >= r[2] || !r[3] != !(fl & F_CONT))

@@ -1,49 +1,83 @@
 /* Mount (§9): one header per segment, then the replay window of both logs from the newest
- * complete checkpoint, segments parsed (§6) and records applied in record-seq order. Writes
- * nothing. */
+ * complete checkpoint, segments parsed (§6) and records applied in record-seq order; damage
+ * makes the chunks it could have held read as corrupt unless it can only be a torn write.
+ * Writes nothing. */
 #include "fsw_priv.h"
 
-/* Step 1 of mount (and of format): segment s's RAM state cleared and BAD if factory-bad (NAND
- * marker: spare byte 0 of its first page), else FREE with its 40-byte header read into h.
- * 1 if that is a valid header (magic, version, crc; decoded in place), else 0 (h all zero for
- * a bad segment), or < 0. */
+static int all_ff(const uint32_t *w, unsigned n)
+{
+    while (n && *w == NONE)
+        n--, w++;
+    return !n;
+}
+
+/* Step 1 of mount (and of format): segment s's RAM state cleared and FREE with its 40-byte
+ * header read into h. 1 if that is a valid header (magic, version, crc; decoded in place):
+ * BAD with its erase count until mount finds it of the store; else 0, and BAD (h all zero)
+ * when its factory-bad marker says so (NAND: spare byte 0 of its first page; only asked of a
+ * block without a valid header, so one misread bit never condemns a block of the store);
+ * or < 0. */
 int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h)
 {
     const struct fsw_config *c = fs->cfg;
     struct fsw_seg *g = c->segs + s;
+    struct fsw_seg z = {0, 0, 0, 0, ST_FREE, 0};
     uint8_t b = 0xFF;
-    int err = fs->page_once && c->read_spare ? c->read_spare(c, SEG_BASE(fs, s), &b, 1) : 0;
-    struct fsw_seg z = {0, 0, 0, ST_FREE, 0};
-    z.state = b == 0xFF ? ST_FREE : ST_BAD;
+    int ok, err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
     *g = z;
-    memset(h, 0, HDR_SIZE);
-    if (!err && b == 0xFF)
-        err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
     if (err)
-        return err < 0 ? err : FSW_ERR_IO;
-    return fsw_check(h, 10) && h[0] == 0x50575346u && (h[1] & 0xFF) == 1;
+        return err;
+    ok = fsw_check(h, 10) && h[0] == 0x50575346u && (h[1] & 0xFF) == 2;
+    if (ok) {
+        g->state = ST_BAD;
+        g->erase_count = h[2];
+    }
+    if (!ok && fs->page_once && c->read_spare) {
+        err = c->read_spare(c, SEG_BASE(fs, s), &b, 1);
+        if (err)
+            return err < 0 ? err : FSW_ERR_IO;
+        if (b != 0xFF) {
+            g->state = ST_BAD;
+            memset(h, 0, HDR_SIZE);
+        }
+    }
+    return ok;
 }
 
-/* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged: its dcrc fails,
- * skip it), 0 when the log ends (*p is then the log end), or < 0. */
+/* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged DATA or TRIM: its
+ * dcrc fails), 3 (unreadable bytes from *p up to the next readable header or the segment's
+ * end, which is *p + 32 + *plen modulo 2^32; a damaged checkpoint too), 0 when the log ends
+ * (*p is then the log end), or < 0. Stray bits in erased flash (fewer than NOISE non-0xFF
+ * bytes) are passed over. */
 static int parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen)
 {
-    uint32_t end = SEG_BASE(fs, s + 1), ps = PROG_SIZE(fs), crc = 0;
+    uint32_t end = SEG_BASE(fs, s + 1), ps = PROG_SIZE(fs), crc = 0, q = 0, n = 0;
     int k;
-    for (;;) {
-        if (end - *p < REC_SIZE)
-            return 0;
-        k = fsw_rec_load(fs, *p, r, plen);
-        if (k || R_TYPE(r) != 0xFF)
+    for (;; ++*p) {
+        k = end - *p < REC_SIZE ? 4 : fsw_rec_load(fs, *p, r, plen);
+        if (k < 0)
+            return k;
+        if (k) { /* a readable header, or the segment's end: unreadable bytes from q end */
+            if (n >= NOISE) {
+                *plen = (k == 4 ? end : *p) - q - REC_SIZE;
+                *p = q;
+                return 3;
+            }
+            if (k == 4)
+                return 0;
             break;
-        if (!fs->page_once || !(*p & (ps - 1)))
-            return 0;
-        *p = (*p | (ps - 1)) + 1;
+        }
+        if (!n && R_TYPE(r) == 0xFF) { /* erased at a record's place */
+            if (!fs->page_once || !(*p & (ps - 1)))
+                return 0;
+            *p |= ps - 1; /* on to the next unit */
+            continue;
+        }
+        q = n ? q : *p; /* resynchronize at the next readable header */
+        n += R_TYPE(r) != 0xFF;
     }
-    if (k != 1)
-        return k;
     k = fsw_pipe(fs, *p + REC_SIZE, *plen, &crc);
-    return k ? k : crc == r[6] ? 1 : 2;
+    return k ? k : crc == r[6] ? 1 : R_TYPE(r) == T_CKPT ? 3 : 2;
 }
 
 /* A reader over one log's window: its segments in seq order, record by record. */
@@ -52,11 +86,28 @@ struct cursor {
     uint32_t seg;  /* segment being read; at the end, the log's last segment (or NONE) */
     uint32_t p;    /* record address; at the end, that segment's log end */
     uint32_t plen;
+    uint32_t g;    /* a tear can lie at or after this address of seg (NONE: nowhere) */
     int k;         /* 1 intact, 2 damaged, 0 at the end of the log */
+    int dmg;       /* unreadable bytes passed: every chunk is lost before the next record */
 };
 
+/* The address just past the last intact record of c's segment (c->r is scratch). */
+static uint32_t good_end(fsw_t *fs, struct cursor *c)
+{
+    uint32_t p = SEG_BASE(fs, c->seg) + HDR_SIZE, g = p, plen;
+    int k;
+    while ((k = parse(fs, c->seg, &p, c->r, &plen)) > 0) {
+        p += REC_SIZE + plen;
+        g = k == 1 ? p : g;
+    }
+    return g;
+}
+
 /* Moves c to its next record (the current one first, when c->plen is NONE), keeping the
- * largest record seq seen. Continuation fragments are passed over unless stop_cont. */
+ * largest record seq seen. A tear (damage after the last intact record of a log's last
+ * segment, or of one whose successor says HF_TEAR) is passed over; other unreadable bytes and
+ * damaged checkpoints set c->dmg. Intact continuation fragments are passed over unless
+ * stop_cont. */
 static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
 {
     for (;;) {
@@ -64,14 +115,22 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         c->k = 0;
         if (c->seg == NONE)
             return 0;
-        c->p += c->plen == NONE ? 0 : REC_SIZE + c->plen;
+        if (c->plen == NONE) {
+            n = fsw_chain(fs, c->seg);
+            c->g = n == NONE || SEGS(fs)[n].tear ? good_end(fs, c) : NONE;
+        } else {
+            c->p += REC_SIZE + c->plen;
+        }
         c->k = parse(fs, c->seg, &c->p, c->r, &c->plen);
         if (c->k < 0)
             return c->k;
         if (c->k) {
-            if (R_SEQ(c->r) > *maxr)
+            if (c->k < 3 && R_SEQ(c->r) > *maxr)
                 *maxr = R_SEQ(c->r);
-            if (stop_cont || R_TYPE(c->r) != T_DATA || !(R_FLAGS(c->r) & F_CONT))
+            if (c->k > 1 && c->p >= c->g) /* a tear */
+                continue;
+            c->dmg |= c->k == 3;
+            if (c->k < 3 && (stop_cont || c->k == 2 || !R_IS_CONT(c->r)))
                 return 0;
             continue;
         }
@@ -90,6 +149,8 @@ static void start(fsw_t *fs, struct cursor *c, uint32_t s)
     c->seg = s;
     c->p = SEG_BASE(fs, s) + HDR_SIZE;
     c->plen = NONE;
+    c->g = NONE;
+    c->dmg = 0;
 }
 
 /* The checkpoint segment s opens with: its first record, or its second after a continuation
@@ -102,11 +163,11 @@ static int ckpt_of(fsw_t *fs, uint32_t s, struct cursor *c)
     for (i = 0; i < 2; i++) {
         c->seg = s;
         err = step(fs, c, &m, 1);
-        if (err || !c->k || c->seg != s)
+        if (err || !c->k || c->seg != s || c->dmg)
             return err;
         if (R_TYPE(c->r) == T_CKPT)
-            return c->k == 1;
-        if (R_TYPE(c->r) != T_DATA || !(R_FLAGS(c->r) & F_CONT))
+            return 1;
+        if (!R_IS_CONT(c->r))
             return 0;
     }
     return 0;
@@ -117,25 +178,53 @@ static int load_ckpt(fsw_t *fs, const struct cursor *c)
     uint32_t b[3], i;
     int err = c->r[1] > c->r[2] / ENTRY_SIZE ? FSW_ERR_CORRUPT : 0;
     fs->nkeys = 0;
+    fs->damaged = R_FLAGS(c->r) >> 3 & 1; /* F_DAMAGED */
     for (i = 0; i < c->r[1] && !err; i++) {
         err = fsw_read(fs, c->p + REC_SIZE + i * ENTRY_SIZE, b, ENTRY_SIZE);
         fsw_le(b, 3);
         if (!err)
-            err = fsw_idx_set(fs, b[0], b[1], b[1] == LOST ? 0 : b[2]);
+            err = fsw_idx_set(fs, b[0], b[1], b[2]); /* LOST: size zeroed at the end */
     }
     return err;
 }
 
-/* §9 steps 5-6: replay both logs' windows merged by record seq from the checkpoint in segment
- * ck, then count live bytes (an entry pointing outside the log is lost). */
-static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
+/* Damage of unknown extent: every chunk is lost, and keys absent read as corrupt. */
+static void wildcard(fsw_t *fs)
 {
     struct fsw_index_entry *e;
-    uint64_t base;
-    int i, err = ckpt_of(fs, ck, cur);
-    if (err < 0)
-        return err;
-    base = *maxr = R_SEQ(cur->r);
+    for (e = fs->cfg->index; e < fs->cfg->index + fs->nkeys; e++)
+        e->addr = LOST; /* its size is zeroed at the end of the replay */
+    fs->damaged = 1;
+}
+
+/* 1 when a segment of the window is not there (§9 "Damage"): the window's segments are the
+ * seqs from the replay start to the newest and, before them, the cold window's first; and no
+ * segment without a readable header may hold a readable record newer than the checkpoint
+ * (base). On the way, unknown erase counts become the largest known (maxc, §9 step 3). r is
+ * scratch. */
+static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
+{
+    struct fsw_seg *g = SEGS(fs);
+    uint32_t s, n = fs->replay_cold < fs->replay_seq, plen;
+    for (s = 0; s < fs->nseg; s++) {
+        if (g[s].state <= ST_FREE)
+            g[s].erase_count = maxc;
+        n -= g[s].state == ST_LOG &&
+             (g[s].seq >= fs->replay_seq || (g[s].cold && g[s].seq == fs->replay_cold));
+        if (g[s].state == ST_FREE && fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 &&
+            R_SEQ(r) > base)
+            return 1;
+    }
+    return n + fs->next_seq - fs->replay_seq != 0;
+}
+
+/* §9 steps 5-6: replay both logs' windows merged by record seq from the checkpoint cur[0] is
+ * on, then count live bytes (an entry pointing outside the log is lost). */
+static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
+{
+    struct fsw_index_entry *e;
+    uint64_t base = *maxr = R_SEQ(cur->r);
+    int i, err;
     fs->replay_cold = cur->r[3];
     err = load_ckpt(fs, cur);
     for (i = 0; i < 2 && !err; i++) {
@@ -146,11 +235,15 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
         struct cursor *c = cur + (!cur[0].k || (cur[1].k && R_SEQ(cur[1].r) < R_SEQ(cur[0].r)));
         uint32_t t = R_TYPE(c->r);
         if (R_SEQ(c->r) > base) {
-            if (t == T_TRIM || t == T_TRIM_RANGE) {
-                fsw_idx_drop(fs, c->r[1], t == T_TRIM ? c->r[1] : c->r[2]);
-            } else if (c->k == 1 && t == T_CKPT) {
+            if (c->dmg)
+                wildcard(fs);
+            if (t == T_TRIM_RANGE) {
+                fsw_idx_drop(fs, c->r[1], c->r[2]);
+            } else if (t == T_CKPT) {
                 err = load_ckpt(fs, c);
-            } else if (c->k == 1 && t == T_DATA) {
+            } else if (c->k == 2) {
+                err = fsw_idx_set(fs, c->r[1], LOST, 0); /* a damaged fragment */
+            } else {
                 struct fsw_index_entry d;
                 d.key = c->r[1];
                 d.addr = c->p;
@@ -159,15 +252,18 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
                 err = err == FSW_ERR_CORRUPT ? 0 : err ? err : fsw_idx_set(fs, d.key, d.addr, d.size);
             }
         }
+        c->dmg = 0;
         if (!err)
             err = step(fs, c, maxr, 0);
     }
+    i = missing(fs, base, cur->r, maxc) | cur[0].dmg | cur[1].dmg; /* damage at the end */
+    fs->damaged |= (uint8_t)i;
     fs->mounted = 1;
     for (e = fs->cfg->index; !err && e < fs->cfg->index + fs->nkeys; e++) {
         /* the first record lies in a data area, a header and one byte before its end */
         uint32_t o = (e->addr & (SEG_SIZE(fs) - 1)) - HDR_SIZE;
-        if (e->addr >= fs->cfg->flash_size || o >= DATA_CAP(fs) - REC_SIZE ||
-            SEGS(fs)[SEG_OF(fs, e->addr)].state != ST_LOG || fsw_live(fs, e, 0, NONE)) {
+        if (i || e->addr >= fs->cfg->flash_size || o >= DATA_CAP(fs) - REC_SIZE ||
+            fsw_live(fs, e, 0, NONE)) {
             e->addr = LOST;
             e->size = 0;
         }
@@ -176,55 +272,65 @@ static int replay(fsw_t *fs, uint32_t ck, struct cursor *cur, uint64_t *maxr)
     return err == FSW_ERR_NOSPC ? FSW_ERR_CORRUPT : err;
 }
 
-/* §9 step 7: a log's last window segment stays open at its log end if everything after it is
- * erased and a record still fits after rounding up to a unit on PAGE_ONCE devices. */
-static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp)
+/* §9 step 7: a log's last window segment stays open after its last intact record if
+ * everything after it is erased and a record still fits after rounding up to a unit on
+ * PAGE_ONCE devices. If it is not erased, the log ends in a tear: its next segment says so. */
+static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp, int cold)
 {
-    uint32_t ps = PROG_SIZE(fs), end = c->p, stop = SEG_BASE(fs, c->seg + 1);
-    int k = c->seg == NONE ? 0 : fsw_blank(fs, end, stop - end);
+    uint32_t ps = PROG_SIZE(fs), end = c->g, stop = SEG_BASE(fs, c->seg + 1);
+    int k = c->seg == NONE ? 2 : fsw_blank(fs, end, stop - end);
     if (fs->page_once)
         end = (end + ps - 1) & ~(ps - 1);
     *seg = k == 1 && stop - end >= MIN_ROOM ? c->seg : NONE;
     *wp = end;
+    /* after a tear, the next hot segment is a checkpoint segment (any count of at least 256
+     * is due): it leaves the tear outside the window, so that later damage before it reads as
+     * damage (step 8) */
+    fs->torn |= (uint8_t)(!k << cold);
+    fs->segs_since_ckpt |= (uint32_t)!k << 8;
     return k < 0 ? k : 0;
-}
-
-static int all_ff(const uint32_t *w, unsigned n)
-{
-    while (n && *w == NONE)
-        n--, w++;
-    return !n;
 }
 
 int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
 {
     struct fsw_seg *g = cfg->segs;
-    struct cursor cur[2];
-    uint32_t h[10], ref[10], s, found = 0, maxs = 0, maxc = 0, ck = NONE, below = NONE;
+    union { /* a header is read, or the logs are, never both at once: one stack area */
+        uint32_t h[10];
+        struct cursor cur[2];
+    } u;
+    uint32_t *h = u.h, geo, s, t, found = 0, maxs = 0, maxc = 0, ck = NONE, below = NONE;
+    uint32_t ref6 = 0, ref7 = 0;
     uint64_t maxr = 0;
-    int err = fsw_setup(fs, cfg), k;
+    int err = fsw_setup(fs, cfg), k, ours;
     if (err)
         return err;
-    /* Steps 1-3: the first valid header names the store (it must match the configured
-     * geometry); headers of another store are garbage; unknown counts become the largest. */
-    fsw_hdr_make(fs, ref);
+    /* Steps 1-3: the valid header of the largest epoch names the store (it must match the
+     * configured geometry); a block with a header of another store is one a format could not
+     * erase: BAD (fsw_hdr_read, and the demotion below); unknown counts become the largest. */
+    fsw_hdr_make(fs, h);
+    geo = h[1] & 0x01FFFFFFu;
     for (s = 0; s < fs->nseg; s++) {
-        int ours;
         k = fsw_hdr_read(fs, s, h);
         if (k < 0)
             return k;
-        ours = k && !((h[1] ^ ref[1]) & 0x01FFFFFFu) && h[5] == ref[5];
-        if (k && !found) {
+        ours = k && (h[1] & 0x01FFFFFFu) == geo && h[5] == fs->nseg;
+        if (k && (!found || h[7] >> 16 > ref7 >> 16)) {
             if (!ours)
                 return FSW_ERR_CORRUPT;
             found = 1;
-            ref[6] = h[6];
-            ref[7] = h[7];
+            ref6 = h[6];
+            ref7 = h[7];
+            maxs = maxc = 0;
+            for (t = 0; t < s; t++)
+                if (g[t].state == ST_LOG) {
+                    g[t].state = ST_BAD;
+                    g[t].seq = 0;
+                }
         }
-        if (ours && h[6] == ref[6] && !((h[7] ^ ref[7]) & 0xFFFF)) {
+        if (ours && h[6] == ref6 && h[7] == ref7) {
             g[s].state = ST_LOG;
-            g[s].cold = (h[1] >> 24 & HF_COLD) != 0;
-            g[s].erase_count = h[2];
+            g[s].cold = h[1] >> 25 & 1; /* HF_COLD */
+            g[s].tear = h[1] >> 26 & 1; /* HF_TEAR */
             g[s].seq = h[3];
             maxs = h[3] > maxs ? h[3] : maxs;
             maxc = h[2] > maxc ? h[2] : maxc;
@@ -234,41 +340,37 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     }
     if (!found)
         return FSW_ERR_CORRUPT;
-    fs->max_keys = (uint16_t)ref[6];
-    fs->ckpt_interval = (uint8_t)(ref[6] >> 16);
-    fs->reserve = (uint8_t)(ref[6] >> 24);
-    fs->wl_threshold = (uint16_t)ref[7];
+    fs->max_keys = (uint16_t)ref6;
+    fs->ckpt_interval = (uint8_t)(ref6 >> 16);
+    fs->reserve = (uint8_t)(ref6 >> 24);
+    fs->wl_threshold = (uint16_t)ref7;
+    fs->epoch = (uint16_t)(ref7 >> 16);
     if (fs->max_keys > fsw_key_cap(fs))
         return FSW_ERR_INVAL;
     fsw_limits(fs);
-    for (s = 0; s < fs->nseg; s++)
-        if (g[s].state <= ST_FREE)
-            g[s].erase_count = maxc;
-    /* Step 4: the newest hot checkpoint segment (its header names itself) whose checkpoint is
-     * intact; an interrupted one falls back to the one before. Hot segments are tried newest
-     * first, so mount reads about ckpt_interval headers more and one checkpoint. */
+    /* Step 4: the newest hot segment that opens with an intact checkpoint; an interrupted one
+     * falls back to the one before. Hot segments are tried newest first, so mount parses about
+     * ckpt_interval segments' first records more. */
     while (ck == NONE) {
         s = below ? fsw_seq_find(fs, PICK_SEQ | PICK_DOWN, 0 - below) : NONE;
         if (s == NONE)
             return FSW_ERR_CORRUPT;
         below = g[s].seq;
-        err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
-        fsw_le(h, 10);
-        k = err || h[4] != below ? err : ckpt_of(fs, s, cur);
+        k = ckpt_of(fs, s, u.cur);
         if (k < 0)
             return k;
         ck = k == 1 ? s : ck;
     }
     fs->replay_seq = below;
-    err = replay(fs, ck, cur, &maxr);
     fs->next_seq = maxs + 1;
+    err = replay(fs, u.cur, &maxr, maxc); /* cur[0] is on the checkpoint */
     fs->next_rseq = maxr + 2;
     fs->segs_since_ckpt = fs->next_seq - fs->replay_seq;
     /* Step 7: the heads; the hot one is active. */
     if (!err)
-        err = head(fs, cur + 1, &fs->park, &fs->park_wp);
+        err = head(fs, u.cur + 1, &fs->park, &fs->park_wp, 1);
     if (!err)
-        err = head(fs, cur, &fs->open, &fs->wp);
+        err = head(fs, u.cur, &fs->open, &fs->wp, 0);
     if (!err)
         err = fsw_reload(fs);
     fs->mounted = !err;

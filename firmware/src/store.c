@@ -51,31 +51,42 @@ uint32_t fsw_key_cap(const fsw_t *fs)
 
 int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
 {
-    uint32_t h[10], s, n;
+    uint32_t h[10], s, n, ep = 0, t;
     int err = fsw_setup(fs, cfg);
     if (err)
         return err;
     fs->max_keys = (uint16_t)fsw_key_cap(fs);
     n = fs->nseg / 16;
     fs->ckpt_interval = cfg->ckpt_interval ? cfg->ckpt_interval : (uint8_t)(n < 1 ? 1 : n > 16 ? 16 : n);
-    fs->reserve = cfg->reserve ? cfg->reserve : 2;
+    /* default reserve: the trim records that delete every chunk, each segment opened for them
+     * a checkpoint segment (which max_keys leaves at least half empty), plus one (§10; 2 at
+     * least), at most what the device leaves (below 2, the checks refuse it) */
+    t = (SEG_SIZE(fs) - HDR_SIZE - REC_SIZE - 1 - ENTRY_SIZE * fs->max_keys) / REC_SIZE;
+    t = 1 + (fs->max_keys + t - 1) / t;
+    n = fs->nseg - fs->ckpt_interval - 3;
+    fs->reserve = cfg->reserve ? cfg->reserve : (uint8_t)(t < n ? t : n);
     fs->wl_threshold = cfg->wl_threshold ? cfg->wl_threshold : 12;
     if (fs->max_keys > key_limit(fs) || fs->reserve < 2 ||
         fs->reserve + fs->ckpt_interval + 3u > fs->nseg)
         return FSW_ERR_INVAL;
     fsw_limits(fs);
+    /* a valid header of any store keeps its erase count and raises the new store's epoch */
     for (s = 0; s < fs->nseg; s++) {
-        err = fsw_hdr_read(fs, s, h);
-        if (err >= 0 && cfg->segs[s].state != ST_BAD) {
-            cfg->segs[s].erase_count = err ? h[2] : 0;
+        err = fsw_hdr_read(fs, s, h); /* sets the erase count of a valid header */
+        if (err > 0 || (!err && cfg->segs[s].state != ST_BAD)) {
+            if (err && h[7] >> 16 >= ep)
+                ep = (h[7] >> 16) + 1;
             err = fsw_erase(fs, s);
         }
         if (err < 0)
             return err;
     }
+    if (ep >> 16)
+        return FSW_ERR_INVAL; /* 65,535 formats: the flash needs erasing whole first */
+    fs->epoch = (uint16_t)ep;
     fs->segs_since_ckpt = fs->ckpt_interval;
     fs->next_seq = 1;
-    fs->next_rseq = 1;
+    fs->next_rseq = (uint64_t)ep << 48 | 1; /* above every earlier store's (nonces, §4) */
     fs->mounted = 1;
     err = fsw_next(fs, 0, OPEN_FORCE);
     fs->mounted = !err;
@@ -86,23 +97,19 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
  * [a, b], sync, idle (a steps). */
 static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
 {
-    uint32_t need = REC_SIZE, reserve = 0, size = op == OP_TRIM ? 0 : b;
-    int err = 0;
+    int err;
     if (op == OP_SYNC)
         return fsw_log_sync(fs);
     if (op == OP_IDLE)
         return fsw_idle_work(fs, a);
-    if (op == OP_PUT) {
-        need = b + REC_SIZE * (2 + b / DATA_CAP(fs));
-        reserve = fs->reserve;
-        err = fsw_static_wl(fs);
-    }
-    if (err >= 0)
-        err = fsw_make_room(fs, need, reserve);
+    /* a trim never collects garbage: a segment it needs is one of those kept (§10) */
+    err = op == OP_PUT ? fsw_static_wl(fs) : 0;
+    if (err >= 0 && op == OP_PUT)
+        err = fsw_make_room(fs, b + REC_SIZE * (2 + b / DATA_CAP(fs)));
     if (!err)
         err = fsw_use(fs, 0);
-    if (!err) /* a TRIM record has no payload: any pointer will do */
-        err = fsw_chunk_write(fs, (uint32_t)op - 1 + (op == OP_PUT), a, size,
+    if (!err) /* a trim is a TRIM_RANGE record [a, b], without payload: any pointer will do */
+        err = fsw_chunk_write(fs, op == OP_PUT ? T_DATA : T_TRIM_RANGE, a, b,
                               data ? data : (const uint8_t *)fs, NULL);
     if (!err && op != OP_PUT)
         fsw_idx_drop(fs, a, b);
@@ -119,7 +126,7 @@ static void trace(fsw_t *fs, int op, uint32_t key, uint32_t b)
         return;
     r[0] = (uint32_t)op;
     r[1] = key;
-    r[2] = op == OP_TRIM || op == OP_RANGE ? 0 : b; /* sync: b is 0 */
+    r[2] = op < OP_TRIM ? b : 0; /* WRITE and READ: the length (sync: b is 0) */
     r[3] = r[5] = 0;
     r[4] = op == OP_RANGE ? b : 0;
     fsw_le(r, 6);
@@ -133,6 +140,7 @@ static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
     uint32_t i, j;
     int err = FSW_ERR_INVAL;
     for (i = 0; fs->mounted && i < fs->nseg; i++) {
+        fs->done = 0;
         err = once(fs, op, a, b, data);
         if (err != FSW_ERR_WORN)
             break;
@@ -140,6 +148,10 @@ static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
             ;
         if (err && err != FSW_ERR_WORN)
             return err;
+        /* a put whose chunk was indexed when the checkpoint after its spill failed is done:
+         * the recovery's checkpoint stands for that one */
+        if (!err && fs->done)
+            break;
         err = FSW_ERR_IO;
     }
     if (err >= 0)
@@ -158,9 +170,7 @@ int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
     return run(fs, OP_PUT, key, size, data);
 }
 
-/* fsw_get, or (peek) only the checks and the size: no flash is read. */
-static int get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out,
-               int peek)
+int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out)
 {
     uint64_t v = fsw_idx_find(fs, key);
     const struct fsw_index_entry *e = fs->cfg->index + WINNER(v);
@@ -168,28 +178,15 @@ static int get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *s
     if (!fs->mounted)
         return FSW_ERR_INVAL;
     if (!COUNT(v))
-        return FSW_ERR_NOENT;
+        return fs->damaged ? FSW_ERR_CORRUPT : FSW_ERR_NOENT;
     if (size_out)
         *size_out = e->size;
-    err = e->addr == LOST         ? FSW_ERR_CORRUPT
-          : peek                  ? 0
-          : e->size > bufsize     ? FSW_ERR_TOOBIG
-                                  : fsw_chunk_read(fs, e, buf);
-    if (!err && !peek)
+    err = e->addr == LOST     ? FSW_ERR_CORRUPT
+          : e->size > bufsize ? FSW_ERR_TOOBIG
+                              : fsw_chunk_read(fs, e, buf);
+    if (!err)
         trace(fs, OP_GET, key, e->size);
     return err;
-}
-
-int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out)
-{
-    return get(fs, key, buf, bufsize, size_out, 0);
-}
-
-int32_t fsw_size(fsw_t *fs, uint32_t key)
-{
-    uint32_t n;
-    int err = get(fs, key, NULL, 0, &n, 1);
-    return err ? err : (int32_t)n;
 }
 
 /* Writes one TRIM or TRIM_RANGE record if any entry (lost ones included) lies in
@@ -258,8 +255,8 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st)
     st->erase_max = i ? g[hi].erase_count : 0;
     st->live_chunks = fs->nkeys;
     st->segments = fs->nseg;
-    st->free_segments = COUNT(fsw_scan(fs, PICK_HOT));
-    st->free_bytes = fsw_hot_room(fs) + st->free_segments * DATA_CAP(fs);
+    st->free_segments = COUNT(fsw_scan(fs, PICK_SPACE));
+    st->free_bytes = fsw_head_room(fs, 0) + st->free_segments * DATA_CAP(fs);
     st->retired = fs->retired;
     st->max_chunk = fs->max_chunk;
     return 0;

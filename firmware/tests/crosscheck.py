@@ -46,7 +46,6 @@ class Config(C.Structure):
         ("erase", ERASE),
         ("sync", SYNC),
         ("read_spare", READ),
-        ("prog_spare", PROG),
         ("flash_size", C.c_uint32),
         ("segment_size", C.c_uint32),
         ("prog_size", C.c_uint32),
@@ -72,8 +71,8 @@ class CStore:
         self.cut = False
         cfg = Config()
         self._cbs = [READ(self._read), PROG(self._prog), ERASE(self._erase),
-                     READ(self._read_spare), PROG(self._prog_spare)]
-        cfg.read, cfg.prog, cfg.erase, cfg.read_spare, cfg.prog_spare = self._cbs
+                     READ(self._read_spare)]
+        cfg.read, cfg.prog, cfg.erase, cfg.read_spare = self._cbs
         cfg.flash_size = sim.size
         cfg.segment_size = segment_size
         cfg.prog_size = sim.page_size
@@ -95,22 +94,15 @@ class CStore:
         C.memmove(buf, self.sim.read(addr, n), n)
         return 0
 
-    def _program(self, addr: int, data: bytes, spare: bytes | None) -> int:
+    def _prog(self, _c, addr, buf, n):  # noqa: ANN001
         try:
-            self.sim.program(addr, data, spare=spare)
+            self.sim.program(addr, C.string_at(buf, n))
         except FlashWearError:
             return WORN
         except Exception as e:  # noqa: BLE001 - a rule break or a cut: report, fail the op
-            if spare is None:  # the retirement mark on a spare area may break NOP: ignored
-                self.cut = self.cut or f"{type(e).__name__}: {e}"
+            self.cut = self.cut or f"{type(e).__name__}: {e}"
             return ERR["IO"]
         return 0
-
-    def _prog(self, _c, addr, buf, n):  # noqa: ANN001
-        return self._program(addr, C.string_at(buf, n), None)
-
-    def _prog_spare(self, _c, addr, buf, n):  # noqa: ANN001
-        return self._program(addr, b"", C.string_at(buf, n))
 
     def _read_spare(self, _c, addr, buf, n):  # noqa: ANN001
         C.memmove(buf, self.sim.read_spare(addr, n), n)
@@ -147,7 +139,9 @@ class CStore:
         self._check(self.lib.fsw_put(self.fs, C.c_uint32(key), data, len(data)))
 
     def get(self, key: int) -> bytes:
-        n = self.lib.fsw_size(self.fs, C.c_uint32(key))
+        size = C.c_uint32()
+        n = self.lib.fsw_get(self.fs, C.c_uint32(key), None, 0, C.byref(size))
+        n = size.value if n == ERR["TOOBIG"] else n
         self._check(n)
         buf = C.create_string_buffer(n)
         got = C.c_uint32()
@@ -279,14 +273,15 @@ def default_segment(sim: FlashSim) -> int:
 
 
 def probe_segment(sim: FlashSim) -> int:
-    """The segment size named by the first valid header (what a device's config would say)."""
-    from flashswap.store.layout import SegHeader
+    """The segment size named by the header that names the store (what a device's config
+    would say; flashswap/store/mount.py probe)."""
+    from flashswap.errors import CorruptError
+    from flashswap.store.mount import probe
 
-    for addr in range(0, sim.size, sim.erase_size):
-        h = SegHeader.unpack(sim.read(addr, 40))
-        if h is not None and addr % (1 << h.seg_shift) == 0:
-            return 1 << h.seg_shift
-    return default_segment(sim)
+    try:
+        return 1 << probe(sim)[0].seg_shift
+    except CorruptError:
+        return default_segment(sim)
 
 
 def vectors(lib: C.CDLL) -> int:

@@ -23,16 +23,17 @@ void test_format_header(void)
     CHECK_EQ(fx_format(), 0);
     m = FX.rf.mem;
     /* §3: segment 0 (all erase counts 1, lowest index) holds the header... */
-    CHECK(!memcmp(m, "FSWP\1\x0c\x08\x00", 8));
+    CHECK(!memcmp(m, "FSWP\2\x0c\x08\x00", 8));
     CHECK_EQ(le32(m + 8), 1);      /* erase_count */
     CHECK_EQ(le32(m + 12), 1);     /* seq */
     CHECK_EQ(le32(m + 16), 1);     /* replay_seq: a checkpoint segment */
     CHECK_EQ(le32(m + 20), 16);    /* segment_count */
     CHECK_EQ(m[24] | m[25] << 8, 164); /* max_keys: (2048 - 72) / 12 */
     CHECK_EQ(m[26], 3);
-    CHECK_EQ(m[27], 2);
+    CHECK_EQ(m[27], 4); /* reserve: 1 + ceil(164 keys / 64 trims per checkpoint segment) */
     CHECK_EQ(m[28] | m[29] << 8, 12);
-    CHECK(!memcmp(m + 30, "\xff\xff\xff\xff\xff\xff", 6));
+    CHECK_EQ(m[30] | m[31] << 8, 0); /* epoch: the first store on this flash */
+    CHECK(!memcmp(m + 32, "\xff\xff\xff\xff", 4));
     CHECK_EQ(le32(m + 36), fsw_crc32(0, m, 36));
     /* ...and the empty checkpoint (§13: record seq 1) */
     CHECK_EQ(m[40], 4);
@@ -72,9 +73,9 @@ void test_format_options(void)
     CHECK_EQ(fx_format(), FSW_ERR_INVAL);
     FX.cfg.flash_size = 64 * 1024;
     CHECK_EQ(fx_format(), 0);
-    /* defaults: ckpt max(1, min(16, 16 / 16)), reserve 2, wl 12 */
+    /* defaults: ckpt max(1, min(16, 16 / 16)), reserve max(2, 1 + ceil(164 / 64)), wl 12 */
     CHECK_EQ(FX.rf.mem[26], 1);
-    CHECK_EQ(FX.rf.mem[27], 2);
+    CHECK_EQ(FX.rf.mem[27], 4);
     CHECK_EQ(FX.rf.mem[28], 12);
     /* mount needs an index as large as the store's */
     FX.cfg.max_keys = 100;
@@ -260,7 +261,7 @@ void test_stat(void)
     CHECK_EQ(st.live_chunks, 0);
     CHECK_EQ(st.erase_min, 1);
     CHECK_EQ(st.erase_max, 1);
-    CHECK_EQ(st.max_chunk, 4056 * (16 - 2 - 3 - 2) / 2);
+    CHECK_EQ(st.max_chunk, 4056 * (16 - 4 - 3 - 2) / 2);
     CHECK_EQ(fsw_put(&FX.fs, 3, fx_data, 5000), 0);
     CHECK_EQ(fsw_stat(&FX.fs, &st), 0);
     CHECK_EQ(st.live_chunks, 1);

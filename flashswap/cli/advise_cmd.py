@@ -34,7 +34,7 @@ from analyzer.advise_report import (
     smallest_per_part,
     write_csv,
 )
-from analyzer.engine_base import STORES
+from analyzer.engines import stores
 from analyzer.lifetime import DEFAULT_BUDGET_S, Options
 from analyzer.rates import format_rate, parse_rate
 from analyzer.report import clean
@@ -87,7 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help=f"every catalogue part of these kinds ({', '.join(KINDS)}); "
                        f"default {DEFAULT_KINDS}")
     p.add_argument("--store", default="flashswap", metavar="LIST",
-                   help=f"comma-separated storage layers ({', '.join(STORES)}; default flashswap)")
+                   help=f"comma-separated storage layers ({', '.join(stores())}; "
+                   "default flashswap)")
     p.add_argument("--chunk", default="4KiB", metavar="SIZE",
                    help="swap chunk size the planner uses (default 4KiB)")
     p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default=None,
@@ -99,7 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="use a partition of this size of each part (default: the whole part; "
                    "64 MiB of a managed device)")
     p.add_argument("--mcu", default=DEFAULT_MCU, metavar="NAME",
-                   help="measured compute rate that times the plans' MACs (for the slowdown): "
+                   help="MCU whose measured rate for each model's family (as in `flashswap "
+                   "lifetime`) times the plans' MACs, for the slowdown: "
                    f"{', '.join(m.name for m in MCUS)} or none (default {DEFAULT_MCU})")
     p.add_argument("--macs-per-s", metavar="RATE",
                    help="compute speed (e.g. 100M MAC/s) instead of --mcu")
@@ -129,10 +131,10 @@ def _names(values: list[str] | None) -> list[str]:
 
 def _stores(text: str) -> list[str]:
     names = [s.strip().lower() for s in text.split(",") if s.strip()]
-    bad = [s for s in names if s not in STORES]
+    bad = [s for s in names if s not in stores()]
     if bad or not names:
         raise InputError(
-            f"unknown store {bad[0] if bad else text!r} (choose from {', '.join(STORES)})")
+            f"unknown store {bad[0] if bad else text!r} (choose from {', '.join(stores())})")
     return list(dict.fromkeys(names))
 
 
@@ -154,14 +156,16 @@ def _max_slowdown(text: str | None) -> float | None:
     return v
 
 
-def _macs_per_s(args: argparse.Namespace) -> float | None:
+def _compute_rate(args: argparse.Namespace) -> tuple[float | None, str | None]:
+    """(--macs-per-s, None), or (None, the --mcu: its rate for each model's family, as
+    `flashswap lifetime` takes it), or (None, None) with --mcu none."""
     mcu = None if args.mcu.lower() == "none" else get_mcu(args.mcu)
     if args.macs_per_s:
         rate = parse_size(args.macs_per_s, "MAC rate")
         if rate == 0:
             raise InputError("--macs-per-s must be more than 0")
-        return float(rate)
-    return mcu.macs_per_s if mcu else None
+        return float(rate), None
+    return None, mcu.name if mcu else None
 
 
 def _settings(args: argparse.Namespace) -> tuple[Sweep, Target]:
@@ -178,8 +182,8 @@ def _settings(args: argparse.Namespace) -> tuple[Sweep, Target]:
     chunk = parse_size(args.chunk, "chunk size")
     if chunk == 0:
         raise InputError("invalid chunk size 0: must be at least 1 byte")
-    macs = _macs_per_s(args)
-    if target.max_slowdown is not None and macs is None:
+    macs, mcu = _compute_rate(args)
+    if target.max_slowdown is not None and macs is None and mcu is None:
         raise InputError("--max-slowdown needs a compute time: give --mcu or --macs-per-s")
     if args.workers < 1:
         raise InputError(f"--workers must be at least 1, not {args.workers}")
@@ -188,7 +192,7 @@ def _settings(args: argparse.Namespace) -> tuple[Sweep, Target]:
                   budget_s=DEFAULT_BUDGET_S)
     shapes = parse_input_shapes(args.input_shape)
     models = tuple(Model.load(m, args.dtype, shapes) for m in dict.fromkeys(args.models))
-    sweep = Sweep(models, tuple(budgets), tuple(parts), tuple(stores), opt, chunk, macs)
+    sweep = Sweep(models, tuple(budgets), tuple(parts), tuple(stores), opt, chunk, macs, mcu)
     return sweep, target
 
 
@@ -270,6 +274,7 @@ def _json(sweep: Sweep, target: Target, rows: list[dict[str, Any]], recs: dict[s
         "stores": list(sweep.stores),
         "chunk": sweep.chunk,
         "macs_per_s": sweep.macs_per_s,
+        "mcu": sweep.mcu,
         "configurations": rows,
         "ranked": [[r["model"], r["sram"], r["part"], r["store"]] for r in ranked(rows)],
         "smallest_sram": smallest_per_part(rows, target),

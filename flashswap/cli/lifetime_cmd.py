@@ -1,8 +1,10 @@
 """`flashswap lifetime TRACE`: years until the flash wears out, per part and storage layer.
 
 The work is in analyzer/ (replay, steady state, projection); this module parses options,
-drives one analysis per part x store with a progress bar on terminals, and prints the tables
-and verdicts, the JSON object, or the plot.
+drives one analysis per part x engine x configuration (analyzer.lifetime.plan_jobs) with a
+progress bar on terminals, keeps the best configuration of each storage layer on each part
+(pick_best), and prints the tables and verdicts (at the terminal's width), the JSON object,
+or the plot.
 """
 
 from __future__ import annotations
@@ -16,18 +18,20 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from analyzer.engine_base import STORES
-from analyzer.lifetime import DEFAULT_BUDGET_S, Options, run_job
+from analyzer.crypto import CIPHERS, DEFAULT_CIPHER, Encryption, get_cipher
+from analyzer.engines import get_engine, select, stores, variants_of
+from analyzer.lifetime import DEFAULT_BUDGET_S, Job, Options, pick_best, plan_jobs, run_job
 from analyzer.rates import format_rate, parse_rate
-from analyzer.report import clean, part_table, verdict
+from analyzer.report import LEGEND, clean, part_tables, table_width, verdict
 from analyzer.workload import Workload
 from flashswap.cli import COMMANDS
 from flashswap.cli.output import print_json
 from flashswap.errors import InputError
-from flashswap.mcus import DEFAULT_MCU, MCUS, get_mcu
+from flashswap.mcus import DEFAULT_MCU, FAMILIES, MCUS, family_of, get_mcu
 from flashswap.parts import get_part
-from flashswap.sizes import parse_size
+from flashswap.sizes import format_size, parse_size
 
 # A NOR, an SLC NAND, an MLC NAND and a managed device from the catalogue.
 DEFAULT_PARTS = ("W25Q128JV", "W25N01GV", "FNNL41A-8Gb", "S-46u-2GB")
@@ -61,9 +65,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--store",
-        default=",".join(STORES),
+        default=",".join(stores()),
         metavar="LIST",
-        help=f"comma-separated storage layers (default {','.join(STORES)})",
+        help=f"comma-separated storage layers (default {','.join(stores())})",
+    )
+    p.add_argument(
+        "--littlefs-layout",
+        default=variants_of("littlefs")[0],
+        metavar="LIST",
+        help="littlefs file layouts to try, the best is reported: tensor (a file per "
+        "tensor, written chunk by chunk), chunk (a file per chunk), prealloc (files "
+        "preallocated once, overwritten in place), or all (default tensor)",
     )
     p.add_argument(
         "--block-cycles",
@@ -96,9 +108,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"(default {DEFAULT_MCU})",
     )
     p.add_argument(
+        "--family",
+        default="auto",
+        metavar="NAME",
+        help="MLPerf Tiny benchmark family whose measured rate times the MACs: ic (ResNet-8, "
+        "standard convolutions), vww (MobileNetV1, depthwise-separable), kws (DS-CNN), ad "
+        "(fully connected), or auto: the nearest to the trace's model (default auto)",
+    )
+    p.add_argument(
         "--macs-per-s",
         metavar="RATE",
         help="compute speed for traces without COMPUTE times (e.g. 100M), instead of --mcu",
+    )
+    p.add_argument(
+        "--encrypt",
+        nargs="?",
+        const=DEFAULT_CIPHER,
+        metavar="CIPHER",
+        help="add the time and energy of sealing every chunk written and opening every chunk "
+        f"read with an AEAD, on the --mcu's clock: {', '.join(CIPHERS)} (software on the "
+        f"core, or a hardware AES engine; default {DEFAULT_CIPHER})",
+    )
+    p.add_argument(
+        "--weibull-shape",
+        type=float,
+        metavar="K",
+        help="shape of the per-block Weibull endurance distribution (no vendor publishes it: "
+        "default the catalogue's class value, 2, an assumption)",
+    )
+    p.add_argument(
+        "--bus-mhz",
+        type=float,
+        metavar="MHZ",
+        help="flash bus clock on the board (default: each part's maximum; capped at it)",
+    )
+    p.add_argument(
+        "--bus-width",
+        type=int,
+        metavar="BITS",
+        help="flash bus data lines on the board: 1, 2, 4 or 8 (default: each part's widest "
+        "mode, quad SPI on the SPI parts; capped at it)",
     )
     p.add_argument(
         "--passes",
@@ -122,18 +171,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="analyses run in parallel processes (default: one per CPU; 1 = in this process)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--wide", action="store_true",
+                   help="one full table per part whatever the terminal's width")
     p.add_argument("--plot", metavar="FILE.png", help="write wear plots to a PNG file")
     p.set_defaults(func=run)
 
 
 def _stores(text: str) -> list[str]:
     names = [s.strip().lower() for s in text.split(",") if s.strip()]
-    bad = [s for s in names if s not in STORES]
+    bad = [s for s in names if s not in stores()]
     if bad or not names:
         raise InputError(
-            f"unknown store {bad[0] if bad else text!r} (choose from {', '.join(STORES)})"
+            f"unknown store {bad[0] if bad else text!r} (choose from {', '.join(stores())})"
         )
     return list(dict.fromkeys(names))
+
+
+def _layouts(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
+    select("littlefs", names)  # unknown names: a one-line error listing the layouts
+    return names
 
 
 def _parts(values: list[str] | None) -> list[str]:
@@ -151,6 +208,13 @@ def _options(args: argparse.Namespace) -> Options:
         raise InputError(f"--passes must be at least 1, not {args.passes}")
     if not args.budget > 0:
         raise InputError(f"--budget must be a positive number of seconds, not {args.budget}")
+    if args.weibull_shape is not None and not 0 < args.weibull_shape <= 100:
+        raise InputError(f"--weibull-shape must be a positive number up to 100, not "
+                         f"{args.weibull_shape:g}")
+    if args.bus_mhz is not None and not args.bus_mhz > 0:
+        raise InputError(f"--bus-mhz must be a positive clock in MHz, not {args.bus_mhz:g}")
+    if args.bus_width is not None and args.bus_width not in (1, 2, 4, 8):
+        raise InputError(f"--bus-width must be 1, 2, 4 or 8 data lines, not {args.bus_width}")
     return Options(
         rate_per_s=parse_rate(args.rate),
         capacity=parse_size(args.capacity, "capacity") if args.capacity else None,
@@ -160,11 +224,25 @@ def _options(args: argparse.Namespace) -> Options:
         implementation=args.engine,
         store_config={"segment_size": parse_size(args.segment_size, "segment size")}
         if args.segment_size else {},
+        variants={"littlefs": _layouts(args.littlefs_layout)},
+        weibull_shape=args.weibull_shape,
+        bus_mhz=args.bus_mhz,
+        bus_width=args.bus_width,
+        encrypt=_encryption(args),
     )
 
 
-Job = tuple[str, str]  # (part, store)
-_COST = {"littlefs": 0, "flashswap": 1, "naive": 2}  # rough replay cost rank
+def _encryption(args: argparse.Namespace) -> Encryption | None:
+    """The cipher of --encrypt on the --mcu's clock, or None."""
+    if args.encrypt is None:
+        return None
+    cipher = get_cipher(args.encrypt)
+    if args.mcu.lower() == "none":
+        raise InputError("--encrypt needs the MCU's clock: give --mcu (not none)")
+    mcu = get_mcu(args.mcu)
+    return Encryption(cipher, float(mcu.mhz), mcu.name)
+
+
 Outcome = tuple[dict[str, Any], dict[str, Any]] | InputError
 
 
@@ -185,7 +263,7 @@ def _run_jobs(
     )
     out: dict[Job, Outcome] = {}
     with bar:
-        tasks = {job: bar.add_task(f"{job[0]} × {job[1]}", total=None) for job in jobs}
+        tasks = {job: bar.add_task(_task_name(job), total=None) for job in jobs}
         if workers <= 1 or len(jobs) <= 1:
             for job in jobs:
                 task = tasks[job]
@@ -194,15 +272,19 @@ def _run_jobs(
                     bar.update(task, completed=done, total=total)
 
                 out[job] = _outcome(lambda job=job, update=update: run_job(
-                    wl, job[0], job[1], opt, _Direct(update) if show else None, job))
+                    wl, job[0], job[1], opt, _Direct(update) if show else None, job,
+                    dict(job[2])))
             return out
         ctx = multiprocessing.get_context("fork")
         with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             q = manager.Queue() if show else None
-            # Longest first (littlefs, then the largest parts) so the workers finish together.
-            order = sorted(jobs, key=lambda j: (_COST.get(j[1], 9), -get_part(j[0]).capacity))
+            # Longest first (the costliest engines, then the largest parts) so the workers
+            # finish together.
+            order = sorted(jobs, key=lambda j: (-get_engine(j[1]).replay_cost,
+                                                -get_part(j[0]).capacity))
             futures: dict[Future, Job] = {
-                pool.submit(run_job, wl, job[0], job[1], opt, q, job): job for job in order
+                pool.submit(run_job, wl, job[0], job[1], opt, q, job, dict(job[2])): job
+                for job in order
             }
             pending = set(futures)
             while pending:
@@ -220,6 +302,13 @@ def _run_jobs(
                 except queue_mod.Empty:
                     pass
     return out
+
+
+def _task_name(job: Job) -> str:
+    """"W25Q128JV × littlefs-tensor 64 KiB": the part, the engine and its settings."""
+    part, engine, config = job
+    sizes = " ".join(format_size(v) for _k, v in config)
+    return f"{part} × {engine}" + (f" {sizes}" if sizes else "")
 
 
 class _Direct:
@@ -242,13 +331,17 @@ def _outcome(call: Any) -> Outcome:
 def _compute(args: argparse.Namespace, wl: Workload) -> tuple[Workload, dict[str, Any]]:
     """The workload with its compute timed, and where the time comes from (for the JSON)."""
     mcu = None if args.mcu.lower() == "none" else get_mcu(args.mcu)  # checked even if unused
+    family, why = family_of(wl.metadata, args.family.lower())
     rate = parse_size(args.macs_per_s, "MAC rate") if args.macs_per_s else None
     info: dict[str, Any] = {"from": "trace", "mcu": None, "macs_per_s": None, "source": None}
     if wl.untimed_compute and rate:
         info.update({"from": "--macs-per-s", "macs_per_s": rate})
     elif wl.untimed_compute and mcu:
-        info.update({"from": "mcu", "mcu": mcu.name, "macs_per_s": mcu.macs_per_s,
-                     "source": mcu.source, "describe": mcu.describe()})
+        f = FAMILIES[family]
+        info.update({"from": "mcu", "mcu": mcu.name, "macs_per_s": mcu.rate(family),
+                     "source": mcu.source_of(family), "describe": mcu.describe(family),
+                     "family": family, "family_model": f"{f.model} ({f.benchmark})",
+                     "family_macs": f.macs, "family_reason": why})
     elif wl.untimed_compute:
         info["from"] = None
     if info["macs_per_s"]:
@@ -267,7 +360,31 @@ def _compute_line(c: dict[str, Any]) -> str:
     if c["from"] == "trace":
         return f"compute: {t} per inference, from the trace's COMPUTE times"
     how = c.get("describe") or f"{c['macs_per_s'] / 1e6:,.1f} M MAC/s (--macs-per-s)"
-    return f"compute: {macs} per inference at {how} = {t}"
+    line = f"compute: {macs} per inference at {how} = {t}"
+    if c.get("family_reason"):
+        line += f"; family: {c['family_reason']}"
+    return line
+
+
+def _crypto_of(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The crypto cost (the same for every store: it follows the trace), without the
+    per-store flash figures, or None without --encrypt."""
+    for r in results:
+        if "crypto" in r:
+            return {k: v for k, v in r["crypto"].items() if not k.startswith("flash_")}
+    return None
+
+
+def _crypto_line(c: dict[str, Any]) -> str:
+    """One line: what encryption adds per inference, and on what it rests."""
+    return (
+        f"encryption: {c['describe']} at {c['mhz']:g} MHz ({c['mcu']}): "
+        f"{c['cycles_per_byte']:.4g} cycles per byte and {c['cycles_per_record']:,.5g} per "
+        f"chunk sealed or opened, {c['seals_per_inference']:,.0f} seals and "
+        f"{c['opens_per_inference']:,.0f} opens = {c['seconds_per_inference'] * 1e3:,.1f} ms "
+        f"and {c['energy_mj_per_inference']:,.2f} mJ per inference, included in the I/O "
+        f"figures (sources: {c['source']}; power {c['power_source']})"
+    )
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -278,22 +395,27 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {args.jobs}")
     show = console.is_terminal and not args.json
-    jobs = [(part, store) for part in parts for store in stores]
+    jobs = plan_jobs(parts, stores, opt)
     outcomes = _run_jobs(wl, jobs, opt, args.jobs, console, show)
     results: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     curves: list[tuple[str, str, dict[str, Any]]] = []
     headers: dict[str, dict[str, Any]] = {}
-    for part, store in jobs:
-        got = outcomes[(part, store)]
-        if isinstance(got, InputError):
-            errors.append({"part": part, "store": store, "error": str(got)})
-            continue
-        data, curve = got
-        results.append(data)
-        headers.setdefault(part, data)
-        if curve:
-            curves.append((part, store, curve))
+    for part in parts:
+        for store in stores:
+            mine = [j for j in jobs if j[0] == part and get_engine(j[1]).store == store]
+            got, candidates = pick_best([outcomes[j] for j in mine],
+                                        [get_engine(j[1]).label(dict(j[2])) for j in mine])
+            if isinstance(got, InputError):
+                errors.append({"part": part, "store": store, "error": str(got)})
+                continue
+            data, curve = got
+            if len(candidates) > 1:
+                data["candidates"] = candidates
+            results.append(data)
+            headers.setdefault(part, data)
+            if curve:
+                curves.append((part, store, curve))
     if not results:
         raise InputError(errors[0]["error"] if errors else "nothing to analyze")
     if args.plot:
@@ -310,6 +432,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     "rate_per_s": opt.rate_per_s,
                     "payload_bytes_per_inference": wl.bytes_written_per_inference,
                     "compute": compute,
+                    "encrypt": _crypto_of(results),
                     "results": results,
                     "errors": errors,
                 }
@@ -321,14 +444,28 @@ def run(args: argparse.Namespace, console: Console) -> int:
         f"{wl.bytes_written_per_inference / 1024:,.0f} KiB swapped out per inference, "
         f"at {format_rate(opt.rate_per_s)}"
     )
-    console.print(_compute_line(compute), soft_wrap=True)
+    console.print(_compute_line(compute))
+    crypto = _crypto_of(results)
+    if crypto:
+        console.print(_crypto_line(crypto))
+    note = " (assumption)" if args.weibull_shape is None else " (--weibull-shape)"
     for part in parts:
         rows = [r for r in results if r["part"] == part]
         errs = [e for e in errors if e["part"] == part]
-        if rows:
-            console.print(part_table(headers[part], rows, errs))
+        if not rows:
+            continue
+        for item in part_tables(headers[part], rows, errs, console.width, args.wide, note):
+            if args.wide and isinstance(item, Table) and table_width([item]) > console.width:
+                # unshrunk (rich would cut cells to fit the console): the terminal folds
+                wide = Console(file=console.file, width=table_width([item]), soft_wrap=False,
+                               color_system=console.color_system,
+                               force_terminal=console.is_terminal)
+                wide.print(item)
+            else:
+                console.print(item)
     for part in parts:
         rows = [r for r in results if r["part"] == part]
         errs = [e for e in errors if e["part"] == part]
-        console.print(verdict(part, rows, errs, opt.rate_per_s), soft_wrap=True)
+        console.print(verdict(part, rows, errs, opt.rate_per_s))
+    console.print(LEGEND)
     return 0

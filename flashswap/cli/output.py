@@ -9,6 +9,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flashswap.numfmt import fmt
+
+__all__ = ["fmt", "make_console", "print_json", "table"]
+
 
 def make_console(file: Any = None, width: int | None = None) -> Console:
     """The one console a command prints to; tests pass a StringIO and a fixed width."""
@@ -30,15 +34,3 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
         t.add_row(*(fmt(v) for v in r))
     return t
 
-
-def fmt(v: Any) -> str:
-    """Compact human formatting of a cell."""
-    if isinstance(v, float):
-        if v == 0:
-            return "0"
-        if abs(v) >= 1e5 or abs(v) < 1e-3:
-            return f"{v:.3g}"
-        return f"{v:,.3f}".rstrip("0").rstrip(".")
-    if isinstance(v, int):
-        return f"{v:,}"
-    return "" if v is None else str(v)

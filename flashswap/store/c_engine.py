@@ -28,19 +28,17 @@ from flashswap.errors import (
     ChunkTooLargeError,
     CorruptError,
     DeviceError,
-    FlashRuleError,
     FlashWearError,
     InputError,
     NoSpaceError,
     NotFoundError,
 )
-from flashswap.store.layout import HEADER_SIZE, NO_KEY, SegHeader
+from flashswap.store.layout import HEADER_SIZE, NO_KEY
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 # The library's error codes (firmware/include/flashswap.h).
 E_IO, E_CORRUPT, E_NOSPC, E_NOENT, E_TOOBIG, E_INVAL, E_WORN = -5, -84, -28, -2, -27, -22, -71
 LOST = 0xFFFFFFFF
-_MARK = bytes(HEADER_SIZE)  # a retired segment's header, zeroed (§12); a real header never is
 
 _IO = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_void_p, C.c_uint32)
 _ERASE = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_uint32)
@@ -53,7 +51,7 @@ class _Config(C.Structure):
 
     _fields_ = [
         ("context", _P), ("read", _P), ("prog", _P), ("erase", _P), ("sync", _P),
-        ("read_spare", _P), ("prog_spare", _P),
+        ("read_spare", _P),
         ("flash_size", C.c_uint32), ("segment_size", C.c_uint32), ("prog_size", C.c_uint32),
         ("page_once", C.c_uint8), ("ckpt_interval", C.c_uint8), ("reserve", C.c_uint8),
         ("wl_threshold", C.c_uint16), ("max_keys", C.c_uint16),
@@ -69,8 +67,7 @@ class _Sim(C.Structure):
         [(n, _P) for n in ("inv", "spare_inv", "page_writes", "next_page", "wear",
                             "erase_counts", "program_bytes", "read_bytes", "bad", "fresh",
                             "consumed")]
-        + [("py_read", _IO), ("py_prog", _IO), ("py_erase", _ERASE), ("py_read_spare", _IO),
-           ("py_prog_spare", _IO)]
+        + [("py_read", _IO), ("py_prog", _IO), ("py_erase", _ERASE), ("py_read_spare", _IO)]
         + [(n, C.c_uint32) for n in ("size", "erase_size", "page_size", "ppb", "spare_size",
                                      "nop", "seg_size", "nand", "fast")]
         + [(n, C.c_double) for n in ("tp", "tp_max", "ep", "ep_max", "te", "te_max",
@@ -165,13 +162,12 @@ def library() -> C.CDLL:
     except OSError as e:
         raise InputError(f"C engine not built: cannot load {path}: {e}") from None
     u32, vp = C.c_uint32, C.c_void_p
-    for name, args in (("fsw_put", [vp, u32, C.c_char_p, u32]), ("fsw_size", [vp, u32]),
+    for name, args in (("fsw_put", [vp, u32, C.c_char_p, u32]),
                        ("fsw_get", [vp, u32, vp, u32, vp]), ("fsw_trim", [vp, u32]),
                        ("fsw_trim_range", [vp, u32, u32]), ("fsw_sync", [vp]),
                        ("fsw_idle", [vp, C.c_uint]), ("fsw_unmount", [vp])):
         getattr(lib, name).argtypes = args
-    for name in ("fsw_size", "fsw_trim_range"):
-        getattr(lib, name).restype = C.c_int32
+    lib.fsw_trim_range.restype = C.c_int32
     lib.fswsim_run.argtypes = [vp, vp, u32, C.c_char_p, vp, u32, vp, vp]
     lib.fswsim_run.restype = u32
     lib.fswsim_log_position.restype = C.c_uint64
@@ -209,6 +205,8 @@ class CStore:
         cfg = self.cfg = _Config()
         cfg.flash_size, cfg.segment_size, cfg.prog_size = flash.size, seg_size, page
         cfg.page_once = int(getattr(flash, "nop", 0) != 0)
+        # MCU internal flash writes whole words: this port pads a sync's partial unit (§6).
+        self._pad = page if getattr(flash, "kind", "") == "internal" else 0
         cfg.ckpt_interval, cfg.reserve = ckpt_interval, reserve
         cfg.wl_threshold, cfg.max_keys = wl_threshold, max_keys
         cfg.prog_buffer = C.addressof(self._bufs[0])
@@ -241,8 +239,8 @@ class CStore:
     def _make_sim(self, flash: Any, seg_size: int) -> _Sim:
         m = _Sim()
         self._cbs = (_IO(self._py_read), _IO(self._py_prog), _ERASE(self._py_erase),
-                     _IO(self._py_read_spare), _IO(self._py_prog_spare))
-        m.py_read, m.py_prog, m.py_erase, m.py_read_spare, m.py_prog_spare = self._cbs
+                     _IO(self._py_read_spare))
+        m.py_read, m.py_prog, m.py_erase, m.py_read_spare = self._cbs
         m.size, m.page_size, m.seg_size = flash.size, flash.page_size, seg_size
         m.erase_size = getattr(flash, "erase_size", seg_size)
         m.nand = int(getattr(flash, "kind", "") == "nand")
@@ -262,7 +260,8 @@ class CStore:
         """Before a call: pick the path and point the port at the FlashSim's current arrays."""
         f, m = self.flash, self._sim
         self._exc = None
-        fast = (self._fast_ok and f._cut is None and f.wear is None and not f.bit_errors)
+        fast = (self._fast_ok and f._cut is None and f._fail is None and f.wear is None
+                and not f.bit_errors)
         m.fast = fast
         if not fast:
             return
@@ -338,23 +337,9 @@ class CStore:
 
     def _py_prog(self, _c: Any, addr: int, buf: int, n: int) -> int:
         data = C.string_at(buf, n)
-        if n == HEADER_SIZE and addr % self._seg == 0 and data == _MARK:
-            return self._mark(lambda: self.flash.program(addr, data))
+        if self._pad and n % self._pad:
+            data += b"\xff" * (self._pad - n % self._pad)
         return self._device(lambda: self.flash.program(addr, data))
-
-    def _mark(self, op: Any) -> int:
-        """The retirement mark (§12) is best effort: a device refusal is ignored, as in the
-        model; anything else (a power cut) stops the store like any other operation."""
-        if self._exc is not None:
-            return E_IO
-        try:
-            op()
-        except (FlashWearError, FlashRuleError):
-            return E_IO
-        except Exception as e:  # noqa: BLE001 - re-raised by _call once C has returned
-            self._exc = e
-            return E_IO
-        return 0
 
     def _py_erase(self, _c: Any, addr: int, n: int) -> int:
         return self._device(lambda: self.flash.erase(addr, n))
@@ -363,11 +348,6 @@ class CStore:
         def op() -> None:
             C.memmove(buf, self.flash.read_spare(addr, n), n)
         return self._device(op)
-
-    def _py_prog_spare(self, _c: Any, addr: int, buf: int, n: int) -> int:
-        # Only the NAND retirement mark programs a spare area (it may also break NOP).
-        data = C.string_at(buf, n)
-        return self._mark(lambda: self.flash.program(addr, b"", spare=data))
 
     # --- errors -----------------------------------------------------------------------
     def _check(self, rc: int, what: str) -> int:
@@ -452,7 +432,7 @@ class CStore:
         if not isinstance(key, int | np.integer) or not 0 <= key < NO_KEY:
             raise NotFoundError(f"no chunk under key {key}")
         k = int(key)
-        n = self.lib.fsw_size(self.fs, k)
+        n = self._size(k)
         if n == E_NOENT:
             raise NotFoundError(f"no chunk under key {key}")
         if n == E_CORRUPT:
@@ -468,7 +448,13 @@ class CStore:
     def __contains__(self, key: int) -> bool:
         if not isinstance(key, int | np.integer) or not 0 <= key < NO_KEY:
             return False
-        return self.lib.fsw_size(self.fs, int(key)) > 0
+        return self._size(int(key)) > 0
+
+    def _size(self, key: int) -> int:
+        """fsw_size (an inline function of flashswap.h): the size, or the error."""
+        n = C.c_uint32()
+        rc = self.lib.fsw_get(self.fs, key, None, 0, C.byref(n))
+        return n.value if rc == E_TOOBIG else rc
 
     def keys(self) -> list[int]:
         e = self._entries()
@@ -548,7 +534,7 @@ class CStore:
 
     # --- state --------------------------------------------------------------------------
     def _info(self) -> list[int]:
-        out = (C.c_uint32 * 8)()
+        out = (C.c_uint32 * 9)()
         self.lib.fswsim_info(self.fs, out)
         return list(out)
 
@@ -575,7 +561,7 @@ class CStore:
         self._check_mounted()
         st = _Stat()
         self._check(self.lib.fsw_stat(self.fs, C.byref(st)), "stat")
-        nkeys, retired, max_keys, max_chunk, ckpt, reserve, wl, _ = self._info()
+        nkeys, retired, max_keys, max_chunk, ckpt, reserve, wl, _, damaged = self._info()
         seg = self.cfg.segment_size
         segs = self._segs.reshape(-1, 3)
         state = (segs[:, 2] >> 29) & 3
@@ -606,25 +592,26 @@ class CStore:
             "retired_blocks": retired,
             "bad_blocks": int(np.count_nonzero(~good)),
             "lost_chunks": int(nkeys - live.sum()),
+            "damaged": bool(damaged),
         }
 
 
 def _probe_segment(flash: Any) -> int:
-    """The segment size named by the first valid header at an erase-unit boundary (§9); the
-    format default when there is none (mount then reports no store)."""
+    """The segment size named by the header that names the store (mount.probe, §9); the
+    format default when there is none or it does not fit (mount then reports no store)."""
     from flashswap.store.core import Store
+    from flashswap.store.mount import probe
 
-    es = getattr(flash, "erase_size", 512)
-    for addr in range(0, flash.size, es):
-        h = SegHeader.unpack(flash.read(addr, HEADER_SIZE))
-        if h is not None and addr % (1 << h.seg_shift) == 0:
-            seg = 1 << h.seg_shift
-            if seg in getattr(flash, "erase_sizes", (seg,)) and flash.size // seg >= 6:
-                return seg
     try:
-        return Store._config(flash, None, None, None, None, None).geo.seg_size
-    except InputError:
-        return es
+        seg = 1 << probe(flash)[0].seg_shift
+    except CorruptError:
+        try:
+            return Store._config(flash, None, None, None, None, None).geo.seg_size
+        except InputError:
+            return getattr(flash, "erase_size", 512)
+    if seg not in getattr(flash, "erase_sizes", (seg,)) or flash.size // seg < 6:
+        raise CorruptError("mount: store header does not fit this flash")
+    return seg
 
 
 __all__ = ["CStore", "library"]

@@ -21,7 +21,6 @@ from flashswap.errors import (
     ChunkTooLargeError,
     CorruptError,
     DeviceError,
-    FlashRuleError,
     FlashWearError,
     InputError,
     NoSpaceError,
@@ -29,18 +28,20 @@ from flashswap.errors import (
 )
 from flashswap.store.layout import (
     ENTRY_SIZE,
+    EPOCH_BITS,
     F_CONT,
+    F_DAMAGED,
     F_MORE,
     HEADER_SIZE,
     HF_COLD,
     HF_PAGE_ONCE,
+    HF_TEAR,
     LOST_ADDR,
     MIN_ROOM,
     NO_KEY,
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
-    T_TRIM,
     T_TRIM_RANGE,
     SegHeader,
     crc32,
@@ -66,6 +67,14 @@ def index_limit(segment_size: int) -> int:
     """The most chunks the index can hold with segments of `segment_size` bytes: a checkpoint
     record carries the whole index and may fill at most half a segment."""
     return (segment_size // 2 - HEADER_SIZE - REC_SIZE) // ENTRY_SIZE
+
+
+def min_reserve(segment_size: int, max_keys: int) -> int:
+    """Segments kept free so that deleting every chunk always fits (§10, "Room to delete"):
+    one trim record each, every segment opened for them a checkpoint segment (which max_keys
+    leaves at least half empty), plus one. The default reserve."""
+    per_seg = (segment_size - HEADER_SIZE - REC_SIZE - 1 - ENTRY_SIZE * max_keys) // REC_SIZE
+    return 1 + -(-max_keys // per_seg)
 
 
 def _log2(n: int, what: str) -> int:
@@ -142,6 +151,15 @@ class Store:
         self.replay_cold = 0
         self.segs_since_ckpt = 0
         self.mounted = True
+        self.epoch = 0  # the store's identity (§3, §13)
+        self.damaged = False  # keys absent from the index read as corrupt (§9 "Damage")
+        self.torn = [False, False]  # per log (hot, cold): its next segment carries HF_TEAR
+        # (unit address, buffer, wp) of the program that failed while its chunks move (§12)
+        self.rescue: tuple[int, bytes, int] | None = None
+        self.put_done = False  # the put being run has its chunk indexed
+        # MCU internal flash programs whole words only: its driver pads a sync's unit with
+        # 0xFF (§6); the model is its own driver.
+        self.pad_units = getattr(flash, "kind", "") == "internal"
         # Optional trace hook: called after each successful API call with its 24-byte trace
         # record, exactly where the C library calls `fsw_config.trace` (firmware/src/store.c).
         self.trace: Callable[[bytes], None] | None = None
@@ -177,7 +195,9 @@ class Store:
             ckpt_interval = max(1, min(16, geo.nseg // 16))
         if not 1 <= ckpt_interval <= 255:
             raise InputError(f"ckpt_interval must be 1..255, not {ckpt_interval}")
-        reserve = DEFAULT_RESERVE if reserve is None else reserve
+        if reserve is None:  # what deleting every chunk needs, if the device has room for it
+            reserve = max(DEFAULT_RESERVE, min(min_reserve(segment_size, max_keys),
+                                               geo.nseg - ckpt_interval - 3))
         if not 2 <= reserve <= 255 or reserve + ckpt_interval + 3 > geo.nseg:
             raise InputError(f"reserve must be 2..255 and leave room in {geo.nseg} segments, "
                              f"not {reserve}")
@@ -201,11 +221,14 @@ class Store:
             raise InputError(f"unknown store engine {engine!r} (available: python, c)")
         st = cls._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold)
         g = st.geo
+        epoch = -1
         for s in range(g.nseg):
-            if st._factory_bad(s):
+            old = SegHeader.unpack(flash.read(s * g.seg_size, HEADER_SIZE))
+            if old is None and st._factory_bad(s):
                 st.state[s] = BAD
                 continue
-            old = SegHeader.unpack(flash.read(s * g.seg_size, HEADER_SIZE))
+            if old is not None:
+                epoch = max(epoch, old.epoch)
             st.erase_count[s] = old.erase_count if old is not None else 0
             try:
                 flash.erase(s * g.seg_size, g.seg_size)
@@ -217,6 +240,11 @@ class Store:
                 st._retire(s)
                 continue
             st.state[s] = FREE_ERASED
+        if epoch >= 0xFFFF:
+            raise InputError("this flash has held 65,535 store formats: erase it whole first")
+        # A new identity, and record seqs above every earlier store's (nonces, §4).
+        st.epoch = epoch + 1
+        st.next_rseq = (st.epoch << EPOCH_BITS) + 1
         st.segs_since_ckpt = st.ckpt_interval  # the first segment opens with a checkpoint
         st._open_segment(cont_len=0, force_ckpt=True)
         return st
@@ -247,6 +275,9 @@ class Store:
             raise CorruptError(f"chunk {key} was lost (its flash block failed)")
         ent = self.index.get(key)
         if ent is None:
+            if self.damaged:
+                raise CorruptError(f"chunk {key}: the store was damaged and it may have been "
+                                   "written there; write it again")
             raise NotFoundError(f"no chunk under key {key}")
         data = self._read_chunk(key, ent[0], ent[1])
         self._trace(_T_READ, key, ent[1])
@@ -264,8 +295,8 @@ class Store:
         self._check_key(key)
         if key not in self.index and key not in self.lost:
             return False
-        self._device_retry(lambda: self._trim_record(T_TRIM, key, 0))
-        self._trace(_T_TRIM, key)
+        self._device_retry(lambda: self._trim_record(key, key))
+        self._trace(_T_TRIM, key)  # a TRIM_RANGE [key, key] on flash, a TRIM in the trace
         return True
 
     def trim_range(self, first: int, last: int) -> int:
@@ -281,7 +312,7 @@ class Store:
         n = sum(1 for k in self.index if first <= k <= last)
         n += sum(1 for k in self.lost if first <= k <= last)
         if n:
-            self._device_retry(lambda: self._trim_record(T_TRIM_RANGE, first, last))
+            self._device_retry(lambda: self._trim_record(first, last))
         self._trace(_T_INVALIDATE, first, 0, last)  # traced even when nothing was dropped
         return n
 
@@ -323,7 +354,8 @@ class Store:
         g = self.geo
         good = self.state != BAD
         counts = self.erase_count[good]
-        free_segs = self._free_count()
+        # Dead segments the replay window pins count as free: a checkpoint releases them.
+        free_segs = self._free_count() + self._pinned_dead()
         room = self._hot_room()
         hist = np.bincount(counts) if counts.size else np.zeros(0, dtype=np.int64)
         return {
@@ -349,6 +381,7 @@ class Store:
             "retired_blocks": self.retired,
             "bad_blocks": int(np.count_nonzero(~good)),
             "lost_chunks": len(self.lost),
+            "damaged": self.damaged,
         }
 
     def log_position(self) -> int:
@@ -404,23 +437,23 @@ class Store:
         self._static_wl()
         size = len(data)
         need = size + REC_SIZE * (2 + size // self.geo.data_cap)
-        self._make_room(need, self.reserve)
+        self._make_room(need)
         self._use(cold=False)
-        self._write_chunk(key, data)
+        self._write_chunk(key, data, own=True)
 
-    def _trim_record(self, rtype: int, key: int, size: int) -> None:
-        self._make_room(REC_SIZE, 0)
+    def _trim_record(self, first: int, last: int) -> None:
+        """Append a TRIM_RANGE record [first, last] (a single key: first == last). Never
+        garbage-collects: the reserve (§10) holds the records that delete every chunk, each
+        segment opened for them a checkpoint segment."""
         self._use(cold=False)
         if self._room() < MIN_ROOM:
-            self._close_segment()
-            self._open_segment(cont_len=0)
-        self._append_record(pack_record(rtype, 0, key, size, 0, self._take_rseq()))
-        if rtype == T_TRIM:
-            self._drop(key)
-        else:
-            for k in [k for k in self.index if key <= k <= size]:
-                self._drop(k)
-            self.lost = {k for k in self.lost if not key <= k <= size}
+            if not self._free_count():
+                raise NoSpaceError("no free segment left (worn-out device)")
+            self._collapse()
+        self._append_record(pack_record(T_TRIM_RANGE, 0, first, last, 0, self._take_rseq()))
+        for k in [k for k in self.index if first <= k <= last]:
+            self._drop(k)
+        self.lost = {k for k in self.lost if not first <= k <= last}
 
     def _drop(self, key: int) -> None:
         ent = self.index.pop(key, None)
@@ -434,8 +467,9 @@ class Store:
         self.next_rseq += 1
         return r
 
-    def _write_chunk(self, key: int, data: bytes) -> None:
-        """Append a DATA chunk, fragmented across segments as needed (§4), and index it."""
+    def _write_chunk(self, key: int, data: bytes, own: bool = False) -> None:
+        """Append a DATA chunk, fragmented across segments as needed (§4), and index it. `own`:
+        the chunk of the put being run (not one being moved)."""
         g = self.geo
         size = len(data)
         if self._room() < MIN_ROOM:
@@ -465,6 +499,7 @@ class Store:
             frags.append((addr // g.seg_size, REC_SIZE + n))
             off += n
         self._set_entry(key, first, size, tuple(frags))
+        self.put_done = own or self.put_done
         if ckpt_after:
             self._write_checkpoint()
 
@@ -515,23 +550,24 @@ class Store:
         m = (self.seq > self.seq[seg]) & (self.cold == self.cold[seg]) & (self.state >= IN_LOG)
         if not m.any():
             return None
-        return int(np.argmin(np.where(m, self.seq, np.iinfo(np.int64).max)))
+        # A failed segment whose header never reached flash gives its seq to the next one
+        # opened (§12): while its chunks move, the chain still leads to it.
+        key = 2 * self.seq + (self.state != BAD)
+        return int(np.argmin(np.where(m, key, np.iinfo(np.int64).max)))
 
-    def _read_chunk(self, key: int, addr: int, size: int,
-                    pending: tuple[int, bytes, int] | None = None) -> bytes:
-        """A chunk's bytes, every fragment checked. `pending` = (unit address, buffer, wp) of a
-        program buffer whose bytes never reached flash (a failed segment being evacuated)."""
+    def _read_chunk(self, key: int, addr: int, size: int) -> bytes:
+        """A chunk's bytes, every fragment checked. While the chunks of a failed segment move,
+        its program buffer (`rescue`) supplies the bytes that never reached flash (§12)."""
         parts = []
         for i, (a, n) in enumerate(self._fragments(addr, size)):
-            if pending is None:
-                raw = self._read(a, REC_SIZE + n)
-            else:
-                unit, buf, wp = pending
-                ba = bytearray(self.flash.read(a, REC_SIZE + n))
+            raw = self._read(a, REC_SIZE + n)
+            if self.rescue is not None:
+                unit, buf, wp = self.rescue
                 lo, hi = max(a, unit), min(a + REC_SIZE + n, wp)
                 if lo < hi:
+                    ba = bytearray(raw)
                     ba[lo - a : hi - a] = buf[lo - unit : hi - unit]
-                raw = bytes(ba)
+                    raw = bytes(ba)
             h = unpack_rec(raw)
             if (h is None or h.rtype != T_DATA or h.key != key or h.size != size
                     or (h.offset == 0) != (i == 0) or crc32(raw[REC_SIZE:]) != h.dcrc):
@@ -555,7 +591,9 @@ class Store:
         return 0 if seg is None else (seg + 1) * self.geo.seg_size - wp
 
     def _append_record(self, rec: bytes) -> None:
-        """Append bytes at wp through the program buffer; programs every unit that fills."""
+        """Append bytes at wp through the program buffer; programs every unit that fills. As
+        in the C library, wp passes a unit only once its program succeeded: after a failure,
+        [unit, wp) is exactly what never reached flash (§12 relies on it)."""
         p = self.geo.prog_size
         off = self.wp % p
         unit = self.wp - off
@@ -565,24 +603,38 @@ class Store:
             self.wp += len(rec)
             return
         full = total - total % p
-        head = bytes(self.buf[self.buf_prog:off]) + rec[: full - off]
-        self.flash_program(unit + self.buf_prog, head)
+        data = bytes(self.buf[:off]) + bytes(rec[: full - off])
+        try:
+            self._program_units(unit, data)
+        except FlashWearError as e:
+            done = int(getattr(e, "units_done", 0))
+            self.buf[:] = data[done * p : (done + 1) * p]
+            if done:
+                self.wp = unit + done * p
+                self.buf_prog = 0
+            raise
         rest = rec[full - off :]
         self.buf[:] = b"\xff" * p
         self.buf[: len(rest)] = rest
         self.buf_prog = 0
         self.wp += len(rec)
 
-    def flash_program(self, addr: int, data: bytes) -> None:
-        """Program `data`, split where it crosses the device's smallest erase unit (a driver
-        loops page programs; the flash counts one operation per page either way)."""
+    def _program_units(self, unit: int, data: bytes) -> None:
+        """Program whole units from `unit` (the first from `buf_prog` on), in calls split
+        where the device's smallest erase unit ends (a driver loops page programs; the flash
+        counts one operation per page either way). A failure notes on the error how many
+        units completed before it (`units_done`)."""
         e = self.flash.erase_size
-        end = addr + len(data)
-        mv = memoryview(data)
+        p = self.geo.prog_size
+        addr, end = unit + self.buf_prog, unit + len(data)
         while addr < end:
             n = min(end, addr - addr % e + e) - addr
-            self.flash.program(addr, mv[:n])
-            mv = mv[n:]
+            try:
+                self.flash.program(addr, data[addr - unit : addr - unit + n])
+            except FlashWearError as err:
+                err.units_done = (addr - unit) // p + int(  # type: ignore[attr-defined]
+                    getattr(err, "pages_done", 0))
+                raise
             addr += n
 
     def _sync(self) -> None:
@@ -592,7 +644,9 @@ class Store:
         off = self.wp % p
         unit = self.wp - off
         if off > self.buf_prog:
-            self.flash_program(unit + self.buf_prog, bytes(self.buf[self.buf_prog:off]))
+            # Internal flash writes whole words: the unit goes out padded with erased bytes.
+            end = p if self.pad_units else off
+            self.flash.program(unit + self.buf_prog, bytes(self.buf[self.buf_prog:end]))
             self.buf_prog = off
         if self.geo.page_once and off:
             self.wp = unit + p
@@ -687,18 +741,11 @@ class Store:
         self.live[s] = 0
 
     def _retire(self, s: int) -> None:
-        """Mark a failed segment BAD (§12), on flash too where the device still allows it."""
-        g = self.geo
+        """Mark a failed segment BAD, in RAM only (§12): after a mount it is what its header
+        says, and an erase that fails retires it again."""
         # seg_by_seq keeps its entry: chunks being moved out may continue through this segment.
         self.state[s] = BAD
         self.retired += 1
-        try:
-            if g.page_once and getattr(self.flash, "spare_size", 0):
-                self.flash.program(s * g.seg_size, b"", spare=b"\x00")
-            else:
-                self.flash.program(s * g.seg_size, bytes(HEADER_SIZE))
-        except (FlashWearError, FlashRuleError):
-            pass  # best effort: a worn block may refuse the mark (a power cut still stops us)
 
     def _open_segment(self, cont_len: int | None, force_ckpt: bool = False,
                       defer_ckpt: bool = False) -> bool:
@@ -725,15 +772,21 @@ class Store:
         # Room for one more entry than now: a spilled chunk joins the index before the checkpoint.
         ckpt_len = REC_SIZE + ENTRY_SIZE * (len(self.index) + len(self.lost) + 1)
         due = force_ckpt or self.segs_since_ckpt >= self.ckpt_interval
+        # No checkpoint while the chunks of a failed segment move (§12): bytes of some never
+        # reached flash.
         is_ckpt = (not self.active_cold and due and cont_len is not None
-                   and HEADER_SIZE + cont_len + ckpt_len <= g.seg_size)
+                   and HEADER_SIZE + cont_len + ckpt_len <= g.seg_size
+                   and self.rescue is None)
         self.segs_since_ckpt = 1 if is_ckpt else self.segs_since_ckpt + 1
+        log = int(self.active_cold)
         hdr = SegHeader(
             g.seg_shift, g.prog_shift,
-            (HF_PAGE_ONCE if g.page_once else 0) | (HF_COLD if self.active_cold else 0),
+            (HF_PAGE_ONCE if g.page_once else 0) | (HF_COLD if self.active_cold else 0)
+            | (HF_TEAR if self.torn[log] else 0),
             int(self.erase_count[s]), seq, seq if is_ckpt else self.replay_seq, g.nseg,
-            self.max_keys, self.ckpt_interval, self.reserve, self.wl_threshold,
+            self.max_keys, self.ckpt_interval, self.reserve, self.wl_threshold, self.epoch,
         )
+        self.torn[log] = False
         self.open_seg = s
         self.wp = s * g.seg_size
         self.buf[:] = b"\xff" * g.prog_size
@@ -755,38 +808,84 @@ class Store:
         # window starts at the cold head open now (offset field, §7).
         cold_from = int(self.seq[self.parked[0]]) if self.parked[0] is not None else own
         self._append_record(pack_record(
-            T_CHECKPOINT, 0, len(entries), len(payload), cold_from, self._take_rseq(), payload))
+            T_CHECKPOINT, F_DAMAGED if self.damaged else 0, len(entries), len(payload),
+            cold_from, self._take_rseq(), payload))
         self._sync()
         self.replay_seq = own
         self.replay_cold = cold_from
 
     # ------------------------------------------------------------------ internals: GC and WL
 
-    def _available(self, reserve: int) -> int:
-        room = self._hot_room()
-        room = room if room >= MIN_ROOM else 0
-        return room + self.geo.data_cap * max(0, self._free_count() - reserve)
+    def _pinned_dead(self) -> int:
+        """Segments holding nothing live that the replay window (or the cold head) still pins:
+        free as soon as a checkpoint moves the window (`_collapse`)."""
+        m = (self.state == IN_LOG) & (self.live == 0) & ~self._outside_window()
+        hot = self.parked[0] if self.active_cold else self.open_seg
+        if hot is not None:
+            m[hot] = False
+        return int(np.count_nonzero(m))
 
-    def _make_room(self, need: int, reserve: int) -> None:
-        """Garbage-collect until `need` bytes fit (§10 step 2), or raise NoSpaceError."""
+    def _window_count(self) -> int:
+        """Window segments other than the heads' open ones."""
+        m = (self.state == IN_LOG) & ~self._outside_window()
+        for s in (self.open_seg, self.parked[0]):
+            if s is not None:
+                m[s] = False
+        return int(np.count_nonzero(m))
+
+    def _collapse(self) -> None:
+        """Shrink the window to the heads (§10): a forced checkpoint on the hot head, after
+        closing the cold head if nothing in it lives."""
+        self._use(cold=False)
+        if self.parked[0] is not None and self.live[self.parked[0]] == 0:
+            self.parked = (None, 0)  # parked means synced: closing it is forgetting it
+        self._close_segment()
+        self._open_segment(cont_len=0, force_ckpt=True)
+
+    def _holds(self, e: tuple[int, int, tuple[tuple[int, int], ...]], s: int) -> bool:
+        """A fragment of index entry e lies in segment s, or outside the log: in a segment
+        retired after a failure interrupted its recovery (§12); outside a recovery, none."""
+        return any(f == s or self.state[f] != IN_LOG for f, _ in e[2])
+
+    def _move_cost(self, s: int) -> int:
+        """Bytes that relocating segment s appends: every chunk with a fragment there."""
+        # Record headers: two, and one more per 512 bytes at most (the smallest segment).
+        return sum(e[1] + 2 * REC_SIZE + (e[1] >> 4) for e in self.index.values()
+                   if self._holds(e, s))
+
+    def _movable(self, s: int) -> bool:
+        """True when relocating segment s to the cold head leaves `reserve` segments free once
+        s itself is free (during the move one fewer: still room for a checkpoint)."""
+        room = self._room() if self.active_cold else (
+            0 if self.parked[0] is None else (self.parked[0] + 1) * self.geo.seg_size
+            - self.parked[1])
+        room = room if room >= MIN_ROOM else 0
+        return self._move_cost(s) <= room + self.geo.data_cap * (
+            self._free_count() + 1 - self.reserve)
+
+    def _make_room(self, need: int) -> None:
+        """Make `need` bytes fit on the hot head (§10 step 3) keeping `reserve` segments really
+        free, or raise NoSpaceError: release the dead segments the window pins with a
+        checkpoint, else relocate the emptiest segment outside the window if that keeps the
+        reserve, else shrink the window so that its segments become victims."""
         g = self.geo
-        if self._hot_room() >= max(need, MIN_ROOM):
-            return  # the common case, decided without counting free segments
         for _ in range(4 * g.nseg + 4):
-            if self._available(reserve) >= need:
+            room = self._hot_room()
+            room = room if room >= MIN_ROOM else 0
+            if room >= need:
+                return  # the common case, decided without counting free segments
+            free = self._free_count()
+            if room + g.data_cap * max(0, free - self.reserve) >= need:
                 return
+            if self._pinned_dead() and free:
+                self._collapse()
+                continue
             victim = self._victim()
-            if victim is not None:
+            if victim is not None and self._movable(victim):
                 self._relocate(victim)
                 continue
-            window = (self.state == IN_LOG) & ~self._outside_window()
-            for s in (self.open_seg, self.parked[0]):
-                if s is not None:
-                    window[s] = False
-            if window.any() and self._free_count() > 0:
-                self._use(cold=False)
-                self._close_segment()
-                self._open_segment(cont_len=0, force_ckpt=True)
+            if self._window_count() and free > self.reserve:
+                self._collapse()
                 continue
             break
         raise NoSpaceError(
@@ -826,7 +925,7 @@ class Store:
         s = int(np.argmin(counts))
         if ref - int(counts[s]) <= self.wl_threshold:
             return False
-        if self._available(self.reserve) < int(self.live[s]) + 2 * REC_SIZE:
+        if not self._movable(s):
             return False
         if s == cold_seg:
             self._use(cold=True)
@@ -836,7 +935,7 @@ class Store:
 
     def _relocate(self, s: int) -> None:
         """Copy every chunk with a fragment in segment s to the head, by address (§10)."""
-        moving = sorted((e[0], k) for k, e in self.index.items() if any(f == s for f, _ in e[2]))
+        moving = sorted((e[0], k) for k, e in self.index.items() if self._holds(e, s))
         self._use(cold=True)
         for addr, key in moving:
             size = self.index[key][1]
@@ -853,6 +952,7 @@ class Store:
     def _device_retry(self, op: Any) -> Any:
         """Run a write operation; when a program fails, retire the segment and run it again."""
         for _ in range(self.geo.nseg):
+            self.put_done = False
             try:
                 return op()
             except FlashWearError:
@@ -860,37 +960,52 @@ class Store:
             for _ in range(self.geo.nseg):
                 try:
                     self._recover_failed_program()
-                    break
                 except FlashWearError:
                     continue  # the segment the chunks moved to failed too: retire it as well
+                if self.put_done:
+                    # The put's chunk was indexed when the checkpoint after its spill failed:
+                    # it is done, and the recovery's checkpoint stands for that one.
+                    return None
+                break
         raise DeviceError("too many flash failures in one operation")
 
     def _recover_failed_program(self) -> None:
-        """The open segment refused a program: retire it and move its readable chunks."""
+        """The open segment refused a program (§12): it is retired in RAM only, and every chunk
+        with a fragment in it is written again on the same head, bytes that never reached
+        flash taken from the failed program's buffer. On flash the segment stays as it was,
+        valid history, until a later checkpoint leaves it outside the window and an erase finds
+        it bad; no checkpoint is written while its chunks move, and one is written (synced)
+        once they have moved: a trim among the lost bytes is then on flash too."""
         s = self.open_seg
+        g = self.geo
         if s is None:
             return
-        g = self.geo
-        # The buffered bytes never reached flash: keep them readable while the chunks move.
-        pending = (self.wp - self.wp % g.prog_size, bytes(self.buf), self.wp)
+        unit = self.wp - self.wp % g.prog_size
+        if unit + self.buf_prog < s * g.seg_size + HEADER_SIZE:
+            # Its header never reached flash whole: the segment is not in the log on
+            # flash, and its seq goes to the next segment opened (no gap, §9).
+            self.next_seq = int(self.seq[s])
+        # What the failed program left behind is, to mount, a tear at the end of this log.
+        self.torn[int(self.active_cold)] = True
+        self.rescue = (unit, bytes(self.buf), self.wp)
         self.open_seg = None
         self._retire(s)
-        moved = sorted((e[0], k) for k, e in self.index.items() if any(fs == s for fs, _ in e[2]))
-        for _, key in moved:
-            addr, size, _frags = self.index[key]
-            try:
-                data = self._read_chunk(key, addr, size, pending)
-            except CorruptError:
-                self._drop(key)
-                self.lost.add(key)
-                continue
-            self._write_chunk(key, data)
-        self.live[s] = 0
-        # TRIM records and perhaps the newest checkpoint went with the retired segment: a fresh
-        # checkpoint makes them unnecessary (§12).
-        self._use(cold=False)
-        self._close_segment()
-        self._open_segment(cont_len=0, force_ckpt=True)
+        try:
+            moving = sorted((e[0], k) for k, e in self.index.items()
+                            if self._holds(e, s))
+            for addr, key in moving:
+                size = self.index[key][1]
+                try:
+                    data = self._read_chunk(key, addr, size)
+                except CorruptError:
+                    self._drop(key)
+                    self.lost.add(key)
+                    continue
+                self._write_chunk(key, data)
+        finally:
+            self.rescue = None
+        # Then a checkpoint: trims among the bytes that never reached flash live only in RAM.
+        self._collapse()
 
 
 __all__ = ["Store", "Rec", "parse_segment"]

@@ -11,7 +11,7 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"FSWP"
-VERSION = 1
+VERSION = 2
 HEADER_SIZE = 40
 REC_SIZE = 32
 MIN_ROOM = REC_SIZE + 1  # a record starts only where a header and one byte fit (§4)
@@ -20,21 +20,23 @@ NO_KEY = 0xFFFFFFFF
 LOST_ADDR = 0xFFFFFFFF  # checkpoint entry of a chunk that was lost (§12)
 
 T_DATA = 0x01
-T_TRIM = 0x02
-T_TRIM_RANGE = 0x03
+T_TRIM_RANGE = 0x03  # a single-key trim is [key, key]; 0x02 (version 1's TRIM) is unused
 T_CHECKPOINT = 0x04
 T_ERASED = 0xFF
-KNOWN_TYPES = (T_DATA, T_TRIM, T_TRIM_RANGE, T_CHECKPOINT)
+KNOWN_TYPES = (T_DATA, T_TRIM_RANGE, T_CHECKPOINT)
 
 F_MORE = 0x01
 F_CONT = 0x02
-F_ENC = 0x04
-FLAGS_KNOWN = F_MORE | F_CONT | F_ENC
+F_ENC = 0x04  # reserved for encryption: a reader of this version treats it as damage
+F_DAMAGED = 0x08  # CHECKPOINT only: keys absent from it read as corrupt, not absent (§9)
 
 HF_PAGE_ONCE = 0x01
 HF_COLD = 0x02  # segment of the cold log (relocated chunks)
+HF_TEAR = 0x04  # the previous segment of this log ends in a torn write (§9)
 
-_HDR = struct.Struct("<4sBBBBIIIIHBBH6s")  # 36 bytes + crc
+EPOCH_BITS = 48  # a record seq is epoch << 48 | count: unique across formats (§4, §13)
+
+_HDR = struct.Struct("<4sBBBBIIIIHBBHH4s")  # 36 bytes + crc
 _REC = struct.Struct("<BBHIIIQ")  # 24 bytes + dcrc + hcrc
 _CRC = struct.Struct("<I")
 _U32x2 = struct.Struct("<II")
@@ -58,36 +60,38 @@ class SegHeader:
     ckpt_interval: int
     reserve: int
     wl_threshold: int
+    epoch: int  # the store's identity: one more than the newest store format found (§13)
 
     def pack(self) -> bytes:
         body = _HDR.pack(
             MAGIC, VERSION, self.seg_shift, self.prog_shift, self.flags, self.erase_count,
             self.seq, self.replay_seq, self.segment_count, self.max_keys, self.ckpt_interval,
-            self.reserve, self.wl_threshold, b"\xff" * 6,
+            self.reserve, self.wl_threshold, self.epoch, b"\xff" * 4,
         )
         return body + _CRC.pack(crc32(body))
 
     @classmethod
     def unpack(cls, raw: bytes) -> SegHeader | None:
-        """The header in `raw` (40 bytes), or None when it is not a valid version-1 header."""
+        """The header in `raw` (40 bytes), or None when it is not a valid version-2 header."""
         if len(raw) < HEADER_SIZE or raw[:4] != MAGIC:
             return None
         if _CRC.unpack_from(raw, 36)[0] != crc32(raw[:36]):
             return None
         (_, ver, seg_shift, prog_shift, flags, ec, seq, rseq, nseg, max_keys, ckpt, reserve,
-         wl, _) = _HDR.unpack_from(raw)
+         wl, epoch, _) = _HDR.unpack_from(raw)
         if ver != VERSION:
             return None
-        return cls(seg_shift, prog_shift, flags, ec, seq, rseq, nseg, max_keys, ckpt, reserve, wl)
+        return cls(seg_shift, prog_shift, flags, ec, seq, rseq, nseg, max_keys, ckpt, reserve,
+                   wl, epoch)
 
     def same_store(self, other: SegHeader) -> bool:
-        """True when both headers describe the same store geometry and configuration."""
+        """True when both headers belong to one store: same epoch, geometry, configuration."""
         return (
             self.seg_shift, self.prog_shift, self.flags & HF_PAGE_ONCE, self.segment_count,
-            self.max_keys, self.ckpt_interval, self.reserve, self.wl_threshold,
+            self.max_keys, self.ckpt_interval, self.reserve, self.wl_threshold, self.epoch,
         ) == (
             other.seg_shift, other.prog_shift, other.flags & HF_PAGE_ONCE, other.segment_count,
-            other.max_keys, other.ckpt_interval, other.reserve, other.wl_threshold,
+            other.max_keys, other.ckpt_interval, other.reserve, other.wl_threshold, other.epoch,
         )
 
 

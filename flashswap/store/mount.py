@@ -1,7 +1,9 @@
 """Mount (firmware/SPEC.md §9): rebuild the RAM state from headers and the replay window.
 
-Reads one header per segment (plus the bad-block byte on NAND) and the segments of the replay
-window in full; writes nothing.
+Reads one header per segment (and the bad-block byte of segments without a valid header on
+NAND) and the segments of the replay window in full; writes nothing. Damage is reported, never
+papered over: a record that cannot be read makes the keys it could have held read as corrupt,
+unless it can only be a write torn by a power cut (§9 "Damage").
 """
 
 from __future__ import annotations
@@ -10,43 +12,88 @@ from typing import TYPE_CHECKING, Any
 
 from flashswap.errors import CorruptError
 from flashswap.store.layout import (
+    ENTRY_SIZE,
     F_CONT,
+    F_DAMAGED,
     F_MORE,
     HEADER_SIZE,
     HF_COLD,
     HF_PAGE_ONCE,
+    HF_TEAR,
     LOST_ADDR,
     MIN_ROOM,
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
-    T_TRIM,
     T_TRIM_RANGE,
     SegHeader,
     unpack_entries,
 )
-from flashswap.store.parse import Rec, parse_segment
+from flashswap.store.parse import T_UNREADABLE, Rec, header_at, parse_segment
 
 if TYPE_CHECKING:
     from flashswap.store.core import Store
 
+_ERASED_HEADER = b"\xff" * HEADER_SIZE
 
-def _find_geometry(flash: Any) -> tuple[SegHeader, int, bytes]:
-    """The first valid header at an erase-unit boundary (it names the segment size), its address
-    and its bytes (so mount does not read them twice)."""
+
+def probe(flash: Any) -> tuple[SegHeader, dict[int, bytes]]:
+    """The header that names the store (§9 step 1): among the valid headers at erase-unit
+    boundaries whose address is a multiple of their segment size, the one with the largest
+    epoch (the first found on ties). Returns it and the headers read, by address."""
+    best: SegHeader | None = None
+    raws: dict[int, bytes] = {}
     e = flash.erase_size
     for addr in range(0, flash.size, e):
-        raw = flash.read(addr, HEADER_SIZE)
+        raw = raws[addr] = flash.read(addr, HEADER_SIZE)
         h = SegHeader.unpack(raw)
-        if h is not None and addr % (1 << h.seg_shift) == 0:
-            return h, addr, raw
-    raise CorruptError("no flashswap store on this flash (no valid segment header)")
+        if h is not None and addr % (1 << h.seg_shift) == 0 and (
+                best is None or h.epoch > best.epoch):
+            best = h
+    if best is None:
+        raise CorruptError("no flashswap store on this flash (no valid segment header)")
+    return best, raws
+
+
+class _Replay:
+    """The replay window's records turned into events in record-seq order (§9 steps 5-6)."""
+
+    def __init__(self, st: Store, headers: dict[int, SegHeader], parse: Any) -> None:
+        self.st = st
+        self.headers = headers
+        self.parse = parse
+        self.events: list[tuple[int, int, bool, Rec]] = []  # (seq, order, wildcard first, rec)
+        self.wild_at_end = False
+
+    def log(self, segs: list[int], cold: bool) -> None:
+        """Turn one log's window segments (in seq order) into events."""
+        st = self.st
+        seg_size = st.geo.seg_size
+        pending = False  # unreadable bytes seen: every chunk is lost before the next event
+        for i, s in enumerate(segs):
+            recs, good = self.parse(s)
+            nxt = st._next_in_chain(s)
+            last = i == len(segs) - 1
+            # A tear can only be the end of a log, or of a segment whose successor says so.
+            may_tear = last or (nxt is not None and nxt in self.headers
+                                and bool(self.headers[nxt].flags & HF_TEAR))
+            for rec in recs:
+                if not rec.intact and may_tear and rec.addr - s * seg_size >= good:
+                    continue  # a tear
+                if rec.rtype == T_UNREADABLE or (rec.rtype == T_CHECKPOINT and not rec.intact):
+                    pending = True
+                    continue
+                if rec.rtype == T_DATA and rec.flags & F_CONT and rec.intact:
+                    continue  # gathered with its first fragment
+                self.events.append((rec.seq, len(self.events), pending, rec))
+                pending = False
+        self.wild_at_end |= pending
 
 
 def mount_store(cls: type[Store], flash: Any) -> Store:
     from flashswap.store.core import BAD, FREE, FREE_ERASED, IN_LOG, _Geometry
 
-    first, first_addr, first_raw = _find_geometry(flash)
+    first, raws = probe(flash)
     seg_size = 1 << first.seg_shift
     try:
         geo = _Geometry(flash, seg_size, 1 << first.prog_shift, bool(first.flags & HF_PAGE_ONCE))
@@ -55,29 +102,33 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
     if first.segment_count != geo.nseg:
         raise CorruptError(f"store has {first.segment_count} segments, flash holds {geo.nseg}")
     st = cls(flash, geo, first.max_keys, first.ckpt_interval, first.reserve, first.wl_threshold)
+    st.epoch = first.epoch
     headers: dict[int, SegHeader] = {}
     unknown: list[int] = []
     for s in range(geo.nseg):
-        if st._factory_bad(s):
-            st.state[s] = BAD
-            continue
         addr = s * seg_size
-        raw = first_raw if addr == first_addr else flash.read(addr, HEADER_SIZE)
+        raw = raws[addr]
         h = SegHeader.unpack(raw)
         if h is not None and h.same_store(first):
             headers[s] = h
-        else:
-            # An erased-looking header says nothing about the body (a torn erase): such a
-            # segment is blank-checked when opened (§8), not trusted here.
-            st.state[s] = FREE_ERASED if raw == b"\xff" * HEADER_SIZE else FREE
-            unknown.append(s)
-    if not headers:
-        raise CorruptError("no flashswap store on this flash (no valid segment header)")
-    # Config from the newest header; a header disagreeing with it is stale garbage.
-    newest = max(headers.values(), key=lambda h: h.seq)
-    if not newest.same_store(first):
-        raise CorruptError("segment headers disagree on the store's geometry")
+            continue
+        if h is not None:
+            # A valid header of another store: format erases every block before it writes a
+            # header, so this is a block it could not erase (§13).
+            st.state[s] = BAD
+            st.erase_count[s] = h.erase_count
+            continue
+        # Only a block without a header of this store is asked whether it is factory-bad: one
+        # misread bit of the marker must not condemn a block of the store.
+        if st._factory_bad(s):
+            st.state[s] = BAD
+            continue
+        # An erased-looking header says nothing about the body (a torn erase): such a
+        # segment is blank-checked when opened (§8), not trusted here.
+        st.state[s] = FREE_ERASED if raw == _ERASED_HEADER else FREE
+        unknown.append(s)
     known_max = max(h.erase_count for h in headers.values())
+    newest = max(h.seq for h in headers.values())
     for s, h in headers.items():
         st.cold[s] = bool(h.flags & HF_COLD)
         st.state[s] = IN_LOG
@@ -89,72 +140,78 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
 
     parsed: dict[int, tuple[list[Rec], int, bytes]] = {}
 
-    def parse(s: int) -> tuple[list[Rec], int, bytes]:
+    def parse(s: int) -> tuple[list[Rec], int]:
         if s not in parsed:
-            data = flash.read(s * seg_size, seg_size)
-            recs, end = parse_segment(data, s * seg_size, geo.prog_size, geo.page_once,
-                                      st.max_chunk)
-            parsed[s] = (recs, end, data)
-        return parsed[s]
+            base = s * seg_size
+            data = flash.read(base, seg_size)
+            recs, good = parse_segment(data, base, geo.prog_size, geo.page_once, st.max_chunk)
+            parsed[s] = (recs, good, data)
+        return parsed[s][:2]
 
-    # §9 step 4: the newest replay start that names a segment holding a complete checkpoint.
+    # §9 step 4: the newest hot segment that opens with an intact checkpoint.
     ckpt: Rec | None = None
     r = 0
-    for cand in sorted({h.replay_seq for h in headers.values()}, reverse=True):
-        s = st.seg_by_seq.get(cand)
-        if s is not None and not st.cold[s]:
-            ckpt = _checkpoint_of(parse(s)[0])
-            if ckpt is not None:
-                r = cand
-                break
+    hot: dict[int, int] = {}
+    for s in sorted(headers):  # one segment per seq, the lowest-numbered (as C's search)
+        if not st.cold[s]:
+            hot.setdefault(int(st.seq[s]), s)
+    for seq in sorted(hot, reverse=True):
+        ckpt = _checkpoint_of(parse(hot[seq])[0])
+        if ckpt is not None:
+            r = seq
+            break
     if ckpt is None:
         raise CorruptError("no complete checkpoint found: the store cannot be rebuilt")
     r_cold = ckpt.offset
 
-    # §9 step 5: replay the window's records in record-seq order from the checkpoint.
+    # §9 step 5: the window's records as events, damage classified, in record-seq order.
     window = sorted(
         (int(st.seq[s]), s) for s in headers
         if st.seq[s] >= (r_cold if st.cold[s] else r)
     )
-    events: list[tuple[int, int, Rec]] = []  # (record seq, order, record)
-    for _, s in window:
-        for rec in parse(s)[0]:
-            if rec.rtype == T_DATA and rec.flags & F_CONT:
-                continue  # continuations are gathered with their first fragment
-            events.append((rec.seq, len(events), rec))
-    events.sort()
-    index, lost = _load_checkpoint(ckpt)
+    replay = _Replay(st, headers, parse)
+    for cold in (False, True):
+        replay.log([s for _, s in window if bool(st.cold[s]) == cold], cold)
+    index, lost, damaged = _load_checkpoint(ckpt, st.max_keys)
     max_rseq = ckpt.seq
-    for rseq, _, rec in events:
+    for rseq, _, wild, rec in sorted(replay.events, key=lambda e: e[:2]):
         max_rseq = max(max_rseq, rseq)
         if rseq <= ckpt.seq:
             continue
+        if wild:
+            index, lost, damaged = {}, lost | set(index), True
         if rec.rtype == T_DATA:
-            if _chunk_complete(st, rec, parse):
+            if not rec.intact:
+                index.pop(rec.key, None)  # a damaged fragment: the chunk it held is lost
+                lost.add(rec.key)
+            elif _chunk_complete(st, rec, parse):
                 index[rec.key] = (rec.addr, rec.size)
                 lost.discard(rec.key)
-        elif rec.rtype == T_TRIM:
-            index.pop(rec.key, None)
-            lost.discard(rec.key)
         elif rec.rtype == T_TRIM_RANGE:
             for k in [k for k in index if rec.key <= k <= rec.size]:
                 del index[k]
             lost = {k for k in lost if not rec.key <= k <= rec.size}
-        elif rec.rtype == T_CHECKPOINT and rec.intact:
-            index, lost = _load_checkpoint(rec)
+        else:
+            index, lost, damaged = _load_checkpoint(rec, st.max_keys)
+        if len(index) + len(lost) > st.max_keys:
+            raise CorruptError(f"the log holds more than {st.max_keys} chunks")
     for _, s in window:  # continuation fragments carry sequence numbers too (nonces, §4)
         for rec in parse(s)[0]:
             max_rseq = max(max_rseq, rec.seq)
+    if replay.wild_at_end or _segment_missing(st, headers, unknown, r, r_cold, newest,
+                                              ckpt.seq):
+        index, lost, damaged = {}, lost | set(index), True
 
     st.replay_seq = r
     st.replay_cold = r_cold
-    st.next_seq = newest.seq + 1
+    st.next_seq = newest + 1
     st.next_rseq = max_rseq + 2
-    st.segs_since_ckpt = newest.seq - r + 1
     st.lost = lost
+    st.damaged = damaged
     for key, (addr, size) in sorted(index.items()):
-        seg = addr // seg_size if addr != LOST_ADDR else -1
-        if not 0 <= seg < geo.nseg or st.state[seg] != IN_LOG:
+        seg, off = divmod(addr, seg_size)
+        if (addr == LOST_ADDR or not 0 <= seg < geo.nseg or st.state[seg] != IN_LOG
+                or not HEADER_SIZE <= off < seg_size - REC_SIZE):
             lost.add(key)
             continue
         try:
@@ -167,21 +224,25 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         for fs, n in fr:
             st.live[fs] += n
 
-    # §9 step 7: each head continues where its log ends, if the rest of the segment is erased.
+    # §9 step 7: each head continues past its log's last intact record if the rest is erased.
     heads: dict[bool, tuple[int | None, int]] = {False: (None, 0), True: (None, 0)}
     for cold in (False, True):
         segs = [s for _, s in window if bool(st.cold[s]) == cold]
         if not segs:
             continue
         s = segs[-1]
-        _, end, data = parse(s)
-        if data[end:] != b"\xff" * (seg_size - end):
+        end = parse(s)[1]
+        if parsed[s][2][end:] != b"\xff" * (seg_size - end):
+            st.torn[int(cold)] = True  # the log ends in a tear: its next segment says so
             continue
         p = geo.prog_size
         if geo.page_once and end % p:
             end += p - end % p
         if seg_size - end >= MIN_ROOM:
             heads[cold] = (s, s * seg_size + end)
+    # After a tear the next hot segment is a checkpoint segment: it leaves the tear outside the
+    # window, so that later damage before it reads as damage (§9).
+    st.segs_since_ckpt = st.ckpt_interval if any(st.torn) else newest - r + 1
     st.active_cold = False
     st.open_seg, st.wp = heads[False]
     st.parked = heads[True]
@@ -190,6 +251,30 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         st.buf[:off] = flash.read(st.wp - off, off)
         st.buf_prog = off
     return st
+
+
+def _segment_missing(st: Store, headers: dict[int, SegHeader], unknown: list[int], r: int,
+                     r_cold: int, newest: int, base: int) -> bool:
+    """True when a segment of the window is not there (§9 "Damage"): every seq from the replay
+    start to the newest must have a header, the cold window's first segment too, and no
+    segment without a readable header may hold a readable record newer than the checkpoint
+    (the header of the newest segment was damaged)."""
+    present = {h.seq for h in headers.values()}
+    if any(q not in present for q in range(r, newest + 1)):
+        return True
+    if r_cold != r and not (r_cold in st.seg_by_seq and st.cold[st.seg_by_seq[r_cold]]):
+        return True
+    from flashswap.store.core import FREE
+
+    g = st.geo
+    for s in unknown:
+        if st.state[s] != FREE:  # neither erased-looking nor factory-bad
+            continue
+        raw = st.flash.read(s * g.seg_size + HEADER_SIZE, REC_SIZE)
+        h = header_at(memoryview(raw), 0, st.max_chunk, g.seg_size - HEADER_SIZE)
+        if h is not None and h[0].seq > base:
+            return True
+    return False
 
 
 def _chunk_complete(st: Store, first: Rec, parse: Any) -> bool:
@@ -204,7 +289,7 @@ def _chunk_complete(st: Store, first: Rec, parse: Any) -> bool:
             return False
         recs = parse(nxt)[0]
         off = rec.offset + rec.payload_len
-        if not recs:
+        if not recs or recs[0].addr != nxt * st.geo.seg_size + HEADER_SIZE:
             return False
         rec = recs[0]
         if not (rec.rtype == T_DATA and rec.flags & F_CONT and rec.key == first.key
@@ -225,12 +310,21 @@ def _checkpoint_of(recs: list[Rec]) -> Rec | None:
     return None
 
 
-def _load_checkpoint(rec: Rec) -> tuple[dict[int, tuple[int, int]], set[int]]:
+def _load_checkpoint(rec: Rec, max_keys: int
+                     ) -> tuple[dict[int, tuple[int, int]], set[int], bool]:
+    """The index a CHECKPOINT record holds, its lost chunks and whether the store is damaged.
+    A count its payload cannot hold, or more chunks than the index can, is corruption."""
+    if rec.key > rec.size // ENTRY_SIZE:
+        raise CorruptError(f"checkpoint at 0x{rec.addr:x} claims {rec.key} entries")
     index: dict[int, tuple[int, int]] = {}
     lost: set[int] = set()
     for k, a, s in unpack_entries(rec.payload, rec.key):
+        index.pop(k, None)
+        lost.discard(k)
         if a == LOST_ADDR:
             lost.add(k)
         else:
             index[k] = (a, s)
-    return index, lost
+        if len(index) + len(lost) > max_keys:
+            raise CorruptError(f"checkpoint at 0x{rec.addr:x} holds more than {max_keys} chunks")
+    return index, lost, bool(rec.flags & F_DAMAGED)

@@ -10,25 +10,29 @@ from dataclasses import dataclass
 
 from flashswap.store.layout import (
     F_CONT,
-    F_ENC,
+    F_DAMAGED,
     F_MORE,
-    FLAGS_KNOWN,
     HEADER_SIZE,
-    KNOWN_TYPES,
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
     T_ERASED,
-    T_TRIM,
     T_TRIM_RANGE,
+    RecHeader,
     crc32,
     unpack_rec,
 )
 
+T_UNREADABLE = 0  # pseudo record type: bytes between two readable records that are not one
+NOISE = 4  # an unreadable region with fewer non-0xFF bytes is stray bits in erased flash
+
+_FLAGS = {T_DATA: F_MORE | F_CONT, T_TRIM_RANGE: 0, T_CHECKPOINT: F_DAMAGED}
+
 
 @dataclass(frozen=True)
 class Rec:
-    """One record found in a segment: where it is, what its header says, whether its data holds."""
+    """One record found in a segment: where it is, what its header says, whether its data holds.
+    An unreadable region is a Rec of type T_UNREADABLE whose `size` is its length."""
 
     addr: int  # absolute flash address of the record header
     rtype: int
@@ -47,11 +51,12 @@ def parse_segment(
 ) -> tuple[list[Rec], int]:
     """The records of the segment whose bytes are `data` (at flash address `base`).
 
-    Returns (records, end) where `end` is the offset at which the segment's log ends.
+    Returns (records, good) where `good` is the offset just past the last intact record (40
+    when there is none): a tear can only lie beyond it (SPEC.md §9).
     """
     seg_size = len(data)
     recs: list[Rec] = []
-    p = HEADER_SIZE
+    p = good = HEADER_SIZE
     view = memoryview(data)
     while seg_size - p >= REC_SIZE:
         if data[p] == T_ERASED:
@@ -59,12 +64,19 @@ def parse_segment(
                 p += prog_size - p % prog_size
                 continue
             break
-        h = unpack_rec(view[p : p + REC_SIZE])
-        if h is None or h.rtype not in KNOWN_TYPES or h.flags & ~FLAGS_KNOWN or h.flags & F_ENC:
-            break
-        plen = _payload_len(h.rtype, h.flags, h.size, h.offset, p, seg_size)
-        if plen is None or (h.rtype == T_DATA and not 0 < h.size <= max_chunk):
-            break
+        found = header_at(view, p, max_chunk)
+        if found is None:
+            q = p + 1  # resynchronize: the next position where a readable header starts
+            while seg_size - q >= REC_SIZE and (
+                    data[q] == T_ERASED or header_at(view, q, max_chunk) is None):
+                q += 1
+            end = q if seg_size - q >= REC_SIZE else seg_size
+            counted = min(end, seg_size - REC_SIZE + 1)
+            if counted - p - data.count(T_ERASED, p, counted) >= NOISE:
+                recs.append(Rec(base + p, T_UNREADABLE, 0, 0, end - p, 0, 0, 0, False, b""))
+            p = end
+            continue
+        h, plen = found
         start = p + REC_SIZE
         payload = view[start : start + plen]
         intact = crc32(payload) == h.dcrc
@@ -73,7 +85,24 @@ def parse_segment(
                 bytes(payload) if h.rtype == T_CHECKPOINT else b"")
         )
         p = start + plen
-    return recs, p
+        if intact:
+            good = p
+    return recs, good
+
+
+def header_at(view: memoryview, p: int, max_chunk: int, seg_size: int | None = None
+              ) -> tuple[RecHeader, int] | None:
+    """The record header at offset p of a segment of seg_size bytes (default: the view's
+    length) and its payload length, or None when it cannot be read: hcrc, tag_len, an unknown
+    type or flag (ENC included), inconsistent fields."""
+    h = unpack_rec(view[p : p + REC_SIZE])
+    if h is None or h.rtype not in _FLAGS or h.flags & ~_FLAGS[h.rtype]:
+        return None
+    plen = _payload_len(h.rtype, h.flags, h.size, h.offset, p,
+                        len(view) if seg_size is None else seg_size)
+    if plen is None or (h.rtype == T_DATA and not 0 < h.size <= max_chunk):
+        return None
+    return h, plen
 
 
 def _payload_len(
@@ -81,10 +110,10 @@ def _payload_len(
 ) -> int | None:
     """Payload bytes of a record at offset p, or None when the header is inconsistent."""
     room = seg_size - p - REC_SIZE
-    if rtype in (T_TRIM, T_TRIM_RANGE):
-        return 0 if flags == 0 and offset == 0 else None
+    if rtype == T_TRIM_RANGE:
+        return 0 if offset == 0 else None
     if rtype == T_CHECKPOINT:
-        if flags or size % 12 or size > room:
+        if size % 12 or size > room:
             return None
         return size
     # DATA
