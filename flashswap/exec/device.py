@@ -134,7 +134,7 @@ class Device:
         done: list[int] = []
 
         def flip(ins: Instr) -> None:
-            if type(ins) is Write and ins.key == key and not done:
+            if isinstance(ins, Write) and ins.key == key and not done:
                 addr = chunk_address(self.store, key) + REC_SIZE
                 self.flash._inv[addr] ^= 0x01
                 done.append(addr)
@@ -169,14 +169,13 @@ def _live_peak(plan: Plan, weight: Any) -> int:
     live: dict[int, int] = {}
     total = peak = 0
     for ins in plan.program.instrs:
-        t = type(ins)
-        if t is Write:
+        if isinstance(ins, Write):
             total += weight(ins) - live.get(ins.key, 0)
             live[ins.key] = weight(ins)
             peak = max(peak, total)
-        elif t is Trim:
+        elif isinstance(ins, Trim):
             total -= live.pop(ins.key, 0)
-        elif t is Invalidate:
+        elif isinstance(ins, Invalidate):
             for k in [k for k in live if ins.first <= k <= ins.last]:
                 total -= live.pop(k)
     return peak

@@ -114,8 +114,7 @@ class Executor:
         store.trace = add if theirs is None else (lambda r: (add(r), theirs(r)))
         try:
             for ins in plan.program.instrs:
-                t = type(ins)
-                if t is Compute:
+                if isinstance(ins, Compute):
                     s = sg.steps[ins.step]
                     if s.op_type == "Input":
                         self._input(arena, ins, src[g.inputs.index(sg.tensors[
@@ -125,43 +124,43 @@ class Executor:
                     else:
                         self.runner.run(arena, ins)
                         add(_RECORD.pack(Op.COMPUTE, 0, 0, ins.node, 0, ins.time_us, ins.macs))
-                elif t is Patch:
+                elif isinstance(ins, Patch):
                     self.patches.run(arena, ins)
                     add(_RECORD.pack(Op.COMPUTE, 0, 0, ins.node, 0, ins.time_us, ins.macs))
-                elif t is Copy2D:
+                elif isinstance(ins, Copy2D):
                     self.patches.copy(arena, ins)
-                elif t is Read:
+                elif isinstance(ins, Read):
                     data = store.get(ins.key)
                     if len(data) != ins.length:
                         raise ExecError(f"chunk {ins.key} holds {len(data)} bytes, the plan "
                                         f"wrote {ins.length}")
                     self._claim(arena, ins.buf, ins.at, ins.length, f"chunk {ins.key}")[:] = (
                         np.frombuffer(data, np.uint8))
-                elif t is Write:
+                elif isinstance(ins, Write):
                     store.put(ins.key, arena.view(ins.buf, ins.at, ins.length).tobytes())
-                elif t is WeightRead:
+                elif isinstance(ins, WeightRead):
                     data = self.weights.read(ins.block, ins.start, ins.length)
                     self._claim(arena, ins.buf, ins.at, ins.length,
                                 f"parameter block {ins.block}")[:] = np.frombuffer(data, np.uint8)
                     add(_RECORD.pack(Op.WEIGHT_READ, 0, 0, ins.block, ins.length, 0, 0))
-                elif t is Alloc:
+                elif isinstance(ins, Alloc):
                     arena.alloc(ins.buf, ins.offset, plan.program.buffers[ins.buf].size)
-                elif t is Free:
+                elif isinstance(ins, Free):
                     arena.free(ins.buf)
-                elif t is Slide:
+                elif isinstance(ins, Slide):
                     arena.slide(ins.buf, ins.drop, ins.keep)
-                elif t is Move:
+                elif isinstance(ins, Move):
                     arena.move(ins.buf, ins.src, ins.dst)
-                elif t is Trim:
+                elif isinstance(ins, Trim):
                     if not store.trim(ins.key):
                         raise ExecError(f"TRIM of chunk {ins.key}: the store holds no such chunk")
-                elif t is Invalidate:
+                elif isinstance(ins, Invalidate):
                     store.trim_range(ins.first, ins.last)
-                elif t is Sync:
+                elif isinstance(ins, Sync):
                     store.sync()
-                elif t is Begin:
+                elif isinstance(ins, Begin):
                     add(_RECORD.pack(Op.INFERENCE_BEGIN, 0, 0, 0, 0, 0, index))
-                elif t is End:
+                elif isinstance(ins, End):
                     add(_RECORD.pack(Op.INFERENCE_END, 0, 0, 0, 0, 0, 0))
                 if self.after is not None:
                     self.after(ins)

@@ -176,7 +176,7 @@ def _use_staged_qparams(k: StepKernel, params: dict[str, np.ndarray]) -> None:
             raise ModelError(f"op '{host.node.name}': {params[MULTIPLIER].size} multipliers "
                              f"staged for {np.size(host.mult)} channels")
         host.mult = params[MULTIPLIER].astype(np.int64)
-        host.shift = params[SHIFT].astype(np.int64)
+        host.shift = params[SHIFT].astype(np.int64)  # type: ignore[attr-defined] # has mult
 
 
 def _channel_axis(graph: Graph, t: Tensor) -> int:
@@ -228,6 +228,7 @@ def channel_slice(graph: Graph, s: Step, lay: BlockLayout, c0: int, c1: int) -> 
     for f in lay.per:
         if f.name in (MULTIPLIER, SHIFT):
             continue
+        assert f.axis is not None  # a per-channel field has a channel axis
         idx = [slice(None)] * len(f.shape)
         idx[f.axis] = slice(c0, c1)
         constants[f.name] = graph.constants[f.name][tuple(idx)]

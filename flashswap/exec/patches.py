@@ -244,7 +244,8 @@ class PatchRunner:
         name = whole.out
         t = self.g.tensors[name]
         ch = t.nbytes // (t.rows * max(1, _width(self.g, name))) // np_dtype(t).itemsize
-        values = np.full((ins.r1 - ins.r0, ins.x1 - ins.x0, ch), whole.host.value,
+        value = whole.host.value  # type: ignore[attr-defined] # a Pad kernel's fill value
+        values = np.full((ins.r1 - ins.r0, ins.x1 - ins.x0, ch), value,
                          dtype=np_dtype(t))
         binds = {b.tensor: b for b in ins.binds}
         self.write(arena, binds[self.sg.storage_of(name)], name, (ins.r0, ins.r1),

@@ -76,6 +76,7 @@ class BlockLayout:
                         for f in self.common)
         rec = np.zeros(self.needs.channels if self.per else 0, dtype=self.record)
         for f in self.per:
+            assert f.axis is not None  # a per-channel field has a channel axis
             rec[f.name] = np.moveaxis(np.asarray(arrays[f.name], f.dtype), f.axis, 0)
         return head + rec.tobytes()
 
@@ -91,6 +92,7 @@ class BlockLayout:
         if self.per:
             rec = staging[at:at + channels * self.record.itemsize].view(self.record)
             for f in self.per:
+                assert f.axis is not None
                 out[f.name] = np.moveaxis(rec[f.name], 0, f.axis)
         return out
 
