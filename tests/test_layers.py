@@ -9,6 +9,7 @@ module of ours it names (`from a.b import c` where `c` is a function is an edge 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,7 @@ def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
     return found
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     """module -> the modules of ours it imports."""
     mods = _modules()
