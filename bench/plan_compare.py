@@ -2,7 +2,8 @@
 
 For every model x budget it plans both schedules (4 KiB chunks at most, W25Q128JV's cost
 model, wear objective, the analyzer's default MCU rate for the time figures) and prints bytes
-written, their ratio, a lower bound, the fused plan's extra MACs, and planning time; then,
+written, their ratio, a lower bound, the fused plan's extra MACs, and planning time (wall
+and this process's CPU time: on a shared machine the CPU time is the steadier figure); then,
 per model, the smallest budget each schedule plans at; then the issue's targets. Models:
 
 - MobileNetV2-224 (builtin:mobilenet_v2, alpha 1.0, int8) at 256, 128 and 64 KiB;
@@ -16,13 +17,12 @@ per model, the smallest budget each schedule plans at; then the issue's targets.
 Ratio. layers / fused bytes written, each plus one 4 KiB chunk, so that a plan that writes
 nothing has a finite ratio (1 when both write nothing); the geometric mean is over every row.
 
-Lower bound. Under the planner's model the application writes each graph input whole before
-the first step (the Input step), so at that moment the input is either entirely in SRAM or
-the part that does not fit is in flash: every schedule, fused or not, with or without
-recomputation, writes at least sum(inputs) - budget bytes. Nothing else is forced: any other
-tensor can be streamed through line buffers or recomputed from the input instead of being
-written, so that is the bound (0 when the inputs fit), and the distance to it is what a
-schedule could still save.
+Lower bound. flashswap.planner.bound.written_lower_bound (its docstring gives the
+derivation): at the first compute of each step, every tensor no fused run can hold
+internally and that is still to be read exists whole, in SRAM or in flash, beside the step's
+accumulators and smallest parameter staging; what exceeds the budget is in flash, so it was
+written. The largest excess over the steps (and the graph inputs over the budget at the
+Input step) bounds what any plan in the planner's model writes; "bound at" names the step.
 
 Smallest budget. The layer schedule's is exact (its hungriest step streamed at one unit per
 tile, 4 KiB chunks: `min_feasible_budget`). The fused planner's is its own estimate across
@@ -52,6 +52,7 @@ from flashswap.errors import BudgetError
 from flashswap.mcus import DEFAULT_MCU, get_mcu
 from flashswap.model import load_model
 from flashswap.planner import plan
+from flashswap.planner.bound import written_lower_bound
 from flashswap.planner.fused.cost import CostModel
 from flashswap.planner.samples import BUDGETS_KIB, samples
 
@@ -71,23 +72,25 @@ def models(quick: bool) -> list[tuple[str, str, str | None, list[int]]]:
     return out
 
 
-def lower_bound(graph, budget: int) -> int:
-    return max(0, sum(graph.tensors[x].nbytes for x in graph.inputs) - budget)
+def lower_bound(graph, budget: int) -> tuple[int, str]:
+    b = written_lower_bound(graph, budget)
+    return b.bytes, b.step
 
 
-def smallest(graph, cm: CostModel, layers_min: int) -> tuple[int, float]:
+def smallest(graph, cm: CostModel, layers_min: int) -> tuple[int, float, float]:
     """The fused planner's smallest budget: its estimate, checked by planning there (and
-    256 bytes more at a time, at most 32 times, if that fails)."""
+    256 bytes more at a time, at most 32 times, if that fails), and the wall and CPU
+    seconds of planning there."""
     p = plan(graph, max(layers_min, 1 << 20), CHUNK, cost=cm)
     est = p.metadata["min_feasible_budget"]
     for budget in range(est, est + 32 * 256, 256):
         try:
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             plan(graph, budget, CHUNK, cost=cm)
-            return budget, time.perf_counter() - t
+            return budget, time.perf_counter() - t, time.process_time() - cpu
         except BudgetError:
             continue
-    return -1, 0.0
+    return -1, 0.0, 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,37 +130,41 @@ def main(argv: list[str] | None = None) -> int:
             except BudgetError:
                 lw = None
             tl = time.perf_counter() - t
-            t = time.perf_counter()
+            bound = lower_bound(g, sram)
+            t, cpu = time.perf_counter(), time.process_time()
             try:
                 fu = plan(g, sram, CHUNK, cost=cm)
             except BudgetError:
                 rows.append({"model": label, "budget_kib": kib, "layers_written": lw,
                              "fused_written": None, "ratio": None,
-                             "lower_bound": lower_bound(g, sram), "extra_macs_pct": 0.0,
+                             "lower_bound": bound[0], "bound_at": bound[1],
+                             "extra_macs_pct": 0.0,
                              "schedule": "-", "chunk": 0, "fused_runs": 0, "grids": [],
                              "peak": None, "io_ms": 0.0, "compute_ms": 0.0, "energy_mj": 0.0,
-                             "plan_s": time.perf_counter() - t, "layers_plan_s": tl})
+                             "plan_s": time.perf_counter() - t,
+                             "plan_cpu_s": time.process_time() - cpu, "layers_plan_s": tl})
                 continue
-            tf = time.perf_counter() - t
+            tf, tc = time.perf_counter() - t, time.process_time() - cpu
             m = fu.metadata
             fw = m["bytes_written_per_inference"]
             runs = m.get("fused_runs", [])
             rows.append({
                 "model": label, "budget_kib": kib, "layers_written": lw, "fused_written": fw,
                 "ratio": (lw + SMOOTH) / (fw + SMOOTH) if lw is not None else None,
-                "lower_bound": lower_bound(g, sram),
+                "lower_bound": bound[0], "bound_at": bound[1],
                 "extra_macs_pct": 100 * m["cost"]["extra_macs"] / max(g.macs, 1),
                 "schedule": m["schedule"], "chunk": m["chunk_size"], "fused_runs": len(runs),
                 "grids": sorted({f"{r['grid'][0]}x{r['grid'][1]}" for r in runs}),
                 "peak": m["peak_sram"], "io_ms": m["cost"]["io_ms"],
                 "compute_ms": m["cost"]["compute_ms"], "energy_mj": m["cost"]["energy_mj"],
-                "plan_s": tf, "layers_plan_s": tl})
-            print(f"{label} {kib} KiB: layers {lw} fused {fw} ({tf:.1f} s)", file=sys.stderr)
+                "plan_s": tf, "plan_cpu_s": tc, "layers_plan_s": tl})
+            print(f"{label} {kib} KiB: layers {lw} fused {fw} ({tf:.1f} s, CPU {tc:.1f} s)",
+                  file=sys.stderr)
         if args.no_smallest:
             continue
-        fmin, ft = smallest(g, cm, layers_min)
+        fmin, ft, fc = smallest(g, cm, layers_min)
         mins.append({"model": label, "layers_min": layers_min, "fused_min": fmin,
-                     "plan_s": ft})
+                     "plan_s": ft, "plan_cpu_s": fc})
     _print(console, rows, mins)
     targets = _targets(rows, mins)
     for k, v in targets.items():
@@ -175,27 +182,30 @@ def _print(console: Console, rows: list[dict], mins: list[dict]) -> None:
     t = Table(title="bytes written per inference: fused vs layers (W25Q128JV cost model, "
               "wear objective, chunks <= 4 KiB)")
     for c in ("model", "budget KiB", "layers KiB", "fused KiB", "ratio", "lower bound KiB",
-              "extra MACs", "schedule", "runs (grids)", "peak KiB", "I/O ms", "plan s"):
-        t.add_column(c, justify="left" if c in ("model", "schedule", "runs (grids)")
-                     else "right")
+              "bound at", "extra MACs", "schedule", "runs (grids)", "peak KiB", "I/O ms", "plan s",
+              "CPU s"):
+        t.add_column(c, justify="left" if c in ("model", "bound at", "schedule",
+                                                "runs (grids)") else "right")
     for r in rows:
         grids = ", ".join(r["grids"][:4]) + (" ..." if len(r["grids"]) > 4 else "")
         t.add_row(r["model"], str(r["budget_kib"]), _kib(r["layers_written"]),
                   _kib(r["fused_written"]),
                   "-" if r["ratio"] is None else f"{r['ratio']:.2f}x",
-                  _kib(r["lower_bound"]), f"{r['extra_macs_pct']:.1f}%",
+                  _kib(r["lower_bound"]), r["bound_at"][:24] or "-",
+                  f"{r['extra_macs_pct']:.1f}%",
                   f"{r['schedule']} {r['chunk']} B", f"{r['fused_runs']} ({grids})",
-                  _kib(r["peak"]), f"{r['io_ms']:,.0f}", f"{r['plan_s']:.1f}")
+                  _kib(r["peak"]), f"{r['io_ms']:,.0f}", f"{r['plan_s']:.1f}",
+                  f"{r['plan_cpu_s']:.1f}")
     console.print("ratio: (layers + 4 KiB) / (fused + 4 KiB) bytes written; '-': that "
                   "schedule cannot run at the budget")
     console.print(t)
     t = Table(title="smallest budget at which each model plans")
-    for c in ("model", "layers KiB", "fused KiB", "ratio", "plan s at it"):
+    for c in ("model", "layers KiB", "fused KiB", "ratio", "plan s at it", "CPU s"):
         t.add_column(c, justify="left" if c == "model" else "right")
     for m in mins:
         ratio = m["layers_min"] / m["fused_min"] if m["fused_min"] > 0 else float("nan")
         t.add_row(m["model"], _kib(m["layers_min"]), _kib(m["fused_min"]), f"{ratio:.2f}x",
-                  f"{m['plan_s']:.1f}")
+                  f"{m['plan_s']:.1f}", f"{m['plan_cpu_s']:.1f}")
     console.print(t)
 
 
@@ -217,11 +227,19 @@ def _targets(rows: list[dict], mins: list[dict]) -> dict[str, object]:
             out[f"mobilenet_v2_224 @{kib} KiB: layers / fused bytes written"] = round(
                 r["layers_written"] / max(r["fused_written"], 1), 2)
     out["rows where fused writes more than layers"] = worse
+    # A plan below the lower bound would be a bug in one or the other.
+    out["rows below the lower bound"] = [
+        f"{r['model']}@{r['budget_kib']}" for r in rows
+        if any(w is not None and w < r["lower_bound"]
+               for w in (r["layers_written"], r["fused_written"]))]
     out["geometric mean ratio"] = None if geo is None else round(geo, 2)
     if mv is not None and mv["fused_min"] > 0:
         out["mobilenet_v2_224 smallest budget: layers / fused"] = round(
             mv["layers_min"] / mv["fused_min"], 2)
     out["slowest plan s"] = round(max((r["plan_s"] for r in rows), default=0.0), 1)
+    out["slowest plan CPU s"] = round(max((r["plan_cpu_s"] for r in rows), default=0.0), 1)
+    out["slowest plan CPU s at a smallest budget"] = round(
+        max((m["plan_cpu_s"] for m in mins), default=0.0), 1)
     return out
 
 

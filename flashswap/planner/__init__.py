@@ -7,8 +7,10 @@ fit, compacting when fragmented). The trace is derived from the program, and the
 (flashswap/exec/) follows the same program, so what runs is what was planned. The budget
 covers every buffer the executor allocates: activations, chunk windows, the staging buffer of
 parameters streamed from flash, kernel scratch and accumulators (params.py). `peak_sram` is the
-most bytes allocated at once and `arena_high_water` the highest address used; both are <= the
-budget.
+scheduler's own count of the most bytes it holds at once (resident tensors and each step's
+buffers; planning asserts the program's allocations peak at exactly that) and
+`arena_high_water` the highest address used; both are <= the budget. bound.py gives a lower
+bound on the bytes any plan writes at a budget.
 
 `no_swap_budget` is the smallest budget at which nothing is swapped: the most bytes live at
 once (inputs and outputs of a step together, 16-byte aligned) plus that step's smallest

@@ -36,6 +36,7 @@ kernels on a column window of the op (exec/patches.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 
 import numpy as np
 
@@ -43,6 +44,11 @@ from flashswap.planner.arena import ALIGN
 from flashswap.trace import RECORD_DTYPE, Op
 
 ROLES = ("tensor", "window", "staging", "scratch", "accum")
+
+# Instructions are plain slotted dataclasses, not frozen ones: a frozen dataclass's __init__
+# sets each field through object.__setattr__, about 5x the cost, and a large model's program
+# has a million instructions (VGG-19 at 128 KiB: 590,000). A program is not changed once
+# `layout` has placed it (`replace` makes new instructions).
 
 
 @dataclass(frozen=True)
@@ -54,35 +60,35 @@ class BufferSpec:
     tensor: int = -1  # storage tensor of a "tensor" or "window" buffer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Begin:
     index: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class End:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Alloc:
     buf: int
     offset: int = -1  # set by layout()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Free:
     buf: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Move:
     buf: int
     src: int
     dst: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Slide:
     """Drop the first `drop` bytes of a window buffer's content; the rest moves to its start."""
 
@@ -91,7 +97,7 @@ class Slide:
     keep: int  # bytes that move down
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Write:
     """Store `length` bytes at byte `at` of buffer `buf` under `key` (tensor bytes `start`..)."""
 
@@ -104,7 +110,7 @@ class Write:
     flags: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Read:
     """Read chunk `key` (`length` bytes, tensor bytes `start`..) into buffer `buf` at `at`."""
 
@@ -116,23 +122,23 @@ class Read:
     start: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Trim:
     key: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Invalidate:
     first: int
     last: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sync:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WeightRead:
     """Bytes [start, start + length) of parameter block `block` into buffer `buf` at `at`."""
 
@@ -143,14 +149,14 @@ class WeightRead:
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Bind:
     tensor: int
     buf: int
     base: int  # tensor byte held at the buffer's byte 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Compute:
     step: int
     node: int  # graph node index of the step's op (COMPUTE key); -1 for Input/Output steps
@@ -167,7 +173,7 @@ class Compute:
     accum: int = -1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Bind2D:
     """Where a 2-D region of a tensor is: pixel (y, x) of tensor `tensor` is at byte
     offset + (y - row0) * pitch + (x - col0) * pixel_bytes of buffer `buf` (channels last).
@@ -184,7 +190,7 @@ class Bind2D:
     cols: int = 1 << 30
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Patch:
     """One op of a fused run over output rows [r0, r1) x columns [x0, x1) and output
     channels [c0, c1); its inputs and output are bound as 2-D regions (`Bind2D`). Its
@@ -208,7 +214,7 @@ class Patch:
     scratch: int = -1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Copy2D:
     """An SRAM copy of `rows` rows of `nbytes` bytes: row k from byte src_off + k*src_pitch
     of buffer `src` to byte dst_off + k*dst_pitch of buffer `dst`, as if through a
@@ -249,30 +255,46 @@ class Program:
         return self._records
 
     def _make_records(self) -> np.ndarray:
-        rows: list[tuple[int, int, int, int, int, int, int]] = []
-        add = rows.append
-        for ins in self.instrs:
-            t = type(ins)
-            if t is Write:
-                add((Op.WRITE, ins.flags, 0, ins.key, ins.length, 0, 0))
-            elif t is Read:
-                add((Op.READ, 0, 0, ins.key, ins.length, 0, 0))
-            elif t is Compute or t is Patch:
-                if ins.node >= 0:
-                    add((Op.COMPUTE, 0, 0, ins.node, 0, ins.time_us, ins.macs))
-            elif t is WeightRead:
-                add((Op.WEIGHT_READ, 0, 0, ins.block, ins.length, 0, 0))
-            elif t is Trim:
-                add((Op.TRIM, 0, 0, ins.key, 0, 0, 0))
-            elif t is Invalidate:
-                add((Op.INVALIDATE, 0, 0, ins.first, 0, 0, ins.last))
-            elif t is Sync:
-                add((Op.SYNC, 0, 0, 0, 0, 0, 0))
-            elif t is Begin:
-                add((Op.INFERENCE_BEGIN, 0, 0, 0, 0, 0, ins.index))
-            elif t is End:
-                add((Op.INFERENCE_END, 0, 0, 0, 0, 0, 0))
-        return np.array(rows, dtype=RECORD_DTYPE)
+        # Column by column for each kind of instruction, not record by record: a large
+        # model's program has a million instructions.
+        instrs = self.instrs
+        kind = np.fromiter(map(_RECORD_KIND.__getitem__, map(type, instrs)), dtype=np.int8,
+                           count=len(instrs))
+        cols = {f: np.zeros(len(instrs), dtype=np.int64)
+                for f in ("op", "flags", "key", "length", "time_us", "value")}
+        keep = kind > 0
+        for k, (op, fields) in _RECORD_FIELDS.items():
+            idx = np.flatnonzero(kind == k)
+            if not idx.size:
+                continue
+            cols["op"][idx] = op
+            for col, attr in fields.items():
+                cols[col][idx] = np.fromiter(map(attrgetter(attr), map(instrs.__getitem__,
+                                                                       idx.tolist())),
+                                             dtype=np.int64, count=idx.size)
+            if k == 1:  # Input and Output steps (node -1) compute nothing
+                keep[idx[cols["key"][idx] < 0]] = False
+        out = np.zeros(int(keep.sum()), dtype=RECORD_DTYPE)
+        for f, c in cols.items():
+            out[f] = c[keep]
+        return out
+
+
+# Which instructions make records (program order) and the fields they carry.
+_RECORD_KIND: dict[type, int] = {
+    Begin: 7, End: 8, Alloc: 0, Free: 0, Move: 0, Slide: 0, Write: 3, Read: 4, Trim: 5,
+    Invalidate: 6, Sync: 9, WeightRead: 2, Compute: 1, Patch: 1, Copy2D: 0}
+_RECORD_FIELDS: dict[int, tuple[int, dict[str, str]]] = {
+    1: (Op.COMPUTE, {"key": "node", "time_us": "time_us", "value": "macs"}),
+    2: (Op.WEIGHT_READ, {"key": "block", "length": "length"}),
+    3: (Op.WRITE, {"flags": "flags", "key": "key", "length": "length"}),
+    4: (Op.READ, {"key": "key", "length": "length"}),
+    5: (Op.TRIM, {"key": "key"}),
+    6: (Op.INVALIDATE, {"key": "first", "value": "last"}),
+    7: (Op.INFERENCE_BEGIN, {"value": "index"}),
+    8: (Op.INFERENCE_END, {}),
+    9: (Op.SYNC, {}),
+}
 
 
 class LayoutError(ValueError):
@@ -293,9 +315,15 @@ def layout(prog: Program, limit: int) -> Program:
     where: dict[int, list[int]] = {}
     out: list[Instr] = []
     live_bytes = peak = high = compactions = moved = 0
-    for ins in prog.instrs:
-        t = type(ins)
-        if t is Alloc:
+    instrs = prog.instrs
+    # Only allocations and frees matter here; the instructions between are copied in slices.
+    marks = [i for i, ins in enumerate(instrs) if type(ins) is Alloc or type(ins) is Free]
+    prev = 0
+    for i in marks:
+        out.extend(instrs[prev:i])
+        prev = i + 1
+        ins = instrs[i]
+        if type(ins) is Alloc:
             size = sizes[ins.buf]
             assert size % ALIGN == 0 and ins.buf not in where, ins
             off = _first_fit(live, size, limit)
@@ -319,13 +347,12 @@ def layout(prog: Program, limit: int) -> Program:
             peak = max(peak, live_bytes)
             high = max(high, off + size)
             out.append(replace(ins, offset=off))
-        elif t is Free:
+        else:
             e = where.pop(ins.buf)
             live.remove(e)
             live_bytes -= e[1]
             out.append(ins)
-        else:
-            out.append(ins)
+    out.extend(instrs[prev:])
     assert not where, f"buffers never freed: {sorted(where)}"
     return Program(prog.buffers, out, peak, high, compactions, moved, dict(prog.stats))
 

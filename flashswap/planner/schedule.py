@@ -160,6 +160,7 @@ class Scheduler:
         self.tiles: list[int] = []
         self.groups: list[int] = []
         self.peak = 0
+        self._lengths: dict[int, np.ndarray] = {}
 
     # -- helpers --
 
@@ -174,7 +175,16 @@ class Scheduler:
         return align(self.sg.tensors[t].nbytes)
 
     def lengths(self, t: int) -> np.ndarray:
-        return chunk_lengths(self.sg.tensors[t].nbytes, self.chunk)
+        """Tensor t's chunk lengths (computed once per tensor: read-only)."""
+        out = self._lengths.get(t)
+        if out is None:
+            out = self._lengths[t] = chunk_lengths(self.sg.tensors[t].nbytes, self.chunk)
+            out.flags.writeable = False
+        return out
+
+    def chunk_length(self, t: int, c: int) -> int:
+        """Bytes of chunk c of tensor t: a whole chunk, or what remains of the tensor."""
+        return min(self.chunk, self.sg.tensors[t].nbytes - c * self.chunk)
 
     def next_use(self, t: int, i: int) -> int:
         uses = self.sg.consumers[t]
@@ -195,12 +205,12 @@ class Scheduler:
 
     def write_chunk(self, t: int, c: int, buf: int, at: int, i: int) -> None:
         flags = FLAG_PINNED if self.sg.last_use(t) > i + 1 else 0
-        n = int(self.lengths(t)[c])
+        n = self.chunk_length(t, c)
         self.prog.append(Write(self.keys(t) + c, n, buf, at, t, c * self.chunk, flags))
         self.written[t] += n
 
     def read_chunk(self, t: int, c: int, buf: int, at: int) -> None:
-        n = int(self.lengths(t)[c])
+        n = self.chunk_length(t, c)
         self.prog.append(Read(self.first_key[t] + c, n, buf, at, t, c * self.chunk))
         self.read[t] += n
 

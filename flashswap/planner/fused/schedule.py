@@ -343,6 +343,7 @@ class _RunEmitter:
         # Bindings per (tensor, patch row, patch column); a streamed tensor's chunk window
         # moves only between patch rows, so the cache is cleared at each.
         self.binds: dict[tuple[int, int, int], Bind2D] = {}
+        self.step_info: dict[int, tuple] = {}  # per output tensor (compute)
 
     # -- buffers ------------------------------------------------------------------------
 
@@ -412,7 +413,9 @@ class _RunEmitter:
         return self.pitches[t]
 
     def bind(self, t: int, i: int, j: int) -> Bind2D:
-        key = (t, i, j)
+        # A run window's region moves with the patch; a resident tensor or a chunk window
+        # is bound the same way for a whole patch row.
+        key = (t, i, j) if t in self.rp.window else (t, -1, -1)
         b = self.binds.get(key)
         if b is None:
             b = self.binds[key] = self._bind(t, i, j)
@@ -554,39 +557,55 @@ class _RunEmitter:
 
     def compute(self, op, t: int, i: int, j: int, rows: tuple[int, int],
                 cols: tuple[int, int], macs: int) -> None:
-        s, cand = self.s, self.cand
-        k = cand.step_of[t]
-        node = s.sg.steps[k].node_index
-        n = s.needs[k]
-        binds = tuple(self.bind(x, i, j) for x in (*dict.fromkeys(op.inputs), t))
-        staging = self.staging if n.block >= 0 else -1
-        rate = s.rate
-        at = self.param_at.get(k, 0)
-        if n.block < 0 or not n.per_channel:
-            if n.block >= 0 and n.common and not self.resident_params:
-                s.prog.append(WeightRead(n.block, 0, n.common, staging, 0))
-            us = (macs * 1_000_000 + rate // 2) // rate if rate else 0
-            s.prog.append(Patch(k, node, rows[0], rows[1], cols[0], cols[1], 0, cand.geo[t].c,
-                                macs, us, binds, staging, at, n.common, self.scratch))
-            return
-        g = self.group[k]
-        ch = n.channels
-        if n.common and not self.resident_params:
-            s.prog.append(WeightRead(n.block, 0, n.common, staging, 0))
+        """The patch's kernel calls (one per channel group) and their parameter reads."""
+        info = self.step_info.get(t)
+        if info is None:
+            info = self.step_info[t] = self._step_info(op, t)
+        k, node, names, reads, groups, ch = info
+        bind = self.bind
+        binds = tuple(bind(x, i, j) for x in names)
+        rate = self.s.rate
+        add = self.s.prog.append
+        staging, at, scratch = reads[0], reads[1], self.scratch
+        if reads[2] is not None:
+            add(reads[2])
         done = 0
-        cuts = n.cuts(0, ch, g)  # a grouped convolution's groups stay whole (params.py)
-        for c0, c1 in zip(cuts[:-1], cuts[1:], strict=True):
-            base = n.common
-            if self.resident_params:
-                base = n.common + c0 * n.per_channel
-            else:
-                s.prog.append(WeightRead(n.block, n.common + c0 * n.per_channel,
-                                         (c1 - c0) * n.per_channel, staging, n.common))
+        for c0, c1, base, wr in groups:
+            if wr is not None:
+                add(wr)
             m = macs * c1 // ch - done  # MACs split in proportion to channels, summing exactly
             done += m
             us = (m * 1_000_000 + rate // 2) // rate if rate else 0
-            s.prog.append(Patch(k, node, rows[0], rows[1], cols[0], cols[1], c0, c1, m, us,
-                                binds, staging, at, base, self.scratch))
+            add(Patch(k, node, rows[0], rows[1], cols[0], cols[1], c0, c1, m, us, binds,
+                      staging, at, base, scratch))
+
+    def _step_info(self, op, t: int) -> tuple:
+        """What every patch of tensor t's step repeats: its step and node, the tensors it
+        binds, (staging buffer, byte of its parameters there, the WeightRead of their common
+        part or None), per channel group (c0, c1, byte of c0's record, its WeightRead or
+        None), and the channels the MACs are split over. The WeightReads are the same for
+        every patch of the run, so one instruction object serves them all."""
+        s, cand = self.s, self.cand
+        k = cand.step_of[t]
+        n = s.needs[k]
+        names = (*dict.fromkeys(op.inputs), t)
+        staging = self.staging if n.block >= 0 else -1
+        common = (WeightRead(n.block, 0, n.common, staging, 0)
+                  if n.block >= 0 and n.common and not self.resident_params else None)
+        reads = (staging, self.param_at.get(k, 0), common)
+        if n.block < 0 or not n.per_channel:
+            groups = [(0, cand.geo[t].c, n.common, None)]
+            return k, s.sg.steps[k].node_index, names, reads, groups, cand.geo[t].c
+        cuts = n.cuts(0, n.channels, self.group[k])  # a grouped convolution's groups whole
+        groups = []
+        for c0, c1 in zip(cuts[:-1], cuts[1:], strict=True):
+            if self.resident_params:
+                groups.append((c0, c1, n.common + c0 * n.per_channel, None))
+            else:
+                groups.append((c0, c1, n.common, WeightRead(
+                    n.block, n.common + c0 * n.per_channel, (c1 - c0) * n.per_channel,
+                    staging, n.common)))
+        return k, s.sg.steps[k].node_index, names, reads, groups, n.channels
 
     def finish(self) -> None:
         s, cand = self.s, self.cand
