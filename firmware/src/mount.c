@@ -103,11 +103,14 @@ static uint32_t good_end(fsw_t *fs, struct cursor *c)
     return g;
 }
 
-/* Moves c to its next record (the current one first, when c->plen is NONE), keeping the
- * largest record seq seen. A tear (damage after the last intact record of a log's last
- * segment, or of one whose successor says HF_TEAR) is passed over; other unreadable bytes and
- * damaged checkpoints set c->dmg. Intact continuation fragments are passed over unless
- * stop_cont. */
+/* Moves c to its next record (the current one first, when c->p is its segment's base),
+ * keeping the largest record seq seen. A tear (damage after the last intact record of a log's
+ * last segment, or of one whose successor says HF_TEAR) is passed over; other unreadable bytes
+ * and damaged checkpoints set c->dmg. Intact continuation fragments are passed over unless
+ * stop_cont, which also stops c at its segment's end: a checkpoint segment's first records
+ * are all it needs, and walking on from every segment tried would be quadratic. (Not
+ * c->plen == NONE as the start mark: unreadable bytes 31 long before a readable header have
+ * that plen, and the walk would restart there forever.) */
 static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
 {
     for (;;) {
@@ -115,9 +118,10 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         c->k = 0;
         if (c->seg == NONE)
             return 0;
-        if (c->plen == NONE) {
+        if (c->p == SEG_BASE(fs, c->seg)) { /* records start after the header */
             n = fsw_chain(fs, c->seg);
             c->g = n == NONE || SEGS(fs)[n].tear ? good_end(fs, c) : NONE;
+            c->p += HDR_SIZE;
         } else {
             c->p += REC_SIZE + c->plen;
         }
@@ -135,11 +139,10 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
             continue;
         }
         n = fsw_chain(fs, c->seg);
-        if (n == NONE)
+        if (n == NONE || stop_cont)
             return 0;
         c->seg = n;
-        c->p = SEG_BASE(fs, n) + HDR_SIZE;
-        c->plen = NONE;
+        c->p = SEG_BASE(fs, n);
     }
 }
 
@@ -147,8 +150,7 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
 static void start(fsw_t *fs, struct cursor *c, uint32_t s)
 {
     c->seg = s;
-    c->p = SEG_BASE(fs, s) + HDR_SIZE;
-    c->plen = NONE;
+    c->p = SEG_BASE(fs, s);
     c->g = NONE;
     c->dmg = 0;
 }
@@ -161,9 +163,8 @@ static int ckpt_of(fsw_t *fs, uint32_t s, struct cursor *c)
     int i, err;
     start(fs, c, s);
     for (i = 0; i < 2; i++) {
-        c->seg = s;
         err = step(fs, c, &m, 1);
-        if (err || !c->k || c->seg != s || c->dmg)
+        if (err || !c->k || c->dmg)
             return err;
         if (R_TYPE(c->r) == T_CKPT)
             return 1;
