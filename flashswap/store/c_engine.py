@@ -358,9 +358,13 @@ class CStore:
     @classmethod
     def format(cls, flash: Any, *, segment_size: int | None = None,
                max_keys: int | None = None, ckpt_interval: int | None = None,
-               reserve: int | None = None, wl_threshold: int | None = None) -> CStore:
+               reserve: int | None = None, wl_threshold: int | None = None,
+               key: bytes | None = None) -> CStore:
         """Erase the flash and create an empty store (options checked as the model does)."""
         from flashswap.store.core import Store
+
+        if key is not None:
+            raise InputError("the C engine does not encrypt yet (firmware/README, Encryption)")
 
         ref = Store._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold)
         st = cls(flash, ref.geo.seg_size, max_keys=ref.max_keys,
@@ -371,8 +375,10 @@ class CStore:
         return st
 
     @classmethod
-    def mount(cls, flash: Any) -> CStore:
+    def mount(cls, flash: Any, key: bytes | None = None) -> CStore:
         """Attach to the store on `flash`; CorruptError if there is none."""
+        if key is not None:
+            raise InputError("the C engine does not encrypt yet (firmware/README, Encryption)")
         kind = getattr(flash, "kind", "nor")
         if kind == "managed":
             raise InputError("the store runs on raw flash (nor, nand, internal), not on a "
