@@ -361,7 +361,7 @@ class Store:
             "prog_size": g.prog_size,
             "page_once": g.page_once,
             "max_keys": self.max_keys,
-            "max_chunk": self.max_chunk,
+            "max_chunk": self.max_chunk - self.tag,  # the largest put (a tag follows it)
             "ckpt_interval": self.ckpt_interval,
             "reserve": self.reserve,
             "wl_threshold": self.wl_threshold,
