@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import CorruptError, InputError, NotFoundError, StoreKeyError
 from flashswap.store.aead import TAG_LEN
-from flashswap.store.layout import REC_SIZE, T_CHECKPOINT
+from flashswap.store.core import SEQ_BLOCK
+from flashswap.store.layout import REC_SIZE, T_CHECKPOINT, T_RESERVE
 from flashswap.store.parse import parse_segment
 from tests.storeutil import Oracle, image_copy, make_flash, payload, read_all
 from tests.test_store_powercut import SCENARIOS
@@ -412,13 +413,34 @@ def test_no_nonce_reused_across_power_cuts(name: str) -> None:
     assert _sweep_nonces(name) > 10
 
 
-def test_mount_skips_every_seq_a_torn_program_can_hold() -> None:
+def _reservations(flash: FlashSim, seg: int) -> list[int]:
+    recs, _ = parse_segment(flash.read(seg * 4096, 4096), seg * 4096, 256, False, 1 << 20,
+                            TAG_LEN)
+    return [r.seq for r in recs if r.rtype == T_RESERVE]
+
+
+def test_mount_starts_above_the_newest_reservation() -> None:
+    """Format reserves before its checkpoint; the first sealed record after a mount reserves
+    again, durably (synced) before it is sealed; mount starts above every reservation."""
     flash, store = _enc_store()
+    seg = store.open_seg
+    assert _reservations(flash, seg) == [(store.epoch << 48) + 1 + SEQ_BLOCK]
     store.put(1, b"a" * 100)
     store.sync()
-    last = store.next_rseq - 1
+    bound = (store.epoch << 48) + 1 + SEQ_BLOCK
     again = Store.mount(flash, key=KEY)
-    assert again.next_rseq == last + 2 + 4096 // 32
+    assert again.next_rseq == bound + 2 and again.limit == 0
+    before = flash.ops["programs"]
+    again.put(2, b"b" * 100)  # a reservation, programmed at once; the put stays buffered
+    assert flash.ops["programs"] == before + 1
+    assert _reservations(flash, seg) == [bound, bound + 2 + SEQ_BLOCK]
+    # Without a mount, sealed records keep below a durable reservation: 1,500 of them.
+    for i in range(1500):
+        if i % 2:
+            again.trim(2)
+        else:
+            again.put(2, b"c")
+        assert again.next_rseq <= again.limit
     plain = make_flash("nor4k")
     pstore = Store.format(plain, segment_size=4096, ckpt_interval=3)
     pstore.put(1, b"a" * 100)

@@ -42,6 +42,7 @@ from flashswap.store.layout import (
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
+    T_RESERVE,
     T_TRIM_RANGE,
     SegHeader,
     crc32,
@@ -55,6 +56,7 @@ from flashswap.store.parse import Rec, parse_segment
 FREE_ERASED, FREE, IN_LOG, BAD = 0, 1, 2, 3
 
 DEFAULT_RESERVE = 2
+SEQ_BLOCK = 1024  # record seqs one reservation record claims (§4a "Nonces")
 DEFAULT_WL_THRESHOLD = 12
 MAX_KEYS_CAP = 1024
 MIN_SEGMENTS = 6
@@ -67,13 +69,15 @@ def index_limit(segment_size: int, tag: int = 0) -> int:
     return (segment_size // 2 - HEADER_SIZE - REC_SIZE - tag) // ENTRY_SIZE
 
 
-def min_reserve(segment_size: int, max_keys: int, tag: int = 0) -> int:
+def min_reserve(segment_size: int, max_keys: int, tag: int = 0, prog_size: int = 0) -> int:
     """Segments kept free so that deleting every chunk always fits (§10, "Room to delete"):
-    one trim record each (with its tag in an encrypted store), every segment opened for them a
-    checkpoint segment (which max_keys leaves at least half empty), plus one. The default
-    reserve."""
-    per_seg = (segment_size - HEADER_SIZE - REC_SIZE - tag - 1 - ENTRY_SIZE * max_keys) // (
-        REC_SIZE + tag)
+    one trim record each, every segment opened for them a checkpoint segment (which max_keys
+    leaves at least half empty), plus one. The default reserve. In an encrypted store records
+    carry a tag, and two reservations per segment are counted, each with the rest of its
+    program unit (a sync)."""
+    waste = 2 * (REC_SIZE + prog_size) if tag else 0
+    per_seg = (segment_size - HEADER_SIZE - REC_SIZE - tag - 1 - ENTRY_SIZE * max_keys
+               - waste) // (REC_SIZE + tag)
     return 1 + -(-max_keys // per_seg)
 
 
@@ -123,6 +127,9 @@ class Store:
         self.tag = TAG_LEN if aead is not None else 0
         self.suite = SUITE_AES128GCM if aead is not None else SUITE_NONE
         self.kcv = aead.check_value() if aead is not None else b"\xff" * 3
+        # Sealed records take seqs below `limit`, the seq of a durable reservation (§4a); 0
+        # after format and mount: the first sealed record reserves.
+        self.limit = 0
         self.geo = geo
         self.max_keys = max_keys
         self.ckpt_interval = ckpt_interval
@@ -196,7 +203,8 @@ class Store:
         if not 1 <= ckpt_interval <= 255:
             raise InputError(f"ckpt_interval must be 1..255, not {ckpt_interval}")
         if reserve is None:  # what deleting every chunk needs, if the device has room for it
-            reserve = max(DEFAULT_RESERVE, min(min_reserve(segment_size, max_keys, tag),
+            reserve = max(DEFAULT_RESERVE, min(min_reserve(segment_size, max_keys, tag,
+                                                           flash.page_size),
                                                geo.nseg - ckpt_interval - 3))
         if not 2 <= reserve <= 255 or reserve + ckpt_interval + 3 > geo.nseg:
             raise InputError(f"reserve must be 2..255 and leave room in {geo.nseg} segments, "
@@ -446,10 +454,13 @@ class Store:
         garbage-collects: the reserve (§10) holds the records that delete every chunk, each
         segment opened for them a checkpoint segment."""
         self._use(cold=False)
-        if self._room() < MIN_ROOM:
-            if not self._free_count():
-                raise NoSpaceError("no free segment left (worn-out device)")
-            self._collapse()
+        for _ in range(2):  # a reservation may use up the room: then open again
+            if self._room() < MIN_ROOM:
+                if not self._free_count():
+                    raise NoSpaceError("no free segment left (worn-out device)")
+                self._collapse()
+            if not self._reserve():
+                break
         rseq = self._take_rseq()
         tag = b""
         if self.aead is not None:  # no payload: the tag authenticates the header and address
@@ -467,6 +478,19 @@ class Store:
             for s, n in ent[2]:
                 self.live[s] -= n
 
+    def _reserve(self, always: bool = False) -> bool:
+        """Encrypted store: when the next seq is not below a durable reservation (or `always`,
+        before a checkpoint), append a RESERVE record claiming SEQ_BLOCK more and sync it, so
+        that no sealed record can reach flash with a seq a later mount could hand out again
+        (§4a "Nonces"). True when it wrote one. The caller leaves room for its 32 bytes."""
+        if self.aead is None or not (always or self.next_rseq >= self.limit):
+            return False
+        bound = self.next_rseq + SEQ_BLOCK
+        self._append_record(pack_record(T_RESERVE, 0, 0, 0, 0, bound, b"", self.tag))
+        self._sync()
+        self.limit = bound
+        return True
+
     def _take_rseq(self) -> int:
         r = self.next_rseq
         self.next_rseq += 1
@@ -477,9 +501,12 @@ class Store:
         the chunk of the put being run (not one being moved)."""
         g = self.geo
         size = len(data) + self.tag
-        if self._room() < MIN_ROOM:
-            self._close_segment()
-            self._open_segment(cont_len=0)
+        for _ in range(2):  # a reservation may use up the room: then open again
+            if self._room() < MIN_ROOM:
+                self._close_segment()
+                self._open_segment(cont_len=0)
+            if not self._reserve():
+                break
         # Taken after any checkpoint that opening wrote: replay orders records by seq (§9).
         rseq = self._take_rseq()
         if self.aead is not None:  # one seal per chunk, bound to its first record's address
@@ -789,7 +816,9 @@ class Store:
         self.seg_by_seq[seq] = s
         self.cold[s] = self.active_cold
         # Room for one more entry than now: a spilled chunk joins the index before the checkpoint.
-        ckpt_len = REC_SIZE + self.tag + ENTRY_SIZE * (len(self.index) + len(self.lost) + 1)
+        # An encrypted store's checkpoint carries its tag and follows a reservation (§4a).
+        ckpt_len = (REC_SIZE + self.tag + ENTRY_SIZE * (len(self.index) + len(self.lost) + 1)
+                    + (REC_SIZE if self.tag else 0))
         due = force_ckpt or self.segs_since_ckpt >= self.ckpt_interval
         # No checkpoint while the chunks of a failed segment move (§12): bytes of some never
         # reached flash.
@@ -828,6 +857,9 @@ class Store:
         # window starts at the cold head open now (offset field, §7).
         cold_from = int(self.seq[self.parked[0]]) if self.parked[0] is not None else own
         flags = F_DAMAGED if self.damaged else 0
+        # Each checkpoint segment holds a reservation before its checkpoint: the window a
+        # mount replays always shows the newest one (§4a "Nonces").
+        self._reserve(always=True)
         rseq = self._take_rseq()
         size = len(payload) + self.tag
         if self.aead is not None:

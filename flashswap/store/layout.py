@@ -22,8 +22,9 @@ LOST_ADDR = 0xFFFFFFFF  # checkpoint entry of a chunk that was lost (§12)
 T_DATA = 0x01
 T_TRIM_RANGE = 0x03  # a single-key trim is [key, key]; 0x02 (version 1's TRIM) is unused
 T_CHECKPOINT = 0x04
+T_RESERVE = 0x05  # encrypted stores only: seqs below its seq field may be used (§4a)
 T_ERASED = 0xFF
-KNOWN_TYPES = (T_DATA, T_TRIM_RANGE, T_CHECKPOINT)
+KNOWN_TYPES = (T_DATA, T_TRIM_RANGE, T_CHECKPOINT, T_RESERVE)
 
 F_MORE = 0x01
 F_CONT = 0x02

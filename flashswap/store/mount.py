@@ -27,6 +27,7 @@ from flashswap.store.layout import (
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
+    T_RESERVE,
     T_TRIM_RANGE,
     SegHeader,
     unpack_entries,
@@ -87,6 +88,8 @@ class _Replay:
                     continue
                 if rec.rtype == T_DATA and rec.flags & F_CONT and rec.intact:
                     continue  # gathered with its first fragment
+                if rec.rtype == T_RESERVE:
+                    continue  # only its seq counts (step 8)
                 self.events.append((rec.seq, len(self.events), pending, rec))
                 pending = False
         self.wild_at_end |= pending
@@ -201,11 +204,15 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
         replay.log([s for _, s in window if bool(st.cold[s]) == cold], cold)
     index, lost, damaged = _load_checkpoint(ckpt, st.max_keys, _opened(st, ckpt))
     max_rseq = ckpt.seq
+    forged = False  # a record older than the checkpoint that fails its tag (§4a)
     for rseq, _, wild, rec in sorted(replay.events, key=lambda e: e[:2]):
         max_rseq = max(max_rseq, rseq)
-        if rseq <= ckpt.seq:
-            continue
+        # Every record of the window is checked, those the checkpoint covers too: an older
+        # record copied over a newer one would otherwise just be skipped (§4a).
         authentic = _authentic(st, rec, parse, parsed)
+        if rseq <= ckpt.seq:
+            forged |= not authentic
+            continue
         if wild or not authentic:
             # An intact record whose tag fails was forged or moved: what it replaced is
             # unknown, as after an unreadable region (§4a).
@@ -230,7 +237,7 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
     for _, s in window:  # continuation fragments carry sequence numbers too (nonces, §4)
         for rec in parse(s)[0]:
             max_rseq = max(max_rseq, rec.seq)
-    if replay.wild_at_end or _segment_missing(st, headers, unknown, r, r_cold, newest,
+    if replay.wild_at_end or forged or _segment_missing(st, headers, unknown, r, r_cold, newest,
                                               ckpt.seq):
         index, lost, damaged = {}, lost | set(index), True
 
@@ -238,8 +245,9 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
     st.replay_cold = r_cold
     st.next_seq = newest + 1
     # One seq is skipped so that a record torn at the cut never shares a nonce with a later
-    # one; an encrypted store skips every seq a torn program can have held (§4a "Nonces").
-    st.next_rseq = max_rseq + 2 + (seg_size >> 5 if aead is not None else 0)
+    # one; an encrypted store's records all lie below its newest reservation, whose seq field
+    # counts here (§4a "Nonces"). Its next sealed record reserves again (limit 0).
+    st.next_rseq = max_rseq + 2
     st.lost = lost
     st.damaged = damaged
     for key, (addr, size) in sorted(index.items()):
@@ -335,11 +343,11 @@ def _chunk_complete(st: Store, first: Rec, parse: Any) -> bool:
 
 def _checkpoint_of(recs: list[Rec]) -> Rec | None:
     """The checkpoint a checkpoint segment opens with: its first record, or its second after a
-    continuation fragment (§7)."""
-    for rec in recs[:2]:
+    continuation fragment (§7); in an encrypted store a reservation comes just before it."""
+    for rec in recs[:3]:
         if rec.rtype == T_CHECKPOINT:
             return rec if rec.intact else None
-        if not (rec.rtype == T_DATA and rec.flags & F_CONT):
+        if not (rec.rtype == T_DATA and rec.flags & F_CONT or rec.rtype == T_RESERVE):
             return None
     return None
 

@@ -17,6 +17,7 @@ from flashswap.store.layout import (
     T_CHECKPOINT,
     T_DATA,
     T_ERASED,
+    T_RESERVE,
     T_TRIM_RANGE,
     RecHeader,
     crc32,
@@ -26,7 +27,7 @@ from flashswap.store.layout import (
 T_UNREADABLE = 0  # pseudo record type: bytes between two readable records that are not one
 NOISE = 4  # an unreadable region with fewer non-0xFF bytes is stray bits in erased flash
 
-_FLAGS = {T_DATA: F_MORE | F_CONT, T_TRIM_RANGE: 0, T_CHECKPOINT: F_DAMAGED}
+_FLAGS = {T_DATA: F_MORE | F_CONT, T_TRIM_RANGE: 0, T_CHECKPOINT: F_DAMAGED, T_RESERVE: 0}
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def _payload_len(
     """Payload bytes of a record at offset p, or None when the header is inconsistent. In an
     encrypted store a TRIM_RANGE's payload is its tag, a CHECKPOINT's ends in one (§4a)."""
     room = seg_size - p - REC_SIZE
+    if rtype == T_RESERVE:  # an encrypted store's header-only record
+        return 0 if tag_len and not (size or offset) else None
     if rtype == T_TRIM_RANGE:
         return tag_len if offset == 0 and tag_len <= room else None
     if rtype == T_CHECKPOINT:
