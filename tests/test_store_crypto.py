@@ -19,10 +19,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flashswap import FlashSim, PowerCut, Store
-from flashswap.errors import CorruptError, InputError, NotFoundError, StoreKeyError
+from flashswap.errors import (
+    CorruptError,
+    InputError,
+    NoSpaceError,
+    NotFoundError,
+    StoreKeyError,
+)
 from flashswap.store.aead import TAG_LEN
 from flashswap.store.core import SEQ_BLOCK
-from flashswap.store.layout import REC_SIZE, T_CHECKPOINT, T_RESERVE
+from flashswap.store.layout import REC_SIZE, T_CHECKPOINT, T_DATA, T_RESERVE, unpack_rec
 from flashswap.store.parse import parse_segment
 from tests.storeutil import Oracle, image_copy, make_flash, payload, read_all
 from tests.test_store_powercut import SCENARIOS
@@ -45,14 +51,24 @@ def _workload(store: Store, seed: int, steps: int = 60,
             del live[k]
             continue
         data = payload(k, 1000 * seed + i, rng.randint(1, 3000))
-        store.put(k, data)
-        live[k] = data
+        if not _try_put(store, live, k, data):
+            continue
         if written is not None:
             written.append(data)
         if rng.random() < 0.2:
             store.sync()
     store.sync()
     return live
+
+
+def _try_put(store: Store, live: dict[int, bytes], k: int, data: bytes) -> bool:
+    """A put that may be refused for space (the key keeps what it held)."""
+    try:
+        store.put(k, data)
+    except NoSpaceError:
+        return False
+    live[k] = data
+    return True
 
 
 def _enc_store(geo: str = "nor4k", **kw: int) -> tuple[FlashSim, Store]:
@@ -264,7 +280,7 @@ def test_record_moved_to_another_segment_reads_corrupt() -> None:
     flash, store, live = _sized_store(2)
     recs = _single_fragment(store)
     moved = 0
-    for a, (aa, size) in sorted(recs.items()):
+    for _a, (aa, size) in sorted(recs.items()):
         for b, (ab, size_b) in sorted(recs.items()):
             if size_b != size or aa // 4096 == ab // 4096:
                 continue
@@ -319,10 +335,15 @@ def test_random_tampering_never_serves_data(seed: int, how: str, pick: int) -> N
         data = payload(k, 99000 + i, len(live.get(k, b"")) or 400)
         if k in store.index:
             history.setdefault(k, []).append(store.index[k][0])
-        store.put(k, data)
-        live[k] = data
+        _try_put(store, live, k, data)
+    # Records follow the targets on the hot head; segments that may end torn are left out:
+    # damage there reads as a tear, the log's end cut off (rollback, SPEC §4a, out of scope).
+    for j in (20, 21):
+        _try_put(store, live, j, payload(j, seed, 60))
     store.sync()
-    recs = _single_fragment(store)
+    torn = _may_end_torn(store)
+    recs = {j: v for j, v in _single_fragment(store).items()
+            if v[0] // 4096 not in torn and j < 20}
     if not recs:
         return
     r = random.Random(pick)
@@ -350,13 +371,34 @@ def test_random_tampering_never_serves_data(seed: int, how: str, pick: int) -> N
             img[aj:aj + n] = img[addr:addr + n]
             must_fail = {j}
     else:
-        olds = [a for a in history.get(k, []) if a != addr and
-                struct.unpack_from("<I", img, a + 8)[0] == size and img[a] == 1]
+        olds = []
+        for a in history.get(k, []):
+            h = unpack_rec(bytes(img[a:a + REC_SIZE]), TAG_LEN)
+            if (a != addr and h is not None and (h.rtype, h.key, h.size, h.flags & 3)
+                    == (T_DATA, k, size, 0)):
+                olds.append(a)
         if not olds:
             return
         a = r.choice(olds)
         img[addr:addr + n] = img[a:a + n]
     _check_never_wrong(image_copy(flash, bytes(img)), live, must_fail)
+
+
+def _may_end_torn(store: Store) -> set[int]:
+    """Window segments where damage can read as a tear (SPEC §9): the cold log's last one,
+    and any followed in its log by a segment with TEAR (the hot log's last one is not: the
+    caller appends after its targets)."""
+    window = [s for s in range(store.geo.nseg) if store.state[s] == 2 and store.seq[s] >= (
+        store.replay_cold if store.cold[s] else store.replay_seq)]
+    out = set()
+    cold = [s for s in window if store.cold[s]]
+    if cold:
+        out.add(max(cold, key=lambda s: int(store.seq[s])))
+    for s in window:
+        nxt = store._next_in_chain(s)
+        if nxt is not None and store.flash.read(nxt * 4096 + 7, 1)[0] & 0x04:
+            out.add(s)
+    return out
 
 
 # ------------------------------------------------------------------ nonces under power cuts

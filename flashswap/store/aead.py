@@ -8,6 +8,7 @@ so the suite could change in one place.
 from __future__ import annotations
 
 import struct
+from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -36,6 +37,12 @@ def assoc(rtype: int, flags: int, key: int, size: int, offset: int, seq: int, ad
     return _AD.pack(rtype, flags & ~0x03, TAG_LEN, key, size, offset, seq, addr)
 
 
+class SealLog(Protocol):
+    """Where Aead.log sends (nonce, associated data, plaintext) of each seal: a list will do."""
+
+    def append(self, seal: tuple[bytes, bytes, bytes], /) -> None: ...
+
+
 class Aead:
     """AES-128-GCM under one key. `log`, when a list, receives (nonce, ad, plaintext) of every
     seal: the nonce-uniqueness tests read it."""
@@ -45,7 +52,7 @@ class Aead:
             n = len(key) if isinstance(key, bytes | bytearray) else type(key).__name__
             raise InputError(f"store key must be {KEY_LEN} bytes (AES-128), not {n}")
         self._gcm = AESGCM(bytes(key))
-        self.log: list[tuple[bytes, bytes, bytes]] | None = None
+        self.log: SealLog | None = None
 
     def seal(self, nonce_: bytes, ad: bytes, plain: bytes) -> bytes:
         """Ciphertext followed by the 16-byte tag."""

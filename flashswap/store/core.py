@@ -454,8 +454,10 @@ class Store:
         garbage-collects: the reserve (§10) holds the records that delete every chunk, each
         segment opened for them a checkpoint segment."""
         self._use(cold=False)
+        # Never split: a trim needs its whole record (with its tag when encrypted).
+        need = max(MIN_ROOM, REC_SIZE + self.tag)
         for _ in range(2):  # a reservation may use up the room: then open again
-            if self._room() < MIN_ROOM:
+            if self._room() < need:
                 if not self._free_count():
                     raise NoSpaceError("no free segment left (worn-out device)")
                 self._collapse()
@@ -596,7 +598,7 @@ class Store:
         chunks of a failed segment move, its program buffer (`rescue`) supplies the bytes that
         never reached flash (§12)."""
         parts = []
-        seq = 0
+        seq = flags = 0
         for i, (a, n) in enumerate(self._fragments(addr, size)):
             raw = self._read(a, REC_SIZE + n)
             if self.rescue is not None:
@@ -607,15 +609,17 @@ class Store:
                     ba[lo - a : hi - a] = buf[lo - unit : hi - unit]
                     raw = bytes(ba)
             h = unpack_rec(raw, self.tag)
-            if i == 0:
-                seq = h.seq if h is not None else 0
+            if i == 0 and h is not None:
+                seq, flags = h.seq, h.flags
             if (h is None or h.rtype != T_DATA or h.seq != seq or h.key != key or h.size != size
                     or (h.offset == 0) != (i == 0) or crc32(raw[REC_SIZE:]) != h.dcrc):
                 raise CorruptError(f"chunk {key}: fragment {i} at 0x{a:x} failed its check")
             parts.append(raw[REC_SIZE:])
         if self.aead is None:
             return b"".join(parts)
-        plain = self.aead.open(nonce(seq, 0), assoc(T_DATA, F_ENC, key, size, 0, seq, addr),
+        # The first header's flags as read: a flipped reserved bit fails the tag too.
+        plain = self.aead.open(nonce(seq, 0),
+                               assoc(T_DATA, flags | F_ENC, key, size, 0, seq, addr),
                                b"".join(parts))
         if plain is None:
             raise CorruptError(f"chunk {key} at 0x{addr:x} failed authentication")

@@ -204,21 +204,19 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
         replay.log([s for _, s in window if bool(st.cold[s]) == cold], cold)
     index, lost, damaged = _load_checkpoint(ckpt, st.max_keys, _opened(st, ckpt))
     max_rseq = ckpt.seq
-    forged = False  # a record older than the checkpoint that fails its tag (§4a)
+    forged = False  # an intact record of the window whose tag fails (§4a)
     for rseq, _, wild, rec in sorted(replay.events, key=lambda e: e[:2]):
         max_rseq = max(max_rseq, rseq)
-        # Every record of the window is checked, those the checkpoint covers too: an older
-        # record copied over a newer one would otherwise just be skipped (§4a).
-        authentic = _authentic(st, rec, parse, parsed)
-        if rseq <= ckpt.seq:
-            forged |= not authentic
+        # Every record of the window is checked, those the checkpoint covers too (an older
+        # record copied over a newer one would otherwise just be skipped). A forged record's
+        # seq is the forger's: its damage cannot be placed in the history, so it takes all.
+        if not _authentic(st, rec, parse, parsed):
+            forged = True
             continue
-        if wild or not authentic:
-            # An intact record whose tag fails was forged or moved: what it replaced is
-            # unknown, as after an unreadable region (§4a).
+        if rseq <= ckpt.seq:
+            continue
+        if wild:
             index, lost, damaged = {}, lost | set(index), True
-            if not authentic:
-                continue
         if rec.rtype == T_DATA:
             if not rec.intact:
                 index.pop(rec.key, None)  # a damaged fragment: the chunk it held is lost
@@ -376,8 +374,9 @@ def _authentic(st: Store, rec: Rec, parse: Any, parsed: dict[int, Any]) -> bool:
         data = parsed[a // seg_size][2]
         off = a % seg_size + REC_SIZE
         parts.append(data[off : off + n])
-    return st.aead.open(nonce(rec.seq, 0), assoc(T_DATA, F_ENC, rec.key, rec.size, 0, rec.seq,
-                                                  rec.addr), b"".join(parts)) is not None
+    return st.aead.open(nonce(rec.seq, 0), assoc(T_DATA, rec.flags | F_ENC, rec.key, rec.size,
+                                                  0, rec.seq, rec.addr),
+                        b"".join(parts)) is not None
 
 
 def _load_checkpoint(rec: Rec, max_keys: int, plain: bytes | None
