@@ -9,7 +9,7 @@ FLASHSWAP_REQUIRE_M4 ?= 0
 check: install-test lint test-python test-c test-m4
 
 install-test:
-	$(PYTHON) -m pip install --quiet -e '.[test,models,plot]'
+	$(PYTHON) -m pip install --quiet -e '.[test,models,plot,cluster]'
 
 lint:
 	$(PYTHON) -m ruff check flashswap analyzer tests bench

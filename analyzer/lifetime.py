@@ -259,6 +259,7 @@ def _figures(
         "part": part.name,
         "kind": part.kind,
         "cell": part.cell,
+        "ecc": part.ecc_summary,  # what the simulated reads are corrected with
         "store": engine.name,
         "capacity": cap,
         "endurance": endurance,

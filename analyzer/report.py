@@ -73,6 +73,8 @@ def part_table(part: dict[str, Any], results: list[dict[str, Any]], errors: list
         f"{part['part']} ({part['kind']}{'/' + part['cell'] if part.get('cell') else ''}, "
         f"{_size(part['capacity'])} replayed, endurance {part['endurance']:,} cycles"
     )
+    if part["kind"] == "nand" and part.get("ecc"):  # what the simulated reads are corrected with
+        title += f"; {part['ecc']}"
     fs = next((r for r in results if r["store"] == "flashswap" and r.get("engine")), None)
     if fs:  # its unit of erase and retirement: the Weibull life depends on it
         title += f"; flashswap segments {_size(fs['engine']['segment_size'])}"

@@ -62,6 +62,18 @@ def test_json_shape(json_run) -> None:
     ]
 
 
+def test_the_ecc_assumption_is_reported(trace, json_run) -> None:
+    """Raw bit errors are simulated as the part's ECC corrects them: the report says which."""
+    ecc = {r["part"]: r["ecc"] for r in json_run["results"]}
+    assert ecc == {"W25Q128JV": "no ECC needed", "W25N01GV": "on-die ECC, 1 bit(s) per 512 B",
+                   "S-46u-2GB": "no ECC needed"}
+    rc, out = cli("lifetime", str(trace), "--part", "W25N01GV", "--capacity", "2MiB",
+                  "--store", "naive", "--rate", "1/s", "--jobs", "1")
+    assert rc == 0
+    assert ("W25N01GV (nand/slc, 2 MiB replayed, endurance 100,000 cycles; on-die ECC, 1 bit(s) "
+            "per 512 B)") in " ".join(out.split())  # the title may wrap
+
+
 def test_json_figures_are_consistent(json_run) -> None:
     by = {(r["part"], r["store"]): r for r in json_run["results"]}
     fs = by[("W25Q128JV", "flashswap")]
@@ -276,7 +288,12 @@ def test_segment_size_errors(trace, capsys) -> None:
                 "--segment-size", "32KiB", "--jobs", "1")
     assert (rc, capsys.readouterr().err) == (2, "flashswap: error: segment size 32768 is not "
                                                 "an erase size of this flash (131072)\n")
-    rc, _ = cli("lifetime", str(SAMPLE), "--part", "W25Q128JV", "--store", "flashswap",
+    # MobileNetV2 at 256 KiB layer by layer (the fused sample trace swaps nothing).
+    layers = trace.with_name("mobilenet_v2_256k_layers.bin")
+    assert cli("trace", "plan", "builtin:mobilenet_v2", "--sram", "256KiB", "--schedule",
+               "layers", "-o", str(layers))[0] == 0
+    capsys.readouterr()
+    rc, _ = cli("lifetime", str(layers), "--part", "W25Q128JV", "--store", "flashswap",
                 "--segment-size", "4KiB", "--jobs", "1")
     assert (rc, capsys.readouterr().err) == (
         2, "flashswap: error: the working set's 368 chunks do not fit the index of 4,096-byte "

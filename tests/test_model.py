@@ -29,16 +29,32 @@ def test_resnet50_import():
     assert conv1.macs == 112 * 112 * 64 * 7 * 7 * 3
     assert conv1.attrs["pads"] == (3, 3, 3, 3) and conv1.attrs["stride"] == (2, 2)
     assert g.tensors["r0"].shape == (1, 64, 112, 112) and g.tensors["r0"].rows == 112
-    assert g.tensors["r0"].nbytes == 64 * 112 * 112
+    # The model is float32: its tensors are counted as such (4 bytes an element).
+    assert g.tensors["r0"].nbytes == 4 * 64 * 112 * 112
     assert g.tensors["gpu_0/conv1_w_0"].is_weight
-    assert g.tensors["gpu_0/conv1_w_0"].nbytes == 64 * 3 * 7 * 7  # int8
+    assert g.tensors["gpu_0/conv1_w_0"].nbytes == 4 * 64 * 3 * 7 * 7
     fc = next(n for n in g.nodes if n.op_type == "FullyConnected")
     assert fc.macs == 2048 * 1000
     assert fc.weights == ("gpu_0/pred_w_0", "gpu_0/pred_b_0")
-    assert g.tensors["gpu_0/pred_b_0"].dtype == "int32"
+    assert g.tensors["gpu_0/pred_b_0"].dtype == "float32"
     assert len(g.nodes) == 176
     assert g.macs == 4_089_184_256
     assert g.outputs == ["gpu_0/softmax_1"]
+    assert g.dtype_override is None
+
+
+def test_int8_what_if_of_a_float_model():
+    """dtype="int8" plans a float model as an int8 deployment stores it (int8 activations
+    and weights, int32 biases); the graph says so and cannot be executed."""
+    g = load_model(str(LIGHT / "light_resnet50.onnx"), dtype="int8")
+    assert g.tensors["r0"].nbytes == 64 * 112 * 112
+    assert g.tensors["gpu_0/conv1_w_0"].nbytes == 64 * 3 * 7 * 7
+    assert g.tensors["gpu_0/pred_b_0"].dtype == "int32"
+    assert g.dtype_override == "int8"
+    from flashswap.exec.kernels import make_op
+
+    with pytest.raises(ModelError, match="cannot be executed"):
+        make_op(g, g.nodes[0])
 
 
 def test_constant_subgraphs_become_weights():
@@ -109,12 +125,12 @@ def test_tiny_onnx_same_padding_views_and_plan(tmp_path):
     assert conv.attrs["pads"] == (1, 1, 1, 1)  # SAME_UPPER: total 2 -> 1 before, 1 after
     assert conv.macs == 8 * 8 * 8 * 3 * 3 * 3
     assert g.tensors["c"].nbytes == 8 * 8 * 8 * 4
-    assert g.tensors["b"].dtype == "int32" and g.tensors["w"].dtype == "int8"
+    assert g.tensors["b"].dtype == "float32" and g.tensors["w"].dtype == "float32"
     assert [n.op_type for n in g.nodes] == ["Conv", "Relu", "Reshape", "FullyConnected"]
     assert g.macs == conv.macs + 512 * 10
     sg = build_steps(g)
     assert [s.op_type for s in sg.steps] == ["Input", "Conv", "FullyConnected", "Output"]
-    p = plan(g, 4096, chunk=256)
+    p = plan(g, 8192, chunk=256)  # the FC's float rows (2 KiB a feature) are staged too
     assert p.metadata["macs_per_inference"] == g.macs
 
 
@@ -127,6 +143,39 @@ def test_unsupported_op_is_named(tmp_path):
     with pytest.raises(ModelError) as e:
         load_model(path)
     assert str(e.value) == "unsupported op 'Resize' (node 'up')"
+
+
+def test_every_unsupported_op_is_named_in_one_line(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Resize", ["x", "", "scales"], ["u"], name="up", mode="nearest"),
+             helper.make_node("Erf", ["u"], ["e"], name="erf"),
+             helper.make_node("Relu", ["e"], ["r"], name="relu"),
+             helper.make_node("Resize", ["r", "", "scales"], ["y"], name="up2",
+                              mode="nearest")]
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "scales")
+    path = _save(tmp_path, nodes, [x], [y], [scales])
+    with pytest.raises(ModelError) as e:
+        load_model(path)
+    assert str(e.value) == ("3 unsupported ops (Resize, Erf): 'Resize' (node 'up'); 'Erf' "
+                            "(node 'erf'); 'Resize' (node 'up2')")
+
+
+def test_input_shapes_pin_symbolic_dimensions(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1] * 4)]
+    path = _save(tmp_path, nodes, [x], [y], [_init("w", (4, 3, 3, 3))])
+    with pytest.raises(ModelError, match="tensor 'x' has no static shape after shape inference "
+                       r"\(pin dynamic input dimensions with --input-shape"):
+        load_model(path)
+    g = load_model(path, input_shapes={"x": (1, 3, 16, 12)})
+    assert g.tensors["y"].shape == (1, 4, 16, 12) and g.tensors["y"].nbytes == 4 * 4 * 16 * 12
+    with pytest.raises(ModelError, match=r"input 'x' has shape \['N', 3, 'H', 'W'\]; "
+                       r"\[1, 4, 16, 12\] does not fit it"):
+        load_model(path, input_shapes={"x": (1, 4, 16, 12)})
+    with pytest.raises(ModelError, match="names 'y', but the model's inputs are x"):
+        load_model(path, input_shapes={"y": (1, 3, 16, 12)})
 
 
 def test_batch_above_one_is_refused(tmp_path):
@@ -148,6 +197,15 @@ def test_unreadable_models(tmp_path):
         load_model(str(tmp_path / "model.pb"))
     with pytest.raises(ModelError, match="unsupported activation dtype 'int4'"):
         load_model("builtin:resnet8", dtype="int4")
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelError, match="empty.onnx': the file is empty"):
+        load_model(str(empty))
+    data = (LIGHT / "light_squeezenet.onnx").read_bytes()
+    for cut in (10, 1000, len(data) // 2):
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ModelError, match=f"cannot read ONNX model '{bad}'"):
+            load_model(str(bad))
 
 
 def test_graph_validate_names_the_fault():
@@ -168,7 +226,7 @@ def test_graph_validate_names_the_fault():
 @pytest.mark.parametrize(("spec", "macs"), [
     ("mobilenet_v1", 568_740_352),  # 569 M in Howard et al. 2017, table 8
     ("mobilenet_v2", 300_774_272),  # 300 M in Sandler et al. 2018, table 3
-    ("resnet18", 1_797_705_728),  # 1.8 G in He et al. 2016, table 1
+    ("resnet18", 1_814_073_344),  # 1.8 G in He et al. 2016, table 1 (padded max-pool: 56x56)
     ("resnet8", 12_501_632),
     ("ds_cnn", 2_656_768),
 ])

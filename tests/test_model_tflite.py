@@ -13,12 +13,14 @@ import pytest
 from tflite.BuiltinOptions import BuiltinOptions as BO
 
 from flashswap.errors import ModelError
-from flashswap.model import load_model
+from flashswap.model import load_model, parse_input_shapes
 from flashswap.planner import plan
+from flashswap.planner.steps import build_steps
 
 INT8, INT32 = 9, 2
 SAME, VALID = 0, 1
-CODES = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "MAX_POOL_2D": 17, "MEAN": 40, "RESHAPE": 22,
+CODES = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "MAX_POOL_2D": 17, "AVERAGE_POOL_2D": 1,
+         "MEAN": 40, "RESHAPE": 22, "ADD": 0, "MUL": 18, "SUB": 41,
          "FULLY_CONNECTED": 9, "SOFTMAX": 25, "RESIZE_BILINEAR": 23, "GELU": 150}
 
 
@@ -28,6 +30,7 @@ class T:
     shape: tuple[int, ...]
     dtype: int = INT8
     data: bytes | None = None
+    quant: tuple[list[float], list[int], int] | None = None  # scales, zero points, axis
 
 
 @dataclass
@@ -65,8 +68,7 @@ def _table_vec(b: flatbuffers.Builder, offsets: list[int]) -> int:
 
 
 def _options(b: flatbuffers.Builder, kind: int, fields: dict) -> int:
-    name = {BO.Conv2DOptions: "Conv2DOptions", BO.DepthwiseConv2DOptions: "DepthwiseConv2DOptions",
-            BO.Pool2DOptions: "Pool2DOptions"}[kind]
+    name = {v: k for k, v in vars(BO).items() if not k.startswith("_")}[kind]
     mod = _m(name)
     getattr(mod, f"{name}Start")(b)
     for key, value in fields.items():
@@ -90,8 +92,20 @@ def build(spec: Spec) -> bytes:
             buf_index = len(bufs) - 1
         name = b.CreateString(t.name)
         shape = _vec(b, t.shape, np.int32)
+        quant = None
+        if t.quant is not None:
+            scales = _vec(b, t.quant[0], np.float32)
+            zps = _vec(b, t.quant[1], np.int64)
+            qp = _m("QuantizationParameters")
+            qp.QuantizationParametersStart(b)
+            qp.QuantizationParametersAddScale(b, scales)
+            qp.QuantizationParametersAddZeroPoint(b, zps)
+            qp.QuantizationParametersAddQuantizedDimension(b, t.quant[2])
+            quant = qp.QuantizationParametersEnd(b)
         _m("Tensor").TensorStart(b)
         _m("Tensor").TensorAddShape(b, shape)
+        if quant is not None:
+            _m("Tensor").TensorAddQuantization(b, quant)
         _m("Tensor").TensorAddType(b, t.dtype)
         _m("Tensor").TensorAddBuffer(b, buf_index)
         _m("Tensor").TensorAddName(b, name)
@@ -234,3 +248,165 @@ def test_unreadable_tflite(tmp_path):
     cut.write_bytes(good[: len(good) // 3])
     with pytest.raises(ModelError, match="cannot read TFLite model"):
         load_model(str(cut))
+
+
+def test_every_unsupported_op_is_named_in_one_line(tmp_path):
+    spec = Spec([T("x", (1, 4, 4, 1)),
+                 T("size", (2,), INT32, np.array([8, 8], np.int32).tobytes()),
+                 T("y", (1, 8, 8, 1)), T("z", (1, 8, 8, 1)), T("w", (1, 8, 8, 1))],
+                [Op("RESIZE_BILINEAR", [0, 1], [2]), Op("GELU", [2], [3]),
+                 Op("RESIZE_BILINEAR", [3, 1], [4])], [0], [4])
+    with pytest.raises(ModelError) as e:
+        load_model(write(tmp_path, spec))
+    assert str(e.value) == (
+        "3 unsupported ops (RESIZE_BILINEAR, GELU): 'RESIZE_BILINEAR' (op 0, output 'y'); "
+        "'GELU' (op 1, output 'z'); 'RESIZE_BILINEAR' (op 2, output 'w')")
+
+
+# --- the fixture models (tests/fixtures/models/README.md) ---------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "models"
+
+
+def fixture(name: str, **kw):
+    return load_model(str(FIXTURES / f"{name}.tflite"), **kw)
+
+
+def test_element_types_come_from_the_model():
+    """An int8 model with float32 input and output: the ends are 4 bytes an element (the
+    bug the issue names was a global int8), the inside int8."""
+    g = fixture("kws_ds_cnn_float_io")
+    x, y = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
+    assert (x.dtype, x.nbytes) == ("float32", 4 * 49 * 10)
+    assert (y.dtype, y.nbytes) == ("float32", 4 * 12)
+    quant = g.nodes[0]
+    assert quant.op_type == "Quantize" and g.tensors[quant.outputs[0]].dtype == "int8"
+    assert g.dtype_override is None
+    with pytest.raises(ModelError, match=r"the model states its element types \(float32, "
+                       r"int8\); a dtype override is a what-if for float models only"):
+        fixture("kws_ds_cnn_float_io", dtype="int8")
+    assert fixture("kws_ds_cnn_49x10", dtype="int8").dtype_override is None  # as stated
+    # A float model takes the what-if: counted as an int8 deployment, not executable.
+    f = fixture("op_zoo_float", dtype="int8")
+    conv = f.nodes[0]
+    assert f.dtype_override == "int8" and f.tensors[f.inputs[0]].dtype == "int8"
+    assert [f.tensors[w].dtype for w in conv.weights] == ["int8", "int32"]
+    assert fixture("op_zoo_float").tensors[conv.weights[0]].dtype == "float32"
+
+
+def test_static_shape_chain_is_folded():
+    g = fixture("ad_autoencoder_640")
+    assert [n.op_type for n in g.nodes] == ["Reshape", *["FullyConnected"] * 10, "Reshape"]
+    first, last = g.nodes[0], g.nodes[-1]
+    assert first.weights == () and g.tensors[first.outputs[0]].shape == (1, 640)
+    assert g.tensors[last.outputs[0]].shape == (1, 5, 128)
+    # Both reshapes are views: the planner gives them no step.
+    sg = build_steps(g)
+    assert [s.op_type for s in sg.steps] == ["Input", *["FullyConnected"] * 10, "Output"]
+
+
+def test_execution_data_is_kept():
+    g = fixture("ic_resnet8_32")
+    conv = g.nodes[0]
+    w, b = conv.attrs["args"][1:]
+    assert conv.weights == (w, b)
+    assert g.constants[w].dtype == np.int8 and g.constants[w].shape == (16, 3, 3, 3)
+    assert g.constants[b].dtype == np.int32 and g.constants[b].shape == (16,)
+    assert not g.constants[w].flags.writeable
+    q = g.quant[w]
+    assert q.per_channel and len(q.scale) == 16 and q.axis == 0 and set(q.zero_point) == {0}
+    assert not g.quant[g.inputs[0]].per_channel
+    assert conv.attrs["activation"] == "RELU" and conv.attrs["padding"] == "SAME"
+    add = next(n for n in g.nodes if n.op_type == "Add")
+    assert add.attrs["activation"] == "RELU" and len(add.inputs) == 2
+    zoo = fixture("op_zoo")
+    dw = next(n for n in zoo.nodes if n.op_type == "DepthwiseConv")
+    assert dw.attrs["depth_multiplier"] == 2
+    assert g.quant[w].axis == 0 and zoo.quant[dw.weights[0]].axis == 3
+    dil = next(n for n in zoo.nodes if n.attrs.get("dilation") == (2, 2))
+    assert dil.op_type == "Conv"
+    pad = next(n for n in zoo.nodes if n.op_type == "Pad")
+    assert pad.attrs["paddings"] == ((0, 0), (1, 0), (0, 1), (0, 0))
+    sm = next(n for n in zoo.nodes if n.op_type == "Softmax")
+    assert sm.attrs["beta"] == 1.0
+    mean = next(n for n in zoo.nodes if n.op_type == "GlobalAveragePool")
+    assert mean.attrs["axes"] == (1, 2) and mean.attrs["keep_dims"]
+
+
+def test_input_shapes_pin_dynamic_dimensions():
+    name = fixture("ad_autoencoder_640").inputs[0]
+    g = fixture("ad_autoencoder_640", input_shapes={name: (1, 5, 128)})
+    assert g.tensors[name].shape == (1, 5, 128)
+    with pytest.raises(ModelError, match=r"pinning \[2, 5, 128\] would need shape propagation"):
+        fixture("ad_autoencoder_640", input_shapes={name: (2, 5, 128)})
+    with pytest.raises(ModelError, match=r"has shape \[-1, 5, 128\] \(-1: dynamic\); "
+                       r"\[1, 640\] does not fit it"):
+        fixture("ad_autoencoder_640", input_shapes={name: (1, 640)})
+    with pytest.raises(ModelError, match=f"names 'nope', but the model's inputs are {name}"):
+        fixture("ad_autoencoder_640", input_shapes={"nope": (1, 5, 128)})
+
+
+def test_parse_input_shapes():
+    assert parse_input_shapes(["in=1x96x96x3", "a=b=2X3"]) == {"in": (1, 96, 96, 3),
+                                                              "a=b": (2, 3)}
+    for bad in ["in", "=1x2", "in=1x0", "in=1xx2", "in=abc"]:
+        with pytest.raises(ModelError, match="invalid input shape"):
+            parse_input_shapes([bad])
+    with pytest.raises(ModelError, match="given two shapes"):
+        parse_input_shapes(["a=1", "a=2"])
+
+
+@pytest.mark.parametrize("cut", [0, 7, 100, 1000, 20_000, 60_000, 99_000])
+def test_truncated_or_empty_model_is_one_line_error(tmp_path, capsys, cut):
+    data = (FIXTURES / "ic_resnet8_32.tflite").read_bytes()
+    assert cut < len(data)
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(data[:cut])
+    with pytest.raises(ModelError) as e:
+        load_model(str(path))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith((f"model '{path}': the file is empty",
+                                               f"cannot read TFLite model '{path}': "))
+    rc, _ = run_cli(["trace", "plan", str(path), "--sram", "64KiB", "-o",
+                     str(tmp_path / "t.bin")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == f"flashswap: error: {msg}\n"
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    import io
+
+    from flashswap.cli import main
+    from flashswap.cli.output import make_console
+
+    buf = io.StringIO()
+    rc = main(argv, console=make_console(file=buf, width=400))
+    return rc, buf.getvalue()
+
+
+def test_plan_cli_takes_input_shape_and_model_types(tmp_path, capsys):
+    g = fixture("ad_autoencoder_640")
+    out = tmp_path / "ad.bin"
+    rc, text = run_cli(["trace", "plan", str(FIXTURES / "ad_autoencoder_640.tflite"),
+                        "--sram", "8KiB", "--input-shape", f"{g.inputs[0]}=1x5x128",
+                        "-o", str(out), "--json"])
+    assert rc == 0, text
+    rc, text = run_cli(["trace", "plan", str(FIXTURES / "kws_ds_cnn_float_io.tflite"),
+                        "--sram", "64KiB", "-o", str(out), "--json"])
+    assert rc == 0, text
+    import json
+
+    assert json.loads(text)["activation_dtype"] == "float32"
+    rc, _ = run_cli(["trace", "plan", str(FIXTURES / "ad_autoencoder_640.tflite"),
+                     "--sram", "8KiB", "--input-shape", "x=1x2", "-o", str(out)])
+    assert rc == 2 and capsys.readouterr().err == (
+        f"flashswap: error: --input-shape names 'x', but the model's inputs are {g.inputs[0]}\n")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.tflite")))
+def test_constants_hold_exactly_the_planned_weight_bytes(name):
+    """The executor programs graph.constants into flash; the planner counts Tensor.nbytes."""
+    g = fixture(name)
+    for w in {w for n in g.nodes for w in n.weights}:
+        assert g.constants[w].nbytes == g.tensors[w].nbytes, w
+        assert g.constants[w].shape == g.tensors[w].shape, w

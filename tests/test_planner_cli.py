@@ -24,9 +24,9 @@ def run(argv: list[str]) -> tuple[int, str]:
 def test_plan_writes_trace_and_prints_summary(tmp_path):
     out = tmp_path / "kws.bin"
     rc, text = run(["trace", "plan", "builtin:ds_cnn", "--sram", "12KiB", "--chunk", "1KiB",
-                    "-o", str(out)])
+                    "--schedule", "layers", "-o", str(out)])
     assert rc == 0
-    assert "ds_cnn: plan for 12 KiB SRAM, 1 KiB chunks" in text
+    assert "ds_cnn: layers plan for 12 KiB SRAM, 1 KiB chunks" in text
     assert "swap bytes written / inference" in text
     t = Trace.open(out)
     t.validate_semantics()
@@ -37,7 +37,8 @@ def test_plan_writes_trace_and_prints_summary(tmp_path):
 def test_plan_json_inferences_and_durations(tmp_path):
     out = tmp_path / "r8.bin"
     rc, text = run(["trace", "plan", "builtin:resnet8", "--sram", "40k", "--inferences", "3",
-                    "--macs-per-s", "100M", "--dtype", "int16", "-o", str(out), "--json"])
+                    "--macs-per-s", "100M", "--dtype", "int16", "--schedule", "layers", "-o",
+                    str(out), "--json"])
     assert rc == 0
     doc = json.loads(text)
     assert doc["records"] == 3 * (doc["records"] // 3) and doc["inferences"] == 3
@@ -96,9 +97,13 @@ def _error(capsys, argv: list[str]) -> str:
 def test_errors_are_one_line(capsys, tmp_path):
     out = str(tmp_path / "x.bin")
     assert _error(capsys, ["trace", "plan", "builtin:mobilenet_v2", "--sram", "16KiB", "-o",
-                           out]) == ("flashswap: error: SRAM budget 16 KiB is too small: op "
-                                     "'block2/dw' (DepthwiseConv) needs at least 48 KiB even "
-                                     "tiled")
+                           out, "--schedule", "layers"]) == (
+        "flashswap: error: SRAM budget 16 KiB is too small: op 'block2/dw' (DepthwiseConv) "
+        "needs at least 49 KiB even tiled")
+    assert _error(capsys, ["trace", "plan", "builtin:mobilenet_v2", "--sram", "16KiB", "-o",
+                           out]) == ("flashswap: error: SRAM budget 16 KiB is too small: the "
+                                     "model needs at least 17 KiB (op 'block17/expand' (Conv), "
+                                     "chunks of 256 B)")
     assert _error(capsys, ["trace", "plan", "builtin:vgg", "--sram", "1MiB", "-o", out]) == (
         "flashswap: error: unknown built-in model 'vgg' (known: ds_cnn, mobilenet_v1, "
         "mobilenet_v2, resnet18, resnet8)")

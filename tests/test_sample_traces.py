@@ -34,7 +34,9 @@ def test_at_least_ten_real_models_at_both_budgets():
         for kib in BUDGETS_KIB:
             path = TRACES / file_name(s, kib)
             assert path.exists(), f"{path} missing: run python -m flashswap.planner.samples"
-            assert path.stat().st_size <= 2 << 20
+            # Fused plans of wide networks re-read their parameters patch by patch in channel
+            # groups, one WEIGHT_READ and one COMPUTE record each (VGG-19 at 256 KiB: 3.6 MiB).
+            assert path.stat().st_size <= 4 << 20
 
 
 def test_samples_are_current(regenerated):

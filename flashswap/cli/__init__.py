@@ -35,6 +35,9 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "trace": (("trace_cmd", "plan_cmd"), "inspect, import and plan swap traces"),
     "lifetime": (("lifetime_cmd",),
                  "replay a trace on flash parts and storage layers; project years to wear-out"),
+    "advise": (("advise_cmd",),
+               "which flash part and SRAM size make a model last N years (a sweep)"),
+    "run": (("run_cmd",), "run a model out of core through the store; check it bit for bit"),
 }
 GROUPS = {"trace"}  # commands whose modules register subcommands under a group parser
 

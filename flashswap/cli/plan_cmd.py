@@ -7,8 +7,9 @@ import argparse
 from rich.console import Console
 
 from flashswap.cli.output import print_json, table
+from flashswap.cli.plan_options import add_plan_options, cost_model
 from flashswap.errors import InputError
-from flashswap.model import ACTIVATION_DTYPES, BUILTINS, load_model
+from flashswap.model import ACTIVATION_DTYPES, BUILTINS, load_model, parse_input_shapes
 from flashswap.sizes import format_size, parse_size
 
 
@@ -25,16 +26,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sram", required=True, metavar="SIZE",
                    help="SRAM budget for activations, e.g. 256KiB, 1MiB, 300k")
     p.add_argument("--chunk", default="4KiB", metavar="SIZE",
-                   help="swap chunk size (default 4KiB)")
+                   help="largest swap chunk (default 4KiB; the fused planner halves it, down to "
+                   "the part's program unit, where the budget needs smaller windows)")
     p.add_argument("--inferences", type=int, default=1, metavar="N",
                    help="inferences to write (identical; default 1)")
-    p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default="int8",
-                   help="activation element type (default int8; weights stay int8)")
+    p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default=None,
+                   help="what-if activation type: built-in models (default int8), or a float "
+                   "model planned as an int8 deployment (weights int8); by default a model "
+                   "file's own types")
+    p.add_argument("--input-shape", action="append", metavar="NAME=DIMS",
+                   help="pin a dynamic input dimension, e.g. input=1x96x96x3 (repeatable)")
     p.add_argument("--macs-per-s", default="0", metavar="RATE",
                    help="MCU MAC rate for COMPUTE durations, e.g. 50M (default 0: no durations)")
     p.add_argument("--mcu", metavar="NAME",
                    help="COMPUTE durations at a measured MCU rate instead (as `flashswap "
                    "lifetime --mcu`), e.g. cortex-m4-120mhz-xcube-ai")
+    add_plan_options(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT.bin", help="trace file to write")
     p.add_argument("--json", action="store_true", help="print the plan summary as JSON")
     p.set_defaults(func=_plan)
@@ -74,8 +81,9 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
         if rate:
             raise InputError("give --macs-per-s or --mcu, not both")
         rate = round(get_mcu(args.mcu).macs_per_s)
-    graph = load_model(args.model, args.dtype)
-    p = plan(graph, sram, chunk, rate)
+    graph = load_model(args.model, args.dtype, parse_input_shapes(args.input_shape))
+    cm = cost_model(args, args.part, rate)
+    p = plan(graph, sram, chunk, rate, schedule=args.schedule, cost=cm)
     records = write_trace(p, args.output, args.inferences)
     md = p.metadata
     if args.json:
@@ -88,10 +96,31 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
         v = md[key]
         rows.append([label, f"{format_size(v)} ({v:,} B)" if is_size else v])
     rows.append(["records written", records])
-    console.print(table(f"{md['model']}: plan for {format_size(sram)} SRAM, "
-                        f"{format_size(chunk)} chunks -> {args.output}",
+    rows += _cost_rows(md)
+    console.print(table(f"{md['model']}: {md['schedule']} plan for {format_size(sram)} SRAM, "
+                        f"{format_size(md['chunk_size'])} chunks -> {args.output}",
                         ["", "value"], rows))
     return 0
+
+
+def _cost_rows(md: dict) -> list[list[object]]:
+    """The predicted cost on the part and the fused runs (fused/cost.py, fused/schedule.py)."""
+    c = md.get("cost")
+    if not c:
+        return []
+    rows: list[list[object]] = [
+        [f"predicted on {c['part']} ({c['objective']})",
+         f"I/O {c['io_ms']:,.1f} ms, compute {c['compute_ms']:,.1f} ms, "
+         f"flash energy {c['energy_mj']:,.2f} mJ"
+         + (f", slowdown {c['slowdown']:.2f}x" if c.get("slowdown") else "")],
+        ["extra MACs (recomputed halos)", f"{c['extra_macs']:,}"]]
+    for r in md.get("fused_runs", []):
+        mode = ("band" if r["cache_rows"] and r["grid"][1] == 1 else
+                "line buffers" if r["cache_rows"] else "recomputed rows")
+        rows.append([f"fused {r['first']} .. {r['last']}"[:70],
+                     f"{r['steps']} steps, {r['grid'][0]}x{r['grid'][1]} patches, {mode}"
+                     + (", column cache" if r["cache_cols"] and r["grid"][1] > 1 else "")])
+    return rows
 
 
 def _models(args: argparse.Namespace, console: Console) -> int:

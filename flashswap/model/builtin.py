@@ -57,7 +57,9 @@ class GraphBuilder:
         group = c if depthwise else 1
         if depthwise:
             out_c = c
-        wt = self._weight(f"{name}/weights", (kh, kw, c // group, out_c))
+        # TFLite's filter layouts: OHWI for a convolution, (1, kh, kw, C) for a depthwise one.
+        shape = (1, kh, kw, out_c) if depthwise else (out_c, kh, kw, c // group)
+        wt = self._weight(f"{name}/weights", shape)
         bias = self._weight(f"{name}/bias", (out_c,), "int32")
         y = self._act(f"{name}/out", (1, oh, ow, out_c))
         self.nodes.append(Node(
@@ -65,20 +67,21 @@ class GraphBuilder:
             conv_macs(oh * ow * out_c, kh, kw, c, group),
             {"kernel": (kh, kw), "stride": (stride, stride),
              "pads": (pad_h // 2, pad_w // 2, pad_h - pad_h // 2, pad_w - pad_w // 2),
-             "dilation": (1, 1), "group": group},
+             "dilation": (1, 1), "group": group, "activation": "RELU", "args": (x, wt, bias)},
         ))
         return y
 
     def pool(self, x: str, k: int, stride: int, kind: str = "MaxPool",
-             name: str | None = None) -> str:
-        """VALID pooling window (no padding)."""
+             name: str | None = None, pad: int = 0) -> str:
+        """Pooling window with `pad` rows and columns of padding on every side (0: VALID);
+        padded positions never win a max and are not counted in an average."""
         _, h, w, c = self.shape(x)
         name = name or f"pool{len(self.nodes)}"
-        oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+        oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
         y = self._act(f"{name}/out", (1, oh, ow, c))
         self.nodes.append(Node(name, kind, (x,), (), (y,), 0,
                                {"kernel": (k, k), "stride": (stride, stride),
-                                "pads": (0, 0, 0, 0), "dilation": (1, 1)}))
+                                "pads": (pad, pad, pad, pad), "dilation": (1, 1)}))
         return y
 
     def global_pool(self, x: str, name: str = "avgpool") -> str:
@@ -92,7 +95,8 @@ class GraphBuilder:
         wt = self._weight(f"{name}/weights", (units, k))
         bias = self._weight(f"{name}/bias", (units,), "int32")
         y = self._act(f"{name}/out", (1, units))
-        self.nodes.append(Node(name, "FullyConnected", (x,), (wt, bias), (y,), k * units))
+        self.nodes.append(Node(name, "FullyConnected", (x,), (wt, bias), (y,), k * units,
+                               {"args": (x, wt, bias)}))
         return y
 
     def add(self, a: str, b: str, name: str | None = None) -> str:
@@ -109,7 +113,8 @@ class GraphBuilder:
             raise ModelError(f"concat: spatial shapes differ: {shapes}")
         name = name or f"concat{len(self.nodes)}"
         y = self._act(f"{name}/out", (*shapes[0][:3], sum(s[3] for s in shapes)))
-        self.nodes.append(Node(name, "Concat", tuple(xs), (), (y,), 0, {"rows_axis": False}))
+        self.nodes.append(Node(name, "Concat", tuple(xs), (), (y,), 0,
+                               {"rows_axis": False, "axis": 3}))
         return y
 
     def softmax(self, x: str, name: str = "softmax") -> str:
@@ -191,7 +196,7 @@ def resnet8(dtype: str = "int8", classes: int = 10) -> Graph:
 def resnet18(resolution: int = 224, dtype: str = "int8", classes: int = 1000) -> Graph:
     b = GraphBuilder(f"resnet18_{resolution}", dtype)
     x = b.conv(b.input(resolution, resolution, 3), 64, 7, 2, name="conv1")
-    x = b.pool(x, 3, 2, name="maxpool")
+    x = b.pool(x, 3, 2, name="maxpool", pad=1)  # 112 -> 56, as published (He et al. 2016)
     for i, (c, s) in enumerate([(64, 1), (128, 2), (256, 2), (512, 2)], start=2):
         x = _basic_block(b, x, c, s, f"layer{i}.0")
         x = _basic_block(b, x, c, 1, f"layer{i}.1")

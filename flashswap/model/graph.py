@@ -10,6 +10,12 @@ of rows is one contiguous byte range whatever the source layout.
 
 Op types use one vocabulary (`OP_KINDS`) whatever the source format, so the planner has a
 single table of how each kind of op can be tiled.
+
+For execution an imported graph also carries `constants` (weights and parameters, in the
+executor's layout: TFLite's own, ONNX filters as OHWI), `quant` (scale, zero point and
+quantized axis per quantized tensor) and, in each node's attrs, the options its kernel needs
+(flashswap/exec/kernels). Element types are the model's own, tensor by tensor; built-in graphs
+have shapes and types only.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from flashswap.errors import ModelError
 
@@ -104,12 +112,34 @@ class Tensor:
 
 
 @dataclass(frozen=True)
+class Quant:
+    """Affine quantization of a tensor: real = scale * (q - zero_point).
+
+    Per-tensor when `scale` has one entry; per-channel along `axis` otherwise (TFLite's
+    quantized_dimension: axis 0 of a CONV_2D/FULLY_CONNECTED filter, axis 3 of a
+    DEPTHWISE_CONV_2D filter). Scales are the file's float32 values, held as Python floats
+    (exact), so a kernel can derive its fixed-point multipliers from doubles as TFLite does.
+    """
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int = 0
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scale) > 1
+
+
+@dataclass(frozen=True)
 class Node:
     """One op: activation inputs, weight inputs, outputs, MACs and the attributes tiling needs.
 
     attrs used by the planner: kernel (kh, kw), stride (sh, sw), pads (top, left, bottom,
     right), dilation (dh, dw), group, rows_axis (True when a Concat/Transpose moves rows, so
-    it cannot be tiled by rows).
+    it cannot be tiled by rows). Importers add what a kernel needs, as plain Python values
+    (so a Node stays comparable): source_op, activation (fused: NONE, RELU, RELU6,
+    RELU_N1_TO_1), depth_multiplier, axis, keep_dims, beta, axes, perm, pad_value, alpha,
+    epsilon, ... (each importer's docstring lists its keys).
     """
 
     name: str
@@ -135,6 +165,17 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     source: str = "builtin"
+    # What execution needs beyond shapes (empty for built-in graphs, which have no data):
+    # constant tensors (weights, biases, parameters) in the executor's layout, and the
+    # quantization of every quantized tensor. Arrays are never mutated once imported.
+    constants: Mapping[str, np.ndarray] = field(default_factory=dict)
+    quant: dict[str, Quant] = field(default_factory=dict)
+    # Storage layout of rank-4 activations in the source: "nhwc" (TFLite, built-ins) or
+    # "nchw" (ONNX). The executor always stores them channels-last (see module docstring).
+    layout: str = "nhwc"
+    # Set when the caller overrode the model's element types (a what-if for planning a float
+    # model as if deployed in int8): the graph plans but cannot be executed.
+    dtype_override: str | None = None
 
     def activations(self) -> list[Tensor]:
         return [t for t in self.tensors.values() if not t.is_weight]

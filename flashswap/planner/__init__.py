@@ -1,20 +1,25 @@
-"""The swap planner: from a model graph, an SRAM budget and a chunk size to a swap trace.
+"""The swap planner: from a model graph, an SRAM budget and a chunk size to a program and trace.
 
 `plan(graph, sram, chunk)` runs the scheduler (schedule.py: the policy, which counts bytes
-in a pool the size of the budget) and then lays its SRAM buffers out at real offsets
-(arena.compacting_layout: first fit, compacting when fragmented). `peak_sram` is the most
-bytes allocated at once and `arena_high_water` the highest address used; both are asserted
-<= the budget.
+in a pool the size of the budget) into a program (program.py: every SRAM, flash and compute
+operation of one inference), then lays its buffers out at real offsets (program.layout: first
+fit, compacting when fragmented). The trace is derived from the program, and the executor
+(flashswap/exec/) follows the same program, so what runs is what was planned. The budget
+covers every buffer the executor allocates: activations, chunk windows, the staging buffer of
+parameters streamed from flash, kernel scratch and accumulators (params.py). `peak_sram` is the
+most bytes allocated at once and `arena_high_water` the highest address used; both are <= the
+budget.
 
-`no_swap_budget` is the most bytes live at once (inputs and outputs of a step together,
-16-byte aligned): with at least that much SRAM nothing is swapped, below it something must be.
-`tflm_greedy_arena` is what TFLite Micro's static greedy planner needs to run the graph
-unswapped: the price of never moving a buffer (it is >= no_swap_budget).
+`no_swap_budget` is the smallest budget at which nothing is swapped: the most bytes live at
+once (inputs and outputs of a step together, 16-byte aligned) plus that step's smallest
+extras. `tflm_greedy_arena` is what TFLite Micro's static greedy planner needs for the
+activations of the graph unswapped: the price of never moving a buffer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -22,39 +27,47 @@ import numpy as np
 from flashswap import __version__
 from flashswap.errors import BudgetError, InputError
 from flashswap.model.graph import Graph
-from flashswap.planner.arena import Buffer, Layout, compacting_layout
+from flashswap.planner.arena import align
+from flashswap.planner.fused.cost import CostModel
 from flashswap.planner.lifetimes import live_between_steps, live_per_step, tflm_greedy_arena
-from flashswap.planner.schedule import Infeasible, Schedule, Scheduler, min_step_need
+from flashswap.planner.params import Needs, step_needs
+from flashswap.planner.program import LayoutError, Program, layout
+from flashswap.planner.schedule import (
+    Infeasible,
+    Schedule,
+    Scheduler,
+    fixed_extras,
+    min_step_need,
+)
 from flashswap.planner.steps import StepGraph, build_steps
 from flashswap.sizes import format_size, kib_ceil
 from flashswap.trace import Op
 
-__all__ = ["Plan", "plan"]
+__all__ = ["SCHEDULES", "Plan", "plan"]
 
 ARENA_POLICY = (
-    "byte pool of the budget; Belady eviction (farthest next use first), each chunk written "
-    "once per inference, ops tiled with the largest tiles that fit; buffers allocated "
-    "first-fit at 16-byte-aligned offsets, compacted (memmove) when fragmented"
+    "byte pool of the budget holding activations, chunk windows, parameter staging, kernel "
+    "scratch and accumulators; Belady eviction (farthest next use first), each chunk written "
+    "once per inference, ops tiled with the largest tiles that fit, parameters streamed by "
+    "channel group; buffers allocated first-fit at 16-byte-aligned offsets, compacted "
+    "(memmove) when fragmented"
 )
 
 
 @dataclass
 class Plan:
-    """A planned inference: its records (one inference), placement and metadata."""
+    """A planned inference: its program (laid out), records (one inference) and metadata."""
 
     graph: Graph
     steps: StepGraph
+    needs: list[Needs]
     schedule: Schedule
-    layout: Layout
+    program: Program
     metadata: dict[str, Any]
 
-    @property
+    @cached_property
     def records(self) -> np.ndarray:
-        return self.schedule.records
-
-    @property
-    def buffers(self) -> list[Buffer]:
-        return self.schedule.buffers
+        return self.program.records()
 
 
 def _budget_error(sram: int, step_name: str, op_type: str, need: int) -> BudgetError:
@@ -64,52 +77,254 @@ def _budget_error(sram: int, step_name: str, op_type: str, need: int) -> BudgetE
     )
 
 
-def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0) -> Plan:
-    """Plans one inference of `graph` in `sram` bytes with `chunk`-byte swap chunks."""
+SCHEDULES = ("fused", "layers")
+
+
+def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0, *,
+         schedule: str = "fused", cost: CostModel | None = None, max_steps: int | None = None
+         ) -> Plan:
+    """Plans one inference of `graph` in `sram` bytes.
+
+    schedule "layers": layer by layer (schedule.py), with `chunk`-byte swap chunks.
+    schedule "fused" (the default): the fused planner (fused/: runs of spatial ops computed
+    patch by patch, in-place layer steps, branches in the order of lower peak, chosen by the
+    part's cost model `cost`, default the NOR part of README's sample at `macs_per_s`);
+    `chunk` is the largest chunk it uses: it halves the chunk, down to the part's program
+    unit, until the budget is feasible, and keeps the layer plan instead when that scores
+    better on the cost model's objective. The plan's graph is the model's with its nodes in
+    the order planned.
+    """
     if chunk <= 0:
         raise InputError(f"invalid chunk size {chunk}: must be at least 1 byte")
     if chunk > 0xFFFFFFFF:
         raise InputError(f"invalid chunk size {chunk}: must fit in 32 bits")
+    if schedule not in SCHEDULES:
+        raise InputError(f"unknown schedule {schedule!r} (choose {', '.join(SCHEDULES)})")
     sg = build_steps(graph)
-    needs = [min_step_need(sg, s, chunk) for s in sg.steps]
-    worst = int(np.argmax(needs)) if needs else 0
-    min_budget = max(needs, default=0)
+    needs = step_needs(graph, sg)
+    if schedule == "layers":
+        p = _plan_layers(graph, sg, needs, sram, chunk, macs_per_s)
+        p.metadata["schedule"] = "layers"
+        if cost is not None:
+            _add_cost(p, cost)
+        return p
+    from flashswap.planner.fused.order import reorder
+
+    ordered = reorder(graph)  # branches in the order of lower peak (fused/order.py)
+    if ordered is not graph:
+        graph, sg = ordered, build_steps(ordered)
+        needs = step_needs(graph, sg)
+    if max_steps is None:  # runs of up to 24 steps; 12 in networks of over 150 steps
+        max_steps = 24 if len(sg.steps) <= 150 else 12
+    return _plan_fused(graph, sg, needs, sram, chunk, macs_per_s,
+                       cost or CostModel.for_part(macs_per_s=macs_per_s), max_steps)
+
+
+def _plan_layers(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
+                 macs_per_s: int) -> Plan:
+    mins = [min_step_need(sg, s, chunk, needs[s.index]) for s in sg.steps]
+    worst = int(np.argmax(mins)) if mins else 0
+    min_budget = max(mins, default=0)
     if min_budget > sram:
         s = sg.steps[worst]
         raise _budget_error(sram, s.name, s.op_type, min_budget)
     try:
-        sched = Scheduler(sg, sram, chunk, macs_per_s).run()
+        sched = Scheduler(sg, needs, sram, chunk, macs_per_s).run()
     except Infeasible as e:  # pragma: no cover - min_step_need already ruled this out
         raise _budget_error(sram, e.step.name, e.step.op_type, max(e.need, min_budget)) from None
-    layout = compacting_layout(sched.buffers, sram)
-    assert layout.peak_live <= layout.high_water <= sram, (layout, sram)
-    meta = _metadata(graph, sg, sched, layout, sram, chunk, macs_per_s, min_budget, worst)
-    return Plan(graph, sg, sched, layout, meta)
+    prog = layout(sched.program, sram)
+    assert prog.peak <= prog.high_water <= sram, (prog.peak, prog.high_water, sram)
+    meta = _metadata(graph, sg, needs, sched, prog, sram, chunk, macs_per_s, min_budget, worst)
+    return Plan(graph, sg, needs, sched, prog, meta)
 
 
-def _metadata(graph: Graph, sg: StepGraph, sched: Schedule, layout: Layout, sram: int,
-              chunk: int, macs_per_s: int, min_budget: int, worst: int) -> dict[str, Any]:
-    rec = sched.records
+def chunk_choices(chunk: int, unit: int) -> list[int]:
+    """`chunk`, then powers of two below it down to the program unit `unit` (a chunk below
+    the unit is taken as given)."""
+    out = [chunk]
+    c = 1 << (chunk.bit_length() - 1)
+    if c == chunk:
+        c //= 2
+    while c >= unit:
+        out.append(c)
+        c //= 2
+    return out
+
+
+def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
+                macs_per_s: int, cm: CostModel, max_steps: int) -> Plan:
+    """The better of the layer plan and the fused plan (see `plan`).
+
+    Chunks: each schedule takes the largest chunk of `chunk_choices` at which it is feasible;
+    the fused search is also priced at a quarter of that chunk (smaller windows can keep more
+    in SRAM) when it would write anything, and the cheaper estimate is scheduled."""
+    from flashswap.planner.fused.plan import extras_of, schedule_fused
+    from flashswap.planner.fused.schedule import MIN_GROUP
+    from flashswap.planner.fused.search import run_profiles, search
+
+    extras = extras_of(needs)
+    runs = run_profiles(graph, sg, extras, max_steps)
+    choices = chunk_choices(chunk, cm.part.page_size)
+    options: list[Plan] = []
+    for c in choices:
+        try:
+            options.append(_plan_layers(graph, sg, needs, sram, c, macs_per_s))
+            break
+        except BudgetError:
+            continue
+    # Parameters staged MIN_GROUP channels at a time where the budget allows (fewer kernel
+    # calls per patch), else one channel at a time.
+    for group in (MIN_GROUP, 1):
+        found = _search_fused(graph, sg, needs, sram, choices, macs_per_s, cm, max_steps,
+                              runs, group)
+        if found is not None:
+            options.append(found)
+            break
+    if not options:
+        need, step = _min_budget(sg, needs, extras, runs, choices[-1])
+        s = sg.steps[min(step, len(sg.steps) - 1)]
+        raise BudgetError(
+            f"SRAM budget {format_size(sram)} is too small: the model needs at least "
+            f"{kib_ceil(need)} KiB (op '{s.name}' ({s.op_type}), chunks of {choices[-1]} B)")
+    base = options[0] if "fused_runs" not in options[0].metadata else None
+    for p in options:
+        p.metadata["schedule"] = "fused" if "fused_runs" in p.metadata else "layers"
+        _add_cost(p, cm, base)
+    if cm.max_slowdown is not None and not any(_within(cm, p) for p in options):
+        # The cheapest plans are too slow: the fastest fused plan the search finds.
+        fast = replace(cm, objective="time", max_slowdown=None)
+        for c in choices:
+            stages = search(graph, sg, sram, c, fast, extras, max_steps, runs=runs)
+            try:
+                r = schedule_fused(graph, sg, needs, sram, c, macs_per_s, cm, max_steps,
+                                   runs, stages) if stages else None
+            except (Infeasible, LayoutError):
+                r = None
+            if r is not None:
+                meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c,
+                                 macs_per_s, 0, 0)
+                meta.update(fused_runs=r.fused, in_place_steps=r.in_place, schedule="fused")
+                p = Plan(graph, sg, needs, r.schedule, r.program, meta)
+                _add_cost(p, cm, base)
+                options.append(p)
+                break
+        if not any(_within(cm, p) for p in options):
+            fastest = min(p.metadata["cost"]["slowdown"] for p in options)
+            raise BudgetError(f"--max-slowdown {cm.max_slowdown:g} cannot be met at "
+                              f"{format_size(sram)}: the fastest plan found takes "
+                              f"{fastest:.2f}x")
+    if cm.max_slowdown is not None:
+        options = [p for p in options if _within(cm, p)]
+    best = min(options, key=lambda p: tuple(p.metadata["cost"]["score"]))
+    _fill_min_budget(best, sg, needs, extras, runs, choices[-1])
+    best.metadata["chunk_choices"] = choices
+    return best
+
+
+def _search_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int,
+                  choices: list[int], macs_per_s: int, cm: CostModel, max_steps: int,
+                  runs: dict, group: int) -> Plan | None:
+    """The fused plan of least estimated cost over the chunk choices (see _plan_fused)."""
+    from flashswap.planner.fused.plan import extras_of, schedule_fused
+    from flashswap.planner.fused.search import search
+
+    extras = extras_of(needs, group)
+    searched = []
+    for k, c in enumerate(choices):
+        if searched and (len(searched) >= 2 or searched[0][0] == 0
+                         or c * 4 < searched[0][1]):
+            break
+        stages = search(graph, sg, sram, c, cm, extras, max_steps, runs=runs)
+        if stages:
+            searched.append((sum(st.estimate for st in stages), c, k, stages))
+    for _, c, _, stages in sorted(searched, key=lambda x: (x[0], -x[1])):
+        try:
+            r = schedule_fused(graph, sg, needs, sram, c, macs_per_s, cm, max_steps, runs,
+                               stages, group)
+        except (Infeasible, LayoutError):
+            continue
+        assert r is not None
+        meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c, macs_per_s, 0, 0)
+        meta.update(fused_runs=r.fused, in_place_steps=r.in_place)
+        return Plan(graph, sg, needs, r.schedule, r.program, meta)
+    return None
+
+
+def _within(cm: CostModel, p: Plan) -> bool:
+    s = p.metadata["cost"]["slowdown"]
+    return cm.max_slowdown is None or s is None or s <= cm.max_slowdown * (1 + 1e-9)
+
+
+def _min_budget(sg: StepGraph, needs: list[Needs], extras: list, runs: dict, chunk: int
+                ) -> tuple[int, int]:
+    from flashswap.planner.fused.search import min_budget
+
+    layer = [min_step_need(sg, s, chunk, needs[s.index]) for s in sg.steps]
+    return min_budget(sg, chunk, extras, layer, runs)
+
+
+def _fill_min_budget(p: Plan, sg: StepGraph, needs: list[Needs], extras: list, runs: dict,
+                     chunk: int) -> None:
+    need, step = _min_budget(sg, needs, extras, runs, chunk)
+    p.metadata["min_feasible_budget"] = need
+    p.metadata["min_feasible_op"] = sg.steps[min(step, len(sg.steps) - 1)].name
+
+
+def _add_cost(p: Plan, cm: CostModel, base: Plan | None = None) -> None:
+    """The plan's predicted cost on the part (fused/cost.py), into its metadata."""
+    rec = p.records
+    graph_macs = sum(s.macs for s in p.steps.steps)
+    base_rec = (base or p).records
+    weights = base_rec[base_rec["op"] == Op.WEIGHT_READ] if base is None else None
+    pc = cm.cost(cm.counts(rec), graph_macs,
+                 cm.counts(weights) if weights is not None else cm.counts(base_rec))
+    d = pc.as_dict()
+    d.update(part=cm.part.name, objective=cm.objective, macs_per_s=cm.macs_per_s,
+             max_slowdown=cm.max_slowdown, extra_macs=int(pc.counts.macs - graph_macs),
+             score=list(cm.score(pc)))
+    p.metadata["cost"] = d
+
+
+def no_swap_budget(sg: StepGraph, needs: list[Needs]) -> int:
+    """The smallest budget with nothing swapped (see the module docstring)."""
+    live = live_per_step(sg)
+    return int(max((int(live[s.index]) + align(needs[s.index].scratch(s.units))
+                    + fixed_extras(needs[s.index]) for s in sg.steps), default=0))
+
+
+def _metadata(graph: Graph, sg: StepGraph, needs: list[Needs], sched: Schedule, prog: Program,
+              sram: int, chunk: int, macs_per_s: int, min_budget: int,
+              worst: int) -> dict[str, Any]:
+    rec = prog.records()
     op = rec["op"]
     greedy = tflm_greedy_arena(sg)
     act_bytes = sum(t.nbytes for t in sg.tensors)
     unfit = int(max(0, (live_between_steps(sg) - sram).max(initial=0)))
     tensors = [
-        {"name": t.name, "bytes": t.nbytes, "producer": sg.steps[sg.producer[t.id]].name,
+        {"name": t.name, "bytes": t.nbytes, "dtype": graph.tensors[t.name].dtype,
+         "producer": sg.steps[sg.producer[t.id]].name,
          "last_use": sg.steps[sg.last_use(t.id)].name, "first_key": sched.first_key[t.id],
          "chunks": -(-t.nbytes // chunk) if sched.first_key[t.id] >= 0 else 0,
          "bytes_written": int(sched.written[t.id]), "bytes_read": int(sched.read[t.id])}
         for t in sg.tensors
     ]
+    blocks = [{"block": n.block, "step": s.name, "bytes": n.block_bytes, "common": n.common,
+               "per_channel": n.per_channel, "channels": n.channels}
+              for s, n in zip(sg.steps, needs, strict=True) if n.block >= 0]
+    by_role: dict[str, int] = {}
+    for b in prog.buffers:
+        by_role[b.role] = max(by_role.get(b.role, 0), b.size)
+    dtypes = sorted({graph.tensors[t.name].dtype for t in sg.tensors})
     return {
         "model": graph.name,
         "model_source": graph.source,
         "sram_budget": sram,
         "chunk_size": chunk,
         "generator": f"flashswap {__version__} planner",
-        "peak_sram": layout.peak_live,
-        "arena_high_water": layout.high_water,
-        "activation_dtype": next((t.dtype for t in graph.activations()), "int8"),
+        "peak_sram": prog.peak,
+        "arena_high_water": prog.high_water,
+        "activation_dtype": graph.tensors[graph.inputs[0]].dtype if graph.inputs else None,
+        "activation_dtypes": dtypes,
         "macs_per_s": macs_per_s,
         "steps": len(sg.steps),
         "ops": len(graph.nodes),
@@ -118,20 +333,24 @@ def _metadata(graph: Graph, sg: StepGraph, sched: Schedule, layout: Layout, sram
         "bytes_read_per_inference": int(rec["length"][op == Op.READ].sum()),
         "weight_bytes_read_per_inference": int(rec["length"][op == Op.WEIGHT_READ].sum()),
         "weight_bytes": graph.weight_bytes,
+        "parameter_bytes": sum(b["bytes"] for b in blocks),
         "swap_writes_per_inference": int((op == Op.WRITE).sum()),
         "swap_reads_per_inference": int((op == Op.READ).sum()),
         "trims_per_inference": int((op == Op.TRIM).sum()),
         "key_count": sched.key_count,
         "activation_bytes": act_bytes,
         "unfit_activation_bytes": unfit,
-        "no_swap_budget": int(live_per_step(sg).max(initial=0)),
+        "no_swap_budget": no_swap_budget(sg, needs),
         "tflm_greedy_arena": greedy,
         "min_feasible_budget": min_budget,
         "min_feasible_op": sg.steps[worst].name if sg.steps else None,
-        "compactions_per_inference": layout.compactions,
-        "compaction_bytes_moved_per_inference": layout.bytes_moved,
+        "largest_buffer_by_role": by_role,
+        "compactions_per_inference": prog.compactions,
+        "compaction_bytes_moved_per_inference": prog.bytes_moved,
         "tiled_steps": sum(1 for n in sched.tiles if n > 1),
         "max_tiles": max(sched.tiles, default=0),
+        "max_channel_groups": max(sched.groups, default=0),
         "arena_policy": ARENA_POLICY,
+        "parameter_blocks": blocks,
         "tensors": tensors,
     }

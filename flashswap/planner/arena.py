@@ -8,11 +8,10 @@ rounded up to 16 bytes.
   it overlaps no placed buffer whose lifetime overlaps its own. One offset per buffer for the
   whole run; the arena is the highest end offset. Fragmentation costs it 0-30% over the
   bytes actually live.
-- `compacting_layout`: what the swap planner uses. Buffers are allocated in time order at
-  the lowest free offset below the budget; when no hole is large enough although the free
-  bytes suffice, the live buffers are slid down (a memmove in SRAM, no flash traffic) to
-  close the holes. So the arena never exceeds the most bytes live at once, and a swap plan
-  that counts bytes is a plan that fits. The moves are counted and reported.
+
+The swap planner does not use fixed offsets: it places its program's buffers as they are
+allocated, compacting when fragmented (program.layout), so its arena never exceeds the most
+bytes live at once.
 """
 
 from __future__ import annotations
@@ -80,60 +79,3 @@ def overlaps(buffers: list[Buffer], offsets: np.ndarray) -> tuple[int, int] | No
         if bad.any():
             return i, int(j[np.argmax(bad)])
     return None
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Result of `compacting_layout`: first offset of each buffer and what compaction cost."""
-
-    offsets: np.ndarray
-    high_water: int  # highest address used
-    peak_live: int  # most bytes allocated at once (what compaction can always bring it to)
-    compactions: int
-    bytes_moved: int
-
-
-def compacting_layout(buffers: list[Buffer], limit: int) -> Layout:
-    """Allocates buffers in time order below `limit`, compacting when fragmented.
-
-    Raises ValueError if the live bytes at some moment exceed `limit` (a planner bug).
-    """
-    n = len(buffers)
-    offsets = np.zeros(n, dtype=np.int64)
-    order = sorted(range(n), key=lambda i: (buffers[i].start, i))
-    live: list[list[int]] = []  # [offset, size, index], kept sorted by offset
-    high = peak = compactions = moved = 0
-    for i in order:
-        b = buffers[i]
-        live = [e for e in live if buffers[e[2]].end >= b.start]
-        size = align(b.size)
-        if size == 0:
-            continue
-        off = _first_fit(live, size, limit)
-        if off is None:
-            if sum(e[1] for e in live) + size > limit:
-                raise ValueError(f"{sum(e[1] for e in live) + size} bytes live at slot "
-                                 f"{b.start}, over the limit {limit}")
-            top = 0
-            for e in live:  # slide every live buffer down, in address order
-                if e[0] != top:
-                    moved += e[1]
-                    e[0] = top
-                top += e[1]
-            compactions += 1
-            off = top
-        offsets[i] = off
-        live.append([off, size, i])
-        live.sort()
-        high = max(high, off + size)
-        peak = max(peak, sum(e[1] for e in live))
-    return Layout(offsets, high, peak, compactions, moved)
-
-
-def _first_fit(live: list[list[int]], size: int, limit: int) -> int | None:
-    off = 0
-    for o, s, _ in live:
-        if o - off >= size:
-            return off
-        off = max(off, o + s)
-    return off if off + size <= limit else None

@@ -19,7 +19,7 @@ tensor it reads or writes, a `RowMap` from a band of units to a band of the tens
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flashswap.model.graph import FUSABLE, Graph, Node, Tensor
 
@@ -61,8 +61,10 @@ class Step:
     weights: tuple[tuple[int, int], ...]  # (weight id, bytes)
     macs: int
     units: int
-    split_weights: bool = False  # True: each tile reads only its share of the weights
+    split_weights: bool = False  # True: units are output features (each tile its share)
     fused: tuple[str, ...] = ()
+    kind: str = "whole"  # how it is tiled: spatial, pad, rowwise, fc, reduce, whole, io
+    nodes: tuple[int, ...] = ()  # graph node indices: the op, then its fused epilogue
 
     @property
     def virtual(self) -> bool:
@@ -86,6 +88,14 @@ class StepGraph:
     weight_names: list[str]
     producer: list[int]  # step index producing each storage tensor
     consumers: list[list[int]]  # step indices reading each storage tensor, ascending
+    canon: dict[str, str]  # view tensor name -> the storage tensor it shares
+    storage: dict[str, int]  # storage tensor name -> id
+
+    def storage_of(self, name: str) -> int:
+        """The storage tensor holding the bytes of graph tensor `name` (a view's too)."""
+        while name in self.canon:
+            name = self.canon[name]
+        return self.storage[name]
 
     def last_use(self, t: int) -> int:
         return self.consumers[t][-1] if self.consumers[t] else self.producer[t]
@@ -120,15 +130,15 @@ class _Builder:
     def _wid(self, name: str) -> int:
         return self.weight_ids.setdefault(name, len(self.weight_ids))
 
-    def _fuse(self) -> list[tuple[int, Node, list[str]]]:
-        """Nodes after fusion, as (node index, node with fused outputs, fused op types)."""
+    def _fuse(self) -> list[tuple[int, Node, list[int]]]:
+        """Nodes after fusion, as (node index, node with fused outputs, fused node indices)."""
         g = self.g
         readers: dict[str, int] = {}
         for n in g.nodes:
             for x in set(n.inputs):
                 readers[x] = readers.get(x, 0) + 1
         outputs = set(g.outputs)
-        merged: list[tuple[int, Node, list[str]]] = []
+        merged: list[tuple[int, Node, list[int]]] = []
         producer_of: dict[str, int] = {}  # tensor -> position in merged
         for i, n in enumerate(g.nodes):
             if n.kind == "alias":
@@ -141,7 +151,7 @@ class _Builder:
                 k, host, fused = merged[j]
                 host = Node(host.name, host.op_type, host.inputs, host.weights + n.weights,
                             n.outputs, host.macs + n.macs, host.attrs)
-                merged[j] = (k, host, [*fused, n.op_type])
+                merged[j] = (k, host, [*fused, i])
                 del producer_of[x]
                 producer_of[n.outputs[0]] = j
                 continue
@@ -158,14 +168,18 @@ class _Builder:
             sid = self._sid(name)
             st = self.tensors[sid]
             steps.append(Step(len(steps), f"input:{name}", "Input", -1, (),
-                              (StepIO(sid, IDENTITY, st.nbytes // st.rows),), (), 0, st.rows))
+                              (StepIO(sid, IDENTITY, st.nbytes // st.rows),), (), 0, st.rows,
+                              kind="io"))
         for node_index, node, fused in merged:
-            steps.append(self._step(len(steps), node_index, node, tuple(fused)))
+            s = self._step(len(steps), node_index, node,
+                           tuple(g.nodes[f].op_type for f in fused))
+            steps.append(replace(s, nodes=(node_index, *fused)))
         for name in dict.fromkeys(self._canon(o) for o in g.outputs):
             sid = self._sid(name)
             st = self.tensors[sid]
             steps.append(Step(len(steps), f"output:{name}", "Output", -1,
-                              (StepIO(sid, IDENTITY, st.nbytes // st.rows),), (), (), 0, st.rows))
+                              (StepIO(sid, IDENTITY, st.nbytes // st.rows),), (), (), 0, st.rows,
+                              kind="io"))
         producer = [-1] * len(self.tensors)
         consumers: list[list[int]] = [[] for _ in self.tensors]
         for s in steps:
@@ -174,7 +188,8 @@ class _Builder:
             for io in s.inputs:
                 consumers[io.tensor].append(s.index)
         weight_names = sorted(self.weight_ids, key=self.weight_ids.__getitem__)
-        return StepGraph(self.tensors, steps, weight_names, producer, consumers)
+        return StepGraph(self.tensors, steps, weight_names, producer, consumers,
+                         dict(self.canon), dict(self.storage))
 
     def _io(self, view: Tensor, rowmap: RowMap | None) -> StepIO:
         """A tensor as this step sees it; a view whose rows differ from its storage's rows
@@ -219,7 +234,7 @@ class _Builder:
             return Step(index, node.name, node.op_type, node_index,
                         tuple(self._io(t, None) for t in ins),
                         (StepIO(sid, IDENTITY, out.nbytes // out.elements),),
-                        tuple(w), node.macs, out.elements, True, fused)
+                        tuple(w), node.macs, out.elements, True, fused, "fc")
         elif kind == "fc":
             units = out.rows
             in_maps = [IDENTITY if t.rows == out.rows else None for t in ins]
@@ -230,12 +245,14 @@ class _Builder:
             return Step(index, node.name, node.op_type, node_index, (src,),
                         tuple(self._io(t, None) for t in outs),
                         tuple((self._wid(x), g.tensors[x].nbytes) for x in node.weights),
-                        node.macs, rows, False, fused)
+                        node.macs, rows, False, fused, "reduce")
         else:
+            kind = "whole"
             units = 1
             in_maps = [None] * len(ins)
             out_maps = [None] * len(outs)
         if len({t.rows for t in outs}) > 1:
+            kind = "whole"
             out_maps = [None] * len(outs)
             in_maps = [None] * len(ins)
             units = 1
@@ -243,7 +260,7 @@ class _Builder:
                     _merge([self._io(t, m) for t, m in zip(ins, in_maps, strict=True)]),
                     tuple(self._io(t, m) for t, m in zip(outs, out_maps, strict=True)),
                     tuple((self._wid(x), g.tensors[x].nbytes) for x in node.weights),
-                    node.macs, units, split, fused)
+                    node.macs, units, split, fused, kind)
 
 
 def _merge(ios: list[StepIO]) -> tuple[StepIO, ...]:

@@ -60,6 +60,12 @@ def touch(io: StepIO, nbytes: int, bounds: np.ndarray, chunk: int) -> Touch:
         b = np.clip((u1 - 1) * rm.stride + rm.offset + rm.extent, 0, rows)
         b = np.maximum(a, b)
         a, b = a * io.unit_bytes, b * io.unit_bytes
+    return touch_bytes(a, b, nbytes, chunk)
+
+
+def touch_bytes(a: np.ndarray, b: np.ndarray, nbytes: int, chunk: int) -> Touch:
+    """`touch` for explicit byte bands [a[k], b[k]) per tile (monotone in k)."""
+    tiles = a.size
     lengths = chunk_lengths(nbytes, chunk)
     live = np.flatnonzero(a < b)  # tiles that touch the tensor at all (padding rows don't)
     if live.size == 0:

@@ -45,6 +45,7 @@ LOST = 0xFFFFFFFF
 
 _IO = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_void_p, C.c_uint32)
 _ERASE = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_uint32)
+_TRACE = C.CFUNCTYPE(None, C.c_void_p, C.c_void_p)  # void (*trace)(void *ctx, const uint8_t[24])
 _P = C.c_void_p
 
 
@@ -235,6 +236,25 @@ class CStore:
         if key is not None:
             self._encrypt(key)
         self.mounted = False
+        self._trace_fn: Any = None
+        self._trace_cb: Any = None  # the ctypes callback must outlive every call that may use it
+
+    # --- the trace hook ---------------------------------------------------------------
+    @property
+    def trace(self) -> Any:
+        """Called after each successful API call with its 24-byte trace record (bytes): the
+        library's own `fsw_config.trace` hook, as the Python model's `Store.trace`."""
+        return self._trace_fn
+
+    @trace.setter
+    def trace(self, fn: Any) -> None:
+        self._trace_fn = fn
+        if fn is None:
+            self._trace_cb = None
+            self.cfg.trace = None
+            return
+        self._trace_cb = _TRACE(lambda _ctx, rec: fn(C.string_at(rec, 24)))
+        self.cfg.trace = C.cast(self._trace_cb, C.c_void_p)
 
     def _encrypt(self, key: bytes) -> None:
         """AES-128-GCM through the Mbed TLS port (firmware/port/aead_mbedtls.c), and a buffer

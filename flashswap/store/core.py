@@ -11,6 +11,8 @@ keep every tie-break and every order of operations here exactly as SPEC.md state
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,9 @@ SEQ_BLOCK = 1024  # record seqs one reservation record claims (§4a "Nonces")
 DEFAULT_WL_THRESHOLD = 12
 MAX_KEYS_CAP = 1024
 MIN_SEGMENTS = 6
+# The trace hook's record (traces/README.md), as the C library's `trace` callback emits it.
+_TRACE_RECORD = struct.Struct("<BBHIIIQ")
+_T_WRITE, _T_READ, _T_TRIM, _T_INVALIDATE, _T_SYNC = 1, 2, 3, 4, 5
 
 
 def index_limit(segment_size: int, tag: int = 0) -> int:
@@ -172,6 +177,13 @@ class Store:
         # MCU internal flash programs whole words only: its driver pads a sync's unit with
         # 0xFF (§6); the model is its own driver.
         self.pad_units = getattr(flash, "kind", "") == "internal"
+        # Optional trace hook: called after each successful API call with its 24-byte trace
+        # record, exactly where the C library calls `fsw_config.trace` (firmware/src/store.c).
+        self.trace: Callable[[bytes], None] | None = None
+
+    def _trace(self, op: int, key: int = 0, length: int = 0, value: int = 0) -> None:
+        if self.trace is not None:
+            self.trace(_TRACE_RECORD.pack(op, 0, 0, key, length, 0, value))
 
     @classmethod
     def _config(cls, flash: Any, segment_size: int | None, max_keys: int | None,
@@ -277,6 +289,7 @@ class Store:
             # Lost chunks keep their entry (they read as corrupt until trimmed): they count.
             raise NoSpaceError(f"index full: {self.max_keys} live chunks")
         self._device_retry(lambda: self._put(key, bytes(data)))
+        self._trace(_T_WRITE, key, size)
 
     def get(self, key: int) -> bytes:
         """The chunk stored under `key`. NotFoundError if none; CorruptError if damaged."""
@@ -289,7 +302,9 @@ class Store:
                 raise CorruptError(f"chunk {key}: the store was damaged and it may have been "
                                    "written there; write it again")
             raise NotFoundError(f"no chunk under key {key}")
-        return self._read_chunk(key, ent[0], ent[1])
+        data = self._read_chunk(key, ent[0], ent[1])
+        self._trace(_T_READ, key, ent[1])
+        return data
 
     def __contains__(self, key: int) -> bool:
         return key in self.index
@@ -304,6 +319,7 @@ class Store:
         if key not in self.index and key not in self.lost:
             return False
         self._device_retry(lambda: self._trim_record(key, key))
+        self._trace(_T_TRIM, key)  # a TRIM_RANGE [key, key] on flash, a TRIM in the trace
         return True
 
     def trim_range(self, first: int, last: int) -> int:
@@ -320,12 +336,14 @@ class Store:
         n += sum(1 for k in self.lost if first <= k <= last)
         if n:
             self._device_retry(lambda: self._trim_record(first, last))
+        self._trace(_T_INVALIDATE, first, 0, last)  # traced even when nothing was dropped
         return n
 
     def sync(self) -> None:
         """Make everything written so far durable (§6)."""
         self._check_mounted()
         self._device_retry(self._sync)
+        self._trace(_T_SYNC)
 
     def idle(self, max_erases: int = 1) -> int:
         """Bounded background work between inferences: static leveling, pre-erase (§8, §10).

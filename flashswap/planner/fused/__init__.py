@@ -1,0 +1,1 @@
+"""Fused patch-based planning: regions, costs and the search (see traces/README.md)."""
