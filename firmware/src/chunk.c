@@ -152,10 +152,10 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
     fs->next_rseq++;
 #ifndef FSW_NO_AEAD
     if (fs->tag) { /* the chunk sealed whole into the buffer, its tag after it (§4a) */
-        rec_init(r, type | F_ENC << 8 | FSW_TAG << 16, key, type == T_DATA ? size + FSW_TAG : size,
-                 seq);
         if (type == T_DATA && !ram)
             size = src->size - FSW_TAG; /* moved: fsw_chunk_read left it open in the buffer */
+        rec_init(r, type | F_ENC << 8 | FSW_TAG << 16, key, type == T_DATA ? size + FSW_TAG : size,
+                 seq);
         err = fsw_aead(fs, 1, r, first, ram ? ram : b, b, type == T_DATA ? size : 0,
                        b + (type == T_DATA ? size : 0));
         if (err)

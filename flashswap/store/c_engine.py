@@ -643,6 +643,7 @@ class CStore:
             "bad_blocks": int(np.count_nonzero(~good)),
             "lost_chunks": int(nkeys - live.sum()),
             "damaged": bool(damaged),
+            "encrypted": self._gcm is not None,
         }
 
 
