@@ -233,6 +233,7 @@ class CStore:
         self._sim = self._make_sim(flash, seg_size)
         lib.fswsim_install(C.byref(cfg), C.byref(self._sim))
         self._gcm: Any = None
+        self._tag = 0 if key is None else 16
         if key is not None:
             self._encrypt(key)
         self.mounted = False
@@ -470,7 +471,7 @@ class CStore:
         """Raises what a failed put of `size` bytes under `key` means (as the model does)."""
         if rc == E_TOOBIG:
             raise ChunkTooLargeError(f"chunk of {size} bytes exceeds the largest chunk "
-                                     f"{self.max_chunk} of this store")
+                                     f"{self.max_chunk - self._tag} of this store")
         if rc == E_NOSPC and key not in self._all_keys() and len(self._entries()) >= \
                 self.max_keys:
             raise NoSpaceError(f"index full: {self.max_keys} live chunks")
@@ -626,7 +627,7 @@ class CStore:
             "prog_size": self.cfg.prog_size,
             "page_once": bool(self.cfg.page_once),
             "max_keys": max_keys,
-            "max_chunk": max_chunk,
+            "max_chunk": max_chunk - self._tag,  # the largest put (a tag follows it)
             "ckpt_interval": ckpt,
             "reserve": reserve,
             "wl_threshold": wl,
