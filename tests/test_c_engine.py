@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import ChunkTooLargeError, FlashswapError, InputError
-from tests.vectors.generate import _load_image, payload
+from tests.vectors.generate import _load_image, payload, vector_key
 
 try:
     from flashswap.store.c_engine import library
@@ -213,9 +213,9 @@ def test_c_engine_reproduces_vector(name: str) -> None:
         for op in v["ops"]:
             what, args = op[0], op[1:]
             if what == "format":
-                store = Store.format(flash, engine="c", **args[0])
+                store = Store.format(flash, engine="c", key=vector_key(v), **args[0])
             elif what == "mount":
-                store = Store.mount(flash, engine="c")
+                store = Store.mount(flash, engine="c", key=vector_key(v))
             elif what == "put":
                 store.put(args[0], payload(args[2], args[1]))
             elif what == "cut_after":
