@@ -397,14 +397,16 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     fs->reserve = (uint8_t)(ref6 >> 24);
     fs->wl_threshold = (uint16_t)ref7;
     fs->epoch = (uint16_t)(ref7 >> 16);
-    if (fs->max_keys > fsw_key_cap(fs))
-        return FSW_ERR_INVAL;
-    fsw_limits(fs);
 #ifndef FSW_NO_AEAD
     /* §4a: an encrypted store needs its key, a plaintext one no key (a plaintext image in
      * place of an encrypted one must not be trusted); checked before anything is replayed */
     if (ref8 != fs->crypt)
         return FSW_ERR_KEY;
+#endif
+    if (fs->max_keys > fsw_key_cap(fs))
+        return FSW_ERR_INVAL;
+    fsw_limits(fs);
+#ifndef FSW_NO_AEAD
     if (fs->tag && cfg->aead_buffer_size < fs->max_chunk + FSW_TAG)
         return FSW_ERR_INVAL;
 #endif
