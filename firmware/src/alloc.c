@@ -166,7 +166,8 @@ static int open_seg(fsw_t *fs, uint32_t cont, int force)
      * flash (the rescue copy holds them) */
     ck = !fs->cold && (force || fs->segs_since_ckpt >= fs->ckpt_interval) &&
          HDR_SIZE + cont + REC_SIZE + ENTRY_SIZE * (fs->nkeys + 1u) +
-                 (TAG(fs) ? TAG(fs) + REC_SIZE : 0) <= SEG_SIZE(fs) && /* tag, reservation */
+                 (TAG(fs) ? TAG(fs) + REC_SIZE + (fs->page_once ? PROG_SIZE(fs) : 0) : 0) <=
+             SEG_SIZE(fs) && /* tag, reservation and its sync (§4a) */
          !fs->rescue_end;
     fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
     fsw_hdr_make(fs, h);

@@ -838,9 +838,10 @@ class Store:
         self.seg_by_seq[seq] = s
         self.cold[s] = self.active_cold
         # Room for one more entry than now: a spilled chunk joins the index before the checkpoint.
-        # An encrypted store's checkpoint carries its tag and follows a reservation (§4a).
+        # An encrypted store's checkpoint carries its tag and follows a reservation (§4a),
+        # whose sync gives up the rest of its unit on a page-once device.
         ckpt_len = (REC_SIZE + self.tag + ENTRY_SIZE * (len(self.index) + len(self.lost) + 1)
-                    + (REC_SIZE if self.tag else 0))
+                    + (REC_SIZE + (g.prog_size if g.page_once else 0) if self.tag else 0))
         due = force_ckpt or self.segs_since_ckpt >= self.ckpt_interval
         # No checkpoint while the chunks of a failed segment move (§12): bytes of some never
         # reached flash.
