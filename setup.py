@@ -16,15 +16,19 @@ LIB = sorted(
     for p in (ROOT / "firmware" / "src").glob("*.c")
     if p.name != "crc32.c"  # the host build takes the table-driven CRC-32 instead
 )
-PORT = ["firmware/port/crc32_host.c", "firmware/port/simport.c", "firmware/port/pymodule.c"]
+PORT = ["firmware/port/crc32_host.c", "firmware/port/simport.c", "firmware/port/pymodule.c",
+        "firmware/port/aead_mbedtls.c"]
+# The AEAD port uses Mbed TLS when its headers are installed (Debian libmbedtls-dev).
+MBEDTLS = Path("/usr/include/mbedtls/gcm.h").exists()
 
 setup(
     ext_modules=[
         Extension(
             "flashswap.store._flashswap_c",
             sources=LIB + PORT,
-            include_dirs=["firmware/include", "firmware/src"],
-            extra_compile_args=["-std=c99", "-O3"],
+            include_dirs=["firmware/include", "firmware/src", "firmware/port"],
+            extra_compile_args=["-std=c99", "-O3"] + ([] if MBEDTLS else ["-DFSW_PORT_NO_MBEDTLS"]),
+            libraries=["mbedcrypto"] if MBEDTLS else [],
             optional=True,
         )
     ]

@@ -77,6 +77,11 @@ class CorruptError(StoreError):
     """The flash does not hold a valid store, or a chunk's data failed its check."""
 
 
+class StoreKeyError(StoreError, InputError):
+    """An encrypted store mounted without its key or with another, or a key given for a store
+    that is not encrypted. Nothing was written; the CLI exits 2."""
+
+
 class ChunkTooLargeError(StoreError):
     """A chunk is larger than the store's largest chunk."""
 

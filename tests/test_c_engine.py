@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flashswap import FlashSim, PowerCut, Store
-from flashswap.errors import ChunkTooLargeError, FlashswapError, InputError
-from tests.vectors.generate import _load_image, payload
+from flashswap.errors import ChunkTooLargeError, FlashswapError, InputError, NoSpaceError
+from tests.vectors.generate import _load_image, payload, vector_key
 
 try:
     from flashswap.store.c_engine import library
@@ -50,6 +50,7 @@ GEOS: dict[str, tuple[str, int, dict[str, int], dict[str, Any]]] = {
 }
 
 KEYS = 10
+TEST_KEY = bytes(range(16))
 
 
 def outcome(fn: Any, *args: Any) -> tuple[str, Any]:
@@ -92,8 +93,10 @@ op_st = st.one_of(
 )
 
 
-def run_differential(geo: str, wear: int | None, seed: int, ops: list[tuple]) -> int:
-    """Runs ops on both engines, checking as it goes; returns the segments retired."""
+def run_differential(geo: str, wear: int | None, seed: int, ops: list[tuple],
+                     key: bytes | None = None) -> int:
+    """Runs ops on both engines, checking as it goes; returns the segments retired. `key`: on
+    encrypted stores (SPEC §4a)."""
     part, cap, fmt, simopts = GEOS[geo]
     kw: dict[str, Any] = {"seed": seed, **simopts}
     if wear:  # per-block endurance drawn around `wear` cycles: blocks fail within a run.
@@ -108,8 +111,9 @@ def run_differential(geo: str, wear: int | None, seed: int, ops: list[tuple]) ->
         for s in sims:
             s.power_cut_after(None)
         if mount:
-            return [outcome(Store.mount, s, e) for s, e in zip(sims, engines, strict=True)]
-        return [outcome(lambda s, e: Store.format(s, engine=e, **fmt), s, e)
+            return [outcome(lambda s, e: Store.mount(s, engine=e, key=key), s, e)
+                    for s, e in zip(sims, engines, strict=True)]
+        return [outcome(lambda s, e: Store.format(s, engine=e, key=key, **fmt), s, e)
                 for s, e in zip(sims, engines, strict=True)]
 
     r = fresh(mount=False)
@@ -120,7 +124,7 @@ def run_differential(geo: str, wear: int | None, seed: int, ops: list[tuple]) ->
     py, c = r[0][1], r[1][1]
     same_flash(*sims, "format")
     same_state(py, c, "format")
-    maxn = min(py.max_chunk, 3 * fmt.get("segment_size", sims[0].erase_size))
+    maxn = min(py.stat()["max_chunk"], 3 * fmt.get("segment_size", sims[0].erase_size))
     for i, op in enumerate(ops):
         where = f"{geo} op {i} {op}"
         name = op[0]
@@ -180,6 +184,15 @@ def test_c_engine_matches_model(geo: str, wear: int | None, seed: int,
     run_differential(geo, wear, seed, ops)
 
 
+@settings(max_examples=200,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(*differential_args)
+def test_c_engine_matches_model_encrypted(geo: str, wear: int | None, seed: int,
+                                          ops: list[tuple]) -> None:
+    """The same on stores formatted with a key: identical images, every seal included."""
+    run_differential(geo, wear, seed, ops, key=TEST_KEY)
+
+
 @pytest.mark.slow
 @settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow,
                                                     HealthCheck.data_too_large])
@@ -200,9 +213,9 @@ def test_c_engine_reproduces_vector(name: str) -> None:
         for op in v["ops"]:
             what, args = op[0], op[1:]
             if what == "format":
-                store = Store.format(flash, engine="c", **args[0])
+                store = Store.format(flash, engine="c", key=vector_key(v), **args[0])
             elif what == "mount":
-                store = Store.mount(flash, engine="c")
+                store = Store.mount(flash, engine="c", key=vector_key(v))
             elif what == "put":
                 store.put(args[0], payload(args[2], args[1]))
             elif what == "cut_after":
@@ -465,15 +478,32 @@ def test_mutated_images_get_one_answer_from_both_engines(geo: str, seed: int,
     """A store's image, damaged (bit flips, random bytes, program units read erased or
     zeroed): both engines mount it with the same result, read every key the same way (value,
     corrupt or absent), and write the same bytes after it."""
+    _mutated(geo, seed, kinds, None)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.sampled_from(sorted(MUTATED)), st.integers(0, 2**16),
+       st.lists(st.sampled_from(["bit", "bytes", "erase", "zero"]), min_size=1, max_size=3))
+def test_mutated_encrypted_images_get_one_answer_from_both_engines(
+        geo: str, seed: int, kinds: list[str]) -> None:
+    """The same on encrypted stores (SPEC §4a)."""
+    _mutated(geo, seed, kinds, TEST_KEY)
+
+
+def _mutated(geo: str, seed: int, kinds: list[str], key: bytes | None) -> None:
     part, cap, fmt, simopts = MUTATED[geo]
     rng = random.Random(seed)
     src = FlashSim.from_part(part, capacity=cap, seed=seed, **simopts)
-    store = Store.format(src, **fmt)
+    store = Store.format(src, key=key, **fmt)
     for _ in range(rng.randint(5, 60)):
         k = rng.randrange(KEYS)
         if rng.random() < 0.8:
-            store.put(k, rng.randbytes(rng.choice([rng.randint(1, 200),
-                                                   rng.randint(200, 6000)])))
+            data = rng.randbytes(rng.choice([rng.randint(1, 200), rng.randint(200, 6000)]))
+            try:
+                store.put(k, data)
+            except NoSpaceError:  # an encrypted store keeps a larger reserve: refused, no harm
+                pass
         else:
             store.trim(k)
         if rng.random() < 0.2:
@@ -483,7 +513,8 @@ def test_mutated_images_get_one_answer_from_both_engines(geo: str, seed: int,
     for kind in kinds:
         _mutate(img, rng, kind, src.page_size)
     sims = _both(part, cap, bytes(img))
-    r = [outcome(Store.mount, s, e) for s, e in zip(sims, ("python", "c"), strict=True)]
+    r = [outcome(lambda s, e: Store.mount(s, engine=e, key=key), s, e)
+         for s, e in zip(sims, ("python", "c"), strict=True)]
     assert (r[0][0], r[0][0] == "ok" or r[0][1]) == (r[1][0], r[1][0] == "ok" or r[1][1]), r
     if r[0][0] != "ok":
         return

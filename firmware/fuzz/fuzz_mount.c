@@ -1,6 +1,7 @@
 /* libFuzzer target: mount an arbitrary flash image and read every key, then write a little.
  * The first input byte picks the geometry (NOR with 512 B or 4 KiB segments, NAND with 16 KiB
- * blocks); the rest is the image (then, on NAND, the spare bytes), padded with 0xFF (erased).
+ * blocks: byte % 3) and whether the store is mounted with a fixed AES-128 key (byte / 3 odd:
+ * an encrypted store, SPEC.md §4a, through the Mbed TLS port); the rest is the image (then, on NAND, the spare bytes), padded with 0xFF (erased).
  * Mount must fail cleanly or succeed, and whatever it accepted must be readable and writable
  * without a crash. (A flash rule break is not a crash here: an image can claim a segment is
  * erased - its header reads 0xFF - while its body is not; the RAM flash then refuses the
@@ -9,8 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aead_mbedtls.h"
 #include "flashswap.h"
 #include "ramflash.h"
+
+static const uint8_t KEY[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static uint64_t gcm_ctx[256];
+static uint8_t aead_buf[64 * 1024 + 16];
 
 static const struct {
     uint32_t size, block, page, spare;
@@ -31,10 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
     struct ramflash rf;
     struct fsw_config cfg;
     fsw_t fs;
-    uint32_t i, got, g;
+    uint32_t i, got, g, enc;
     if (n < 1)
         return 0;
     g = in[0] % 3;
+    enc = in[0] / 3 & 1;
     in++;
     n--;
     if (ramflash_init(&rf, arena, geos[g].size, geos[g].block, geos[g].page, geos[g].spare,
@@ -54,8 +61,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
     cfg.index = index_buf;
     cfg.segs = segs_buf;
     cfg.max_keys = (uint16_t)FSW_DEFAULT_MAX_KEYS(cfg.segment_size);
-    if (fsw_mount(&fs, &cfg))
+    if (enc) {
+        if (fsw_mbedtls_install(&cfg, gcm_ctx, KEY))
+            abort();
+        cfg.aead_buffer = aead_buf;
+        cfg.aead_buffer_size = sizeof aead_buf;
+    }
+    if (fsw_mount(&fs, &cfg)) {
+        if (enc)
+            fsw_mbedtls_free(gcm_ctx);
         return 0;
+    }
     for (i = 0; i < fs.nkeys; i++)
         (void)fsw_get(&fs, index_buf[i].key, data, sizeof data, &got);
     memset(data, 0x5A, sizeof data);
@@ -67,5 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
     if (!fsw_mount(&fs, &cfg))
         for (i = 0; i < fs.nkeys; i++)
             (void)fsw_get(&fs, index_buf[i].key, data, sizeof data, &got);
+    if (enc)
+        fsw_mbedtls_free(gcm_ctx);
     return 0;
 }

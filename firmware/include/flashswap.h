@@ -28,6 +28,8 @@ enum fsw_error {
     FSW_ERR_NOENT = -2,    /* no chunk under this key */
     FSW_ERR_TOOBIG = -27,  /* chunk larger than max_chunk, or than the caller's buffer */
     FSW_ERR_INVAL = -22,   /* bad argument or configuration, or store not mounted */
+    FSW_ERR_KEY = -126,    /* mount: an encrypted store without a key or with another key, or a
+                            * key for a plaintext store (SPEC §4a); nothing was written */
     FSW_ERR_WORN = -71     /* returned BY A PORT from prog/erase: this block failed, retire it */
 };
 
@@ -89,6 +91,25 @@ struct fsw_config {
      * value u64, little-endian. time_us is 0 (the library has no clock). */
     void (*trace)(void *ctx, const uint8_t rec[24]);
     void *trace_ctx;
+
+#ifndef FSW_NO_AEAD
+    /* Optional authenticated encryption (SPEC.md §4a, AES-128-GCM): with both callbacks set,
+     * format makes an encrypted store and mount requires one sealed under the same key. The
+     * library has no cryptographic code: a port plugs in hardware AES, PSA Crypto or Mbed TLS
+     * (port/aead_mbedtls.c). nonce: 12 bytes; ad: ad_len bytes; in and out may be the same.
+     * seal: out = ciphertext of the len bytes at in, tag = its 16-byte tag; returns 0.
+     * open: out = the plaintext and 0 if tag verifies, else nonzero (out undefined). */
+    int (*aead_seal)(void *ctx, const uint8_t *nonce, const uint8_t *ad, uint32_t ad_len,
+                     const uint8_t *in, uint8_t *out, uint32_t len, uint8_t *tag);
+    int (*aead_open)(void *ctx, const uint8_t *nonce, const uint8_t *ad, uint32_t ad_len,
+                     const uint8_t *in, uint8_t *out, uint32_t len, const uint8_t *tag);
+    void *aead_ctx;
+    /* A chunk is sealed and opened whole, so an encrypted store needs a buffer as large as
+     * its largest stored chunk (max_chunk of SPEC §11, the tag included) and 16 bytes more
+     * (a checkpoint's tag while a moved chunk lies open). */
+    void *aead_buffer;
+    uint32_t aead_buffer_size;
+#endif
 };
 
 /* The largest index a segment can checkpoint (SPEC.md §7), capped at 1024 as the format
@@ -129,6 +150,11 @@ typedef struct fsw {
     uint8_t torn;     /* bit per log (hot 0, cold 1): its next segment carries HF_TEAR */
     uint8_t done;     /* the put being run has its chunk indexed (only a checkpoint follows) */
     uint16_t epoch;   /* the store's identity (SPEC §3) */
+#ifndef FSW_NO_AEAD
+    uint8_t tag;      /* tag_len of the store's records: 16 encrypted, 0 plaintext */
+    uint32_t crypt;   /* header bytes 32..35: suite and key check value (0xFFFFFFFF: none) */
+    uint64_t limit;   /* sealed records take seqs below it: a durable reservation (§4a) */
+#endif
 } fsw_t;
 
 struct fsw_stat {

@@ -315,3 +315,19 @@ void fswsim_info(const fsw_t *fs, uint32_t out[9])
     out[7] = fs->mounted;
     out[8] = fs->damaged;
 }
+
+/* bench/aead_throughput.py: reps seals (seal != 0) or opens of len bytes through c's AEAD
+ * callbacks, timed by the caller around this one call: a seal reads buf and writes out and the
+ * tag (out + len, 16 bytes); an open reads what one seal left in out and writes buf. The nonce
+ * and associated data are fixed: a benchmark, never a store. 0, or the first callback error. */
+int fswsim_aead_loop(const struct fsw_config *c, int seal, uint8_t *buf, uint8_t *out,
+                     uint32_t len, uint32_t reps)
+{
+    static const uint8_t nonce[12] = {1}, ad[28] = {2};
+    uint32_t i;
+    int err = seal ? 0 : c->aead_seal(c->aead_ctx, nonce, ad, sizeof ad, buf, out, len, out + len);
+    for (i = 0; i < reps && !err; i++)
+        err = seal ? c->aead_seal(c->aead_ctx, nonce, ad, sizeof ad, buf, out, len, out + len)
+                   : c->aead_open(c->aead_ctx, nonce, ad, sizeof ad, out, buf, len, out + len);
+    return err;
+}

@@ -130,7 +130,11 @@ void fsw_hdr_make(const fsw_t *fs, uint32_t *h)
     h[5] = fs->nseg;
     h[6] = fs->max_keys | (uint32_t)fs->ckpt_interval << 16 | (uint32_t)fs->reserve << 24;
     h[7] = fs->wl_threshold | (uint32_t)fs->epoch << 16;
+#ifdef FSW_NO_AEAD
     h[8] = NONE;
+#else
+    h[8] = fs->crypt;
+#endif
 }
 
 /* §8: opens a segment for the active head and puts its header in the buffer. A hot segment is
@@ -161,7 +165,9 @@ static int open_seg(fsw_t *fs, uint32_t cont, int force)
     /* no checkpoint while the chunks of a failed segment move: bytes of some never reached
      * flash (the rescue copy holds them) */
     ck = !fs->cold && (force || fs->segs_since_ckpt >= fs->ckpt_interval) &&
-         HDR_SIZE + cont + REC_SIZE + ENTRY_SIZE * (fs->nkeys + 1u) <= SEG_SIZE(fs) &&
+         HDR_SIZE + cont + REC_SIZE + ENTRY_SIZE * (fs->nkeys + 1u) +
+                 (TAG(fs) ? TAG(fs) + REC_SIZE + (fs->page_once ? PROG_SIZE(fs) : 0) : 0) <=
+             SEG_SIZE(fs) && /* tag, reservation and its sync (§4a) */
          !fs->rescue_end;
     fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
     fsw_hdr_make(fs, h);
@@ -237,7 +243,7 @@ static int relocate(fsw_t *fs, uint32_t s)
         /* the entry stays put until the copy is complete (fsw_chunk_write sets it last) */
         const struct fsw_index_entry *e = fs->cfg->index + i;
         err = fsw_chunk_read(fs, e, NULL);
-        if (err == FSW_ERR_CORRUPT)
+        if (IS_CORRUPT(err))
             err = fsw_idx_set(fs, e->key, LOST, 0);
         else if (!err)
             err = fsw_chunk_write(fs, T_DATA, e->key, e->size, NULL, e);

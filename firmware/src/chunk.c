@@ -29,13 +29,21 @@ int fsw_frag_next(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_f
 }
 
 /* Reads chunk e into dst, or only verifies it (dst NULL): every fragment must be an intact DATA
- * record of this key and size, at its offset, all with the first one's seq. */
+ * record of this key and size, at its offset, all with the first one's seq. In an encrypted
+ * store the chunk is read into the AEAD buffer and opened into dst (into the buffer itself when
+ * dst is NULL: relocation seals it again from there); a tag that fails is FSW_FORGED. */
 int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst)
 {
     struct fsw_frag f;
     uint32_t r[8], plen, crc;
     uint64_t seq = 0;
     int k;
+#ifndef FSW_NO_AEAD
+    uint32_t h0[6];
+    uint8_t *out = dst;
+    if (fs->tag)
+        dst = fs->cfg->aead_buffer;
+#endif
     if (e->addr == LOST)
         return FSW_ERR_CORRUPT;
     fsw_frag_first(fs, e, &f);
@@ -52,10 +60,19 @@ int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst)
             return k;
         if (!f.off)
             seq = R_SEQ(r);
+#ifndef FSW_NO_AEAD
+        if (!f.off)
+            memcpy(h0, r, sizeof h0);
+#endif
         if (k || R_TYPE(r) != T_DATA || r[1] != e->key || r[2] != e->size || r[3] != f.off ||
             plen != f.len || crc != r[6] || R_SEQ(r) != seq)
             return FSW_ERR_CORRUPT;
     } while ((k = fsw_frag_next(fs, e, &f)) > 0);
+#ifndef FSW_NO_AEAD
+    if (!k && fs->tag)
+        return fsw_aead(fs, 0, h0, e->addr, dst, out ? out : dst, e->size - FSW_TAG,
+                        dst + e->size - FSW_TAG);
+#endif
     return k ? FSW_ERR_CORRUPT : 0;
 }
 
@@ -108,13 +125,46 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
 {
     uint32_t r[8], first, room, n, off = 0, len = type == T_DATA ? size : 0;
     uint64_t seq;
+    int ck = 0, err;
+#ifdef FSW_NO_AEAD
+#define OWN ram
     /* a TRIM or TRIM_RANGE that needs a segment opens a checkpoint segment (OPEN_FORCE, §10) */
-    int ck = 0, err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, type != T_DATA) : 0;
+    err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, type != T_DATA) : 0;
+#else
+    /* an encrypted trim is never split: 48 bytes; a reservation (§4a) may use up the room */
+    int i, own = ram != 0;
+    uint8_t *b = fs->cfg->aead_buffer;
+#define OWN own
+    for (i = err = 0; i < 2 && !err; i++) {
+        err = fsw_room(fs) < (type == T_DATA ? MIN_ROOM : REC_SIZE + fs->tag + !fs->tag)
+                  ? fsw_next(fs, 0, type != T_DATA)
+                  : 0;
+        err = err ? err : fsw_reserve(fs, 0, r);
+        if (err <= 0)
+            break;
+        err = 0;
+    }
+#endif
     first = fs->wp;
     seq = fs->next_rseq;
     if (err)
         return err;
     fs->next_rseq++;
+#ifndef FSW_NO_AEAD
+    if (fs->tag) { /* the chunk sealed whole into the buffer, its tag after it (§4a) */
+        if (type == T_DATA && !ram)
+            size = src->size - FSW_TAG; /* moved: fsw_chunk_read left it open in the buffer */
+        rec_init(r, type | F_ENC << 8 | FSW_TAG << 16, key, type == T_DATA ? size + FSW_TAG : size,
+                 seq);
+        err = fsw_aead(fs, 1, r, first, ram ? ram : b, b, type == T_DATA ? size : 0,
+                       b + (type == T_DATA ? size : 0));
+        if (err)
+            return err;
+        ram = b;
+        src = 0;
+        len = type == T_DATA ? (size += FSW_TAG) : FSW_TAG;
+    }
+#endif
     do {
         room = fsw_room(fs);
         if (room < MIN_ROOM) {
@@ -124,7 +174,8 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
             room = fsw_room(fs);
         }
         n = len - off < room - REC_SIZE ? len - off : room - REC_SIZE;
-        rec_init(r, type | (uint32_t)((off + n < len ? F_MORE : 0) | (off ? F_CONT : 0)) << 8,
+        rec_init(r, type | (uint32_t)((off + n < len ? F_MORE : 0) | (off ? F_CONT : 0)) << 8 |
+                        TAG(fs) << 16 | (TAG(fs) ? F_ENC << 8 : 0),
                  key, size, seq);
         r[3] = off;
         err = feed(fs, ram, src, off, n, r + 6);
@@ -137,8 +188,9 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
     if (err || type != T_DATA)
         return err;
     err = fsw_idx_set(fs, key, first, size);
-    if (ram) /* a put's own chunk, not a move: only the checkpoint is left */
+    if (OWN) /* a put's own chunk, not a move: only the checkpoint is left */
         fs->done = 1;
+#undef OWN
     return err || ck <= 0 ? err : fsw_ckpt_write(fs);
 }
 
@@ -152,13 +204,46 @@ int fsw_ckpt_write(fsw_t *fs)
     uint32_t from = fs->park == NONE ? own : SEGS(fs)[fs->park].seq;
     uint32_t *x = (uint32_t *)fs->cfg->index; /* the payload: the index in flash byte order */
     int err;
-    rec_init(r, T_CKPT | (uint32_t)fs->damaged << 11, fs->nkeys, n, fs->next_rseq++);
+#ifndef FSW_NO_AEAD
+    /* the tag goes after the largest chunk in the AEAD buffer: a chunk being moved may lie
+     * open there (relocation opens a checkpoint segment) */
+    uint8_t *tag = (uint8_t *)fs->cfg->aead_buffer + fs->max_chunk;
+    uint32_t at;
+    err = fsw_reserve(fs, 1, r); /* each checkpoint follows a reservation (§4a) */
+    if (err < 0)
+        return err;
+    err = 0;
+    at = fs->wp;
+#endif
+    rec_init(r, T_CKPT | (uint32_t)fs->damaged << 11 | TAG(fs) << 16 | (TAG(fs) ? F_ENC << 8 : 0),
+             fs->nkeys, n + TAG(fs), fs->next_rseq++);
     r[3] = from;
     fsw_le(x, n / 4);
+#ifndef FSW_NO_AEAD
+    /* sealed in place, and opened again once on flash: the index stays the caller's RAM */
+    if (fs->tag)
+        err = fsw_aead(fs, 1, r, at, (uint8_t *)x, (uint8_t *)x, n, tag);
+#endif
     r[6] = fsw_crc32(0, x, n);
+#ifdef FSW_NO_AEAD
     err = fsw_rec_put(fs, r);
+#else
+    if (fs->tag)
+        r[6] = fsw_crc32(r[6], tag, FSW_TAG);
+    if (!err)
+        err = fsw_rec_put(fs, r);
+#endif
     if (!err)
         err = fsw_append(fs, x, n);
+#ifndef FSW_NO_AEAD
+    if (fs->tag) {
+        if (!err)
+            err = fsw_append(fs, tag, FSW_TAG);
+        fsw_le(r, 8); /* back to host order: the same nonce and associated data */
+        if (fsw_aead(fs, 0, r, at, (uint8_t *)x, (uint8_t *)x, n, tag))
+            err = err ? err : FSW_ERR_IO;
+    }
+#endif
     fsw_le(x, n / 4);
     if (!err)
         err = fsw_log_sync(fs);

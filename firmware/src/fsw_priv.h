@@ -14,8 +14,25 @@
 #define LOST 0xFFFFFFFFu /* index address of a chunk lost to a block failure (§12) */
 
 enum { ST_ERASED, ST_FREE, ST_LOG, ST_BAD };
-enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT }; /* type 2 (a version-1 TRIM) is unused */
-enum { F_MORE = 1, F_CONT = 2, F_DAMAGED = 8 };
+enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT, T_RESERVE }; /* type 2 (version 1's TRIM) unused */
+enum { F_MORE = 1, F_CONT = 2, F_ENC = 4, F_DAMAGED = 8 };
+#define FSW_FORGED (-1000) /* internal: an intact record whose tag fails (§4a) */
+/* Encryption (§4a): TAG(fs) is the store's tag_len, a constant 0 when compiled out. */
+#ifdef FSW_NO_AEAD
+#define TAG(fs) 0u
+#define IS_RESERVE(t) 0
+#define IS_CORRUPT(e) ((e) == FSW_ERR_CORRUPT)
+#else
+#define IS_RESERVE(t) ((t) == T_RESERVE)
+#define IS_CORRUPT(e) ((e) == FSW_ERR_CORRUPT || (e) == FSW_FORGED)
+#define TAG(fs) ((uint32_t)(fs)->tag)
+#define FSW_TAG 16u
+#define SEQ_BLOCK 1024u    /* seqs one RESERVE record claims */
+int fsw_reserve(fsw_t *fs, int always, uint32_t *r);
+int fsw_aead_setup(fsw_t *fs);
+int fsw_aead(fsw_t *fs, int seal, const uint32_t *r, uint32_t addr, const uint8_t *in, uint8_t *out,
+             uint32_t len, uint8_t *tag);
+#endif
 enum { HF_PAGE_ONCE = 1, HF_COLD = 2, HF_TEAR = 4 };
 #define NOISE 4u /* an unreadable region with fewer non-0xFF bytes is stray bits (§6) */
 /* Operations run through the retry loop in store.c: the trace's op codes (traces/README.md),

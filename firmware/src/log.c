@@ -202,10 +202,27 @@ int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen)
     t = R_TYPE(r);
     fl = R_FLAGS(r);
     *plen = t == T_CKPT ? r[2] : 0;
+#ifdef FSW_NO_AEAD
     if (bad || r[0] >> 16 || t < T_DATA || t > T_CKPT || t == 2)
         return 0;
     if (t == T_CKPT)
         return !(fl & ~F_DAMAGED) && !(r[2] % ENTRY_SIZE) && r[2] <= room;
+#else
+    /* an encrypted store's records all carry ENC and a 16-byte tag, a plaintext one's none;
+     * RESERVE (header only) exists in encrypted stores only (§4a) */
+    if (bad || r[0] >> 16 != fs->tag || !(fl & F_ENC) != !fs->tag || t < T_DATA ||
+        t > T_CKPT + !!fs->tag || t == 2)
+        return 0;
+    fl &= ~F_ENC;
+    if (t == T_CKPT)
+        return !(fl & ~F_DAMAGED) && r[2] >= fs->tag && !((r[2] - fs->tag) % ENTRY_SIZE) &&
+               r[2] <= room;
+    if (t == T_RESERVE)
+        return !fl && !r[2] && !r[3];
+    *plen = t == T_TRIM_RANGE ? fs->tag : 0;
+    if (*plen > room)
+        return 0;
+#endif
     if (fl > (F_MORE | F_CONT))
         return 0;
     if (t != T_DATA)

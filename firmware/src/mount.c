@@ -162,25 +162,53 @@ static int ckpt_of(fsw_t *fs, uint32_t s, struct cursor *c)
     uint64_t m = 0;
     int i, err;
     start(fs, c, s);
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < 2 + !!TAG(fs); i++) { /* encrypted: a RESERVE before it (§4a) */
         err = step(fs, c, &m, 1);
         if (err || !c->k || c->dmg)
             return err;
         if (R_TYPE(c->r) == T_CKPT)
             return 1;
-        if (!R_IS_CONT(c->r))
+        if (!R_IS_CONT(c->r) && !IS_RESERVE(R_TYPE(c->r)))
             return 0;
     }
     return 0;
 }
 
+#ifndef FSW_NO_AEAD
+/* Encrypted store (§4a): 0 when the intact record c is on verifies under the key, FSW_FORGED
+ * when its tag fails, or < 0. A checkpoint is left open in the AEAD buffer (load_ckpt takes
+ * it from there); a chunk that is not complete is no concern here (FSW_ERR_CORRUPT). */
+static int authentic(fsw_t *fs, const struct cursor *c)
+{
+    uint8_t *b = fs->cfg->aead_buffer;
+    uint32_t t = R_TYPE(c->r), n = c->plen - FSW_TAG;
+    struct fsw_index_entry d;
+    int err;
+    if (t == T_RESERVE)
+        return 0;
+    if (t == T_DATA) {
+        d.key = c->r[1];
+        d.addr = c->p;
+        d.size = c->r[2];
+        return fsw_chunk_read(fs, &d, NULL);
+    }
+    err = fsw_read(fs, c->p + REC_SIZE, b, c->plen);
+    return err ? err : fsw_aead(fs, 0, c->r, c->p, b, b, n, b + n);
+}
+#endif
+
 static int load_ckpt(fsw_t *fs, const struct cursor *c)
 {
     uint32_t b[3], i;
-    int err = c->r[1] > c->r[2] / ENTRY_SIZE ? FSW_ERR_CORRUPT : 0;
+    int err = c->r[1] > (c->r[2] - TAG(fs)) / ENTRY_SIZE ? FSW_ERR_CORRUPT : 0;
     fs->nkeys = 0;
     fs->damaged = R_FLAGS(c->r) >> 3 & 1; /* F_DAMAGED */
     for (i = 0; i < c->r[1] && !err; i++) {
+#ifndef FSW_NO_AEAD
+        if (fs->tag) /* opened by authentic() */
+            memcpy(b, (uint8_t *)fs->cfg->aead_buffer + i * ENTRY_SIZE, ENTRY_SIZE);
+        else
+#endif
         err = fsw_read(fs, c->p + REC_SIZE + i * ENTRY_SIZE, b, ENTRY_SIZE);
         fsw_le(b, 3);
         if (!err)
@@ -225,8 +253,14 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
 {
     struct fsw_index_entry *e;
     uint64_t base = *maxr = R_SEQ(cur->r);
-    int i, err;
+    int i, err = 0, forged = 0;
     fs->replay_cold = cur->r[3];
+#ifndef FSW_NO_AEAD
+    /* a forged start cannot be fallen back from: an older one would serve older data */
+    if (fs->tag && (err = authentic(fs, cur)) == FSW_FORGED)
+        err = FSW_ERR_CORRUPT;
+    if (!err)
+#endif
     err = load_ckpt(fs, cur);
     for (i = 0; i < 2 && !err; i++) {
         start(fs, cur + i, fsw_seq_find(fs, PICK_SEQ | i, i ? fs->replay_cold : fs->replay_seq));
@@ -235,7 +269,19 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
     while (!err && (cur[0].k || cur[1].k)) {
         struct cursor *c = cur + (!cur[0].k || (cur[1].k && R_SEQ(cur[1].r) < R_SEQ(cur[0].r)));
         uint32_t t = R_TYPE(c->r);
-        if (R_SEQ(c->r) > base) {
+        int v = 0;
+#ifndef FSW_NO_AEAD
+        /* every intact record of the window is checked, those the checkpoint covers too; a
+         * forged one's seq is the forger's: it damages the whole replay (§4a) */
+        if (fs->tag && c->k == 1 && t != T_RESERVE) {
+            v = authentic(fs, c);
+            forged |= v == FSW_FORGED;
+            if (v == FSW_FORGED || (v && v != FSW_ERR_CORRUPT))
+                t = T_RESERVE; /* skipped */
+            err = v == FSW_FORGED || v == FSW_ERR_CORRUPT ? 0 : v;
+        }
+#endif
+        if (!err && R_SEQ(c->r) > base && !IS_RESERVE(t)) {
             if (c->dmg)
                 wildcard(fs);
             if (t == T_TRIM_RANGE) {
@@ -249,7 +295,7 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
                 d.key = c->r[1];
                 d.addr = c->p;
                 d.size = c->r[2];
-                err = fsw_chunk_read(fs, &d, NULL);
+                err = TAG(fs) ? v : fsw_chunk_read(fs, &d, NULL);
                 err = err == FSW_ERR_CORRUPT ? 0 : err ? err : fsw_idx_set(fs, d.key, d.addr, d.size);
             }
         }
@@ -257,7 +303,7 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
         if (!err)
             err = step(fs, c, maxr, 0);
     }
-    i = missing(fs, base, cur->r, maxc) | cur[0].dmg | cur[1].dmg; /* damage at the end */
+    i = missing(fs, base, cur->r, maxc) | cur[0].dmg | cur[1].dmg | forged; /* damage at end */
     fs->damaged |= (uint8_t)i;
     fs->mounted = 1;
     for (e = fs->cfg->index; !err && e < fs->cfg->index + fs->nkeys; e++) {
@@ -300,7 +346,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
         struct cursor cur[2];
     } u;
     uint32_t *h = u.h, geo, s, t, found = 0, maxs = 0, maxc = 0, ck = NONE, below = NONE;
-    uint32_t ref6 = 0, ref7 = 0;
+    uint32_t ref6 = 0, ref7 = 0, ref8 = 0;
     uint64_t maxr = 0;
     int err = fsw_setup(fs, cfg), k, ours;
     if (err)
@@ -321,6 +367,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
             found = 1;
             ref6 = h[6];
             ref7 = h[7];
+            ref8 = h[8];
             maxs = maxc = 0;
             for (t = 0; t < s; t++)
                 if (g[t].state == ST_LOG) {
@@ -328,6 +375,11 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
                     g[t].seq = 0;
                 }
         }
+#ifdef FSW_NO_AEAD
+        (void)ref8;
+#else
+        ours &= h[8] == ref8; /* suite and key check value too (§3) */
+#endif
         if (ours && h[6] == ref6 && h[7] == ref7) {
             g[s].state = ST_LOG;
             g[s].cold = h[1] >> 25 & 1; /* HF_COLD */
@@ -346,9 +398,19 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     fs->reserve = (uint8_t)(ref6 >> 24);
     fs->wl_threshold = (uint16_t)ref7;
     fs->epoch = (uint16_t)(ref7 >> 16);
+#ifndef FSW_NO_AEAD
+    /* §4a: an encrypted store needs its key, a plaintext one no key (a plaintext image in
+     * place of an encrypted one must not be trusted); checked before anything is replayed */
+    if (ref8 != fs->crypt)
+        return FSW_ERR_KEY;
+#endif
     if (fs->max_keys > fsw_key_cap(fs))
         return FSW_ERR_INVAL;
     fsw_limits(fs);
+#ifndef FSW_NO_AEAD
+    if (fs->tag && cfg->aead_buffer_size < fs->max_chunk + FSW_TAG)
+        return FSW_ERR_INVAL;
+#endif
     /* Step 4: the newest hot segment that opens with an intact checkpoint; an interrupted one
      * falls back to the one before. Hot segments are tried newest first, so mount parses about
      * ckpt_interval segments' first records more. */

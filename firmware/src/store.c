@@ -21,6 +21,10 @@ int fsw_setup(fsw_t *fs, const struct fsw_config *c)
     fs->prog_shift = (uint8_t)ps;
     fs->page_once = c->page_once != 0;
     fs->open = fs->park = NONE;
+#ifndef FSW_NO_AEAD
+    if (fsw_aead_setup(fs))
+        return FSW_ERR_IO;
+#endif
     return c->segment_size != 1u << ss || c->prog_size != 1u << ps || ss < 9 || ss > 24 ||
                    ss - ps < 3 || fs->nseg < 6 || !c->read || !c->prog || !c->erase ||
                    !c->prog_buffer || !c->index || !c->segs
@@ -39,7 +43,7 @@ void fsw_limits(fsw_t *fs)
 /* The largest index a checkpoint segment holds (§7, §11). */
 static uint32_t key_limit(const fsw_t *fs)
 {
-    return (SEG_SIZE(fs) / 2 - HDR_SIZE - REC_SIZE) / ENTRY_SIZE;
+    return (SEG_SIZE(fs) / 2 - HDR_SIZE - REC_SIZE - TAG(fs)) / ENTRY_SIZE;
 }
 
 /* The index the config provides: max_keys, or by default key_limit capped at 1024. */
@@ -61,7 +65,11 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
     /* default reserve: the trim records that delete every chunk, each segment opened for them
      * a checkpoint segment (which max_keys leaves at least half empty), plus one (§10; 2 at
      * least), at most what the device leaves (below 2, the checks refuse it) */
-    t = (SEG_SIZE(fs) - HDR_SIZE - REC_SIZE - 1 - ENTRY_SIZE * fs->max_keys) / REC_SIZE;
+    /* (encrypted: records carry a tag, and two reservations per segment are counted, each
+     * with the rest of its program unit, §4a) */
+    t = (SEG_SIZE(fs) - HDR_SIZE - REC_SIZE - TAG(fs) - 1 - ENTRY_SIZE * fs->max_keys -
+         (TAG(fs) ? 2 * (REC_SIZE + PROG_SIZE(fs)) : 0)) /
+        (REC_SIZE + TAG(fs));
     t = 1 + (fs->max_keys + t - 1) / t;
     n = fs->nseg - fs->ckpt_interval - 3;
     fs->reserve = cfg->reserve ? cfg->reserve : (uint8_t)(t < n ? t : n);
@@ -70,6 +78,10 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
         fs->reserve + fs->ckpt_interval + 3u > fs->nseg)
         return FSW_ERR_INVAL;
     fsw_limits(fs);
+#ifndef FSW_NO_AEAD
+    if (fs->tag && fs->cfg->aead_buffer_size < fs->max_chunk + FSW_TAG)
+        return FSW_ERR_INVAL;
+#endif
     /* a valid header of any store keeps its erase count and raises the new store's epoch */
     for (s = 0; s < fs->nseg; s++) {
         err = fsw_hdr_read(fs, s, h); /* sets the erase count of a valid header */
@@ -105,7 +117,7 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
     /* a trim never collects garbage: a segment it needs is one of those kept (§10) */
     err = op == OP_PUT ? fsw_static_wl(fs) : 0;
     if (err >= 0 && op == OP_PUT)
-        err = fsw_make_room(fs, b + REC_SIZE * (2 + b / DATA_CAP(fs)));
+        err = fsw_make_room(fs, b + TAG(fs) + REC_SIZE * (2 + (b + TAG(fs)) / DATA_CAP(fs)));
     if (!err)
         err = fsw_use(fs, 0);
     if (!err) /* a trim is a TRIM_RANGE record [a, b], without payload: any pointer will do */
@@ -163,7 +175,7 @@ int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
 {
     if (!fs->mounted || key == NONE || !size || !data)
         return FSW_ERR_INVAL;
-    if (size > fs->max_chunk)
+    if (size > fs->max_chunk - TAG(fs))
         return FSW_ERR_TOOBIG;
     if (!COUNT(fsw_idx_find(fs, key)) && fs->nkeys >= fs->max_keys)
         return FSW_ERR_NOSPC;
@@ -180,13 +192,13 @@ int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size
     if (!COUNT(v))
         return fs->damaged ? FSW_ERR_CORRUPT : FSW_ERR_NOENT;
     if (size_out)
-        *size_out = e->size;
-    err = e->addr == LOST     ? FSW_ERR_CORRUPT
-          : e->size > bufsize ? FSW_ERR_TOOBIG
-                              : fsw_chunk_read(fs, e, buf);
+        *size_out = e->size - TAG(fs);
+    err = e->addr == LOST               ? FSW_ERR_CORRUPT
+          : e->size - TAG(fs) > bufsize ? FSW_ERR_TOOBIG
+                                        : fsw_chunk_read(fs, e, buf);
     if (!err)
-        trace(fs, OP_GET, key, e->size);
-    return err;
+        trace(fs, OP_GET, key, e->size - TAG(fs));
+    return err == FSW_FORGED ? FSW_ERR_CORRUPT : err;
 }
 
 /* Writes one TRIM or TRIM_RANGE record if any entry (lost ones included) lies in
@@ -258,6 +270,6 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st)
     st->free_segments = COUNT(fsw_scan(fs, PICK_SPACE));
     st->free_bytes = fsw_head_room(fs, 0) + st->free_segments * DATA_CAP(fs);
     st->retired = fs->retired;
-    st->max_chunk = fs->max_chunk;
+    st->max_chunk = fs->max_chunk - TAG(fs); /* the largest put: a tag follows it (§4a) */
     return 0;
 }

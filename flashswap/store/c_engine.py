@@ -32,12 +32,15 @@ from flashswap.errors import (
     InputError,
     NoSpaceError,
     NotFoundError,
+    StoreKeyError,
 )
+from flashswap.store.aead import Aead
 from flashswap.store.layout import HEADER_SIZE, NO_KEY
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 # The library's error codes (firmware/include/flashswap.h).
 E_IO, E_CORRUPT, E_NOSPC, E_NOENT, E_TOOBIG, E_INVAL, E_WORN = -5, -84, -28, -2, -27, -22, -71
+E_KEY = -126
 LOST = 0xFFFFFFFF
 
 _IO = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_void_p, C.c_uint32)
@@ -57,6 +60,8 @@ class _Config(C.Structure):
         ("wl_threshold", C.c_uint16), ("max_keys", C.c_uint16),
         ("prog_buffer", _P), ("index", _P), ("segs", _P), ("rescue_buffer", _P),
         ("trace", _P), ("trace_ctx", _P),
+        ("aead_seal", _P), ("aead_open", _P), ("aead_ctx", _P), ("aead_buffer", _P),
+        ("aead_buffer_size", C.c_uint32),
     ]
 
 
@@ -92,14 +97,24 @@ def _sources() -> list[Path]:
     """The library, with the host's table-driven CRC-32 (same function, 10x faster), and the
     FlashSim port."""
     lib = [p for p in sorted((FIRMWARE / "src").glob("*.c")) if p.name != "crc32.c"]
-    return lib + [FIRMWARE / "port" / "crc32_host.c", FIRMWARE / "port" / "simport.c"]
+    port = FIRMWARE / "port"
+    return lib + [port / "crc32_host.c", port / "simport.c", port / "aead_mbedtls.c"]
+
+
+def _mbedtls() -> list[str]:
+    """Compiler arguments for the AEAD port: Mbed TLS when its headers are installed (Debian
+    libmbedtls-dev), else a port that refuses keys (the engine then cannot encrypt)."""
+    if Path("/usr/include/mbedtls/gcm.h").exists():
+        return ["-lmbedcrypto"]
+    return ["-DFSW_PORT_NO_MBEDTLS"]
 
 
 def _build(dest_dir: Path) -> Path:
     """Compile firmware/ into dest_dir (named by a hash of the sources: rebuilt on change)."""
     srcs = _sources()
-    heads = [FIRMWARE / "include" / "flashswap.h", FIRMWARE / "src" / "fsw_priv.h"]
-    h = hashlib.sha256()
+    heads = [FIRMWARE / "include" / "flashswap.h", FIRMWARE / "src" / "fsw_priv.h",
+             FIRMWARE / "port" / "aead_mbedtls.h"]
+    h = hashlib.sha256(" ".join(_mbedtls()).encode())
     for p in srcs + heads:
         h.update(p.read_bytes())
     out = dest_dir / f"libflashswap-{h.hexdigest()[:16]}.so"
@@ -112,7 +127,8 @@ def _build(dest_dir: Path) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=dest_dir)
     os.close(fd)
     cmd = [cc, "-std=c99", "-O3", "-fPIC", "-shared", f"-I{FIRMWARE / 'include'}",
-           f"-I{FIRMWARE / 'src'}", *map(str, srcs), "-o", tmp]
+           f"-I{FIRMWARE / 'src'}", f"-I{FIRMWARE / 'port'}", *map(str, srcs), "-o", tmp,
+           *_mbedtls()]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, check=False)
         why = (r.stderr.strip().splitlines() or ["?"])[0] if r.returncode else ""
@@ -173,6 +189,8 @@ def library() -> C.CDLL:
     lib.fswsim_log_position.restype = C.c_uint64
     lib.fswsim_window.restype = C.c_uint32
     lib.fswsim_sizes.restype = C.c_size_t
+    lib.fsw_mbedtls_ctx_size.restype = C.c_size_t
+    lib.fsw_mbedtls_install.argtypes = [vp, vp, C.c_char_p]
     return lib
 
 
@@ -187,7 +205,7 @@ class CStore:
     """A store run by the C library, with the Python Store's API, errors and flash bytes."""
 
     def __init__(self, flash: Any, seg_size: int, *, max_keys: int, ckpt_interval: int = 0,
-                 reserve: int = 0, wl_threshold: int = 0) -> None:
+                 reserve: int = 0, wl_threshold: int = 0, key: bytes | None = None) -> None:
         self.lib = lib = library()
         self.flash = flash
         self._exc: BaseException | None = None
@@ -214,6 +232,10 @@ class CStore:
         cfg.index, cfg.segs = self._index.ctypes.data, self._segs.ctypes.data
         self._sim = self._make_sim(flash, seg_size)
         lib.fswsim_install(C.byref(cfg), C.byref(self._sim))
+        self._gcm: Any = None
+        self._tag = 0 if key is None else 16
+        if key is not None:
+            self._encrypt(key)
         self.mounted = False
         self._trace_fn: Any = None
         self._trace_cb: Any = None  # the ctypes callback must outlive every call that may use it
@@ -234,6 +256,25 @@ class CStore:
             return
         self._trace_cb = _TRACE(lambda _ctx, rec: fn(C.string_at(rec, 24)))
         self.cfg.trace = C.cast(self._trace_cb, C.c_void_p)
+
+    def _encrypt(self, key: bytes) -> None:
+        """AES-128-GCM through the Mbed TLS port (firmware/port/aead_mbedtls.c), and a buffer
+        for the largest chunk this flash can hold (SPEC §11) and a tag."""
+        Aead(key)  # the model's checks and messages for the key itself
+        size = self.lib.fsw_mbedtls_ctx_size()
+        if not size:
+            raise InputError("C engine built without Mbed TLS (libmbedtls-dev): cannot encrypt")
+        self._gcm = C.create_string_buffer(size)
+        n = min(1 << 24, self.flash.size // 2) + 16
+        self._aead_buf = C.create_string_buffer(n)
+        self.cfg.aead_buffer, self.cfg.aead_buffer_size = C.addressof(self._aead_buf), n
+        if self.lib.fsw_mbedtls_install(C.byref(self.cfg), self._gcm, bytes(key)):
+            raise InputError("Mbed TLS refused the key")
+
+    def __del__(self) -> None:
+        if getattr(self, "_gcm", None) is not None:
+            self.lib.fsw_mbedtls_free(self._gcm)
+            self._gcm = None
 
     # --- the port ---------------------------------------------------------------------
     def _make_sim(self, flash: Any, seg_size: int) -> _Sim:
@@ -363,6 +404,8 @@ class CStore:
             raise ChunkTooLargeError(f"{what}: chunk exceeds the largest chunk of this store")
         if rc == E_INVAL:
             raise InputError(f"{what}: invalid argument or configuration")
+        if rc == E_KEY:
+            raise StoreKeyError(f"{what}: the store's key check does not match the key given")
         raise DeviceError("too many flash failures in one operation")
 
     def _check_mounted(self) -> None:
@@ -378,29 +421,37 @@ class CStore:
     @classmethod
     def format(cls, flash: Any, *, segment_size: int | None = None,
                max_keys: int | None = None, ckpt_interval: int | None = None,
-               reserve: int | None = None, wl_threshold: int | None = None) -> CStore:
+               reserve: int | None = None, wl_threshold: int | None = None,
+               key: bytes | None = None) -> CStore:
         """Erase the flash and create an empty store (options checked as the model does)."""
         from flashswap.store.core import Store
 
-        ref = Store._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold)
+        ref = Store._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold,
+                            key)
         st = cls(flash, ref.geo.seg_size, max_keys=ref.max_keys,
                  ckpt_interval=ref.ckpt_interval, reserve=ref.reserve,
-                 wl_threshold=ref.wl_threshold)
+                 wl_threshold=ref.wl_threshold, key=key)
         st._check(st._call(st.lib.fsw_format, C.byref(st.cfg)), "format")
         st.mounted = True
         return st
 
     @classmethod
-    def mount(cls, flash: Any) -> CStore:
-        """Attach to the store on `flash`; CorruptError if there is none."""
+    def mount(cls, flash: Any, key: bytes | None = None) -> CStore:
+        """Attach to the store on `flash`; CorruptError if there is none, StoreKeyError as
+        the model says it when the key does not fit the store (SPEC §4a)."""
         kind = getattr(flash, "kind", "nor")
         if kind == "managed":
             raise InputError("the store runs on raw flash (nor, nand, internal), not on a "
                              "managed device (SD/eMMC): its FTL already remaps writes")
         seg = _probe_segment(flash)
         limit = (seg // 2 - HEADER_SIZE - 32) // 12
-        st = cls(flash, seg, max_keys=max(1, min(65535, limit)))
-        st._check(st._call(st.lib.fsw_mount, C.byref(st.cfg)), "mount")
+        st = cls(flash, seg, max_keys=max(1, min(65535, limit)), key=key)
+        rc = st._call(st.lib.fsw_mount, C.byref(st.cfg))
+        if rc == E_KEY:  # the model's words for the same refusal (it must refuse too)
+            from flashswap.store.mount import _key_for, probe
+
+            _key_for(probe(flash)[0], key)
+        st._check(rc, "mount")
         st.mounted = True
         return st
 
@@ -420,7 +471,7 @@ class CStore:
         """Raises what a failed put of `size` bytes under `key` means (as the model does)."""
         if rc == E_TOOBIG:
             raise ChunkTooLargeError(f"chunk of {size} bytes exceeds the largest chunk "
-                                     f"{self.max_chunk} of this store")
+                                     f"{self.max_chunk - self._tag} of this store")
         if rc == E_NOSPC and key not in self._all_keys() and len(self._entries()) >= \
                 self.max_keys:
             raise NoSpaceError(f"index full: {self.max_keys} live chunks")
@@ -576,7 +627,7 @@ class CStore:
             "prog_size": self.cfg.prog_size,
             "page_once": bool(self.cfg.page_once),
             "max_keys": max_keys,
-            "max_chunk": max_chunk,
+            "max_chunk": max_chunk - self._tag,  # the largest put (a tag follows it)
             "ckpt_interval": ckpt,
             "reserve": reserve,
             "wl_threshold": wl,
@@ -593,6 +644,7 @@ class CStore:
             "bad_blocks": int(np.count_nonzero(~good)),
             "lost_chunks": int(nkeys - live.sum()),
             "damaged": bool(damaged),
+            "encrypted": self._gcm is not None,
         }
 
 

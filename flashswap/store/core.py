@@ -26,11 +26,13 @@ from flashswap.errors import (
     NoSpaceError,
     NotFoundError,
 )
+from flashswap.store.aead import SUITE_AES128GCM, SUITE_NONE, TAG_LEN, Aead, assoc, nonce
 from flashswap.store.layout import (
     ENTRY_SIZE,
     EPOCH_BITS,
     F_CONT,
     F_DAMAGED,
+    F_ENC,
     F_MORE,
     HEADER_SIZE,
     HF_COLD,
@@ -42,6 +44,7 @@ from flashswap.store.layout import (
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
+    T_RESERVE,
     T_TRIM_RANGE,
     SegHeader,
     crc32,
@@ -55,6 +58,7 @@ from flashswap.store.parse import Rec, parse_segment
 FREE_ERASED, FREE, IN_LOG, BAD = 0, 1, 2, 3
 
 DEFAULT_RESERVE = 2
+SEQ_BLOCK = 1024  # record seqs one reservation record claims (§4a "Nonces")
 DEFAULT_WL_THRESHOLD = 12
 MAX_KEYS_CAP = 1024
 MIN_SEGMENTS = 6
@@ -63,17 +67,22 @@ _TRACE_RECORD = struct.Struct("<BBHIIIQ")
 _T_WRITE, _T_READ, _T_TRIM, _T_INVALIDATE, _T_SYNC = 1, 2, 3, 4, 5
 
 
-def index_limit(segment_size: int) -> int:
+def index_limit(segment_size: int, tag: int = 0) -> int:
     """The most chunks the index can hold with segments of `segment_size` bytes: a checkpoint
-    record carries the whole index and may fill at most half a segment."""
-    return (segment_size // 2 - HEADER_SIZE - REC_SIZE) // ENTRY_SIZE
+    record (with its tag in an encrypted store) carries the whole index and may fill at most
+    half a segment."""
+    return (segment_size // 2 - HEADER_SIZE - REC_SIZE - tag) // ENTRY_SIZE
 
 
-def min_reserve(segment_size: int, max_keys: int) -> int:
+def min_reserve(segment_size: int, max_keys: int, tag: int = 0, prog_size: int = 0) -> int:
     """Segments kept free so that deleting every chunk always fits (§10, "Room to delete"):
     one trim record each, every segment opened for them a checkpoint segment (which max_keys
-    leaves at least half empty), plus one. The default reserve."""
-    per_seg = (segment_size - HEADER_SIZE - REC_SIZE - 1 - ENTRY_SIZE * max_keys) // REC_SIZE
+    leaves at least half empty), plus one. The default reserve. In an encrypted store records
+    carry a tag, and two reservations per segment are counted, each with the rest of its
+    program unit (a sync)."""
+    waste = 2 * (REC_SIZE + prog_size) if tag else 0
+    per_seg = (segment_size - HEADER_SIZE - REC_SIZE - tag - 1 - ENTRY_SIZE * max_keys
+               - waste) // (REC_SIZE + tag)
     return 1 + -(-max_keys // per_seg)
 
 
@@ -116,8 +125,16 @@ class Store:
     # ------------------------------------------------------------------ construction
 
     def __init__(self, flash: Any, geo: _Geometry, max_keys: int, ckpt_interval: int,
-                 reserve: int, wl_threshold: int) -> None:
+                 reserve: int, wl_threshold: int, aead: Aead | None = None) -> None:
         self.flash = flash
+        # Encryption (§4a): every record sealed, its tag after its payload; None: plaintext.
+        self.aead = aead
+        self.tag = TAG_LEN if aead is not None else 0
+        self.suite = SUITE_AES128GCM if aead is not None else SUITE_NONE
+        self.kcv = aead.check_value() if aead is not None else b"\xff" * 3
+        # Sealed records take seqs below `limit`, the seq of a durable reservation (§4a); 0
+        # after format and mount: the first sealed record reserves.
+        self.limit = 0
         self.geo = geo
         self.max_keys = max_keys
         self.ckpt_interval = ckpt_interval
@@ -171,7 +188,7 @@ class Store:
     @classmethod
     def _config(cls, flash: Any, segment_size: int | None, max_keys: int | None,
                 ckpt_interval: int | None, reserve: int | None,
-                wl_threshold: int | None) -> Store:
+                wl_threshold: int | None, key: bytes | None = None) -> Store:
         kind = getattr(flash, "kind", "nor")
         if kind == "managed":
             raise InputError("the store runs on raw flash (nor, nand, internal), not on a managed "
@@ -185,7 +202,9 @@ class Store:
                 segment_size //= 2
         page_once = getattr(flash, "nop", 0) != 0
         geo = _Geometry(flash, segment_size, flash.page_size, page_once)
-        limit = index_limit(segment_size)
+        aead = None if key is None else Aead(key)
+        tag = TAG_LEN if aead is not None else 0
+        limit = index_limit(segment_size, tag)
         if max_keys is None:
             max_keys = min(MAX_KEYS_CAP, limit)
         if not 1 <= max_keys <= min(65535, limit):
@@ -196,7 +215,8 @@ class Store:
         if not 1 <= ckpt_interval <= 255:
             raise InputError(f"ckpt_interval must be 1..255, not {ckpt_interval}")
         if reserve is None:  # what deleting every chunk needs, if the device has room for it
-            reserve = max(DEFAULT_RESERVE, min(min_reserve(segment_size, max_keys),
+            reserve = max(DEFAULT_RESERVE, min(min_reserve(segment_size, max_keys, tag,
+                                                           flash.page_size),
                                                geo.nseg - ckpt_interval - 3))
         if not 2 <= reserve <= 255 or reserve + ckpt_interval + 3 > geo.nseg:
             raise InputError(f"reserve must be 2..255 and leave room in {geo.nseg} segments, "
@@ -204,22 +224,25 @@ class Store:
         wl_threshold = DEFAULT_WL_THRESHOLD if wl_threshold is None else wl_threshold
         if not 1 <= wl_threshold <= 65535:
             raise InputError(f"wl_threshold must be 1..65535, not {wl_threshold}")
-        return cls(flash, geo, max_keys, ckpt_interval, reserve, wl_threshold)
+        return cls(flash, geo, max_keys, ckpt_interval, reserve, wl_threshold, aead)
 
     @classmethod
     def format(cls, flash: Any, *, segment_size: int | None = None, max_keys: int | None = None,
                ckpt_interval: int | None = None, reserve: int | None = None,
-               wl_threshold: int | None = None, engine: str = "python") -> Store:
-        """Erase the flash and create an empty store on it (§13). engine="c": the C library."""
+               wl_threshold: int | None = None, engine: str = "python",
+               key: bytes | None = None) -> Store:
+        """Erase the flash and create an empty store on it (§13). engine="c": the C library.
+        `key` (16 bytes): an encrypted store, every record sealed with AES-128-GCM (§4a)."""
         if engine == "c":
             from flashswap.store.c_engine import CStore
 
             return CStore.format(flash, segment_size=segment_size, max_keys=max_keys,
                                  ckpt_interval=ckpt_interval, reserve=reserve,
-                                 wl_threshold=wl_threshold)
+                                 wl_threshold=wl_threshold, key=key)
         if engine != "python":
             raise InputError(f"unknown store engine {engine!r} (available: python, c)")
-        st = cls._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold)
+        st = cls._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold,
+                         key)
         g = st.geo
         epoch = -1
         for s in range(g.nseg):
@@ -258,9 +281,9 @@ class Store:
         size = len(data)
         if size == 0:
             raise InputError("a chunk holds at least one byte")
-        if size > self.max_chunk:
+        if size + self.tag > self.max_chunk:
             raise ChunkTooLargeError(f"chunk of {size} bytes exceeds the largest chunk "
-                                     f"{self.max_chunk} of this store")
+                                     f"{self.max_chunk - self.tag} of this store")
         if key not in self.index and key not in self.lost and (
                 len(self.index) + len(self.lost) >= self.max_keys):
             # Lost chunks keep their entry (they read as corrupt until trimmed): they count.
@@ -364,7 +387,7 @@ class Store:
             "prog_size": g.prog_size,
             "page_once": g.page_once,
             "max_keys": self.max_keys,
-            "max_chunk": self.max_chunk,
+            "max_chunk": self.max_chunk - self.tag,  # the largest put (a tag follows it)
             "ckpt_interval": self.ckpt_interval,
             "reserve": self.reserve,
             "wl_threshold": self.wl_threshold,
@@ -382,6 +405,7 @@ class Store:
             "bad_blocks": int(np.count_nonzero(~good)),
             "lost_chunks": len(self.lost),
             "damaged": self.damaged,
+            "encrypted": self.aead is not None,
         }
 
     def log_position(self) -> int:
@@ -403,17 +427,19 @@ class Store:
     # ------------------------------------------------------------------ mount (§9)
 
     @classmethod
-    def mount(cls, flash: Any, engine: str = "python") -> Store:
-        """Attach to the store on `flash`. CorruptError if there is none or it is unusable."""
+    def mount(cls, flash: Any, engine: str = "python", key: bytes | None = None) -> Store:
+        """Attach to the store on `flash`. CorruptError if there is none or it is unusable;
+        StoreKeyError if it is encrypted and `key` is missing or wrong, or if a key is given
+        for a store that is not encrypted (§4a). Nothing is written either way."""
         if engine == "c":
             from flashswap.store.c_engine import CStore
 
-            return CStore.mount(flash)
+            return CStore.mount(flash, key=key)
         if engine != "python":
             raise InputError(f"unknown store engine {engine!r} (available: python, c)")
         from flashswap.store.mount import mount_store
 
-        return mount_store(cls, flash)
+        return mount_store(cls, flash, key)
 
     # ------------------------------------------------------------------ internals: checks
 
@@ -435,7 +461,7 @@ class Store:
 
     def _put(self, key: int, data: bytes) -> None:
         self._static_wl()
-        size = len(data)
+        size = len(data) + self.tag
         need = size + REC_SIZE * (2 + size // self.geo.data_cap)
         self._make_room(need)
         self._use(cold=False)
@@ -446,11 +472,21 @@ class Store:
         garbage-collects: the reserve (§10) holds the records that delete every chunk, each
         segment opened for them a checkpoint segment."""
         self._use(cold=False)
-        if self._room() < MIN_ROOM:
-            if not self._free_count():
-                raise NoSpaceError("no free segment left (worn-out device)")
-            self._collapse()
-        self._append_record(pack_record(T_TRIM_RANGE, 0, first, last, 0, self._take_rseq()))
+        # Never split: a trim needs its whole record (with its tag when encrypted).
+        need = max(MIN_ROOM, REC_SIZE + self.tag)
+        for _ in range(2):  # a reservation may use up the room: then open again
+            if self._room() < need:
+                if not self._free_count():
+                    raise NoSpaceError("no free segment left (worn-out device)")
+                self._collapse()
+            if not self._reserve():
+                break
+        rseq = self._take_rseq()
+        tag = b""
+        if self.aead is not None:  # no payload: the tag authenticates the header and address
+            tag = self.aead.seal(nonce(rseq, 0),
+                                 assoc(T_TRIM_RANGE, F_ENC, first, last, 0, rseq, self.wp), b"")
+        self._append_record(pack_record(T_TRIM_RANGE, 0, first, last, 0, rseq, tag, self.tag))
         for k in [k for k in self.index if first <= k <= last]:
             self._drop(k)
         self.lost = {k for k in self.lost if not first <= k <= last}
@@ -462,6 +498,19 @@ class Store:
             for s, n in ent[2]:
                 self.live[s] -= n
 
+    def _reserve(self, always: bool = False) -> bool:
+        """Encrypted store: when the next seq is not below a durable reservation (or `always`,
+        before a checkpoint), append a RESERVE record claiming SEQ_BLOCK more and sync it, so
+        that no sealed record can reach flash with a seq a later mount could hand out again
+        (§4a "Nonces"). True when it wrote one. The caller leaves room for its 32 bytes."""
+        if self.aead is None or not (always or self.next_rseq >= self.limit):
+            return False
+        bound = self.next_rseq + SEQ_BLOCK
+        self._append_record(pack_record(T_RESERVE, 0, 0, 0, 0, bound, b"", self.tag))
+        self._sync()
+        self.limit = bound
+        return True
+
     def _take_rseq(self) -> int:
         r = self.next_rseq
         self.next_rseq += 1
@@ -471,12 +520,18 @@ class Store:
         """Append a DATA chunk, fragmented across segments as needed (§4), and index it. `own`:
         the chunk of the put being run (not one being moved)."""
         g = self.geo
-        size = len(data)
-        if self._room() < MIN_ROOM:
-            self._close_segment()
-            self._open_segment(cont_len=0)
+        size = len(data) + self.tag
+        for _ in range(2):  # a reservation may use up the room: then open again
+            if self._room() < MIN_ROOM:
+                self._close_segment()
+                self._open_segment(cont_len=0)
+            if not self._reserve():
+                break
         # Taken after any checkpoint that opening wrote: replay orders records by seq (§9).
         rseq = self._take_rseq()
+        if self.aead is not None:  # one seal per chunk, bound to its first record's address
+            data = self.aead.seal(nonce(rseq, 0),
+                                  assoc(T_DATA, F_ENC, key, size, 0, rseq, self.wp), data)
         off = 0
         first = -1
         frags: list[tuple[int, int]] = []
@@ -492,7 +547,8 @@ class Store:
             flags = (F_MORE if off + n < size else 0) | (F_CONT if off else 0)
             addr = self.wp
             self._append_record(
-                pack_record(T_DATA, flags, key, size, off, rseq, memoryview(data)[off:off + n])
+                pack_record(T_DATA, flags, key, size, off, rseq, memoryview(data)[off:off + n],
+                            self.tag)
             )
             if first < 0:
                 first = addr
@@ -556,9 +612,11 @@ class Store:
         return int(np.argmin(np.where(m, key, np.iinfo(np.int64).max)))
 
     def _read_chunk(self, key: int, addr: int, size: int) -> bytes:
-        """A chunk's bytes, every fragment checked. While the chunks of a failed segment move,
-        its program buffer (`rescue`) supplies the bytes that never reached flash (§12)."""
+        """A chunk's bytes, every fragment checked (and in an encrypted store, opened). While the
+        chunks of a failed segment move, its program buffer (`rescue`) supplies the bytes that
+        never reached flash (§12)."""
         parts = []
+        seq = flags = 0
         for i, (a, n) in enumerate(self._fragments(addr, size)):
             raw = self._read(a, REC_SIZE + n)
             if self.rescue is not None:
@@ -568,12 +626,22 @@ class Store:
                     ba = bytearray(raw)
                     ba[lo - a : hi - a] = buf[lo - unit : hi - unit]
                     raw = bytes(ba)
-            h = unpack_rec(raw)
-            if (h is None or h.rtype != T_DATA or h.key != key or h.size != size
+            h = unpack_rec(raw, self.tag)
+            if i == 0 and h is not None:
+                seq, flags = h.seq, h.flags
+            if (h is None or h.rtype != T_DATA or h.seq != seq or h.key != key or h.size != size
                     or (h.offset == 0) != (i == 0) or crc32(raw[REC_SIZE:]) != h.dcrc):
                 raise CorruptError(f"chunk {key}: fragment {i} at 0x{a:x} failed its check")
             parts.append(raw[REC_SIZE:])
-        return b"".join(parts)
+        if self.aead is None:
+            return b"".join(parts)
+        # The first header's flags as read: a flipped reserved bit fails the tag too.
+        plain = self.aead.open(nonce(seq, 0),
+                               assoc(T_DATA, flags | F_ENC, key, size, 0, seq, addr),
+                               b"".join(parts))
+        if plain is None:
+            raise CorruptError(f"chunk {key} at 0x{addr:x} failed authentication")
+        return plain
 
     # ------------------------------------------------------------------ internals: the log
 
@@ -770,7 +838,10 @@ class Store:
         self.seg_by_seq[seq] = s
         self.cold[s] = self.active_cold
         # Room for one more entry than now: a spilled chunk joins the index before the checkpoint.
-        ckpt_len = REC_SIZE + ENTRY_SIZE * (len(self.index) + len(self.lost) + 1)
+        # An encrypted store's checkpoint carries its tag and follows a reservation (§4a),
+        # whose sync gives up the rest of its unit on a page-once device.
+        ckpt_len = (REC_SIZE + self.tag + ENTRY_SIZE * (len(self.index) + len(self.lost) + 1)
+                    + (REC_SIZE + (g.prog_size if g.page_once else 0) if self.tag else 0))
         due = force_ckpt or self.segs_since_ckpt >= self.ckpt_interval
         # No checkpoint while the chunks of a failed segment move (§12): bytes of some never
         # reached flash.
@@ -785,6 +856,7 @@ class Store:
             | (HF_TEAR if self.torn[log] else 0),
             int(self.erase_count[s]), seq, seq if is_ckpt else self.replay_seq, g.nseg,
             self.max_keys, self.ckpt_interval, self.reserve, self.wl_threshold, self.epoch,
+            self.suite, self.kcv,
         )
         self.torn[log] = False
         self.open_seg = s
@@ -807,9 +879,19 @@ class Store:
         # Records written to the cold head after this checkpoint must be replayed too: the cold
         # window starts at the cold head open now (offset field, §7).
         cold_from = int(self.seq[self.parked[0]]) if self.parked[0] is not None else own
+        flags = F_DAMAGED if self.damaged else 0
+        # Each checkpoint segment holds a reservation before its checkpoint: the window a
+        # mount replays always shows the newest one (§4a "Nonces").
+        self._reserve(always=True)
+        rseq = self._take_rseq()
+        size = len(payload) + self.tag
+        if self.aead is not None:
+            payload = self.aead.seal(
+                nonce(rseq, cold_from),
+                assoc(T_CHECKPOINT, flags | F_ENC, len(entries), size, cold_from, rseq, self.wp),
+                payload)
         self._append_record(pack_record(
-            T_CHECKPOINT, F_DAMAGED if self.damaged else 0, len(entries), len(payload),
-            cold_from, self._take_rseq(), payload))
+            T_CHECKPOINT, flags, len(entries), size, cold_from, rseq, payload, self.tag))
         self._sync()
         self.replay_seq = own
         self.replay_cold = cold_from

@@ -22,12 +22,13 @@ LOST_ADDR = 0xFFFFFFFF  # checkpoint entry of a chunk that was lost (§12)
 T_DATA = 0x01
 T_TRIM_RANGE = 0x03  # a single-key trim is [key, key]; 0x02 (version 1's TRIM) is unused
 T_CHECKPOINT = 0x04
+T_RESERVE = 0x05  # encrypted stores only: seqs below its seq field may be used (§4a)
 T_ERASED = 0xFF
-KNOWN_TYPES = (T_DATA, T_TRIM_RANGE, T_CHECKPOINT)
+KNOWN_TYPES = (T_DATA, T_TRIM_RANGE, T_CHECKPOINT, T_RESERVE)
 
 F_MORE = 0x01
 F_CONT = 0x02
-F_ENC = 0x04  # reserved for encryption: a reader of this version treats it as damage
+F_ENC = 0x04  # record of an encrypted store (§4a); any other store finds it unreadable
 F_DAMAGED = 0x08  # CHECKPOINT only: keys absent from it read as corrupt, not absent (§9)
 
 HF_PAGE_ONCE = 0x01
@@ -61,12 +62,14 @@ class SegHeader:
     reserve: int
     wl_threshold: int
     epoch: int  # the store's identity: one more than the newest store format found (§13)
+    suite: int = 0xFF  # 0xFF unencrypted, 0x01 AES-128-GCM (§4a)
+    kcv: bytes = b"\xff\xff\xff"  # key check value of an encrypted store (§4a)
 
     def pack(self) -> bytes:
         body = _HDR.pack(
             MAGIC, VERSION, self.seg_shift, self.prog_shift, self.flags, self.erase_count,
             self.seq, self.replay_seq, self.segment_count, self.max_keys, self.ckpt_interval,
-            self.reserve, self.wl_threshold, self.epoch, b"\xff" * 4,
+            self.reserve, self.wl_threshold, self.epoch, bytes([self.suite]) + self.kcv,
         )
         return body + _CRC.pack(crc32(body))
 
@@ -78,11 +81,11 @@ class SegHeader:
         if _CRC.unpack_from(raw, 36)[0] != crc32(raw[:36]):
             return None
         (_, ver, seg_shift, prog_shift, flags, ec, seq, rseq, nseg, max_keys, ckpt, reserve,
-         wl, epoch, _) = _HDR.unpack_from(raw)
+         wl, epoch, crypt) = _HDR.unpack_from(raw)
         if ver != VERSION:
             return None
         return cls(seg_shift, prog_shift, flags, ec, seq, rseq, nseg, max_keys, ckpt, reserve,
-                   wl, epoch)
+                   wl, epoch, crypt[0], bytes(crypt[1:]))
 
     def same_store(self, other: SegHeader) -> bool:
         """True when both headers belong to one store: same epoch, geometry, configuration."""
@@ -92,13 +95,16 @@ class SegHeader:
         ) == (
             other.seg_shift, other.prog_shift, other.flags & HF_PAGE_ONCE, other.segment_count,
             other.max_keys, other.ckpt_interval, other.reserve, other.wl_threshold, other.epoch,
-        )
+        ) and (self.suite, self.kcv) == (other.suite, other.kcv)
 
 
 def pack_record(rtype: int, flags: int, key: int, size: int, offset: int, seq: int,
-                payload: bytes | memoryview = b"") -> bytes:
-    """A record header followed by its payload (SPEC.md §4)."""
-    head = _REC.pack(rtype, flags, 0, key, size, offset, seq)
+                payload: bytes | memoryview = b"", tag_len: int = 0) -> bytes:
+    """A record header followed by its payload (SPEC.md §4); an encrypted store's records
+    carry flag ENC and tag_len 16, their payload sealed (§4a)."""
+    if tag_len:
+        flags |= F_ENC
+    head = _REC.pack(rtype, flags, tag_len, key, size, offset, seq)
     head += _CRC.pack(crc32(payload))
     return head + _CRC.pack(crc32(head)) + bytes(payload)
 
@@ -114,13 +120,15 @@ class RecHeader:
     dcrc: int
 
 
-def unpack_rec(raw: bytes | memoryview) -> RecHeader | None:
-    """The record header in the first 32 bytes of `raw`, or None if its hcrc fails."""
+def unpack_rec(raw: bytes | memoryview, tag_len: int = 0) -> RecHeader | None:
+    """The record header in the first 32 bytes of `raw`, or None if its hcrc fails or it is
+    not a record of this store's kind: tag_len and ENC as the store has them (§4a)."""
     if _CRC.unpack_from(raw, 28)[0] != crc32(raw[:28]):
         return None
-    rtype, flags, tag_len, key, size, offset, seq = _REC.unpack_from(raw)
-    if tag_len != 0:
+    rtype, flags, tl, key, size, offset, seq = _REC.unpack_from(raw)
+    if tl != tag_len or bool(flags & F_ENC) != bool(tag_len):
         return None
+    flags &= ~F_ENC
     return RecHeader(rtype, flags, key, size, offset, seq, _CRC.unpack_from(raw, 24)[0])
 
 

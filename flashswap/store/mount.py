@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flashswap.errors import CorruptError
+from flashswap.errors import CorruptError, StoreKeyError
+from flashswap.store.aead import SUITE_AES128GCM, SUITE_NONE, Aead, assoc, nonce
 from flashswap.store.layout import (
     ENTRY_SIZE,
     F_CONT,
     F_DAMAGED,
+    F_ENC,
     F_MORE,
     HEADER_SIZE,
     HF_COLD,
@@ -25,6 +27,7 @@ from flashswap.store.layout import (
     REC_SIZE,
     T_CHECKPOINT,
     T_DATA,
+    T_RESERVE,
     T_TRIM_RANGE,
     SegHeader,
     unpack_entries,
@@ -85,15 +88,36 @@ class _Replay:
                     continue
                 if rec.rtype == T_DATA and rec.flags & F_CONT and rec.intact:
                     continue  # gathered with its first fragment
+                if rec.rtype == T_RESERVE:
+                    continue  # only its seq counts (step 8)
                 self.events.append((rec.seq, len(self.events), pending, rec))
                 pending = False
         self.wild_at_end |= pending
 
 
-def mount_store(cls: type[Store], flash: Any) -> Store:
+def _key_for(first: SegHeader, key: bytes | None) -> Aead | None:
+    """The cipher for the store `first` names, or StoreKeyError: no key for an encrypted
+    store, a key for a plaintext one (a plaintext store put in place of an encrypted one must
+    not be trusted), an unknown suite, or a key whose check value differs (§4a)."""
+    if first.suite == SUITE_NONE:
+        if key is not None:
+            raise StoreKeyError("store is not encrypted: refusing to mount it with a key")
+        return None
+    if first.suite != SUITE_AES128GCM:
+        raise StoreKeyError(f"store uses unknown cipher suite 0x{first.suite:02x}")
+    if key is None:
+        raise StoreKeyError("store is encrypted (AES-128-GCM): mount it with its key")
+    aead = Aead(key)
+    if aead.check_value() != first.kcv:
+        raise StoreKeyError("wrong key: the store's key check value does not match")
+    return aead
+
+
+def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store:
     from flashswap.store.core import BAD, FREE, FREE_ERASED, IN_LOG, _Geometry
 
     first, raws = probe(flash)
+    aead = _key_for(first, key)
     seg_size = 1 << first.seg_shift
     try:
         geo = _Geometry(flash, seg_size, 1 << first.prog_shift, bool(first.flags & HF_PAGE_ONCE))
@@ -101,7 +125,8 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         raise CorruptError(f"store header does not fit this flash: {e}") from None
     if first.segment_count != geo.nseg:
         raise CorruptError(f"store has {first.segment_count} segments, flash holds {geo.nseg}")
-    st = cls(flash, geo, first.max_keys, first.ckpt_interval, first.reserve, first.wl_threshold)
+    st = cls(flash, geo, first.max_keys, first.ckpt_interval, first.reserve, first.wl_threshold,
+             aead)
     st.epoch = first.epoch
     headers: dict[int, SegHeader] = {}
     unknown: list[int] = []
@@ -144,7 +169,8 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
         if s not in parsed:
             base = s * seg_size
             data = flash.read(base, seg_size)
-            recs, good = parse_segment(data, base, geo.prog_size, geo.page_once, st.max_chunk)
+            recs, good = parse_segment(data, base, geo.prog_size, geo.page_once, st.max_chunk,
+                                       st.tag)
             parsed[s] = (recs, good, data)
         return parsed[s][:2]
 
@@ -162,6 +188,10 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
             break
     if ckpt is None:
         raise CorruptError("no complete checkpoint found: the store cannot be rebuilt")
+    # A checkpoint whose CRCs hold but whose tag fails was forged: falling back to an older
+    # one would serve older data (§4a).
+    if _opened(st, ckpt) is None:
+        raise CorruptError(f"checkpoint at 0x{ckpt.addr:x} failed authentication")
     r_cold = ckpt.offset
 
     # §9 step 5: the window's records as events, damage classified, in record-seq order.
@@ -172,10 +202,17 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
     replay = _Replay(st, headers, parse)
     for cold in (False, True):
         replay.log([s for _, s in window if bool(st.cold[s]) == cold], cold)
-    index, lost, damaged = _load_checkpoint(ckpt, st.max_keys)
+    index, lost, damaged = _load_checkpoint(ckpt, st.max_keys, _opened(st, ckpt))
     max_rseq = ckpt.seq
+    forged = False  # an intact record of the window whose tag fails (§4a)
     for rseq, _, wild, rec in sorted(replay.events, key=lambda e: e[:2]):
         max_rseq = max(max_rseq, rseq)
+        # Every record of the window is checked, those the checkpoint covers too (an older
+        # record copied over a newer one would otherwise just be skipped). A forged record's
+        # seq is the forger's: its damage cannot be placed in the history, so it takes all.
+        if not _authentic(st, rec, parse, parsed):
+            forged = True
+            continue
         if rseq <= ckpt.seq:
             continue
         if wild:
@@ -192,19 +229,22 @@ def mount_store(cls: type[Store], flash: Any) -> Store:
                 del index[k]
             lost = {k for k in lost if not rec.key <= k <= rec.size}
         else:
-            index, lost, damaged = _load_checkpoint(rec, st.max_keys)
+            index, lost, damaged = _load_checkpoint(rec, st.max_keys, _opened(st, rec))
         if len(index) + len(lost) > st.max_keys:
             raise CorruptError(f"the log holds more than {st.max_keys} chunks")
     for _, s in window:  # continuation fragments carry sequence numbers too (nonces, §4)
         for rec in parse(s)[0]:
             max_rseq = max(max_rseq, rec.seq)
-    if replay.wild_at_end or _segment_missing(st, headers, unknown, r, r_cold, newest,
+    if replay.wild_at_end or forged or _segment_missing(st, headers, unknown, r, r_cold, newest,
                                               ckpt.seq):
         index, lost, damaged = {}, lost | set(index), True
 
     st.replay_seq = r
     st.replay_cold = r_cold
     st.next_seq = newest + 1
+    # One seq is skipped so that a record torn at the cut never shares a nonce with a later
+    # one; an encrypted store's records all lie below its newest reservation, whose seq field
+    # counts here (§4a "Nonces"). Its next sealed record reserves again (limit 0).
     st.next_rseq = max_rseq + 2
     st.lost = lost
     st.damaged = damaged
@@ -271,7 +311,7 @@ def _segment_missing(st: Store, headers: dict[int, SegHeader], unknown: list[int
         if st.state[s] != FREE:  # neither erased-looking nor factory-bad
             continue
         raw = st.flash.read(s * g.seg_size + HEADER_SIZE, REC_SIZE)
-        h = header_at(memoryview(raw), 0, st.max_chunk, g.seg_size - HEADER_SIZE)
+        h = header_at(memoryview(raw), 0, st.max_chunk, g.seg_size - HEADER_SIZE, st.tag)
         if h is not None and h[0].seq > base:
             return True
     return False
@@ -301,24 +341,56 @@ def _chunk_complete(st: Store, first: Rec, parse: Any) -> bool:
 
 def _checkpoint_of(recs: list[Rec]) -> Rec | None:
     """The checkpoint a checkpoint segment opens with: its first record, or its second after a
-    continuation fragment (§7)."""
-    for rec in recs[:2]:
+    continuation fragment (§7); in an encrypted store a reservation comes just before it."""
+    for rec in recs[:3]:
         if rec.rtype == T_CHECKPOINT:
             return rec if rec.intact else None
-        if not (rec.rtype == T_DATA and rec.flags & F_CONT):
+        if not (rec.rtype == T_DATA and rec.flags & F_CONT or rec.rtype == T_RESERVE):
             return None
     return None
 
 
-def _load_checkpoint(rec: Rec, max_keys: int
+def _opened(st: Store, rec: Rec) -> bytes | None:
+    """The plaintext payload of a CHECKPOINT or TRIM_RANGE record (None: its tag fails)."""
+    if st.aead is None:
+        return rec.payload
+    return st.aead.open(nonce(rec.seq, rec.offset), assoc(
+        rec.rtype, rec.flags | F_ENC, rec.key, rec.size, rec.offset, rec.seq, rec.addr),
+        rec.payload)
+
+
+def _authentic(st: Store, rec: Rec, parse: Any, parsed: dict[int, Any]) -> bool:
+    """An event's record verifies under the store's key (always true for a plaintext store, or
+    for records the replay ignores anyway: damaged ones, incomplete chunks)."""
+    if st.aead is None or not rec.intact:
+        return True
+    if rec.rtype != T_DATA:
+        return _opened(st, rec) is not None
+    if not _chunk_complete(st, rec, parse):
+        return True
+    seg_size = st.geo.seg_size
+    parts = []
+    for a, n in st._fragments(rec.addr, rec.size):
+        data = parsed[a // seg_size][2]
+        off = a % seg_size + REC_SIZE
+        parts.append(data[off : off + n])
+    return st.aead.open(nonce(rec.seq, 0), assoc(T_DATA, rec.flags | F_ENC, rec.key, rec.size,
+                                                  0, rec.seq, rec.addr),
+                        b"".join(parts)) is not None
+
+
+def _load_checkpoint(rec: Rec, max_keys: int, plain: bytes | None
                      ) -> tuple[dict[int, tuple[int, int]], set[int], bool]:
-    """The index a CHECKPOINT record holds, its lost chunks and whether the store is damaged.
-    A count its payload cannot hold, or more chunks than the index can, is corruption."""
-    if rec.key > rec.size // ENTRY_SIZE:
+    """The index a CHECKPOINT record holds (`plain`: its payload, opened), its lost chunks and
+    whether the store is damaged. A count its payload cannot hold, or more chunks than the
+    index can, is corruption."""
+    if plain is None:
+        raise CorruptError(f"checkpoint at 0x{rec.addr:x} failed authentication")
+    if rec.key > len(plain) // ENTRY_SIZE:
         raise CorruptError(f"checkpoint at 0x{rec.addr:x} claims {rec.key} entries")
     index: dict[int, tuple[int, int]] = {}
     lost: set[int] = set()
-    for k, a, s in unpack_entries(rec.payload, rec.key):
+    for k, a, s in unpack_entries(plain, rec.key):
         index.pop(k, None)
         lost.discard(k)
         if a == LOST_ADDR:

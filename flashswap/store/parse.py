@@ -17,6 +17,7 @@ from flashswap.store.layout import (
     T_CHECKPOINT,
     T_DATA,
     T_ERASED,
+    T_RESERVE,
     T_TRIM_RANGE,
     RecHeader,
     crc32,
@@ -26,7 +27,7 @@ from flashswap.store.layout import (
 T_UNREADABLE = 0  # pseudo record type: bytes between two readable records that are not one
 NOISE = 4  # an unreadable region with fewer non-0xFF bytes is stray bits in erased flash
 
-_FLAGS = {T_DATA: F_MORE | F_CONT, T_TRIM_RANGE: 0, T_CHECKPOINT: F_DAMAGED}
+_FLAGS = {T_DATA: F_MORE | F_CONT, T_TRIM_RANGE: 0, T_CHECKPOINT: F_DAMAGED, T_RESERVE: 0}
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,11 @@ class Rec:
     seq: int
     payload_len: int
     intact: bool  # dcrc matched
-    payload: bytes  # only kept for CHECKPOINT records (the index); b"" otherwise
+    payload: bytes  # kept for CHECKPOINT (the index) and TRIM_RANGE (its tag) records
 
 
 def parse_segment(
-    data: bytes, base: int, prog_size: int, page_once: bool, max_chunk: int
+    data: bytes, base: int, prog_size: int, page_once: bool, max_chunk: int, tag_len: int = 0
 ) -> tuple[list[Rec], int]:
     """The records of the segment whose bytes are `data` (at flash address `base`).
 
@@ -64,11 +65,11 @@ def parse_segment(
                 p += prog_size - p % prog_size
                 continue
             break
-        found = header_at(view, p, max_chunk)
+        found = header_at(view, p, max_chunk, tag_len=tag_len)
         if found is None:
             q = p + 1  # resynchronize: the next position where a readable header starts
             while seg_size - q >= REC_SIZE and (
-                    data[q] == T_ERASED or header_at(view, q, max_chunk) is None):
+                    data[q] == T_ERASED or header_at(view, q, max_chunk, tag_len=tag_len) is None):
                 q += 1
             end = q if seg_size - q >= REC_SIZE else seg_size
             counted = min(end, seg_size - REC_SIZE + 1)
@@ -82,7 +83,7 @@ def parse_segment(
         intact = crc32(payload) == h.dcrc
         recs.append(
             Rec(base + p, h.rtype, h.flags, h.key, h.size, h.offset, h.seq, plen, intact,
-                bytes(payload) if h.rtype == T_CHECKPOINT else b"")
+                bytes(payload) if h.rtype != T_DATA else b"")
         )
         p = start + plen
         if intact:
@@ -90,30 +91,33 @@ def parse_segment(
     return recs, good
 
 
-def header_at(view: memoryview, p: int, max_chunk: int, seg_size: int | None = None
-              ) -> tuple[RecHeader, int] | None:
+def header_at(view: memoryview, p: int, max_chunk: int, seg_size: int | None = None,
+              tag_len: int = 0) -> tuple[RecHeader, int] | None:
     """The record header at offset p of a segment of seg_size bytes (default: the view's
     length) and its payload length, or None when it cannot be read: hcrc, tag_len, an unknown
     type or flag (ENC included), inconsistent fields."""
-    h = unpack_rec(view[p : p + REC_SIZE])
+    h = unpack_rec(view[p : p + REC_SIZE], tag_len)
     if h is None or h.rtype not in _FLAGS or h.flags & ~_FLAGS[h.rtype]:
         return None
     plen = _payload_len(h.rtype, h.flags, h.size, h.offset, p,
-                        len(view) if seg_size is None else seg_size)
+                        len(view) if seg_size is None else seg_size, tag_len)
     if plen is None or (h.rtype == T_DATA and not 0 < h.size <= max_chunk):
         return None
     return h, plen
 
 
 def _payload_len(
-    rtype: int, flags: int, size: int, offset: int, p: int, seg_size: int
+    rtype: int, flags: int, size: int, offset: int, p: int, seg_size: int, tag_len: int = 0
 ) -> int | None:
-    """Payload bytes of a record at offset p, or None when the header is inconsistent."""
+    """Payload bytes of a record at offset p, or None when the header is inconsistent. In an
+    encrypted store a TRIM_RANGE's payload is its tag, a CHECKPOINT's ends in one (§4a)."""
     room = seg_size - p - REC_SIZE
+    if rtype == T_RESERVE:  # an encrypted store's header-only record
+        return 0 if tag_len and not (size or offset) else None
     if rtype == T_TRIM_RANGE:
-        return 0 if offset == 0 else None
+        return tag_len if offset == 0 and tag_len <= room else None
     if rtype == T_CHECKPOINT:
-        if size % 12 or size > room:
+        if size < tag_len or (size - tag_len) % 12 or size > room:
             return None
         return size
     # DATA

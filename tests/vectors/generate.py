@@ -35,14 +35,16 @@ def payload(seed: int, n: int) -> bytes:
     return bytes(out)
 
 
-def run_ops(flash: FlashSim, ops: list[list[Any]], store: Store | None = None) -> Store | None:
-    """Apply a vector's operations; returns the store (None after a power cut)."""
+def run_ops(flash: FlashSim, ops: list[list[Any]], store: Store | None = None,
+            key: bytes | None = None) -> Store | None:
+    """Apply a vector's operations; returns the store (None after a power cut). `key`: the
+    vector's store is encrypted (SPEC §4a)."""
     for op in ops:
         name, args = op[0], op[1:]
         if name == "format":
-            store = Store.format(flash, **args[0])
+            store = Store.format(flash, key=key, **args[0])
         elif name == "mount":
-            store = Store.mount(flash)
+            store = Store.mount(flash, key=key)
         elif name == "put":
             key, size, seed = args
             store.put(key, payload(seed, size))
@@ -63,6 +65,11 @@ def run_ops(flash: FlashSim, ops: list[list[Any]], store: Store | None = None) -
     return store
 
 
+def vector_key(v: dict[str, Any]) -> bytes | None:
+    """The AES-128 key of an encrypted vector (hex in `key`), None for a plaintext one."""
+    return bytes.fromhex(v["key"]) if "key" in v else None
+
+
 def build(name: str, vectors: dict[str, Any], cache: dict[str, bytes]) -> bytes:
     """The image a vector leaves (its `from` vector built first)."""
     if name in cache:
@@ -72,7 +79,7 @@ def build(name: str, vectors: dict[str, Any], cache: dict[str, bytes]) -> bytes:
     if "from" in v:
         _load_image(flash, build(v["from"], vectors, cache))
     try:
-        run_ops(flash, v["ops"])
+        run_ops(flash, v["ops"], key=vector_key(v))
         if v.get("expect_cut"):
             raise AssertionError(f"vector {name}: the power cut did not happen")
     except PowerCut:
