@@ -6,7 +6,7 @@ FLASHSWAP_REQUIRE_M4 ?= 0
 
 .PHONY: check install-test test-python test-c test-m4 lint typecheck bench clean
 
-check: install-test lint test-python test-c test-m4
+check: install-test lint typecheck test-python test-c test-m4
 
 install-test:
 	$(PYTHON) -m pip install --quiet -e '.[test,models,plot,cluster]'

@@ -458,7 +458,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             if args.wide and isinstance(item, Table) and table_width([item]) > console.width:
                 # unshrunk (rich would cut cells to fit the console): the terminal folds
                 wide = Console(file=console.file, width=table_width([item]), soft_wrap=False,
-                               color_system=console.color_system,
+                               color_system=console.color_system,  # type: ignore[arg-type]
                                force_terminal=console.is_terminal)
                 wide.print(item)
             else:

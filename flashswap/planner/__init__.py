@@ -236,7 +236,7 @@ def _search_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int,
     from flashswap.planner.fused.search import search
 
     extras = extras_of(needs, group)
-    searched = []
+    searched: list[tuple[float, int, int, list[Any]]] = []
     for k, c in enumerate(choices):
         if searched and (len(searched) >= 2 or searched[0][0] == 0
                          or c * 4 < searched[0][1]):

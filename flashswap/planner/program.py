@@ -323,7 +323,7 @@ def layout(prog: Program, limit: int) -> Program:
         out.extend(instrs[prev:i])
         prev = i + 1
         ins = instrs[i]
-        if type(ins) is Alloc:
+        if isinstance(ins, Alloc):
             size = sizes[ins.buf]
             assert size % ALIGN == 0 and ins.buf not in where, ins
             off = _first_fit(live, size, limit)
@@ -348,6 +348,7 @@ def layout(prog: Program, limit: int) -> Program:
             high = max(high, off + size)
             out.append(replace(ins, offset=off))
         else:
+            assert isinstance(ins, Free)
             e = where.pop(ins.buf)
             live.remove(e)
             live_bytes -= e[1]

@@ -144,15 +144,16 @@ class _Builder:
             if n.kind == "alias":
                 self.canon[n.outputs[0]] = n.inputs[0]
                 continue
-            x = n.inputs[0] if len(n.inputs) == 1 else None
-            j = producer_of.get(x) if x is not None else None
-            if (n.op_type in FUSABLE and j is not None and readers.get(x) == 1
-                    and x not in outputs and len(merged[j][1].outputs) == 1):
+            src = n.inputs[0] if len(n.inputs) == 1 else None
+            j = producer_of.get(src) if src is not None else None
+            if (src is not None and j is not None and n.op_type in FUSABLE
+                    and readers.get(src) == 1 and src not in outputs
+                    and len(merged[j][1].outputs) == 1):
                 k, host, fused = merged[j]
                 host = Node(host.name, host.op_type, host.inputs, host.weights + n.weights,
                             n.outputs, host.macs + n.macs, host.attrs)
                 merged[j] = (k, host, [*fused, i])
-                del producer_of[x]
+                del producer_of[src]
                 producer_of[n.outputs[0]] = j
                 continue
             merged.append((i, n, []))

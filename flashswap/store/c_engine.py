@@ -316,19 +316,20 @@ class CStore:
                       f.erase_counts, f.program_bytes, f.read_bytes, f._bad, f._reg)
             # analyzer.device.ReplayFlash counts consumptions in its program/erase overrides,
             # which the fast path bypasses: the port keeps them instead.
-            track = getattr(f, "fresh", None), getattr(f, "consumed", None)
-            if track[0] is not None and (track[0].dtype != np.bool_
-                                         or track[1].dtype != np.int64):
-                m.fast = False
-                return
-            for a in arrays + (track if track[0] is not None else ()):
+            fresh, consumed = getattr(f, "fresh", None), getattr(f, "consumed", None)
+            track: tuple[np.ndarray, ...] = ()
+            if fresh is not None and consumed is not None:
+                if fresh.dtype != np.bool_ or consumed.dtype != np.int64:
+                    m.fast = False
+                    return
+                track = (fresh, consumed)
+            for a in arrays + track:
                 if not a.flags.c_contiguous or not a.flags.writeable:
                     m.fast = False
                     return
             (m.inv, m.spare_inv, m.page_writes, m.next_page, m.wear, m.erase_counts,
              m.program_bytes, m.read_bytes, m.bad, m.reg) = map(_ptr, arrays)
-            m.fresh, m.consumed = (_ptr(track[0]), _ptr(track[1])) if track[0] is not None \
-                else (None, None)
+            m.fresh, m.consumed = (_ptr(track[0]), _ptr(track[1])) if track else (None, None)
             self._arrays = arrays
 
     def _leave(self) -> None:

@@ -248,19 +248,19 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
     st.next_rseq = max_rseq + 2
     st.lost = lost
     st.damaged = damaged
-    for key, (addr, size) in sorted(index.items()):
+    for ckey, (addr, size) in sorted(index.items()):
         seg, off = divmod(addr, seg_size)
         if (addr == LOST_ADDR or not 0 <= seg < geo.nseg or st.state[seg] != IN_LOG
                 or not HEADER_SIZE <= off < seg_size - REC_SIZE):
-            lost.add(key)
+            lost.add(ckey)
             continue
         try:
             frags = st._fragments(addr, size)
         except CorruptError:
-            lost.add(key)
+            lost.add(ckey)
             continue
         fr = tuple((a // seg_size, REC_SIZE + n) for a, n in frags)
-        st.index[key] = (addr, size, fr)
+        st.index[ckey] = (addr, size, fr)
         for fs, n in fr:
             st.live[fs] += n
 

@@ -593,6 +593,7 @@ class _RunEmitter:
         common = (WeightRead(n.block, 0, n.common, staging, 0)
                   if n.block >= 0 and n.common and not self.resident_params else None)
         reads = (staging, self.param_at.get(k, 0), common)
+        groups: list[tuple[int, int, int, WeightRead | None]]
         if n.block < 0 or not n.per_channel:
             groups = [(0, cand.geo[t].c, n.common, None)]
             return k, s.sg.steps[k].node_index, names, reads, groups, cand.geo[t].c

@@ -168,7 +168,7 @@ def _options(ctx: _Ctx, first: int, last: int, ext: list[int], out_bytes: int,
     sizes = ctx.passing(first, last, reads)
     pass_bytes = sum(sizes)
     evict = _Evictions(sizes)
-    best: dict[bool, tuple[float, int, bool, bool, bool, bool]] = {}
+    best: dict[bool, tuple[float, int, bool, bool, bool, int]] = {}
     extra_macs = macs - base_macs
     for s_in, s_out in ((False, False), (True, False), (False, True), (True, True)):
         if s_in and not ext or resident_only and (s_in or s_out):
@@ -278,11 +278,13 @@ def search(graph: Graph, sg: StepGraph, budget: int, chunk: int, cm: CostModel,
     if end is None or best[end][0] == INF:
         return []
     stages: list[Stage] = []
-    key: tuple[int, bool] | None = end
-    while key is not None and best[key][2] is not None:
-        _, prev, st = best[key]
-        stages.append(st)  # type: ignore[arg-type]
-        key = prev
+    at: tuple[int, bool] | None = end
+    while at is not None:
+        _, prev, st = best[at]
+        if st is None:
+            break
+        stages.append(st)
+        at = prev
     return stages[::-1]
 
 

@@ -119,8 +119,9 @@ class _Axis:
         if is_sink:
             req = Intervals(tl.lo, tl.hi)
         else:
-            req = self.needs.pop(out, None) or Intervals(np.zeros_like(tl.lo),
-                                                         np.zeros_like(tl.lo))
+            got = self.needs.pop(out, None)
+            req = got if got is not None else Intervals(np.zeros_like(tl.lo),
+                                                        np.zeros_like(tl.lo))
         comp = req
         if self.cache and not is_sink:
             req = _closure(req, tl.seg)
