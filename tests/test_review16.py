@@ -160,24 +160,15 @@ def test_revival_format_over_unerasable_unmarkable_blocks(engine: str, old_seg: 
     _revival(engine, old_seg, new_seg, bad, part, cap, old_formats=2, unmount=False)
 
 
-_C_FOREIGN_HEADER = pytest.mark.xfail(
-    strict=True, raises=CorruptError,
-    reason="review16: C fsw_mount returns FSW_ERR_CORRUPT at the first valid header of another "
-    "geometry at a segment boundary (mount.c: `if (!ours) return FSW_ERR_CORRUPT`) instead of "
-    "taking the largest epoch (SPEC §9 step 1) and that block for BAD (step 2); the model "
-    "mounts the new store")
-
-
-@pytest.mark.parametrize("engine", ["python", pytest.param("c", marks=[needs_c,
-                                                                       _C_FOREIGN_HEADER])])
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("old_seg, new_seg, bad", [(4096, 65536, [5]), (65536, 4096, [0])])
 def test_revival_format_with_another_segment_size_mounts_the_new_store(
         engine: str, old_seg: int, new_seg: int, bad: list[int]) -> None:
     """Found here. 4 KiB segments, then a format with 64 KiB segments whose erase of segment 0
     fails at block 5 (block 0 keeps the old header at address 0); or 64 KiB segments, then a
-    format with 4 KiB segments whose block 0 can neither be erased nor marked. The model mounts
-    the new store (epoch 1, largest); the C engine (same image, byte for byte) reports no
-    store: the new store is lost in C."""
+    format with 4 KiB segments whose block 0 can neither be erased nor marked. Both engines
+    mount the new store (epoch 1, largest; SPEC §9 step 1) and take the old header's block for
+    BAD (step 2), although C meets the old header, of another geometry, first."""
     flash = FlashSim.from_part("W25Q128JV", capacity=1 << 20, wear="error", weibull=(2.0, 1e9))
     old = Store.format(flash, engine=engine, segment_size=old_seg)
     old.put(1, b"old store")
@@ -190,14 +181,11 @@ def test_revival_format_with_another_segment_size_mounts_the_new_store(
     st = Store.mount(flash, engine=engine)
     assert st.keys() == [100] and st.get(100) == b"new store"
 
-
-
-@pytest.mark.parametrize("engine", ["python", pytest.param("c", marks=[needs_c,
-                                                                       _C_FOREIGN_HEADER])])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_revival_format_over_a_smaller_store_mounts_the_new_store(engine: str) -> None:
     """Found here, same cause: an old store of 16 x 4 KiB segments, then a format of 32 x 4 KiB
     segments on a partition twice as large, whose block 0 can neither be erased nor marked:
-    the old header (another segment count) at segment 0 makes the C mount report no store."""
+    the old header (another segment count) at segment 0 is a BAD block, not the store."""
     small = FlashSim.from_part("W25Q128JV", capacity=1 << 16)
     old = Store.format(small, engine=engine, segment_size=4096)
     old.put(1, b"old store")

@@ -315,9 +315,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
             return k;
         ours = k && (h[1] & 0x01FFFFFFu) == geo && h[5] == fs->nseg;
         if (k && (!found || h[7] >> 16 > ref7 >> 16)) {
-            if (!ours)
-                return FSW_ERR_CORRUPT;
-            found = 1;
+            found = 2 - ours; /* 2: the largest epoch so far is of another geometry */
             ref6 = h[6];
             ref7 = h[7];
             maxs = maxc = 0;
@@ -338,7 +336,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
             g[s].state = ST_ERASED;
         }
     }
-    if (!found)
+    if (found != 1)
         return FSW_ERR_CORRUPT;
     fs->max_keys = (uint16_t)ref6;
     fs->ckpt_interval = (uint8_t)(ref6 >> 16);
