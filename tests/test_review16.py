@@ -181,6 +181,7 @@ def test_revival_format_with_another_segment_size_mounts_the_new_store(
     st = Store.mount(flash, engine=engine)
     assert st.keys() == [100] and st.get(100) == b"new store"
 
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_revival_format_over_a_smaller_store_mounts_the_new_store(engine: str) -> None:
     """Found here, same cause: an old store of 16 x 4 KiB segments, then a format of 32 x 4 KiB
