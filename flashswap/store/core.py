@@ -444,8 +444,11 @@ class Store:
     def _trim_record(self, first: int, last: int) -> None:
         """Append a TRIM_RANGE record [first, last] (a single key: first == last). Never
         garbage-collects: the reserve (§10) holds the records that delete every chunk, each
-        segment opened for them a checkpoint segment."""
-        self._use(cold=False)
+        segment opened for them a checkpoint segment. When the hot head is full and no segment
+        is free (a program failure's recovery near full took the reserve, §12), the cold head
+        takes the record if it has room: deleting must still work."""
+        self._use(cold=self._hot_room() < MIN_ROOM and not self._free_count()
+                  and self._head_room(True) >= MIN_ROOM)
         if self._room() < MIN_ROOM:
             if not self._free_count():
                 raise NoSpaceError("no free segment left (worn-out device)")
@@ -585,7 +588,11 @@ class Store:
 
     def _hot_room(self) -> int:
         """Bytes left in the hot head's segment, whichever head holds the buffer."""
-        if not self.active_cold:
+        return self._head_room(False)
+
+    def _head_room(self, cold: bool) -> int:
+        """Bytes left in the hot or the cold head's segment, whichever head holds the buffer."""
+        if cold == self.active_cold:
             return self._room()
         seg, wp = self.parked
         return 0 if seg is None else (seg + 1) * self.geo.seg_size - wp
