@@ -205,18 +205,17 @@ static void wildcard(fsw_t *fs)
 static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
 {
     struct fsw_seg *g = SEGS(fs);
-    uint32_t s, n = fs->replay_cold < fs->replay_seq, plen;
+    uint32_t s, w, n = fs->replay_cold < fs->replay_seq, plen;
     for (s = 0; s < fs->nseg; s++) {
         if (g[s].state <= ST_FREE)
             g[s].erase_count = maxc;
-        n -= g[s].state == ST_LOG &&
-             (g[s].seq >= fs->replay_seq || (g[s].cold && g[s].seq == fs->replay_cold));
-        /* two headers of one log with one seq of its window (a segment copied over another) */
-        if (g[s].state == ST_LOG ? g[s].seq >= (g[s].cold ? fs->replay_cold : fs->replay_seq) &&
-                                       fsw_seq_find(fs, PICK_SEQ | g[s].cold, g[s].seq) != s
-                                 : g[s].state == ST_FREE &&
-                                       fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 &&
-                                       R_SEQ(r) > base)
+        w = g[s].state == ST_LOG &&
+            (g[s].seq >= fs->replay_seq || (g[s].cold && g[s].seq == fs->replay_cold));
+        n -= w;
+        /* a window segment whose seq has two headers in its log (one copied over another) */
+        if (w ? fsw_seq_find(fs, PICK_SEQ | g[s].cold, g[s].seq) != s
+              : g[s].state == ST_FREE &&
+                    fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 && R_SEQ(r) > base)
             return 1;
     }
     return n + fs->next_seq - fs->replay_seq != 0;
