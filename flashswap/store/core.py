@@ -444,11 +444,10 @@ class Store:
     def _trim_record(self, first: int, last: int) -> None:
         """Append a TRIM_RANGE record [first, last] (a single key: first == last). Never
         garbage-collects: the reserve (§10) holds the records that delete every chunk, each
-        segment opened for them a checkpoint segment. When the hot head is full and no segment
-        is free (a program failure's recovery near full took the reserve, §12), the cold head
-        takes the record if it has room: deleting must still work."""
-        self._use(cold=self._hot_room() < MIN_ROOM and not self._free_count()
-                  and self._head_room(True) >= MIN_ROOM)
+        segment opened for them a checkpoint segment. When no segment is free (a program
+        failure's recovery near full took the reserve, §12), the cold head takes the record if
+        it has room: deleting must still work."""
+        self._use(cold=not self._free_count() and self._head_room(True) >= MIN_ROOM)
         if self._room() < MIN_ROOM:
             if not self._free_count():
                 raise NoSpaceError("no free segment left (worn-out device)")
