@@ -205,7 +205,7 @@ static void wildcard(fsw_t *fs)
 static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
 {
     struct fsw_seg *g = SEGS(fs);
-    uint32_t s, w, n = fs->replay_cold < fs->replay_seq, plen;
+    uint32_t s, w, n = fs->replay_cold < fs->replay_seq, plen, d = 0;
     for (s = 0; s < fs->nseg; s++) {
         if (g[s].state <= ST_FREE)
             g[s].erase_count = maxc;
@@ -216,9 +216,9 @@ static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
         if (w ? fsw_seq_find(fs, PICK_SEQ | g[s].cold, g[s].seq) != s
               : g[s].state == ST_FREE &&
                     fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 && R_SEQ(r) > base)
-            return 1;
+            d = 1; /* and on: every unknown count is set (step 3) */
     }
-    return n + fs->next_seq - fs->replay_seq != 0;
+    return d || n + fs->next_seq - fs->replay_seq != 0;
 }
 
 /* §9 steps 5-6: replay both logs' windows merged by record seq from the checkpoint cur[0] is
