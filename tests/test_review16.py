@@ -632,6 +632,37 @@ def test_a_segment_copied_over_another_gets_one_answer_from_both_engines(geo: st
     assert got[0] == got[1] == (["corrupt"] * 4, True), f"model {got[0]}, C {got[1]}"
 
 
+@needs_c
+@pytest.mark.parametrize("damage", ["newest header", "copyseg"])
+def test_history_found_missing_sets_the_same_erase_counts_in_both_engines(damage: str) -> None:
+    """Found here: when mount finds history missing (the newest segment's header damaged, so
+    that segment reads FREE with a newer record at byte 40; or a segment copied over an erased
+    one), every segment of unknown count gets the largest known count (SPEC §9 step 3) in both
+    engines; C used to stop at the first finding and leave the later ones at 0, so the engines
+    opened different segments next."""
+    part, cap, fmt = _MUT_GEOS["nor4k"]
+    src = FlashSim.from_part(part, capacity=cap)
+    st = Store.format(src, **fmt)
+    seg = st.geo.seg_size
+    for i in range(12):
+        st.put(i % 5, payload(i % 5, i, 1500))
+    st.sync()
+    img = bytearray(src.image())
+    newest = max((s for s in range(st.geo.nseg) if st.state[s] == 2), key=lambda s: st.seq[s])
+    if damage == "newest header":
+        img[newest * seg + 8] ^= 1  # its erase count: the header no longer checks
+    else:
+        to = min(s for s in range(st.geo.nseg) if st.state[s] == 0)  # the first erased one
+        img[to * seg:(to + 1) * seg] = img[newest * seg:(newest + 1) * seg]
+    stores = [Store.mount(image_copy(src, bytes(img)), engine=e) for e in ("python", "c")]
+    counts = [list(s.stat()["erase_counts"]) for s in stores]
+    assert counts[0] == counts[1] == [1] * 16
+    assert [s.stat()["damaged"] for s in stores] == [True, True]
+    for s in stores:
+        s.put(7, b"after")
+    assert stores[0].flash.image() == stores[1].flash.image()
+
+
 # ------------------------------------------------------------------ (1) x (3): the wedge after a
 # program failure
 
