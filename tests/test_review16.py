@@ -4,8 +4,8 @@ Five classes, each on both engines (the Python model and the C library): the wed
 device where freeing space must always work), the revival (a format over a block that can
 neither be erased nor marked), a program failure followed by power cuts during the recovery,
 staleness after flipped bits or bytes, and MCU internal flash. Plus randomly mutated images
-mounted by both engines. Failures found are reproduced by tests marked xfail(strict=True) with
-the reason; everything else asserts the strict oracle of issue 16.
+mounted by both engines. Each failure it found has a test of its own ("Found here"); every test
+asserts the strict oracle of issue 16.
 """
 
 from __future__ import annotations
@@ -160,24 +160,15 @@ def test_revival_format_over_unerasable_unmarkable_blocks(engine: str, old_seg: 
     _revival(engine, old_seg, new_seg, bad, part, cap, old_formats=2, unmount=False)
 
 
-_C_FOREIGN_HEADER = pytest.mark.xfail(
-    strict=True, raises=CorruptError,
-    reason="review16: C fsw_mount returns FSW_ERR_CORRUPT at the first valid header of another "
-    "geometry at a segment boundary (mount.c: `if (!ours) return FSW_ERR_CORRUPT`) instead of "
-    "taking the largest epoch (SPEC §9 step 1) and that block for BAD (step 2); the model "
-    "mounts the new store")
-
-
-@pytest.mark.parametrize("engine", ["python", pytest.param("c", marks=[needs_c,
-                                                                       _C_FOREIGN_HEADER])])
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("old_seg, new_seg, bad", [(4096, 65536, [5]), (65536, 4096, [0])])
 def test_revival_format_with_another_segment_size_mounts_the_new_store(
         engine: str, old_seg: int, new_seg: int, bad: list[int]) -> None:
     """Found here. 4 KiB segments, then a format with 64 KiB segments whose erase of segment 0
     fails at block 5 (block 0 keeps the old header at address 0); or 64 KiB segments, then a
-    format with 4 KiB segments whose block 0 can neither be erased nor marked. The model mounts
-    the new store (epoch 1, largest); the C engine (same image, byte for byte) reports no
-    store: the new store is lost in C."""
+    format with 4 KiB segments whose block 0 can neither be erased nor marked. Both engines
+    mount the new store (epoch 1, largest; SPEC §9 step 1) and take the old header's block for
+    BAD (step 2), although C meets the old header, of another geometry, first."""
     flash = FlashSim.from_part("W25Q128JV", capacity=1 << 20, wear="error", weibull=(2.0, 1e9))
     old = Store.format(flash, engine=engine, segment_size=old_seg)
     old.put(1, b"old store")
@@ -191,13 +182,11 @@ def test_revival_format_with_another_segment_size_mounts_the_new_store(
     assert st.keys() == [100] and st.get(100) == b"new store"
 
 
-
-@pytest.mark.parametrize("engine", ["python", pytest.param("c", marks=[needs_c,
-                                                                       _C_FOREIGN_HEADER])])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_revival_format_over_a_smaller_store_mounts_the_new_store(engine: str) -> None:
     """Found here, same cause: an old store of 16 x 4 KiB segments, then a format of 32 x 4 KiB
     segments on a partition twice as large, whose block 0 can neither be erased nor marked:
-    the old header (another segment count) at segment 0 makes the C mount report no store."""
+    the old header (another segment count) at segment 0 is a BAD block, not the store."""
     small = FlashSim.from_part("W25Q128JV", capacity=1 << 16)
     old = Store.format(small, engine=engine, segment_size=4096)
     old.put(1, b"old store")
@@ -588,9 +577,7 @@ def _mutated_once(seed: int) -> None:
             st.sync()
     st.sync()
     img = bytearray(src.image())
-    # "copyseg" (a segment copied over another) is left to its own xfail test below: the
-    # engines disagree on it (found by this generator at seed 1027 with it included).
-    kinds = [rng.choice(["bit", "bytes", "u32", "hdr", "ckpt", "erase"])
+    kinds = [rng.choice(["bit", "bytes", "u32", "hdr", "ckpt", "erase", "copyseg"])
              for _ in range(rng.randint(1, 3))]
     for kind in kinds:
         _mutate(img, rng, seg, kind)
@@ -624,14 +611,11 @@ def test_mutated_images_one_answer_from_both_engines_many() -> None:
 
 
 @needs_c
-@pytest.mark.xfail(strict=True, reason="review16: a segment whose bytes are a copy of another "
-                   "(two headers with the same seq, same records): the model mounts clean and "
-                   "reads every key's value; C mounts damaged and reads every key corrupt. "
-                   "SPEC §9 says nothing of two segments with one seq; the engines disagree")
 @pytest.mark.parametrize("geo", ["nor4k", "nand"])
 def test_a_segment_copied_over_another_gets_one_answer_from_both_engines(geo: str) -> None:
     """Found by the mutated-image run (seed 1027: NAND, 'copyseg'). The store's only segment
-    (0, seq 1) copied over an erased one (5)."""
+    (0, seq 1) copied over an erased one (5): two headers of one log with one seq, which the
+    format cannot attribute (SPEC §9): the store is damaged and every key reads corrupt."""
     part, cap, fmt = _MUT_GEOS[geo]
     src = FlashSim.from_part(part, capacity=cap)
     st = Store.format(src, **fmt)
@@ -645,7 +629,38 @@ def test_a_segment_copied_over_another_gets_one_answer_from_both_engines(geo: st
     for engine in ("python", "c"):
         s = Store.mount(image_copy(src, bytes(img)), engine=engine)
         got.append(([_key_outcome(s, k)[0] for k in range(4)], s.stat()["damaged"]))
-    assert got[0] == got[1], f"model {got[0]}, C {got[1]}"
+    assert got[0] == got[1] == (["corrupt"] * 4, True), f"model {got[0]}, C {got[1]}"
+
+
+@needs_c
+@pytest.mark.parametrize("damage", ["newest header", "copyseg"])
+def test_history_found_missing_sets_the_same_erase_counts_in_both_engines(damage: str) -> None:
+    """Found here: when mount finds history missing (the newest segment's header damaged, so
+    that segment reads FREE with a newer record at byte 40; or a segment copied over an erased
+    one), every segment of unknown count gets the largest known count (SPEC §9 step 3) in both
+    engines; C used to stop at the first finding and leave the later ones at 0, so the engines
+    opened different segments next."""
+    part, cap, fmt = _MUT_GEOS["nor4k"]
+    src = FlashSim.from_part(part, capacity=cap)
+    st = Store.format(src, **fmt)
+    seg = st.geo.seg_size
+    for i in range(12):
+        st.put(i % 5, payload(i % 5, i, 1500))
+    st.sync()
+    img = bytearray(src.image())
+    newest = max((s for s in range(st.geo.nseg) if st.state[s] == 2), key=lambda s: st.seq[s])
+    if damage == "newest header":
+        img[newest * seg + 8] ^= 1  # its erase count: the header no longer checks
+    else:
+        to = min(s for s in range(st.geo.nseg) if st.state[s] == 0)  # the first erased one
+        img[to * seg:(to + 1) * seg] = img[newest * seg:(newest + 1) * seg]
+    stores = [Store.mount(image_copy(src, bytes(img)), engine=e) for e in ("python", "c")]
+    counts = [list(s.stat()["erase_counts"]) for s in stores]
+    assert counts[0] == counts[1] == [1] * 16
+    assert [s.stat()["damaged"] for s in stores] == [True, True]
+    for s in stores:
+        s.put(7, b"after")
+    assert stores[0].flash.image() == stores[1].flash.image()
 
 
 # ------------------------------------------------------------------ (1) x (3): the wedge after a
@@ -653,14 +668,11 @@ def test_a_segment_copied_over_another_gets_one_answer_from_both_engines(geo: st
 
 
 @pytest.mark.parametrize("engine", [pytest.param("python"), pytest.param("c", marks=needs_c)])
-@pytest.mark.xfail(strict=True, raises=NoSpaceError, reason=(
-    "review16: one program failure near full (1 of 16 segments retired, 840 kB live on 1 MiB) "
-    "takes the last free segment: from then on trim, trim_range and a 1-byte put fail with "
-    "NoSpace ('no free segment left (worn-out device)'), idle(50) does not help, until a "
-    "remount (which forgets the retirement). Same in both engines"))
 def test_trims_still_work_after_a_program_failure_near_full(engine: str) -> None:
     """Found here: the wedge recipe with a program failure armed at step 100 (fires 12
-    operations later, inside the put that is refused)."""
+    operations later, inside the put that is refused): the recovery moves the failed cold
+    segment's chunks into the last free segments and its checkpoint finds none; the trims go
+    to the cold head's room (SPEC §10), and then a put collects the segments they freed."""
     flash = FlashSim.from_part("W25Q128JV", capacity=1 << 20, seed=0)
     store = Store.format(flash, engine=engine)
     rng = random.Random(0)
@@ -678,6 +690,10 @@ def test_trims_still_work_after_a_program_failure_near_full(engine: str) -> None
             assert store.trim(victim) is True, f"step {i}"
             del live[victim]
     assert flash._fail is None and store.stat()["retired_blocks"] == 1
+    assert {k: store.get(k) for k in live} == live
     assert store.trim_range(0, NO_KEY - 1) == len(live)
     store.put(999, b"x")
     assert store.get(999) == b"x"
+    store.unmount()
+    st = Store.mount(flash, engine=engine)
+    assert st.keys() == [999] and st.get(999) == b"x"

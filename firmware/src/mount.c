@@ -234,17 +234,20 @@ static void wildcard(fsw_t *fs)
 static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
 {
     struct fsw_seg *g = SEGS(fs);
-    uint32_t s, n = fs->replay_cold < fs->replay_seq, plen;
+    uint32_t s, w, n = fs->replay_cold < fs->replay_seq, plen, d = 0;
     for (s = 0; s < fs->nseg; s++) {
         if (g[s].state <= ST_FREE)
             g[s].erase_count = maxc;
-        n -= g[s].state == ST_LOG &&
-             (g[s].seq >= fs->replay_seq || (g[s].cold && g[s].seq == fs->replay_cold));
-        if (g[s].state == ST_FREE && fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 &&
-            R_SEQ(r) > base)
-            return 1;
+        w = g[s].state == ST_LOG &&
+            (g[s].seq >= fs->replay_seq || (g[s].cold && g[s].seq == fs->replay_cold));
+        n -= w;
+        /* a window segment whose seq has two headers in its log (one copied over another) */
+        if (w ? fsw_seq_find(fs, PICK_SEQ | g[s].cold, g[s].seq) != s
+              : g[s].state == ST_FREE &&
+                    fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 && R_SEQ(r) > base)
+            d = 1; /* and on: every unknown count is set (step 3) */
     }
-    return n + fs->next_seq - fs->replay_seq != 0;
+    return d || n + fs->next_seq - fs->replay_seq != 0;
 }
 
 /* §9 steps 5-6: replay both logs' windows merged by record seq from the checkpoint cur[0] is
@@ -362,9 +365,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
             return k;
         ours = k && (h[1] & 0x01FFFFFFu) == geo && h[5] == fs->nseg;
         if (k && (!found || h[7] >> 16 > ref7 >> 16)) {
-            if (!ours)
-                return FSW_ERR_CORRUPT;
-            found = 1;
+            found = 2 - ours; /* 2: the largest epoch so far is of another geometry */
             ref6 = h[6];
             ref7 = h[7];
             ref8 = h[8];
@@ -391,7 +392,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
             g[s].state = ST_ERASED;
         }
     }
-    if (!found)
+    if (found != 1)
         return FSW_ERR_CORRUPT;
     fs->max_keys = (uint16_t)ref6;
     fs->ckpt_interval = (uint8_t)(ref6 >> 16);

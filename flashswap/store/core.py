@@ -471,8 +471,10 @@ class Store:
     def _trim_record(self, first: int, last: int) -> None:
         """Append a TRIM_RANGE record [first, last] (a single key: first == last). Never
         garbage-collects: the reserve (§10) holds the records that delete every chunk, each
-        segment opened for them a checkpoint segment."""
-        self._use(cold=False)
+        segment opened for them a checkpoint segment. When no segment is free (a program
+        failure's recovery near full took the reserve, §12), the cold head takes the record if
+        it has room: deleting must still work."""
+        self._use(cold=not self._free_count() and self._head_room(True) >= MIN_ROOM)
         # Never split: a trim needs its whole record (with its tag when encrypted).
         need = max(MIN_ROOM, REC_SIZE + self.tag)
         for _ in range(2):  # a reservation may use up the room: then open again
@@ -654,7 +656,11 @@ class Store:
 
     def _hot_room(self) -> int:
         """Bytes left in the hot head's segment, whichever head holds the buffer."""
-        if not self.active_cold:
+        return self._head_room(False)
+
+    def _head_room(self, cold: bool) -> int:
+        """Bytes left in the hot or the cold head's segment, whichever head holds the buffer."""
+        if cold == self.active_cold:
             return self._room()
         seg, wp = self.parked
         return 0 if seg is None else (seg + 1) * self.geo.seg_size - wp

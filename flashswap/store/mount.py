@@ -296,11 +296,17 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
 def _segment_missing(st: Store, headers: dict[int, SegHeader], unknown: list[int], r: int,
                      r_cold: int, newest: int, base: int) -> bool:
     """True when a segment of the window is not there (§9 "Damage"): every seq from the replay
-    start to the newest must have a header, the cold window's first segment too, and no
-    segment without a readable header may hold a readable record newer than the checkpoint
-    (the header of the newest segment was damaged)."""
+    start to the newest must have a header, the cold window's first segment too, none of them
+    two headers in its log, and no segment without a readable header may hold a readable record
+    newer than the checkpoint (the header of the newest segment was damaged)."""
     present = {h.seq for h in headers.values()}
     if any(q not in present for q in range(r, newest + 1)):
+        return True
+    # A window segment whose seq has two headers in its log: a segment copied over another,
+    # whose history cannot be told from the original's.
+    win = [(h.seq, bool(h.flags & HF_COLD)) for h in headers.values()
+           if h.seq >= r or (h.flags & HF_COLD and h.seq == r_cold)]
+    if len(set(win)) != len(win):
         return True
     if r_cold != r and not (r_cold in st.seg_by_seq and st.cold[st.seg_by_seq[r_cold]]):
         return True
