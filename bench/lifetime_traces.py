@@ -23,8 +23,10 @@ Sections:
 `--sample NAME` picks the trace of the single-trace sections (default mobilenet_v2_128k, a
 sample that swaps under the fused planner).
 
-Every figure of a section comes from the same run. On the shared 2-core machine all four
-take about an hour; `--only alexnet_256k` and `--sections traces` make a quick check.
+Every figure of a section comes from the same run. On an unloaded 2-core machine the
+layer-by-layer samples took about an hour; on a loaded one `--parallel N --smallest-first
+--start-by SECONDS` bounds the `traces` section (the traces not started in time get a row
+saying so), and `--only alexnet_256k` and `--sections traces` make a quick check.
 """
 
 from __future__ import annotations
