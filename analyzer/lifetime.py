@@ -202,13 +202,18 @@ def analyze(
         est = make_estimator(engine, wl, opt)
         rep = Replayer(engine, wl, payload=opt.payload)
         stats: list[InferenceStats] = []
+        # The budget counts replay only (burn-in is a fixed cost that grows with the part),
+        # and never ends a replay before the estimator has measured one whole cycle past its
+        # warm-up: an empty window would read as no wear at all.
+        t_replay = time.perf_counter()
+        least = getattr(est, "warmup", 0) + est.cycle
         while len(stats) < opt.max_inferences:
             stats.append(rep.step())
             if est.observe(stats[-1]):
                 break
             if progress is not None:
                 progress(len(stats), None)
-            if time.perf_counter() - t_start > opt.budget_s:
+            if time.perf_counter() - t_replay > opt.budget_s and len(stats) > least:
                 break
     except (NoSpaceError, ChunkTooLargeError) as e:
         raise InputError(

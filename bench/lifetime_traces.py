@@ -23,8 +23,10 @@ Sections:
 `--sample NAME` picks the trace of the single-trace sections (default mobilenet_v2_128k, a
 sample that swaps under the fused planner).
 
-Every figure of a section comes from the same run. On the shared 2-core machine all four
-take about an hour; `--only alexnet_256k` and `--sections traces` make a quick check.
+Every figure of a section comes from the same run. On an unloaded 2-core machine the
+layer-by-layer samples took about an hour; on a loaded one `--parallel N --smallest-first
+--start-by SECONDS` bounds the `traces` section (the traces not started in time get a row
+saying so), and `--only alexnet_256k` and `--sections traces` make a quick check.
 """
 
 from __future__ import annotations
@@ -63,6 +65,13 @@ def lifetime(trace: str, *args: str, may_fail: bool = False) -> tuple[dict[str, 
     if out.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr.strip()}")
     return json.loads(out.stdout), wall
+
+
+def swapped(trace: str) -> float:
+    """Bytes a trace writes per inference (the order of --smallest-first)."""
+    from analyzer.workload import Workload
+
+    return Workload.load(ROOT / "traces" / f"{trace}.bin").bytes_written_per_inference
 
 
 def by_store(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -107,14 +116,29 @@ def rng(vals: list[float], fmt: Any) -> str:
 # --- sections ------------------------------------------------------------------------------
 
 
-def run_traces(traces: list[str], parts: list[str],
-               parallel: int = 1) -> tuple[list[dict], list[dict]]:
+def run_traces(traces: list[str], parts: list[str], parallel: int = 1,
+               start_by: float = float("inf")) -> tuple[list[dict], list[dict]]:
+    """Every trace on every part; runs not started `start_by` seconds after the first are
+    skipped and given a row saying so (the smallest traces go first)."""
     rows: list[dict] = []
+    t0 = time.perf_counter()
+
+    def one(trace: str) -> tuple[dict[str, Any], float] | None:
+        if time.perf_counter() - t0 > start_by:
+            return None
+        got = lifetime(trace, "--store", "flashswap,littlefs", *BEST, "--part", ",".join(parts))
+        print(json.dumps({"done": trace, "wall_s": round(got[1], 1)}), file=sys.stderr,
+              flush=True)
+        return got
+
     with ThreadPoolExecutor(parallel) as pool:  # each run is a CLI subprocess
-        runs = pool.map(lambda t: lifetime(t, "--store", "flashswap,littlefs", *BEST,
-                                           "--part", ",".join(parts)), traces)
-        done = list(zip(traces, runs, strict=True))
-    for trace, (doc, wall) in done:
+        done = list(zip(traces, pool.map(one, traces), strict=True))
+    for trace, run in done:
+        if run is None:
+            rows += [{"trace": trace, "part": part, "skipped": True, "writes": False}
+                     for part in parts]
+            continue
+        doc, wall = run
         got = by_store(doc)
         for part in parts:
             fs, lf = got[part, "flashswap"], got[part, "littlefs"]
@@ -178,18 +202,20 @@ def traces_tables(rows: list[dict], summary: list[dict], parts: list[str]) -> tu
                  f"{k} flash time, littlefs / flashswap"]
     head.append("run s")
     body = []
-    for trace in dict.fromkeys(r["trace"] for r in rows):
+    for trace in sorted(dict.fromkeys(r["trace"] for r in rows)):
         line: list[Any] = [trace]
         for p in parts:
             r = next(x for x in rows if x["trace"] == trace and x["part"] == p)
-            if not r["writes"]:
+            if r.get("skipped"):
+                line += ["not run (time limit)", "-", "-", "-"]
+            elif not r["writes"]:
                 line += ["no writes", "-", "-", "-"]
             elif r["littlefs_years"] is None:
                 line += [f3(r["flashswap_efficiency"]), "does not fit", "-", "-"]
             else:
                 line += [f3(r["flashswap_efficiency"]), f3(r["littlefs_efficiency"]),
                          fx(r["ratio"]), fx(r["io_ratio"])]
-        line.append(f"{r['wall_s']:.0f}")
+        line.append("-" if r.get("skipped") else f"{r['wall_s']:.0f}")
         body.append(line)
     per_trace = table(head, body)
     srows = []
@@ -347,6 +373,11 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=1,
                     help="traces analysed at once (`traces` section; each CLI run also "
                     "uses its own worker processes)")
+    ap.add_argument("--start-by", type=float, default=float("inf"), metavar="SECONDS",
+                    help="`traces`: start no trace run later than this after the first "
+                    "(the others get a row saying so)")
+    ap.add_argument("--smallest-first", action="store_true",
+                    help="`traces`: run the traces that swap the least first")
     ap.add_argument("--sample", default=SAMPLE,
                     help=f"trace (stem) of the single-trace sections (default {SAMPLE})")
     ap.add_argument("--update-readme", action="store_true",
@@ -364,7 +395,9 @@ def main() -> None:
     t0 = time.perf_counter()
     tables: dict[str, str] = {}
     if "traces" in sections:
-        rows, summary = run_traces(traces, parts, args.parallel)
+        if args.smallest_first:
+            traces.sort(key=lambda t: (swapped(t), t))
+        rows, summary = run_traces(traces, parts, args.parallel, args.start_by)
         per_trace, summary_md = traces_tables(rows, summary, parts)
         tables |= {"lifetime-traces": per_trace, "lifetime-summary": summary_md}
         out |= {"rows": rows, "summary": summary}

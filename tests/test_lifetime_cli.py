@@ -331,6 +331,7 @@ def test_corrupt_and_missing_traces(tmp_path, trace, capsys) -> None:
 
 
 SAMPLE = Path(__file__).resolve().parent.parent / "traces" / "mobilenet_v2_256k.bin"
+SWAPPING = SAMPLE.with_name("mobilenet_v2_128k.bin")  # README's main job (256k swaps nothing)
 RESNET8 = SAMPLE.with_name("resnet8_256k.bin")
 
 
@@ -412,11 +413,26 @@ def test_sample_trace_time_targets() -> None:
     """Default parts at whole-part capacity: <= 10 s with the flashswap store alone and
     <= 60 s with all three stores (2-core machine)."""
     t = time.perf_counter()
-    rc, _ = cli("lifetime", str(SAMPLE), "--store", "flashswap")
+    rc, _ = cli("lifetime", str(SWAPPING), "--store", "flashswap")
     assert rc == 0 and time.perf_counter() - t <= 10
     t = time.perf_counter()
-    rc, _ = cli("lifetime", str(SAMPLE))
+    rc, _ = cli("lifetime", str(SWAPPING))
     assert rc == 0 and time.perf_counter() - t <= 60
+
+
+@pytest.mark.slow
+def test_main_job_names_littlefs_layouts_and_reads_in_80_columns() -> None:
+    """README's main job: the JSON names littlefs's configuration on every raw part, its SLC
+    NAND efficiency is its best layout's (file per tensor: above 0.5), and at 80 columns
+    every figure is whole."""
+    rc, out = cli("lifetime", str(SWAPPING), "--json")
+    assert rc == 0
+    d = json.loads(out)
+    lfs = {r["part"]: r for r in d["results"] if r["store"] == "littlefs"}
+    for part in ("W25Q128JV", "W25N01GV", "FNNL41A-8Gb"):
+        assert lfs[part]["config"].startswith("file per tensor, "), part
+    assert lfs["W25N01GV"]["efficiency"] >= 0.5
+    _whole(d, _render(d, 80), 80)
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -486,3 +502,15 @@ def test_segment_size_errors(trace, capsys) -> None:
         2, "flashswap: error: the working set's 368 chunks do not fit the index of 4,096-byte "
         "segments (at most 164 chunks: a checkpoint fills at most half a segment); choose a "
         "larger segment size\n")
+
+
+def test_a_spent_budget_still_measures_a_window(trace) -> None:
+    """A budget spent before the estimator measured anything (a huge part's burn-in on a
+    loaded machine) still replays one whole cycle past the warm-up: a window without
+    erases would read as a store that never wears."""
+    rc, out = cli("lifetime", str(trace), "--part", "W25N01GV", "--capacity", "2MiB",
+                  "--store", "flashswap", "--json", "--jobs", "1", "--budget", "1e-9")
+    r = json.loads(out)["results"][0]
+    assert rc == 0 and r["replay"]["converged"] is False
+    assert r["replay"]["window"][1] > r["replay"]["window"][0]
+    assert 0 < r["years"] < float("inf") and r["erase_amplification"] > 0
