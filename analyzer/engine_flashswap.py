@@ -22,7 +22,7 @@ from analyzer.engine_base import Engine, Spare
 from flashswap.errors import InputError
 from flashswap.sizes import format_size
 from flashswap.store import Store
-from flashswap.store.core import MAX_KEYS_CAP, index_limit
+from flashswap.store.config import MAX_KEYS_CAP, index_limit
 
 if TYPE_CHECKING:
     from analyzer.lifetime import Options

@@ -23,7 +23,7 @@ from flashswap.planner import Plan
 from flashswap.planner.program import Instr, Invalidate, Trim, Write
 from flashswap.sizes import format_size
 from flashswap.store import Store
-from flashswap.store.core import MAX_KEYS_CAP, index_limit
+from flashswap.store.config import MAX_KEYS_CAP, index_limit, options
 from flashswap.store.layout import REC_SIZE
 
 IDLE_STEP_CAP = 256  # analyzer/replay.py's cap: far above what the store ever asks for
@@ -187,7 +187,7 @@ def _max_keys(plan: Plan, flash: FlashSim, segment_size: int | None) -> int | No
     need = live_chunks(plan)
     if need <= MAX_KEYS_CAP:
         return None
-    seg = segment_size or Store._config(flash, None, None, None, None, None).geo.seg_size
+    seg = segment_size or options(flash, None, None, None, None, None).geo.seg_size
     if need > index_limit(seg):
         raise InputError(f"the plan keeps {need} chunks in flash at once; the store's index "
                          f"holds at most {index_limit(seg)} with {format_size(seg)} segments: "

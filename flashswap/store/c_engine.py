@@ -35,6 +35,7 @@ from flashswap.errors import (
     StoreKeyError,
 )
 from flashswap.store.aead import Aead
+from flashswap.store.config import options
 from flashswap.store.layout import HEADER_SIZE, NO_KEY
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
@@ -425,9 +426,7 @@ class CStore:
                reserve: int | None = None, wl_threshold: int | None = None,
                key: bytes | None = None) -> CStore:
         """Erase the flash and create an empty store (options checked as the model does)."""
-        from flashswap.store.core import Store
-
-        ref = Store._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold,
+        ref = options(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold,
                             key)
         st = cls(flash, ref.geo.seg_size, max_keys=ref.max_keys,
                  ckpt_interval=ref.ckpt_interval, reserve=ref.reserve,
@@ -652,14 +651,13 @@ class CStore:
 def _probe_segment(flash: Any) -> int:
     """The segment size named by the header that names the store (mount.probe, §9); the
     format default when there is none or it does not fit (mount then reports no store)."""
-    from flashswap.store.core import Store
     from flashswap.store.mount import probe
 
     try:
         seg = 1 << probe(flash)[0].seg_shift
     except CorruptError:
         try:
-            return Store._config(flash, None, None, None, None, None).geo.seg_size
+            return options(flash, None, None, None, None, None).geo.seg_size
         except InputError:
             return getattr(flash, "erase_size", 512)
     if seg not in getattr(flash, "erase_sizes", (seg,)) or flash.size // seg < 6:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flashswap.errors import CorruptError, StoreKeyError
 from flashswap.store.aead import SUITE_AES128GCM, SUITE_NONE, Aead, assoc, nonce
+from flashswap.store.config import BAD, FREE, FREE_ERASED, IN_LOG, Geometry
 from flashswap.store.layout import (
     ENTRY_SIZE,
     F_CONT,
@@ -114,13 +115,12 @@ def _key_for(first: SegHeader, key: bytes | None) -> Aead | None:
 
 
 def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store:
-    from flashswap.store.core import BAD, FREE, FREE_ERASED, IN_LOG, _Geometry
 
     first, raws = probe(flash)
     aead = _key_for(first, key)
     seg_size = 1 << first.seg_shift
     try:
-        geo = _Geometry(flash, seg_size, 1 << first.prog_shift, bool(first.flags & HF_PAGE_ONCE))
+        geo = Geometry(flash, seg_size, 1 << first.prog_shift, bool(first.flags & HF_PAGE_ONCE))
     except Exception as e:  # noqa: BLE001 - any mismatch means the image is not ours
         raise CorruptError(f"store header does not fit this flash: {e}") from None
     if first.segment_count != geo.nseg:
@@ -310,7 +310,6 @@ def _segment_missing(st: Store, headers: dict[int, SegHeader], unknown: list[int
         return True
     if r_cold != r and not (r_cold in st.seg_by_seq and st.cold[st.seg_by_seq[r_cold]]):
         return True
-    from flashswap.store.core import FREE
 
     g = st.geo
     for s in unknown:
