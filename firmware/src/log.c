@@ -151,15 +151,16 @@ static uint32_t room_of(const fsw_t *fs, uint32_t s, uint32_t wp)
     return s == NONE ? 0 : SEG_BASE(fs, s + 1) - wp;
 }
 
-uint32_t fsw_room(const fsw_t *fs)
-{
-    return room_of(fs, fs->open, fs->wp);
-}
-
 /* Room of the hot (0) or cold (1) head, whichever head holds the buffer. */
 uint32_t fsw_head_room(const fsw_t *fs, int cold)
 {
-    return fs->cold == cold ? fsw_room(fs) : room_of(fs, fs->park, fs->park_wp);
+    int a = fs->cold == cold;
+    return room_of(fs, a ? fs->open : fs->park, a ? fs->wp : fs->park_wp);
+}
+
+uint32_t fsw_room(const fsw_t *fs)
+{
+    return fsw_head_room(fs, fs->cold);
 }
 
 /* §6 switching heads: sync the active one, swap, and on NOR load the new active head's partly
