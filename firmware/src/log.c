@@ -55,8 +55,8 @@ int fsw_read(fsw_t *fs, uint32_t addr, void *buf, uint32_t n)
         return err < 0 ? err : FSW_ERR_IO;
     if (fs->open != NONE)
         overlay(buf, addr, n, c->prog_buffer, fs->wp & ~(PROG_SIZE(fs) - 1), fs->wp);
-    if (fs->rescue_end)
-        overlay(buf, addr, n, c->rescue_buffer, fs->rescue_unit, fs->rescue_end);
+    /* without a rescue copy rescue_end is 0: an empty range, nothing copied */
+    overlay(buf, addr, n, c->rescue_buffer, fs->rescue_unit, fs->rescue_end);
     return 0;
 }
 
