@@ -36,7 +36,7 @@ uint64_t fsw_scan(const fsw_t *fs, int mode)
     uint32_t s, best = NONE, n = 0;
     uint64_t k, bk = 0;
     for (s = 0; s < fs->nseg; s++, g++) {
-        int in = outside(fs, s), avail = g->state <= ST_FREE || (in && !g->live), ok;
+        int in = outside(fs, s), avail = g->state <= ST_FREE || (in && !g->live), ok = 1;
         uint32_t eff = g->erase_count + (g->state != ST_ERASED);
         k = g->erase_count;
         switch (mode) {
@@ -49,11 +49,11 @@ uint64_t fsw_scan(const fsw_t *fs, int mode)
             ok = avail && g->state != ST_ERASED;
             break;
         case PICK_VICTIM:
-            ok = in && g->live && g->live < DATA_CAP(fs) - 64;
+            ok = g->live < DATA_CAP(fs) - 64;
             k = (uint64_t)g->live << 32 | g->seq;
-            break;
+            /* fall through */
         case PICK_WL:
-            ok = in && g->live;
+            ok = ok && in && g->live;
             break;
         case PICK_HI:
             k = ~k;
