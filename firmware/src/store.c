@@ -253,7 +253,7 @@ int fsw_unmount(fsw_t *fs)
 int fsw_stat(fsw_t *fs, struct fsw_stat *st)
 {
     const struct fsw_seg *g = SEGS(fs);
-    uint32_t i, lo, hi, sum = 0;
+    uint32_t i, sum = 0;
     uint64_t v;
     if (!fs->mounted)
         return FSW_ERR_INVAL;
@@ -261,12 +261,13 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st)
         sum += fs->cfg->index[i].size;
     st->live_bytes = sum;
     v = fsw_scan(fs, PICK_LO);
-    lo = WINNER(v);
     i = COUNT(v);
-    hi = PICK(fs, PICK_HI);
     st->bad_segments = fs->nseg - i;
-    st->erase_min = i ? g[lo].erase_count : 0;
-    st->erase_max = i ? g[hi].erase_count : 0;
+    st->erase_min = st->erase_max = 0;
+    if (i) { /* not every segment bad */
+        st->erase_min = g[WINNER(v)].erase_count;
+        st->erase_max = g[PICK(fs, PICK_HI)].erase_count;
+    }
     st->live_chunks = fs->nkeys;
     st->segments = fs->nseg;
     st->free_segments = COUNT(fsw_scan(fs, PICK_SPACE));
