@@ -160,11 +160,10 @@ static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
             break;
         for (j = 0; j < fs->nseg && (err = fsw_recover(fs)) == FSW_ERR_WORN; j++)
             ;
-        if (err && err != FSW_ERR_WORN)
-            return err;
-        /* a put whose chunk was indexed when the checkpoint after its spill failed is done:
-         * the recovery's checkpoint stands for that one */
-        if (!err && fs->done)
+        /* a recovery that failed otherwise ends it (< 0: not traced); a put whose chunk was
+         * indexed when the checkpoint after its spill failed is done: the recovery's
+         * checkpoint stands for that one */
+        if (err != FSW_ERR_WORN && (err || fs->done))
             break;
         err = FSW_ERR_IO;
     }
