@@ -36,7 +36,7 @@ uint64_t fsw_scan(const fsw_t *fs, int mode)
     uint32_t s, best = NONE, n = 0;
     uint64_t k, bk = 0;
     for (s = 0; s < fs->nseg; s++, g++) {
-        int in = outside(fs, s), avail = g->state <= ST_FREE || (in && !g->live), ok;
+        int in = outside(fs, s), avail = g->state <= ST_FREE || (in && !g->live), ok = 1;
         uint32_t eff = g->erase_count + (g->state != ST_ERASED);
         k = g->erase_count;
         switch (mode) {
@@ -49,11 +49,11 @@ uint64_t fsw_scan(const fsw_t *fs, int mode)
             ok = avail && g->state != ST_ERASED;
             break;
         case PICK_VICTIM:
-            ok = in && g->live && g->live < DATA_CAP(fs) - 64;
+            ok = g->live < DATA_CAP(fs) - 64;
             k = (uint64_t)g->live << 32 | g->seq;
-            break;
+            /* fall through */
         case PICK_WL:
-            ok = in && g->live;
+            ok = ok && in && g->live;
             break;
         case PICK_HI:
             k = ~k;
@@ -212,6 +212,13 @@ int fsw_next(fsw_t *fs, uint32_t cont, int mode)
     return err <= 0 || mode == OPEN_SPILL ? err : fsw_ckpt_write(fs);
 }
 
+/* Room on the hot (0) or cold (1) head for a record: none below MIN_ROOM. */
+static uint32_t usable(const fsw_t *fs, int cold)
+{
+    uint32_t room = fsw_head_room(fs, cold);
+    return room < MIN_ROOM ? 0 : room;
+}
+
 /* The index entry with a fragment in segment s and the lowest first-fragment address; with
  * afford, NONE as well when moving all of them to the cold head would not leave `reserve`
  * segments free once s is free (during the move one fewer, §10). */
@@ -224,8 +231,8 @@ static uint32_t in_segment(fsw_t *fs, uint32_t s, int afford)
             cost += x[i].size + 64 + (x[i].size >> 4); /* a header per 512 bytes at most */
             best = best == NONE || x[i].addr < x[best].addr ? i : best;
         }
-    room = fsw_head_room(fs, 1);
-    if (afford && (int32_t)((room < MIN_ROOM ? 0 : room) - cost) +
+    room = usable(fs, 1);
+    if (afford && (int32_t)(room - cost) +
                           (int32_t)DATA_CAP(fs) *
                               ((int32_t)COUNT(fsw_scan(fs, PICK_HOT)) + 1 - fs->reserve) <
                       0)
@@ -268,8 +275,7 @@ int fsw_make_room(fsw_t *fs, uint32_t need)
     int32_t free, r = fs->reserve;
     int err = 0;
     for (i = 0; i < 4 * fs->nseg + 4 && !err; i++) {
-        room = fsw_head_room(fs, 0);
-        room = room < MIN_ROOM ? 0 : room;
+        room = usable(fs, 0);
         if (room >= need)
             return 0; /* the common case, decided without counting free segments */
         free = (int32_t)COUNT(fsw_scan(fs, PICK_HOT));

@@ -7,7 +7,7 @@
  * the next segment of the same log. Nothing about fragments is kept in RAM. */
 void fsw_frag_first(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f)
 {
-    uint32_t room = SEG_BASE(fs, SEG_OF(fs, e->addr) + 1) - e->addr - REC_SIZE;
+    uint32_t room = SEG_SIZE(fs) - (e->addr & (SEG_SIZE(fs) - 1)) - REC_SIZE;
     f->addr = e->addr;
     f->off = 0;
     f->len = e->size < room ? e->size : room;

@@ -55,8 +55,8 @@ int fsw_read(fsw_t *fs, uint32_t addr, void *buf, uint32_t n)
         return err < 0 ? err : FSW_ERR_IO;
     if (fs->open != NONE)
         overlay(buf, addr, n, c->prog_buffer, fs->wp & ~(PROG_SIZE(fs) - 1), fs->wp);
-    if (fs->rescue_end)
-        overlay(buf, addr, n, c->rescue_buffer, fs->rescue_unit, fs->rescue_end);
+    /* without a rescue copy rescue_end is 0: an empty range, nothing copied */
+    overlay(buf, addr, n, c->rescue_buffer, fs->rescue_unit, fs->rescue_end);
     return 0;
 }
 
@@ -151,15 +151,16 @@ static uint32_t room_of(const fsw_t *fs, uint32_t s, uint32_t wp)
     return s == NONE ? 0 : SEG_BASE(fs, s + 1) - wp;
 }
 
-uint32_t fsw_room(const fsw_t *fs)
-{
-    return room_of(fs, fs->open, fs->wp);
-}
-
 /* Room of the hot (0) or cold (1) head, whichever head holds the buffer. */
 uint32_t fsw_head_room(const fsw_t *fs, int cold)
 {
-    return fs->cold == cold ? fsw_room(fs) : room_of(fs, fs->park, fs->park_wp);
+    int a = fs->cold == cold;
+    return room_of(fs, a ? fs->open : fs->park, a ? fs->wp : fs->park_wp);
+}
+
+uint32_t fsw_room(const fsw_t *fs)
+{
+    return fsw_head_room(fs, fs->cold);
 }
 
 /* §6 switching heads: sync the active one, swap, and on NOR load the new active head's partly

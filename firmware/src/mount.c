@@ -291,14 +291,16 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
                 fsw_idx_drop(fs, c->r[1], c->r[2]);
             } else if (t == T_CKPT) {
                 err = load_ckpt(fs, c);
-            } else if (c->k == 2) {
-                err = fsw_idx_set(fs, c->r[1], LOST, 0); /* a damaged fragment */
-            } else {
+            } else { /* a chunk, or a damaged fragment (k 2): its key is lost */
                 struct fsw_index_entry d;
                 d.key = c->r[1];
-                d.addr = c->p;
-                d.size = c->r[2];
-                err = TAG(fs) ? v : fsw_chunk_read(fs, &d, NULL);
+                d.addr = LOST;
+                d.size = 0;
+                if (c->k == 1) {
+                    d.addr = c->p;
+                    d.size = c->r[2];
+                    err = TAG(fs) ? v : fsw_chunk_read(fs, &d, NULL);
+                }
                 err = err == FSW_ERR_CORRUPT ? 0 : err ? err : fsw_idx_set(fs, d.key, d.addr, d.size);
             }
         }

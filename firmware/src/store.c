@@ -160,11 +160,10 @@ static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
             break;
         for (j = 0; j < fs->nseg && (err = fsw_recover(fs)) == FSW_ERR_WORN; j++)
             ;
-        if (err && err != FSW_ERR_WORN)
-            return err;
-        /* a put whose chunk was indexed when the checkpoint after its spill failed is done:
-         * the recovery's checkpoint stands for that one */
-        if (!err && fs->done)
+        /* a recovery that failed otherwise ends it (< 0: not traced); a put whose chunk was
+         * indexed when the checkpoint after its spill failed is done: the recovery's
+         * checkpoint stands for that one */
+        if (err != FSW_ERR_WORN && (err || fs->done))
             break;
         err = FSW_ERR_IO;
     }
@@ -253,7 +252,7 @@ int fsw_unmount(fsw_t *fs)
 int fsw_stat(fsw_t *fs, struct fsw_stat *st)
 {
     const struct fsw_seg *g = SEGS(fs);
-    uint32_t i, lo, hi, sum = 0;
+    uint32_t i, sum = 0;
     uint64_t v;
     if (!fs->mounted)
         return FSW_ERR_INVAL;
@@ -261,12 +260,13 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st)
         sum += fs->cfg->index[i].size;
     st->live_bytes = sum;
     v = fsw_scan(fs, PICK_LO);
-    lo = WINNER(v);
     i = COUNT(v);
-    hi = PICK(fs, PICK_HI);
     st->bad_segments = fs->nseg - i;
-    st->erase_min = i ? g[lo].erase_count : 0;
-    st->erase_max = i ? g[hi].erase_count : 0;
+    st->erase_min = st->erase_max = 0;
+    if (i) { /* not every segment bad */
+        st->erase_min = g[WINNER(v)].erase_count;
+        st->erase_max = g[PICK(fs, PICK_HI)].erase_count;
+    }
     st->live_chunks = fs->nkeys;
     st->segments = fs->nseg;
     st->free_segments = COUNT(fsw_scan(fs, PICK_SPACE));
