@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import ChunkTooLargeError, FlashswapError, InputError, NoSpaceError
+from tests.geometries import TABLE, pick
 from tests.vectors.generate import _load_image, payload, vector_key
 
 try:
@@ -38,16 +39,10 @@ pytestmark = pytest.mark.skipif(bool(C_ERROR), reason=f"C library unavailable: {
 VDIR = Path(__file__).resolve().parent / "vectors"
 VECTORS = json.loads((VDIR / "vectors.json").read_text())
 
-# name: part, capacity, format options, FlashSim options
+# name: part, capacity, format options, FlashSim options (the table: tests/geometries.py)
 GEOS: dict[str, tuple[str, int, dict[str, int], dict[str, Any]]] = {
-    "nor4k": ("W25Q128JV", 64 * 1024, {"segment_size": 4096, "ckpt_interval": 3}, {}),
-    "nor4k-wl": ("W25Q128JV", 32 * 1024,
-                 {"segment_size": 4096, "ckpt_interval": 1, "wl_threshold": 2}, {}),
-    "nor4k-tiny": ("W25Q128JV", 24 * 1024, {"segment_size": 4096, "ckpt_interval": 1}, {}),
-    "nor64k": ("MX25R6435F", 1024 * 1024, {"segment_size": 65536, "ckpt_interval": 2}, {}),
-    "nand": ("W25N01GV", 8 * 128 * 1024, {"ckpt_interval": 2}, {}),
-    "nand-bad": ("W25N01GV", 12 * 128 * 1024, {"ckpt_interval": 2}, {"factory_bad": 2}),
-}
+    n: (*pick(n)[n], dict(TABLE[n].sim))
+    for n in ("nor4k", "nor4k-wl", "nor4k-tiny", "nor64k", "nand", "nand-bad")}
 
 KEYS = 10
 TEST_KEY = bytes(range(16))
