@@ -89,9 +89,10 @@ op_st = st.one_of(
 
 
 def run_differential(geo: str, wear: int | None, seed: int, ops: list[tuple],
-                     key: bytes | None = None) -> int:
+                     key: bytes | None = None, every: bool = False) -> int:
     """Runs ops on both engines, checking as it goes; returns the segments retired. `key`: on
-    encrypted stores (SPEC §4a)."""
+    encrypted stores (SPEC §4a). `every`: the flash is compared after every operation, not
+    only at syncs and remounts."""
     part, cap, fmt, simopts = GEOS[geo]
     kw: dict[str, Any] = {"seed": seed, **simopts}
     if wear:  # per-block endurance drawn around `wear` cycles: blocks fail within a run.
@@ -157,6 +158,8 @@ def run_differential(geo: str, wear: int | None, seed: int, ops: list[tuple],
         elif name == "sync" and r[0][0] == "ok":
             same_flash(*sims, where)
             same_state(py, c, where)
+        elif every:
+            same_flash(*sims, where)
     for k in range(KEYS):
         assert outcome(py.get, k) == outcome(c.get, k), f"{geo} final get({k})"
     assert py.retired == c.retired
@@ -186,6 +189,15 @@ def test_c_engine_matches_model_encrypted(geo: str, wear: int | None, seed: int,
                                           ops: list[tuple]) -> None:
     """The same on stores formatted with a key: identical images, every seal included."""
     run_differential(geo, wear, seed, ops, key=TEST_KEY)
+
+
+@settings(max_examples=100,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(*differential_args)
+def test_c_engine_writes_the_models_bytes_at_every_operation(geo: str, wear: int | None,
+                                                             seed: int, ops: list[tuple]) -> None:
+    """Between syncs too: each operation leaves the same bytes, spare and counters on flash."""
+    run_differential(geo, wear, seed, ops, every=True)
 
 
 @pytest.mark.slow
