@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+import flashswap.store.c_build as c_build
 from flashswap.errors import (
     ChunkTooLargeError,
     CorruptError,
@@ -31,7 +32,6 @@ from flashswap.errors import (
     NotFoundError,
     StoreKeyError,
 )
-from flashswap.store import c_build
 from flashswap.store.aead import Aead
 from flashswap.store.config import options
 from flashswap.store.layout import HEADER_SIZE, NO_KEY
