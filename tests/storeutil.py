@@ -9,14 +9,11 @@ import pytest
 
 from flashswap import FlashSim, Store
 from flashswap.errors import NotFoundError
+from tests.geometries import pick
 
-# name -> (part, capacity, format options). Small enough for thousands of operations per second,
-# large enough for fragments, GC, checkpoints and wear leveling to happen.
-GEOMETRIES: dict[str, tuple[str, int, dict[str, int]]] = {
-    "nor4k": ("W25Q128JV", 64 * 1024, {"segment_size": 4096, "ckpt_interval": 3}),
-    "nor64k": ("MX25R6435F", 1024 * 1024, {"segment_size": 65536, "ckpt_interval": 2}),
-    "nand": ("W25N01GV", 8 * 128 * 1024, {"ckpt_interval": 2}),
-}
+# name -> (part, capacity, format options); the table and what each geometry is for:
+# tests/geometries.py.
+GEOMETRIES: dict[str, tuple[str, int, dict[str, int]]] = pick("nor4k", "nor64k", "nand")
 
 
 def make_flash(geo: str, **kw: object) -> FlashSim:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import ChunkTooLargeError, FlashswapError, InputError, NoSpaceError
+from tests.geometries import TABLE, pick
 from tests.vectors.generate import _load_image, payload, vector_key
 
 try:
@@ -38,16 +39,10 @@ pytestmark = pytest.mark.skipif(bool(C_ERROR), reason=f"C library unavailable: {
 VDIR = Path(__file__).resolve().parent / "vectors"
 VECTORS = json.loads((VDIR / "vectors.json").read_text())
 
-# name: part, capacity, format options, FlashSim options
+# name: part, capacity, format options, FlashSim options (the table: tests/geometries.py)
 GEOS: dict[str, tuple[str, int, dict[str, int], dict[str, Any]]] = {
-    "nor4k": ("W25Q128JV", 64 * 1024, {"segment_size": 4096, "ckpt_interval": 3}, {}),
-    "nor4k-wl": ("W25Q128JV", 32 * 1024,
-                 {"segment_size": 4096, "ckpt_interval": 1, "wl_threshold": 2}, {}),
-    "nor4k-tiny": ("W25Q128JV", 24 * 1024, {"segment_size": 4096, "ckpt_interval": 1}, {}),
-    "nor64k": ("MX25R6435F", 1024 * 1024, {"segment_size": 65536, "ckpt_interval": 2}, {}),
-    "nand": ("W25N01GV", 8 * 128 * 1024, {"ckpt_interval": 2}, {}),
-    "nand-bad": ("W25N01GV", 12 * 128 * 1024, {"ckpt_interval": 2}, {"factory_bad": 2}),
-}
+    n: (*pick(n)[n], dict(TABLE[n].sim))
+    for n in ("nor4k", "nor4k-wl", "nor4k-tiny", "nor64k", "nand", "nand-bad")}
 
 KEYS = 10
 TEST_KEY = bytes(range(16))
@@ -94,9 +89,10 @@ op_st = st.one_of(
 
 
 def run_differential(geo: str, wear: int | None, seed: int, ops: list[tuple],
-                     key: bytes | None = None) -> int:
+                     key: bytes | None = None, every: bool = False) -> int:
     """Runs ops on both engines, checking as it goes; returns the segments retired. `key`: on
-    encrypted stores (SPEC §4a)."""
+    encrypted stores (SPEC §4a). `every`: the flash is compared after every operation, not
+    only at syncs and remounts."""
     part, cap, fmt, simopts = GEOS[geo]
     kw: dict[str, Any] = {"seed": seed, **simopts}
     if wear:  # per-block endurance drawn around `wear` cycles: blocks fail within a run.
@@ -162,6 +158,8 @@ def run_differential(geo: str, wear: int | None, seed: int, ops: list[tuple],
         elif name == "sync" and r[0][0] == "ok":
             same_flash(*sims, where)
             same_state(py, c, where)
+        elif every:
+            same_flash(*sims, where)
     for k in range(KEYS):
         assert outcome(py.get, k) == outcome(c.get, k), f"{geo} final get({k})"
     assert py.retired == c.retired
@@ -191,6 +189,15 @@ def test_c_engine_matches_model_encrypted(geo: str, wear: int | None, seed: int,
                                           ops: list[tuple]) -> None:
     """The same on stores formatted with a key: identical images, every seal included."""
     run_differential(geo, wear, seed, ops, key=TEST_KEY)
+
+
+@settings(max_examples=100,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(*differential_args)
+def test_c_engine_writes_the_models_bytes_at_every_operation(geo: str, wear: int | None,
+                                                             seed: int, ops: list[tuple]) -> None:
+    """Between syncs too: each operation leaves the same bytes, spare and counters on flash."""
+    run_differential(geo, wear, seed, ops, every=True)
 
 
 @pytest.mark.slow

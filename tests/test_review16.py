@@ -18,6 +18,7 @@ import pytest
 from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import CorruptError, NoSpaceError, NotFoundError
 from flashswap.store.layout import NO_KEY
+from tests.geometries import pick
 from tests.storeutil import (
     ENGINES,
     Oracle,
@@ -540,10 +541,7 @@ def _mutate(img: bytearray, rng: random.Random, seg: int, kind: str) -> None:
         img[b * seg:(b + 1) * seg] = b"\xff" * seg
 
 
-_MUT_GEOS = {"nor4k": ("W25Q128JV", 64 * 1024, {"segment_size": 4096, "ckpt_interval": 3}),
-             "nand": ("W25N01GV", 8 * 128 * 1024, {"ckpt_interval": 2}),
-             "stm": ("STM32L476-FLASH", 32 * 1024, {}),
-             "nrf": ("nRF5340-APP", 64 * 1024, {})}
+_MUT_GEOS = pick("nor4k", "nand", "stm", "nrf")
 
 
 def _op(fn: Any, *a: Any) -> tuple[str, Any]:

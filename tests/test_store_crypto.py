@@ -30,7 +30,16 @@ from flashswap.store.aead import TAG_LEN
 from flashswap.store.core import SEQ_BLOCK
 from flashswap.store.layout import REC_SIZE, T_CHECKPOINT, T_DATA, T_RESERVE, unpack_rec
 from flashswap.store.parse import parse_segment
-from tests.storeutil import C_ERROR, ENGINES, Oracle, image_copy, make_flash, payload, read_all
+from tests.storeutil import (
+    C_ERROR,
+    ENGINES,
+    GEOMETRIES,
+    Oracle,
+    image_copy,
+    make_flash,
+    payload,
+    read_all,
+)
 from tests.test_store_powercut import SCENARIOS
 
 CRYPTO_ENGINES = ["python"] + ([] if C_ERROR else ["c"])
@@ -75,8 +84,7 @@ def _try_put(store: Store, live: dict[int, bytes], k: int, data: bytes) -> bool:
 def _enc_store(geo: str = "nor4k", engine: str = "python", **kw: int
                ) -> tuple[FlashSim, Store]:
     flash = make_flash(geo)
-    opts = {"nor4k": {"segment_size": 4096, "ckpt_interval": 3},
-            "nand": {"ckpt_interval": 2}}[geo]
+    opts = dict(GEOMETRIES[geo][2])
     opts.update(kw)
     return flash, Store.format(flash, key=KEY, engine=engine, **opts)
 
@@ -137,8 +145,7 @@ def test_round_trip_and_no_plaintext_on_flash(geo: str, engine: str) -> None:
             assert data[off:off + 16] not in img
     # The same workload without a key leaves its chunks readable on flash: the check bites.
     plain = make_flash(geo)
-    pstore = Store.format(plain, **({"segment_size": 4096, "ckpt_interval": 3}
-                                    if geo == "nor4k" else {"ckpt_interval": 2}))
+    pstore = Store.format(plain, **GEOMETRIES[geo][2])
     plive = _workload(pstore, seed=3, steps=120)
     assert any(v[:16] in plain.image() for v in plive.values() if len(v) >= 16)
 
@@ -450,8 +457,7 @@ def _sweep_nonces(name: str) -> int:
     flash0 = make_flash(geo, seed=7)
     base_log: list[tuple[bytes, bytes, bytes]] = []
     fmt = dict(opts)
-    fmt.update({"segment_size": 4096, "ckpt_interval": 3} if geo == "nor4k" else
-               {"ckpt_interval": 2})
+    fmt.update(GEOMETRIES[geo][2])
     _logged(Store.format(flash0, key=KEY, **fmt), base_log).unmount()
     probe = flash0.copy()
     before = probe.ops_count

@@ -20,12 +20,11 @@ static struct fsw_seg segs_buf[256];
 static const struct {
     uint32_t size, block, page, spare;
     int nand;
+    uint32_t seg;
 } geos[] = {
-    {64 * 1024, 4096, 256, 0, 0},
-    {8 * 1024, 512, 64, 0, 0},
-    {192 * 1024, 16 * 1024, 512, 16, 1},
-    {1024 * 1024, 128 * 1024, 2048, 64, 1},
-    {1024 * 1024, 4096, 256, 0, 0},
+#define X(name, size, block, page, spare, nand, segment) {size, block, page, spare, nand, segment},
+    FX_GEOMETRIES(X)
+#undef X
 };
 
 int fx_have(enum geo g)
@@ -36,7 +35,7 @@ int fx_have(enum geo g)
 
 int fx_setup(enum geo g, uint8_t ckpt_interval, uint16_t wl_threshold)
 {
-    uint32_t seg = g == NOR64K ? 65536 : geos[g].block;
+    uint32_t seg = geos[g].seg;
     memset(&FX, 0, sizeof FX);
     FX.geo = g;
     arena_used = ramflash_arena_size(geos[g].size, geos[g].block, geos[g].page, geos[g].spare);

@@ -3,14 +3,14 @@
 #define FIXTURE_H
 
 #include "flashswap.h"
+#include "geometries.h"
 #include "ramflash.h"
 
+/* The geometries (generated from tests/geometries.py, the Python store tests' table). */
 enum geo {
-    NOR4K,   /* 64 KiB NOR, 4 KiB segments, 256 B pages (the Python tests' "nor4k") */
-    NOR512,  /* 8 KiB NOR, 512 B segments, 64 B pages: fragments and GC everywhere */
-    NAND_S,  /* 192 KiB NAND, 16 KiB blocks, 512 B pages, 16 B spare */
-    NAND_2K, /* 1 MiB NAND, 128 KiB blocks, 2 KiB pages, 64 B spare ("nand"; host only) */
-    NOR64K   /* 1 MiB NOR, 64 KiB segments, 256 B pages (the Python tests' "nor64k") */
+#define X(name, size, block, page, spare, nand, segment) name,
+    FX_GEOMETRIES(X)
+#undef X
 };
 
 struct fx {

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import ctypes as C
 import functools
-import hashlib
 import os
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import flashswap.store.c_build as c_build
 from flashswap.errors import (
     ChunkTooLargeError,
     CorruptError,
@@ -38,7 +36,7 @@ from flashswap.store.aead import Aead
 from flashswap.store.config import options
 from flashswap.store.layout import HEADER_SIZE, NO_KEY
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+FIRMWARE = c_build.FIRMWARE
 # The library's error codes (firmware/include/flashswap.h).
 E_IO, E_CORRUPT, E_NOSPC, E_NOENT, E_TOOBIG, E_INVAL, E_WORN = -5, -84, -28, -2, -27, -22, -71
 E_KEY = -126
@@ -94,52 +92,13 @@ class _Stat(C.Structure):
 # ------------------------------------------------------------------ finding the library
 
 
-def _sources() -> list[Path]:
-    """The library, with the host's table-driven CRC-32 (same function, 10x faster), and the
-    FlashSim port."""
-    lib = [p for p in sorted((FIRMWARE / "src").glob("*.c")) if p.name != "crc32.c"]
-    port = FIRMWARE / "port"
-    return lib + [port / "crc32_host.c", port / "simport.c", port / "aead_mbedtls.c"]
-
-
-def _mbedtls() -> list[str]:
-    """Compiler arguments for the AEAD port: Mbed TLS when its headers are installed (Debian
-    libmbedtls-dev), else a port that refuses keys (the engine then cannot encrypt)."""
-    if Path("/usr/include/mbedtls/gcm.h").exists():
-        return ["-lmbedcrypto"]
-    return ["-DFSW_PORT_NO_MBEDTLS"]
-
-
 def _build(dest_dir: Path) -> Path:
-    """Compile firmware/ into dest_dir (named by a hash of the sources: rebuilt on change)."""
-    srcs = _sources()
-    heads = [FIRMWARE / "include" / "flashswap.h", FIRMWARE / "src" / "fsw_priv.h",
-             FIRMWARE / "port" / "aead_mbedtls.h"]
-    h = hashlib.sha256(" ".join(_mbedtls()).encode())
-    for p in srcs + heads:
-        h.update(p.read_bytes())
-    out = dest_dir / f"libflashswap-{h.hexdigest()[:16]}.so"
-    if out.exists():
-        return out
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise InputError("C engine not built: no C compiler (cc or gcc) found")
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=dest_dir)
-    os.close(fd)
-    cmd = [cc, "-std=c99", "-O3", "-fPIC", "-shared", f"-I{FIRMWARE / 'include'}",
-           f"-I{FIRMWARE / 'src'}", f"-I{FIRMWARE / 'port'}", *map(str, srcs), "-o", tmp,
-           *_mbedtls()]
+    """firmware/ compiled into dest_dir by the one build recipe (flashswap/store/c_build.py),
+    under a name made of a hash of the sources and flags: rebuilt on change."""
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        why = (r.stderr.strip().splitlines() or ["?"])[0] if r.returncode else ""
-    except OSError as e:
-        why = e.strerror or str(e)
-    if why:
-        os.unlink(tmp)
-        raise InputError(f"C engine not built: {cc} failed: {why}")
-    os.replace(tmp, out)  # atomic: concurrent builders (pytest-xdist) do not clash
-    return out
+        return c_build.build_cached(dest_dir)
+    except c_build.BuildError as e:
+        raise InputError(f"C engine not built: {e}") from None
 
 
 def _cache_dir() -> Path:
@@ -161,9 +120,8 @@ def _find() -> Path:
     if env:
         return Path(env)
     installed = sorted(Path(__file__).parent.glob("_flashswap_c*.so"))
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     # Sources that fail to compile are an error, not a reason to run a stale copy.
-    if (FIRMWARE / "src").is_dir() and (compiler or not installed):
+    if (FIRMWARE / "src").is_dir() and (c_build.compiler() or not installed):
         return _build(_cache_dir())
     if installed:
         return installed[0]
