@@ -4,6 +4,10 @@ Reads one header per segment (and the bad-block byte of segments without a valid
 NAND) and the segments of the replay window in full; writes nothing. Damage is reported, never
 papered over: a record that cannot be read makes the keys it could have held read as corrupt,
 unless it can only be a write torn by a power cut (§9 "Damage").
+
+`Store._mount` (core.py) runs the steps: `config.probe` finds the store, `read_segments` and
+`replay_window` here compute the state from flash and return it, and the class takes it over;
+these functions read the store they are given and never change it.
 """
 
 from __future__ import annotations
