@@ -666,8 +666,8 @@ class CStore:
 
 def _probe_segment(flash: FlashDevice) -> int:
     """The segment size named by the header that names the store (the probe both engines use,
-    SPEC §9); the format default when there is none or it does not fit (mount then reports no
-    store)."""
+    SPEC §9), CorruptError in the model's words if that header does not fit this flash; the
+    format default when there is none (the library's mount then reports no store)."""
     try:
         first = probe(flash)[0]
     except CorruptError:
