@@ -29,6 +29,7 @@ from analyzer.device import ReplayFlash
 if TYPE_CHECKING:
     from analyzer.lifetime import Options
     from analyzer.workload import Workload
+    from flashswap.flash import FlashDevice
     from flashswap.parts import Part
 
 
@@ -144,7 +145,7 @@ class Engine(ABC):
         return cls.variant or cls.name
 
 
-def erase_plan(flash: Any, addr: int, size: int) -> list[tuple[int, int]]:
+def erase_plan(flash: FlashDevice, addr: int, size: int) -> list[tuple[int, int]]:
     """(address, size) erases covering [addr, addr+size) with the fewest commands: the largest
     aligned erase size that fits at each step, as a driver for a multi-size NOR would."""
     out = []

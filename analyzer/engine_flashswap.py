@@ -21,8 +21,8 @@ from analyzer.device import ReplayFlash
 from analyzer.engine_base import Engine, Spare
 from flashswap.errors import InputError
 from flashswap.sizes import format_size
-from flashswap.store import Store
 from flashswap.store.config import MAX_KEYS_CAP, index_limit
+from flashswap.store.engine import default_engine, format_store, names
 
 if TYPE_CHECKING:
     from analyzer.lifetime import Options
@@ -49,7 +49,7 @@ class FlashswapEngine(Engine):
             )
         self.implementation = resolve_implementation(implementation)
         # the model or the C engine (CStore, which adds run_batch)
-        self.swap: Any = Store.format(flash, engine=self.implementation, **config)
+        self.swap: Any = format_store(self.implementation, flash, **config)
         self._rbuf: Any = None
         st = self.swap.stat()
         self.segment_size = int(st["segment_size"])
@@ -160,16 +160,11 @@ class FlashswapEngine(Engine):
 
 
 def resolve_implementation(name: str) -> str:
-    """"c", "python", or for "auto" the C engine if it can be loaded (built at install, or
-    compiled from a source checkout), else the Python model."""
-    if name not in ("auto", "c", "python"):
-        raise InputError(f"unknown store implementation {name!r} (choose from auto, c, python)")
+    """A registered store engine (flashswap/store/engine.py), or for "auto" the C engine if it
+    can be loaded (built at install, or compiled from a source checkout), else the model."""
     if name == "auto":
-        from flashswap.store.c_engine import library
-
-        try:
-            library()
-        except InputError:
-            return "python"
-        return "c"
+        return default_engine()
+    if name not in names():
+        raise InputError(f"unknown store implementation {name!r} (choose from auto, "
+                         f"{', '.join(sorted(names()))})")
     return name

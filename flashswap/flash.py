@@ -67,7 +67,7 @@ import json
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -106,6 +106,28 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
     if a.size % 8 == 0 and a.size:
         return bool(np.bitwise_and(a.view(np.uint64), b.view(np.uint64)).any())
     return bool(np.bitwise_and(a, b).any())
+
+
+class FlashDevice(Protocol):
+    """What a store engine asks of a flash device: its geometry and the three commands of raw
+    flash, plus the NAND spare-area read for factory bad-block marks. `FlashSim` is one; a
+    device for another purpose (a driver, a recorder) needs only these."""
+
+    kind: str  # "nor", "nand", "internal" or "managed" (parts.toml)
+    size: int  # bytes of the main area
+    erase_size: int  # the smallest erase unit
+    erase_sizes: tuple[int, ...]  # every erase unit the device offers, within its size
+    page_size: int  # the program unit
+    spare_size: int  # spare bytes per page (NAND), else 0
+    nop: int  # programs allowed per page between erases (NAND), 0: unlimited
+
+    def read(self, addr: int, n: int, /) -> bytes: ...
+
+    def read_spare(self, page_addr: int, n: int, /) -> bytes: ...
+
+    def program(self, addr: int, data: Buffer, /) -> None: ...
+
+    def erase(self, addr: int, size: int, /) -> None: ...
 
 
 class FlashSim:
@@ -885,4 +907,4 @@ def _int(v: Any, what: str) -> int:
     return int(v)
 
 
-__all__ = ["FlashSim", "WEAR_MODES"]
+__all__ = ["FlashDevice", "FlashSim", "WEAR_MODES"]

@@ -32,6 +32,7 @@ from flashswap.errors import InputError
 from flashswap.mcus import DEFAULT_MCU, FAMILIES, MCUS, family_of, get_mcu
 from flashswap.parts import get_part
 from flashswap.sizes import format_size, parse_size
+from flashswap.store.engine import names as store_engines
 
 # A NOR, an SLC NAND, an MLC NAND and a managed device from the catalogue.
 DEFAULT_PARTS = ("W25Q128JV", "W25N01GV", "FNNL41A-8Gb", "S-46u-2GB")
@@ -94,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--engine",
-        choices=("auto", "c", "python"),
+        choices=("auto", *sorted(store_engines())),
         default="auto",
         help="the flashswap store's engine: the C library (firmware/) or the Python model; "
         "auto = C when built (same flash bytes, faster replay)",

@@ -31,8 +31,7 @@ from flashswap.cli.output import print_json, table
 from flashswap.cli.plan_options import add_plan_options, cost_model
 from flashswap.errors import FlashswapError, InputError
 from flashswap.sizes import format_size, parse_size
-
-ENGINES = ("python", "c")
+from flashswap.store.engine import default_engine, names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--capacity", metavar="SIZE",
                    help="the store's partition (default: the part less the weights region, "
                    "at most 16 MiB)")
-    p.add_argument("--engine", choices=ENGINES,
+    p.add_argument("--engine", choices=names(),
                    help="store engine: the C library or the Python model (default: c when it "
                    "builds)")
     src = p.add_mutually_exclusive_group()
@@ -80,16 +79,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_plan_options(p, part=False)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)
-
-
-def default_engine() -> str:
-    from flashswap.store.c_engine import library
-
-    try:
-        library()
-    except InputError:
-        return "python"
-    return "c"
 
 
 def load_inputs(path: str, graph: Any) -> list[np.ndarray]:

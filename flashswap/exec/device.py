@@ -22,8 +22,8 @@ from flashswap.parts import Part, get_part
 from flashswap.planner import Plan
 from flashswap.planner.program import Instr, Invalidate, Trim, Write
 from flashswap.sizes import format_size
-from flashswap.store import Store
 from flashswap.store.config import MAX_KEYS_CAP, index_limit, options
+from flashswap.store.engine import StoreEngine, format_store, mount_store
 from flashswap.store.layout import REC_SIZE
 
 IDLE_STEP_CAP = 256  # analyzer/replay.py's cap: far above what the store ever asks for
@@ -65,7 +65,8 @@ class Counters:
 
 
 class Device:
-    """Runs `plan` on a simulated `part` with the store engine `engine` ("python" or "c").
+    """Runs `plan` on a simulated `part` with the store engine registered as `engine`
+    (flashswap/store/engine.py: "python" or "c").
 
     A new device formats its store partition; given `flash` (a partition that already holds
     a store, e.g. a copy taken before an inference) and `weights`, it mounts instead."""
@@ -90,10 +91,11 @@ class Device:
                                  f"{format_size(weights.capacity)} exceed {p.name}'s "
                                  f"{format_size(p.capacity)}")
             flash = FlashSim(p, cap, seed=seed)
-            self.store = Store.format(flash, engine=engine, segment_size=segment_size,
-                                      max_keys=_max_keys(plan, flash, segment_size))
+            self.store: StoreEngine = format_store(
+                engine, flash, segment_size=segment_size,
+                max_keys=_max_keys(plan, flash, segment_size))
         else:
-            self.store = Store.mount(flash, engine=engine)
+            self.store = mount_store(engine, flash)
         largest = max((w.length for w in plan.program.instrs if type(w) is Write), default=0)
         if largest > self.store.max_chunk:
             raise InputError(f"the store's {format_size(flash.size)} partition on {p.name} takes "
@@ -143,7 +145,7 @@ class Device:
 
     def reboot(self) -> None:
         """Power comes back: SRAM is lost, the store is mounted from flash."""
-        self.store = Store.mount(self.flash, engine=self.engine)
+        self.store = mount_store(self.engine, self.flash)
         self.executor.store = self.store
 
 

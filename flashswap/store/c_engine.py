@@ -17,7 +17,7 @@ import functools
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -33,8 +33,18 @@ from flashswap.errors import (
     StoreKeyError,
 )
 from flashswap.store.aead import Aead
-from flashswap.store.config import options
-from flashswap.store.layout import HEADER_SIZE, NO_KEY
+from flashswap.store.config import (
+    check_raw,
+    cipher_for,
+    index_limit,
+    options,
+    probe,
+    probe_geometry,
+)
+from flashswap.store.layout import NO_KEY
+
+if TYPE_CHECKING:
+    from flashswap.flash import FlashDevice
 
 FIRMWARE = c_build.FIRMWARE
 # The library's error codes (firmware/include/flashswap.h).
@@ -161,9 +171,17 @@ def _ptr(a: np.ndarray) -> int | None:
 
 
 class CStore:
-    """A store run by the C library, with the Python Store's API, errors and flash bytes."""
+    """A store run by the C library, with the Python Store's API, errors and flash bytes:
+    registered as the engine "c" (flashswap/store/engine.py)."""
 
-    def __init__(self, flash: Any, seg_size: int, *, max_keys: int, ckpt_interval: int = 0,
+    native: ClassVar[bool] = True  # compiled: preferred when no engine is named and it loads
+
+    @classmethod
+    def available(cls) -> None:
+        """Nothing if the library loads (building it if needed), else InputError saying why."""
+        library()
+
+    def __init__(self, flash: FlashDevice, seg_size: int, *, max_keys: int, ckpt_interval: int = 0,
                  reserve: int = 0, wl_threshold: int = 0, key: bytes | None = None) -> None:
         self.lib = lib = library()
         self.flash = flash
@@ -258,7 +276,10 @@ class CStore:
 
     def _enter(self) -> None:
         """Before a call: pick the path and point the port at the FlashSim's current arrays."""
-        f, m = self.flash, self._sim
+        # The fast path reads a FlashSim's own arrays, which no FlashDevice promises: it runs
+        # only on a FlashSim (_fast_ok), and ReplayFlash's extras are looked up by name.
+        f: Any = self.flash
+        m = self._sim
         self._exc = None
         fast = (self._fast_ok and f._cut is None and f._fail is None and f.wear is None
                 and not f.bit_errors)
@@ -295,7 +316,7 @@ class CStore:
         """After a call: fold what the fast path counted into the FlashSim."""
         m = self._sim
         if m.ops_count or m.reads:
-            f = self.flash
+            f: Any = self.flash  # a FlashSim: only the fast path counts here
             f.ops["reads"] += m.reads
             f.ops["programs"] += m.programs
             f.ops["erases"] += m.erases
@@ -379,7 +400,7 @@ class CStore:
 
     # --- construction -----------------------------------------------------------------
     @classmethod
-    def format(cls, flash: Any, *, segment_size: int | None = None,
+    def format(cls, flash: FlashDevice, *, segment_size: int | None = None,
                max_keys: int | None = None, ckpt_interval: int | None = None,
                reserve: int | None = None, wl_threshold: int | None = None,
                key: bytes | None = None) -> CStore:
@@ -394,21 +415,16 @@ class CStore:
         return st
 
     @classmethod
-    def mount(cls, flash: Any, key: bytes | None = None) -> CStore:
+    def mount(cls, flash: FlashDevice, key: bytes | None = None) -> CStore:
         """Attach to the store on `flash`; CorruptError if there is none, StoreKeyError as
         the model says it when the key does not fit the store (SPEC §4a)."""
-        kind = getattr(flash, "kind", "nor")
-        if kind == "managed":
-            raise InputError("the store runs on raw flash (nor, nand, internal), not on a "
-                             "managed device (SD/eMMC): its FTL already remaps writes")
+        check_raw(flash)
         seg = _probe_segment(flash)
-        limit = (seg // 2 - HEADER_SIZE - 32) // 12
+        limit = index_limit(seg)
         st = cls(flash, seg, max_keys=max(1, min(65535, limit)), key=key)
         rc = st._call(st.lib.fsw_mount, C.byref(st.cfg))
         if rc == E_KEY:  # the model's words for the same refusal (it must refuse too)
-            from flashswap.store.mount import _key_for, probe
-
-            _key_for(probe(flash)[0], key)
+            cipher_for(probe(flash)[0], key)
         st._check(rc, "mount")
         st.mounted = True
         return st
@@ -606,21 +622,18 @@ class CStore:
         }
 
 
-def _probe_segment(flash: Any) -> int:
-    """The segment size named by the header that names the store (mount.probe, §9); the
-    format default when there is none or it does not fit (mount then reports no store)."""
-    from flashswap.store.mount import probe
-
+def _probe_segment(flash: FlashDevice) -> int:
+    """The segment size named by the header that names the store (the probe both engines use,
+    SPEC §9), CorruptError in the model's words if that header does not fit this flash; the
+    format default when there is none (the library's mount then reports no store)."""
     try:
-        seg = 1 << probe(flash)[0].seg_shift
+        first = probe(flash)[0]
     except CorruptError:
         try:
             return options(flash, None, None, None, None, None).geo.seg_size
         except InputError:
             return getattr(flash, "erase_size", 512)
-    if seg not in getattr(flash, "erase_sizes", (seg,)) or flash.size // seg < 6:
-        raise CorruptError("mount: store header does not fit this flash")
-    return seg
+    return probe_geometry(flash, first).seg_size
 
 
 __all__ = ["CStore", "library"]

@@ -1,18 +1,22 @@
 """Format options and geometry, shared by every store engine (SPEC §5, §10, §13).
 
 Both engines (the Python model in core.py, the C library through c_engine.py) check a store's
-options the same way and derive the same sizes from them; mount reads the segment states. This
+options the same way (`options`), find the store on a flash the same way (`probe`,
+`probe_geometry`, `cipher_for`) and derive the same sizes; mount reads the segment states. This
 module holds that one copy, below all of them, so none of them imports another for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from flashswap.errors import InputError
-from flashswap.store.aead import TAG_LEN, Aead
-from flashswap.store.layout import ENTRY_SIZE, HEADER_SIZE, REC_SIZE
+from flashswap.errors import CorruptError, InputError, StoreKeyError
+from flashswap.store.aead import SUITE_AES128GCM, SUITE_NONE, TAG_LEN, Aead
+from flashswap.store.layout import ENTRY_SIZE, HEADER_SIZE, HF_PAGE_ONCE, REC_SIZE, SegHeader
+
+if TYPE_CHECKING:
+    from flashswap.flash import FlashDevice
 
 # Segment states (§5).
 FREE_ERASED, FREE, IN_LOG, BAD = 0, 1, 2, 3
@@ -51,7 +55,7 @@ def log2(n: int, what: str) -> int:
 class Geometry:
     """Sizes derived once from the flash and the format options."""
 
-    def __init__(self, flash: Any, seg_size: int, prog_size: int, page_once: bool) -> None:
+    def __init__(self, flash: FlashDevice, seg_size: int, prog_size: int, page_once: bool) -> None:
         self.seg_size = seg_size
         self.seg_shift = log2(seg_size, "segment size")
         self.prog_size = prog_size
@@ -87,15 +91,21 @@ class Options:
     aead: Aead | None
 
 
-def options(flash: Any, segment_size: int | None, max_keys: int | None,
-            ckpt_interval: int | None, reserve: int | None, wl_threshold: int | None,
-            key: bytes | None = None) -> Options:
-    """The options a store on `flash` gets: defaults filled in (§13), each checked (a bad one is
-    an InputError naming it)."""
+def check_raw(flash: FlashDevice) -> str:
+    """The flash's kind; InputError for a managed device, which no engine runs on."""
     kind = getattr(flash, "kind", "nor")
     if kind == "managed":
         raise InputError("the store runs on raw flash (nor, nand, internal), not on a managed "
                          "device (SD/eMMC): its FTL already remaps writes")
+    return kind
+
+
+def options(flash: FlashDevice, segment_size: int | None, max_keys: int | None,
+            ckpt_interval: int | None, reserve: int | None, wl_threshold: int | None,
+            key: bytes | None = None) -> Options:
+    """The options a store on `flash` gets: defaults filled in (§13), each checked (a bad one is
+    an InputError naming it). Every engine's format takes its options from here."""
+    kind = check_raw(flash)
     if segment_size is None:
         # NOR: the largest erase up to 64 KiB (the larger erase is ~5x cheaper per byte);
         # NAND and internal flash: the block.
@@ -128,3 +138,55 @@ def options(flash: Any, segment_size: int | None, max_keys: int | None,
     if not 1 <= wl_threshold <= 65535:
         raise InputError(f"wl_threshold must be 1..65535, not {wl_threshold}")
     return Options(geo, max_keys, ckpt_interval, reserve, wl_threshold, aead)
+
+
+# ------------------------------------------------------------------ finding a store (§9 step 1)
+
+
+def probe(flash: FlashDevice) -> tuple[SegHeader, dict[int, bytes]]:
+    """The header that names the store (§9 step 1): among the valid headers at erase-unit
+    boundaries whose address is a multiple of their segment size, the one with the largest
+    epoch (the first found on ties). Returns it and the headers read, by address."""
+    best: SegHeader | None = None
+    raws: dict[int, bytes] = {}
+    e = flash.erase_size
+    for addr in range(0, flash.size, e):
+        raw = raws[addr] = flash.read(addr, HEADER_SIZE)
+        h = SegHeader.unpack(raw)
+        if h is not None and addr % (1 << h.seg_shift) == 0 and (
+                best is None or h.epoch > best.epoch):
+            best = h
+    if best is None:
+        raise CorruptError("no flashswap store on this flash (no valid segment header)")
+    return best, raws
+
+
+def probe_geometry(flash: FlashDevice, first: SegHeader) -> Geometry:
+    """The geometry the store's header `first` names, on this flash; CorruptError if it does not
+    fit it (any mismatch means the image is not a store of this flash)."""
+    try:
+        geo = Geometry(flash, 1 << first.seg_shift, 1 << first.prog_shift,
+                       bool(first.flags & HF_PAGE_ONCE))
+    except Exception as e:  # noqa: BLE001 - any mismatch means the image is not ours
+        raise CorruptError(f"store header does not fit this flash: {e}") from None
+    if first.segment_count != geo.nseg:
+        raise CorruptError(f"store has {first.segment_count} segments, flash holds {geo.nseg}")
+    return geo
+
+
+def cipher_for(first: SegHeader, key: bytes | None) -> Aead | None:
+    """The cipher for the store `first` names, or StoreKeyError: no key for an encrypted
+    store, a key for a plaintext one (a plaintext store put in place of an encrypted one must
+    not be trusted), an unknown suite, or a key whose check value differs (§4a)."""
+    if first.suite == SUITE_NONE:
+        if key is not None:
+            raise StoreKeyError("store is not encrypted: refusing to mount it with a key")
+        return None
+    if first.suite != SUITE_AES128GCM:
+        raise StoreKeyError(f"store uses unknown cipher suite 0x{first.suite:02x}")
+    if key is None:
+        raise StoreKeyError("store is encrypted (AES-128-GCM): mount it with its key")
+    aead = Aead(key)
+    if aead.check_value() != first.kcv:
+        raise StoreKeyError("wrong key: the store's key check value does not match")
+    return aead

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import numpy as np
 
@@ -33,8 +33,12 @@ from flashswap.store.config import (
     FREE_ERASED,
     IN_LOG,
     Geometry,
+    cipher_for,
     options,
+    probe,
+    probe_geometry,
 )
+from flashswap.store.engine import engine_class
 from flashswap.store.layout import (
     ENTRY_SIZE,
     EPOCH_BITS,
@@ -60,7 +64,12 @@ from flashswap.store.layout import (
     pack_record,
     unpack_rec,
 )
+from flashswap.store.mount import read_segments, replay_window
 from flashswap.store.parse import Rec, parse_segment
+
+if TYPE_CHECKING:
+    from flashswap.flash import FlashDevice
+    from flashswap.store.engine import StoreEngine
 
 SEQ_BLOCK = 1024  # record seqs one reservation record claims (§4a "Nonces")
 # The trace hook's record (traces/README.md), as the C library's `trace` callback emits it.
@@ -69,11 +78,14 @@ _T_WRITE, _T_READ, _T_TRIM, _T_INVALIDATE, _T_SYNC = 1, 2, 3, 4, 5
 
 
 class Store:
-    """A flashswap store on a flash device (a `FlashSim` or anything with its methods)."""
+    """A flashswap store on a flash device (a `FlashSim` or any `FlashDevice`): the Python
+    model, registered as the engine "python" (flashswap/store/engine.py)."""
+
+    native: ClassVar[bool] = False  # the model: runs wherever Python does
 
     # ------------------------------------------------------------------ construction
 
-    def __init__(self, flash: Any, geo: Geometry, max_keys: int, ckpt_interval: int,
+    def __init__(self, flash: FlashDevice, geo: Geometry, max_keys: int, ckpt_interval: int,
                  reserve: int, wl_threshold: int, aead: Aead | None = None) -> None:
         self.flash = flash
         # Encryption (§4a): every record sealed, its tag after its payload; None: plaintext.
@@ -135,28 +147,45 @@ class Store:
             self.trace(_TRACE_RECORD.pack(op, 0, 0, key, length, 0, value))
 
     @classmethod
-    def _config(cls, flash: Any, segment_size: int | None, max_keys: int | None,
+    def available(cls) -> None:
+        """The model runs wherever Python does (the registry asks every engine)."""
+
+    @classmethod
+    def _config(cls, flash: FlashDevice, segment_size: int | None, max_keys: int | None,
                 ckpt_interval: int | None, reserve: int | None,
                 wl_threshold: int | None, key: bytes | None = None) -> Store:
         o = options(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold, key)
         return cls(flash, o.geo, o.max_keys, o.ckpt_interval, o.reserve, o.wl_threshold, o.aead)
 
+    @overload
     @classmethod
-    def format(cls, flash: Any, *, segment_size: int | None = None, max_keys: int | None = None,
-               ckpt_interval: int | None = None, reserve: int | None = None,
-               wl_threshold: int | None = None, engine: str = "python",
-               key: bytes | None = None) -> Store:
-        """Erase the flash and create an empty store on it (§13). engine="c": the C library.
-        `key` (16 bytes): an encrypted store, every record sealed with AES-128-GCM (§4a)."""
-        if engine == "c":
-            from flashswap.store.c_engine import CStore
+    def format(cls, flash: FlashDevice, *, segment_size: int | None = None,
+               max_keys: int | None = None, ckpt_interval: int | None = None,
+               reserve: int | None = None, wl_threshold: int | None = None,
+               engine: None = None, key: bytes | None = None) -> Store: ...
 
-            # the C engine has the model's API (held to it by tests/test_c_engine.py)
-            return CStore.format(  # type: ignore[return-value]
-                flash, segment_size=segment_size, max_keys=max_keys,
-                ckpt_interval=ckpt_interval, reserve=reserve, wl_threshold=wl_threshold, key=key)
-        if engine != "python":
-            raise InputError(f"unknown store engine {engine!r} (available: python, c)")
+    @overload
+    @classmethod
+    def format(cls, flash: FlashDevice, *, segment_size: int | None = None,
+               max_keys: int | None = None, ckpt_interval: int | None = None,
+               reserve: int | None = None, wl_threshold: int | None = None,
+               engine: str, key: bytes | None = None) -> StoreEngine: ...
+
+    @classmethod
+    def format(cls, flash: FlashDevice, *, segment_size: int | None = None,
+               max_keys: int | None = None, ckpt_interval: int | None = None,
+               reserve: int | None = None, wl_threshold: int | None = None,
+               engine: str | None = None, key: bytes | None = None) -> StoreEngine:
+        """Erase the flash and create an empty store on it (§13). `engine`: another registered
+        engine's format instead (flashswap.store.engine, e.g. "c": the C library).
+        `key` (16 bytes): an encrypted store, every record sealed with AES-128-GCM (§4a)."""
+        if engine is not None:
+            other = engine_class(engine)
+            if not (isinstance(other, type) and issubclass(cls, other)):
+                return other.format(
+                    flash, segment_size=segment_size, max_keys=max_keys,
+                    ckpt_interval=ckpt_interval, reserve=reserve, wl_threshold=wl_threshold,
+                    key=key)
         st = cls._config(flash, segment_size, max_keys, ckpt_interval, reserve, wl_threshold,
                          key)
         g = st.geo
@@ -342,20 +371,57 @@ class Store:
 
     # ------------------------------------------------------------------ mount (§9)
 
+    @overload
     @classmethod
-    def mount(cls, flash: Any, engine: str = "python", key: bytes | None = None) -> Store:
+    def mount(cls, flash: FlashDevice, engine: None = None, key: bytes | None = None
+              ) -> Store: ...
+
+    @overload
+    @classmethod
+    def mount(cls, flash: FlashDevice, engine: str, key: bytes | None = None
+              ) -> StoreEngine: ...
+
+    @classmethod
+    def mount(cls, flash: FlashDevice, engine: str | None = None, key: bytes | None = None
+              ) -> StoreEngine:
         """Attach to the store on `flash`. CorruptError if there is none or it is unusable;
         StoreKeyError if it is encrypted and `key` is missing or wrong, or if a key is given
-        for a store that is not encrypted (§4a). Nothing is written either way."""
-        if engine == "c":
-            from flashswap.store.c_engine import CStore
+        for a store that is not encrypted (§4a). Nothing is written either way. `engine`:
+        another registered engine's mount instead (flashswap.store.engine)."""
+        if engine is not None:
+            other = engine_class(engine)
+            if not (isinstance(other, type) and issubclass(cls, other)):
+                return other.mount(flash, key=key)
+        return cls._mount(flash, key)
 
-            return CStore.mount(flash, key=key)  # type: ignore[return-value]
-        if engine != "python":
-            raise InputError(f"unknown store engine {engine!r} (available: python, c)")
-        from flashswap.store.mount import mount_store
-
-        return mount_store(cls, flash, key)
+    @classmethod
+    def _mount(cls, flash: FlashDevice, key: bytes | None) -> Store:
+        """The store the headers and the replay window on `flash` describe (§9): found by the
+        probe every engine uses, then rebuilt by flashswap/store/mount.py's pure steps, whose
+        results this class takes over."""
+        first, raws = probe(flash)
+        aead = cipher_for(first, key)
+        geo = probe_geometry(flash, first)
+        st = cls(flash, geo, first.max_keys, first.ckpt_interval, first.reserve,
+                 first.wl_threshold, aead)
+        st.epoch = first.epoch
+        table = read_segments(st, first, raws)
+        st.state, st.erase_count, st.seq, st.cold = (table.state, table.erase_count, table.seq,
+                                                     table.cold)
+        st.seg_by_seq = table.seg_by_seq
+        r = replay_window(st, table)
+        st.index, st.live, st.lost, st.damaged = r.index, r.live, r.lost, r.damaged
+        st.replay_seq, st.replay_cold = r.replay_seq, r.replay_cold
+        st.next_seq, st.next_rseq = r.next_seq, r.next_rseq
+        st.torn, st.segs_since_ckpt = r.torn, r.segs_since_ckpt
+        st.active_cold = False
+        (st.open_seg, st.wp), st.parked = r.head, r.parked
+        if st.open_seg is not None and st.wp % geo.prog_size:
+            # The head's partly programmed unit, back in the program buffer (§6).
+            off = st.wp % geo.prog_size
+            st.buf[:off] = flash.read(st.wp - off, off)
+            st.buf_prog = off
+        return st
 
     # ------------------------------------------------------------------ internals: checks
 

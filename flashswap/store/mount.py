@@ -4,15 +4,22 @@ Reads one header per segment (and the bad-block byte of segments without a valid
 NAND) and the segments of the replay window in full; writes nothing. Damage is reported, never
 papered over: a record that cannot be read makes the keys it could have held read as corrupt,
 unless it can only be a write torn by a power cut (§9 "Damage").
+
+`Store._mount` (core.py) runs the steps: `config.probe` finds the store, `read_segments` and
+`replay_window` here compute the state from flash and return it, and the class takes it over;
+these functions read the store they are given and never change it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flashswap.errors import CorruptError, StoreKeyError
-from flashswap.store.aead import SUITE_AES128GCM, SUITE_NONE, Aead, assoc, nonce
-from flashswap.store.config import BAD, FREE, FREE_ERASED, IN_LOG, Geometry
+import numpy as np
+
+from flashswap.errors import CorruptError
+from flashswap.store.aead import assoc, nonce
+from flashswap.store.config import BAD, FREE, FREE_ERASED, IN_LOG
 from flashswap.store.layout import (
     ENTRY_SIZE,
     F_CONT,
@@ -21,7 +28,6 @@ from flashswap.store.layout import (
     F_MORE,
     HEADER_SIZE,
     HF_COLD,
-    HF_PAGE_ONCE,
     HF_TEAR,
     LOST_ADDR,
     MIN_ROOM,
@@ -40,23 +46,40 @@ if TYPE_CHECKING:
 
 _ERASED_HEADER = b"\xff" * HEADER_SIZE
 
+# An index entry as the store keeps it: (addr of first fragment, size, ((seg, bytes), ...)).
+Entry = tuple[int, int, tuple[tuple[int, int], ...]]
 
-def probe(flash: Any) -> tuple[SegHeader, dict[int, bytes]]:
-    """The header that names the store (§9 step 1): among the valid headers at erase-unit
-    boundaries whose address is a multiple of their segment size, the one with the largest
-    epoch (the first found on ties). Returns it and the headers read, by address."""
-    best: SegHeader | None = None
-    raws: dict[int, bytes] = {}
-    e = flash.erase_size
-    for addr in range(0, flash.size, e):
-        raw = raws[addr] = flash.read(addr, HEADER_SIZE)
-        h = SegHeader.unpack(raw)
-        if h is not None and addr % (1 << h.seg_shift) == 0 and (
-                best is None or h.epoch > best.epoch):
-            best = h
-    if best is None:
-        raise CorruptError("no flashswap store on this flash (no valid segment header)")
-    return best, raws
+
+@dataclass
+class SegmentTable:
+    """What the headers say of every segment (§9 steps 1-3), for `Store._mount` to take."""
+
+    headers: dict[int, SegHeader]  # segment -> its header, for the segments of this store
+    unknown: list[int]  # segments without a header of any store (erased-looking or not)
+    newest: int  # the largest segment seq
+    state: np.ndarray
+    erase_count: np.ndarray
+    seq: np.ndarray
+    cold: np.ndarray
+    seg_by_seq: dict[int, int]
+
+
+@dataclass
+class Replayed:
+    """The RAM state the replay window rebuilds (§9 steps 4-7), for `Store._mount` to take."""
+
+    index: dict[int, Entry]
+    live: np.ndarray
+    lost: set[int]
+    damaged: bool
+    replay_seq: int
+    replay_cold: int
+    next_seq: int
+    next_rseq: int
+    torn: list[bool]  # per log (hot, cold): the log ends in a tear
+    segs_since_ckpt: int
+    head: tuple[int | None, int]  # the hot head's (segment, wp), active after mount
+    parked: tuple[int | None, int]  # the cold head's
 
 
 class _Replay:
@@ -96,38 +119,15 @@ class _Replay:
         self.wild_at_end |= pending
 
 
-def _key_for(first: SegHeader, key: bytes | None) -> Aead | None:
-    """The cipher for the store `first` names, or StoreKeyError: no key for an encrypted
-    store, a key for a plaintext one (a plaintext store put in place of an encrypted one must
-    not be trusted), an unknown suite, or a key whose check value differs (§4a)."""
-    if first.suite == SUITE_NONE:
-        if key is not None:
-            raise StoreKeyError("store is not encrypted: refusing to mount it with a key")
-        return None
-    if first.suite != SUITE_AES128GCM:
-        raise StoreKeyError(f"store uses unknown cipher suite 0x{first.suite:02x}")
-    if key is None:
-        raise StoreKeyError("store is encrypted (AES-128-GCM): mount it with its key")
-    aead = Aead(key)
-    if aead.check_value() != first.kcv:
-        raise StoreKeyError("wrong key: the store's key check value does not match")
-    return aead
-
-
-def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store:
-
-    first, raws = probe(flash)
-    aead = _key_for(first, key)
-    seg_size = 1 << first.seg_shift
-    try:
-        geo = Geometry(flash, seg_size, 1 << first.prog_shift, bool(first.flags & HF_PAGE_ONCE))
-    except Exception as e:  # noqa: BLE001 - any mismatch means the image is not ours
-        raise CorruptError(f"store header does not fit this flash: {e}") from None
-    if first.segment_count != geo.nseg:
-        raise CorruptError(f"store has {first.segment_count} segments, flash holds {geo.nseg}")
-    st = cls(flash, geo, first.max_keys, first.ckpt_interval, first.reserve, first.wl_threshold,
-             aead)
-    st.epoch = first.epoch
+def read_segments(st: Store, first: SegHeader, raws: dict[int, bytes]) -> SegmentTable:
+    """Every segment's state, erase count, seq and log from its header (§9 steps 1-3) in
+    `raws` (as `config.probe` read them), for the store `first` names; `st` is the new store
+    (read, not changed: its geometry, and its NAND bad-block check)."""
+    geo = st.geo
+    seg_size = geo.seg_size
+    state, erase_count = st.state.copy(), st.erase_count.copy()
+    seq, cold = st.seq.copy(), st.cold.copy()
+    seg_by_seq: dict[int, int] = {}
     headers: dict[int, SegHeader] = {}
     unknown: list[int] = []
     for s in range(geo.nseg):
@@ -140,29 +140,37 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
         if h is not None:
             # A valid header of another store: format erases every block before it writes a
             # header, so this is a block it could not erase (§13).
-            st.state[s] = BAD
-            st.erase_count[s] = h.erase_count
+            state[s] = BAD
+            erase_count[s] = h.erase_count
             continue
         # Only a block without a header of this store is asked whether it is factory-bad: one
         # misread bit of the marker must not condemn a block of the store.
         if st._factory_bad(s):
-            st.state[s] = BAD
+            state[s] = BAD
             continue
         # An erased-looking header says nothing about the body (a torn erase): such a
         # segment is blank-checked when opened (§8), not trusted here.
-        st.state[s] = FREE_ERASED if raw == _ERASED_HEADER else FREE
+        state[s] = FREE_ERASED if raw == _ERASED_HEADER else FREE
         unknown.append(s)
     known_max = max(h.erase_count for h in headers.values())
     newest = max(h.seq for h in headers.values())
     for s, h in headers.items():
-        st.cold[s] = bool(h.flags & HF_COLD)
-        st.state[s] = IN_LOG
-        st.erase_count[s] = h.erase_count
-        st.seq[s] = h.seq
-        st.seg_by_seq[h.seq] = s
+        cold[s] = bool(h.flags & HF_COLD)
+        state[s] = IN_LOG
+        erase_count[s] = h.erase_count
+        seq[s] = h.seq
+        seg_by_seq[h.seq] = s
     for s in unknown:
-        st.erase_count[s] = known_max  # §9 step 3: the only place counts can be lost
+        erase_count[s] = known_max  # §9 step 3: the only place counts can be lost
+    return SegmentTable(headers, unknown, newest, state, erase_count, seq, cold, seg_by_seq)
 
+
+def replay_window(st: Store, table: SegmentTable) -> Replayed:
+    """The index, lost chunks, damage and log heads the replay window gives (§9 steps 4-7).
+    `st` is the store being mounted, with `table` already taken (read, not changed)."""
+    flash, geo = st.flash, st.geo
+    seg_size = geo.seg_size
+    headers, unknown, newest = table.headers, table.unknown, table.newest
     parsed: dict[int, tuple[list[Rec], int, bytes]] = {}
 
     def parse(s: int) -> tuple[list[Rec], int]:
@@ -239,15 +247,12 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
                                               ckpt.seq):
         index, lost, damaged = {}, lost | set(index), True
 
-    st.replay_seq = r
-    st.replay_cold = r_cold
-    st.next_seq = newest + 1
     # One seq is skipped so that a record torn at the cut never shares a nonce with a later
     # one; an encrypted store's records all lie below its newest reservation, whose seq field
     # counts here (§4a "Nonces"). Its next sealed record reserves again (limit 0).
-    st.next_rseq = max_rseq + 2
-    st.lost = lost
-    st.damaged = damaged
+    next_rseq = max_rseq + 2
+    entries: dict[int, Entry] = {}
+    live = np.zeros_like(st.live)
     for ckey, (addr, size) in sorted(index.items()):
         seg, off = divmod(addr, seg_size)
         if (addr == LOST_ADDR or not 0 <= seg < geo.nseg or st.state[seg] != IN_LOG
@@ -260,12 +265,13 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
             lost.add(ckey)
             continue
         fr = tuple((a // seg_size, REC_SIZE + n) for a, n in frags)
-        st.index[ckey] = (addr, size, fr)
+        entries[ckey] = (addr, size, fr)
         for fs, n in fr:
-            st.live[fs] += n
+            live[fs] += n
 
     # §9 step 7: each head continues past its log's last intact record if the rest is erased.
     heads: dict[bool, tuple[int | None, int]] = {False: (None, 0), True: (None, 0)}
+    torn = [False, False]
     for cold in (False, True):
         segs = [s for _, s in window if bool(st.cold[s]) == cold]
         if not segs:
@@ -273,7 +279,7 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
         s = segs[-1]
         end = parse(s)[1]
         if parsed[s][2][end:] != b"\xff" * (seg_size - end):
-            st.torn[int(cold)] = True  # the log ends in a tear: its next segment says so
+            torn[int(cold)] = True  # the log ends in a tear: its next segment says so
             continue
         p = geo.prog_size
         if geo.page_once and end % p:
@@ -282,15 +288,9 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
             heads[cold] = (s, s * seg_size + end)
     # After a tear the next hot segment is a checkpoint segment: it leaves the tear outside the
     # window, so that later damage before it reads as damage (§9).
-    st.segs_since_ckpt = st.ckpt_interval if any(st.torn) else newest - r + 1
-    st.active_cold = False
-    st.open_seg, st.wp = heads[False]
-    st.parked = heads[True]
-    if st.open_seg is not None and st.wp % geo.prog_size:
-        off = st.wp % geo.prog_size
-        st.buf[:off] = flash.read(st.wp - off, off)
-        st.buf_prog = off
-    return st
+    segs_since_ckpt = st.ckpt_interval if any(torn) else newest - r + 1
+    return Replayed(entries, live, lost, damaged, r, r_cold, newest + 1, next_rseq, torn,
+                    segs_since_ckpt, heads[False], heads[True])
 
 
 def _segment_missing(st: Store, headers: dict[int, SegHeader], unknown: list[int], r: int,
