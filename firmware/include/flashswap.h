@@ -16,7 +16,11 @@
 extern "C" {
 #endif
 
-#define FSW_VERSION 2 /* the on-flash format this library writes (SPEC.md) */
+/* The on-flash format this library reads and writes (SPEC.md; segment header byte 4). */
+#define FSW_DISK_VERSION 2
+/* The library's own version: the API of this header (minor: additions only). */
+#define FSW_VERSION_MAJOR 1
+#define FSW_VERSION_MINOR 0
 
 /* Error codes: negative, errno-like (the values follow littlefs where one exists). */
 enum fsw_error {
