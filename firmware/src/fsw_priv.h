@@ -1,9 +1,9 @@
 /* Internal declarations shared by the library's source files (not part of the API).
  *
- * Layers, lowest first: a file calls functions of the files above it in this list only, never
- * of its own rank or below (firmware/tests/layers.py checks the call graph, tests/test_c_layers.py
- * runs it). The order is the one the data flows in: bytes, then records, then segments, then
- * the chunks in them, then what moves chunks, then the entry points.
+ * Layers, lowest first: a file calls only functions of the files listed before it, never one
+ * listed after it (firmware/tests/layers.py checks the call graph and the #includes;
+ * tests/test_c_layers.py runs it). The order is the one the data is built up in: bytes, records,
+ * segments, the chunks in them, what moves chunks, the entry points.
  *   crc32.c      CRC-32 (the port's device callbacks are below everything)
  *   log.c        byte order, the program buffer and its two heads, record headers, flash reads
  *   aead.c       sealing records (the port's AEAD callbacks), seq reservations: RESERVE records
@@ -32,7 +32,7 @@
 #define NONE 0xFFFFFFFFu
 #define LOST 0xFFFFFFFFu /* index address of a chunk lost to a block failure (§12) */
 
-enum { ST_ERASED, ST_FREE, ST_LOG, ST_BAD };
+enum { ST_ERASED = FSW_SEG_ERASED, ST_FREE = FSW_SEG_FREE, ST_LOG = FSW_SEG_LOG, ST_BAD = FSW_SEG_BAD };
 enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT, T_RESERVE }; /* type 2 (version 1's TRIM) unused */
 enum { F_MORE = 1, F_CONT = 2, F_ENC = 4, F_DAMAGED = 8 };
 #define FSW_FORGED (-1000) /* internal: an intact record whose tag fails (§4a) */

@@ -30,7 +30,7 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 def layers(src: Path) -> list[str]:
     """The source files in the order fsw_priv.h's "Layers" comment lists them, lowest first."""
     text = (src / "fsw_priv.h").read_text()
-    m = re.search(r"/\*\s*Layers\b(.*?)\*/", text, re.S)
+    m = re.search(r"\bLayers, lowest first:(.*?)\*/", text, re.S)
     return LAYER.findall(m.group(1)) if m else []
 
 
