@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from flashswap.store import c_engine
+from flashswap.store.layout import VERSION
 
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
 HEADER = FIRMWARE / "include" / "flashswap.h"
@@ -25,7 +26,9 @@ CC = shutil.which("cc") or shutil.which("gcc")
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler")
 
 # ctypes structure -> the C type it mirrors
-STRUCTS = {"_Config": "struct fsw_config", "_Stat": "struct fsw_stat", "_Sim": "struct fswsim"}
+STRUCTS = {"_Config": "struct fsw_config", "_Stat": "struct fsw_stat", "_Sim": "struct fswsim",
+           "_Info": "struct fsw_info", "_SegInfo": "struct fsw_seg_info",
+           "_ChunkInfo": "struct fsw_chunk_info"}
 
 
 def _asserts() -> list[str]:
@@ -40,6 +43,9 @@ def _asserts() -> list[str]:
                      f'"{cls_name} size");')
     for name, value in _binding_errors().items():
         lines.append(f'_Static_assert(FSW_ERR_{name} == {value}, "E_{name}");')
+    lines.append(f'_Static_assert(FSW_SEG_BAD == {c_engine.SEG_BAD}, "SEG_BAD");')
+    # the format version of the C library is the Python model's
+    lines.append(f'_Static_assert(FSW_DISK_VERSION == {VERSION}, "layout.VERSION");')
     return lines
 
 

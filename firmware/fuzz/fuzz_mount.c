@@ -3,7 +3,7 @@
  * blocks: byte % 3) and whether the store is mounted with a fixed AES-128 key (byte / 3 odd:
  * an encrypted store, SPEC.md §4a, through the Mbed TLS port); the rest is the image (then, on NAND, the spare bytes), padded with 0xFF (erased).
  * Mount must fail cleanly or succeed, and whatever it accepted must be readable and writable
- * without a crash. (A flash rule break is not a crash here: an image can claim a segment is
+ * without a crash, and the introspection API must agree with itself. (A flash rule break is not a crash here: an image can claim a segment is
  * erased - its header reads 0xFF - while its body is not; the RAM flash then refuses the
  * program and the store returns the error.) */
 #include <stdint.h>
@@ -31,13 +31,41 @@ static uint32_t arena[(200 * 1024) / 4];
 static uint8_t prog_buf[512], rescue_buf[512], data[20000];
 static struct fsw_index_entry index_buf[1024];
 static struct fsw_seg segs_buf[32];
+static uint32_t keys[1024];
+
+static int take_key(void *ctx, const struct fsw_chunk_info *chunk)
+{
+    uint32_t *n = ctx;
+    keys[(*n)++] = chunk->key;
+    return 0;
+}
+
+/* Reads every key the store indexes (fsw_traverse); the entries and window counts of fsw_info
+ * are those of fsw_traverse and fsw_seg_info. */
+static void read_all(fsw_t *fs, uint32_t nseg)
+{
+    struct fsw_info info;
+    struct fsw_seg_info si;
+    uint32_t i, n = 0, window = 0, got;
+    if (fsw_traverse(fs, take_key, &n) || fsw_info(fs, &info) || n != info.entries)
+        abort();
+    for (i = 0; i < nseg; i++) {
+        if (fsw_seg_info(fs, i, &si))
+            abort();
+        window += si.window;
+    }
+    if (window != info.window_segments || fsw_seg_info(fs, nseg, &si) != FSW_ERR_INVAL)
+        abort();
+    for (i = 0; i < n; i++)
+        (void)fsw_get(fs, keys[i], data, sizeof data, &got);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
 {
     struct ramflash rf;
     struct fsw_config cfg;
     fsw_t fs;
-    uint32_t i, got, g, enc;
+    uint32_t i, g, enc;
     if (n < 1)
         return 0;
     g = in[0] % 3;
@@ -72,8 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
             fsw_mbedtls_free(gcm_ctx);
         return 0;
     }
-    for (i = 0; i < fs.nkeys; i++)
-        (void)fsw_get(&fs, index_buf[i].key, data, sizeof data, &got);
+    read_all(&fs, geos[g].size / geos[g].block);
     memset(data, 0x5A, sizeof data);
     for (i = 0; i < 4; i++)
         (void)fsw_put(&fs, i, data, 1 + i * 700);
@@ -81,8 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
     (void)fsw_sync(&fs);
     (void)fsw_idle(&fs, 2);
     if (!fsw_mount(&fs, &cfg))
-        for (i = 0; i < fs.nkeys; i++)
-            (void)fsw_get(&fs, index_buf[i].key, data, sizeof data, &got);
+        read_all(&fs, geos[g].size / geos[g].block);
     if (enc)
         fsw_mbedtls_free(gcm_ctx);
     return 0;

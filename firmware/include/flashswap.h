@@ -16,7 +16,11 @@
 extern "C" {
 #endif
 
-#define FSW_VERSION 2 /* the on-flash format this library writes (SPEC.md) */
+/* The on-flash format this library reads and writes (SPEC.md; segment header byte 4). */
+#define FSW_DISK_VERSION 2
+/* The library's own version: the API of this header (minor: additions only). */
+#define FSW_VERSION_MAJOR 1
+#define FSW_VERSION_MINOR 0
 
 /* Error codes: negative, errno-like (the values follow littlefs where one exists). */
 enum fsw_error {
@@ -201,6 +205,65 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st);
 /* Bounded background work: one static wear-leveling move, then pre-erase segments, at most
  * max_erases steps in all. Returns the steps done. */
 int fsw_idle(fsw_t *fs, unsigned max_erases);
+
+/* --- Introspection (src/introspect.c) -------------------------------------------------------
+ * Read-only views of the RAM state, for tests, fuzzing, simulators and diagnostics. They live in
+ * their own object file: a firmware that does not call them does not link them. They read the
+ * context as format or mount left it (also after fsw_unmount), and write no flash. */
+
+/* Where a segment is in the store's life (struct fsw_seg_info.state). */
+enum fsw_seg_state {
+    FSW_SEG_ERASED = 0, /* free and erased */
+    FSW_SEG_FREE = 1,   /* free, to be erased before use */
+    FSW_SEG_LOG = 2,    /* in the hot or the cold log */
+    FSW_SEG_BAD = 3     /* factory-bad, retired after a failure, or holding another store */
+};
+
+struct fsw_seg_info {
+    uint32_t erase_count; /* erases (mount reads it from the header; unknown: the largest known) */
+    uint32_t seq;         /* its place in its log (0: never in one; a retired one keeps its seq) */
+    uint32_t live_bytes;  /* bytes of the live chunks' records in it, headers included */
+    uint8_t state;        /* enum fsw_seg_state */
+    uint8_t cold;         /* 1: the cold log's (chunks moved by collection and wear leveling) */
+    uint8_t open;         /* 1: a head appends to it */
+    uint8_t window;       /* 1: in the replay window (mount replays it; collection leaves it) */
+};
+
+struct fsw_chunk_info {
+    uint32_t key;
+    uint32_t size; /* bytes fsw_get returns; 0 for a lost chunk */
+    uint32_t addr; /* flash address of its first record; 0xFFFFFFFF for a lost chunk */
+    uint32_t lost; /* 1: lost to a block failure or damage (SPEC §9, §12): reads FSW_ERR_CORRUPT */
+};
+
+struct fsw_info {
+    uint64_t log_bytes;       /* bytes of log opened since format, less the open segments'
+                               * unused tails: grows at the erase rate in steady state */
+    uint32_t max_keys;        /* format options (SPEC §3), as format chose or mount read them */
+    uint32_t ckpt_interval;
+    uint32_t reserve;
+    uint32_t wl_threshold;
+    uint32_t max_chunk;       /* the largest chunk fsw_put takes (as fsw_stat) */
+    uint32_t tag_len;         /* 16: an encrypted store (SPEC §4a); 0: plaintext */
+    uint32_t epoch;           /* the store's identity: earlier formats of this flash (§3) */
+    uint32_t entries;         /* index entries, lost chunks included */
+    uint32_t retired;         /* segments retired since format or mount */
+    uint32_t window_segments; /* segments with window set (fsw_seg_info) */
+    uint32_t hot_segment;     /* the hot head's open segment, or 0xFFFFFFFF */
+    uint32_t cold_segment;    /* the cold head's, or 0xFFFFFFFF */
+    uint8_t mounted;          /* 1 between a successful format or mount and fsw_unmount */
+    uint8_t damaged;          /* 1: keys absent from the index read as corrupt (SPEC §9) */
+};
+
+/* The store's options and state. 0. */
+int fsw_info(const fsw_t *fs, struct fsw_info *out);
+/* The RAM state of segment seg (0 .. flash_size / segment_size - 1): 0, or FSW_ERR_INVAL. */
+int fsw_seg_info(const fsw_t *fs, uint32_t seg, struct fsw_seg_info *out);
+/* Calls cb for every index entry (lost chunks included) in ascending key order; a nonzero
+ * return of cb stops the walk and is returned, else 0. cb must not change the store (no put,
+ * trim, sync, idle, mount or unmount); it may fsw_get. */
+int fsw_traverse(const fsw_t *fs, int (*cb)(void *ctx, const struct fsw_chunk_info *chunk),
+                 void *ctx);
 
 /* CRC-32 as zlib computes it: fsw_crc32(0, "123456789", 9) == 0xCBF43926. */
 uint32_t fsw_crc32(uint32_t crc, const void *buf, uint32_t size);

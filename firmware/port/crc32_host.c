@@ -6,7 +6,7 @@
  *   t0[i] = i shifted right 8 times through the reflected polynomial 0xEDB88320;
  *   tk[i] = (t(k-1)[i] >> 8) ^ t0[t(k-1)[i] & 0xFF].
  */
-#include "fsw_priv.h"
+#include "flashswap.h"
 
 static const uint32_t tab[8][256] = {
     {

@@ -12,8 +12,9 @@
  * Not part of the library proper: host only, built with it into the ctypes shared object.
  */
 #include <stddef.h>
+#include <string.h>
 
-#include "fsw_priv.h"
+#include "flashswap.h"
 
 typedef int (*fswsim_io)(const struct fsw_config *c, uint32_t addr, void *buf, uint32_t size);
 typedef int (*fswsim_erase_fn)(const struct fsw_config *c, uint32_t addr, uint32_t size);
@@ -228,10 +229,10 @@ struct fswsim_op {
 
 enum { TR_WRITE = 1, TR_READ, TR_TRIM, TR_INVALIDATE, TR_SYNC, TR_COMPUTE = 8 };
 
-uint32_t fswsim_run(fsw_t *fs, const struct fswsim_op *ops, uint32_t n, const uint8_t *wbuf,
-                    uint8_t *rbuf, uint32_t rbuf_size, double *marks, int32_t *rc)
+uint32_t fswsim_run(fsw_t *fs, const struct fswsim *m, const struct fswsim_op *ops, uint32_t n,
+                    const uint8_t *wbuf, uint8_t *rbuf, uint32_t rbuf_size, double *marks,
+                    int32_t *rc)
 {
-    struct fswsim *m = SIM(fs->cfg);
     uint32_t i, nmark = 0;
     int r = 0;
     for (i = 0; i < n && r >= 0; i++) {
@@ -281,39 +282,47 @@ size_t fswsim_sizes(size_t *sim_size)
     return sizeof(fsw_t);
 }
 
-/* Store.log_position(): bytes of log opened so far, less the open segments' unused tails. */
-uint64_t fswsim_log_position(const fsw_t *fs)
+/* Bytes per segment of fsw_config.segs: the caller allocates the array (its layout is the
+ * library's own). */
+size_t fswsim_seg_size(void)
 {
-    uint64_t seg = SEG_SIZE(fs);
-    uint64_t pos = (uint64_t)(fs->next_seq - 1) * seg;
-    if (fs->open != NONE)
-        pos -= (fs->open + 1) * seg - fs->wp;
-    if (fs->park != NONE)
-        pos -= (fs->park + 1) * seg - fs->park_wp;
-    return pos;
+    return sizeof(struct fsw_seg);
 }
 
-/* Segments in the replay window, the open ones included (Store.stat()["window_segments"]). */
-uint32_t fswsim_window(const fsw_t *fs)
+struct collect {
+    struct fsw_chunk_info *out;
+    uint32_t n, max;
+};
+
+static int collect(void *ctx, const struct fsw_chunk_info *chunk)
 {
-    uint32_t n = 0;
-    fsw_pick(fs, PICK_WINDOW, &n);
-    return n + (fs->open != NONE) + (fs->park != NONE);
+    struct collect *c = ctx;
+    if (c->n < c->max)
+        c->out[c->n] = *chunk;
+    c->n++;
+    return 0;
 }
 
-/* Scalars of the context for Python: out[0..8] = index entries (lost included), segments
- * retired, max_keys, max_chunk, ckpt_interval, reserve, wl_threshold, mounted, damaged. */
-void fswsim_info(const fsw_t *fs, uint32_t out[9])
+/* Store.keys() and stat(): the first max index entries (fsw_traverse) into out, in one C call
+ * (a ctypes callback per chunk costs a microsecond). Returns how many entries there are. */
+uint32_t fswsim_chunks(const fsw_t *fs, struct fsw_chunk_info *out, uint32_t max)
 {
-    out[0] = fs->nkeys;
-    out[1] = fs->retired;
-    out[2] = fs->max_keys;
-    out[3] = fs->max_chunk;
-    out[4] = fs->ckpt_interval;
-    out[5] = fs->reserve;
-    out[6] = fs->wl_threshold;
-    out[7] = fs->mounted;
-    out[8] = fs->damaged;
+    struct collect c;
+    c.out = out;
+    c.n = 0;
+    c.max = max;
+    fsw_traverse(fs, collect, &c);
+    return c.n;
+}
+
+/* Store.stat(): fsw_seg_info of segments 0 .. n - 1 into out. */
+int fswsim_segs(const fsw_t *fs, struct fsw_seg_info *out, uint32_t n)
+{
+    uint32_t s;
+    int err = 0;
+    for (s = 0; s < n && !err; s++)
+        err = fsw_seg_info(fs, s, out + s);
+    return err;
 }
 
 /* bench/aead_throughput.py: reps seals (seal != 0) or opens of len bytes through c's AEAD

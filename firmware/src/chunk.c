@@ -1,31 +1,81 @@
-/* Chunks: where their fragments lie (§4), reading and verifying them, appending them (from RAM
- * or, when one is moved, from flash), records without payload, checkpoints (§7). */
+/* Writing the log: opening a segment for a head (§8), chunks (where their fragments lie is
+ * index.c's), reading and verifying them, appending them (from RAM or, when one is moved, from
+ * flash), records without payload, checkpoints (§7). */
 #include "fsw_priv.h"
 
-/* A fragment's place follows from the chunk's first address and size alone: the first fills
- * its segment to the end when the chunk does not fit, each continuation starts at byte 40 of
- * the next segment of the same log. Nothing about fragments is kept in RAM. */
-void fsw_frag_first(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f)
+/* §8: opens a segment for the active head and puts its header in the buffer. A hot segment is
+ * a checkpoint segment when one is due (or forced) and fits after a continuation of cont
+ * bytes (at most 32 + 2^24: no overflow). Returns 1 for a checkpoint segment. */
+static int open_seg(fsw_t *fs, uint32_t cont, int force)
 {
-    uint32_t room = SEG_SIZE(fs) - (e->addr & (SEG_SIZE(fs) - 1)) - REC_SIZE;
-    f->addr = e->addr;
-    f->off = 0;
-    f->len = e->size < room ? e->size : room;
+    struct fsw_seg *g;
+    uint32_t h[10], s;
+    int err, ck;
+    do {
+        s = PICK(fs, fs->cold); /* PICK_HOT or PICK_COLD */
+        if (s == NONE)
+            return FSW_ERR_NOSPC;
+        /* A segment believed erased is blank-checked first: mount judged it by its header
+         * alone, and a torn erase can leave an erased header over a programmed body (§8). */
+        err = SEGS(fs)[s].state == ST_ERASED ? fsw_blank(fs, SEG_BASE(fs, s), SEG_SIZE(fs)) : 0;
+        if (err >= 0)
+            err = err == 1 ? 0 : fsw_erase(fs, s);
+        if (err < 0)
+            return err;
+    } while (err);
+    g = SEGS(fs) + s;
+    g->state = ST_LOG;
+    g->seq = fs->next_seq++;
+    g->live = 0;
+    g->cold = fs->cold;
+    /* no checkpoint while the chunks of a failed segment move: bytes of some never reached
+     * flash (the rescue copy holds them) */
+    ck = !fs->cold && (force || fs->segs_since_ckpt >= fs->ckpt_interval) &&
+         HDR_SIZE + cont + REC_SIZE + ENTRY_SIZE * (fs->nkeys + 1u) +
+                 (TAG(fs) ? TAG(fs) + REC_SIZE + (fs->page_once ? PROG_SIZE(fs) : 0) : 0) <=
+             SEG_SIZE(fs) && /* tag, reservation and its sync (§4a) */
+         !fs->rescue_end;
+    fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
+    fsw_hdr_make(fs, h);
+    fs->torn &= (uint8_t)~(1u << fs->cold);
+    h[2] = g->erase_count;
+    h[3] = g->seq;
+    h[4] = ck ? g->seq : fs->replay_seq;
+    fsw_seal(h, 10);
+    fs->open = s;
+    fs->wp = SEG_BASE(fs, s);
+    fs->programmed = 0;
+    err = fsw_append(fs, h, HDR_SIZE);
+    return err ? err : ck;
 }
 
-/* 1: f is now the next fragment; 0: f was the last; -1: its segment is missing. */
-int fsw_frag_next(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f)
+/* Closing a head's segment (§6): a sync, then forget it. */
+int fsw_close_seg(fsw_t *fs)
 {
-    uint32_t s, cap = DATA_CAP(fs) - REC_SIZE;
-    f->off += f->len;
-    if (f->off >= e->size)
-        return 0;
-    s = fsw_chain(fs, SEG_OF(fs, f->addr));
-    if (s == NONE)
-        return -1;
-    f->addr = SEG_BASE(fs, s) + HDR_SIZE;
-    f->len = e->size - f->off < cap ? e->size - f->off : cap;
-    return 1;
+    int err = fsw_log_sync(fs);
+    if (!err) /* a failed sync keeps the segment open: recovery retires it (§12) */
+        fs->open = NONE;
+    return err;
+}
+
+/* The active head needs a segment: close the current one (unless a spill filled it) and open
+ * the next; a checkpoint due there is written now, or, for a spill, left to the caller (1). A
+ * forced checkpoint shrinks the window to the heads (§10): it switches to the hot head first,
+ * and closes the cold head if nothing in it lives (parked, it is synced: closing is
+ * forgetting it). */
+int fsw_next(fsw_t *fs, uint32_t cont, int mode)
+{
+    int err = 0;
+    if (mode == OPEN_FORCE) {
+        err = fsw_use(fs, 0);
+        if (fs->park != NONE && !SEGS(fs)[fs->park].live)
+            fs->park = NONE;
+    }
+    if (!err && mode != OPEN_SPILL)
+        err = fsw_close_seg(fs);
+    if (!err)
+        err = open_seg(fs, cont, mode == OPEN_FORCE);
+    return err <= 0 || mode == OPEN_SPILL ? err : fsw_ckpt_write(fs);
 }
 
 /* Reads chunk e into dst, or only verifies it (dst NULL): every fragment must be an intact DATA

@@ -1,4 +1,23 @@
-/* Internal declarations shared by the library's source files (not part of the API). */
+/* Internal declarations shared by the library's source files (not part of the API).
+ *
+ * Layers, lowest first: a file calls only functions of the files listed before it, never one
+ * listed after it (firmware/tests/layers.py checks the call graph and the #includes;
+ * tests/test_c_layers.py runs it). The order is the one the data is built up in: bytes, records,
+ * segments, the chunks in them, what moves chunks, the entry points.
+ *   crc32.c      CRC-32 (the port's device callbacks are below everything)
+ *   log.c        byte order, the program buffer and its two heads, record headers, flash reads
+ *   aead.c       sealing records (the port's AEAD callbacks), seq reservations: RESERVE records
+ *   alloc.c      segments: geometry from the config, the scan behind every choice, chains,
+ *                erase and retirement, segment headers; appends nothing to the log
+ *   index.c      the sorted index, where a chunk's fragments lie, live-byte accounting
+ *   chunk.c      writing the log: opening segments, chunks (read, verify, append), checkpoints
+ *   gc.c         moving chunks: garbage collection, static wear leveling, recovery, idle step
+ *   mount.c      mount: header scan, checkpoint, replay of both logs
+ *   store.c      the API: format, the retry loop, put/get/trim/sync/idle/stat, the trace hook
+ *   introspect.c optional introspection API (fsw_info, fsw_seg_info, fsw_traverse): a separate
+ *                object, so a firmware that does not call it does not link it
+ * Every source file includes this header only; it includes flashswap.h only.
+ */
 #ifndef FSW_PRIV_H
 #define FSW_PRIV_H
 
@@ -13,7 +32,7 @@
 #define NONE 0xFFFFFFFFu
 #define LOST 0xFFFFFFFFu /* index address of a chunk lost to a block failure (§12) */
 
-enum { ST_ERASED, ST_FREE, ST_LOG, ST_BAD };
+enum { ST_ERASED = FSW_SEG_ERASED, ST_FREE = FSW_SEG_FREE, ST_LOG = FSW_SEG_LOG, ST_BAD = FSW_SEG_BAD };
 enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT, T_RESERVE }; /* type 2 (version 1's TRIM) unused */
 enum { F_MORE = 1, F_CONT = 2, F_ENC = 4, F_DAMAGED = 8 };
 #define FSW_FORGED (-1000) /* internal: an intact record whose tag fails (§4a) */
@@ -40,7 +59,7 @@ enum { HF_PAGE_ONCE = 1, HF_COLD = 2, HF_TEAR = 4 };
 enum { OP_PUT = 1, OP_GET, OP_TRIM, OP_RANGE, OP_SYNC, OP_IDLE };
 /* fsw_next modes */
 enum { OPEN_FORCE = 1, OPEN_SPILL = 2 };
-/* fsw_scan modes: which segments, and which one wins */
+/* fsw_scan modes: which segments, and which one wins (fsw_seq_find takes PICK_SEQ | ...) */
 enum {
     PICK_HOT,    /* erased, free or reclaimable: least effective count (§8) */
     PICK_COLD,   /* the same: most effective count */
@@ -52,6 +71,7 @@ enum {
     PICK_ERASED, /* erased (count only) */
     PICK_WINDOW, /* in the log, in the window, open in neither head (count only) */
     PICK_SPACE,  /* free, or in the log with nothing live but the hot head's (count) */
+    PICK_COUNT = 32, /* | any of the above: how many segments qualify instead of the winner */
     /* in the log (PICK_SEQ | cold), retired ones too (| PICK_BAD): the smallest seq >= arg,
      * or (| PICK_DOWN) the largest seq <= ~arg */
     PICK_SEQ = 16,
@@ -80,6 +100,8 @@ struct fsw_frag {
 #define SEG_OF(fs, a) ((a) >> (fs)->seg_shift)
 #define DATA_CAP(fs) (SEG_SIZE(fs) - HDR_SIZE)
 #define SEGS(fs) ((fs)->cfg->segs)
+/* The largest index a checkpoint segment holds (§7, §11). */
+#define KEY_LIMIT(fs) ((SEG_SIZE(fs) / 2 - HDR_SIZE - REC_SIZE - TAG(fs)) / ENTRY_SIZE)
 
 /* Flash words are little-endian. fsw_le converts n words in place, either way (on a big-endian
  * CPU a byte swap, its own inverse); on a little-endian CPU it is nothing at all. */
@@ -89,7 +111,7 @@ struct fsw_frag {
 void fsw_le(uint32_t *w, unsigned n);
 #endif
 
-/* log.c: byte order, the program buffer and its two heads, records, parsing */
+/* log.c: byte order, the program buffer and its two heads, records */
 void fsw_seal(uint32_t *w, unsigned n);
 int fsw_check(uint32_t *w, unsigned n);
 int fsw_read(fsw_t *fs, uint32_t addr, void *buf, uint32_t n);
@@ -104,50 +126,45 @@ int fsw_rec_put(fsw_t *fs, uint32_t *r);
 int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen);
 int fsw_pipe(fsw_t *fs, uint32_t addr, uint32_t n, uint32_t *crc);
 
-/* index.c: the sorted index */
+/* aead.c: declared above (compiled out with FSW_NO_AEAD) */
+
+/* alloc.c: geometry, the segment table, erase and retirement, headers */
+int fsw_setup(fsw_t *fs, const struct fsw_config *cfg);
+void fsw_limits(fsw_t *fs);
+uint32_t fsw_key_cap(const fsw_t *fs);
+/* One scan for every choice: the winner of mode (NONE if none), or how many qualify. */
+uint32_t fsw_scan(const fsw_t *fs, int mode);
+#define PICK(fs, mode) fsw_scan(fs, mode)
+#define COUNT(fs, mode) fsw_scan(fs, (mode) | PICK_COUNT)
+uint32_t fsw_seq_find(const fsw_t *fs, int mode, uint32_t arg);
+uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
+void fsw_retire(fsw_t *fs, uint32_t s);
+int fsw_erase(fsw_t *fs, uint32_t s);
+void fsw_hdr_make(const fsw_t *fs, uint32_t *h);
+int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h);
+
+/* index.c: the sorted index, fragments, live bytes */
 uint64_t fsw_idx_find(const fsw_t *fs, uint32_t key); /* position | found << 32 */
+#define IDX_POS(v) ((uint32_t)(v))
+#define IDX_FOUND(v) ((uint32_t)((v) >> 32))
 int fsw_idx_set(fsw_t *fs, uint32_t key, uint32_t addr, uint32_t size);
 uint32_t fsw_idx_drop(fsw_t *fs, uint32_t first, uint32_t last);
-int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in);
-
-/* chunk.c: fragments, reading and writing chunks, checkpoints */
 void fsw_frag_first(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f);
 int fsw_frag_next(const fsw_t *fs, const struct fsw_index_entry *e, struct fsw_frag *f);
+int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in);
+
+/* chunk.c: opening segments, reading and writing chunks, checkpoints */
+int fsw_close_seg(fsw_t *fs);
+int fsw_next(fsw_t *fs, uint32_t cont, int mode);
 int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst);
 int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const uint8_t *ram,
                     const struct fsw_index_entry *src);
 int fsw_ckpt_write(fsw_t *fs);
 
-/* alloc.c: segments, garbage collection, wear leveling, failures */
-/* One scan for every choice: the winner (NONE if none) | how many qualify << 32. */
-uint64_t fsw_scan(const fsw_t *fs, int mode);
-uint32_t fsw_seq_find(const fsw_t *fs, int mode, uint32_t arg);
-#define WINNER(v) ((uint32_t)(v))
-#define COUNT(v) ((uint32_t)((v) >> 32))
-#define PICK(fs, mode) WINNER(fsw_scan(fs, mode))
-/* The winner of mode, and optionally how many qualify (the older interface, for ports). */
-static inline uint32_t fsw_pick_count(uint64_t v, uint32_t *count)
-{
-    if (count)
-        *count = COUNT(v);
-    return WINNER(v);
-}
-#define fsw_pick(fs, mode, count) fsw_pick_count(fsw_scan(fs, mode), count)
-uint32_t fsw_chain(const fsw_t *fs, uint32_t s);
-void fsw_hdr_make(const fsw_t *fs, uint32_t *h);
-int fsw_next(fsw_t *fs, uint32_t cont, int mode);
-int fsw_erase(fsw_t *fs, uint32_t s);
+/* gc.c: garbage collection, wear leveling, recovery from a failure, the idle step */
 int fsw_make_room(fsw_t *fs, uint32_t need);
 int fsw_static_wl(fsw_t *fs);
 int fsw_recover(fsw_t *fs);
 int fsw_idle_work(fsw_t *fs, unsigned max_erases);
-
-/* mount.c */
-int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h);
-
-/* store.c */
-int fsw_setup(fsw_t *fs, const struct fsw_config *cfg);
-void fsw_limits(fsw_t *fs);
-uint32_t fsw_key_cap(const fsw_t *fs);
 
 #endif

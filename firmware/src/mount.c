@@ -11,39 +11,6 @@ static int all_ff(const uint32_t *w, unsigned n)
     return !n;
 }
 
-/* Step 1 of mount (and of format): segment s's RAM state cleared and FREE with its 40-byte
- * header read into h. 1 if that is a valid header (magic, version, crc; decoded in place):
- * BAD with its erase count until mount finds it of the store; else 0, and BAD (h all zero)
- * when its factory-bad marker says so (NAND: spare byte 0 of its first page; only asked of a
- * block without a valid header, so one misread bit never condemns a block of the store);
- * or < 0. */
-int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h)
-{
-    const struct fsw_config *c = fs->cfg;
-    struct fsw_seg *g = c->segs + s;
-    struct fsw_seg z = {0, 0, 0, 0, ST_FREE, 0};
-    uint8_t b = 0xFF;
-    int ok, err = fsw_read(fs, SEG_BASE(fs, s), h, HDR_SIZE);
-    *g = z;
-    if (err)
-        return err;
-    ok = fsw_check(h, 10) && h[0] == 0x50575346u && (h[1] & 0xFF) == 2;
-    if (ok) {
-        g->state = ST_BAD;
-        g->erase_count = h[2];
-    }
-    if (!ok && fs->page_once && c->read_spare) {
-        err = c->read_spare(c, SEG_BASE(fs, s), &b, 1);
-        if (err)
-            return err < 0 ? err : FSW_ERR_IO;
-        if (b != 0xFF) {
-            g->state = ST_BAD;
-            memset(h, 0, HDR_SIZE);
-        }
-    }
-    return ok;
-}
-
 /* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged DATA or TRIM: its
  * dcrc fails), 3 (unreadable bytes from *p up to the next readable header or the segment's
  * end, which is *p + 32 + *plen modulo 2^32; a damaged checkpoint too), 0 when the log ends
@@ -195,6 +162,7 @@ static int authentic(fsw_t *fs, const struct cursor *c)
     err = fsw_read(fs, c->p + REC_SIZE, b, c->plen);
     return err ? err : fsw_aead(fs, 0, c->r, c->p, b, b, n, b + n);
 }
+
 #endif
 
 static int load_ckpt(fsw_t *fs, const struct cursor *c)

@@ -2,57 +2,6 @@
  * program (§12), statistics and the optional trace hook. */
 #include "fsw_priv.h"
 
-static int lg(uint32_t v)
-{
-    int n = 0;
-    while (v >>= 1)
-        n++;
-    return n;
-}
-
-/* Geometry from the config (§2); the format options are left for format or mount to set. */
-int fsw_setup(fsw_t *fs, const struct fsw_config *c)
-{
-    int ss = lg(c->segment_size), ps = lg(c->prog_size);
-    memset(fs, 0, sizeof *fs);
-    fs->cfg = c;
-    fs->nseg = c->flash_size >> ss;
-    fs->seg_shift = (uint8_t)ss;
-    fs->prog_shift = (uint8_t)ps;
-    fs->page_once = c->page_once != 0;
-    fs->open = fs->park = NONE;
-#ifndef FSW_NO_AEAD
-    if (fsw_aead_setup(fs))
-        return FSW_ERR_IO;
-#endif
-    return c->segment_size != 1u << ss || c->prog_size != 1u << ps || ss < 9 || ss > 24 ||
-                   ss - ps < 3 || fs->nseg < 6 || !c->read || !c->prog || !c->erase ||
-                   !c->prog_buffer || !c->index || !c->segs
-               ? FSW_ERR_INVAL
-               : 0;
-}
-
-/* §11, as the Python model computes it. */
-void fsw_limits(fsw_t *fs)
-{
-    int32_t n = (int32_t)fs->nseg - fs->reserve - fs->ckpt_interval - 2;
-    uint32_t m = DATA_CAP(fs) * (uint32_t)(n > 1 ? n : 1) / 2;
-    fs->max_chunk = m < (1u << 24) ? m : 1u << 24;
-}
-
-/* The largest index a checkpoint segment holds (§7, §11). */
-static uint32_t key_limit(const fsw_t *fs)
-{
-    return (SEG_SIZE(fs) / 2 - HDR_SIZE - REC_SIZE - TAG(fs)) / ENTRY_SIZE;
-}
-
-/* The index the config provides: max_keys, or by default key_limit capped at 1024. */
-uint32_t fsw_key_cap(const fsw_t *fs)
-{
-    uint32_t n = key_limit(fs);
-    return fs->cfg->max_keys ? fs->cfg->max_keys : n < 1024 ? n : 1024;
-}
-
 int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
 {
     uint32_t h[10], s, n, ep = 0, t;
@@ -74,7 +23,7 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
     n = fs->nseg - fs->ckpt_interval - 3;
     fs->reserve = cfg->reserve ? cfg->reserve : (uint8_t)(t < n ? t : n);
     fs->wl_threshold = cfg->wl_threshold ? cfg->wl_threshold : 12;
-    if (fs->max_keys > key_limit(fs) || fs->reserve < 2 ||
+    if (fs->max_keys > KEY_LIMIT(fs) || fs->reserve < 2 ||
         fs->reserve + fs->ckpt_interval + 3u > fs->nseg)
         return FSW_ERR_INVAL;
     fsw_limits(fs);
@@ -178,7 +127,7 @@ int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
         return FSW_ERR_INVAL;
     if (size > fs->max_chunk - TAG(fs))
         return FSW_ERR_TOOBIG;
-    if (!COUNT(fsw_idx_find(fs, key)) && fs->nkeys >= fs->max_keys)
+    if (!IDX_FOUND(fsw_idx_find(fs, key)) && fs->nkeys >= fs->max_keys)
         return FSW_ERR_NOSPC;
     return run(fs, OP_PUT, key, size, data);
 }
@@ -186,11 +135,11 @@ int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
 int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out)
 {
     uint64_t v = fsw_idx_find(fs, key);
-    const struct fsw_index_entry *e = fs->cfg->index + WINNER(v);
+    const struct fsw_index_entry *e = fs->cfg->index + IDX_POS(v);
     int err;
     if (!fs->mounted)
         return FSW_ERR_INVAL;
-    if (!COUNT(v))
+    if (!IDX_FOUND(v))
         return fs->damaged ? FSW_ERR_CORRUPT : FSW_ERR_NOENT;
     if (size_out)
         *size_out = e->size - TAG(fs);
@@ -212,7 +161,7 @@ static int32_t trim(fsw_t *fs, int op, uint32_t first, uint32_t last)
     if (first > last || last == NONE)
         return FSW_ERR_INVAL;
     v = fsw_idx_find(fs, last);
-    n = WINNER(v) + COUNT(v) - WINNER(fsw_idx_find(fs, first));
+    n = IDX_POS(v) + IDX_FOUND(v) - IDX_POS(fsw_idx_find(fs, first));
     if (n)
         err = run(fs, op, first, last, NULL);
     else if (!fs->mounted)
@@ -253,23 +202,21 @@ int fsw_stat(fsw_t *fs, struct fsw_stat *st)
 {
     const struct fsw_seg *g = SEGS(fs);
     uint32_t i, sum = 0;
-    uint64_t v;
     if (!fs->mounted)
         return FSW_ERR_INVAL;
     for (i = 0; i < fs->nkeys; i++)
         sum += fs->cfg->index[i].size;
     st->live_bytes = sum;
-    v = fsw_scan(fs, PICK_LO);
-    i = COUNT(v);
+    i = COUNT(fs, PICK_LO);
     st->bad_segments = fs->nseg - i;
     st->erase_min = st->erase_max = 0;
     if (i) { /* not every segment bad */
-        st->erase_min = g[WINNER(v)].erase_count;
+        st->erase_min = g[PICK(fs, PICK_LO)].erase_count;
         st->erase_max = g[PICK(fs, PICK_HI)].erase_count;
     }
     st->live_chunks = fs->nkeys;
     st->segments = fs->nseg;
-    st->free_segments = COUNT(fsw_scan(fs, PICK_SPACE));
+    st->free_segments = COUNT(fs, PICK_SPACE);
     st->free_bytes = fsw_head_room(fs, 0) + st->free_segments * DATA_CAP(fs);
     st->retired = fs->retired;
     st->max_chunk = fs->max_chunk - TAG(fs); /* the largest put: a tag follows it (§4a) */

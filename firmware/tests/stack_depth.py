@@ -66,7 +66,8 @@ def main() -> None:
 
 PUBLIC = {
     "fsw_format", "fsw_mount", "fsw_unmount", "fsw_put", "fsw_get", "fsw_size", "fsw_trim",
-    "fsw_trim_range", "fsw_sync", "fsw_stat", "fsw_idle", "fsw_crc32",
+    "fsw_trim_range", "fsw_sync", "fsw_stat", "fsw_idle", "fsw_crc32", "fsw_info",
+    "fsw_seg_info", "fsw_traverse",
 }
 
 if __name__ == "__main__":

@@ -271,6 +271,84 @@ void test_stat(void)
     CHECK_EQ(st.bad_segments, 0);
 }
 
+struct walk {
+    uint32_t n, keys[4], sizes[4], stop;
+};
+
+/* Records what fsw_traverse shows; stops it (returning 99) at key w->stop. */
+static int walk(void *ctx, const struct fsw_chunk_info *chunk)
+{
+    struct walk *w = ctx;
+    if (w->n < 4) {
+        w->keys[w->n] = chunk->key;
+        w->sizes[w->n] = chunk->lost ? 0xDEAD : chunk->size;
+    }
+    w->n++;
+    return chunk->key == w->stop ? 99 : 0;
+}
+
+void test_introspect(void)
+{
+    struct fsw_info info;
+    struct fsw_seg_info si;
+    struct walk w = {0, {0}, {0}, 0xFFFFFFFFu};
+    uint32_t s, live = 0, window = 0, in_log = 0, hot = 0xFFFFFFFFu;
+    CHECK_EQ(fx_setup(NOR4K, 3, 0), 0);
+    CHECK_EQ(fx_format(), 0);
+    CHECK_EQ(fsw_put(&FX.fs, 5, "five", 4), 0);
+    CHECK_EQ(fsw_put(&FX.fs, 2, "two", 3), 0);
+    CHECK_EQ(fsw_put(&FX.fs, 9, fx_data, 5000), 0); /* two fragments: 3921 + 1079 bytes */
+    CHECK_EQ(fsw_info(&FX.fs, &info), 0);
+    CHECK_EQ(info.entries, 3);
+    CHECK_EQ(info.max_keys, FSW_DEFAULT_MAX_KEYS(4096));
+    CHECK_EQ(info.ckpt_interval, 3);
+    CHECK_EQ(info.reserve, 4);
+    CHECK_EQ(info.wl_threshold, 12);
+    CHECK_EQ(info.max_chunk, 4056 * (16 - 4 - 3 - 2) / 2);
+    CHECK_EQ(info.tag_len, 0);
+    CHECK_EQ(info.epoch, 0);
+    CHECK_EQ(info.retired, 0);
+    CHECK_EQ(info.mounted, 1);
+    CHECK_EQ(info.damaged, 0);
+    CHECK_EQ(info.cold_segment, 0xFFFFFFFFu);
+    /* segment 1: header, checkpoint, 5, 2, the first fragment to its end; segment 2: header
+     * and the continuation, its unused tail not counted */
+    CHECK_EQ(info.log_bytes, 4096 + 40 + 32 + 1079);
+    CHECK_EQ(fsw_traverse(&FX.fs, walk, &w), 0);
+    CHECK_EQ(w.n, 3);
+    CHECK(w.keys[0] == 2 && w.keys[1] == 5 && w.keys[2] == 9);
+    CHECK(w.sizes[0] == 3 && w.sizes[1] == 4 && w.sizes[2] == 5000);
+    w.n = 0;
+    w.stop = 5;
+    CHECK_EQ(fsw_traverse(&FX.fs, walk, &w), 99);
+    CHECK_EQ(w.n, 2);
+    for (s = 0; s < 16; s++) {
+        CHECK_EQ(fsw_seg_info(&FX.fs, s, &si), 0);
+        CHECK_EQ(si.erase_count, 1);
+        CHECK_EQ(si.cold, 0);
+        live += si.live_bytes;
+        window += si.window;
+        in_log += si.state == FSW_SEG_LOG;
+        CHECK_EQ(si.state, si.seq ? FSW_SEG_LOG : FSW_SEG_ERASED);
+        if (si.open)
+            hot = s;
+    }
+    CHECK_EQ(fsw_seg_info(&FX.fs, 16, &si), FSW_ERR_INVAL);
+    CHECK_EQ(live, (32 + 4) + (32 + 3) + (32 + 3921) + (32 + 1079));
+    CHECK_EQ(in_log, 2);
+    CHECK_EQ(window, 2);
+    CHECK_EQ(info.window_segments, 2);
+    CHECK_EQ(hot, info.hot_segment);
+    CHECK_EQ(fsw_seg_info(&FX.fs, hot, &si), 0);
+    CHECK_EQ(si.seq, 2);
+    /* after a trim and an unmount: the context as it was left */
+    CHECK_EQ(fsw_trim(&FX.fs, 5), 1);
+    CHECK_EQ(fsw_unmount(&FX.fs), 0);
+    CHECK_EQ(fsw_info(&FX.fs, &info), 0);
+    CHECK_EQ(info.entries, 2);
+    CHECK_EQ(info.mounted, 0);
+}
+
 void test_idle(void)
 {
     /* Churn until segments fall out of the window, then idle pre-erases them: the next opens

@@ -68,10 +68,17 @@ static int has(const uint8_t *hay, uint32_t n, const uint8_t *needle, uint32_t m
     return 0;
 }
 
+/* fsw_traverse reports the size fsw_get returns, without the tag (the callback may read). */
+static int same_size(void *ctx, const struct fsw_chunk_info *chunk)
+{
+    return chunk->lost || fsw_size(ctx, chunk->key) != (int32_t)chunk->size;
+}
+
 void test_crypto_round_trip(void)
 {
     uint32_t k, v, got;
     struct fsw_stat st;
+    struct fsw_info info;
     CHECK_EQ(fx_setup(NOR4K, 3, 0), 0);
     CHECK_EQ(use_key(KEY), 0);
     CHECK_EQ(fx_format(), 0);
@@ -84,6 +91,11 @@ void test_crypto_round_trip(void)
     CHECK_EQ(fx_mount(), 0);
     CHECK_EQ(fsw_stat(&FX.fs, &st), 0);
     CHECK_EQ(st.max_chunk, FX.fs.max_chunk - 16); /* a tag follows every chunk */
+    CHECK_EQ(fsw_info(&FX.fs, &info), 0);
+    CHECK_EQ(info.tag_len, 16);
+    CHECK_EQ(info.max_chunk, st.max_chunk);
+    CHECK_EQ(info.entries, 10);
+    CHECK_EQ(fsw_traverse(&FX.fs, same_size, &FX.fs), 0);
     for (v = 51; v <= 60; v++) {
         k = v % 10;
         CHECK_EQ(fsw_get(&FX.fs, k, fx_read, FX_DATA, &got), 0);

@@ -153,8 +153,8 @@ def chunk_address(store: Any, key: int) -> int:
     """Flash address of the first record of chunk `key` (either engine's index)."""
     if hasattr(store, "index"):
         return int(store.index[key][0])
-    e = store._entries()  # the C library's index: (key, address, size) rows
-    return int(e[e[:, 0] == key][0, 1])
+    e = store._entries()  # the C library's index entries (fsw_traverse: key, size, addr, lost)
+    return int(e["addr"][e["key"] == key][0])
 
 
 def live_chunks(plan: Plan) -> int:

@@ -50,7 +50,6 @@ FIRMWARE = c_build.FIRMWARE
 # The library's error codes (firmware/include/flashswap.h).
 E_IO, E_CORRUPT, E_NOSPC, E_NOENT, E_TOOBIG, E_INVAL, E_WORN = -5, -84, -28, -2, -27, -22, -71
 E_KEY = -126
-LOST = 0xFFFFFFFF
 
 _IO = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_void_p, C.c_uint32)
 _ERASE = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_uint32)
@@ -97,6 +96,31 @@ class _Stat(C.Structure):
     _fields_ = [(n, C.c_uint32) for n in (
         "free_bytes", "live_bytes", "live_chunks", "segments", "free_segments", "bad_segments",
         "retired", "erase_min", "erase_max", "max_chunk")]
+
+
+class _Info(C.Structure):
+    """struct fsw_info (flashswap.h, introspection)."""
+
+    _fields_ = [("log_bytes", C.c_uint64)] + [(n, C.c_uint32) for n in (
+        "max_keys", "ckpt_interval", "reserve", "wl_threshold", "max_chunk", "tag_len", "epoch",
+        "entries", "retired", "window_segments", "hot_segment", "cold_segment")] + [
+        ("mounted", C.c_uint8), ("damaged", C.c_uint8)]
+
+
+class _SegInfo(C.Structure):
+    """struct fsw_seg_info (flashswap.h); read into numpy arrays of np.dtype(_SegInfo)."""
+
+    _fields_ = [(n, C.c_uint32) for n in ("erase_count", "seq", "live_bytes")] + [
+        (n, C.c_uint8) for n in ("state", "cold", "open", "window")]
+
+
+class _ChunkInfo(C.Structure):
+    """struct fsw_chunk_info (flashswap.h); read into numpy arrays of np.dtype(_ChunkInfo)."""
+
+    _fields_ = [(n, C.c_uint32) for n in ("key", "size", "addr", "lost")]
+
+
+SEG_BAD = 3  # enum fsw_seg_state (flashswap.h): FSW_SEG_BAD
 
 
 # ------------------------------------------------------------------ finding the library
@@ -153,11 +177,14 @@ def library() -> C.CDLL:
                        ("fsw_idle", [vp, C.c_uint]), ("fsw_unmount", [vp])):
         getattr(lib, name).argtypes = args
     lib.fsw_trim_range.restype = C.c_int32
-    lib.fswsim_run.argtypes = [vp, vp, u32, C.c_char_p, vp, u32, vp, vp]
+    lib.fswsim_run.argtypes = [vp, vp, vp, u32, C.c_char_p, vp, u32, vp, vp]
     lib.fswsim_run.restype = u32
-    lib.fswsim_log_position.restype = C.c_uint64
-    lib.fswsim_window.restype = C.c_uint32
+    lib.fsw_info.argtypes = [vp, vp]
+    lib.fswsim_chunks.argtypes = [vp, vp, u32]
+    lib.fswsim_chunks.restype = u32
+    lib.fswsim_segs.argtypes = [vp, vp, u32]
     lib.fswsim_sizes.restype = C.c_size_t
+    lib.fswsim_seg_size.restype = C.c_size_t
     lib.fsw_mbedtls_ctx_size.restype = C.c_size_t
     lib.fsw_mbedtls_install.argtypes = [vp, vp, C.c_char_p]
     return lib
@@ -195,8 +222,10 @@ class CStore:
         page = flash.page_size
         nseg = flash.size // seg_size
         self._bufs = [C.create_string_buffer(page), C.create_string_buffer(page)]
+        self._nseg = nseg
         self._index = np.zeros(3 * max_keys, dtype=np.uint32)
-        self._segs = np.zeros(3 * nseg, dtype=np.uint32)
+        # RAM the library keeps per segment: its layout is the library's own (fsw_seg_info)
+        self._segs = np.zeros(nseg * lib.fswsim_seg_size(), dtype=np.uint8)
         cfg = self.cfg = _Config()
         cfg.flash_size, cfg.segment_size, cfg.prog_size = flash.size, seg_size, page
         cfg.page_once = int(getattr(flash, "nop", 0) != 0)
@@ -483,7 +512,7 @@ class CStore:
 
     def keys(self) -> list[int]:
         e = self._entries()
-        return [int(k) for k in e[e[:, 1] != LOST, 0]]
+        return [int(k) for k in e["key"][e["lost"] == 0]]
 
     def trim(self, key: int) -> bool:
         """Drop the chunk under `key`; False (nothing written) if there was none."""
@@ -534,8 +563,9 @@ class CStore:
         try:
             if not self._sim.fast:
                 raise InputError("run_batch: the flash has a fault model armed")
-            done = self.lib.fswsim_run(self.fs, _ptr(ops), len(ops), wbuf, C.addressof(rbuf),
-                                       len(rbuf), marks.ctypes.data, C.byref(rc))
+            done = self.lib.fswsim_run(self.fs, C.byref(self._sim), _ptr(ops), len(ops), wbuf,
+                                       C.addressof(rbuf), len(rbuf), marks.ctypes.data,
+                                       C.byref(rc))
             marks[computes] = self._sim.time_s
         finally:
             self._leave()
@@ -555,69 +585,80 @@ class CStore:
         return marks
 
     def log_position(self) -> int:
-        return int(self.lib.fswsim_log_position(self.fs))
+        return int(self._info().log_bytes)
 
-    # --- state --------------------------------------------------------------------------
-    def _info(self) -> list[int]:
-        out = (C.c_uint32 * 9)()
-        self.lib.fswsim_info(self.fs, out)
-        return list(out)
+    # --- state (the introspection API of flashswap.h) -------------------------------------
+    def _info(self) -> _Info:
+        out = _Info()
+        self.lib.fsw_info(self.fs, C.byref(out))
+        return out
 
     @property
     def max_keys(self) -> int:
-        return self._info()[2]
+        return int(self._info().max_keys)
 
     @property
     def max_chunk(self) -> int:
-        return self._info()[3]
+        """The largest chunk record payload, tag included (as the model's max_chunk)."""
+        info = self._info()
+        return int(info.max_chunk + info.tag_len)
 
     @property
     def retired(self) -> int:
-        return self._info()[1]
+        return int(self._info().retired)
 
     def _entries(self) -> np.ndarray:
-        return self._index[: 3 * self._info()[0]].reshape(-1, 3)
+        """Every index entry (lost chunks included) in key order: fields of fsw_chunk_info."""
+        n = self._info().entries
+        out = np.zeros(n, dtype=np.dtype(_ChunkInfo))
+        self.lib.fswsim_chunks(self.fs, _ptr(out), n)
+        return out
+
+    def _seg_info(self) -> np.ndarray:
+        out = np.zeros(self._nseg, dtype=np.dtype(_SegInfo))
+        self._check(self.lib.fswsim_segs(self.fs, _ptr(out), self._nseg), "stat")
+        return out
 
     def _all_keys(self) -> set[int]:
-        return {int(k) for k in self._entries()[:, 0]}
+        return {int(k) for k in self._entries()["key"]}
 
     def stat(self) -> dict[str, Any]:
         """Space, wear and health figures, as Store.stat() gives them."""
         self._check_mounted()
         st = _Stat()
         self._check(self.lib.fsw_stat(self.fs, C.byref(st)), "stat")
-        nkeys, retired, max_keys, max_chunk, ckpt, reserve, wl, _, damaged = self._info()
+        info = self._info()
         seg = self.cfg.segment_size
-        segs = self._segs.reshape(-1, 3)
-        state = (segs[:, 2] >> 29) & 3
-        good = state != 3
-        counts = segs[good, 0].astype(np.int64)
+        segs = self._seg_info()
+        good = segs["state"] != SEG_BAD
+        counts = segs["erase_count"][good].astype(np.int64)
         hist = np.bincount(counts) if counts.size else np.zeros(0, dtype=np.int64)
         e = self._entries()
-        live = e[:, 1] != LOST
+        live = e["lost"] == 0
         return {
             "segments": st.segments,
             "segment_size": seg,
             "prog_size": self.cfg.prog_size,
             "page_once": bool(self.cfg.page_once),
-            "max_keys": max_keys,
-            "max_chunk": max_chunk - self._tag,  # the largest put (a tag follows it)
-            "ckpt_interval": ckpt,
-            "reserve": reserve,
-            "wl_threshold": wl,
+            "max_keys": info.max_keys,
+            "max_chunk": info.max_chunk,  # the largest put (a tag follows it)
+            "ckpt_interval": info.ckpt_interval,
+            "reserve": info.reserve,
+            "wl_threshold": info.wl_threshold,
             "live_chunks": int(live.sum()),
-            "live_bytes": int(e[live, 2].astype(np.int64).sum()),
+            # bytes in the chunks' records: a tag follows each (SPEC §4a)
+            "live_bytes": int((e["size"][live].astype(np.int64) + info.tag_len).sum()),
             "free_bytes": st.free_bytes,
             "free_segments": st.free_segments,
-            "window_segments": int(self.lib.fswsim_window(self.fs)),
-            "erase_counts": segs[:, 0].astype(np.int64),
+            "window_segments": info.window_segments,
+            "erase_counts": segs["erase_count"].astype(np.int64),
             "erase_histogram": {int(i): int(c) for i, c in enumerate(hist) if c},
             "erase_min": st.erase_min,
             "erase_max": st.erase_max,
-            "retired_blocks": retired,
+            "retired_blocks": info.retired,
             "bad_blocks": int(np.count_nonzero(~good)),
-            "lost_chunks": int(nkeys - live.sum()),
-            "damaged": bool(damaged),
+            "lost_chunks": int(len(e) - live.sum()),
+            "damaged": bool(info.damaged),
             "encrypted": self._gcm is not None,
         }
 
