@@ -14,7 +14,7 @@
 #define LOST 0xFFFFFFFFu /* index address of a chunk lost to a block failure (§12) */
 
 enum { ST_ERASED, ST_FREE, ST_LOG, ST_BAD };
-enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT, T_RESERVE }; /* type 2 (version 1's TRIM) unused */
+enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT, T_RESERVE, T_SYNC }; /* 2 (version 1's TRIM) unused */
 enum { F_MORE = 1, F_CONT = 2, F_ENC = 4, F_DAMAGED = 8 };
 #define FSW_FORGED (-1000) /* internal: an intact record whose tag fails (§4a) */
 /* Encryption (§4a): TAG(fs) is the store's tag_len, a constant 0 when compiled out. */
@@ -149,5 +149,6 @@ int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h);
 int fsw_setup(fsw_t *fs, const struct fsw_config *cfg);
 void fsw_limits(fsw_t *fs);
 uint32_t fsw_key_cap(const fsw_t *fs);
+int fsw_sync_marked(fsw_t *fs); /* not inlined into the retry loop: its stack frame */
 
 #endif

@@ -53,6 +53,7 @@ from flashswap.store.layout import (
     T_CHECKPOINT,
     T_DATA,
     T_RESERVE,
+    T_SYNC,
     T_TRIM_RANGE,
     SegHeader,
     crc32,
@@ -120,6 +121,9 @@ class Store:
         self.epoch = 0  # the store's identity (§3, §13)
         self.damaged = False  # keys absent from the index read as corrupt (§9 "Damage")
         self.torn = [False, False]  # per log (hot, cold): its next segment carries HF_TEAR
+        # Per head (hot, cold): its open segment holds a put's chunk or a trim that no SYNC,
+        # CHECKPOINT or later segment follows yet; the API's sync marks it (§6).
+        self.unmarked = [False, False]
         # (unit address, buffer, wp) of the program that failed while its chunks move (§12)
         self.rescue: tuple[int, bytes, int] | None = None
         self.put_done = False  # the put being run has its chunk indexed
@@ -258,8 +262,30 @@ class Store:
     def sync(self) -> None:
         """Make everything written so far durable (§6)."""
         self._check_mounted()
-        self._device_retry(self._sync)
+        self._device_retry(self._sync_marked)
         self._trace(_T_SYNC)
+
+    def _sync_marked(self) -> None:
+        """The API's sync (§6 "Marking a sync"): each head holding records that no sync has
+        marked gets a SYNC record after them, so that damage to them is never taken for a tear
+        at mount; the parked head's by switching to it (it then stays active)."""
+        self._mark()
+        if any(self.unmarked):
+            self._use(cold=not self.active_cold)
+            self._mark()
+
+    def _mark(self) -> None:
+        log = int(self.active_cold)
+        if self.unmarked[log]:
+            self.unmarked[log] = False
+            if self._room() >= MIN_ROOM:
+                self._append_record(pack_record(T_SYNC, 0, 0, 0, 0, 0, b"", self.tag))
+            elif self._free_count():
+                # No room for the mark: the head's next segment follows the records instead
+                # (a checkpoint segment if one is due). None free (a worn-out device): unmarked.
+                self._close_segment()
+                self._open_segment(cont_len=0)
+        self._sync()
 
     def idle(self, max_erases: int = 1) -> int:
         """Bounded background work between inferences: static leveling, pre-erase (§8, §10).
@@ -382,6 +408,9 @@ class Store:
         self._make_room(need)
         self._use(cold=False)
         self._write_chunk(key, data, own=True)
+        # The next sync marks it (§6). A moved chunk needs no mark: damage to the copy leaves
+        # the original (the same bytes) or, once that is erased, a lost chunk; never an older one.
+        self.unmarked[0] = True
 
     def _trim_record(self, first: int, last: int) -> None:
         """Append a TRIM_RANGE record [first, last] (a single key: first == last). Never
@@ -408,6 +437,7 @@ class Store:
         for k in [k for k in self.index if first <= k <= last]:
             self._drop(k)
         self.lost = {k for k in self.lost if not first <= k <= last}
+        self.unmarked[int(self.active_cold)] = True  # the next sync marks it (§6)
 
     def _drop(self, key: int) -> None:
         ent = self.index.pop(key, None)
@@ -781,6 +811,7 @@ class Store:
             self.suite, self.kcv,
         )
         self.torn[log] = False
+        self.unmarked[log] = False  # once its header is on flash, it follows the records
         self.open_seg = s
         self.wp = s * g.seg_size
         self.buf[:] = b"\xff" * g.prog_size

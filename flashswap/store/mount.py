@@ -29,6 +29,7 @@ from flashswap.store.layout import (
     T_CHECKPOINT,
     T_DATA,
     T_RESERVE,
+    T_SYNC,
     T_TRIM_RANGE,
     SegHeader,
     unpack_entries,
@@ -89,7 +90,7 @@ class _Replay:
                     continue
                 if rec.rtype == T_DATA and rec.flags & F_CONT and rec.intact:
                     continue  # gathered with its first fragment
-                if rec.rtype == T_RESERVE:
+                if rec.rtype in (T_RESERVE, T_SYNC):
                     continue  # only its seq counts (step 8)
                 self.events.append((rec.seq, len(self.events), pending, rec))
                 pending = False
@@ -271,7 +272,10 @@ def mount_store(cls: type[Store], flash: Any, key: bytes | None = None) -> Store
         if not segs:
             continue
         s = segs[-1]
-        end = parse(s)[1]
+        recs, end = parse(s)
+        # A put's chunk or a trim last (a moved chunk needs none): the next sync marks it (§6).
+        last = [r.rtype for r in recs if r.intact][-1:]
+        st.unmarked[int(cold)] = last == [T_TRIM_RANGE] or last == [T_DATA] and not cold
         if parsed[s][2][end:] != b"\xff" * (seg_size - end):
             st.torn[int(cold)] = True  # the log ends in a tear: its next segment says so
             continue
