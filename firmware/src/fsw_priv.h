@@ -149,6 +149,5 @@ int fsw_hdr_read(fsw_t *fs, uint32_t s, uint32_t *h);
 int fsw_setup(fsw_t *fs, const struct fsw_config *cfg);
 void fsw_limits(fsw_t *fs);
 uint32_t fsw_key_cap(const fsw_t *fs);
-int fsw_sync_marked(fsw_t *fs); /* not inlined into the retry loop: its stack frame */
 
 #endif

@@ -106,28 +106,24 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
 }
 
 /* §6 "Marking a sync": the active head, if it holds a put's chunk or a trim that nothing
- * follows yet, gets a SYNC record after it, or with no room for one its next segment (a
- * checkpoint segment if one is due; none if no segment is free); then a sync. */
+ * follows yet, gets a SYNC record after it (placed as a trim is, but a segment it needs is
+ * opened as any other: a checkpoint segment only if one is due; with none free, nothing is
+ * written); then a sync. */
 static int mark(fsw_t *fs)
 {
-    uint32_t r[8], m = 1u << fs->cold;
+    uint32_t m = 1u << fs->cold;
     int err = 0;
     if (fs->unmarked & m) {
         fs->unmarked &= (uint8_t)~m;
-        if (fsw_room(fs) >= MIN_ROOM) {
-            memset(r, 0, sizeof r); /* key, size, offset, seq, dcrc 0 */
-            r[0] = T_SYNC | TAG(fs) << 16 | (TAG(fs) ? F_ENC << 8 : 0);
-            err = fsw_rec_put(fs, r);
-        } else if (COUNT(fsw_scan(fs, PICK_HOT))) {
-            err = fsw_next(fs, 0, 0);
-        }
+        if (fsw_room(fs) >= REC_SIZE + TAG(fs) + !TAG(fs) || COUNT(fsw_scan(fs, PICK_HOT)))
+            err = fsw_chunk_write(fs, T_SYNC, 0, 0, (const uint8_t *)fs, NULL);
     }
     return err ? err : fsw_log_sync(fs);
 }
 
 /* The API's sync: the active head marked, then the parked one (switched to). Not inlined into
  * the retry loop, whose stack frame would grow by the record. */
-int fsw_sync_marked(fsw_t *fs)
+static int sync_marked(fsw_t *fs)
 {
     int err = mark(fs);
     if (!err && fs->unmarked) {
@@ -144,7 +140,7 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
 {
     int err;
     if (op == OP_SYNC)
-        return fsw_sync_marked(fs);
+        return sync_marked(fs);
     if (op == OP_IDLE)
         return fsw_idle_work(fs, a);
     /* a trim never collects garbage: a segment it needs is one of those kept (§10); with none

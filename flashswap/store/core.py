@@ -276,15 +276,21 @@ class Store:
 
     def _mark(self) -> None:
         log = int(self.active_cold)
+        need = max(MIN_ROOM, REC_SIZE + self.tag)  # placed as a trim is (§4)
         if self.unmarked[log]:
             self.unmarked[log] = False
-            if self._room() >= MIN_ROOM:
-                self._append_record(pack_record(T_SYNC, 0, 0, 0, 0, 0, b"", self.tag))
-            elif self._free_count():
-                # No room for the mark: the head's next segment follows the records instead
-                # (a checkpoint segment if one is due). None free (a worn-out device): unmarked.
-                self._close_segment()
-                self._open_segment(cont_len=0)
+            # With no room, the head's next segment takes it (a checkpoint segment only if one
+            # is due); with none free either (a worn-out device) the records stay unmarked.
+            if self._room() >= need or self._free_count():
+                for _ in range(2):  # a reservation may use up the room: then open again
+                    if self._room() < need:
+                        self._close_segment()
+                        self._open_segment(cont_len=0)
+                    if not self._reserve():
+                        break
+                # Not sealed: it carries nothing, and removing it is cutting off the log (§4a).
+                self._append_record(pack_record(T_SYNC, 0, 0, 0, 0, self._take_rseq(), b"",
+                                                self.tag))
         self._sync()
 
     def idle(self, max_erases: int = 1) -> int:
