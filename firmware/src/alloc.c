@@ -171,8 +171,7 @@ static int open_seg(fsw_t *fs, uint32_t cont, int force)
          !fs->rescue_end;
     fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
     fsw_hdr_make(fs, h);
-    fs->torn &= (uint8_t)~(1u << fs->cold);
-    fs->unmarked &= (uint8_t)~(1u << fs->cold); /* its header follows the records */
+    fs->torn &= (uint8_t)~(5u << fs->cold); /* and unmarked: its header follows the records */
     h[2] = g->erase_count;
     h[3] = g->seq;
     h[4] = ck ? g->seq : fs->replay_seq;

@@ -343,9 +343,8 @@ static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp, 
     /* after a tear, the next hot segment is a checkpoint segment (any count of at least 256
      * is due): it leaves the tear outside the window, so that later damage before it reads as
      * damage (step 8) */
-    fs->torn |= (uint8_t)(!k << cold);
-    /* a put's chunk or a trim last (a moved chunk needs no mark): the next sync marks it */
-    fs->unmarked |= (uint8_t)(((c->t | !cold << 1) == T_TRIM_RANGE) << cold);
+    /* and a put's chunk or a trim last (a moved one needs no mark): the next sync marks it */
+    fs->torn |= (uint8_t)(((k == 0) | ((c->t | !cold << 1) == T_TRIM_RANGE) << 2) << cold);
     fs->segs_since_ckpt |= (uint32_t)!k << 8;
     return k < 0 ? k : 0;
 }

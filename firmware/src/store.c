@@ -111,10 +111,10 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
  * written); then a sync. */
 static int mark(fsw_t *fs)
 {
-    uint32_t m = 1u << fs->cold;
+    uint32_t m = 4u << fs->cold; /* fs->torn bit 2 + log: unmarked */
     int err = 0;
-    if (fs->unmarked & m) {
-        fs->unmarked &= (uint8_t)~m;
+    if (fs->torn & m) {
+        fs->torn &= (uint8_t)~m;
         if (fsw_room(fs) >= REC_SIZE + TAG(fs) + !TAG(fs) || COUNT(fsw_scan(fs, PICK_HOT)))
             err = fsw_chunk_write(fs, T_SYNC, 0, 0, (const uint8_t *)fs, NULL);
     }
@@ -126,7 +126,7 @@ static int mark(fsw_t *fs)
 static int sync_marked(fsw_t *fs)
 {
     int err = mark(fs);
-    if (!err && fs->unmarked) {
+    if (!err && fs->torn & 12) {
         err = fsw_use(fs, !fs->cold);
         if (!err)
             err = mark(fs);
@@ -157,7 +157,7 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
     if (!err && op != OP_PUT)
         fsw_idx_drop(fs, a, b);
     if (!err) /* the next sync marks it (§6); a moved chunk needs no mark */
-        fs->unmarked |= (uint8_t)(1u << fs->cold);
+        fs->torn |= (uint8_t)(4u << fs->cold);
     return err;
 }
 
