@@ -44,7 +44,11 @@ def test_format_and_first_put_exact_flash_operations() -> None:
     st.put(5, bytes(100))
     assert flash.ops["programs"] == 0  # still in the program buffer
     st.sync()
-    assert flash.ops["programs"] == 1 and int(flash.program_bytes.sum()) == REC_SIZE + 100
+    # the record and the SYNC record that marks it synced (SPEC.md §6), in one program
+    assert flash.ops["programs"] == 1 and int(flash.program_bytes.sum()) == 2 * REC_SIZE + 100
+    flash.reset_counters()
+    st.sync()  # nothing new: nothing written
+    assert flash.ops["programs"] == 0
 
 
 def test_overwrite_replaces_and_survives_remount() -> None:

@@ -206,8 +206,8 @@ def test_flipped_ciphertext_bit_reads_corrupt(fix_crc: bool, engine: str) -> Non
     flash, store = _enc_store(engine=engine)
     live = _workload(store, seed=7)
     recs = _single_fragment(_model(flash))
-    # A damaged record at the very end of a log cannot be told from a write a power cut tore
-    # (SPEC §9): two more records follow on the hot head, the cold head's segment is left out.
+    # Two more records follow on the hot head and the cold head's segment is left out: the
+    # records checked are never at a log's end (SPEC §9 "Corrupt, never stale").
     for k in (20, 21):
         live[k] = payload(k, 0, 200)
         store.put(k, live[k])

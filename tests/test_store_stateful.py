@@ -192,9 +192,10 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(seed=st.integers(0, 2**32 - 1))
     def flipped_byte(self, seed: int) -> None:
-        """One byte of the synced log flipped: every key reads its value or an error. Only the
-        end of a log may read as an older version (SPEC.md §9, "Corrupt, never stale"): its
-        last intact record and what follows cannot be told from a write a power cut tore."""
+        """One byte of the synced log flipped: every key reads its value or an error, the end
+        of each log included (a SYNC record follows what a sync made durable, SPEC.md §6). Only
+        records that no sync marked, which a mount found before a tear in a segment the window
+        still holds, may read as older (SPEC.md §9, "Corrupt, never stale")."""
         self.store.sync()
         self.oracle.sync()
         img = bytearray(self.flash.image())
@@ -222,10 +223,11 @@ class StoreMachine(RuleBasedStateMachine):
             assert got in ok, f"flip at {pos}: key {k} read a stale or wrong value"
 
     def _tail_keys(self, pos: int) -> set[int]:
-        """Keys of the records from the last intact record on, in each window segment that
-        may end torn (its log's last, or followed by a segment with TEAR), if pos lies in one of
-        them: SPEC.md §9, "Corrupt, never stale"."""
-        from flashswap.store.layout import HF_TEAR, SegHeader
+        """Keys of the records after the last SYNC, RESERVE or CHECKPOINT record (none: from
+        the segment's start), in each window segment that may end torn (its log's last, or
+        followed by a segment with TEAR), if pos lies in one of them: SPEC.md §9, "Corrupt,
+        never stale"."""
+        from flashswap.store.layout import HF_TEAR, T_CHECKPOINT, T_RESERVE, T_SYNC, SegHeader
 
         model = Store.mount(image_copy(self.flash, self.flash.image()), key=self.key)
         g = model.geo
@@ -241,7 +243,8 @@ class StoreMachine(RuleBasedStateMachine):
             data = self.flash.read(s * g.seg_size, g.seg_size)
             recs = parse_segment(data, s * g.seg_size, g.prog_size, g.page_once,
                                  model.max_chunk, model.tag)[0]
-            last = max([i for i, r in enumerate(recs) if r.intact], default=0)
+            last = max([i + 1 for i, r in enumerate(recs)
+                        if r.intact and r.rtype in (T_SYNC, T_RESERVE, T_CHECKPOINT)], default=0)
             for r in recs[last:]:
                 if r.addr <= pos < r.addr + 32 + r.payload_len:
                     out.add(r.key)

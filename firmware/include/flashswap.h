@@ -151,7 +151,8 @@ typedef struct fsw {
     uint8_t cold; /* the active head is the cold one */
     uint8_t wl_quiet; /* erase counts within wl_threshold since the last erase/retirement */
     uint8_t damaged;  /* keys absent from the index read as corrupt (SPEC §9) */
-    uint8_t torn;     /* bit per log (hot 0, cold 1): its next segment carries HF_TEAR */
+    uint8_t torn;     /* bit per log (hot 0, cold 1): its next segment carries HF_TEAR; bit 2
+                       * + log: its head holds records a sync must mark (SPEC §6) */
     uint8_t done;     /* the put being run has its chunk indexed (only a checkpoint follows) */
     uint16_t epoch;   /* the store's identity (SPEC §3) */
 #ifndef FSW_NO_AEAD

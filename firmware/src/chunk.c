@@ -37,7 +37,7 @@ static int open_seg(fsw_t *fs, uint32_t cont, int force)
          !fs->rescue_end;
     fs->segs_since_ckpt = ck ? 1 : fs->segs_since_ckpt + 1;
     fsw_hdr_make(fs, h);
-    fs->torn &= (uint8_t)~(1u << fs->cold);
+    fs->torn &= (uint8_t)~(5u << fs->cold); /* and unmarked: its header follows the records */
     h[2] = g->erase_count;
     h[3] = g->seq;
     h[4] = ck ? g->seq : fs->replay_seq;
@@ -167,7 +167,7 @@ static void rec_init(uint32_t *r, uint32_t type, uint32_t key, uint32_t size, ui
 
 /* Appends a record on the active head: a DATA chunk (type T_DATA, size bytes from ram or, when
  * it is moved, from chunk src on flash), fragmented as needed (§4), and points the index at it;
- * or a TRIM_RANGE record (size = last key), without payload. Its seq is taken
+ * or a TRIM_RANGE record (size = last key) or a SYNC record (key and size 0), without payload. Its seq is taken
  * after any segment opened for its first byte (whose checkpoint must precede it); a checkpoint
  * due where a spill opens follows the continuation (§7). */
 int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const uint8_t *ram,
@@ -178,8 +178,9 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
     int ck = 0, err;
 #ifdef FSW_NO_AEAD
 #define OWN ram
-    /* a TRIM or TRIM_RANGE that needs a segment opens a checkpoint segment (OPEN_FORCE, §10) */
-    err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, type != T_DATA) : 0;
+    /* a TRIM or TRIM_RANGE that needs a segment opens a checkpoint segment (OPEN_FORCE, §10);
+     * a SYNC record the next segment (§6) */
+    err = fsw_room(fs) < MIN_ROOM ? fsw_next(fs, 0, type == T_TRIM_RANGE) : 0;
 #else
     /* an encrypted trim is never split: 48 bytes; a reservation (§4a) may use up the room */
     int i, own = ram != 0;
@@ -187,7 +188,7 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
 #define OWN own
     for (i = err = 0; i < 2 && !err; i++) {
         err = fsw_room(fs) < (type == T_DATA ? MIN_ROOM : REC_SIZE + fs->tag + !fs->tag)
-                  ? fsw_next(fs, 0, type != T_DATA)
+                  ? fsw_next(fs, 0, type == T_TRIM_RANGE)
                   : 0;
         err = err ? err : fsw_reserve(fs, 0, r);
         if (err <= 0)
@@ -201,7 +202,8 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
         return err;
     fs->next_rseq++;
 #ifndef FSW_NO_AEAD
-    if (fs->tag) { /* the chunk sealed whole into the buffer, its tag after it (§4a) */
+    if (fs->tag && type != T_SYNC) { /* the chunk sealed whole into the buffer, its tag after it
+                                      * (§4a); a SYNC record is not sealed */
         if (type == T_DATA && !ram)
             size = src->size - FSW_TAG; /* moved: fsw_chunk_read left it open in the buffer */
         rec_init(r, type | F_ENC << 8 | FSW_TAG << 16, key, type == T_DATA ? size + FSW_TAG : size,

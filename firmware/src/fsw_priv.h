@@ -33,7 +33,7 @@
 #define LOST 0xFFFFFFFFu /* index address of a chunk lost to a block failure (§12) */
 
 enum { ST_ERASED = FSW_SEG_ERASED, ST_FREE = FSW_SEG_FREE, ST_LOG = FSW_SEG_LOG, ST_BAD = FSW_SEG_BAD };
-enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT, T_RESERVE }; /* type 2 (version 1's TRIM) unused */
+enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT, T_RESERVE, T_SYNC }; /* 2 (version 1's TRIM) unused */
 enum { F_MORE = 1, F_CONT = 2, F_ENC = 4, F_DAMAGED = 8 };
 #define FSW_FORGED (-1000) /* internal: an intact record whose tag fails (§4a) */
 /* Encryption (§4a): TAG(fs) is the store's tag_len, a constant 0 when compiled out. */

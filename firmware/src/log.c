@@ -203,16 +203,18 @@ int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen)
     t = R_TYPE(r);
     fl = R_FLAGS(r);
     *plen = t == T_CKPT ? r[2] : 0;
+    /* the known types: DATA, TRIM_RANGE, CHECKPOINT, SYNC (bits 1, 3, 4, 6); RESERVE (bit 5)
+     * in an encrypted store only */
 #ifdef FSW_NO_AEAD
-    if (bad || r[0] >> 16 || t < T_DATA || t > T_CKPT || t == 2)
+    if (bad || r[0] >> 16 || t > T_SYNC || !(0x5Au >> t & 1))
         return 0;
     if (t == T_CKPT)
         return !(fl & ~F_DAMAGED) && !(r[2] % ENTRY_SIZE) && r[2] <= room;
 #else
     /* an encrypted store's records all carry ENC and a 16-byte tag, a plaintext one's none;
      * RESERVE (header only) exists in encrypted stores only (§4a) */
-    if (bad || r[0] >> 16 != fs->tag || !(fl & F_ENC) != !fs->tag || t < T_DATA ||
-        t > T_CKPT + !!fs->tag || t == 2)
+    if (bad || r[0] >> 16 != fs->tag || !(fl & F_ENC) != !fs->tag || t > T_SYNC ||
+        !((0x5Au | (uint32_t)!!fs->tag << T_RESERVE) >> t & 1))
         return 0;
     fl &= ~F_ENC;
     if (t == T_CKPT)
@@ -226,7 +228,7 @@ int fsw_rec_load(fsw_t *fs, uint32_t addr, uint32_t *r, uint32_t *plen)
 #endif
     if (fl > (F_MORE | F_CONT))
         return 0;
-    if (t != T_DATA)
+    if (t != T_DATA) /* TRIM_RANGE, SYNC */
         return !fl && !r[3];
     if (!r[2] || r[2] > fs->max_chunk || r[3] >= r[2] || !r[3] != !(fl & F_CONT))
         return 0;

@@ -55,7 +55,8 @@ struct cursor {
     uint32_t plen;
     uint32_t g;    /* a tear can lie at or after this address of seg (NONE: nowhere) */
     int k;         /* 1 intact, 2 damaged, 0 at the end of the log */
-    int dmg;       /* unreadable bytes passed: every chunk is lost before the next record */
+    uint8_t dmg;   /* unreadable bytes passed: every chunk is lost before the next record */
+    uint8_t t;     /* type of the last intact record of seg (0: none) */
 };
 
 /* The address just past the last intact record of c's segment (c->r is scratch). */
@@ -89,6 +90,7 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
             n = fsw_chain(fs, c->seg);
             c->g = n == NONE || SEGS(fs)[n].tear ? good_end(fs, c) : NONE;
             c->p += HDR_SIZE;
+            c->t = 0;
         } else {
             c->p += REC_SIZE + c->plen;
         }
@@ -98,10 +100,14 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         if (c->k) {
             if (c->k < 3 && R_SEQ(c->r) > *maxr)
                 *maxr = R_SEQ(c->r);
+            if (c->k == 1)
+                c->t = (uint8_t)R_TYPE(c->r);
             if (c->k > 1 && c->p >= c->g) /* a tear */
                 continue;
             c->dmg |= c->k == 3;
-            if (c->k < 3 && (stop_cont || c->k == 2 || !R_IS_CONT(c->r)))
+            /* RESERVE and SYNC records are no events: only their seq counts */
+            if (c->k < 3 && (stop_cont || (R_TYPE(c->r) < T_RESERVE &&
+                                           (c->k == 2 || !R_IS_CONT(c->r)))))
                 return 0;
             continue;
         }
@@ -120,6 +126,7 @@ static void start(fsw_t *fs, struct cursor *c, uint32_t s)
     c->p = SEG_BASE(fs, s);
     c->g = NONE;
     c->dmg = 0;
+    c->t = 0;
 }
 
 /* The checkpoint segment s opens with: its first record, or its second after a continuation
@@ -151,8 +158,6 @@ static int authentic(fsw_t *fs, const struct cursor *c)
     uint32_t t = R_TYPE(c->r), n = c->plen - FSW_TAG;
     struct fsw_index_entry d;
     int err;
-    if (t == T_RESERVE)
-        return 0;
     if (t == T_DATA) {
         d.key = c->r[1];
         d.addr = c->p;
@@ -244,7 +249,7 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
 #ifndef FSW_NO_AEAD
         /* every intact record of the window is checked, those the checkpoint covers too; a
          * forged one's seq is the forger's: it damages the whole replay (§4a) */
-        if (fs->tag && c->k == 1 && t != T_RESERVE) {
+        if (fs->tag && c->k == 1) {
             v = authentic(fs, c);
             forged |= v == FSW_FORGED;
             if (v == FSW_FORGED || (v && v != FSW_ERR_CORRUPT))
@@ -306,7 +311,8 @@ static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp, 
     /* after a tear, the next hot segment is a checkpoint segment (any count of at least 256
      * is due): it leaves the tear outside the window, so that later damage before it reads as
      * damage (step 8) */
-    fs->torn |= (uint8_t)(!k << cold);
+    /* and a put's chunk or a trim last (a moved one needs no mark): the next sync marks it */
+    fs->torn |= (uint8_t)(((k == 0) | ((c->t | !cold << 1) == T_TRIM_RANGE) << 2) << cold);
     fs->segs_since_ckpt |= (uint32_t)!k << 8;
     return k < 0 ? k : 0;
 }

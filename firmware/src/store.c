@@ -54,13 +54,42 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
     return err;
 }
 
+/* §6 "Marking a sync": the active head, if it holds a put's chunk or a trim that nothing
+ * follows yet, gets a SYNC record after it (placed as a trim is, but a segment it needs is
+ * opened as any other: a checkpoint segment only if one is due; with none free, nothing is
+ * written); then a sync. */
+static int mark(fsw_t *fs)
+{
+    uint32_t m = 4u << fs->cold; /* fs->torn bit 2 + log: unmarked */
+    int err = 0;
+    if (fs->torn & m) {
+        fs->torn &= (uint8_t)~m;
+        if (fsw_room(fs) >= REC_SIZE + TAG(fs) + !TAG(fs) || COUNT(fs, PICK_HOT))
+            err = fsw_chunk_write(fs, T_SYNC, 0, 0, (const uint8_t *)fs, NULL);
+    }
+    return err ? err : fsw_log_sync(fs);
+}
+
+/* The API's sync: the active head marked, then the parked one (switched to). Not inlined into
+ * the retry loop, whose stack frame would grow by the record. */
+static int sync_marked(fsw_t *fs)
+{
+    int err = mark(fs);
+    if (!err && fs->torn & 12) {
+        err = fsw_use(fs, !fs->cold);
+        if (!err)
+            err = mark(fs);
+    }
+    return err;
+}
+
 /* One attempt at a writing operation: put (a key, b size), trim (a == b) or trim_range
  * [a, b], sync, idle (a steps). */
 static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
 {
     int err;
     if (op == OP_SYNC)
-        return fsw_log_sync(fs);
+        return sync_marked(fs);
     if (op == OP_IDLE)
         return fsw_idle_work(fs, a);
     /* a trim never collects garbage: a segment it needs is one of those kept (§10); with none
@@ -76,6 +105,8 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
                               data ? data : (const uint8_t *)fs, NULL);
     if (!err && op != OP_PUT)
         fsw_idx_drop(fs, a, b);
+    if (!err) /* the next sync marks it (§6); a moved chunk needs no mark */
+        fs->torn |= (uint8_t)(4u << fs->cold);
     return err;
 }
 

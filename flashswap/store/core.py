@@ -57,6 +57,7 @@ from flashswap.store.layout import (
     T_CHECKPOINT,
     T_DATA,
     T_RESERVE,
+    T_SYNC,
     T_TRIM_RANGE,
     SegHeader,
     crc32,
@@ -132,6 +133,9 @@ class Store:
         self.epoch = 0  # the store's identity (§3, §13)
         self.damaged = False  # keys absent from the index read as corrupt (§9 "Damage")
         self.torn = [False, False]  # per log (hot, cold): its next segment carries HF_TEAR
+        # Per head (hot, cold): its open segment holds a put's chunk or a trim that no SYNC,
+        # CHECKPOINT or later segment follows yet; the API's sync marks it (§6).
+        self.unmarked = [False, False]
         # (unit address, buffer, wp) of the program that failed while its chunks move (§12)
         self.rescue: tuple[int, bytes, int] | None = None
         self.put_done = False  # the put being run has its chunk indexed
@@ -287,8 +291,36 @@ class Store:
     def sync(self) -> None:
         """Make everything written so far durable (§6)."""
         self._check_mounted()
-        self._device_retry(self._sync)
+        self._device_retry(self._sync_marked)
         self._trace(_T_SYNC)
+
+    def _sync_marked(self) -> None:
+        """The API's sync (§6 "Marking a sync"): each head holding records that no sync has
+        marked gets a SYNC record after them, so that damage to them is never taken for a tear
+        at mount; the parked head's by switching to it (it then stays active)."""
+        self._mark()
+        if any(self.unmarked):
+            self._use(cold=not self.active_cold)
+            self._mark()
+
+    def _mark(self) -> None:
+        log = int(self.active_cold)
+        need = max(MIN_ROOM, REC_SIZE + self.tag)  # placed as a trim is (§4)
+        if self.unmarked[log]:
+            self.unmarked[log] = False
+            # With no room, the head's next segment takes it (a checkpoint segment only if one
+            # is due); with none free either (a worn-out device) the records stay unmarked.
+            if self._room() >= need or self._free_count():
+                for _ in range(2):  # a reservation may use up the room: then open again
+                    if self._room() < need:
+                        self._close_segment()
+                        self._open_segment(cont_len=0)
+                    if not self._reserve():
+                        break
+                # Not sealed: it carries nothing, and removing it is cutting off the log (§4a).
+                self._append_record(pack_record(T_SYNC, 0, 0, 0, 0, self._take_rseq(), b"",
+                                                self.tag))
+        self._sync()
 
     def idle(self, max_erases: int = 1) -> int:
         """Bounded background work between inferences: static leveling, pre-erase (§8, §10).
@@ -413,7 +445,7 @@ class Store:
         st.index, st.live, st.lost, st.damaged = r.index, r.live, r.lost, r.damaged
         st.replay_seq, st.replay_cold = r.replay_seq, r.replay_cold
         st.next_seq, st.next_rseq = r.next_seq, r.next_rseq
-        st.torn, st.segs_since_ckpt = r.torn, r.segs_since_ckpt
+        st.torn, st.unmarked, st.segs_since_ckpt = r.torn, r.unmarked, r.segs_since_ckpt
         st.active_cold = False
         (st.open_seg, st.wp), st.parked = r.head, r.parked
         if st.open_seg is not None and st.wp % geo.prog_size:
@@ -448,6 +480,9 @@ class Store:
         self._make_room(need)
         self._use(cold=False)
         self._write_chunk(key, data, own=True)
+        # The next sync marks it (§6). A moved chunk needs no mark: damage to the copy leaves
+        # the original (the same bytes) or, once that is erased, a lost chunk; never an older one.
+        self.unmarked[0] = True
 
     def _trim_record(self, first: int, last: int) -> None:
         """Append a TRIM_RANGE record [first, last] (a single key: first == last). Never
@@ -474,6 +509,7 @@ class Store:
         for k in [k for k in self.index if first <= k <= last]:
             self._drop(k)
         self.lost = {k for k in self.lost if not first <= k <= last}
+        self.unmarked[int(self.active_cold)] = True  # the next sync marks it (§6)
 
     def _drop(self, key: int) -> None:
         ent = self.index.pop(key, None)
@@ -847,6 +883,7 @@ class Store:
             self.suite, self.kcv,
         )
         self.torn[log] = False
+        self.unmarked[log] = False  # once its header is on flash, it follows the records
         self.open_seg = s
         self.wp = s * g.seg_size
         self.buf[:] = b"\xff" * g.prog_size

@@ -23,8 +23,9 @@ T_DATA = 0x01
 T_TRIM_RANGE = 0x03  # a single-key trim is [key, key]; 0x02 (version 1's TRIM) is unused
 T_CHECKPOINT = 0x04
 T_RESERVE = 0x05  # encrypted stores only: seqs below its seq field may be used (§4a)
+T_SYNC = 0x06  # header only: what precedes it was synced (§6 "Marking a sync")
 T_ERASED = 0xFF
-KNOWN_TYPES = (T_DATA, T_TRIM_RANGE, T_CHECKPOINT, T_RESERVE)
+KNOWN_TYPES = (T_DATA, T_TRIM_RANGE, T_CHECKPOINT, T_RESERVE, T_SYNC)
 
 F_MORE = 0x01
 F_CONT = 0x02

@@ -35,6 +35,7 @@ from flashswap.store.layout import (
     T_CHECKPOINT,
     T_DATA,
     T_RESERVE,
+    T_SYNC,
     T_TRIM_RANGE,
     SegHeader,
     unpack_entries,
@@ -77,6 +78,7 @@ class Replayed:
     next_seq: int
     next_rseq: int
     torn: list[bool]  # per log (hot, cold): the log ends in a tear
+    unmarked: list[bool]  # per log: a put's chunk or a trim last, for the next sync to mark
     segs_since_ckpt: int
     head: tuple[int | None, int]  # the hot head's (segment, wp), active after mount
     parked: tuple[int | None, int]  # the cold head's
@@ -112,7 +114,7 @@ class _Replay:
                     continue
                 if rec.rtype == T_DATA and rec.flags & F_CONT and rec.intact:
                     continue  # gathered with its first fragment
-                if rec.rtype == T_RESERVE:
+                if rec.rtype in (T_RESERVE, T_SYNC):
                     continue  # only its seq counts (step 8)
                 self.events.append((rec.seq, len(self.events), pending, rec))
                 pending = False
@@ -272,12 +274,16 @@ def replay_window(st: Store, table: SegmentTable) -> Replayed:
     # §9 step 7: each head continues past its log's last intact record if the rest is erased.
     heads: dict[bool, tuple[int | None, int]] = {False: (None, 0), True: (None, 0)}
     torn = [False, False]
+    unmarked = [False, False]
     for cold in (False, True):
         segs = [s for _, s in window if bool(st.cold[s]) == cold]
         if not segs:
             continue
         s = segs[-1]
-        end = parse(s)[1]
+        recs, end = parse(s)
+        # A put's chunk or a trim last (a moved chunk needs none): the next sync marks it (§6).
+        last = [r.rtype for r in recs if r.intact][-1:]
+        unmarked[int(cold)] = last == [T_TRIM_RANGE] or last == [T_DATA] and not cold
         if parsed[s][2][end:] != b"\xff" * (seg_size - end):
             torn[int(cold)] = True  # the log ends in a tear: its next segment says so
             continue
@@ -290,7 +296,7 @@ def replay_window(st: Store, table: SegmentTable) -> Replayed:
     # window, so that later damage before it reads as damage (§9).
     segs_since_ckpt = st.ckpt_interval if any(torn) else newest - r + 1
     return Replayed(entries, live, lost, damaged, r, r_cold, newest + 1, next_rseq, torn,
-                    segs_since_ckpt, heads[False], heads[True])
+                    unmarked, segs_since_ckpt, heads[False], heads[True])
 
 
 def _segment_missing(st: Store, headers: dict[int, SegHeader], unknown: list[int], r: int,

@@ -18,6 +18,7 @@ from flashswap.store.layout import (
     T_DATA,
     T_ERASED,
     T_RESERVE,
+    T_SYNC,
     T_TRIM_RANGE,
     RecHeader,
     crc32,
@@ -27,7 +28,8 @@ from flashswap.store.layout import (
 T_UNREADABLE = 0  # pseudo record type: bytes between two readable records that are not one
 NOISE = 4  # an unreadable region with fewer non-0xFF bytes is stray bits in erased flash
 
-_FLAGS = {T_DATA: F_MORE | F_CONT, T_TRIM_RANGE: 0, T_CHECKPOINT: F_DAMAGED, T_RESERVE: 0}
+_FLAGS = {T_DATA: F_MORE | F_CONT, T_TRIM_RANGE: 0, T_CHECKPOINT: F_DAMAGED, T_RESERVE: 0,
+          T_SYNC: 0}
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ def _payload_len(
     room = seg_size - p - REC_SIZE
     if rtype == T_RESERVE:  # an encrypted store's header-only record
         return 0 if tag_len and not (size or offset) else None
+    if rtype == T_SYNC:  # header only, in every store
+        return None if offset else 0
     if rtype == T_TRIM_RANGE:
         return tag_len if offset == 0 and tag_len <= room else None
     if rtype == T_CHECKPOINT:
