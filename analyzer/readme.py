@@ -30,6 +30,8 @@ TABLES: dict[str, tuple[str, str]] = {
     "replay-throughput": ("analyzer/README.md", "bench/replay_throughput.py"),
     "replay-analysis": ("analyzer/README.md", "bench/replay_throughput.py"),
     "validation-basic": ("analyzer/README.md", "bench/validate_lifetime.py"),
+    "store-wear": ("README.md", "bench/store_wear.py"),
+    "store-speed": ("README.md", "bench/store_speed.py"),
 }
 
 

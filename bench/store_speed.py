@@ -25,6 +25,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from analyzer.readme import table, update
 from flashswap import FlashSim, Store
 
 
@@ -74,6 +75,8 @@ def run(engine: str, part: str, capacity: int, chunks: int) -> dict[str, float |
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunks", type=int, default=20000)
+    ap.add_argument("--update-readme", action="store_true",
+                    help="write the table into README.md between its markers")
     a = ap.parse_args()
     rows = [run(e, p, cap, a.chunks) for p, cap in (("W25Q128JV", 16 << 20),
                                                      ("W25N01GV", 32 << 20),
@@ -90,7 +93,28 @@ def main() -> int:
                   f"{r['x_python']:.1f}")
     Console().print(t)
     print(json.dumps({"bench": "store_speed", "results": rows}))
+    if a.update_readme:
+        print(f"updated {update('store-speed', readme_table(rows))}")
     return 0
+
+
+def readme_table(rows: list[dict]) -> str:
+    """README's store-speed table: payload MB/s per part, each engine with its ratio to the
+    Python model of the same run."""
+    kinds = {"W25Q128JV": "NOR", "W25N01GV": "SLC NAND", "FNNL41A-8Gb": "MLC NAND"}
+    names = {"python": "Python model", "c": "C, one ctypes call per operation",
+             "c-batch": "C, batch (`CStore.run_batch`)"}
+    engines_run = list(dict.fromkeys(str(r["engine"]) for r in rows))
+    out = []
+    for part in dict.fromkeys(str(r["part"]) for r in rows):
+        by = {str(r["engine"]): r for r in rows if r["part"] == part}
+        cells: list[object] = [f"{part} ({kinds.get(part, '')})"]
+        for e in engines_run:
+            r = by[e]
+            mbs = f"{r['mb_per_s']:,.0f}"
+            cells.append(mbs if e == "python" else f"{mbs} ({r['x_python']:.1f}x)")
+        out.append(cells)
+    return table(("part", *(names.get(e, e) for e in engines_run)), out)
 
 
 if __name__ == "__main__":

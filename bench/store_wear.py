@@ -19,6 +19,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from analyzer.readme import table, update
 from flashswap import FlashSim, Store
 
 PINNED_BASE = 1 << 20
@@ -88,6 +89,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--passes", type=float, default=60)
     ap.add_argument("--json-only", action="store_true")
+    ap.add_argument("--update-readme", action="store_true",
+                    help="write the table into README.md between its markers")
     a = ap.parse_args()
     cases = [
         ("W25Q128JV", 4 << 20, 0.0, None),
@@ -109,7 +112,24 @@ def main() -> int:
                       f"{r['lifetime_efficiency']:.3f}", f"{r['payload_mb_per_s']:.0f}")
         Console().print(t)
     print(json.dumps({"bench": "store_wear", "results": rows}, default=float))
+    if a.update_readme:
+        print(f"updated {update('store-wear', readme_table(rows))}")
     return 0
+
+
+def readme_table(rows: list[dict]) -> str:
+    """README's store-wear table: one row per case, the figures the issue targets name."""
+    kinds = {"W25Q128JV": "NOR", "W25N01GV": "NAND"}
+    out = []
+    for r in rows:
+        seg = r["segment_size"] >> 10
+        where = f"{r['capacity'] >> 20} MiB, {seg} KiB segments"
+        out.append((f"{r['part']} {kinds.get(r['part'], '')} ({where})", f"{r['long_lived']:.0%}",
+                    f"{r['erased_over_payload']:.3f}", f"{r['erased_over_payload_steady']:.3f}",
+                    f"{r['wear_max_over_mean']:.3f}", r["wear_max_minus_min"],
+                    f"{r['lifetime_efficiency']:.3f}"))
+    return table(("part (partition)", "long-lived", "erased / payload", "steady",
+                  "max/mean count", "max−min", "lifetime / ideal"), out)
 
 
 if __name__ == "__main__":
