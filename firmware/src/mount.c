@@ -302,10 +302,9 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
  * PAGE_ONCE devices. If it is not erased, the log ends in a tear: its next segment says so. */
 static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp, int cold)
 {
-    uint32_t ps = PROG_SIZE(fs), end = c->g, stop = SEG_BASE(fs, c->seg + 1);
+    uint32_t m = (PROG_SIZE(fs) - 1) * fs->page_once, end = c->g, stop = SEG_BASE(fs, c->seg + 1);
     int k = c->seg == NONE ? 2 : fsw_blank(fs, end, stop - end);
-    if (fs->page_once)
-        end = (end + ps - 1) & ~(ps - 1);
+    end = (end + m) & ~m; /* PAGE_ONCE: up to a unit */
     *seg = k == 1 && stop - end >= MIN_ROOM ? c->seg : NONE;
     *wp = end;
     /* after a tear, the next hot segment is a checkpoint segment (any count of at least 256
