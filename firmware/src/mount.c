@@ -300,8 +300,9 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
 /* §9 step 7: a log's last window segment stays open after its last intact record if
  * everything after it is erased and a record still fits after rounding up to a unit on
  * PAGE_ONCE devices. If it is not erased, the log ends in a tear: its next segment says so. */
-static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp, int cold)
+static int head(fsw_t *fs, const struct cursor *c, int cold)
 {
+    uint32_t *seg = cold ? &fs->park : &fs->open, *wp = cold ? &fs->park_wp : &fs->wp;
     uint32_t m = (PROG_SIZE(fs) - 1) * fs->page_once, end = c->g, stop = SEG_BASE(fs, c->seg + 1);
     int k = c->seg == NONE ? 2 : fsw_blank(fs, end, stop - end);
     end = (end + m) & ~m; /* PAGE_ONCE: up to a unit */
@@ -406,10 +407,8 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     fs->next_rseq = maxr + 2;
     fs->segs_since_ckpt = fs->next_seq - fs->replay_seq;
     /* Step 7: the heads; the hot one is active. */
-    if (!err)
-        err = head(fs, u.cur + 1, &fs->park, &fs->park_wp, 1);
-    if (!err)
-        err = head(fs, u.cur, &fs->open, &fs->wp, 0);
+    for (k = 2; !err && k--;)
+        err = head(fs, u.cur + k, k);
     if (!err)
         err = fsw_reload(fs);
     fs->mounted = !err;
