@@ -208,15 +208,15 @@ static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
 {
     struct fsw_seg *g = SEGS(fs);
     uint32_t s, w, n = fs->replay_cold < fs->replay_seq, plen, d = 0;
-    for (s = 0; s < fs->nseg; s++) {
-        if (g[s].state <= ST_FREE)
-            g[s].erase_count = maxc;
-        w = g[s].state == ST_LOG &&
-            (g[s].seq >= fs->replay_seq || (g[s].cold && g[s].seq == fs->replay_cold));
+    for (s = 0; s < fs->nseg; s++, g++) {
+        if (g->state <= ST_FREE)
+            g->erase_count = maxc;
+        w = g->state == ST_LOG &&
+            (g->seq >= fs->replay_seq || (g->cold && g->seq == fs->replay_cold));
         n -= w;
         /* a window segment whose seq has two headers in its log (one copied over another) */
-        if (w ? fsw_seq_find(fs, PICK_SEQ | g[s].cold, g[s].seq) != s
-              : g[s].state == ST_FREE &&
+        if (w ? fsw_seq_find(fs, PICK_SEQ | g->cold, g->seq) != s
+              : g->state == ST_FREE &&
                     fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 && R_SEQ(r) > base)
             d = 1; /* and on: every unknown count is set (step 3) */
     }
