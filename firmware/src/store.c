@@ -179,7 +179,11 @@ int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size
                                         : fsw_chunk_read(fs, e, buf);
     if (!err)
         trace(fs, OP_GET, key, e->size - TAG(fs));
-    return err == FSW_FORGED ? FSW_ERR_CORRUPT : err;
+#ifndef FSW_NO_AEAD
+    if (err == FSW_FORGED) /* a tag that fails (§4a): only an encrypted store has one */
+        err = FSW_ERR_CORRUPT;
+#endif
+    return err;
 }
 
 /* Writes one TRIM or TRIM_RANGE record if any entry (lost ones included) lies in
