@@ -15,11 +15,14 @@ static uint32_t usable(const fsw_t *fs, int cold)
 static uint32_t in_segment(fsw_t *fs, uint32_t s, int afford)
 {
     const struct fsw_index_entry *x = fs->cfg->index;
-    uint32_t i, best = NONE, cost = 0, room;
+    uint32_t i, best = NONE, at = NONE, cost = 0, room;
     for (i = 0; i < fs->nkeys; i++)
-        if (fsw_live(fs, x + i, 0, s) == 2) {
+        if (fsw_live(fs, x + i, 0, s) == 2) { /* never LOST: its address is below NONE */
             cost += x[i].size + 64 + (x[i].size >> 4); /* a header per 512 bytes at most */
-            best = best == NONE || x[i].addr < x[best].addr ? i : best;
+            if (x[i].addr < at) {
+                at = x[i].addr;
+                best = i;
+            }
         }
     room = usable(fs, 1);
     if (afford && (int32_t)(room - cost) +
