@@ -18,9 +18,10 @@ static uint32_t in_segment(fsw_t *fs, uint32_t s, int afford)
     uint32_t i, best = NONE, at = NONE, cost = 0, room;
     for (i = 0; i < fs->nkeys; i++)
         if (fsw_live(fs, x + i, 0, s) == 2) { /* never LOST: its address is below NONE */
-            cost += x[i].size + 64 + (x[i].size >> 4); /* a header per 512 bytes at most */
-            if (x[i].addr < at) {
-                at = x[i].addr;
+            uint32_t n = x[i].size, a = x[i].addr;
+            cost += n + 64 + (n >> 4); /* a header per 512 bytes at most */
+            if (a < at) {
+                at = a;
                 best = i;
             }
         }
