@@ -75,7 +75,7 @@ int fsw_make_room(fsw_t *fs, uint32_t need)
         free = (int32_t)COUNT(fs, PICK_HOT);
         if (room + DATA_CAP(fs) * (uint32_t)(free > r ? free - r : 0) >= need)
             return 0;
-        if ((int32_t)COUNT(fs, PICK_SPACE) > free && free)
+        if (free && (int32_t)COUNT(fs, PICK_SPACE) > free)
             err = fsw_next(fs, 0, OPEN_FORCE); /* the window pins dead segments */
         else if ((v = PICK(fs, PICK_VICTIM)) != NONE && in_segment(fs, v, 1) != NONE)
             err = move_cold(fs, v);
