@@ -220,7 +220,7 @@ static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
                     fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 && R_SEQ(r) > base)
             d = 1; /* and on: every unknown count is set (step 3) */
     }
-    return d || n + fs->next_seq - fs->replay_seq != 0;
+    return d | (n + fs->next_seq != fs->replay_seq);
 }
 
 /* §9 steps 5-6: replay both logs' windows merged by record seq from the checkpoint cur[0] is
