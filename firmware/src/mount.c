@@ -11,14 +11,26 @@ static int all_ff(const uint32_t *w, unsigned n)
     return !n;
 }
 
-/* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged DATA or TRIM: its
- * dcrc fails), 3 (unreadable bytes from *p up to the next readable header or the segment's
- * end, which is *p + 32 + *plen modulo 2^32; a damaged checkpoint too), 0 when the log ends
- * (*p is then the log end), or < 0. Stray bits in erased flash (fewer than NOISE non-0xFF
- * bytes) are passed over. */
-static int parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen)
+/* A reader over one log's window: its segments in seq order, record by record. */
+struct cursor {
+    uint32_t r[8];
+    uint32_t seg;  /* segment being read; at the end, the log's last segment (or NONE) */
+    uint32_t p;    /* record address; at the end, that segment's log end */
+    uint32_t plen;
+    uint32_t g;    /* a tear can lie at or after this address of seg (NONE: nowhere) */
+    int k;         /* 1 intact, 2 damaged, 0 at the end of the log */
+    uint8_t dmg;   /* unreadable bytes passed: every chunk is lost before the next record */
+    uint8_t t;     /* type of the last intact record of seg (0: none) */
+};
+
+/* §6 parsing: the record at *p of c's segment, its header into c->r. Returns 1 (intact), 2
+ * (damaged DATA or TRIM: its dcrc fails), 3 (unreadable bytes from *p up to the next readable
+ * header or the segment's end, which is *p + 32 + *plen modulo 2^32; a damaged checkpoint
+ * too), 0 when the log ends (*p is then the log end), or < 0. Stray bits in erased flash
+ * (fewer than NOISE non-0xFF bytes) are passed over. */
+static int parse(fsw_t *fs, struct cursor *c, uint32_t *p, uint32_t *plen)
 {
-    uint32_t end = SEG_BASE(fs, s + 1), ps = PROG_SIZE(fs), crc = 0, q = 0, n = 0;
+    uint32_t *r = c->r, end = SEG_BASE(fs, c->seg + 1), ps = PROG_SIZE(fs), crc = 0, q = 0, n = 0;
     int k;
     for (;; ++*p) {
         k = end - *p < REC_SIZE ? 4 : fsw_rec_load(fs, *p, r, plen);
@@ -47,24 +59,12 @@ static int parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen
     return k ? k : crc == r[6] ? 1 : R_TYPE(r) == T_CKPT ? 3 : 2;
 }
 
-/* A reader over one log's window: its segments in seq order, record by record. */
-struct cursor {
-    uint32_t r[8];
-    uint32_t seg;  /* segment being read; at the end, the log's last segment (or NONE) */
-    uint32_t p;    /* record address; at the end, that segment's log end */
-    uint32_t plen;
-    uint32_t g;    /* a tear can lie at or after this address of seg (NONE: nowhere) */
-    int k;         /* 1 intact, 2 damaged, 0 at the end of the log */
-    uint8_t dmg;   /* unreadable bytes passed: every chunk is lost before the next record */
-    uint8_t t;     /* type of the last intact record of seg (0: none) */
-};
-
 /* The address just past the last intact record of c's segment (c->r is scratch). */
 static uint32_t good_end(fsw_t *fs, struct cursor *c)
 {
     uint32_t p = SEG_BASE(fs, c->seg) + HDR_SIZE, g = p, plen;
     int k;
-    while ((k = parse(fs, c->seg, &p, c->r, &plen)) > 0) {
+    while ((k = parse(fs, c, &p, &plen)) > 0) {
         p += REC_SIZE + plen;
         g = k == 1 ? p : g;
     }
@@ -94,7 +94,7 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         } else {
             c->p += REC_SIZE + c->plen;
         }
-        c->k = parse(fs, c->seg, &c->p, c->r, &c->plen);
+        c->k = parse(fs, c, &c->p, &c->plen);
         if (c->k < 0)
             return c->k;
         if (c->k) {
