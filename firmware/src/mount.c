@@ -23,14 +23,15 @@ struct cursor {
     uint8_t t;     /* type of the last intact record of seg (0: none) */
 };
 
-/* §6 parsing: the record at *p of c's segment, its header into c->r. Returns 1 (intact), 2
- * (damaged DATA or TRIM: its dcrc fails), 3 (unreadable bytes from *p up to the next readable
- * header or the segment's end, which is *p + 32 + *plen modulo 2^32; a damaged checkpoint
- * too), 0 when the log ends (*p is then the log end), or < 0. Stray bits in erased flash
- * (fewer than NOISE non-0xFF bytes) are passed over. */
-static int parse(fsw_t *fs, struct cursor *c, uint32_t *p, uint32_t *plen)
+/* §6 parsing: the record at p = c->p of c's segment, its header into c->r. Returns 1 (intact),
+ * 2 (damaged DATA or TRIM: its dcrc fails), 3 (unreadable bytes from p up to the next readable
+ * header or the segment's end, which is p + 32 + plen modulo 2^32; a damaged checkpoint too),
+ * 0 when the log ends (p is then the log end), or < 0; p and plen (c->plen) are updated. Stray
+ * bits in erased flash (fewer than NOISE non-0xFF bytes) are passed over. */
+static int parse(fsw_t *fs, struct cursor *c)
 {
-    uint32_t *r = c->r, end = SEG_BASE(fs, c->seg + 1), ps = PROG_SIZE(fs), crc = 0, q = 0, n = 0;
+    uint32_t *r = c->r, *p = &c->p, *plen = &c->plen, end = SEG_BASE(fs, c->seg + 1);
+    uint32_t ps = PROG_SIZE(fs), crc = 0, q = 0, n = 0;
     int k;
     for (;; ++*p) {
         k = end - *p < REC_SIZE ? 4 : fsw_rec_load(fs, *p, r, plen);
@@ -59,14 +60,15 @@ static int parse(fsw_t *fs, struct cursor *c, uint32_t *p, uint32_t *plen)
     return k ? k : crc == r[6] ? 1 : R_TYPE(r) == T_CKPT ? 3 : 2;
 }
 
-/* The address just past the last intact record of c's segment (c->r is scratch). */
+/* The address just past the last intact record of c's segment (c->r, p and plen are
+ * scratch). */
 static uint32_t good_end(fsw_t *fs, struct cursor *c)
 {
-    uint32_t p = SEG_BASE(fs, c->seg) + HDR_SIZE, g = p, plen;
+    uint32_t g = c->p = SEG_BASE(fs, c->seg) + HDR_SIZE;
     int k;
-    while ((k = parse(fs, c, &p, &plen)) > 0) {
-        p += REC_SIZE + plen;
-        g = k == 1 ? p : g;
+    while ((k = parse(fs, c)) > 0) {
+        c->p += REC_SIZE + c->plen;
+        g = k == 1 ? c->p : g;
     }
     return g;
 }
@@ -89,12 +91,12 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         if (c->p == SEG_BASE(fs, c->seg)) { /* records start after the header */
             n = fsw_chain(fs, c->seg);
             c->g = n == NONE || SEGS(fs)[n].tear ? good_end(fs, c) : NONE;
-            c->p += HDR_SIZE;
+            c->p = SEG_BASE(fs, c->seg) + HDR_SIZE;
             c->t = 0;
         } else {
             c->p += REC_SIZE + c->plen;
         }
-        c->k = parse(fs, c, &c->p, &c->plen);
+        c->k = parse(fs, c);
         if (c->k < 0)
             return c->k;
         if (c->k) {
