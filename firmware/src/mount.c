@@ -30,17 +30,18 @@ struct cursor {
  * bits in erased flash (fewer than NOISE non-0xFF bytes) are passed over. */
 static int parse(fsw_t *fs, struct cursor *c)
 {
-    uint32_t *r = c->r, *p = &c->p, *plen = &c->plen, end = SEG_BASE(fs, c->seg + 1);
+    uint32_t *r = c->r, *plen = &c->plen, a = c->p, end = SEG_BASE(fs, c->seg + 1);
     uint32_t ps = PROG_SIZE(fs), crc = 0, q = 0, n = 0;
     int k;
-    for (;; ++*p) {
-        k = end - *p < REC_SIZE ? 4 : fsw_rec_load(fs, *p, r, plen);
+    for (;; ++a) {
+        k = end - a < REC_SIZE ? 4 : fsw_rec_load(fs, a, r, plen);
         if (k < 0)
             return k;
+        c->p = a;
         if (k) { /* a readable header, or the segment's end: unreadable bytes from q end */
             if (n >= NOISE) {
-                *plen = (k == 4 ? end : *p) - q - REC_SIZE;
-                *p = q;
+                *plen = (k == 4 ? end : a) - q - REC_SIZE;
+                c->p = q;
                 return 3;
             }
             if (k == 4)
@@ -48,15 +49,15 @@ static int parse(fsw_t *fs, struct cursor *c)
             break;
         }
         if (!n && R_TYPE(r) == 0xFF) { /* erased at a record's place */
-            if (!fs->page_once || !(*p & (ps - 1)))
+            if (!fs->page_once || !(a & (ps - 1)))
                 return 0;
-            *p |= ps - 1; /* on to the next unit */
+            a |= ps - 1; /* on to the next unit */
             continue;
         }
-        q = n ? q : *p; /* resynchronize at the next readable header */
+        q = n ? q : a; /* resynchronize at the next readable header */
         n += R_TYPE(r) != 0xFF;
     }
-    k = fsw_pipe(fs, *p + REC_SIZE, *plen, &crc);
+    k = fsw_pipe(fs, a + REC_SIZE, *plen, &crc);
     return k ? k : crc == r[6] ? 1 : R_TYPE(r) == T_CKPT ? 3 : 2;
 }
 
