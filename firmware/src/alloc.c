@@ -48,15 +48,6 @@ uint32_t fsw_key_cap(const fsw_t *fs)
     return fs->cfg->max_keys ? fs->cfg->max_keys : n < 1024 ? n : 1024;
 }
 
-/* In the log, outside the replay window of its log, and open in neither head: the only
- * segments garbage collection, wear leveling and reclaiming may touch (§5, §7). */
-static int outside(const fsw_t *fs, uint32_t s)
-{
-    const struct fsw_seg *g = SEGS(fs) + s;
-    return g->state == ST_LOG && g->seq < (g->cold ? fs->replay_cold : fs->replay_seq) &&
-           s != fs->open && s != fs->park;
-}
-
 /* In the log (mode PICK_SEQ | cold), retired ones too (| PICK_BAD): the segment with the smallest
  * seq >= arg, or (| PICK_DOWN) the largest seq <= ~arg; NONE if none. */
 uint32_t fsw_seq_find(const fsw_t *fs, int mode, uint32_t arg)
@@ -86,7 +77,12 @@ uint32_t fsw_scan(const fsw_t *fs, int mode)
     uint64_t k, bk = 0;
     int m = mode & ~PICK_COUNT;
     for (s = 0; s < fs->nseg; s++, g++) {
-        int in = outside(fs, s), avail = g->state <= ST_FREE || (in && !g->live), ok = 1;
+        /* logged: in the log and open in neither head; in: such a segment outside the replay
+         * window of its log, the only segments garbage collection, wear leveling and
+         * reclaiming may touch (§5, §7) */
+        int logged = g->state == ST_LOG && s != fs->open && s != fs->park;
+        int in = logged && g->seq < (g->cold ? fs->replay_cold : fs->replay_seq);
+        int avail = g->state <= ST_FREE || (in && !g->live), ok = 1;
         uint32_t eff = g->erase_count + (g->state != ST_ERASED);
         k = g->erase_count;
         switch (m) {
@@ -119,7 +115,7 @@ uint32_t fsw_scan(const fsw_t *fs, int mode)
                  (g->state == ST_LOG && !g->live && s != (fs->cold ? fs->park : fs->open));
             break;
         default: /* PICK_WINDOW */
-            ok = g->state == ST_LOG && !in && s != fs->open && s != fs->park;
+            ok = logged && !in;
         }
         if (ok && (!n++ || k < bk)) {
             bk = k;

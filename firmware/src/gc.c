@@ -9,24 +9,28 @@ static uint32_t usable(const fsw_t *fs, int cold)
     return room < MIN_ROOM ? 0 : room;
 }
 
-/* The index entry with a fragment in segment s and the lowest first-fragment address; with
- * afford, NONE as well when moving all of them to the cold head would not leave `reserve`
- * segments free once s is free (during the move one fewer, §10). */
-static uint32_t in_segment(fsw_t *fs, uint32_t s, int afford)
+/* The index entry with a fragment in segment s and the lowest first-fragment address (NULL
+ * if none); with afford, NULL as well when moving all of them to the cold head would not leave
+ * `reserve` segments free once s is free (during the move one fewer, §10). */
+static const struct fsw_index_entry *in_segment(fsw_t *fs, uint32_t s, int afford)
 {
-    const struct fsw_index_entry *x = fs->cfg->index;
-    uint32_t i, best = NONE, cost = 0, room;
+    const struct fsw_index_entry *x = fs->cfg->index, *best = NULL;
+    uint32_t i, at = NONE, cost = 0, room;
     for (i = 0; i < fs->nkeys; i++)
-        if (fsw_live(fs, x + i, 0, s) == 2) {
-            cost += x[i].size + 64 + (x[i].size >> 4); /* a header per 512 bytes at most */
-            best = best == NONE || x[i].addr < x[best].addr ? i : best;
+        if (fsw_live(fs, x + i, 0, s) == 2) { /* never LOST: its address is below NONE */
+            uint32_t n = x[i].size, a = x[i].addr;
+            cost += n + 64 + (n >> 4); /* a header per 512 bytes at most */
+            if (a < at) {
+                at = a;
+                best = x + i;
+            }
         }
     room = usable(fs, 1);
     if (afford && (int32_t)(room - cost) +
                           (int32_t)DATA_CAP(fs) *
                               ((int32_t)COUNT(fs, PICK_HOT) + 1 - fs->reserve) <
                       0)
-        best = NONE;
+        best = NULL;
     return best;
 }
 
@@ -34,11 +38,10 @@ static uint32_t in_segment(fsw_t *fs, uint32_t s, int afford)
  * first-fragment address (§10); a chunk that fails verification is lost (§12). */
 static int relocate(fsw_t *fs, uint32_t s)
 {
-    uint32_t i;
+    const struct fsw_index_entry *e;
     int err = 0;
-    while (!err && (i = in_segment(fs, s, 0)) != NONE) {
-        /* the entry stays put until the copy is complete (fsw_chunk_write sets it last) */
-        const struct fsw_index_entry *e = fs->cfg->index + i;
+    /* the entry stays put until the copy is complete (fsw_chunk_write sets it last) */
+    while (!err && (e = in_segment(fs, s, 0)) != NULL) {
         err = fsw_chunk_read(fs, e, NULL);
         if (IS_CORRUPT(err))
             err = fsw_idx_set(fs, e->key, LOST, 0);
@@ -71,9 +74,9 @@ int fsw_make_room(fsw_t *fs, uint32_t need)
         free = (int32_t)COUNT(fs, PICK_HOT);
         if (room + DATA_CAP(fs) * (uint32_t)(free > r ? free - r : 0) >= need)
             return 0;
-        if ((int32_t)COUNT(fs, PICK_SPACE) > free && free)
+        if (free && (int32_t)COUNT(fs, PICK_SPACE) > free)
             err = fsw_next(fs, 0, OPEN_FORCE); /* the window pins dead segments */
-        else if ((v = PICK(fs, PICK_VICTIM)) != NONE && in_segment(fs, v, 1) != NONE)
+        else if ((v = PICK(fs, PICK_VICTIM)) != NONE && in_segment(fs, v, 1))
             err = move_cold(fs, v);
         else if (COUNT(fs, PICK_WINDOW) && free > r)
             err = fsw_next(fs, 0, OPEN_FORCE); /* its segments become victims */
@@ -112,7 +115,7 @@ int fsw_static_wl(fsw_t *fs)
     if (ref == NONE || c == NONE)
         return 0;
     d = g[ref].erase_count + (g[ref].state != ST_ERASED) - g[c].erase_count;
-    if ((int32_t)d <= (int32_t)fs->wl_threshold || in_segment(fs, c, 1) == NONE)
+    if ((int32_t)d <= (int32_t)fs->wl_threshold || !in_segment(fs, c, 1))
         return 0;
     err = fsw_use(fs, 1);
     if (!err && c == cs)

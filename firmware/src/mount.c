@@ -11,42 +11,6 @@ static int all_ff(const uint32_t *w, unsigned n)
     return !n;
 }
 
-/* §6 parsing: the record at *p of segment s. Returns 1 (intact), 2 (damaged DATA or TRIM: its
- * dcrc fails), 3 (unreadable bytes from *p up to the next readable header or the segment's
- * end, which is *p + 32 + *plen modulo 2^32; a damaged checkpoint too), 0 when the log ends
- * (*p is then the log end), or < 0. Stray bits in erased flash (fewer than NOISE non-0xFF
- * bytes) are passed over. */
-static int parse(fsw_t *fs, uint32_t s, uint32_t *p, uint32_t *r, uint32_t *plen)
-{
-    uint32_t end = SEG_BASE(fs, s + 1), ps = PROG_SIZE(fs), crc = 0, q = 0, n = 0;
-    int k;
-    for (;; ++*p) {
-        k = end - *p < REC_SIZE ? 4 : fsw_rec_load(fs, *p, r, plen);
-        if (k < 0)
-            return k;
-        if (k) { /* a readable header, or the segment's end: unreadable bytes from q end */
-            if (n >= NOISE) {
-                *plen = (k == 4 ? end : *p) - q - REC_SIZE;
-                *p = q;
-                return 3;
-            }
-            if (k == 4)
-                return 0;
-            break;
-        }
-        if (!n && R_TYPE(r) == 0xFF) { /* erased at a record's place */
-            if (!fs->page_once || !(*p & (ps - 1)))
-                return 0;
-            *p |= ps - 1; /* on to the next unit */
-            continue;
-        }
-        q = n ? q : *p; /* resynchronize at the next readable header */
-        n += R_TYPE(r) != 0xFF;
-    }
-    k = fsw_pipe(fs, *p + REC_SIZE, *plen, &crc);
-    return k ? k : crc == r[6] ? 1 : R_TYPE(r) == T_CKPT ? 3 : 2;
-}
-
 /* A reader over one log's window: its segments in seq order, record by record. */
 struct cursor {
     uint32_t r[8];
@@ -59,14 +23,53 @@ struct cursor {
     uint8_t t;     /* type of the last intact record of seg (0: none) */
 };
 
-/* The address just past the last intact record of c's segment (c->r is scratch). */
+/* §6 parsing: the record at p = c->p of c's segment, its header into c->r. Returns 1 (intact),
+ * 2 (damaged DATA or TRIM: its dcrc fails), 3 (unreadable bytes from p up to the next readable
+ * header or the segment's end, which is p + 32 + plen modulo 2^32; a damaged checkpoint too),
+ * 0 when the log ends (p is then the log end), or < 0; p and plen (c->plen) are updated. Stray
+ * bits in erased flash (fewer than NOISE non-0xFF bytes) are passed over. */
+static int parse(fsw_t *fs, struct cursor *c)
+{
+    uint32_t *r = c->r, *plen = &c->plen, a = c->p, end = SEG_BASE(fs, c->seg + 1);
+    uint32_t ps = PROG_SIZE(fs), crc = 0, q = 0, n = 0;
+    int k;
+    for (;; ++a) {
+        k = end - a < REC_SIZE ? 4 : fsw_rec_load(fs, a, r, plen);
+        if (k < 0)
+            return k;
+        c->p = a;
+        if (k) { /* a readable header, or the segment's end: unreadable bytes from q end */
+            if (n >= NOISE) {
+                *plen = (k == 4 ? end : a) - q - REC_SIZE;
+                c->p = q;
+                return 3;
+            }
+            if (k == 4)
+                return 0;
+            break;
+        }
+        if (!n && R_TYPE(r) == 0xFF) { /* erased at a record's place */
+            if (!fs->page_once || !(a & (ps - 1)))
+                return 0;
+            a |= ps - 1; /* on to the next unit */
+            continue;
+        }
+        q = n ? q : a; /* resynchronize at the next readable header */
+        n += R_TYPE(r) != 0xFF;
+    }
+    k = fsw_pipe(fs, a + REC_SIZE, *plen, &crc);
+    return k ? k : crc == r[6] ? 1 : R_TYPE(r) == T_CKPT ? 3 : 2;
+}
+
+/* The address just past the last intact record of c's segment (c->r, p and plen are
+ * scratch). */
 static uint32_t good_end(fsw_t *fs, struct cursor *c)
 {
-    uint32_t p = SEG_BASE(fs, c->seg) + HDR_SIZE, g = p, plen;
+    uint32_t g = c->p = SEG_BASE(fs, c->seg) + HDR_SIZE;
     int k;
-    while ((k = parse(fs, c->seg, &p, c->r, &plen)) > 0) {
-        p += REC_SIZE + plen;
-        g = k == 1 ? p : g;
+    while ((k = parse(fs, c)) > 0) {
+        c->p += REC_SIZE + c->plen;
+        g = k == 1 ? c->p : g;
     }
     return g;
 }
@@ -89,12 +92,12 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         if (c->p == SEG_BASE(fs, c->seg)) { /* records start after the header */
             n = fsw_chain(fs, c->seg);
             c->g = n == NONE || SEGS(fs)[n].tear ? good_end(fs, c) : NONE;
-            c->p += HDR_SIZE;
+            c->p = SEG_BASE(fs, c->seg) + HDR_SIZE;
             c->t = 0;
         } else {
             c->p += REC_SIZE + c->plen;
         }
-        c->k = parse(fs, c->seg, &c->p, c->r, &c->plen);
+        c->k = parse(fs, c);
         if (c->k < 0)
             return c->k;
         if (c->k) {
@@ -208,19 +211,19 @@ static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
 {
     struct fsw_seg *g = SEGS(fs);
     uint32_t s, w, n = fs->replay_cold < fs->replay_seq, plen, d = 0;
-    for (s = 0; s < fs->nseg; s++) {
-        if (g[s].state <= ST_FREE)
-            g[s].erase_count = maxc;
-        w = g[s].state == ST_LOG &&
-            (g[s].seq >= fs->replay_seq || (g[s].cold && g[s].seq == fs->replay_cold));
+    for (s = 0; s < fs->nseg; s++, g++) {
+        if (g->state <= ST_FREE)
+            g->erase_count = maxc;
+        w = g->state == ST_LOG &&
+            (g->seq >= fs->replay_seq || (g->cold && g->seq == fs->replay_cold));
         n -= w;
         /* a window segment whose seq has two headers in its log (one copied over another) */
-        if (w ? fsw_seq_find(fs, PICK_SEQ | g[s].cold, g[s].seq) != s
-              : g[s].state == ST_FREE &&
+        if (w ? fsw_seq_find(fs, PICK_SEQ | g->cold, g->seq) != s
+              : g->state == ST_FREE &&
                     fsw_rec_load(fs, SEG_BASE(fs, s) + HDR_SIZE, r, &plen) == 1 && R_SEQ(r) > base)
             d = 1; /* and on: every unknown count is set (step 3) */
     }
-    return d || n + fs->next_seq - fs->replay_seq != 0;
+    return d | (n + fs->next_seq != fs->replay_seq);
 }
 
 /* §9 steps 5-6: replay both logs' windows merged by record seq from the checkpoint cur[0] is
@@ -300,12 +303,12 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
 /* §9 step 7: a log's last window segment stays open after its last intact record if
  * everything after it is erased and a record still fits after rounding up to a unit on
  * PAGE_ONCE devices. If it is not erased, the log ends in a tear: its next segment says so. */
-static int head(fsw_t *fs, const struct cursor *c, uint32_t *seg, uint32_t *wp, int cold)
+static int head(fsw_t *fs, const struct cursor *c, int cold)
 {
-    uint32_t ps = PROG_SIZE(fs), end = c->g, stop = SEG_BASE(fs, c->seg + 1);
+    uint32_t *seg = cold ? &fs->park : &fs->open, *wp = cold ? &fs->park_wp : &fs->wp;
+    uint32_t m = (PROG_SIZE(fs) - 1) * fs->page_once, end = c->g, stop = SEG_BASE(fs, c->seg + 1);
     int k = c->seg == NONE ? 2 : fsw_blank(fs, end, stop - end);
-    if (fs->page_once)
-        end = (end + ps - 1) & ~(ps - 1);
+    end = (end + m) & ~m; /* PAGE_ONCE: up to a unit */
     *seg = k == 1 && stop - end >= MIN_ROOM ? c->seg : NONE;
     *wp = end;
     /* after a tear, the next hot segment is a checkpoint segment (any count of at least 256
@@ -407,10 +410,8 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     fs->next_rseq = maxr + 2;
     fs->segs_since_ckpt = fs->next_seq - fs->replay_seq;
     /* Step 7: the heads; the hot one is active. */
-    if (!err)
-        err = head(fs, u.cur + 1, &fs->park, &fs->park_wp, 1);
-    if (!err)
-        err = head(fs, u.cur, &fs->open, &fs->wp, 0);
+    for (k = 2; !err && k--;)
+        err = head(fs, u.cur + k, k);
     if (!err)
         err = fsw_reload(fs);
     fs->mounted = !err;

@@ -100,9 +100,8 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
     if (!err)
         err = fsw_use(fs, op != OP_PUT && PICK(fs, PICK_HOT) == NONE &&
                               fsw_head_room(fs, 1) >= MIN_ROOM);
-    if (!err) /* a trim is a TRIM_RANGE record [a, b], without payload: any pointer will do */
-        err = fsw_chunk_write(fs, op == OP_PUT ? T_DATA : T_TRIM_RANGE, a, b,
-                              data ? data : (const uint8_t *)fs, NULL);
+    if (!err) /* a trim is a TRIM_RANGE record [a, b], without payload (data: any pointer) */
+        err = fsw_chunk_write(fs, op == OP_PUT ? T_DATA : T_TRIM_RANGE, a, b, data, NULL);
     if (!err && op != OP_PUT)
         fsw_idx_drop(fs, a, b);
     if (!err) /* the next sync marks it (§6); a moved chunk needs no mark */
@@ -179,7 +178,11 @@ int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size
                                         : fsw_chunk_read(fs, e, buf);
     if (!err)
         trace(fs, OP_GET, key, e->size - TAG(fs));
-    return err == FSW_FORGED ? FSW_ERR_CORRUPT : err;
+#ifndef FSW_NO_AEAD
+    if (err == FSW_FORGED) /* a tag that fails (§4a): only an encrypted store has one */
+        err = FSW_ERR_CORRUPT;
+#endif
+    return err;
 }
 
 /* Writes one TRIM or TRIM_RANGE record if any entry (lost ones included) lies in
@@ -194,7 +197,7 @@ static int32_t trim(fsw_t *fs, int op, uint32_t first, uint32_t last)
     v = fsw_idx_find(fs, last);
     n = IDX_POS(v) + IDX_FOUND(v) - IDX_POS(fsw_idx_find(fs, first));
     if (n)
-        err = run(fs, op, first, last, NULL);
+        err = run(fs, op, first, last, fs); /* no payload: any pointer will do */
     else if (!fs->mounted)
         err = FSW_ERR_INVAL;
     else if (op == OP_RANGE) /* a trace's TRIM of a dead key is an error; INVALIDATE is not */
