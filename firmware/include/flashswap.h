@@ -50,7 +50,8 @@ struct fsw_seg {
     uint32_t seq;       /* 0: not in the log */
     unsigned live : 28; /* bytes of live records in this segment */
     unsigned tear : 1;  /* mount: its header says its log's previous segment ends torn; then:
-                         * held, a put or trim released bytes of it since the last sync (§12) */
+                         * held, its live bytes changed since the last sync (an empty one's
+                         * were released: a recovery opens it last, SPEC §12) */
     unsigned state : 2; /* FREE_ERASED, FREE, IN_LOG, BAD */
     unsigned cold : 1;  /* belongs to the cold log */
 };
