@@ -49,7 +49,9 @@ struct fsw_seg {
     uint32_t erase_count;
     uint32_t seq;       /* 0: not in the log */
     unsigned live : 28; /* bytes of live records in this segment */
-    unsigned tear : 1;  /* mount: its header says its log's previous segment ends torn */
+    unsigned tear : 1;  /* mount: its header says its log's previous segment ends torn; then:
+                         * held, its live bytes changed since the last sync (an empty one's
+                         * were released: a recovery opens it last, SPEC §12) */
     unsigned state : 2; /* FREE_ERASED, FREE, IN_LOG, BAD */
     unsigned cold : 1;  /* belongs to the cold log */
 };
@@ -152,7 +154,8 @@ typedef struct fsw {
     uint8_t wl_quiet; /* erase counts within wl_threshold since the last erase/retirement */
     uint8_t damaged;  /* keys absent from the index read as corrupt (SPEC §9) */
     uint8_t torn;     /* bit per log (hot 0, cold 1): its next segment carries HF_TEAR; bit 2
-                       * + log: its head holds records a sync must mark (SPEC §6) */
+                       * + log: its head holds records a sync must mark (SPEC §6); bit 4: a
+                       * recovery (§12) runs until its checkpoint */
     uint8_t done;     /* the put being run has its chunk indexed (only a checkpoint follows) */
     uint16_t epoch;   /* the store's identity (SPEC §3) */
 #ifndef FSW_NO_AEAD

@@ -89,7 +89,8 @@ uint32_t fsw_scan(const fsw_t *fs, int mode)
         case PICK_HOT:
         case PICK_COLD:
             ok = avail;
-            k = m == PICK_HOT ? eff : ~eff;
+            /* a recovery takes a held segment last (§12 step 3) */
+            k = (uint64_t)(g->tear & fs->torn >> 4) << 32 | (m == PICK_HOT ? eff : ~eff);
             break;
         case PICK_DIRTY:
             ok = avail && g->state != ST_ERASED;

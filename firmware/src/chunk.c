@@ -297,8 +297,10 @@ int fsw_ckpt_write(fsw_t *fs)
     }
 #endif
     fsw_le(x, n / 4);
-    if (!err)
+    if (!err) {
+        fs->torn &= (uint8_t)~16u; /* a checkpoint ends a recovery: its sync releases holds */
         err = fsw_log_sync(fs);
+    }
     if (!err) {
         fs->replay_seq = own;
         fs->replay_cold = from;

@@ -119,6 +119,7 @@ int fsw_blank(fsw_t *fs, uint32_t addr, uint32_t n);
 int fsw_reload(fsw_t *fs);
 int fsw_append(fsw_t *fs, const void *src, uint32_t n);
 int fsw_log_sync(fsw_t *fs);
+void fsw_unhold(fsw_t *fs);
 int fsw_use(fsw_t *fs, int cold);
 uint32_t fsw_room(const fsw_t *fs);
 uint32_t fsw_head_room(const fsw_t *fs, int cold);

@@ -139,7 +139,7 @@ int fsw_recover(fsw_t *fs)
     if (s != NONE) {
         if (unit + fs->programmed < SEG_BASE(fs, s) + HDR_SIZE)
             fs->next_seq = c->segs[s].seq;
-        fs->torn |= (uint8_t)(1u << fs->cold);
+        fs->torn |= (uint8_t)(16u | 1u << fs->cold); /* bit 4: recovering */
         if (c->rescue_buffer) {
             memcpy(c->rescue_buffer, c->prog_buffer, PROG_SIZE(fs));
             fs->rescue_unit = unit;

@@ -63,6 +63,10 @@ int fsw_live(fsw_t *fs, const struct fsw_index_entry *e, int sign, uint32_t in)
         if (s == in || (!sign && SEGS(fs)[s].state != ST_LOG))
             return 2;
         SEGS(fs)[s].live += (uint32_t)sign * (REC_SIZE + f.len);
+        /* held (a recovery opens it last): a record a failed program may lose released bytes
+         * of it. Set by every change and walk: an empty segment's bit is set only if a
+         * release emptied it since the bits were cleared */
+        SEGS(fs)[s].tear = 1;
     } while ((k = fsw_frag_next(fs, e, &f)) > 0);
     return k;
 }

@@ -143,7 +143,17 @@ int fsw_log_sync(fsw_t *fs)
     }
     if (!err && c->sync)
         err = c->sync(c);
+    if (!err && !(fs->torn & 16))
+        fsw_unhold(fs); /* what released them is on flash */
     return err > 0 ? FSW_ERR_IO : err;
+}
+
+/* Clears every segment's hold (fsw_live): at a sync outside a recovery, at its end, at mount. */
+void fsw_unhold(fsw_t *fs)
+{
+    struct fsw_seg *g = SEGS(fs), *end = g + fs->nseg;
+    for (; g < end; g++)
+        g->tear = 0;
 }
 
 static uint32_t room_of(const fsw_t *fs, uint32_t s, uint32_t wp)

@@ -414,6 +414,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
         err = head(fs, u.cur + k, k);
     if (!err)
         err = fsw_reload(fs);
+    fsw_unhold(fs); /* the replay's tear bits are holds from now on */
     fs->mounted = !err;
     return err;
 }

@@ -138,6 +138,10 @@ class Store:
         self.unmarked = [False, False]
         # (unit address, buffer, wp) of the program that failed while its chunks move (§12)
         self.rescue: tuple[int, bytes, int] | None = None
+        # Segments a put or trim released a chunk of since the last sync (§12 step 3): their
+        # emptiness may rest on records a failed program loses; a recovery opens them last.
+        self.held = np.zeros(n, dtype=bool)
+        self.recovering = False  # from a failed program until its checkpoint is synced
         self.put_done = False  # the put being run has its chunk indexed
         # MCU internal flash programs whole words only: its driver pads a sync's unit with
         # 0xFF (§6); the model is its own driver.
@@ -517,6 +521,7 @@ class Store:
         if ent is not None:
             for s, n in ent[2]:
                 self.live[s] -= n
+                self.held[s] = True
 
     def _reserve(self, always: bool = False) -> bool:
         """Encrypted store: when the next seq is not below a durable reservation (or `always`,
@@ -746,6 +751,8 @@ class Store:
             self.buf_prog = 0
         if hasattr(self.flash, "sync"):
             self.flash.sync()
+        if not self.recovering:
+            self.held[:] = False  # what released them is on flash
 
     def _use(self, cold: bool) -> None:
         """Give the program buffer to the hot or the cold head (§6): sync the active head, then
@@ -800,10 +807,12 @@ class Store:
             return int(np.argmin(np.where(dirty, self.erase_count, np.iinfo(np.int64).max)))
         if not cand.any():
             return None
+        # A recovery takes a held segment last (§12 step 3): erasing it may lose a synced chunk.
+        late = (self.held & self.recovering).astype(np.int64) << 32
         eff = self.erase_count + (~erased)
         if self.active_cold:
-            return int(np.argmax(np.where(cand, eff, -1)))
-        return int(np.argmin(np.where(cand, eff, np.iinfo(np.int64).max)))
+            return int(np.argmax(np.where(cand, eff - late, -(1 << 40))))
+        return int(np.argmin(np.where(cand, eff + late, np.iinfo(np.int64).max)))
 
     def _erase(self, s: int) -> bool:
         """Erase segment s into FREE_ERASED. False (and the segment retired) if it failed."""
@@ -917,6 +926,7 @@ class Store:
                 payload)
         self._append_record(pack_record(
             T_CHECKPOINT, flags, len(entries), size, cold_from, rseq, payload, self.tag))
+        self.recovering = False  # a checkpoint ends a recovery (§12): its sync releases holds
         self._sync()
         self.replay_seq = own
         self.replay_cold = cold_from
@@ -1095,6 +1105,7 @@ class Store:
         # What the failed program left behind is, to mount, a tear at the end of this log.
         self.torn[int(self.active_cold)] = True
         self.rescue = (unit, bytes(self.buf), self.wp)
+        self.recovering = True
         self.open_seg = None
         self._retire(s)
         try:
