@@ -205,6 +205,8 @@ int fsw_trim(fsw_t *fs, uint32_t key);
 int32_t fsw_trim_range(fsw_t *fs, uint32_t first, uint32_t last);
 /* Make everything written so far durable. */
 int fsw_sync(fsw_t *fs);
+/* Store statistics (FSW_ERR_INVAL unless mounted). Read-only; in src/introspect.c with the
+ * introspection API, so a firmware that does not call it does not link it. */
 int fsw_stat(fsw_t *fs, struct fsw_stat *st);
 /* Bounded background work: one static wear-leveling move, then pre-erase segments, at most
  * max_erases steps in all. Returns the steps done. */

@@ -13,9 +13,10 @@
  *   chunk.c      writing the log: opening segments, chunks (read, verify, append), checkpoints
  *   gc.c         moving chunks: garbage collection, static wear leveling, recovery, idle step
  *   mount.c      mount: header scan, checkpoint, replay of both logs
- *   store.c      the API: format, the retry loop, put/get/trim/sync/idle/stat, the trace hook
- *   introspect.c optional introspection API (fsw_info, fsw_seg_info, fsw_traverse): a separate
- *                object, so a firmware that does not call it does not link it
+ *   store.c      the API: format, the retry loop, put/get/trim/sync/idle, the trace hook
+ *   introspect.c optional query API (fsw_stat, and the introspection API fsw_info,
+ *                fsw_seg_info, fsw_traverse): a separate object, so a firmware that does not
+ *                call it does not link it
  * Every source file includes this header only; it includes flashswap.h only.
  */
 #ifndef FSW_PRIV_H

@@ -1,6 +1,32 @@
-/* The introspection API (flashswap.h): read-only views of the RAM state, in an object of its
- * own so that a firmware that does not call it does not link it. */
+/* The query API (flashswap.h): fsw_stat and the introspection functions, read-only views of
+ * the RAM state, in an object of their own so that a firmware that does not call them does not
+ * link them. */
 #include "fsw_priv.h"
+
+int fsw_stat(fsw_t *fs, struct fsw_stat *st)
+{
+    const struct fsw_seg *g = SEGS(fs);
+    uint32_t i, sum = 0;
+    if (!fs->mounted)
+        return FSW_ERR_INVAL;
+    for (i = 0; i < fs->nkeys; i++)
+        sum += fs->cfg->index[i].size;
+    st->live_bytes = sum;
+    i = COUNT(fs, PICK_LO);
+    st->bad_segments = fs->nseg - i;
+    st->erase_min = st->erase_max = 0;
+    if (i) { /* not every segment bad */
+        st->erase_min = g[PICK(fs, PICK_LO)].erase_count;
+        st->erase_max = g[PICK(fs, PICK_HI)].erase_count;
+    }
+    st->live_chunks = fs->nkeys;
+    st->segments = fs->nseg;
+    st->free_segments = COUNT(fs, PICK_SPACE);
+    st->free_bytes = fsw_head_room(fs, 0) + st->free_segments * DATA_CAP(fs);
+    st->retired = fs->retired;
+    st->max_chunk = fs->max_chunk - TAG(fs); /* the largest put: a tag follows it (§4a) */
+    return 0;
+}
 
 int fsw_seg_info(const fsw_t *fs, uint32_t seg, struct fsw_seg_info *out)
 {

@@ -1,5 +1,5 @@
 /* The API: argument checks, format (§13), the retry loop that survives a block failing a
- * program (§12), statistics and the optional trace hook. */
+ * program (§12) and the optional trace hook. */
 #include "fsw_priv.h"
 
 int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
@@ -230,29 +230,4 @@ int fsw_unmount(fsw_t *fs)
     int err = fs->mounted ? fsw_sync(fs) : 0;
     fs->mounted = 0;
     return err;
-}
-
-int fsw_stat(fsw_t *fs, struct fsw_stat *st)
-{
-    const struct fsw_seg *g = SEGS(fs);
-    uint32_t i, sum = 0;
-    if (!fs->mounted)
-        return FSW_ERR_INVAL;
-    for (i = 0; i < fs->nkeys; i++)
-        sum += fs->cfg->index[i].size;
-    st->live_bytes = sum;
-    i = COUNT(fs, PICK_LO);
-    st->bad_segments = fs->nseg - i;
-    st->erase_min = st->erase_max = 0;
-    if (i) { /* not every segment bad */
-        st->erase_min = g[PICK(fs, PICK_LO)].erase_count;
-        st->erase_max = g[PICK(fs, PICK_HI)].erase_count;
-    }
-    st->live_chunks = fs->nkeys;
-    st->segments = fs->nseg;
-    st->free_segments = COUNT(fs, PICK_SPACE);
-    st->free_bytes = fsw_head_room(fs, 0) + st->free_segments * DATA_CAP(fs);
-    st->retired = fs->retired;
-    st->max_chunk = fs->max_chunk - TAG(fs); /* the largest put: a tag follows it (§4a) */
-    return 0;
 }
