@@ -32,6 +32,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "validation-basic": ("analyzer/README.md", "bench/validate_lifetime.py"),
     "store-wear": ("README.md", "bench/store_wear.py"),
     "store-speed": ("README.md", "bench/store_speed.py"),
+    "advise-sweep": ("README.md", "bench/advise_sweep.py"),
 }
 
 

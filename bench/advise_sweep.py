@@ -28,6 +28,7 @@ from pathlib import Path
 from analyzer.advise import Config, Model, Sweep, parse_budgets, run_sweep
 from analyzer.lifetime import Options
 from analyzer.mcus import DEFAULT_MCU, get_mcu
+from analyzer.readme import table, update
 from analyzer.sweep import LocalPool, Serial
 from analyzer.sweep_cache import ResultCache
 
@@ -65,10 +66,26 @@ class Timed:
         Serial().run(tasks, timed, tick)
 
 
+def readme_table(rows: list[tuple[str, int, float, float]], dask_start: float | None) -> str:
+    """README's sweep-time table: wall and CPU seconds per backend (the cluster's start-up
+    beside its wall time, not in it)."""
+    names = {"serial (in process)": "serial, in process", "dask LocalCluster": "Dask LocalCluster"}
+    out = []
+    for name, w, wall, cpu in rows:
+        dask = name == "dask LocalCluster" and dask_start is not None
+        out.append((names.get(name, name), w,
+                    f"{wall:.1f} (+{dask_start:.1f} start-up)" if dask else
+                    (f"{wall:.2f}" if wall < 1 else f"{wall:.1f}"),
+                    f"{cpu:.1f} (with start-up)" if dask else f"{cpu:.1f}"))
+    return table(("backend", "workers", "wall s", "CPU s"), out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", default="builtin:mobilenet_v2")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--update-readme", action="store_true",
+                    help="write the table into README.md between its markers")
     args = ap.parse_args()
     n = args.workers
     sweep = Sweep((Model.load(args.model),), tuple(parse_budgets(BUDGETS)), PARTS,
@@ -118,6 +135,8 @@ def main() -> None:
               f"{cpu:>7.1f}")
     if dask_start is not None:
         print(f"(Dask LocalCluster start-up, not in its wall time: {dask_start:.2f} s)")
+    if args.update_readme:
+        print(f"updated {update('advise-sweep', readme_table(rows, dask_start))}")
 
     plan_s = sum(v for k, v in timed.times.items() if not isinstance(k, Config))
     per_part = {p: sum(v for k, v in timed.times.items()
