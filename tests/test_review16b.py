@@ -76,10 +76,12 @@ def _workload(st: Store, o: Oracle, rng: random.Random, nops: int, maxsz: int,
 
 
 def _wedge(geo: str, engine: str, seed: int, steps: int, fail_p: float = 0.0,
-           remount_p: float = 0.0, cut_p: float = 0.0) -> tuple[bytes, list[Any]]:
+           remount_p: float = 0.0, cut_p: float = 0.0, max_fails: int = 2
+           ) -> tuple[bytes, list[Any]]:
     """Churn of chunks of 1 B .. 2 segments over 40 keys near full; a refused put trims a
-    live key, which must never be refused. Program failures armed at random, unmounts and
-    cuts after a sync. At the end trim_range(everything) works and a 1-byte put fits.
+    live key, which must never be refused. At most max_fails program failures armed at
+    random, unmounts and cuts after a sync. At the end trim_range(everything) works and a
+    1-byte put fits.
     Returns the final image and the sequence of outcomes (to compare the engines)."""
     flash = _flash(geo, seed=seed)
     st = _format(flash, geo, engine)
@@ -87,9 +89,11 @@ def _wedge(geo: str, engine: str, seed: int, steps: int, fail_p: float = 0.0,
     rng = random.Random(seed)
     live: dict[int, bytes] = {}
     log: list[Any] = []
+    fails = 0
     for i in range(steps):
         r = rng.random()
-        if r < fail_p and flash._fail is None:
+        if r < fail_p and flash._fail is None and fails < max_fails:
+            fails += 1  # a few grown bad blocks: the device is far from worn out
             flash.fail_after(rng.randrange(1, 40))
         r = rng.random()
         if r < remount_p:
