@@ -58,6 +58,9 @@ TABLE: dict[str, Geometry] = {
     "nor4k-tiny": Geometry("W25Q128JV", 24 * 1024, {"segment_size": 4096, "ckpt_interval": 1}),
     "nand-bad": Geometry("W25N01GV", 12 * 128 * 1024, {"ckpt_interval": 2},
                          sim={"factory_bad": 2}),
+    "nor64k-w25q": Geometry("W25Q128JV", 1024 * 1024, note="1 MiB NOR, default format"),
+    "mlc": Geometry("FNNL41A-8Gb", 8 * 256 * 1024, {"ckpt_interval": 2},
+                    note="2 MiB raw MLC NAND, 256 KiB blocks"),
     "stm": Geometry("STM32L476-FLASH", 32 * 1024),
     "nrf": Geometry("nRF5340-APP", 64 * 1024),
 }

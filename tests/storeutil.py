@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from flashswap import FlashSim, Store
-from flashswap.errors import NotFoundError
+from flashswap.errors import CorruptError, NoSpaceError, NotFoundError
 from tests.geometries import pick
 
 # name -> (part, capacity, format options); the table and what each geometry is for:
@@ -135,3 +135,46 @@ def image_copy(template: FlashSim, image: bytes) -> FlashSim:
         if chunk != b"\xff" * len(chunk) or keep_sp is not None:
             flash.program(a, chunk, spare=keep_sp)
     return flash
+
+
+def oracle_workload(st: Store, o: Oracle, rng: random.Random, nops: int, maxsz: int,
+              keys: int = 10) -> None:
+    """Puts (a refused one trims a live key), trims, trim_range, syncs and idle steps, with
+    the oracle told of each before the store is."""
+    for _ in range(nops):
+        r = rng.random()
+        k = rng.randrange(keys)
+        if r < 0.65:
+            d = payload(k, rng.randrange(1 << 30), rng.randint(1, maxsz))
+            prev = o.current.get(k)
+            o.put(k, d)
+            try:
+                st.put(k, d)
+            except NoSpaceError:
+                o.put_refused(k, prev)
+                v = rng.choice(sorted(o.current)) if o.current else 0
+                o.trim(v)
+                st.trim(v)
+        elif r < 0.8:
+            o.trim(k)
+            st.trim(k)
+        elif r < 0.83:
+            a = rng.randrange(keys)
+            b = a + rng.randrange(4)
+            o.trim_range(a, b)
+            st.trim_range(a, b)
+        elif r < 0.95:
+            st.sync()
+            o.sync()
+        else:
+            st.idle(rng.randint(1, 4))
+
+
+def key_outcome(st: Store, k: int) -> tuple[str, bytes | None]:
+    """What reading key k gives: ("value", bytes), ("absent", None) or ("corrupt", None)."""
+    try:
+        return ("value", st.get(k))
+    except NotFoundError:
+        return ("absent", None)
+    except CorruptError:
+        return ("corrupt", None)

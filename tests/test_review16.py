@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from flashswap import FlashSim, PowerCut, Store
-from flashswap.errors import CorruptError, NoSpaceError, NotFoundError
+from flashswap.errors import CorruptError, NoSpaceError
 from flashswap.store.layout import NO_KEY
 from tests.geometries import pick
 from tests.storeutil import (
@@ -24,8 +24,10 @@ from tests.storeutil import (
     Oracle,
     format_store,
     image_copy,
+    key_outcome,
     make_flash,
     needs_c,
+    oracle_workload,
     payload,
     read_all,
 )
@@ -224,39 +226,6 @@ def test_revival_matrix(engine: str) -> None:
 # ------------------------------------------------------------------ (3) failure, then cuts
 
 
-def _workload(st: Store, o: Oracle, rng: random.Random, nops: int, maxsz: int,
-              keys: int = 10) -> None:
-    """Puts (a refused one trims a live key), trims, trim_range, syncs and idle steps, with
-    the oracle told of each before the store is."""
-    for _ in range(nops):
-        r = rng.random()
-        k = rng.randrange(keys)
-        if r < 0.65:
-            d = payload(k, rng.randrange(1 << 30), rng.randint(1, maxsz))
-            prev = o.current.get(k)
-            o.put(k, d)
-            try:
-                st.put(k, d)
-            except NoSpaceError:
-                o.put_refused(k, prev)
-                v = rng.choice(sorted(o.current)) if o.current else 0
-                o.trim(v)
-                st.trim(v)
-        elif r < 0.8:
-            o.trim(k)
-            st.trim(k)
-        elif r < 0.83:
-            a = rng.randrange(keys)
-            b = a + rng.randrange(4)
-            o.trim_range(a, b)
-            st.trim_range(a, b)
-        elif r < 0.95:
-            st.sync()
-            o.sync()
-        else:
-            st.idle(rng.randint(1, 4))
-
-
 _MAXSZ = {"nor4k": 1500, "nor64k": 40_000, "nand": 20_000}
 
 
@@ -267,14 +236,14 @@ def _failure_cut_trial(geo: str, engine: str, seed: int, fail_at: int, cut: int)
     flash = make_flash(geo, seed=seed)
     st = format_store(flash, geo, engine)
     o = Oracle()
-    _workload(st, o, random.Random(seed), 40, _MAXSZ[geo])
+    oracle_workload(st, o, random.Random(seed), 40, _MAXSZ[geo])
     st.sync()
     o.sync()
     st = Store.mount(flash, engine=engine)
     flash.fail_after(fail_at)
     flash.power_cut_after(cut)
     try:
-        _workload(st, o, random.Random(seed * 31 + 7), 120, _MAXSZ[geo])
+        oracle_workload(st, o, random.Random(seed * 31 + 7), 120, _MAXSZ[geo])
         return False
     except PowerCut:
         pass
@@ -355,21 +324,12 @@ def _flip_image(geo: str, seed: int, nops: int, sync_p: float
     return flash, cur, hist
 
 
-def _key_outcome(st: Store, k: int) -> tuple[str, bytes | None]:
-    try:
-        return ("value", st.get(k))
-    except NotFoundError:
-        return ("absent", None)
-    except CorruptError:
-        return ("corrupt", None)
-
-
 def _mount_outcome(flash: FlashSim, img: bytes, engine: str) -> Any:
     try:
         st = Store.mount(image_copy(flash, img), engine=engine)
     except CorruptError:
         return "corrupt"
-    return [_key_outcome(st, k) for k in range(_FLIP_KEYS + 1)]
+    return [key_outcome(st, k) for k in range(_FLIP_KEYS + 1)]
 
 
 def _check_damage(flash: FlashSim, img: bytes, pos: int, cur: dict[int, bytes],
@@ -431,7 +391,7 @@ _INTERNAL = {"nRF5340-APP": 64 * 1024, "STM32L476-FLASH": 32 * 1024}
 
 def _internal_scenario(st: Store, o: Oracle, seed: int, n: int = 40) -> None:
     rng = random.Random(seed)
-    _workload(st, o, rng, n, 900, keys=8)
+    oracle_workload(st, o, rng, n, 900, keys=8)
     st.sync()
     o.sync()
 
@@ -602,7 +562,7 @@ def test_a_segment_copied_over_another_gets_one_answer_from_both_engines(geo: st
     got = []
     for engine in ("python", "c"):
         s = Store.mount(image_copy(src, bytes(img)), engine=engine)
-        got.append(([_key_outcome(s, k)[0] for k in range(4)], s.stat()["damaged"]))
+        got.append(([key_outcome(s, k)[0] for k in range(4)], s.stat()["damaged"]))
     assert got[0] == got[1] == (["corrupt"] * 4, True), f"model {got[0]}, C {got[1]}"
 
 

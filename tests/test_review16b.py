@@ -16,18 +16,25 @@ from typing import Any
 import pytest
 
 from flashswap import FlashSim, PowerCut, Store
-from flashswap.errors import CorruptError, NoSpaceError, NotFoundError
+from flashswap.errors import CorruptError, NoSpaceError
 from flashswap.store.layout import NO_KEY
-from tests.storeutil import ENGINES, Oracle, image_copy, needs_c, payload, read_all
+from tests.geometries import pick
+from tests.storeutil import (
+    ENGINES,
+    Oracle,
+    image_copy,
+    key_outcome,
+    needs_c,
+    oracle_workload,
+    read_all,
+)
 
-# name -> (part, capacity, format options, largest chunk of the churn)
+# name -> (part, capacity, format options, largest chunk of the churn); the geometries are
+# tests/geometries.py's, under this module's short names
+_CHURN = {"nor64k": ("nor64k-w25q", 40_000), "nand": ("nand", 20_000), "mlc": ("mlc", 40_000),
+          "stm": ("stm", 900), "nrf": ("nrf", 1500)}
 GEOS: dict[str, tuple[str, int, dict[str, int], int]] = {
-    "nor64k": ("W25Q128JV", 1 << 20, {}, 40_000),
-    "nand": ("W25N01GV", 8 * 128 * 1024, {"ckpt_interval": 2}, 20_000),
-    "mlc": ("FNNL41A-8Gb", 8 * 256 * 1024, {"ckpt_interval": 2}, 40_000),
-    "stm": ("STM32L476-FLASH", 32 * 1024, {}, 900),
-    "nrf": ("nRF5340-APP", 64 * 1024, {}, 1500),
-}
+    name: (*pick(geo)[geo], maxsz) for name, (geo, maxsz) in _CHURN.items()}
 
 
 def _flash(geo: str, **kw: Any) -> FlashSim:
@@ -37,39 +44,6 @@ def _flash(geo: str, **kw: Any) -> FlashSim:
 
 def _format(flash: FlashSim, geo: str, engine: str) -> Store:
     return Store.format(flash, engine=engine, **GEOS[geo][2])
-
-
-def _workload(st: Store, o: Oracle, rng: random.Random, nops: int, maxsz: int,
-              keys: int = 10) -> None:
-    """Puts (a refused one trims a live key), trims, trim_range, syncs, idle steps; the oracle
-    is told of each before the store."""
-    for _ in range(nops):
-        r = rng.random()
-        k = rng.randrange(keys)
-        if r < 0.65:
-            d = payload(k, rng.randrange(1 << 30), rng.randint(1, maxsz))
-            prev = o.current.get(k)
-            o.put(k, d)
-            try:
-                st.put(k, d)
-            except NoSpaceError:
-                o.put_refused(k, prev)
-                v = rng.choice(sorted(o.current)) if o.current else 0
-                o.trim(v)
-                st.trim(v)
-        elif r < 0.8:
-            o.trim(k)
-            st.trim(k)
-        elif r < 0.83:
-            a = rng.randrange(keys)
-            b = a + rng.randrange(4)
-            o.trim_range(a, b)
-            st.trim_range(a, b)
-        elif r < 0.95:
-            st.sync()
-            o.sync()
-        else:
-            st.idle(rng.randint(1, 4))
 
 
 # ------------------------------------------------------------------ (1) the wedge
@@ -216,7 +190,7 @@ def _fail_cut(geo: str, engine: str, seed: int, fail_at: int, cut: int | None,
     flash = _flash(geo, seed=seed)
     st = _format(flash, geo, engine)
     o = Oracle()
-    _workload(st, o, random.Random(seed), 30, maxsz)
+    oracle_workload(st, o, random.Random(seed), 30, maxsz)
     st.sync()
     o.sync()
     st = Store.mount(flash, engine=engine)
@@ -224,7 +198,7 @@ def _fail_cut(geo: str, engine: str, seed: int, fail_at: int, cut: int | None,
     flash.fail_after(fail_at)
     flash.power_cut_after(cut)
     try:
-        _workload(st, o, random.Random(seed * 31 + 7), nops, maxsz)
+        oracle_workload(st, o, random.Random(seed * 31 + 7), nops, maxsz)
         st.sync()
         o.sync()
     except PowerCut:
@@ -285,7 +259,7 @@ def _synced_image(geo: str, seed: int, nops: int) -> tuple[FlashSim, dict[int, b
     flash = _flash(geo, seed=seed)
     st = _format(flash, geo, "python")
     o = Oracle()
-    _workload(st, o, random.Random(seed), nops, GEOS[geo][3] // 4, keys=_KEYS)
+    oracle_workload(st, o, random.Random(seed), nops, GEOS[geo][3] // 4, keys=_KEYS)
     st.sync()
     o.sync()
     return flash, dict(o.synced)
@@ -306,15 +280,6 @@ def _targets(img: bytes, seg: int, rng: random.Random, tail: int) -> list[int]:
     return sorted(out)
 
 
-def _outcome(st: Store, k: int) -> tuple[str, bytes | None]:
-    try:
-        return ("value", st.get(k))
-    except NotFoundError:
-        return ("absent", None)
-    except CorruptError:
-        return ("corrupt", None)
-
-
 def _judge(where: str, res: Any, want: dict[int, bytes]) -> None:
     if res == "corrupt":
         return
@@ -332,17 +297,17 @@ def _after_damage(flash: FlashSim, img: bytes, engine: str, want: dict[int, byte
         st = Store.mount(image_copy(flash, img), engine=engine)
     except CorruptError:
         return "corrupt", "corrupt", b""
-    first = [_outcome(st, k) for k in range(_KEYS)]
+    first = [key_outcome(st, k) for k in range(_KEYS)]
     f = st.flash
     for i in range(4):
         st.put(_KEYS + 1 + i % 2, bytes([i]) * (50 + 300 * i))
     st.trim(_KEYS + 1)
     st.sync()
     st = Store.mount(f.copy(), engine=engine)
-    then = [_outcome(st, k) for k in range(_KEYS)]
+    then = [key_outcome(st, k) for k in range(_KEYS)]
     # A damaged store reads a key absent from its index as corrupt (SPEC.md §9), trimmed too.
-    assert _outcome(st, _KEYS + 1) in (("absent", None), ("corrupt", None))
-    assert _outcome(st, _KEYS + 2) in (("value", bytes([3]) * 950), ("corrupt", None))
+    assert key_outcome(st, _KEYS + 1) in (("absent", None), ("corrupt", None))
+    assert key_outcome(st, _KEYS + 2) in (("value", bytes([3]) * 950), ("corrupt", None))
     return first, then, f.image()
 
 
@@ -388,8 +353,8 @@ def _nand_churn_after_one_failure(engine: str, seed: int = 210) -> str | None:
     """The review's wedge reproduction: W25N01GV cut to 8 x 128 KiB blocks, ckpt_interval 2,
     churn over 40 keys of 1 B .. 2 segments, a refused put trims a live key; one program
     failure, unmounts and cuts after a sync at 3% each. Returns the refused trim (or None)."""
-    flash = FlashSim.from_part("W25N01GV", capacity=8 * 128 * 1024, seed=seed)
-    st = Store.format(flash, engine=engine, ckpt_interval=2)
+    flash = _flash("nand", seed=seed)
+    st = _format(flash, "nand", engine)
     top = min(2 * st.stat()["segment_size"], st.stat()["max_chunk"])
     rng = random.Random(seed)
     live: dict[int, bytes] = {}

@@ -315,12 +315,7 @@ class Store:
             # With no room, the head's next segment takes it (a checkpoint segment only if one
             # is due); with none free either (a worn-out device) the records stay unmarked.
             if self._room() >= need or self._free_count():
-                for _ in range(2):  # a reservation may use up the room: then open again
-                    if self._room() < need:
-                        self._close_segment()
-                        self._open_segment(cont_len=0)
-                    if not self._reserve():
-                        break
+                self._room_for(need)
                 # Not sealed: it carries nothing, and removing it is cutting off the log (§4a).
                 self._append_record(pack_record(T_SYNC, 0, 0, 0, 0, self._take_rseq(), b"",
                                                 self.tag))
@@ -541,17 +536,23 @@ class Store:
         self.next_rseq += 1
         return r
 
+    def _room_for(self, need: int) -> None:
+        """At least `need` bytes on the active head, opening its next segment if not, and a
+        seq reservation made where one is due (§4a); a reservation may use up the room, and
+        then the next segment is opened once more."""
+        for _ in range(2):
+            if self._room() < need:
+                self._close_segment()
+                self._open_segment(cont_len=0)
+            if not self._reserve():
+                break
+
     def _write_chunk(self, key: int, data: bytes, own: bool = False) -> None:
         """Append a DATA chunk, fragmented across segments as needed (§4), and index it. `own`:
         the chunk of the put being run (not one being moved)."""
         g = self.geo
         size = len(data) + self.tag
-        for _ in range(2):  # a reservation may use up the room: then open again
-            if self._room() < MIN_ROOM:
-                self._close_segment()
-                self._open_segment(cont_len=0)
-            if not self._reserve():
-                break
+        self._room_for(MIN_ROOM)
         # Taken after any checkpoint that opening wrote: replay orders records by seq (§9).
         rseq = self._take_rseq()
         if self.aead is not None:  # one seal per chunk, bound to its first record's address
