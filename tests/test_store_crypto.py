@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from flashswap import FlashSim, PowerCut, Store
@@ -347,6 +347,9 @@ def test_older_record_replayed_in_place_of_the_newest_reads_corrupt(engine: str)
 
 
 @settings(max_examples=40, deadline=None)
+# Found on 2026-12-07: a flipped MORE flag, outside the associated data, on a record the
+# checkpoint covers; the model served it until its read checked MORE and CONT as C does.
+@example(seed=26, how="flip", pick=8397, engine="python")
 @given(seed=st.integers(0, 2**16), how=st.sampled_from(["flip", "swap", "move", "replay"]),
        pick=st.integers(0, 2**32 - 1), engine=st.sampled_from(CRYPTO_ENGINES))
 def test_random_tampering_never_serves_data(seed: int, how: str, pick: int,

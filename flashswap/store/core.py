@@ -643,7 +643,8 @@ class Store:
         never reached flash (§12)."""
         parts = []
         seq = flags = 0
-        for i, (a, n) in enumerate(self._fragments(addr, size)):
+        frags = self._fragments(addr, size)
+        for i, (a, n) in enumerate(frags):
             raw = self._read(a, REC_SIZE + n)
             if self.rescue is not None:
                 unit, buf, wp = self.rescue
@@ -656,7 +657,11 @@ class Store:
             if i == 0 and h is not None:
                 seq, flags = h.seq, h.flags
             if (h is None or h.rtype != T_DATA or h.seq != seq or h.key != key or h.size != size
-                    or (h.offset == 0) != (i == 0) or crc32(raw[REC_SIZE:]) != h.dcrc):
+                    or (h.offset == 0) != (i == 0) or crc32(raw[REC_SIZE:]) != h.dcrc
+                    # MORE and CONT as the header rule of §6 wants them where it lies (they are
+                    # outside the AEAD's associated data, so the tag cannot vouch for them)
+                    or bool(h.flags & F_MORE) != (i < len(frags) - 1)
+                    or bool(h.flags & F_CONT) != (i > 0)):
                 raise CorruptError(f"chunk {key}: fragment {i} at 0x{a:x} failed its check")
             parts.append(raw[REC_SIZE:])
         if self.aead is None:
