@@ -155,7 +155,7 @@ typedef struct fsw {
     uint8_t damaged;  /* keys absent from the index read as corrupt (SPEC §9) */
     uint8_t torn;     /* bit per log (hot 0, cold 1): its next segment carries HF_TEAR; bit 2
                        * + log: its head holds records a sync must mark (SPEC §6); bit 4: a
-                       * recovery (§12) runs until its checkpoint */
+                       * recovery (§12) runs until its checkpoint; bit 5: not lean (§10) */
     uint8_t done;     /* the put being run has its chunk indexed (only a checkpoint follows) */
     uint16_t epoch;   /* the store's identity (SPEC §3) */
 #ifndef FSW_NO_AEAD

@@ -21,7 +21,7 @@ int fsw_setup(fsw_t *fs, const struct fsw_config *c)
     fs->seg_shift = (uint8_t)ss;
     fs->prog_shift = (uint8_t)ps;
     fs->page_once = c->page_once != 0;
-    fs->open = fs->park = NONE;
+    fs->open = fs->park = NONE; /* and lean (§10): fs->torn has no ROOMY bit */
 #ifndef FSW_NO_AEAD
     if (fsw_aead_setup(fs))
         return FSW_ERR_IO;
@@ -140,6 +140,7 @@ void fsw_retire(fsw_t *fs, uint32_t s)
 {
     fs->cfg->segs[s].state = ST_BAD;
     fs->retired++;
+    fs->torn &= (uint8_t)~ROOMY; /* lean (§10) */
     fs->wl_quiet = 0;
 }
 

@@ -3,14 +3,12 @@
  * flash), records without payload, checkpoints (§7). */
 #include "fsw_priv.h"
 
-/* §8: opens a segment for the active head and puts its header in the buffer. A hot segment is
- * a checkpoint segment when one is due (or forced) and fits after a continuation of cont
- * bytes (at most 32 + 2^24: no overflow). Returns 1 for a checkpoint segment. */
-static int open_seg(fsw_t *fs, uint32_t cont, int force)
+/* §8 steps 1-2: a segment for the active head, erased and verified, in *seg; those that fail
+ * are retired. No segment left: FSW_ERR_NOSPC, and the caller keeps its heads as they were. */
+static int acquire(fsw_t *fs, uint32_t *seg)
 {
-    struct fsw_seg *g;
-    uint32_t h[10], s;
-    int err, ck;
+    uint32_t s;
+    int err;
     do {
         s = PICK(fs, fs->cold); /* PICK_HOT or PICK_COLD */
         if (s == NONE)
@@ -23,7 +21,18 @@ static int open_seg(fsw_t *fs, uint32_t cont, int force)
         if (err < 0)
             return err;
     } while (err);
-    g = SEGS(fs) + s;
+    *seg = s;
+    return 0;
+}
+
+/* §8 step 3: opens segment s for the active head and puts its header in the buffer. A hot
+ * segment is a checkpoint segment when one is due (or forced) and fits after a continuation
+ * of cont bytes (at most 32 + 2^24: no overflow). Returns 1 for a checkpoint segment. */
+static int open_seg(fsw_t *fs, uint32_t s, uint32_t cont, int force)
+{
+    struct fsw_seg *g = SEGS(fs) + s;
+    uint32_t h[10];
+    int err, ck;
     g->state = ST_LOG;
     g->seq = fs->next_seq++;
     g->live = 0;
@@ -62,19 +71,27 @@ int fsw_close_seg(fsw_t *fs)
  * the next; a checkpoint due there is written now, or, for a spill, left to the caller (1). A
  * forced checkpoint shrinks the window to the heads (§10): it switches to the hot head first,
  * and closes the cold head if nothing in it lives (parked, it is synced: closing is
- * forgetting it). */
+ * forgetting it). The heads change only once the new segment is erased: with none left they
+ * keep their room (for trims, §10). */
 int fsw_next(fsw_t *fs, uint32_t cont, int mode)
 {
-    int err = 0;
-    if (mode == OPEN_FORCE) {
-        err = fsw_use(fs, 0);
-        if (fs->park != NONE && !SEGS(fs)[fs->park].live)
-            fs->park = NONE;
-    }
+    uint32_t s, o;
+    int err = mode == OPEN_FORCE ? fsw_use(fs, 0) : 0;
+    o = fs->open;
     if (!err && mode != OPEN_SPILL)
-        err = fsw_close_seg(fs);
+        err = fsw_close_seg(fs); /* before any erase (§8); closed, a blank check reloads nothing */
     if (!err)
-        err = open_seg(fs, cont, mode == OPEN_FORCE);
+        err = acquire(fs, &s);
+    if (err == FSW_ERR_NOSPC) {
+        fs->open = o; /* no segment left: the heads keep their room, the buffer its unit */
+        err = fsw_reload(fs);
+        return err ? err : FSW_ERR_NOSPC;
+    }
+    if (err)
+        return err;
+    if (mode == OPEN_FORCE && fs->park != NONE && !SEGS(fs)[fs->park].live)
+        fs->park = NONE;
+    err = open_seg(fs, s, cont, mode == OPEN_FORCE);
     return err <= 0 || mode == OPEN_SPILL ? err : fsw_ckpt_write(fs);
 }
 

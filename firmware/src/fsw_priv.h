@@ -32,6 +32,8 @@
 #define ENTRY_SIZE 12u
 #define NONE 0xFFFFFFFFu
 #define LOST 0xFFFFFFFFu /* index address of a chunk lost to a block failure (§12) */
+#define ROOMY 32u /* fs->torn bit: not lean (§10): a put counted `reserve` free segments since
+                   * the mount and the last retirement */
 
 enum { ST_ERASED = FSW_SEG_ERASED, ST_FREE = FSW_SEG_FREE, ST_LOG = FSW_SEG_LOG, ST_BAD = FSW_SEG_BAD };
 enum { T_DATA = 1, T_TRIM_RANGE = 3, T_CKPT, T_RESERVE, T_SYNC }; /* 2 (version 1's TRIM) unused */

@@ -65,20 +65,26 @@ static int move_cold(fsw_t *fs, uint32_t s)
 int fsw_make_room(fsw_t *fs, uint32_t need)
 {
     uint32_t i, v, room;
-    int32_t free, r = fs->reserve;
+    int32_t free, x;
     int err = 0;
     for (i = 0; i < 4 * fs->nseg + 4 && !err; i++) {
         room = usable(fs, 0);
-        if (room >= need)
+        if (room >= need && fs->torn & ROOMY)
             return 0; /* the common case, decided without counting free segments */
         free = (int32_t)COUNT(fs, PICK_HOT);
-        if (room + DATA_CAP(fs) * (uint32_t)(free > r ? free - r : 0) >= need)
+        x = free - fs->reserve;
+        if (x >= 0)
+            fs->torn |= ROOMY;
+        /* lean (§10): one segment short at most (what a cut during a move leaves), none once
+         * a segment was retired */
+        if (x >= (fs->retired ? 0 : -1) &&
+            room + DATA_CAP(fs) * (uint32_t)(x > 0 ? x : 0) >= need)
             return 0;
         if (free && (int32_t)COUNT(fs, PICK_SPACE) > free)
             err = fsw_next(fs, 0, OPEN_FORCE); /* the window pins dead segments */
         else if ((v = PICK(fs, PICK_VICTIM)) != NONE && in_segment(fs, v, 1))
             err = move_cold(fs, v);
-        else if (COUNT(fs, PICK_WINDOW) && free > r)
+        else if (COUNT(fs, PICK_WINDOW) && x > 0)
             err = fsw_next(fs, 0, OPEN_FORCE); /* its segments become victims */
         else
             break;

@@ -67,7 +67,8 @@ static int mark(fsw_t *fs)
         if (fsw_room(fs) >= REC_SIZE + TAG(fs) + !TAG(fs) || COUNT(fs, PICK_HOT))
             err = fsw_chunk_write(fs, T_SYNC, 0, 0, (const uint8_t *)fs, NULL);
     }
-    return err ? err : fsw_log_sync(fs);
+    /* every free segment failed its erase (worn out): the records stay unmarked */
+    return err && err != FSW_ERR_NOSPC ? err : fsw_log_sync(fs);
 }
 
 /* The API's sync: the active head marked, then the parked one (switched to). Not inlined into

@@ -142,6 +142,10 @@ class Store:
         # emptiness may rest on records a failed program loses; a recovery opens them last.
         self.held = np.zeros(n, dtype=bool)
         self.recovering = False  # from a failed program until its checkpoint is synced
+        # Fewer than `reserve` segments may be free (§10 "Lean"): set at mount and by every
+        # retirement, cleared by a put that counts them; while set, a put counts before it
+        # writes, so that the heads' room is left to trims.
+        self.lean = True
         self.put_done = False  # the put being run has its chunk indexed
         # MCU internal flash programs whole words only: its driver pads a sync's unit with
         # 0xFF (§6); the model is its own driver.
@@ -315,7 +319,11 @@ class Store:
             # With no room, the head's next segment takes it (a checkpoint segment only if one
             # is due); with none free either (a worn-out device) the records stay unmarked.
             if self._room() >= need or self._free_count():
-                self._room_for(need)
+                try:
+                    self._room_for(need)
+                except NoSpaceError:  # every free segment failed its erase: worn out
+                    self._sync()
+                    return
                 # Not sealed: it carries nothing, and removing it is cutting off the log (§4a).
                 self._append_record(pack_record(T_SYNC, 0, 0, 0, 0, self._take_rseq(), b"",
                                                 self.tag))
@@ -542,8 +550,10 @@ class Store:
         then the next segment is opened once more."""
         for _ in range(2):
             if self._room() < need:
-                self._close_segment()
-                self._open_segment(cont_len=0)
+                self._sync()  # closing it (§6); it stays open if no segment is left
+                seg = self._acquire()
+                self.open_seg = None
+                self._open_segment(cont_len=0, seg=seg)
             if not self._reserve():
                 break
 
@@ -853,22 +863,31 @@ class Store:
         # seg_by_seq keeps its entry: chunks being moved out may continue through this segment.
         self.state[s] = BAD
         self.retired += 1
+        self.lean = True
 
-    def _open_segment(self, cont_len: int | None, force_ckpt: bool = False,
-                      defer_ckpt: bool = False) -> bool:
-        """Open the next segment (§8); write its checkpoint unless deferred (§7).
-
-        Returns True when the segment is a checkpoint segment whose checkpoint the caller must
-        write (defer_ckpt) after the continuation fragment.
-        """
-        g = self.geo
+    def _acquire(self) -> int:
+        """A segment for the active head, erased and verified (§8 steps 1-2), retiring those
+        that fail; NoSpaceError when none is left. The caller syncs first (the records that
+        made a segment reclaimable must be on flash before it is erased) and changes its heads
+        only once it has the segment: a device with no segment left keeps its heads' room."""
         while True:
             s = self._choose()
             if s is None:
                 raise NoSpaceError("no free segment left")
             # A segment believed erased is read back first: mount judged it by its header only.
             if (self.state[s] == FREE_ERASED and self._blank(s)) or self._erase(s):
-                break
+                return s
+
+    def _open_segment(self, cont_len: int | None, force_ckpt: bool = False,
+                      defer_ckpt: bool = False, seg: int | None = None) -> bool:
+        """Open the next segment (`seg` if acquired already, §8); write its checkpoint unless
+        deferred (§7).
+
+        Returns True when the segment is a checkpoint segment whose checkpoint the caller must
+        write (defer_ckpt) after the continuation fragment.
+        """
+        g = self.geo
+        s = self._acquire() if seg is None else seg
         seq = self.next_seq
         self.next_seq += 1
         self.state[s] = IN_LOG
@@ -960,10 +979,12 @@ class Store:
         """Shrink the window to the heads (§10): a forced checkpoint on the hot head, after
         closing the cold head if nothing in it lives."""
         self._use(cold=False)
+        self._sync()  # closing the hot head (§6)
+        seg = self._acquire()  # none: both heads stay as they were, with their room
         if self.parked[0] is not None and self.live[self.parked[0]] == 0:
             self.parked = (None, 0)  # parked means synced: closing it is forgetting it
-        self._close_segment()
-        self._open_segment(cont_len=0, force_ckpt=True)
+        self.open_seg = None
+        self._open_segment(cont_len=0, force_ckpt=True, seg=seg)
 
     def _holds(self, e: tuple[int, int, tuple[tuple[int, int], ...]], s: int) -> bool:
         """A fragment of index entry e lies in segment s, or outside the log: in a segment
@@ -995,10 +1016,15 @@ class Store:
         for _ in range(4 * g.nseg + 4):
             room = self._hot_room()
             room = room if room >= MIN_ROOM else 0
-            if room >= need:
+            if room >= need and not self.lean:
                 return  # the common case, decided without counting free segments
             free = self._free_count()
-            if room + g.data_cap * max(0, free - self.reserve) >= need:
+            if free >= self.reserve:
+                self.lean = False
+            # Lean (§10): one segment short at most (what a cut during a move leaves), none
+            # once a segment was retired.
+            if (free >= self.reserve - (not self.retired)
+                    and room + g.data_cap * max(0, free - self.reserve) >= need):
                 return
             if self._pinned_dead() and free:
                 self._collapse()
