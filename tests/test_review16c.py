@@ -1,0 +1,181 @@
+"""Independent review of store revision 2.3 (issue 16's wedge fix "lean puts", issue 17's
+AES-128-GCM), on both engines.
+
+(1) The wedge: churn near full with exactly ONE program failure, remounts, syncs then copies,
+and power cuts inside operations, on NAND (8 blocks), NOR 64 KiB segments, raw MLC NAND and
+MCU internal flash, plaintext and encrypted; a refused put trims a live key and no trim may be
+refused. Also a new workload: hundreds of small keys near max_keys with occasional big
+chunks, trim_range over everything and idle steps. At the end trimming everything gives back
+what format gave (less retired segments) and a put works.
+(2) Regressions of "lean": a healthy store, cut at every operation of a short script, must
+take a small put while little of it is live.
+(3) Revival, program failure then a cut, one flipped byte in the replay window: spot checks on
+new seeds, encrypted and not.
+(4) Issue 17: no plaintext on flash, a flipped ciphertext bit reads corrupt, images identical
+in both engines, a missing or wrong key fails cleanly and changes nothing.
+(5) Both engines: same outcomes and same image for the same operations.
+
+Helpers come from tests/storeutil.py (the strict oracle) and tests/geometries.py.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from flashswap import FlashSim, PowerCut, Store
+from flashswap.errors import CorruptError, FlashswapError, NoSpaceError
+from flashswap.store.layout import NO_KEY
+from tests.geometries import pick
+from tests.storeutil import (
+    ENGINES,
+    Oracle,
+    image_copy,
+    key_outcome,
+    needs_c,
+    payload,
+    read_all,
+)
+
+KEY = bytes(range(16))
+_GEOS = pick("nand", "nor64k", "mlc", "stm", "nrf")
+
+
+def _flash(geo: str, **kw: Any) -> FlashSim:
+    part, cap, _ = _GEOS[geo]
+    return FlashSim.from_part(part, capacity=cap, **kw)
+
+
+def _format(flash: FlashSim, geo: str, engine: str, key: bytes | None, **over: int) -> Store:
+    opts = dict(_GEOS[geo][2])
+    opts.update(over)
+    return Store.format(flash, engine=engine, key=key, **opts)
+
+
+# ------------------------------------------------------------------ (1) the wedge
+
+
+def _churn(geo: str, engine: str, seed: int, steps: int, *, key: bytes | None = None,
+           small: bool = False, remount_p: float = 0.03, copy_p: float = 0.03,
+           cut_p: float = 0.03, idle_p: float = 0.0, fail: bool = True
+           ) -> tuple[list[Any], bytes]:
+    """Churn near full under the strict oracle. `small`: keys 0..max_keys-1 (max_keys 200 on
+    the large parts) of 1..200 bytes with a big chunk (up to two segments) one put in 25,
+    trim_range over everything now and then; else 40 keys of 1..64 B or up to two segments.
+    Exactly one program failure (fail_after) armed in the middle third when `fail`. Between
+    steps: unmount+mount, sync+copy+mount, a power cut armed inside the next operation(s),
+    idle(). A refused put trims a live key; a trim is never refused.
+    Returns the outcomes and the final image (to compare the engines)."""
+    flash = _flash(geo, seed=seed)
+    over = {"max_keys": 200} if small and geo in ("nand", "nor64k", "mlc") else {}
+    st = _format(flash, geo, engine, key, **over)
+    fresh = st.stat()["free_segments"]
+    nkeys = st.stat()["max_keys"] if small else 40
+    top = min(2 * st.stat()["segment_size"], st.stat()["max_chunk"])
+    rng = random.Random(seed)
+    fail_step = rng.randrange(steps // 3, 2 * steps // 3) if fail else -1
+    o = Oracle()
+    log: list[Any] = []
+
+    def remount(f: FlashSim) -> Store:
+        return Store.mount(f, engine=engine, key=key)
+
+    for i in range(steps):
+        if i == fail_step:
+            flash.fail_after(rng.randrange(0, 40))
+        r = rng.random()
+        try:
+            if r < remount_p:
+                st.unmount()
+                o.sync()
+                st = remount(flash)
+            elif r < remount_p + copy_p:
+                st.sync()
+                o.sync()
+                flash = flash.copy()
+                st = remount(flash)
+            elif r < remount_p + copy_p + cut_p:
+                flash.power_cut_after(rng.randrange(0, 25))
+            elif r < remount_p + copy_p + cut_p + idle_p:
+                log.append(("idle", st.idle(rng.randint(1, 4))))
+            k = rng.randrange(nkeys)
+            r = rng.random()
+            if small and r < 0.01:
+                o.trim_range(0, NO_KEY - 1)
+                log.append(("trim_range", st.trim_range(0, NO_KEY - 1)))
+                continue
+            if small and r < 0.06:
+                o.trim(k)
+                log.append(("trim", k, st.trim(k)))
+                continue
+            if small and r < 0.08:
+                st.sync()
+                o.sync()
+                continue
+            if small:
+                n = rng.randint(1, top) if rng.random() < 0.04 else rng.randint(1, 200)
+            else:
+                n = rng.choice([rng.randint(1, 64), rng.randint(1, top)])
+            data = payload(k, i, n)
+            prev = o.current.get(k)
+            o.put(k, data)
+            try:
+                st.put(k, data)
+                log.append(("put", k))
+            except NoSpaceError as e:
+                o.put_refused(k, prev)
+                log.append(("refused", k))
+                assert o.current, f"step {i}: a {n}-byte put refused on an empty store: {e}"
+                victim = rng.choice(sorted(o.current))
+                o.trim(victim)
+                try:
+                    assert st.trim(victim) is True
+                except NoSpaceError as e2:
+                    raise AssertionError(f"step {i}: trim({victim}) refused: {e2}") from e2
+        except PowerCut:
+            flash.power_cut_after(None)
+            log.append(("cut", i))
+            st = remount(flash)
+            o.check_after_cut(read_all(st, o.keys() | {k}))
+    flash.power_cut_after(None)
+    flash.fail_after(None)
+    assert read_all(st, o.keys()) == {k: o.current.get(k) for k in o.keys()}
+    assert st.trim_range(0, NO_KEY - 1) == len(o.current)
+    s = st.stat()
+    assert s["free_segments"] + s["retired_blocks"] == fresh, (s["free_segments"],
+                                                              s["retired_blocks"], fresh)
+    st.put(5, b"y")
+    st.unmount()
+    st = remount(flash)
+    assert st.keys() == [5] and st.get(5) == b"y"
+    log.append(("retired", s["retired_blocks"], "grown", int(flash._grown.sum())))
+    return log, flash.image()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo, seed, key", [
+    ("nand", 31, None), ("nand", 32, KEY), ("nor64k", 33, KEY), ("mlc", 34, None),
+    ("stm", 35, KEY), ("nrf", 36, None)])
+def test_churn_one_failure_cuts_remounts(engine: str, geo: str, seed: int,
+                                         key: bytes | None) -> None:
+    _churn(geo, engine, seed, 150, key=key)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo, seed, key", [("nand", 41, KEY), ("stm", 42, None),
+                                            ("nor64k", 43, None)])
+def test_many_small_keys_with_big_chunks(engine: str, geo: str, seed: int,
+                                         key: bytes | None) -> None:
+    _churn(geo, engine, seed, 400, key=key, small=True, idle_p=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo", sorted(_GEOS))
+@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "aead"])
+def test_churn_many_seeds(engine: str, geo: str, key: bytes | None) -> None:
+    for seed in range(8):
+        _churn(geo, engine, 500 + seed, 300, key=key)
+        _churn(geo, engine, 600 + seed, 500, key=key, small=True, idle_p=0.05)
