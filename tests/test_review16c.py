@@ -85,19 +85,23 @@ def _churn(geo: str, engine: str, seed: int, steps: int, *, key: bytes | None = 
     for i in range(steps):
         if i == fail_step:
             flash.fail_after(rng.randrange(0, 40))
+            log.append(("arm fail", i, flash._fail))
         r = rng.random()
         try:
             if r < remount_p:
                 st.unmount()
                 o.sync()
                 st = remount(flash)
+                log.append(("remount", i))
             elif r < remount_p + copy_p:
                 st.sync()
                 o.sync()
                 flash = flash.copy()
                 st = remount(flash)
+                log.append(("sync, copy, mount", i))
             elif r < remount_p + copy_p + cut_p:
                 flash.power_cut_after(rng.randrange(0, 25))
+                log.append(("arm cut", i, flash._cut))
             elif r < remount_p + copy_p + cut_p + idle_p:
                 log.append(("idle", st.idle(rng.randint(1, 4))))
             k = rng.randrange(nkeys)
@@ -136,8 +140,9 @@ def _churn(geo: str, engine: str, seed: int, steps: int, *, key: bytes | None = 
                     raise AssertionError(f"step {i}: trim({victim}) refused: {e2}") from e2
         except PowerCut:
             flash.power_cut_after(None)
-            log.append(("cut", i))
+            log.append(("cut", i, "failure pending" if flash._fail is not None else ""))
             st = remount(flash)
+            log.append(("mounted", st.stat()["free_segments"], st.stat()["live_bytes"]))
             o.check_after_cut(read_all(st, o.keys() | {k}))
     flash.power_cut_after(None)
     flash.fail_after(None)
