@@ -217,3 +217,105 @@ def test_found_one_failure_then_copies_wedge_an_empty_store(engine: str) -> None
 @pytest.mark.parametrize("engine", ENGINES)
 def test_found_trim_refused_after_one_failure_remount_and_cut(engine: str) -> None:
     _churn("nand", engine, 1004, 500, small=True, idle_p=0.05)
+
+
+# ------------------------------------------------------------------ (2) "lean" on healthy stores
+
+_LEAN_GEOS = pick("nand", "nor64k", "stm", "nrf", "nor4k-tiny", "nor4k-wl")
+
+
+def _lean_ops(cap: int, seed: int, n: int = 36) -> list[tuple[Any, ...]]:
+    """A short script: two churn keys of 30..90% of a segment overwritten (dead data
+    everywhere), six small long-lived keys scattered among them, syncs, trims, idle steps."""
+    rng = random.Random(seed)
+    ops: list[tuple[Any, ...]] = []
+    for i in range(n):
+        r = rng.random()
+        if r < 0.5:
+            ops.append(("put", rng.randrange(2), rng.randint(cap * 3 // 10, cap * 9 // 10), i))
+        elif r < 0.7:
+            ops.append(("put", 10 + rng.randrange(6), rng.randint(1, 100), i))
+        elif r < 0.8:
+            ops.append(("sync",))
+        elif r < 0.9:
+            ops.append(("trim", rng.choice([0, 1, 10, 11, 12])))
+        else:
+            ops.append(("idle", rng.randint(1, 3)))
+    return ops
+
+
+def _run_ops(st: Store, ops: list[tuple[Any, ...]]) -> list[Any]:
+    out: list[Any] = []
+    for op in ops:
+        try:
+            if op[0] == "put":
+                st.put(op[1], payload(op[1], op[3], op[2]))
+                out.append("ok")
+            elif op[0] == "sync":
+                st.sync()
+            elif op[0] == "trim":
+                out.append(st.trim(op[1]))
+            else:
+                out.append(st.idle(op[1]))
+        except NoSpaceError as e:
+            raise AssertionError(f"{op}: refused on a healthy store: {e}") from e
+    return out
+
+
+def _lean_sweep(geo: str, engine: str, seed: int, key: bytes | None, cuts: int) -> int:
+    """Cut the script at `cuts` points spread over its operations (each one torn); after the
+    mount, with less than 40% of what format gave live, a small put and a quarter-segment put
+    must both be taken, then the script's rest must run without a refusal."""
+    part, cap, fmt = _LEAN_GEOS[geo]
+    probe = FlashSim.from_part(part, capacity=cap, seed=seed)
+    st = Store.format(probe, engine=engine, key=key, **fmt)
+    fresh = st.stat()["free_bytes"]
+    dcap = st.stat()["segment_size"] - 40
+    ops = _lean_ops(min(dcap, st.stat()["max_chunk"]), seed)
+    start = probe.ops_count
+    _run_ops(st, ops)
+    total = probe.ops_count - start
+    n = 0
+    for cut in sorted({total * j // cuts for j in range(cuts)}):
+        flash = FlashSim.from_part(part, capacity=cap, seed=seed)
+        st = Store.format(flash, engine=engine, key=key, **fmt)
+        flash.power_cut_after(cut)
+        try:
+            _run_ops(st, ops)
+            continue
+        except PowerCut:
+            pass
+        flash.power_cut_after(None)
+        st = Store.mount(flash, engine=engine, key=key)
+        s = st.stat()
+        where = f"{geo} seed {seed} cut {cut}/{total}: live {s['live_bytes']} of {fresh}"
+        if s["live_bytes"] >= 0.4 * fresh:
+            continue
+        n += 1
+        for k, size in ((99, 32), (98, dcap // 4)):
+            try:
+                st.put(k, payload(k, cut, size))
+            except NoSpaceError as e:
+                raise AssertionError(f"{where}: put of {size} B refused: {e} ({s})") from e
+        st.sync()
+        st = Store.mount(flash.copy(), engine=engine, key=key)
+        assert st.get(98) == payload(98, cut, dcap // 4), where
+    return n
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo, key", [("nand", None), ("nor64k", KEY), ("stm", None),
+                                      ("nrf", KEY), ("nor4k-tiny", None), ("nor4k-wl", KEY)])
+def test_lean_healthy_store_takes_a_put_after_a_cut(engine: str, geo: str,
+                                                     key: bytes | None) -> None:
+    assert _lean_sweep(geo, engine, 51, key, 20) > 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo", sorted(_LEAN_GEOS))
+@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "aead"])
+def test_lean_healthy_store_many_seeds_and_cuts(engine: str, geo: str,
+                                                 key: bytes | None) -> None:
+    for seed in range(60, 66):
+        _lean_sweep(geo, engine, seed, key, 150)
