@@ -418,3 +418,67 @@ def test_found_torn_checkpoint_next_record_seq_differs(geo: str, seed: int, cut:
     py, c = _engines_after_cut(flash, None)
     assert py[0] == c[0]
     assert py[1] == c[1]
+
+
+# ------------------------------------------------------------------ (4) issue 17: AES-128-GCM
+
+
+def _known_chunks(geo: str, engine: str) -> tuple[FlashSim, dict[int, bytes]]:
+    part, cap, fmt = _GEOS[geo]
+    flash = FlashSim.from_part(part, capacity=cap)
+    st = Store.format(flash, engine=engine, key=KEY, **fmt)
+    want = {k: (b"PLAINTEXT chunk %03d " % k) * (1 + 9 * k) for k in range(12)}
+    for k, v in want.items():
+        st.put(k, v)
+    st.trim(3)
+    del want[3]
+    st.unmount()
+    return flash, want
+
+
+@pytest.mark.parametrize("geo", ["nand", "nrf", "stm"])
+def test_encrypted_image_same_in_both_engines_and_holds_no_plaintext(geo: str) -> None:
+    engines = ["python", "c"] if not needs_c.args[0] else ["python"]
+    images = []
+    for engine in engines:
+        flash, want = _known_chunks(geo, engine)
+        img = flash.image()
+        assert b"PLAINTEXT" not in img
+        for v in want.values():
+            assert all(v[i:i + 16] not in img for i in range(0, len(v) - 16, 7))
+        st = Store.mount(flash, engine=engine, key=KEY)
+        assert {k: st.get(k) for k in st.keys()} == want
+        images.append(img)
+    assert all(i == images[0] for i in images)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo", ["nand", "nrf"])
+def test_flipped_ciphertext_bit_reads_corrupt(engine: str, geo: str) -> None:
+    flash, want = _known_chunks(geo, engine)
+    st = Store.mount(flash.copy(), key=KEY)
+    rng = random.Random(81)
+    for k in (0, 5, 11):
+        addr, size = st.index[k][0], st.index[k][1]
+        for _ in range(3):
+            pos = addr + 32 + rng.randrange(min(size, st.geo.seg_size - addr % st.geo.seg_size
+                                                - 32))
+            img = bytearray(flash.image())
+            img[pos] ^= 1 << rng.randrange(8)
+            s2 = Store.mount(image_copy(flash, bytes(img)), engine=engine, key=KEY)
+            assert key_outcome(s2, k) == ("corrupt", None), (k, pos)
+            for j in want:
+                if j != k:
+                    assert s2.get(j) == want[j]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("key", [None, bytes(16), KEY[::-1]], ids=["nokey", "zeros", "wrong"])
+def test_mount_without_or_with_a_wrong_key_fails_cleanly(engine: str, key: bytes | None) -> None:
+    flash, _ = _known_chunks("nrf", engine)
+    img, ops = flash.image(), (flash.ops["programs"], flash.ops["erases"])
+    with pytest.raises(FlashswapError) as e:
+        Store.mount(flash, engine=engine, key=key)
+    assert "\n" not in str(e.value)
+    assert flash.image() == img and (flash.ops["programs"], flash.ops["erases"]) == ops
+    assert Store.mount(flash, engine=engine, key=KEY).get(0) == b"PLAINTEXT chunk 000 "
