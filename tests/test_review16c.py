@@ -181,6 +181,9 @@ def test_many_small_keys_with_big_chunks(engine: str, geo: str, seed: int,
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
+    "the wedge below (test_found_*): with one failure, refused trims or an empty store "
+    "refusing puts showed on nand, mlc and nrf seeds of this sweep"))
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("geo", sorted(_GEOS))
 @pytest.mark.parametrize("key", [None, KEY], ids=["plain", "aead"])
@@ -212,13 +215,16 @@ def test_found_one_failure_then_copies_wedge_an_empty_store(engine: str) -> None
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 16: one grown bad block (= reserve - 1, inside the SPEC's stated limit), 140 small "
-    "keys scattered over every segment (12% live): after the failure F=0, a remount counts "
-    "the bad block free (F=1), a power cut leaves no open head, and trim(46) finds no good "
-    "segment: 'no free segment left'"))
+    "issue 16: one grown bad block (not more than reserve - 1: inside the SPEC's stated "
+    "limit). nand 1004: 140 small keys scattered over every segment (12% live); after the "
+    "failure F=0, a remount counts the bad block free (F=1), a power cut leaves no open "
+    "head, and trim(46) finds no good segment ('no free segment left'); mlc 1005 and "
+    "nrf 1005 refuse a trim the same way"))
 @pytest.mark.parametrize("engine", ENGINES)
-def test_found_trim_refused_after_one_failure_remount_and_cut(engine: str) -> None:
-    _churn("nand", engine, 1004, 500, small=True, idle_p=0.05)
+@pytest.mark.parametrize("geo, seed", [("nand", 1004), ("mlc", 1005), ("nrf", 1005)])
+def test_found_trim_refused_after_one_failure_remount_and_cut(engine: str, geo: str,
+                                                             seed: int) -> None:
+    _churn(geo, engine, seed, 500, small=True, idle_p=0.05)
 
 
 # ------------------------------------------------------------------ (2) "lean" on healthy stores
