@@ -103,6 +103,29 @@ class Oracle:
         self.sync()
 
 
+def check_only_new_store(new: Store, flash: FlashSim, engine: str, want: dict[int, bytes],
+                         rng: random.Random, unmount: bool, rounds: int, top: int) -> None:
+    """After a format over blocks the old store left behind: `new` holds `want` (keys 30..34);
+    unmounted or cut after a sync, a mount shows exactly those among keys 0..34 (no old key
+    revived), and `rounds` more puts of up to `top` bytes survive an unmount."""
+    for k, v in want.items():
+        new.put(k, v)
+    if unmount:
+        new.unmount()
+    else:
+        new.sync()
+        flash = flash.copy()
+    st = Store.mount(flash, engine=engine)
+    assert read_all(st, set(range(35))) == {k: want.get(k) for k in range(35)}
+    for i in range(rounds):
+        k = 30 + i % 5
+        want[k] = bytes([77, i]) * rng.randint(1, top)
+        st.put(k, want[k])
+    st.unmount()
+    assert read_all(Store.mount(flash, engine=engine), set(range(35))) == {
+        k: want.get(k) for k in range(35)}
+
+
 def _c_engine_error() -> str:
     """Why the C engine cannot run here ('' if it can): only a missing compiler (CI installs
     gcc)."""

@@ -22,6 +22,7 @@ from tests.geometries import pick
 from tests.storeutil import (
     ENGINES,
     Oracle,
+    check_only_new_store,
     format_store,
     image_copy,
     key_outcome,
@@ -132,22 +133,7 @@ def _revival(engine: str, old_seg: int | None, new_seg: int | None, bad: list[in
         flash.block_endurance[b] = flash.wear_counts[b]
     new = Store.format(flash, engine=engine, **({"segment_size": new_seg} if new_seg else {}))
     want = {30 + i: bytes([99, i]) * (1 + 97 * i) for i in range(5)}
-    for k, v in want.items():
-        new.put(k, v)
-    if unmount:
-        new.unmount()
-    else:
-        new.sync()
-        flash = flash.copy()
-    st = Store.mount(flash, engine=engine)
-    assert read_all(st, set(range(35))) == {k: want.get(k) for k in range(35)}
-    for i in range(60):
-        k = 30 + i % 5
-        want[k] = bytes([77, i]) * rng.randint(1, 350)
-        st.put(k, want[k])
-    st.unmount()
-    assert read_all(Store.mount(flash, engine=engine), set(range(35))) == {
-        k: want.get(k) for k in range(35)}
+    check_only_new_store(new, flash, engine, want, rng, unmount, rounds=60, top=350)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -22,6 +22,7 @@ from tests.geometries import pick
 from tests.storeutil import (
     ENGINES,
     Oracle,
+    check_only_new_store,
     image_copy,
     key_outcome,
     needs_c,
@@ -141,22 +142,7 @@ def _revival(geo: str, engine: str, bad: list[int], seed: int, unmount: bool) ->
         flash.block_endurance[b] = flash.wear_counts[b]
     new = _format(flash, geo, engine)
     want = {30 + i: bytes([99, i]) * (1 + 37 * i) for i in range(5)}
-    for k, v in want.items():
-        new.put(k, v)
-    if unmount:
-        new.unmount()
-    else:
-        new.sync()
-        flash = flash.copy()
-    st = Store.mount(flash, engine=engine)
-    assert read_all(st, set(range(35))) == {k: want.get(k) for k in range(35)}
-    for i in range(30):
-        k = 30 + i % 5
-        want[k] = bytes([77, i]) * rng.randint(1, 200)
-        st.put(k, want[k])
-    st.unmount()
-    assert read_all(Store.mount(flash, engine=engine), set(range(35))) == {
-        k: want.get(k) for k in range(35)}
+    check_only_new_store(new, flash, engine, want, rng, unmount, rounds=30, top=200)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

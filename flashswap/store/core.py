@@ -322,11 +322,12 @@ class Store:
                 try:
                     self._room_for(need)
                 except NoSpaceError:  # every free segment failed its erase: worn out
-                    self._sync()
-                    return
-                # Not sealed: it carries nothing, and removing it is cutting off the log (§4a).
-                self._append_record(pack_record(T_SYNC, 0, 0, 0, 0, self._take_rseq(), b"",
-                                                self.tag))
+                    pass
+                else:
+                    # Not sealed: it carries nothing, and removing it is cutting off the log
+                    # (§4a).
+                    self._append_record(pack_record(T_SYNC, 0, 0, 0, 0, self._take_rseq(),
+                                                    b"", self.tag))
         self._sync()
 
     def idle(self, max_erases: int = 1) -> int:
@@ -550,10 +551,7 @@ class Store:
         then the next segment is opened once more."""
         for _ in range(2):
             if self._room() < need:
-                self._sync()  # closing it (§6); it stays open if no segment is left
-                seg = self._acquire()
-                self.open_seg = None
-                self._open_segment(cont_len=0, seg=seg)
+                self._next_segment(force_ckpt=False)
             if not self._reserve():
                 break
 
@@ -978,13 +976,20 @@ class Store:
     def _collapse(self) -> None:
         """Shrink the window to the heads (§10): a forced checkpoint on the hot head, after
         closing the cold head if nothing in it lives."""
-        self._use(cold=False)
-        self._sync()  # closing the hot head (§6)
-        seg = self._acquire()  # none: both heads stay as they were, with their room
-        if self.parked[0] is not None and self.live[self.parked[0]] == 0:
+        self._next_segment(force_ckpt=True)
+
+    def _next_segment(self, force_ckpt: bool) -> None:
+        """Close the active head's segment and open its next (C: fsw_next); forced, on the
+        hot head, forgetting an empty parked cold head. The segment is acquired after the sync
+        that closes (§8) and before the heads change: with none left both keep their room."""
+        if force_ckpt:
+            self._use(cold=False)
+        self._sync()
+        seg = self._acquire()
+        if force_ckpt and self.parked[0] is not None and self.live[self.parked[0]] == 0:
             self.parked = (None, 0)  # parked means synced: closing it is forgetting it
         self.open_seg = None
-        self._open_segment(cont_len=0, force_ckpt=True, seg=seg)
+        self._open_segment(cont_len=0, force_ckpt=force_ckpt, seg=seg)
 
     def _holds(self, e: tuple[int, int, tuple[tuple[int, int], ...]], s: int) -> bool:
         """A fragment of index entry e lies in segment s, or outside the log: in a segment
