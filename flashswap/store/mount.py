@@ -244,7 +244,10 @@ def replay_window(st: Store, table: SegmentTable) -> Replayed:
             raise CorruptError(f"the log holds more than {st.max_keys} chunks")
     for _, s in window:  # continuation fragments carry sequence numbers too (nonces, §4)
         for rec in parse(s)[0]:
-            max_rseq = max(max_rseq, rec.seq)
+            # A damaged checkpoint is unreadable bytes (step 5), its seq with them: before a
+            # sealed one lies its synced reservation, whose seq field counts (§4a).
+            if rec.intact or rec.rtype != T_CHECKPOINT:
+                max_rseq = max(max_rseq, rec.seq)
     if replay.wild_at_end or forged or _segment_missing(st, headers, unknown, r, r_cold, newest,
                                               ckpt.seq):
         index, lost, damaged = {}, lost | set(index), True
