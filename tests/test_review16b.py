@@ -389,13 +389,12 @@ def test_no_trim_refused_after_one_program_failure_on_nand_many_seeds(engine: st
         assert _nand_churn_after_one_failure(engine, seed=seed) is None, seed
 
 
-@pytest.mark.xfail(strict=True, raises=CorruptError, reason=(
-    "issue 16, open: a synced chunk lost. W25N01GV 8 blocks, reserve 3, three program failures "
-    "with cuts: a GC move of chunk 0 opens a segment after a forgotten grown bad block fails its "
-    "erase, the next program there fails, and the recovery finds no segment (another forgotten "
-    "bad block): the index keeps the new copy, whose bytes never reached flash, although the old "
-    "copy was still intact (note of 2026-12-07, third session)"))
 @pytest.mark.parametrize("engine", ENGINES)
 def test_open_gc_move_then_failed_recovery_keeps_the_old_copy(engine: str) -> None:
+    """W25N01GV 8 blocks, three program failures with cuts: a GC move of chunk 0 opens a
+    segment after a forgotten grown bad block fails its erase, the next program there fails,
+    and the recovery finds no segment (another forgotten bad block). The store then becomes
+    what a mount finds (§12 step 3): chunk 0 reads from its old copy, intact on flash, not from
+    the new one whose bytes never reached flash (a CorruptError before)."""
     _wedge("nand", engine, 1003, 30, fail_p=0.08, remount_p=0.05, cut_p=0.05, max_fails=3,
            reserve=3)

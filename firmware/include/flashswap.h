@@ -80,7 +80,7 @@ struct fsw_config {
     /* Format options; zero means the default (as the Python model chooses them). Mount reads
      * them from flash instead. */
     uint8_t ckpt_interval; /* default max(1, min(16, segment_count / 16)) */
-    uint8_t reserve;       /* default max(2, what deleting every chunk needs, SPEC §10) */
+    uint8_t reserve;       /* default: what deleting every chunk and one recovery need, §10 */
     uint16_t wl_threshold; /* default 12 */
     uint16_t max_keys;     /* capacity of `index`; default FSW_DEFAULT_MAX_KEYS */
 

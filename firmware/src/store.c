@@ -12,14 +12,15 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
     n = fs->nseg / 16;
     fs->ckpt_interval = cfg->ckpt_interval ? cfg->ckpt_interval : (uint8_t)(n < 1 ? 1 : n > 16 ? 16 : n);
     /* default reserve: the trim records that delete every chunk, each segment opened for them
-     * a checkpoint segment (which max_keys leaves at least half empty), plus one (§10; 2 at
-     * least), at most what the device leaves (below 2, the checks refuse it) */
+     * a checkpoint segment (which max_keys leaves at least half empty), plus one, plus one for
+     * the checkpoint that ends a recovery (§10, §12), at most what the device leaves (below 2,
+     * the checks refuse it) */
     /* (encrypted: records carry a tag, and two reservations per segment are counted, each
      * with the rest of its program unit, §4a) */
     t = (SEG_SIZE(fs) - HDR_SIZE - REC_SIZE - TAG(fs) - 1 - ENTRY_SIZE * fs->max_keys -
          (TAG(fs) ? 2 * (REC_SIZE + PROG_SIZE(fs)) : 0)) /
         (REC_SIZE + TAG(fs));
-    t = 1 + (fs->max_keys + t - 1) / t;
+    t = 2 + (fs->max_keys + t - 1) / t;
     n = fs->nseg - fs->ckpt_interval - 3;
     fs->reserve = cfg->reserve ? cfg->reserve : (uint8_t)(t < n ? t : n);
     fs->wl_threshold = cfg->wl_threshold ? cfg->wl_threshold : 12;
@@ -129,7 +130,7 @@ static void trace(fsw_t *fs, int op, uint32_t key, uint32_t b)
 
 /* Runs a writing operation; when a block fails a program, retires it, moves its chunks and runs
  * the operation again (bounded as in the Python model). Traces it when it succeeds. */
-static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
+int fsw_attempt(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
 {
     uint32_t i, j;
     int err = FSW_ERR_INVAL;
@@ -149,6 +150,18 @@ static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
     }
     if (err >= 0)
         trace(fs, op, a, b);
+    return err;
+}
+
+/* A recovery that found no segment (§12 step 3; its bit 4 of torn stays set): the store
+ * becomes what a mount finds (a power cut now), not entries on copies whose bytes never
+ * reached flash. Apart from fsw_attempt() (extern: not inlined), whose frame would sit
+ * under the mount's. */
+static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
+{
+    int err = fsw_attempt(fs, op, a, b, data);
+    if (err == FSW_ERR_NOSPC && fs->torn & 16)
+        err = fsw_mount(fs, fs->cfg) ? FSW_ERR_CORRUPT : err;
     return err;
 }
 

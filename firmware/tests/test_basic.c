@@ -30,7 +30,7 @@ void test_format_header(void)
     CHECK_EQ(le32(m + 20), 16);    /* segment_count */
     CHECK_EQ(m[24] | m[25] << 8, 164); /* max_keys: (2048 - 72) / 12 */
     CHECK_EQ(m[26], 3);
-    CHECK_EQ(m[27], 4); /* reserve: 1 + ceil(164 keys / 64 trims per checkpoint segment) */
+    CHECK_EQ(m[27], 5); /* reserve: 2 + ceil(164 keys / 64 trims per checkpoint segment) */
     CHECK_EQ(m[28] | m[29] << 8, 12);
     CHECK_EQ(m[30] | m[31] << 8, 0); /* epoch: the first store on this flash */
     CHECK(!memcmp(m + 32, "\xff\xff\xff\xff", 4));
@@ -73,9 +73,9 @@ void test_format_options(void)
     CHECK_EQ(fx_format(), FSW_ERR_INVAL);
     FX.cfg.flash_size = 64 * 1024;
     CHECK_EQ(fx_format(), 0);
-    /* defaults: ckpt max(1, min(16, 16 / 16)), reserve max(2, 1 + ceil(164 / 64)), wl 12 */
+    /* defaults: ckpt max(1, min(16, 16 / 16)), reserve max(2, 2 + ceil(164 / 64)), wl 12 */
     CHECK_EQ(FX.rf.mem[26], 1);
-    CHECK_EQ(FX.rf.mem[27], 4);
+    CHECK_EQ(FX.rf.mem[27], 5);
     CHECK_EQ(FX.rf.mem[28], 12);
     /* mount needs an index as large as the store's */
     FX.cfg.max_keys = 100;
@@ -261,7 +261,7 @@ void test_stat(void)
     CHECK_EQ(st.live_chunks, 0);
     CHECK_EQ(st.erase_min, 1);
     CHECK_EQ(st.erase_max, 1);
-    CHECK_EQ(st.max_chunk, 4056 * (16 - 4 - 3 - 2) / 2);
+    CHECK_EQ(st.max_chunk, 4056 * (16 - 5 - 3 - 2) / 2);
     CHECK_EQ(fsw_put(&FX.fs, 3, fx_data, 5000), 0);
     CHECK_EQ(fsw_stat(&FX.fs, &st), 0);
     CHECK_EQ(st.live_chunks, 1);
@@ -302,9 +302,9 @@ void test_introspect(void)
     CHECK_EQ(info.entries, 3);
     CHECK_EQ(info.max_keys, FSW_DEFAULT_MAX_KEYS(4096));
     CHECK_EQ(info.ckpt_interval, 3);
-    CHECK_EQ(info.reserve, 4);
+    CHECK_EQ(info.reserve, 5);
     CHECK_EQ(info.wl_threshold, 12);
-    CHECK_EQ(info.max_chunk, 4056 * (16 - 4 - 3 - 2) / 2);
+    CHECK_EQ(info.max_chunk, 4056 * (16 - 5 - 3 - 2) / 2);
     CHECK_EQ(info.tag_len, 0);
     CHECK_EQ(info.epoch, 0);
     CHECK_EQ(info.retired, 0);

@@ -37,13 +37,14 @@ def index_limit(segment_size: int, tag: int = 0) -> int:
 def min_reserve(segment_size: int, max_keys: int, tag: int = 0, prog_size: int = 0) -> int:
     """Segments kept free so that deleting every chunk always fits (§10, "Room to delete"):
     one trim record each, every segment opened for them a checkpoint segment (which max_keys
-    leaves at least half empty), plus one. The default reserve. In an encrypted store records
-    carry a tag, and two reservations per segment are counted, each with the rest of its
-    program unit (a sync)."""
+    leaves at least half empty), plus one; and one more for the checkpoint that ends a program
+    failure's recovery (§12), which near full otherwise found none. The default reserve. In an
+    encrypted store records carry a tag, and two reservations per segment are counted, each
+    with the rest of its program unit (a sync)."""
     waste = 2 * (REC_SIZE + prog_size) if tag else 0
     per_seg = (segment_size - HEADER_SIZE - REC_SIZE - tag - 1 - ENTRY_SIZE * max_keys
                - waste) // (REC_SIZE + tag)
-    return 1 + -(-max_keys // per_seg)
+    return 2 + -(-max_keys // per_seg)
 
 
 def log2(n: int, what: str) -> int:

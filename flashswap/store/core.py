@@ -440,7 +440,12 @@ class Store:
         probe every engine uses, then rebuilt by flashswap/store/mount.py's pure steps, whose
         results this class takes over."""
         first, raws = probe(flash)
-        aead = cipher_for(first, key)
+        return cls._rebuild(flash, first, raws, cipher_for(first, key))
+
+    @classmethod
+    def _rebuild(cls, flash: FlashDevice, first: SegHeader, raws: dict[int, bytes],
+                 aead: Aead | None) -> Store:
+        """The store of _mount, from the probe's results and the cipher."""
         geo = probe_geometry(flash, first)
         st = cls(flash, geo, first.max_keys, first.ckpt_interval, first.reserve,
                  first.wl_threshold, aead)
@@ -1116,12 +1121,25 @@ class Store:
                     self._recover_failed_program()
                 except FlashWearError:
                     continue  # the segment the chunks moved to failed too: retire it as well
+                except NoSpaceError:
+                    self._reload()
+                    raise
                 if self.put_done:
                     # The put's chunk was indexed when the checkpoint after its spill failed:
                     # it is done, and the recovery's checkpoint stands for that one.
                     return None
                 break
         raise DeviceError("too many flash failures in one operation")
+
+    def _reload(self) -> None:
+        """A recovery that found no segment left (§12 step 3): the store becomes what a mount
+        finds on flash, as after a power cut now. Index entries would otherwise point at
+        copies whose bytes never reached flash while the old copies are intact; only what
+        no sync made durable is lost."""
+        first, raws = probe(self.flash)
+        fresh = self._rebuild(self.flash, first, raws, self.aead)
+        fresh.trace = self.trace
+        vars(self).update(vars(fresh))
 
     def _recover_failed_program(self) -> None:
         """The open segment refused a program (§12): it is retired in RAM only, and every chunk
