@@ -66,7 +66,9 @@ class StoreError(FlashswapError):
 
 
 class NoSpaceError(StoreError):
-    """The store cannot hold the data (even after garbage collection)."""
+    """The store cannot hold the data (even after garbage collection). From a write whose
+    failed-program recovery found no good segment left, the store was rebuilt from flash as a
+    mount would: writes since the last sync may be lost (SPEC §12 step 3)."""
 
 
 class NotFoundError(StoreError, KeyError):

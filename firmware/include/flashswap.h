@@ -28,7 +28,10 @@ enum fsw_error {
     FSW_ERR_IO = -5,       /* device error, or too many block failures in one operation */
     FSW_ERR_CORRUPT = -84, /* no store on the flash, or the chunk is damaged or lost, or the
                             * store was damaged where this key may have been written */
-    FSW_ERR_NOSPC = -28,   /* no space left, or the index is full */
+    FSW_ERR_NOSPC = -28,   /* no space left, or the index is full; from a write whose
+                            * failed-program recovery found no good segment (worn out), the
+                            * store was rebuilt from flash as a mount would: writes since
+                            * the last sync may be lost (SPEC §12 step 3) */
     FSW_ERR_NOENT = -2,    /* no chunk under this key */
     FSW_ERR_TOOBIG = -27,  /* chunk larger than max_chunk, or than the caller's buffer */
     FSW_ERR_INVAL = -22,   /* bad argument or configuration, or store not mounted */
