@@ -61,11 +61,11 @@ static int parse(fsw_t *fs, struct cursor *c)
     return k ? k : crc == r[6] ? 1 : R_TYPE(r) == T_CKPT ? 3 : 2;
 }
 
-/* The address just past the last intact record of c's segment (c->r, p and plen are
- * scratch). */
+/* The address just past the last intact record of c's segment, c->p on its first record
+ * (c->r, p and plen are scratch). */
 static uint32_t good_end(fsw_t *fs, struct cursor *c)
 {
-    uint32_t g = c->p = SEG_BASE(fs, c->seg) + HDR_SIZE;
+    uint32_t g = c->p;
     int k;
     while ((k = parse(fs, c)) > 0) {
         c->p += REC_SIZE + c->plen;
@@ -90,9 +90,10 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         if (c->seg == NONE)
             return 0;
         if (c->p == SEG_BASE(fs, c->seg)) { /* records start after the header */
+            uint32_t first = c->p += HDR_SIZE;
             n = fsw_chain(fs, c->seg);
             c->g = n == NONE || SEGS(fs)[n].tear ? good_end(fs, c) : NONE;
-            c->p = SEG_BASE(fs, c->seg) + HDR_SIZE;
+            c->p = first;
             c->t = 0;
         } else {
             c->p += REC_SIZE + c->plen;
