@@ -232,6 +232,7 @@ static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
 static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
 {
     struct fsw_index_entry *e;
+    struct cursor *c = cur + 1;
     uint64_t base = *maxr = R_SEQ(cur->r);
     int i, err = 0, forged = 0;
     fs->replay_cold = cur->r[3];
@@ -242,13 +243,16 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
     if (!err)
 #endif
     err = load_ckpt(fs, cur);
-    for (i = 0; i < 2 && !err; i++) {
-        start(fs, cur + i, fsw_seq_find(fs, PICK_SEQ | i, i ? fs->replay_cold : fs->replay_seq));
-        err = step(fs, cur + i, maxr, 0);
-    }
-    while (!err && (cur[0].k || cur[1].k)) {
-        struct cursor *c = cur + (!cur[0].k || (cur[1].k && R_SEQ(cur[1].r) < R_SEQ(cur[0].r)));
-        uint32_t t = R_TYPE(c->r);
+    start(fs, cur, fsw_seq_find(fs, PICK_SEQ, fs->replay_seq));
+    start(fs, cur + 1, fsw_seq_find(fs, PICK_SEQ | 1, fs->replay_cold));
+    if (!err)
+        err = step(fs, cur, maxr, 0);
+    /* each turn steps the cursor the last one applied (first the cold one, on its first
+     * record), then applies the older of the two records */
+    while (!err && !(err = step(fs, c, maxr, 0)) && (cur[0].k || cur[1].k)) {
+        uint32_t t;
+        c = cur + (!cur[0].k || (cur[1].k && R_SEQ(cur[1].r) < R_SEQ(cur[0].r)));
+        t = R_TYPE(c->r);
         int v = 0;
 #ifndef FSW_NO_AEAD
         /* every intact record of the window is checked, those the checkpoint covers too; a
@@ -282,8 +286,6 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
             }
         }
         c->dmg = 0;
-        if (!err)
-            err = step(fs, c, maxr, 0);
     }
     i = missing(fs, base, cur->r, maxc) | cur[0].dmg | cur[1].dmg | forged; /* damage at end */
     fs->damaged |= (uint8_t)i;
