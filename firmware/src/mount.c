@@ -15,7 +15,9 @@ static int all_ff(const uint32_t *w, unsigned n)
 struct cursor {
     uint32_t r[8];
     uint32_t seg;  /* segment being read; at the end, the log's last segment (or NONE) */
-    uint32_t p;    /* record address; at the end, that segment's log end */
+    uint32_t p;    /* record address; at the end, that segment's log end; NONE: seg's start, its
+                    * header not passed yet (no record lies at NONE: segments end at multiples
+                    * of 512) */
     uint32_t plen;
     uint32_t g;    /* a tear can lie at or after this address of seg (NONE: nowhere) */
     int k;         /* 1 intact, 2 damaged, 0 at the end of the log */
@@ -74,7 +76,7 @@ static uint32_t good_end(fsw_t *fs, struct cursor *c)
     return g;
 }
 
-/* Moves c to its next record (the current one first, when c->p is its segment's base),
+/* Moves c to its next record (the current one first, when c->p is NONE: its segment's start),
  * keeping the largest record seq seen. A tear (damage after the last intact record of a log's
  * last segment, or of one whose successor says HF_TEAR) is passed over; other unreadable bytes
  * and damaged checkpoints set c->dmg. Intact continuation fragments are passed over unless
@@ -89,8 +91,8 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         c->k = 0;
         if (c->seg == NONE)
             return 0;
-        if (c->p == SEG_BASE(fs, c->seg)) { /* records start after the header */
-            uint32_t first = c->p += HDR_SIZE;
+        if (c->p == NONE) { /* records start after the header */
+            uint32_t first = c->p = SEG_BASE(fs, c->seg) + HDR_SIZE;
             n = fsw_chain(fs, c->seg);
             c->g = n == NONE || SEGS(fs)[n].tear ? good_end(fs, c) : NONE;
             c->p = first;
@@ -119,16 +121,15 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         if (n == NONE || stop_cont)
             return 0;
         c->seg = n;
-        c->p = SEG_BASE(fs, n);
+        c->p = NONE;
     }
 }
 
 /* Starts c at segment s (NONE: an empty log). */
-static void start(fsw_t *fs, struct cursor *c, uint32_t s)
+static void start(struct cursor *c, uint32_t s)
 {
     c->seg = s;
-    c->p = SEG_BASE(fs, s);
-    c->g = NONE;
+    c->p = c->g = NONE;
     c->dmg = 0;
     c->t = 0;
 }
@@ -139,7 +140,7 @@ static int ckpt_of(fsw_t *fs, uint32_t s, struct cursor *c)
 {
     uint64_t m = 0;
     int i, err;
-    start(fs, c, s);
+    start(c, s);
     for (i = 0; i < 2 + !!TAG(fs); i++) { /* encrypted: a RESERVE before it (§4a) */
         err = step(fs, c, &m, 1);
         if (err || !c->k || c->dmg)
@@ -243,8 +244,8 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
     if (!err)
 #endif
     err = load_ckpt(fs, cur);
-    start(fs, cur, fsw_seq_find(fs, PICK_SEQ, fs->replay_seq));
-    start(fs, cur + 1, fsw_seq_find(fs, PICK_SEQ | 1, fs->replay_cold));
+    start(cur, fsw_seq_find(fs, PICK_SEQ, fs->replay_seq));
+    start(cur + 1, fsw_seq_find(fs, PICK_SEQ | 1, fs->replay_cold));
     if (!err)
         err = step(fs, cur, maxr, 0);
     /* each turn steps the cursor the last one applied (first the cold one, on its first
