@@ -252,7 +252,7 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
      * record), then applies the older of the two records */
     while (!err && !(err = step(fs, c, maxr, 0)) && (cur[0].k || cur[1].k)) {
         uint32_t t;
-        c = cur + (!cur[0].k || (cur[1].k && R_SEQ(cur[1].r) < R_SEQ(cur[0].r)));
+        c = !cur[0].k || (cur[1].k && R_SEQ(cur[1].r) < R_SEQ(cur[0].r)) ? cur + 1 : cur;
         t = R_TYPE(c->r);
         int v = 0;
 #ifndef FSW_NO_AEAD
