@@ -111,8 +111,8 @@ int fsw_chunk_read(fsw_t *fs, const struct fsw_index_entry *e, uint8_t *dst)
     if (fs->tag)
         dst = fs->cfg->aead_buffer;
 #endif
-    if (e->addr == LOST)
-        return FSW_ERR_CORRUPT;
+    /* a LOST entry (never passed here: fsw_get answers it, relocation and mount never see
+     * one) would read as FSW_ERR_CORRUPT anyway: fsw_read refuses its address */
     fsw_frag_first(fs, e, &f);
     do {
         crc = 0;
@@ -235,12 +235,11 @@ int fsw_chunk_write(fsw_t *fs, uint32_t type, uint32_t key, uint32_t size, const
     }
 #endif
     do {
-        room = fsw_room(fs);
-        if (room < MIN_ROOM) {
+        /* (once at most: a segment opened for a spill has room) */
+        while ((room = fsw_room(fs)) < MIN_ROOM) {
             ck = err = fsw_next(fs, REC_SIZE + len - off, OPEN_SPILL);
             if (err < 0)
                 return err;
-            room = fsw_room(fs);
         }
         n = len - off < room - REC_SIZE ? len - off : room - REC_SIZE;
         rec_init(r, type | (uint32_t)((off + n < len ? F_MORE : 0) | (off ? F_CONT : 0)) << 8 |

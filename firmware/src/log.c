@@ -81,8 +81,8 @@ int fsw_blank(fsw_t *fs, uint32_t addr, uint32_t n)
     while (n && ff && !err) {
         uint32_t k = n < PROG_SIZE(fs) ? n : PROG_SIZE(fs), i;
         err = c->read(c, addr, c->prog_buffer, k);
-        for (i = 0; i < k; i++)
-            ff &= b[i] == 0xFF;
+        for (i = 0; i < k && ff; i++)
+            ff = b[i] == 0xFF;
         addr += k;
         n -= k;
     }

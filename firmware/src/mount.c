@@ -15,7 +15,9 @@ static int all_ff(const uint32_t *w, unsigned n)
 struct cursor {
     uint32_t r[8];
     uint32_t seg;  /* segment being read; at the end, the log's last segment (or NONE) */
-    uint32_t p;    /* record address; at the end, that segment's log end */
+    uint32_t p;    /* record address; at the end, that segment's log end; NONE: seg's start, its
+                    * header not passed yet (no record lies at NONE: segments end at multiples
+                    * of 512) */
     uint32_t plen;
     uint32_t g;    /* a tear can lie at or after this address of seg (NONE: nowhere) */
     int k;         /* 1 intact, 2 damaged, 0 at the end of the log */
@@ -61,11 +63,11 @@ static int parse(fsw_t *fs, struct cursor *c)
     return k ? k : crc == r[6] ? 1 : R_TYPE(r) == T_CKPT ? 3 : 2;
 }
 
-/* The address just past the last intact record of c's segment (c->r, p and plen are
- * scratch). */
+/* The address just past the last intact record of c's segment, c->p on its first record
+ * (c->r, p and plen are scratch). */
 static uint32_t good_end(fsw_t *fs, struct cursor *c)
 {
-    uint32_t g = c->p = SEG_BASE(fs, c->seg) + HDR_SIZE;
+    uint32_t g = c->p;
     int k;
     while ((k = parse(fs, c)) > 0) {
         c->p += REC_SIZE + c->plen;
@@ -74,7 +76,7 @@ static uint32_t good_end(fsw_t *fs, struct cursor *c)
     return g;
 }
 
-/* Moves c to its next record (the current one first, when c->p is its segment's base),
+/* Moves c to its next record (the current one first, when c->p is NONE: its segment's start),
  * keeping the largest record seq seen. A tear (damage after the last intact record of a log's
  * last segment, or of one whose successor says HF_TEAR) is passed over; other unreadable bytes
  * and damaged checkpoints set c->dmg. Intact continuation fragments are passed over unless
@@ -89,10 +91,11 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         c->k = 0;
         if (c->seg == NONE)
             return 0;
-        if (c->p == SEG_BASE(fs, c->seg)) { /* records start after the header */
+        if (c->p == NONE) { /* records start after the header */
+            uint32_t first = c->p = SEG_BASE(fs, c->seg) + HDR_SIZE;
             n = fsw_chain(fs, c->seg);
             c->g = n == NONE || SEGS(fs)[n].tear ? good_end(fs, c) : NONE;
-            c->p = SEG_BASE(fs, c->seg) + HDR_SIZE;
+            c->p = first;
             c->t = 0;
         } else {
             c->p += REC_SIZE + c->plen;
@@ -118,16 +121,15 @@ static int step(fsw_t *fs, struct cursor *c, uint64_t *maxr, int stop_cont)
         if (n == NONE || stop_cont)
             return 0;
         c->seg = n;
-        c->p = SEG_BASE(fs, n);
+        c->p = NONE;
     }
 }
 
 /* Starts c at segment s (NONE: an empty log). */
-static void start(fsw_t *fs, struct cursor *c, uint32_t s)
+static void start(struct cursor *c, uint32_t s)
 {
     c->seg = s;
-    c->p = SEG_BASE(fs, s);
-    c->g = NONE;
+    c->p = c->g = NONE;
     c->dmg = 0;
     c->t = 0;
 }
@@ -138,7 +140,7 @@ static int ckpt_of(fsw_t *fs, uint32_t s, struct cursor *c)
 {
     uint64_t m = 0;
     int i, err;
-    start(fs, c, s);
+    start(c, s);
     for (i = 0; i < 2 + !!TAG(fs); i++) { /* encrypted: a RESERVE before it (§4a) */
         err = step(fs, c, &m, 1);
         if (err || !c->k || c->dmg)
@@ -231,6 +233,7 @@ static int missing(fsw_t *fs, uint64_t base, uint32_t *r, uint32_t maxc)
 static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
 {
     struct fsw_index_entry *e;
+    struct cursor *c = cur + 1;
     uint64_t base = *maxr = R_SEQ(cur->r);
     int i, err = 0, forged = 0;
     fs->replay_cold = cur->r[3];
@@ -241,13 +244,16 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
     if (!err)
 #endif
     err = load_ckpt(fs, cur);
-    for (i = 0; i < 2 && !err; i++) {
-        start(fs, cur + i, fsw_seq_find(fs, PICK_SEQ | i, i ? fs->replay_cold : fs->replay_seq));
-        err = step(fs, cur + i, maxr, 0);
-    }
-    while (!err && (cur[0].k || cur[1].k)) {
-        struct cursor *c = cur + (!cur[0].k || (cur[1].k && R_SEQ(cur[1].r) < R_SEQ(cur[0].r)));
-        uint32_t t = R_TYPE(c->r);
+    start(cur, fsw_seq_find(fs, PICK_SEQ, fs->replay_seq));
+    start(cur + 1, fsw_seq_find(fs, PICK_SEQ | 1, fs->replay_cold));
+    if (!err)
+        err = step(fs, cur, maxr, 0);
+    /* each turn steps the cursor the last one applied (first the cold one, on its first
+     * record), then applies the older of the two records */
+    while (!err && !(err = step(fs, c, maxr, 0)) && (cur[0].k || cur[1].k)) {
+        uint32_t t;
+        c = !cur[0].k || (cur[1].k && R_SEQ(cur[1].r) < R_SEQ(cur[0].r)) ? cur + 1 : cur;
+        t = R_TYPE(c->r);
         int v = 0;
 #ifndef FSW_NO_AEAD
         /* every intact record of the window is checked, those the checkpoint covers too; a
@@ -281,8 +287,6 @@ static int replay(fsw_t *fs, struct cursor *cur, uint64_t *maxr, uint32_t maxc)
             }
         }
         c->dmg = 0;
-        if (!err)
-            err = step(fs, c, maxr, 0);
     }
     i = missing(fs, base, cur->r, maxc) | cur[0].dmg | cur[1].dmg | forged; /* damage at end */
     fs->damaged |= (uint8_t)i;
@@ -329,7 +333,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     } u;
     uint32_t *h = u.h, geo, s, t, found = 0, maxs = 0, maxc = 0, ck = NONE, below = NONE;
     uint32_t ref6 = 0, ref7 = 0, ref8 = 0;
-    uint64_t maxr = 0;
+    uint64_t maxr; /* set by replay */
     int err = fsw_setup(fs, cfg), k, ours;
     if (err)
         return err;
