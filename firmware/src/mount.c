@@ -333,7 +333,7 @@ int fsw_mount(fsw_t *fs, const struct fsw_config *cfg)
     } u;
     uint32_t *h = u.h, geo, s, t, found = 0, maxs = 0, maxc = 0, ck = NONE, below = NONE;
     uint32_t ref6 = 0, ref7 = 0, ref8 = 0;
-    uint64_t maxr; /* set by replay */
+    uint64_t maxr = 0;
     int err = fsw_setup(fs, cfg), k, ours;
     if (err)
         return err;
