@@ -181,9 +181,6 @@ def test_many_small_keys_with_big_chunks(engine: str, geo: str, seed: int,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
-    "the wedge below (test_found_*): with one failure, refused trims or an empty store "
-    "refusing puts showed on nand, mlc and nrf seeds of this sweep"))
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("geo", sorted(_GEOS))
 @pytest.mark.parametrize("key", [None, KEY], ids=["plain", "aead"])
