@@ -196,7 +196,8 @@ def test_revival_format_over_a_smaller_store_mounts_the_new_store(engine: str) -
 @pytest.mark.parametrize("engine", ENGINES)
 def test_revival_matrix(engine: str) -> None:
     """Same-geometry formats over 1..5 dead blocks (segment 0 among them or not), 2 old
-    formats, unmounted or cut after a sync, 6 seeds."""
+    formats, unmounted or cut after a sync, 6 seeds. On the 8-block NAND at most 4 dead: with
+    5 the new store's 3 good segments are all its reserve (revision 2.4), and no put fits."""
     geos = [(4096, 4096, "W25Q128JV", 1 << 16), (65536, 65536, "W25Q128JV", 1 << 20),
             (None, None, "W25N01GV", 8 * 128 * 1024)]
     for (os_, ns, part, cap) in geos:
@@ -204,7 +205,7 @@ def test_revival_matrix(engine: str) -> None:
         for seed in range(6):
             rng = random.Random(seed)
             for bad in ([0], [0, 1], [0, *rng.sample(range(1, nb), 2)],
-                        rng.sample(range(nb), 3), [nb - 1], list(range(5))):
+                        rng.sample(range(nb), 3), [nb - 1], list(range(min(5, nb - 4)))):
                 for unmount in (True, False):
                     _revival(engine, os_, ns, bad, part, cap, 2, unmount, seed)
 
