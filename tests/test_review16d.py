@@ -1,0 +1,351 @@
+"""Independent review of store revision 2.4 (issue 16: a reserve for the recovery's checkpoint,
+a recovery that finds no segment rebuilds the store from flash), on both engines.
+
+What was attacked, and how:
+(1) The wedge. A new churn (`_churn`): up to 300 keys (or max_keys) of 1..120 B, with chunks of a
+quarter to two segments one put in nine and of exactly max_chunk one in thirty; trims,
+trim_range of short sub-ranges, syncs, idle steps, unmount+mount, sync+copy+mount and power cuts
+armed inside the next operations, all interleaved; a refused put trims a short sub-range around a
+live key. Geometries the earlier reviews did not use: 8- and 16-segment devices, NOR with 8 KiB
+and 32 KiB segments, ckpt_interval 1 and the largest the geometry allows, MCU internal flash
+with 8 segments, SPI NAND and raw MLC with ckpt_interval 1, encrypted stores. Armed program or
+erase failures (FlashSim.fail_after): none, one (the "not worn out" case of the issue), two and
+three (counted, refusals allowed, loss never).
+(2) Revival after a format over blocks that can neither be erased nor marked, on the new
+geometries. (3) A program failure, then a power cut at every operation of its recovery, on the
+new geometries, plaintext and encrypted. (4) One flipped byte in the replay window of a store
+whose window is as large as the geometry allows. (5) MCU internal flash end to end.
+Both engines: same outcomes and same image for the same operations.
+
+The oracle is tests/storeutil.Oracle's (strict): a key untouched since the last sync reads its
+synced value; one written since reads its synced value or one written since. A lost chunk may
+read corrupt after a block failed (never an older value, never wrong bytes). Findings are strict
+xfails with the trace of their cause.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from flashswap import FlashSim, PowerCut, Store
+from flashswap.errors import CorruptError, NoSpaceError, NotFoundError
+from tests.storeutil import ENGINES, Oracle, needs_c, payload
+
+KEY = bytes(range(16))
+CORRUPT = b"<corrupt read>"  # what _read records for a key that reads corrupt
+
+# name -> (part, capacity, format options); ckpt_interval 255 stands for the largest the
+# geometry allows with the default reserve (_format works it out).
+GEOS: dict[str, tuple[str, int, dict[str, int]]] = {
+    # 8 segments
+    "nand8": ("W25N01GV", 8 * 128 * 1024, {"ckpt_interval": 1}),
+    "mlc8": ("FNNL41A-8Gb", 8 * 256 * 1024, {"ckpt_interval": 1}),
+    "nrf8": ("nRF5340-APP", 32 * 1024, {}),
+    "stm8": ("STM32L476-FLASH", 16 * 1024, {}),
+    "nor8-32k": ("W25Q128JV", 256 * 1024, {"segment_size": 32768}),
+    # 16 segments
+    "nand16": ("W25N01GV", 16 * 128 * 1024, {}),
+    "nrf16": ("nRF5340-APP", 64 * 1024, {"ckpt_interval": 1}),
+    "stm16": ("STM32L476-FLASH", 32 * 1024, {}),
+    "nor16-4k": ("W25Q128JV", 64 * 1024, {"segment_size": 4096, "ckpt_interval": 1}),
+    "nor16-32k-cimax": ("W25Q128JV", 512 * 1024, {"segment_size": 32768, "ckpt_interval": 255}),
+}
+EIGHT = ["nand8", "mlc8", "nrf8", "stm8", "nor8-32k"]
+SIXTEEN = ["nand16", "nrf16", "stm16", "nor16-4k", "nor16-32k-cimax"]
+
+
+def _flash(geo: str, seed: int = 0) -> FlashSim:
+    part, cap, _ = GEOS[geo]
+    return FlashSim.from_part(part, capacity=cap, seed=seed)
+
+
+def _format(flash: FlashSim, geo: str, engine: str, key: bytes | None) -> Store:
+    part, cap, opts = GEOS[geo]
+    opts = dict(opts)
+    if opts.get("ckpt_interval") == 255:  # the largest allowed: nseg - reserve - 3
+        seg = opts.get("segment_size", flash.erase_size)
+        probe = Store.format(FlashSim.from_part(part, capacity=cap), engine="python",
+                             segment_size=seg, ckpt_interval=1)
+        opts["ckpt_interval"] = cap // seg - probe.stat()["reserve"] - 3
+    return Store.format(flash, engine=engine, key=key, **opts)
+
+
+def _read(st: Store, keys: set[int], res: dict[str, Any]) -> dict[int, bytes | None]:
+    """Every key's value, None if absent, CORRUPT if it reads corrupt (counted)."""
+    out: dict[int, bytes | None] = {}
+    for k in keys:
+        try:
+            out[k] = st.get(k)
+        except NotFoundError:
+            out[k] = None
+        except CorruptError:
+            out[k] = CORRUPT
+            res["corrupt_reads"] += 1
+    return out
+
+
+# ------------------------------------------------------------------ (1) the wedge: the churn
+
+
+def _churn(geo: str, engine: str, seed: int, steps: int, nfail: int, *,
+           key: bytes | None = None, raise_tiny: bool = False,
+           tolerate: bool = False) -> dict[str, Any]:
+    """The review's churn under the strict oracle (module doc); `nfail` failures armed at
+    random steps in the middle two thirds, each on one of the next 30 programs or erases.
+
+    Counts: trims refused (the driver stops at the first), small puts (<= 120 B) refused while
+    less than 10% ("empty_put_refused") or 1% ("tiny_put_refused") of what format gave is live,
+    reads that were corrupt, refused puts that rolled back writes since the last sync (a rebuild,
+    SPEC §12 step 3: checked like a power cut), cuts, grown bad blocks. With `raise_tiny` the
+    first small put refused below 1% live raises its NoSpaceError. A refused trim raises its
+    NoSpaceError, or with `tolerate` (several grown bad blocks) ends the churn: the store changed
+    nothing and the final reads check it. A stale or wrong read raises AssertionError.
+    Returns the counts, the outcomes (to compare the engines) and the image."""
+    flash = _flash(geo, seed)
+    st = _format(flash, geo, engine, key)
+    s0 = st.stat()
+    fresh, maxk, maxc, seg = (s0["free_bytes"], s0["max_keys"], s0["max_chunk"],
+                              s0["segment_size"])
+    rng = random.Random(seed)
+    o = Oracle()
+    log: list[Any] = []
+    res: dict[str, Any] = {k: 0 for k in (
+        "trim_refused", "empty_put_refused", "tiny_put_refused", "puts", "refused", "cuts",
+        "corrupt_reads", "rollback")}
+    fail_steps = sorted(rng.sample(range(steps // 6, 5 * steps // 6), nfail)) if nfail else []
+    nkeys = min(maxk, 300)
+
+    def remount(f: FlashSim) -> Store:
+        return Store.mount(f, engine=engine, key=key)
+
+    def agrees(got: bytes | None, want: bytes | None) -> bool:
+        return got == want or (got == CORRUPT and want is not None)
+
+    def trim(a: int, b: int) -> None:
+        """trim_range(a, b) with the oracle told first; a refusal restores the oracle."""
+        snap = dict(o.current), {j: list(v) for j, v in o.since.items()}
+        o.trim_range(a, b)
+        try:
+            log.append(("trim_range", a, b, st.trim_range(a, b)))
+        except NoSpaceError:
+            res["trim_refused"] += 1
+            o.current, o.since = snap
+            raise
+
+    for i in range(steps):
+        if i in fail_steps:
+            flash.fail_after(rng.randrange(0, 30))
+        r = rng.random()
+        try:
+            if r < 0.03:
+                st.unmount()
+                o.sync()
+                st = remount(flash)
+                log.append(("remount", i))
+                continue
+            r -= 0.03
+            if r < 0.03:
+                st.sync()
+                o.sync()
+                flash = flash.copy()
+                st = remount(flash)
+                log.append(("copy", i))
+                continue
+            r -= 0.03
+            if r < 0.03:
+                flash.power_cut_after(rng.randrange(0, 40))
+            r -= 0.03
+            if r < 0.05:
+                log.append(("idle", st.idle(rng.randint(1, 4))))
+                continue
+            r = rng.random()
+            k = rng.randrange(nkeys)
+            if r < 0.06:
+                a = rng.randrange(nkeys)
+                trim(a, a + rng.randrange(1, 30))
+                continue
+            if r < 0.14:
+                trim(k, k)
+                continue
+            if r < 0.22:
+                st.sync()
+                o.sync()
+                log.append(("sync", i))
+                continue
+            if r < 0.26 and flash._cut is None:
+                got = _read(st, {k}, res)[k]
+                assert agrees(got, o.current.get(k)), f"step {i}: get({k}) during the run"
+                continue
+            q = rng.random()
+            n = (maxc if q < 0.03 else rng.randint(seg // 4, min(maxc, 2 * seg)) if q < 0.15
+                 else rng.randint(1, 120))
+            data = payload(k, rng.randrange(1 << 30), n)
+            prev = o.current.get(k)
+            o.put(k, data)
+            res["puts"] += 1
+            try:
+                st.put(k, data)
+                log.append(("put", i, k, n))
+            except NoSpaceError:
+                o.put_refused(k, prev)
+                res["refused"] += 1
+                log.append(("refused", i, k, n))
+                if o.since:  # a refused put changes nothing, unless the store was rebuilt
+                    now = _read(st, set(o.since), res)
+                    if any(now[j] != o.current.get(j) for j in o.since):
+                        res["rollback"] += 1
+                        o.check_after_cut(_read(st, o.keys() | set(range(nkeys)), res))
+                s = st.stat()
+                index_full = s["live_chunks"] >= maxk and prev is None
+                if not index_full and n <= 120 and s["live_bytes"] < fresh // 10:
+                    res["empty_put_refused"] += 1
+                    if s["live_bytes"] < fresh // 100:
+                        res["tiny_put_refused"] += 1
+                        if raise_tiny:
+                            raise
+                if o.current:
+                    v = rng.choice(sorted(o.current))
+                    trim(v, v + rng.randrange(3))
+        except NoSpaceError:
+            if not tolerate or not res["trim_refused"]:
+                raise
+            break
+        except PowerCut:
+            flash.power_cut_after(None)
+            res["cuts"] += 1
+            st = remount(flash)
+            log.append(("cut", i))
+            o.check_after_cut(_read(st, o.keys() | set(range(nkeys)), res))
+    flash.power_cut_after(None)
+    flash.fail_after(None)
+    got = _read(st, o.keys(), res)
+    for k in o.keys():
+        assert agrees(got[k], o.current.get(k)), f"final read of key {k}"
+    res["grown"] = int(flash._grown.sum())
+    res["log"] = log
+    res["image"] = flash.image()
+    return res
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo, seed, key", [
+    ("nand8", 100, None), ("nrf8", 100, KEY), ("stm16", 101, None), ("nor16-4k", 102, KEY),
+    ("nor16-32k-cimax", 103, None), ("mlc8", 104, None)])
+def test_churn_one_failure_no_trim_refused_no_loss(engine: str, geo: str, seed: int,
+                                                  key: bytes | None) -> None:
+    res = _churn(geo, engine, seed, 300, 1, key=key)
+    assert res["trim_refused"] == 0 and res["rollback"] == 0
+
+
+# Found: a store with a few hundred bytes live refuses a 1-byte put. Both scripts were cut down
+# from the churn (delta debugging) on the 8-block W25N01GV geometry with ckpt_interval 1 (default
+# reserve 3). Ops: ("put", key, size) writes payload(key, op index, size); ("cut", n) arms
+# a power cut after n more programs/erases (then a mount of the torn flash); ("fail", n) a
+# program failure; "copy" is sync + mount of a copy; "remount" unmount + mount.
+
+_HEALTHY_WEDGE: list[tuple[Any, ...]] = [
+    ("cut", 26), ("put", 85, 113), ("sync",), ("put", 226, 16), ("sync",), ("put", 71, 52426),
+    ("put", 237, 69293), ("put", 46, 52), ("cut", 6), ("put", 203, 54300), ("put", 5, 63),
+    ("put", 147, 95677), ("put", 52, 131032), ("put", 44, 7), ("put", 94, 53550), ("cut", 29),
+    ("put", 297, 125889), ("cut", 19), ("put", 177, 131032), ("trim_range", 147, 168),
+    ("put", 195, 43), ("put", 237, 53780), ("put", 80, 58923), ("copy",), ("put", 215, 93),
+    ("sync",), ("put", 80, 33), ("copy",), ("put", 3, 59479), ("trim_range", 50, 52),
+    ("remount",), ("trim_range", 93, 94), ("sync",), ("put", 129, 33), ("sync",),
+    ("trim_range", 3, 4), ("trim_range", 237, 239)]
+
+_ONE_FAILURE_WEDGE: list[tuple[Any, ...]] = [
+    ("put", 157, 57253), ("put", 155, 13), ("put", 78, 75771), ("put", 91, 19),
+    ("put", 150, 59865), ("put", 80, 120295), ("put", 213, 3), ("put", 64, 69063), ("fail", 0),
+    ("put", 86, 31), ("trim_range", 157, 159), ("sync",), ("trim_range", 78, 80),
+    ("trim_range", 148, 150), ("trim_range", 47, 71)]
+
+
+def _both_xfail(exc: type[BaseException], reason: str) -> list[Any]:
+    """Both engines, each a strict xfail raising `exc`."""
+    xf = pytest.mark.xfail(strict=True, raises=exc, reason=reason)
+    return [pytest.param("python", marks=xf), pytest.param("c", marks=[xf, needs_c])]
+
+
+def _script(geo: str, engine: str, ops: list[tuple[Any, ...]], seed: int
+            ) -> tuple[Store, FlashSim, list[Any]]:
+    """Run a script of ops (above); a refused put is an outcome, a cut mounts the torn flash."""
+    flash = _flash(geo, seed)
+    st = _format(flash, geo, engine, None)
+    out: list[Any] = []
+    for i, op in enumerate(ops):
+        try:
+            if op[0] == "put":
+                try:
+                    st.put(op[1], payload(op[1], i, op[2]))
+                    out.append("ok")
+                except NoSpaceError:
+                    out.append("refused")
+            elif op[0] == "trim_range":
+                out.append(st.trim_range(op[1], op[2]))
+            elif op[0] == "sync":
+                st.sync()
+            elif op[0] == "remount":
+                st.unmount()
+                st = Store.mount(flash, engine=engine)
+            elif op[0] == "copy":
+                st.sync()
+                flash = flash.copy()
+                st = Store.mount(flash, engine=engine)
+            elif op[0] == "cut":
+                flash.power_cut_after(op[1])
+            else:
+                flash.fail_after(op[1])
+        except PowerCut:
+            flash.power_cut_after(None)
+            st = Store.mount(flash, engine=engine)
+            out.append("cut")
+    return st, flash, out
+
+
+def _tiny_put_after(st: Store) -> None:
+    """A 1-byte put, then (if refused) the same after idle(50) and a sync: the wedge raises."""
+    for _ in range(2):
+        try:
+            st.put(999, b"q")
+            return
+        except NoSpaceError:
+            st.idle(50)
+            st.sync()
+    st.put(999, b"q")
+
+
+@pytest.mark.parametrize("engine", _both_xfail(NoSpaceError, (
+        "a healthy store (no grown bad block, four power cuts) with 453 B live in 9 chunks "
+        "refuses a 1-byte put, also after idle(50), a sync and a remount: F is 1 with reserve "
+        "3 (a mount leaves the store lean one segment short, §10; the trim after the remount "
+        "opened a segment for its record and took one more). With F <= reserve - 2 nothing "
+        "can progress: a put needs F >= reserve - 1 although the hot head has 126 KiB of "
+        "room; no segment is movable (cost <= room_cold + data_cap * (F + 1 - reserve) < 0); "
+        "no segment is pinned for a forced checkpoint. The 9 chunks sit in 6 segments: only "
+        "trims that empty whole segments get out")))
+def test_found_healthy_store_refuses_a_tiny_put(engine: str) -> None:
+    st, flash, out = _script("nand8", engine, _HEALTHY_WEDGE, 101)
+    s = st.stat()
+    assert (out.count("cut"), s["retired_blocks"], int(flash._grown.sum())) == (4, 0, 0)
+    assert s["live_bytes"] == 453 and s["free_segments"] == 1
+    _tiny_put_after(st)
+    st = Store.mount(flash.copy(), engine=engine)
+    st.put(999, b"q")
+
+
+@pytest.mark.parametrize("engine", _both_xfail(NoSpaceError, (
+        "one program failure (a 31-byte put), then trims: 66 B live in 4 chunks on 4 "
+        "segments, F 2, reserve 3, one segment retired, the hot head open with 126 KiB of "
+        "room, and a 1-byte put is refused, also after idle(50) and a sync. After a "
+        "retirement a lean put needs F >= reserve (§10), and no segment is movable with F + 1 "
+        "- reserve = 0 and no cold room; a forced checkpoint needs a pinned segment. Only a "
+        "remount (which forgets the bad block, counting it free) or trimming whole segments "
+        "gets out")))
+def test_found_one_failure_store_refuses_a_tiny_put(engine: str) -> None:
+    st, flash, out = _script("nand8", engine, _ONE_FAILURE_WEDGE, 1)
+    s = st.stat()
+    assert (s["retired_blocks"], int(flash._grown.sum()), s["live_bytes"]) == (1, 1, 66)
+    _tiny_put_after(st)
