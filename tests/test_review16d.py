@@ -32,6 +32,7 @@ import pytest
 
 from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import CorruptError, NoSpaceError, NotFoundError
+from flashswap.store.layout import NO_KEY
 from tests.storeutil import ENGINES, Oracle, needs_c, payload
 
 KEY = bytes(range(16))
@@ -403,3 +404,126 @@ def _cut_then_fail(pages_per_call: int, fail: int) -> tuple[int, int | None]:
 @pytest.mark.parametrize("fail", [2, 10])
 def test_a_cut_leaves_the_armed_failure_as_it_would_page_by_page(fail: int) -> None:
     assert _cut_then_fail(4, fail) == _cut_then_fail(1, fail)
+
+
+# ------------------------------------------------------------------ (3) failure, then a cut
+
+
+def _near_full(geo: str, engine: str, seed: int, key: bytes | None
+               ) -> tuple[FlashSim, Store, Oracle]:
+    """A store filled until a put is refused with chunks of a quarter to one segment and a
+    small key after each (so each segment holds one), four of them trimmed, synced."""
+    flash = _flash(geo, seed)
+    st = _format(flash, geo, engine, key)
+    seg, maxc = st.stat()["segment_size"], st.stat()["max_chunk"]
+    rng = random.Random(seed)
+    o = Oracle()
+    for i in range(200):
+        for k, n in ((100 + i, rng.randint(seg // 4, min(maxc, seg))), (i, rng.randint(1, 90))):
+            d = payload(k, i, n)
+            o.put(k, d)
+            try:
+                st.put(k, d)
+            except NoSpaceError:
+                o.put_refused(k, None)
+                break
+        else:
+            continue
+        break
+    for k in rng.sample(sorted(o.current), 4):
+        o.trim(k)
+        st.trim(k)
+    st.sync()
+    o.sync()
+    return flash, st, o
+
+
+def _fail_cut_run(geo: str, engine: str, seed: int, key: bytes | None, fail_at: int,
+                  cut: int | None) -> tuple[int, bytes]:
+    """Near full (above), a failure armed on operation fail_at, a cut on operation `cut`, in
+    25 operations of puts up to max_chunk, trims, trim_range, syncs and idle steps; then the
+    strict oracle after a mount; then trimming everything works and a put is taken. Returns
+    the operations the run took and the image the mount found."""
+    flash, st, o = _near_full(geo, engine, seed, key)
+    maxc = st.stat()["max_chunk"]
+    start = flash.ops_count
+    flash.fail_after(fail_at)
+    flash.power_cut_after(cut)
+    rng = random.Random(seed + 1)
+    try:
+        for i in range(25):
+            r, k = rng.random(), rng.choice(sorted(o.keys()) or [0])
+            if r < 0.5:
+                d = payload(k, 1000 + i, rng.choice([rng.randint(1, 90), maxc]))
+                prev = o.current.get(k)
+                o.put(k, d)
+                try:
+                    st.put(k, d)
+                except NoSpaceError:
+                    o.put_refused(k, prev)
+                    o.trim(k)
+                    st.trim(k)
+            elif r < 0.7:
+                o.trim(k)
+                st.trim(k)
+            elif r < 0.8:
+                o.trim_range(k, k + 40)
+                st.trim_range(k, k + 40)
+            elif r < 0.95:
+                st.sync()
+                o.sync()
+            else:
+                st.idle(2)
+    except PowerCut:
+        pass
+    took = flash.ops_count - start
+    flash.power_cut_after(None)
+    flash.fail_after(None)
+    st = Store.mount(flash, engine=engine, key=key)
+    res = {"corrupt_reads": 0}
+    got = _read(st, o.keys(), res)
+    assert res["corrupt_reads"] == 0, f"cut {cut}: a chunk reads corrupt"
+    o.check_after_cut(got)
+    image = flash.image()
+    st.trim_range(0, NO_KEY - 1)  # never refused with one grown bad block
+    st.put(7, b"after")
+    st.sync()
+    assert Store.mount(flash.copy(), engine=engine, key=key).keys() == [7]
+    return took, image
+
+
+def _fail_cut_every(geo: str, engine: str, seed: int, key: bytes | None, fail_at: int,
+                    limit: int | None = None) -> int:
+    total, _ = _fail_cut_run(geo, engine, seed, key, fail_at, None)
+    cuts = range(fail_at, total + 1)
+    n = 0
+    for cut in (cuts if limit is None else cuts[:limit]):
+        _fail_cut_run(geo, engine, seed, key, fail_at, cut)
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo, key, fail_at", [("nor16-4k", KEY, 3), ("nrf8", None, 5)])
+def test_failure_near_full_then_cut_at_each_point(engine: str, geo: str, key: bytes | None,
+                                                  fail_at: int) -> None:
+    assert _fail_cut_every(geo, engine, 11, key, fail_at, limit=12) == 12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo", EIGHT + SIXTEEN)
+@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "aead"])
+def test_failure_near_full_then_cut_at_every_point(engine: str, geo: str,
+                                                   key: bytes | None) -> None:
+    for seed, fail_at in ((12, 0), (13, 4), (14, 9)):
+        _fail_cut_every(geo, engine, seed, key, fail_at)
+
+
+@needs_c
+@pytest.mark.parametrize("geo, key", [("nrf8", KEY), ("nand8", None)])
+def test_failure_near_full_then_cut_same_image_in_both_engines(geo: str,
+                                                              key: bytes | None) -> None:
+    for cut in (None, 6, 9, 17):
+        assert _fail_cut_run(geo, "python", 15, key, 4, cut) == _fail_cut_run(
+            geo, "c", 15, key, 4, cut)
