@@ -33,7 +33,8 @@ import pytest
 from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import CorruptError, NoSpaceError, NotFoundError
 from flashswap.store.layout import NO_KEY
-from tests.storeutil import ENGINES, Oracle, needs_c, payload
+from flashswap.store.parse import parse_segment
+from tests.storeutil import ENGINES, Oracle, image_copy, key_outcome, needs_c, payload
 
 KEY = bytes(range(16))
 CORRUPT = b"<corrupt read>"  # what _read records for a key that reads corrupt
@@ -527,3 +528,87 @@ def test_failure_near_full_then_cut_same_image_in_both_engines(geo: str,
     for cut in (None, 6, 9, 17):
         assert _fail_cut_run(geo, "python", 15, key, 4, cut) == _fail_cut_run(
             geo, "c", 15, key, 4, cut)
+
+
+# ------------------------------------------------------------------ (4) one flipped byte
+
+
+def _versions_image(geo: str, key: bytes | None, seed: int
+                    ) -> tuple[FlashSim, dict[int, bytes], list[int]]:
+    """16 keys each written 8 times (1..1500 B), trim_range of sub-ranges between, syncs, a
+    final sync: the image, what every key must read (absent if trimmed), and the address of
+    every record header in the replay window (all in the log, with the largest window)."""
+    flash = _flash(geo, seed)
+    st = _format(flash, geo, "python", key)
+    rng = random.Random(seed)
+    want: dict[int, bytes] = {}
+    for i in range(128):
+        k = rng.randrange(16)
+        want[k] = payload(k, i, rng.randint(1, 1500))
+        st.put(k, want[k])
+        if i % 11 == 10:
+            a = rng.randrange(16)
+            b = a + rng.randrange(3)
+            st.trim_range(a, b)
+            want = {j: v for j, v in want.items() if not a <= j <= b}
+        if i % 17 == 0:
+            st.sync()
+    st.sync()
+    assert sorted(want) == st.keys()
+    seg, img = st.geo.seg_size, flash.image()
+    heads = []
+    window = [s for s in range(st.geo.nseg) if st.state[s] == 2 and not st._outside_window()[s]]
+    for s in window:
+        recs, _ = parse_segment(img[s * seg:(s + 1) * seg], s * seg, st.geo.prog_size,
+                                st.geo.page_once, st.max_chunk, st.tag)
+        heads += [r.addr for r in recs if r.rtype != 0xFF]
+    return flash, want, heads
+
+
+def _flip_window(geo: str, key: bytes | None, seed: int, engines: list[str],
+                 stride: int) -> int:
+    """Flip one byte (every `stride`-th byte of every record header in the window, XOR with a
+    random nonzero value): every key reads its value or corrupt, never an older version, and a
+    trimmed key never comes back; the engines agree."""
+    flash, want, heads = _versions_image(geo, key, seed)
+    base = flash.image()
+    rng = random.Random(seed)
+    n = 0
+    for h in heads:
+        for p in range(h + rng.randrange(stride), h + 32, stride):
+            img = bytearray(base)
+            img[p] ^= rng.randrange(1, 256)
+            outs = []
+            for engine in engines:
+                try:
+                    st = Store.mount(image_copy(flash, bytes(img)), engine=engine, key=key)
+                except CorruptError:
+                    outs.append("corrupt")
+                    continue
+                outs.append([key_outcome(st, k) for k in range(17)])
+            assert all(o == outs[0] for o in outs), f"byte {p:#x}: engines differ"
+            n += 1
+            if outs[0] == "corrupt":
+                continue
+            for k, (kind, got) in enumerate(outs[0]):
+                assert kind == "corrupt" or got == want.get(k), (
+                    f"byte {p:#x} (record at {h:#x}): key {k} read {kind}"
+                    f"{'' if got is None else f' of {len(got)} B'}, want "
+                    f"{'absent' if k not in want else f'{len(want[k])} B'}")
+    return n
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "aead"])
+def test_one_flipped_byte_in_a_wide_window(key: bytes | None) -> None:
+    """The largest window the geometry allows (ckpt_interval 11 of 16 segments)."""
+    engines = ["python"] if needs_c.args[0] else ["python", "c"]
+    assert _flip_window("nor16-32k-cimax", key, 21, engines, 32) > 100
+
+
+@pytest.mark.slow
+@needs_c
+@pytest.mark.parametrize("geo", ["nor16-32k-cimax", "nor8-32k", "stm16", "nand16"])
+@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "aead"])
+def test_one_flipped_byte_at_every_header_byte(geo: str, key: bytes | None) -> None:
+    for seed in (22, 23):
+        _flip_window(geo, key, seed, ["python", "c"], 1)
