@@ -34,7 +34,15 @@ from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import CorruptError, NoSpaceError, NotFoundError
 from flashswap.store.layout import NO_KEY
 from flashswap.store.parse import parse_segment
-from tests.storeutil import ENGINES, Oracle, image_copy, key_outcome, needs_c, payload
+from tests.storeutil import (
+    ENGINES,
+    Oracle,
+    check_only_new_store,
+    image_copy,
+    key_outcome,
+    needs_c,
+    payload,
+)
 
 KEY = bytes(range(16))
 CORRUPT = b"<corrupt read>"  # what _read records for a key that reads corrupt
@@ -612,3 +620,39 @@ def test_one_flipped_byte_in_a_wide_window(key: bytes | None) -> None:
 def test_one_flipped_byte_at_every_header_byte(geo: str, key: bytes | None) -> None:
     for seed in (22, 23):
         _flip_window(geo, key, seed, ["python", "c"], 1)
+
+
+# ------------------------------------------------------------------ (2) the revival
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("old, new, bad", [
+    ({"segment_size": 32768, "ckpt_interval": 1}, {"segment_size": 4096}, [0, 8]),
+    ({"segment_size": 4096, "ckpt_interval": 55}, {"segment_size": 32768}, [0, 1, 9]),
+    ({"segment_size": 32768, "key": KEY}, {"segment_size": 32768, "ckpt_interval": 1}, [0, 24]),
+    ({"segment_size": 4096, "max_keys": 60}, {"segment_size": 4096, "max_keys": 160},
+     [0, 2, 3])])
+@pytest.mark.parametrize("unmount", [True, False], ids=["unmount", "cut"])
+def test_revival_with_other_options_over_dead_blocks(engine: str, old: dict[str, Any],
+                                                     new: dict[str, int], bad: list[int],
+                                                     unmount: bool) -> None:
+    """W25Q128JV, 256 KiB: an old store (other segment size, ckpt_interval at an extreme, an
+    encrypted one, a small index) full of data; 4 KiB sectors at old header positions can be
+    neither erased nor programmed; a format with other options: no old key is ever visible."""
+    flash = FlashSim.from_part("W25Q128JV", capacity=256 * 1024, wear="error",
+                               weibull=(2.0, 1e9), seed=31)
+    rng = random.Random(31)
+    st = Store.format(flash, engine=engine, **old)
+    top = min(9000, st.stat()["max_chunk"])
+    for i in range(40):
+        k = rng.randrange(30)
+        try:
+            st.put(k, payload(k, i, rng.randint(1, top)))
+        except NoSpaceError:
+            st.trim(k)
+    st.unmount()
+    for b in bad:
+        flash.block_endurance[b] = flash.wear_counts[b]
+    fresh = Store.format(flash, engine=engine, **new)
+    want = {30 + i: payload(30 + i, 99, 1 + 377 * i) for i in range(5)}
+    check_only_new_store(fresh, flash, engine, want, rng, unmount, rounds=40, top=3000)
