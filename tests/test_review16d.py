@@ -735,3 +735,87 @@ def test_found_sync_fails_for_lack_of_space_after_two_grown_blocks() -> None:
     except NoSpaceError as e:
         assert str(e).startswith("sync:"), e
         raise
+
+
+# ------------------------------------------------------------------ (5) MCU internal flash
+
+_MCU = ["nrf8", "stm8", "nrf16", "stm16"]
+
+
+def _mcu_run(geo: str, engine: str, key: bytes | None, cut: int | None) -> tuple[int, bytes]:
+    """Chunks of odd lengths (never whole words: 1, 3, 5 .. and max_chunk - 1), each synced
+    (a partial word ends every sync), trims, trim_range, idle; a cut at operation `cut`; the
+    strict oracle after the mount; then trimming everything, two chunks of max_chunk, an
+    unmount and a mount that reads them back. Returns the operations and the image."""
+    flash = _flash(geo, 41)
+    st = _format(flash, geo, engine, key)
+    maxc = st.stat()["max_chunk"]
+    rng = random.Random(41)
+    o = Oracle()
+    start = flash.ops_count
+    flash.power_cut_after(cut)
+    try:
+        for i in range(40):
+            k = rng.randrange(12)
+            if i % 7 == 6:
+                o.trim_range(k, k + 3)
+                st.trim_range(k, k + 3)
+                continue
+            n = rng.choice([1, 3, 5, 7, 2 * rng.randrange(maxc // 2) + 1, maxc - 1])
+            d = payload(k, i, n)
+            prev = o.current.get(k)
+            o.put(k, d)
+            try:
+                st.put(k, d)
+            except NoSpaceError:
+                o.put_refused(k, prev)
+                o.trim(k)
+                st.trim(k)
+            if i % 3:
+                st.sync()
+                o.sync()
+            else:
+                st.idle(1)
+        flash.power_cut_after(None)
+    except PowerCut:
+        flash.power_cut_after(None)
+        st = Store.mount(flash, engine=engine, key=key)
+        res = {"corrupt_reads": 0}
+        o.check_after_cut(_read(st, o.keys() | set(range(12)), res))
+        assert res["corrupt_reads"] == 0
+    took = flash.ops_count - start
+    image = flash.image()
+    st.trim_range(0, NO_KEY - 1)
+    big = {50: payload(50, 0, maxc), 51: payload(51, 0, maxc)}
+    for k, v in big.items():
+        st.put(k, v)
+    st.unmount()
+    st = Store.mount(flash, engine=engine, key=key)
+    assert {k: st.get(k) for k in st.keys()} == big
+    return took, image
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo, key", [("nrf8", None), ("stm8", KEY)])
+def test_internal_flash_end_to_end_with_cuts(engine: str, geo: str, key: bytes | None) -> None:
+    total, _ = _mcu_run(geo, engine, key, None)
+    for cut in range(0, total, max(1, total // 4)):
+        _mcu_run(geo, engine, key, cut)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo", _MCU)
+@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "aead"])
+def test_internal_flash_cut_at_every_operation(engine: str, geo: str,
+                                               key: bytes | None) -> None:
+    total, _ = _mcu_run(geo, engine, key, None)
+    for cut in range(total):
+        _mcu_run(geo, engine, key, cut)
+
+
+@needs_c
+@pytest.mark.parametrize("geo, key", [("nrf16", KEY), ("stm16", None)])
+def test_internal_flash_same_image_in_both_engines(geo: str, key: bytes | None) -> None:
+    for cut in (None, 17, 60):
+        assert _mcu_run(geo, "python", key, cut) == _mcu_run(geo, "c", key, cut)
