@@ -717,14 +717,20 @@ def _counts(geos: list[str], engine: str, nfail: int, seeds: range, key: bytes |
     return out
 
 
+_AEAD8 = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "nand8 seed 300: a trim refused after one failure "
+    "(test_found_encrypted_trim_refused_after_one_failure)"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("size", [8, 16])
-@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "aead"])
+@pytest.mark.parametrize("size, key", [(8, None), (16, None), pytest.param(8, KEY, marks=_AEAD8),
+                                       (16, KEY)], ids=["8-plain", "16-plain", "8-aead",
+                                                        "16-aead"])
 def test_one_failure_never_refuses_a_trim_nor_loses_data(engine: str, size: int,
                                                          key: bytes | None) -> None:
-    """200..205 (plain) or 300..304 (aead): no trim refused with one failure (the tiny-put
-    refusals are the findings above)."""
+    """Seeds 200..205 (plain) or 300..304 (aead) on the five geometries of each size: no trim
+    refused with one failure (the tiny-put refusals are the findings above)."""
     seeds = range(200, 206) if key is None else range(300, 305)
     res = _counts(EIGHT if size == 8 else SIXTEEN, engine, 1, seeds, key)
     assert res["trim_refused"] == 0, res
