@@ -913,3 +913,28 @@ def test_found_refused_put_undoes_an_unsynced_trim(engine: str) -> None:
         st.put(171, payload(171, 0, 50298))
     assert int(flash._grown.sum()) == 2
     assert key_outcome(st, 139) == ("absent", None), "a trimmed key came back"
+
+
+def _mount_reads(engine: str) -> int:
+    """Bytes the mount of a small NAND store reads (a few chunks written, GC run, unmounted)."""
+    flash = _flash("nand8", 5)
+    st = _format(flash, "nand8", engine, None)
+    st.put(1, payload(1, 0, 100))
+    st.put(2, payload(2, 0, 60000))
+    for _ in range(2):
+        for i in range(3):
+            st.put(3 + i, payload(3, i, 100000))
+    st.unmount()
+    before = int(flash.read_bytes.sum())
+    Store.mount(flash, engine=engine)
+    return int(flash.read_bytes.sum()) - before
+
+
+@needs_c
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "programs, erases and images agree, reads do not: this mount reads 162,062 B in C against "
+    "the model's 131,394 (+23%); a 150-operation churn on the same geometry read 16.7 MB in C "
+    "against 11.4 MB (simulated time and energy +23%), which the lifetime and I/O-time "
+    "projections inherit from the engine chosen. Cause not traced"))
+def test_engines_read_the_same_bytes_at_mount() -> None:
+    assert _mount_reads("c") == _mount_reads("python")
