@@ -444,12 +444,15 @@ class FlashSim:
         n, ps, ss = new.size, self.page_size, self.spare_size
         npages = p1 - p0
         if self._fail is not None:
-            if self._fail >= npages:
-                self._fail -= npages
-            else:
+            # Page by page, as a driver programs them: the failure fires at its page unless a
+            # cut tears an earlier one; else it stays armed, less the pages attempted (the
+            # engines split programs differently, and must meet the same faults).
+            torn = self._cut if self._cut is not None and self._cut < npages else None
+            if self._fail < npages and (torn is None or self._fail <= torn):
                 self._grow_bad(blk, self._fail, lambda k: self.program(
                     addr, new[: min(n, (p0 + k) * ps - addr)],
                     None if sp is None else sp[: k * ss]), "program")
+            self._fail -= npages if torn is None else torn + 1
         cut = self._countdown(npages)
         att = npages if cut < 0 else cut + 1  # pages attempted (the torn one included)
         end_att = n if cut < 0 else min(n, (p0 + att) * ps - addr)

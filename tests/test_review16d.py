@@ -451,15 +451,13 @@ def _cut_then_fail(pages_per_call: int, fail: int) -> tuple[int, int | None]:
     return flash.ops_count, flash._fail
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "FlashSim.program subtracts every page of a multi-page program from fail_after's count "
-    "before the cut countdown tears one, and with the failure inside the program it disarms "
-    "it (_grow_bad sets _fail None, then the cut fires while completing the pages before it): "
-    "the Python model programs several pages per call, C one, so the same armed faults fire "
-    "at different operations in the two engines (nand8 seed 103 with three failures: two "
-    "grown bad blocks in C, none in the model)"))
 @pytest.mark.parametrize("fail", [2, 10])
 def test_a_cut_leaves_the_armed_failure_as_it_would_page_by_page(fail: int) -> None:
+    """Found here: FlashSim.program took every page of a multi-page program off fail_after's
+    count before the cut tore one, and with the failure inside the program it disarmed it; the
+    model programs several pages per call and C one, so the same armed faults fired at
+    different operations in the two engines (nand8 seed 103, three failures: two grown bad
+    blocks in C, none in the model)."""
     assert _cut_then_fail(4, fail) == _cut_then_fail(1, fail)
 
 
