@@ -79,6 +79,39 @@ def test_a_tight_budget_takes_smaller_chunks(mbv2):
         plan(mbv2, 12 * 1024, schedule="layers")
 
 
+def chunk_of(p) -> dict[str, int]:
+    return {t["name"]: t["chunk"] for t in p.metadata["tensors"] if t["chunk"]}
+
+
+def test_chunks_are_chosen_per_tensor():
+    """ResNet-8 at 14 KiB streams one tensor through a chunk window (in 512 B chunks) and
+    evicts another whole: that one is written in one 4 KiB chunk, which programs fewer
+    record headers than the same plan in 512 B chunks throughout."""
+    g = load_model("tests/fixtures/models/ic_resnet8_32.tflite")
+    p = plan(g, 14 * 1024)
+    chunks = chunk_of(p)
+    windowed = {p.steps.tensors[t].name for t in p.schedule.windowed}
+    assert windowed and set(chunks) - windowed
+    assert {chunks[n] for n in windowed} == {512}
+    assert {chunks[n] for n in set(chunks) - windowed} == {4096}
+    assert p.metadata["chunk_size"] == 4096  # the largest chunk the trace holds
+    # The trace agrees: each tensor's keys, and no WRITE longer than its tensor's chunk.
+    rec = p.records
+    w = rec[rec["op"] == Op.WRITE]
+    by_key = {}
+    for t in p.metadata["tensors"]:
+        for k in range(t["first_key"], t["first_key"] + t["chunks"]):
+            by_key[k] = t["chunk"]
+    assert p.metadata["key_count"] == len(by_key) == sum(
+        t["chunks"] for t in p.metadata["tensors"])
+    assert all(int(n) <= by_key[int(k)] for k, n in zip(w["key"], w["length"], strict=True))
+    uniform = plan(g, 14 * 1024, chunk=512)
+    assert set(chunk_of(uniform).values()) == {512}
+    a, b = p.metadata["cost"], uniform.metadata["cost"]
+    assert a["bytes_written"] == b["bytes_written"]
+    assert a["bytes_programmed"] < b["bytes_programmed"]
+
+
 def test_impossible_budget_names_the_smallest_budget(mbv2):
     with pytest.raises(BudgetError) as e:
         plan(mbv2, 2 * 1024)

@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated storage layers ({', '.join(stores())}; "
                    "default flashswap)")
     p.add_argument("--chunk", default="4KiB", metavar="SIZE",
-                   help="swap chunk size the planner uses (default 4KiB)")
+                   help="largest swap chunk the planner uses (default 4KiB)")
     p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default=None,
                    help="what-if activation type: built-in models (default int8), or a float "
                    "model planned as an int8 deployment; by default a model file's own types")

@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sram", required=True, metavar="SIZE",
                    help="SRAM budget for activations, e.g. 256KiB, 1MiB, 300k")
     p.add_argument("--chunk", default="4KiB", metavar="SIZE",
-                   help="largest swap chunk (default 4KiB; the fused planner halves it, down to "
-                   "the part's program unit, where the budget needs smaller windows)")
+                   help="largest swap chunk (default 4KiB; the fused planner chooses a chunk "
+                   "per tensor: halved, down to the part's program unit, for tensors streamed "
+                   "through windows where the budget needs smaller ones)")
     p.add_argument("--inferences", type=int, default=1, metavar="N",
                    help="inferences to write (identical; default 1)")
     p.add_argument("--dtype", choices=ACTIVATION_DTYPES, default=None,

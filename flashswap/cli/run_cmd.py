@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sram", required=True, metavar="SIZE",
                    help="SRAM budget: activations, chunk windows, parameter staging, kernel "
                    "scratch and accumulators, e.g. 64KiB")
-    p.add_argument("--chunk", default="4KiB", metavar="SIZE", help="swap chunk size (4KiB)")
+    p.add_argument("--chunk", default="4KiB", metavar="SIZE",
+                   help="largest swap chunk (4KiB; chosen per tensor as `plan` does)")
     p.add_argument("--part", default=None, metavar="NAME",
                    help="flash part from the catalogue (default W25Q128JV)")
     p.add_argument("--capacity", metavar="SIZE",

@@ -20,8 +20,9 @@ activations of the graph unswapped: the price of never moving a buffer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -97,9 +98,9 @@ def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0, *,
     at `macs_per_s`, or if 0 at the default MCU's measured rate (flashswap/mcus.py), as the
     CLI prices it);
     `chunk` is the largest chunk it uses: it halves the chunk, down to the part's program
-    unit, until the budget is feasible, and keeps the layer plan instead when that scores
-    better on the cost model's objective. The plan's graph is the model's with its nodes in
-    the order planned.
+    unit, until the budget is feasible, chooses the chunk per tensor (_widen), and keeps the
+    layer plan instead when that scores better on the cost model's objective. The plan's
+    graph is the model's with its nodes in the order planned.
     """
     if chunk <= 0:
         raise InputError(f"invalid chunk size {chunk}: must be at least 1 byte")
@@ -128,7 +129,7 @@ def plan(graph: Graph, sram: int, chunk: int = 4096, macs_per_s: int = 0, *,
 
 
 def _plan_layers(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
-                 macs_per_s: int) -> Plan:
+                 macs_per_s: int, chunks: dict[int, int] | None = None) -> Plan:
     mins = [min_step_need(sg, s, chunk, needs[s.index]) for s in sg.steps]
     worst = int(np.argmax(mins)) if mins else 0
     min_budget = max(mins, default=0)
@@ -136,7 +137,7 @@ def _plan_layers(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chu
         s = sg.steps[worst]
         raise _budget_error(sram, s.name, s.op_type, min_budget)
     try:
-        sched = Scheduler(sg, needs, sram, chunk, macs_per_s).run()
+        sched = Scheduler(sg, needs, sram, chunk, macs_per_s, chunks).run()
     except Infeasible as e:  # pragma: no cover - min_step_need already ruled this out
         raise _budget_error(sram, e.step.name, e.step.op_type, max(e.need, min_budget)) from None
     prog = layout(sched.program, sram)
@@ -158,24 +159,30 @@ def chunk_choices(chunk: int, unit: int) -> list[int]:
     return out
 
 
+# Rebuilds a plan with the same stages and chunk, and per-tensor chunk sizes (see _widen).
+Rebuild = Callable[[dict[int, int]], Plan]
+
+
 def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
                 macs_per_s: int, cm: CostModel, max_steps: int) -> Plan:
     """The better of the layer plan and the fused plan (see `plan`).
 
     Chunks: each schedule takes the largest chunk of `chunk_choices` at which it is feasible;
     the fused search is also priced at a quarter of that chunk (smaller windows can keep more
-    in SRAM) when it would write anything, and the cheaper estimate is scheduled."""
-    from flashswap.planner.fused.plan import extras_of, schedule_fused
+    in SRAM) when it would write anything, and the cheaper estimate is scheduled. Then the
+    chunk is chosen per tensor (_widen)."""
+    from flashswap.planner.fused.plan import extras_of
     from flashswap.planner.fused.schedule import MIN_GROUP
     from flashswap.planner.fused.search import run_profiles, search
 
     extras = extras_of(needs)
     runs = run_profiles(graph, sg, extras, max_steps)
     choices = chunk_choices(chunk, cm.part.page_size)
-    options: list[Plan] = []
+    options: list[tuple[Plan, Rebuild]] = []
     for c in choices:
         try:
-            options.append(_plan_layers(graph, sg, needs, sram, c, macs_per_s))
+            options.append((_plan_layers(graph, sg, needs, sram, c, macs_per_s),
+                            partial(_plan_layers, graph, sg, needs, sram, c, macs_per_s)))
             break
         except BudgetError:
             continue
@@ -184,8 +191,8 @@ def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chun
     for group in (MIN_GROUP, 1):
         found = _search_fused(graph, sg, needs, sram, choices, macs_per_s, cm, max_steps,
                               runs, group)
-        if found is not None:
-            options.append(found)
+        if found:
+            options += found
             break
     if not options:
         need, step = _min_budget(sg, needs, extras, runs, choices[-1])
@@ -193,68 +200,108 @@ def _plan_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chun
         raise BudgetError(
             f"SRAM budget {format_size(sram)} is too small: the model needs at least "
             f"{kib_ceil(need)} KiB (op '{s.name}' ({s.op_type}), chunks of {choices[-1]} B)")
-    base = options[0] if "fused_runs" not in options[0].metadata else None
-    for p in options:
+    base = options[0][0] if "fused_runs" not in options[0][0].metadata else None
+    for p, _ in options:
         p.metadata["schedule"] = "fused" if "fused_runs" in p.metadata else "layers"
         _add_cost(p, cm, base)
-    if cm.max_slowdown is not None and not any(_within(cm, p) for p in options):
+    if cm.max_slowdown is not None and not any(_within(cm, p) for p, _ in options):
         # The cheapest plans are too slow: the fastest fused plan the search finds.
         fast = replace(cm, objective="time", max_slowdown=None)
         for c in choices:
             stages = search(graph, sg, sram, c, fast, extras, max_steps, runs=runs)
+            rebuild = partial(_fused_plan, graph, sg, needs, sram, c, macs_per_s, cm,
+                              max_steps, runs, stages, 1)
             try:
-                r = schedule_fused(graph, sg, needs, sram, c, macs_per_s, cm, max_steps,
-                                   runs, stages) if stages else None
+                quick = rebuild({}) if stages else None
             except (Infeasible, LayoutError):
-                r = None
-            if r is not None:
-                meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c,
-                                 macs_per_s, 0, 0)
-                meta.update(fused_runs=r.fused, in_place_steps=r.in_place, schedule="fused")
-                p = Plan(graph, sg, needs, r.schedule, r.program, meta)
-                _add_cost(p, cm, base)
-                options.append(p)
+                quick = None
+            if quick is not None:
+                quick.metadata["schedule"] = "fused"
+                _add_cost(quick, cm, base)
+                options.append((quick, rebuild))
                 break
-        if not any(_within(cm, p) for p in options):
-            fastest = min(p.metadata["cost"]["slowdown"] for p in options)
+        if not any(_within(cm, p) for p, _ in options):
+            fastest = min(p.metadata["cost"]["slowdown"] for p, _ in options)
             raise BudgetError(f"--max-slowdown {cm.max_slowdown:g} cannot be met at "
                               f"{format_size(sram)}: the fastest plan found takes "
                               f"{fastest:.2f}x")
+    plans = [_widen(p, rebuild, chunk, cm, base) for p, rebuild in options]
     if cm.max_slowdown is not None:
-        options = [p for p in options if _within(cm, p)]
-    best = min(options, key=lambda p: tuple(p.metadata["cost"]["score"]))
+        plans = [p for p in plans if _within(cm, p)]
+    best = min(plans, key=lambda p: tuple(p.metadata["cost"]["score"]))
     _fill_min_budget(best, sg, needs, extras, runs, choices[-1])
     best.metadata["chunk_choices"] = choices
     return best
 
 
+def _widen(p: Plan, rebuild: Rebuild, cap: int, cm: CostModel, base: Plan | None) -> Plan:
+    """The plan with a chunk chosen per tensor: `p`, or `p` rescheduled with every swapped
+    tensor that no step streams through a chunk window in chunks of `cap`, whichever scores
+    better on the part's cost model.
+
+    Why: a small chunk pays only where a tensor is streamed (its window holds a chunk or two
+    beyond a tile's band, so smaller chunks leave more SRAM to the step). A tensor evicted
+    and read back whole needs no window, and each of its chunks costs a record header
+    (programmed, and worn) and a read command; in chunks of `cap` it costs fewest. The
+    rescheduled plan can differ beyond those tensors (a step may then stream one of them in
+    a wider window, or a run may no longer fit), so it is kept only if it schedules and its
+    score is no worse."""
+    sched = p.schedule
+    wide = {t: cap for t, k in enumerate(sched.first_key)
+            if k >= 0 and t not in sched.windowed and sched.chunk[t] < cap}
+    if not wide:
+        return p
+    try:
+        q = rebuild(wide)
+    except (Infeasible, LayoutError):
+        return p
+    q.metadata["schedule"] = p.metadata["schedule"]
+    _add_cost(q, cm, base)
+    return q if tuple(q.metadata["cost"]["score"]) <= tuple(p.metadata["cost"]["score"]) else p
+
+
+def _fused_plan(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
+                macs_per_s: int, cm: CostModel, max_steps: int, runs: dict, stages: list[Any],
+                group: int, chunks: dict[int, int]) -> Plan:
+    """The fused plan of `stages` at `chunk` (per-tensor `chunks` where given)."""
+    from flashswap.planner.fused.plan import schedule_fused
+
+    r = schedule_fused(graph, sg, needs, sram, chunk, macs_per_s, cm, max_steps, runs, stages,
+                       group, chunks)
+    assert r is not None
+    meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, chunk, macs_per_s, 0, 0)
+    meta.update(fused_runs=r.fused, in_place_steps=r.in_place)
+    return Plan(graph, sg, needs, r.schedule, r.program, meta)
+
+
 def _search_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int,
                   choices: list[int], macs_per_s: int, cm: CostModel, max_steps: int,
-                  runs: dict, group: int) -> Plan | None:
-    """The fused plan of least estimated cost over the chunk choices (see _plan_fused)."""
-    from flashswap.planner.fused.plan import extras_of, schedule_fused
+                  runs: dict, group: int) -> list[tuple[Plan, Rebuild]]:
+    """Fused plans over the chunk choices (see _plan_fused): the search runs at the largest
+    feasible chunk and, when that plan would write anything, at a smaller one; each is
+    scheduled (the search's estimate prices every chunk at its stage's chunk, the schedule
+    and _widen may then choose per tensor, so the estimates alone do not decide)."""
+    from flashswap.planner.fused.plan import extras_of
     from flashswap.planner.fused.search import search
 
     extras = extras_of(needs, group)
-    searched: list[tuple[float, int, int, list[Any]]] = []
-    for k, c in enumerate(choices):
+    searched: list[tuple[float, int, list[Any]]] = []  # (estimate, chunk, stages)
+    for c in choices:
         if searched and (len(searched) >= 2 or searched[0][0] == 0
                          or c * 4 < searched[0][1]):
             break
         stages = search(graph, sg, sram, c, cm, extras, max_steps, runs=runs)
         if stages:
-            searched.append((sum(st.estimate for st in stages), c, k, stages))
-    for _, c, _, stages in sorted(searched, key=lambda x: (x[0], -x[1])):
+            searched.append((sum(st.estimate for st in stages), c, stages))
+    out: list[tuple[Plan, Rebuild]] = []
+    for _, c, stages in searched:
+        rebuild = partial(_fused_plan, graph, sg, needs, sram, c, macs_per_s, cm, max_steps,
+                          runs, stages, group)
         try:
-            r = schedule_fused(graph, sg, needs, sram, c, macs_per_s, cm, max_steps, runs,
-                               stages, group)
+            out.append((rebuild({}), rebuild))
         except (Infeasible, LayoutError):
             continue
-        assert r is not None
-        meta = _metadata(graph, sg, needs, r.schedule, r.program, sram, c, macs_per_s, 0, 0)
-        meta.update(fused_runs=r.fused, in_place_steps=r.in_place)
-        return Plan(graph, sg, needs, r.schedule, r.program, meta)
-    return None
+    return out
 
 
 def _within(cm: CostModel, p: Plan) -> bool:
@@ -311,7 +358,8 @@ def _metadata(graph: Graph, sg: StepGraph, needs: list[Needs], sched: Schedule, 
         {"name": t.name, "bytes": t.nbytes, "dtype": graph.tensors[t.name].dtype,
          "producer": sg.steps[sg.producer[t.id]].name,
          "last_use": sg.steps[sg.last_use(t.id)].name, "first_key": sched.first_key[t.id],
-         "chunks": -(-t.nbytes // chunk) if sched.first_key[t.id] >= 0 else 0,
+         "chunk": sched.chunk[t.id] if sched.first_key[t.id] >= 0 else 0,
+         "chunks": -(-t.nbytes // sched.chunk[t.id]) if sched.first_key[t.id] >= 0 else 0,
          "bytes_written": int(sched.written[t.id]), "bytes_read": int(sched.read[t.id])}
         for t in sg.tensors
     ]
@@ -328,7 +376,9 @@ def _metadata(graph: Graph, sg: StepGraph, needs: list[Needs], sched: Schedule, 
         "model": graph.name,
         "model_source": graph.source,
         "sram_budget": sram,
-        "chunk_size": chunk,
+        # The largest chunk the plan writes (chunks are chosen per tensor; see _widen).
+        "chunk_size": max((sched.chunk[t] for t, k in enumerate(sched.first_key) if k >= 0),
+                          default=chunk),
         "generator": f"flashswap {__version__} planner",
         "peak_sram": sched.peak,
         "arena_high_water": prog.high_water,

@@ -40,7 +40,7 @@ order of first write, so every inference uses the same keys. A WRITE is flagged 
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -90,6 +90,8 @@ class Schedule:
     tiles: list[int]  # per step
     groups: list[int]  # channel groups per tile, per step
     peak: int = 0  # most bytes the pool held at once, by the scheduler's own count
+    chunk: list[int] = field(default_factory=list)  # chunk bytes per storage tensor
+    windowed: frozenset[int] = frozenset()  # tensors some step streamed through a window
 
 
 def fixed_extras(n: Needs) -> int:
@@ -143,11 +145,14 @@ class _Window:
 
 class Scheduler:
     def __init__(self, sg: StepGraph, needs: list[Needs], pool: int, chunk: int,
-                 macs_per_s: int = 0) -> None:
+                 macs_per_s: int = 0, chunks: dict[int, int] | None = None) -> None:
         self.sg = sg
         self.needs = needs
         self.pool = pool
         self.chunk = chunk
+        # Per-tensor chunk sizes that differ from `chunk` (the planner's widening pass).
+        self.chunks = chunks or {}
+        self.windowed: set[int] = set()
         self.rate = macs_per_s
         self.res: dict[int, int] = {}  # resident tensor -> its buffer
         self.in_flash: set[int] = set()
@@ -174,17 +179,40 @@ class Scheduler:
     def size(self, t: int) -> int:
         return align(self.sg.tensors[t].nbytes)
 
+    def chunk_of(self, t: int) -> int:
+        """Tensor t's chunk size."""
+        return self.chunks.get(t, self.chunk)
+
     def lengths(self, t: int) -> np.ndarray:
         """Tensor t's chunk lengths (computed once per tensor: read-only)."""
         out = self._lengths.get(t)
         if out is None:
-            out = self._lengths[t] = chunk_lengths(self.sg.tensors[t].nbytes, self.chunk)
+            out = self._lengths[t] = chunk_lengths(self.sg.tensors[t].nbytes, self.chunk_of(t))
             out.flags.writeable = False
         return out
 
     def chunk_length(self, t: int, c: int) -> int:
         """Bytes of chunk c of tensor t: a whole chunk, or what remains of the tensor."""
-        return min(self.chunk, self.sg.tensors[t].nbytes - c * self.chunk)
+        k = self.chunk_of(t)
+        return min(k, self.sg.tensors[t].nbytes - c * k)
+
+    def window(self, t: int, buf: int, tc: Touch) -> _Window:
+        """Tensor t's chunk window for one step (remembered: the widening pass keeps the
+        chunk of windowed tensors)."""
+        self.windowed.add(t)
+        return _Window(t, buf, tc, self.lengths(t), self.chunk_of(t))
+
+    def schedule(self) -> Schedule:
+        """The program so far, ended, with the scheduler's counts."""
+        if self.next_key:
+            self.prog.append(Invalidate(0, self.next_key - 1))
+        self.prog.append(Sync())
+        self.prog.append(End())
+        prog = Program(self.buffers, self.prog)
+        return Schedule(prog, self.next_key, self.first_key, self.written, self.read,
+                        self.tiles, self.groups, self.peak,
+                        [self.chunk_of(t) for t in range(len(self.sg.tensors))],
+                        frozenset(self.windowed))
 
     def next_use(self, t: int, i: int) -> int:
         uses = self.sg.consumers[t]
@@ -206,26 +234,26 @@ class Scheduler:
     def write_chunk(self, t: int, c: int, buf: int, at: int, i: int) -> None:
         flags = FLAG_PINNED if self.sg.last_use(t) > i + 1 else 0
         n = self.chunk_length(t, c)
-        self.prog.append(Write(self.keys(t) + c, n, buf, at, t, c * self.chunk, flags))
+        self.prog.append(Write(self.keys(t) + c, n, buf, at, t, c * self.chunk_of(t), flags))
         self.written[t] += n
 
     def read_chunk(self, t: int, c: int, buf: int, at: int) -> None:
         n = self.chunk_length(t, c)
-        self.prog.append(Read(self.first_key[t] + c, n, buf, at, t, c * self.chunk))
+        self.prog.append(Read(self.first_key[t] + c, n, buf, at, t, c * self.chunk_of(t)))
         self.read[t] += n
 
     def evict(self, t: int, i: int) -> None:
         buf = self.res.pop(t)
         if t not in self.in_flash:
             for c in range(len(self.lengths(t))):
-                self.write_chunk(t, c, buf, c * self.chunk, i)
+                self.write_chunk(t, c, buf, c * self.chunk_of(t), i)
             self.in_flash.add(t)
         self.prog.append(Free(buf))
 
     def touches(self, s: Step, streamed: list[int], per_tile: int) -> dict[int, Touch]:
         bounds = tile_bounds(s.units, per_tile)
         ios = {io.tensor: io for io in (*s.inputs, *s.outputs)}
-        return {t: touch(ios[t], self.sg.tensors[t].nbytes, bounds, self.chunk)
+        return {t: touch(ios[t], self.sg.tensors[t].nbytes, bounds, self.chunk_of(t))
                 for t in streamed}
 
     def tile_need(self, s: Step, streamed: list[int], per_tile: int) -> int:
@@ -239,13 +267,7 @@ class Scheduler:
         self.prog.append(Begin(0))
         for s in self.sg.steps:
             self.step(s)
-        if self.next_key:
-            self.prog.append(Invalidate(0, self.next_key - 1))
-        self.prog.append(Sync())
-        self.prog.append(End())
-        prog = Program(self.buffers, self.prog)
-        return Schedule(prog, self.next_key, self.first_key, self.written, self.read,
-                        self.tiles, self.groups, self.peak)
+        return self.schedule()
 
     def plan_step(self, s: Step) -> tuple[set[int], list[int]]:
         """(tensors held whole in SRAM during the step, tensors streamed through flash)."""
@@ -305,15 +327,15 @@ class Scheduler:
             if t in kept and t not in self.res:
                 buf = self.alloc(self.sg.tensors[t].nbytes, self.sg.tensors[t].name, "tensor", t)
                 for c in range(len(self.lengths(t))):
-                    self.read_chunk(t, c, buf, c * self.chunk)
+                    self.read_chunk(t, c, buf, c * self.chunk_of(t))
                 self.res[t] = buf
         for t in outs:
             if t in kept:
                 self.res[t] = self.alloc(self.sg.tensors[t].nbytes, self.sg.tensors[t].name,
                                          "tensor", t)
-        windows = {t: _Window(t, self.alloc(touches[t].buffer,
-                                            f"{self.sg.tensors[t].name} (tiles)", "window", t),
-                              touches[t], self.lengths(t), self.chunk)
+        windows = {t: self.window(t, self.alloc(touches[t].buffer,
+                                                f"{self.sg.tensors[t].name} (tiles)",
+                                                "window", t), touches[t])
                    for t in streamed}
         # The staging buffer takes what is left, up to a tile's channels.
         left = (self.pool - occupied - kept_bytes - align(n.accum)

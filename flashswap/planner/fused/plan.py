@@ -42,9 +42,11 @@ def extras_of(needs: list[Needs], min_group: int = 1) -> list[Extras]:
 def schedule_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, chunk: int,
                    macs_per_s: int, cm: CostModel, max_steps: int = 24,
                    runs: dict | None = None, stages: list[Stage] | None = None,
-                   min_group: int = 1) -> FusedResult | None:
+                   min_group: int = 1, chunks: dict[int, int] | None = None
+                   ) -> FusedResult | None:
     """The fused program for `sram` bytes (of `stages`, searched if not given, with staging
-    for `min_group` channels), or None if the search finds no stages."""
+    for `min_group` channels; chunks of `chunk` bytes, or per tensor `chunks`), or None if
+    the search finds no stages."""
     if stages is None:
         stages = search(graph, sg, sram, chunk, cm, extras_of(needs, min_group), max_steps,
                         runs=runs)
@@ -59,7 +61,7 @@ def schedule_fused(graph: Graph, sg: StepGraph, needs: list[Needs], sram: int, c
             plan_stages.append((st.first, st.last,
                                 RunChoice(cand, (st.config, *st.alternatives))))
     sch = FusedScheduler(graph, sg, needs, sram, chunk, plan_stages, macs_per_s,
-                         in_place_steps(graph, sg), min_group)
+                         in_place_steps(graph, sg), min_group, chunks)
     sched = sch.run()
     prog = layout(sched.program, sram)
     return FusedResult(stages, sched, prog, sch.fused, sch.in_place_done)

@@ -47,12 +47,8 @@ from flashswap.planner.program import (
     Bind,
     Bind2D,
     Copy2D,
-    End,
     Free,
-    Invalidate,
     Patch,
-    Program,
-    Sync,
     Trim,
     WeightRead,
 )
@@ -99,8 +95,9 @@ class FusedScheduler(Scheduler):
 
     def __init__(self, graph: Graph, sg: StepGraph, needs: list[Needs], pool: int, chunk: int,
                  stages: list[tuple[int, int, RunChoice | None]], macs_per_s: int = 0,
-                 in_place: dict[int, InPlace] | None = None, min_group: int = 1) -> None:
-        super().__init__(sg, needs, pool, chunk, macs_per_s)
+                 in_place: dict[int, InPlace] | None = None, min_group: int = 1,
+                 chunks: dict[int, int] | None = None) -> None:
+        super().__init__(sg, needs, pool, chunk, macs_per_s, chunks)
         self.min_group = min_group
         self.graph = graph
         self.stages = stages
@@ -135,7 +132,7 @@ class FusedScheduler(Scheduler):
             if t not in self.res:
                 buf = self.alloc(self.sg.tensors[t].nbytes, self.sg.tensors[t].name, "tensor", t)
                 for c in range(len(self.lengths(t))):
-                    self.read_chunk(t, c, buf, c * self.chunk)
+                    self.read_chunk(t, c, buf, c * self.chunk_of(t))
                 self.res[t] = buf
         left = self.pool - occupied - need + align(n.min_staging()) - align(n.accum)
         cap = n.channels
@@ -186,13 +183,7 @@ class FusedScheduler(Scheduler):
                 except Infeasible:  # the estimate was short: run its steps layer by layer
                     for k in range(first, last + 1):
                         self.step(self.sg.steps[k])
-        if self.next_key:
-            self.prog.append(Invalidate(0, self.next_key - 1))
-        self.prog.append(Sync())
-        self.prog.append(End())
-        prog = Program(self.buffers, self.prog)
-        return Schedule(prog, self.next_key, self.first_key, self.written, self.read,
-                        self.tiles, self.groups, self.peak)
+        return self.schedule()
 
     # -- sizes --------------------------------------------------------------------------
 
@@ -218,7 +209,7 @@ class FusedScheduler(Scheduler):
         else:
             iv = rp.ext_rows[t]
             lo, hi = iv.lo, iv.hi
-        return touch_bytes(lo * g.row, hi * g.row, nbytes, self.chunk)
+        return touch_bytes(lo * g.row, hi * g.row, nbytes, self.chunk_of(t))
 
     def io_need(self, cand: Candidate, rp: RunPlan, kept: set[int], streamed: list[int],
                 resident_params: bool = False) -> int:
@@ -354,7 +345,7 @@ class _RunEmitter:
             if t in self.kept and t not in s.res:  # in flash: read back whole
                 buf = s.alloc(s.sg.tensors[t].nbytes, s.sg.tensors[t].name, "tensor", t)
                 for c in range(len(s.lengths(t))):
-                    s.read_chunk(t, c, buf, c * s.chunk)
+                    s.read_chunk(t, c, buf, c * s.chunk_of(t))
                 s.res[t] = buf
         if cand.sink in self.kept:
             s.res[cand.sink] = s.alloc(s.sg.tensors[cand.sink].nbytes,
@@ -363,7 +354,7 @@ class _RunEmitter:
         for t in self.streamed:
             tc = s.stream_touch(cand, rp, t)
             buf = s.alloc(tc.buffer, f"{s.sg.tensors[t].name} (tiles)", "window", t)
-            self.windows[t] = _Window(t, buf, tc, s.lengths(t), s.chunk)
+            self.windows[t] = s.window(t, buf, tc)
         self.ws = s.alloc(rp.workspace, f"run {s.sg.steps[self.a].name}..."
                           f"{s.sg.steps[self.b].name} (windows)", "scratch") \
             if rp.workspace else -1
