@@ -10,8 +10,10 @@ static uint32_t usable(const fsw_t *fs, int cold)
 }
 
 /* The index entry with a fragment in segment s and the lowest first-fragment address (NULL
- * if none); with afford, NULL as well when moving all of them to the cold head would not leave
- * `reserve` segments free once s is free (during the move one fewer, §10). */
+ * if none); with afford 1, NULL as well when moving all of them to the cold head would not
+ * leave `reserve` segments free once s is free (during the move one fewer, §10); with afford 2,
+ * when they do not fit in the hot head's room with a trim record (and a seq reservation) to
+ * spare: a move that opens no segment and frees one. */
 static const struct fsw_index_entry *in_segment(fsw_t *fs, uint32_t s, int afford)
 {
     const struct fsw_index_entry *x = fs->cfg->index, *best = NULL;
@@ -25,10 +27,11 @@ static const struct fsw_index_entry *in_segment(fsw_t *fs, uint32_t s, int affor
                 best = x + i;
             }
         }
-    room = usable(fs, 1);
-    if (afford && (int32_t)(room - cost) +
-                          (int32_t)DATA_CAP(fs) *
-                              ((int32_t)COUNT(fs, PICK_HOT) + 1 - fs->reserve) <
+    if (afford > 1) /* MIN_ROOM + 15: an encrypted trim record; a RESERVE, synced */
+        cost += MIN_ROOM + (TAG(fs) ? 15 + REC_SIZE + PROG_SIZE(fs) : 0);
+    room = usable(fs, afford & 1);
+    if (afford && (int32_t)(room - cost) + (afford & 1) * (int32_t)DATA_CAP(fs) *
+                                              ((int32_t)COUNT(fs, PICK_HOT) + 1 - fs->reserve) <
                       0)
         best = NULL;
     return best;
@@ -51,16 +54,17 @@ static int relocate(fsw_t *fs, uint32_t s)
     return err;
 }
 
-/* Moves segment s's chunks to the cold head. */
-static int move_cold(fsw_t *fs, uint32_t s)
+/* Moves segment s's chunks to the cold (or the hot) head. */
+static int move(fsw_t *fs, uint32_t s, int cold)
 {
-    int err = fsw_use(fs, 1);
+    int err = fsw_use(fs, cold);
     return err ? err : relocate(fs, s);
 }
 
 /* §10 step 3: make need bytes fit on the hot head keeping `reserve` segments really free:
  * release the dead segments the window pins with a checkpoint, else move the emptiest segment
- * outside the window to the cold head if that keeps the reserve, else shrink the window.
+ * outside the window to the cold head if that keeps the reserve, or into the hot head's room
+ * if it fits there (it opens no segment and frees one), else shrink the window.
  * Bounded as the Python model's. */
 int fsw_make_room(fsw_t *fs, uint32_t need)
 {
@@ -83,7 +87,9 @@ int fsw_make_room(fsw_t *fs, uint32_t need)
         if (free && (int32_t)COUNT(fs, PICK_SPACE) > free)
             err = fsw_next(fs, 0, OPEN_FORCE); /* the window pins dead segments */
         else if ((v = PICK(fs, PICK_VICTIM)) != NONE && in_segment(fs, v, 1))
-            err = move_cold(fs, v);
+            err = move(fs, v, 1);
+        else if (v != NONE && in_segment(fs, v, 2))
+            err = move(fs, v, 0); /* short of segments: into the hot head's room */
         else if (COUNT(fs, PICK_WINDOW) && x > 0)
             err = fsw_next(fs, 0, OPEN_FORCE); /* its segments become victims */
         else

@@ -500,12 +500,16 @@ class Store:
     def _trim_record(self, first: int, last: int) -> None:
         """Append a TRIM_RANGE record [first, last] (a single key: first == last). Never
         garbage-collects: the reserve (§10) holds the records that delete every chunk, each
-        segment opened for them a checkpoint segment. When no segment is free (a program
-        failure's recovery near full took the reserve, §12), the cold head takes the record if
-        it has room: deleting must still work."""
-        self._use(cold=not self._free_count() and self._head_room(True) >= MIN_ROOM)
+        segment opened for them a checkpoint segment. When the hot head has no room for the
+        record, the cold head takes it if it has room, before any segment is opened: a segment
+        counted free may be a grown bad block a remount forgot (§12), and deleting must still
+        work."""
         # Never split: a trim needs its whole record (with its tag when encrypted).
         need = max(MIN_ROOM, REC_SIZE + self.tag)
+        # The cold head when the hot one has no room for it and the cold one has: opening a
+        # segment is left for when neither has (a segment counted free may be a grown bad
+        # block that a remount forgot, §12).
+        self._use(cold=self._hot_room() < need <= self._head_room(True))
         for _ in range(2):  # a reservation may use up the room: then open again
             if self._room() < need:
                 if not self._free_count():
@@ -1017,11 +1021,21 @@ class Store:
         return self._move_cost(s) <= room + self.geo.data_cap * (
             self._free_count() + 1 - self.reserve)
 
+    def _fits_hot(self, s: int, room: int) -> bool:
+        """True when relocating segment s fits in the hot head's `room` with a trim record
+        (and a seq reservation) to spare: a move that opens no segment and frees one (§10)."""
+        spare = max(MIN_ROOM, REC_SIZE + self.tag)
+        if self.aead is not None:  # a due RESERVE record, synced: the rest of its unit
+            spare += REC_SIZE + self.geo.prog_size
+        return self._move_cost(s) + spare <= room
+
     def _make_room(self, need: int) -> None:
         """Make `need` bytes fit on the hot head (§10 step 3) keeping `reserve` segments really
         free, or raise NoSpaceError: release the dead segments the window pins with a
         checkpoint, else relocate the emptiest segment outside the window if that keeps the
-        reserve, else shrink the window so that its segments become victims."""
+        reserve, or into the hot head's room if it fits there (a move that opens no segment
+        and frees one, revision 2.5), else shrink the window so that its segments become
+        victims."""
         g = self.geo
         for _ in range(4 * g.nseg + 4):
             room = self._hot_room()
@@ -1042,6 +1056,9 @@ class Store:
             victim = self._victim()
             if victim is not None and self._movable(victim):
                 self._relocate(victim)
+                continue
+            if victim is not None and self._fits_hot(victim, room):
+                self._relocate(victim, cold=False)
                 continue
             if self._window_count() and free > self.reserve:
                 self._collapse()
@@ -1092,10 +1109,11 @@ class Store:
         self._relocate(s)
         return True
 
-    def _relocate(self, s: int) -> None:
-        """Copy every chunk with a fragment in segment s to the head, by address (§10)."""
+    def _relocate(self, s: int, cold: bool = True) -> None:
+        """Copy every chunk with a fragment in segment s to the cold head (or the hot one:
+        `_fits_hot`), by address (§10)."""
         moving = sorted((e[0], k) for k, e in self.index.items() if self._holds(e, s))
-        self._use(cold=True)
+        self._use(cold=cold)
         for addr, key in moving:
             size = self.index[key][1]
             try:
