@@ -1,0 +1,168 @@
+"""Independent review of store revision 2.5 (issue 16: a put short of free segments moves a
+victim into the hot head's room; a trim takes the cold head's room when the hot head has none
+for it, before any segment), on both engines.
+
+(The docstring's findings and counts are filled in below as the review goes.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flashswap import FlashSim, PowerCut, Store
+from flashswap.errors import NoSpaceError
+from flashswap.store.layout import T_TRIM_RANGE
+from flashswap.store.parse import parse_segment
+from tests.storeutil import ENGINES, format_store, image_copy, key_outcome, make_flash, payload
+
+# ------------------------------------------------------------------ scripts of ops
+
+# Ops: ("put", key, size) writes payload(key, op index, size) (a refused put is an outcome);
+# ("trim", key); ("sync",); ("copy",) is sync + mount of a copy of the flash; ("cut", n) arms a
+# power cut after n more page programs/erases (the cut operation raises PowerCut and the torn
+# flash is mounted); ("fail", n) arms a program/erase failure; ("idle", n); ("remount",).
+
+
+def _run(geo: str, engine: str, ops: list[tuple[Any, ...]], key: bytes | None = None,
+         **fmt: int) -> tuple[Store, FlashSim, list[Any]]:
+    """Run a script of ops on a fresh store of a tests/storeutil geometry."""
+    flash = make_flash(geo)
+    st = format_store(flash, geo, engine, **fmt) if key is None else Store.format(
+        flash, engine=engine, key=key, **{**_geo_opts(geo), **fmt})
+    out: list[Any] = []
+    for i, op in enumerate(ops):
+        try:
+            if op[0] == "put":
+                try:
+                    st.put(op[1], payload(op[1], i, op[2]))
+                    out.append("ok")
+                except NoSpaceError:
+                    out.append("refused")
+            elif op[0] == "trim":
+                out.append(st.trim(op[1]))
+            elif op[0] == "sync":
+                st.sync()
+            elif op[0] == "copy":
+                st.sync()
+                flash = flash.copy()
+                st = Store.mount(flash, engine=engine, key=key)
+            elif op[0] == "remount":
+                st.unmount()
+                st = Store.mount(flash, engine=engine, key=key)
+            elif op[0] == "cut":
+                flash.power_cut_after(op[1])
+            elif op[0] == "fail":
+                flash.fail_after(op[1])
+            elif op[0] == "idle":
+                out.append(st.idle(op[1]))
+            else:
+                raise ValueError(f"unknown op {op!r}")
+        except PowerCut:
+            flash.power_cut_after(None)
+            st = Store.mount(flash, engine=engine, key=key)
+            out.append("cut")
+    return st, flash, out
+
+
+def _geo_opts(geo: str) -> dict[str, int]:
+    from tests.storeutil import GEOMETRIES
+    return dict(GEOMETRIES[geo][2])
+
+
+def _trim_records(flash: FlashSim, k: int, key: bytes | None = None) -> list[int]:
+    """Address of every intact TRIM_RANGE record covering key k in the log on flash (the
+    Python model's mount of a copy gives the geometry and which segments are in the log)."""
+    py = Store.mount(flash.copy(), engine="python", key=key)
+    g, img = py.geo, flash.image()
+    out = []
+    for s in range(g.nseg):
+        if py.state[s] != 2:  # IN_LOG
+            continue
+        recs, _ = parse_segment(img[s * g.seg_size:(s + 1) * g.seg_size], s * g.seg_size,
+                                g.prog_size, g.page_once, py.max_chunk, py.tag)
+        out += [r.addr for r in recs
+                if r.rtype == T_TRIM_RANGE and r.intact and r.key <= k <= r.size]
+    return out
+
+
+def _flipped_reads(flash: FlashSim, engine: str, k: int, addrs: list[int],
+                   key: bytes | None = None) -> list[tuple[int, str]]:
+    """Flip one bit of each byte of the 32-byte headers at `addrs` in turn (a copy each), mount
+    and read key k: (address, outcome) of every flip after which k reads a value."""
+    img = flash.image()
+    found = []
+    for a in addrs:
+        for p in range(a, a + 32):
+            b = bytearray(img)
+            b[p] ^= 0x10
+            kind, _ = key_outcome(Store.mount(image_copy(flash, bytes(b)), engine=engine,
+                                              key=key), k)
+            if kind == "value":
+                found.append((p, kind))
+    return found
+
+
+# ------------------------------------------------------------------ finding: stale after a flip
+
+# Cut down (delta debugging) from a churn of 1..1500 B puts and trims of 40 keys on nor4k
+# (W25Q128JV, 64 KiB, 16 segments of 4 KiB, 256 B pages, ckpt_interval 3, reserve 5): enough
+# puts that garbage collection opened a cold head, then the attack (the last nine ops).
+_COLD_TRIM_STALE: list[tuple[Any, ...]] = [
+    ('put', 13, 677), ('sync',), ('put', 6, 613), ('put', 9, 251), ('put', 21, 306),
+    ('put', 20, 518), ('put', 30, 1167), ('put', 0, 782), ('sync',), ('put', 36, 391),
+    ('put', 28, 755), ('put', 31, 1228), ('put', 7, 1206), ('put', 38, 689), ('put', 15, 487),
+    ('put', 2, 1444), ('put', 4, 366), ('put', 34, 1174), ('put', 17, 1452), ('put', 22, 1354),
+    ('sync',), ('put', 37, 489), ('put', 17, 551), ('put', 10, 227), ('sync',), ('put', 36, 1194),
+    ('put', 4, 1400), ('put', 27, 632), ('sync',), ('put', 4, 817), ('put', 3, 180),
+    ('put', 25, 834), ('put', 10, 613), ('sync',), ('put', 28, 127), ('put', 19, 895),
+    ('put', 16, 125), ('put', 5, 193), ('put', 8, 1086), ('put', 18, 1308), ('put', 39, 735),
+    ('sync',), ('put', 38, 784), ('sync',), ('put', 14, 875), ('trim', 36), ('sync',),
+    ('put', 36, 1456), ('put', 10, 630), ('put', 28, 1097), ('trim', 38), ('put', 31, 1056),
+    ('sync',), ('put', 26, 1396), ('put', 1, 521), ('put', 35, 851), ('trim', 2),
+    ('put', 38, 1419), ('put', 27, 1201), ('sync',), ('put', 24, 118), ('sync',),
+    ('put', 17, 852), ('trim', 21), ('sync',), ('put', 17, 1294), ('trim', 25), ('sync',),
+    ('put', 7, 590), ('put', 19, 1171), ('put', 19, 772), ('put', 6, 1085), ('put', 21, 337),
+    ('put', 27, 786),
+    # the attack: a cut tears the hot log inside a put; the mounted store's hot head has no
+    # open segment (room 0), so trim(1) goes to the cold head's room (revision 2.5: before,
+    # it opened a forced checkpoint segment on the hot head); idle(1) syncs the cold head
+    # (programs the trim, no SYNC mark) before its pre-erase; trim(4) goes there too and a cut
+    # tears the sync that would have marked both; the mount serves trim(1) (key 1 absent);
+    # the next sync marks the cold log by opening a new cold segment, which carries TEAR.
+    ("copy",), ("cut", 0), ("put", 999, 300), ("trim", 1), ("idle", 1), ("trim", 4),
+    ("cut", 0), ("sync",), ("sync",)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cold_trim_script_engines_agree(engine: str) -> None:
+    """The script's outcomes and image are the same on both engines (held)."""
+    st, flash, out = _run("nor4k", "python", _COLD_TRIM_STALE)
+    st2, flash2, out2 = _run("nor4k", engine, _COLD_TRIM_STALE)
+    assert out2 == out and out[-5:] == ["cut", True, 1, True, "cut"]
+    assert flash2.image() == flash.image()
+    assert key_outcome(st2, 1) == ("absent", None) and key_outcome(st2, 4)[0] == "value"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "revision 2.5's trim rule puts a trim on the cold head whenever the hot head has < 33 B "
+    "of room (after any cut that tore the hot log: room 0); SPEC §9's stated exception (a "
+    "cold-log TRIM_RANGE found before a tear reads, once damaged, as a longer tear) assumed "
+    "that happens only with no segment free: a synced trim is undone by one flipped byte"))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_found_synced_cold_trim_undone_by_a_flipped_byte(engine: str) -> None:
+    """Found by this review: key 1 had a synced value; it was trimmed and a sync made that
+    durable (key 1 reads absent after the sync, and after a mount of a copy). Then one bit
+    flipped anywhere in the 32-byte header of that TRIM_RANGE (on the cold log, in the
+    segment the next cold segment's TEAR flag declares may end torn) makes the mount take the
+    record for part of a tear: key 1 reads its old synced value again, 521 B, not corrupt. At
+    1ba80dc (revision 2.4) the same ops put trim(1) on a forced checkpoint segment of the hot
+    head (F = 5 free segments, reserve 5) and no flip of its header brings key 1 back (0 of
+    32)."""
+    st, flash, out = _run("nor4k", engine, _COLD_TRIM_STALE)
+    assert key_outcome(st, 1) == ("absent", None)
+    assert key_outcome(Store.mount(flash.copy(), engine=engine), 1) == ("absent", None)
+    addrs = _trim_records(flash, 1)
+    assert addrs, "the trim of key 1 is on flash"
+    assert _flipped_reads(flash, engine, 1, addrs) == []
