@@ -15,7 +15,8 @@ from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import NoSpaceError
 from flashswap.store.layout import T_TRIM_RANGE
 from flashswap.store.parse import parse_segment
-from tests.storeutil import ENGINES, format_store, image_copy, key_outcome, make_flash, payload
+from tests.storeutil import ENGINES, GEOMETRIES, image_copy, key_outcome, payload
+from tests.test_review16d import GEOS, _flash, _format
 
 # ------------------------------------------------------------------ scripts of ops
 
@@ -25,12 +26,25 @@ from tests.storeutil import ENGINES, format_store, image_copy, key_outcome, make
 # flash is mounted); ("fail", n) arms a program/erase failure; ("idle", n); ("remount",).
 
 
-def _run(geo: str, engine: str, ops: list[tuple[Any, ...]], key: bytes | None = None,
-         **fmt: int) -> tuple[Store, FlashSim, list[Any]]:
-    """Run a script of ops on a fresh store of a tests/storeutil geometry."""
-    flash = make_flash(geo)
-    st = format_store(flash, geo, engine, **fmt) if key is None else Store.format(
-        flash, engine=engine, key=key, **{**_geo_opts(geo), **fmt})
+def _store(geo: str, engine: str, seed: int, key: bytes | None, **fmt: int
+           ) -> tuple[Store, FlashSim]:
+    """A fresh store on a geometry of tests/storeutil (nor4k, ...) or of test_review16d
+    (nand8, nrf16, ...; ckpt_interval 255 there is the largest the geometry allows)."""
+    if geo in GEOS:
+        flash = _flash(geo, seed)
+        if fmt:
+            raise ValueError("format overrides only on tests/storeutil geometries")
+        return _format(flash, geo, engine, key), flash
+    part, cap, opts = GEOMETRIES[geo]
+    flash = FlashSim.from_part(part, capacity=cap, seed=seed)
+    return Store.format(flash, engine=engine, key=key, **{**opts, **fmt}), flash
+
+
+def _run(geo: str, engine: str, ops: list[tuple[Any, ...]], seed: int = 0,
+         key: bytes | None = None, **fmt: int) -> tuple[Store, FlashSim, list[Any]]:
+    """Run a script of ops on a fresh store; refused puts are outcomes, cuts mount the torn
+    flash."""
+    st, flash = _store(geo, engine, seed, key, **fmt)
     out: list[Any] = []
     for i, op in enumerate(ops):
         try:
@@ -64,11 +78,6 @@ def _run(geo: str, engine: str, ops: list[tuple[Any, ...]], key: bytes | None = 
             st = Store.mount(flash, engine=engine, key=key)
             out.append("cut")
     return st, flash, out
-
-
-def _geo_opts(geo: str) -> dict[str, int]:
-    from tests.storeutil import GEOMETRIES
-    return dict(GEOMETRIES[geo][2])
 
 
 def _trim_records(flash: FlashSim, k: int, key: bytes | None = None) -> list[int]:
@@ -166,3 +175,56 @@ def test_found_synced_cold_trim_undone_by_a_flipped_byte(engine: str) -> None:
     addrs = _trim_records(flash, 1)
     assert addrs, "the trim of key 1 is on flash"
     assert _flipped_reads(flash, engine, 1, addrs) == []
+
+
+# ------------------------------------------------------------------ finding: 8 segments, one grown
+
+# Cut down (delta debugging) from this review's sweep (a failure armed at each of the next 24
+# programs/erases of an op, then a sync, then every key trimmed) on test_review16d's nand8
+# (W25N01GV, 8 blocks of 128 KiB, ckpt_interval 1, reserve 3), FlashSim seed 3.
+_EIGHT_ONE_GROWN: list[tuple[Any, ...]] = [
+    ('put', 199, 68082), ('put', 93, 50589), ('put', 31, 116491), ('cut', 32),
+    ('put', 137, 58639), ('put', 143, 99225), ('put', 161, 115806), ('put', 96, 36296), ('copy',),
+    ('put', 73, 64819), ('cut', 36), ('put', 123, 22), ('put', 198, 110), ('put', 32, 39299),
+    ('put', 8, 12), ('put', 125, 41), ('put', 110, 115008), ('sync',), ('put', 29, 108),
+    ('copy',), ('put', 21, 31), ('copy',), ('put', 131, 30), ('copy',), ('put', 92, 62),
+    ('sync',), ('put', 178, 77), ('copy',), ('put', 180, 5), ('cut', 10), ('remount',),
+    ('trim', 125), ('fail', 0), ('put', 170, 57), ('sync',),
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_eight_segment_script_engines_agree(engine: str) -> None:
+    """Same outcomes and image on both engines (held)."""
+    st, flash, out = _run("nand8", "python", _EIGHT_ONE_GROWN, seed=3)
+    st2, flash2, out2 = _run("nand8", engine, _EIGHT_ONE_GROWN, seed=3)
+    assert out2 == out and out[-2:] == [True, "cut"]
+    assert flash2.image() == flash.image() and int(flash2._grown.sum()) == 1
+
+
+@pytest.mark.xfail(strict=True, raises=NoSpaceError, reason=(
+    "8 segments (zero slack), one grown bad block: a put at F = 1 (reserve 3, lean) moves a "
+    "victim into the hot head's room (revision 2.5); the failure strikes that move, a cut "
+    "lands in the recovery, the mount counts the grown block free (F = 1) with the hot log "
+    "torn (room 0) and no cold head: a trim opens the grown block, its erase fails"))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_found_eight_segments_trim_refused_after_one_grown_block(engine: str) -> None:
+    """Found by this review, on a zero-slack store (classified apart from the 16-segment
+    target): after the script (one grown bad block, two earlier cuts, 665,474 B live of
+    1 MiB), the first trim of a key is refused ("no space"). A put of 57 B met F = 1 with
+    reserve 3 (lean since the remount; the trim before it opened the forced checkpoint
+    segment that is the hot head, 128,992 B of room) and moved the victim's chunks into that
+    room; the armed failure retired the hot segment (7) during that move, the recovery took
+    the last free segment (5) for the hot head (F = 0), the put ran again and moved the victim
+    into segment 5's room (F = 0: a hot move asks nothing of F), and the cut armed earlier
+    fell there. The mount counts segment 7 free again and finds the hot log torn (room 0), no
+    cold head: the trim opens segment 7, whose erase fails. At 1ba80dc (revision 2.4) the
+    same ops refuse that put
+    without writing (no segment movable), the failure strikes the next sync, and every key
+    can then be trimmed."""
+    st, flash, out = _run("nand8", engine, _EIGHT_ONE_GROWN, seed=3)
+    flash.fail_after(None)
+    flash.power_cut_after(None)
+    assert int(flash._grown.sum()) == 1
+    for k in sorted(st.keys()):
+        st.trim(k)
