@@ -228,3 +228,60 @@ def test_found_eight_segments_trim_refused_after_one_grown_block(engine: str) ->
     assert int(flash._grown.sum()) == 1
     for k in sorted(st.keys()):
         st.trim(k)
+
+
+# ------------------------------------------------------------------ finding: 16 segments, one grown
+
+
+def _max_chunk_failure(engine: str) -> tuple[Store, FlashSim, bytes, bytes]:
+    """nand16 (test_review16d: W25N01GV, 16 blocks of 128 KiB, reserve 3, ckpt_interval 1,
+    max_chunk 655,160 B = 5 segments' data): two max_chunk puts, a sync, then one program
+    failure (the first program of the next put) and a sync. Cut down (delta debugging) from
+    this review's sweep (a failure armed at each of the next 24 operations, then a sync, then
+    every key trimmed)."""
+    st, flash = _store("nand16", engine, 2, None)
+    a, b = payload(17, 0, 655160), payload(26, 1, 655160)
+    st.put(17, a)
+    st.put(26, b)
+    st.sync()
+    flash.fail_after(0)
+    st.put(5, payload(5, 3, 30))
+    with pytest.raises(NoSpaceError):
+        st.sync()
+    flash.fail_after(None)
+    return st, flash, a, b
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_max_chunk_failure_keeps_synced_data_and_engines_agree(engine: str) -> None:
+    """What held around the finding below: the sync is refused (the recovery found no
+    segment, SPEC §12 step 3: rebuilt from flash), both synced chunks read back intact, the
+    unsynced put is gone, before and after a remount, and both engines leave the same image."""
+    st, flash, a, b = _max_chunk_failure(engine)
+    _, flash_py, _, _ = _max_chunk_failure("python")
+    assert flash.image() == flash_py.image() and list(flash._grown.nonzero()[0]) == [10]
+    for s in (st, Store.mount(flash.copy(), engine=engine)):
+        assert key_outcome(s, 17) == ("value", a) and key_outcome(s, 26) == ("value", b)
+        assert key_outcome(s, 5) == ("absent", None)
+
+
+@pytest.mark.xfail(strict=True, raises=NoSpaceError, reason=(
+    "pre-existing (1ba80dc the same): a program failure in the segment holding a max_chunk "
+    "chunk's tail makes the recovery move the whole chunk (5 segments + 1) with F = 5: it "
+    "takes every free segment and ends (§12 step 3); the rebuilt store has F = 0 and the "
+    "recovery's five dead segments pinned in the window: no trim can open the checkpoint "
+    "that would release them, for ever (also after idle(50) and a remount)"))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_found_sixteen_segments_wedged_by_one_failure_under_a_max_chunk(engine: str) -> None:
+    """Found by this review, on the restated target (16 segments > reserve 3 + ckpt_interval
+    1 + 3), one grown bad block, no power cut: after two max_chunk puts (F = 5 left, as
+    §10 allows: need 655,384 <= room + data_cap * (F - reserve)) and one program failure,
+    every trim is refused "no free segment left (worn-out device)" and a 10-byte put
+    "no space", after idle(50) and a remount too. SPEC §10 sizes the reserve for a recovery
+    that moves "up to a segment of [chunks], and the chunk spanning into it", but the chunk
+    spanning into the failed segment can be max_chunk long (5 segments here), and the
+    reserve is 3."""
+    st, flash, _, _ = _max_chunk_failure(engine)
+    assert st.idle(50) == 0
+    st = Store.mount(flash, engine=engine)
+    st.trim(17)
