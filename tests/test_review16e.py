@@ -15,7 +15,8 @@ from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import NoSpaceError
 from flashswap.store.layout import T_TRIM_RANGE
 from flashswap.store.parse import parse_segment
-from tests.storeutil import ENGINES, GEOMETRIES, image_copy, key_outcome, payload
+from tests.geometries import pick
+from tests.storeutil import ENGINES, image_copy, key_outcome, payload
 from tests.test_review16d import GEOS, _flash, _format
 
 # ------------------------------------------------------------------ scripts of ops
@@ -28,14 +29,14 @@ from tests.test_review16d import GEOS, _flash, _format
 
 def _store(geo: str, engine: str, seed: int, key: bytes | None, **fmt: int
            ) -> tuple[Store, FlashSim]:
-    """A fresh store on a geometry of tests/storeutil (nor4k, ...) or of test_review16d
-    (nand8, nrf16, ...; ckpt_interval 255 there is the largest the geometry allows)."""
+    """A fresh store on a catalogue geometry of tests/geometries (nor4k, nor4k-wl, ...) or of
+    test_review16d (nand8, nrf16, ...; ckpt_interval 255 there is the largest allowed)."""
     if geo in GEOS:
         flash = _flash(geo, seed)
         if fmt:
             raise ValueError("format overrides only on tests/storeutil geometries")
         return _format(flash, geo, engine, key), flash
-    part, cap, opts = GEOMETRIES[geo]
+    part, cap, opts = pick(geo)[geo]
     flash = FlashSim.from_part(part, capacity=cap, seed=seed)
     return Store.format(flash, engine=engine, key=key, **{**opts, **fmt}), flash
 
@@ -285,3 +286,57 @@ def test_found_sixteen_segments_wedged_by_one_failure_under_a_max_chunk(engine: 
     assert st.idle(50) == 0
     st = Store.mount(flash, engine=engine)
     st.trim(17)
+
+
+# nRF5340 internal flash, 16 segments of 4 KiB (test_review16d's nrf16: ckpt_interval 1,
+# reserve 5, max_chunk 16,224 B = 4 segments' data), FlashSim seed 5. Cut down (delta
+# debugging) from this review's second sweep (a failure and a cut armed together before a put
+# of a store at F <= reserve, each of 6 x 30 offsets; the torn flash mounted; every key
+# trimmed). The last three ops: the failure on the next program, a cut right after it.
+_NRF16_FAIL_AND_CUT: list[tuple[Any, ...]] = [
+    ('put', 119, 32), ('put', 40, 4866), ('put', 146, 94), ('put', 71, 112), ('put', 158, 17),
+    ('put', 1, 28), ('put', 50, 87), ('put', 46, 89), ('put', 98, 47), ('put', 37, 43),
+    ('put', 154, 77), ('put', 86, 3935), ('cut', 15), ('put', 37, 6253), ('put', 126, 27),
+    ('put', 144, 81), ('cut', 6), ('put', 95, 7944), ('put', 36, 80), ('put', 124, 41),
+    ('put', 74, 116), ('put', 96, 69), ('put', 69, 71), ('put', 148, 61), ('put', 64, 36),
+    ('put', 128, 103), ('put', 70, 95), ('cut', 28), ('copy',), ('put', 135, 26), ('sync',),
+    ('put', 20, 94), ('put', 157, 75), ('put', 107, 71), ('sync',), ('put', 7, 76),
+    ('put', 46, 88), ('put', 10, 29), ('put', 34, 2511), ('put', 140, 4835), ('put', 156, 2698),
+    ('put', 95, 16224), ('fail', 0), ('cut', 0), ('put', 71, 111),
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_internal_flash_fail_and_cut_engines_agree(engine: str) -> None:
+    """Same outcomes and image on both engines; once a trim was refused (the finding below),
+    a mount lets every trim through again (held). A mount straight after the script does
+    not: it reopens the hot head in the grown block, and the first trim fails there again."""
+    st, flash, out = _run("nrf16", "python", _NRF16_FAIL_AND_CUT, seed=5)
+    st2, flash2, out2 = _run("nrf16", engine, _NRF16_FAIL_AND_CUT, seed=5)
+    assert out2 == out and out[-1] == "cut" and flash2.image() == flash.image()
+    flash2.fail_after(None)
+    with pytest.raises(NoSpaceError):
+        st2.trim(1)
+    st2 = Store.mount(flash2, engine=engine)
+    for k in sorted(st2.keys()):
+        st2.trim(k)
+    st2.put(500, b"x")
+
+
+@pytest.mark.xfail(strict=True, raises=NoSpaceError, reason=(
+    "pre-existing (1ba80dc the same): the mount after the cut reopens the hot head in the "
+    "forgotten grown block (room 420); the trim's record fails there, and the recovery must "
+    "move a 16,224 B chunk spanning into it: it takes the five free segments (reserve 5), "
+    "finds none for its checkpoint, and ends (§12 step 3) with F = 0: the trim is refused"))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_found_internal_flash_trim_refused_after_failure_and_cut(engine: str) -> None:
+    """Found by this review on the restated target (16 segments > reserve 5 + ckpt_interval
+    1 + 3), one grown bad block (a program failure, then a power cut in the same put):
+    36,845 B live of 64 KiB in 33 chunks, and trim(1) is refused "no space", as is a 1-byte
+    put after it (idle(50) then does nothing); a mount after that lets every trim through. Same
+    cause as the 16-block NAND finding above: a recovery moves every chunk spanning into the
+    failed segment whole, and one max_chunk chunk needs more segments than the reserve."""
+    st, flash, out = _run("nrf16", engine, _NRF16_FAIL_AND_CUT, seed=5)
+    flash.fail_after(None)
+    assert int(flash._grown.sum()) == 1
+    st.trim(1)
