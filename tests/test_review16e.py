@@ -340,3 +340,43 @@ def test_found_internal_flash_trim_refused_after_failure_and_cut(engine: str) ->
     flash.fail_after(None)
     assert int(flash._grown.sum()) == 1
     st.trim(1)
+
+
+
+# ------------------------------------------------------------------ finding: 6 segments, healthy
+
+# tests/geometries' nor4k-tiny: W25Q128JV cut to 24 KiB, 6 segments of 4 KiB, ckpt_interval 1,
+# reserve 2 (the cap nseg - ckpt_interval - 3), FlashSim seed 6. Cut down (delta debugging)
+# from this review's churn (its first 198 ops) to the refusal; two power cuts, no failure.
+_TINY_HEALTHY: list[tuple[Any, ...]] = [
+    ('put', 66, 1173), ('put', 120, 95), ('put', 5, 103), ('put', 105, 70), ('put', 67, 79),
+    ('put', 23, 53), ('sync',), ('put', 11, 26), ('sync',), ('put', 49, 83), ('copy',),
+    ('put', 62, 39), ('put', 30, 1925), ('put', 50, 1702), ('put', 50, 29), ('put', 53, 113),
+    ('put', 43, 2028), ('put', 158, 48), ('put', 99, 87), ('copy',), ('put', 152, 51),
+    ('put', 112, 12), ('cut', 28), ('sync',), ('put', 64, 47), ('put', 128, 119),
+    ('put', 105, 54), ('put', 68, 85), ('put', 36, 64), ('put', 119, 85), ('put', 158, 78),
+    ('put', 101, 94), ('sync',), ('put', 159, 8), ('put', 156, 15), ('put', 127, 8),
+    ('put', 112, 1138), ('put', 7, 87), ('copy',), ('put', 73, 30), ('sync',), ('put', 8, 89),
+    ('put', 7, 89), ('sync',), ('put', 7, 2028), ('put', 0, 34), ('put', 151, 30),
+    ('put', 107, 32), ('put', 100, 111), ('remount',), ('sync',), ('put', 99, 118),
+    ('put', 2, 33), ('put', 73, 110), ('sync',), ('put', 22, 1876), ('put', 31, 44),
+    ('put', 62, 24), ('put', 32, 95), ('cut', 7), ('put', 50, 94), ('put', 85, 117),
+    ('put', 120, 101), ('put', 136, 20), ('put', 114, 115), ('copy',), ('put', 122, 62),
+    ('put', 50, 111), ('put', 84, 70), ('sync',), ('trim', 11), ('trim', 156),
+]
+
+
+@pytest.mark.xfail(strict=True, raises=NoSpaceError, reason=(
+    "pre-existing (1ba80dc the same), zero slack: the 6-segment store's reserve is capped at "
+    "2; the cut armed earlier falls in trim(11) and tears the hot log (room 0, no cold head); "
+    "the mount finds F = 0 and the one dead segment pinned in the window: trim(156) has no "
+    "segment for the checkpoint that would release it"))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_found_six_segments_healthy_trim_refused(engine: str) -> None:
+    """Found by this review on the smallest geometry SPEC §2 allows, classified apart (no
+    segment to spare): no grown bad block, 12,649 B live of 24 KiB, and trim(156) is refused
+    "no space" (both engines, same outcomes)."""
+    st, flash, out = _run("nor4k-tiny", engine, _TINY_HEALTHY[:-1], seed=6)
+    assert out[-1] == "cut" and int(flash._grown.sum()) == 0
+    assert st.stat()["live_bytes"] == 12649
+    st.trim(156)
