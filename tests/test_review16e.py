@@ -7,17 +7,19 @@ for it, before any segment), on both engines.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
 
 from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import NoSpaceError
+from flashswap.store import core
 from flashswap.store.layout import T_TRIM_RANGE
 from flashswap.store.parse import parse_segment
 from tests.geometries import pick
-from tests.storeutil import ENGINES, image_copy, key_outcome, payload
-from tests.test_review16d import GEOS, _flash, _format
+from tests.storeutil import C_ERROR, ENGINES, Oracle, image_copy, key_outcome, payload, read_all
+from tests.test_review16d import GEOS, KEY, _flash, _format
 
 # ------------------------------------------------------------------ scripts of ops
 
@@ -380,3 +382,127 @@ def test_found_six_segments_healthy_trim_refused(engine: str) -> None:
     assert out[-1] == "cut" and int(flash._grown.sum()) == 0
     assert st.stat()["live_bytes"] == 12649
     st.trim(156)
+
+
+# ------------------------------------------------------------------ what held: the churns
+
+
+def _churn_ops(geo: str, seed: int, n: int, key: bytes | None = None) -> list[tuple[Any, ...]]:
+    """A churn near full: 68% puts (3% max_chunk, 12% a quarter to two segments, else 1..120
+    B) of up to 200 keys, trims, syncs, remounts, cuts armed 0..39 operations ahead, idle
+    steps, sync + copy + mount."""
+    st, _ = _store(geo, "python", seed, key)
+    s0 = st.stat()
+    maxk, seg, maxc = s0["max_keys"], s0["segment_size"], s0["max_chunk"]
+    rng = random.Random(seed)
+    ops: list[tuple[Any, ...]] = []
+    for _ in range(n):
+        r = rng.random()
+        k = rng.randrange(min(maxk, 200))
+        if r < 0.68:
+            q = rng.random()
+            ops.append(("put", k, maxc if q < 0.03 else rng.randint(seg // 4, min(maxc, 2 * seg))
+                        if q < 0.15 else rng.randint(1, 120)))
+        elif r < 0.75:
+            ops.append(("trim", k))
+        elif r < 0.85:
+            ops.append(("sync",))
+        elif r < 0.89:
+            ops.append(("remount",))
+        elif r < 0.93:
+            ops.append(("cut", rng.randrange(40)))
+        elif r < 0.95:
+            ops.append(("idle", rng.randint(1, 3)))
+        else:
+            ops.append(("copy",))
+    return ops
+
+
+def _oracle_run(geo: str, engine: str, ops: list[tuple[Any, ...]], seed: int,
+                key: bytes | None = None) -> tuple[Store, FlashSim, list[Any], Oracle]:
+    """Run a script under the strict oracle (tests/storeutil.Oracle): after every cut, keys
+    untouched since the last sync read their synced value, others a value allowed. A refused
+    trim or sync ends the run ("trim refused" / "sync refused" last in the outcomes)."""
+    st, flash = _store(geo, engine, seed, key)
+    o = Oracle()
+    out: list[Any] = []
+    for i, op in enumerate(ops):
+        try:
+            if op[0] == "put":
+                d = payload(op[1], i, op[2])
+                prev = o.current.get(op[1])
+                o.put(op[1], d)
+                try:
+                    st.put(op[1], d)
+                    out.append("ok")
+                except NoSpaceError:
+                    o.put_refused(op[1], prev)
+                    out.append("refused")
+            elif op[0] == "trim":
+                o.trim(op[1])
+                out.append(st.trim(op[1]))
+            elif op[0] in ("sync", "remount", "copy"):
+                st.sync()
+                o.sync()
+                if op[0] == "copy":
+                    flash = flash.copy()
+                if op[0] != "sync":
+                    st = Store.mount(flash, engine=engine, key=key)
+            elif op[0] == "cut":
+                flash.power_cut_after(op[1])
+            elif op[0] == "fail":
+                flash.fail_after(op[1])
+            else:
+                out.append(st.idle(op[1]))
+        except NoSpaceError:
+            out.append(f"{op[0]} refused")
+            break
+        except PowerCut:
+            flash.power_cut_after(None)
+            st = Store.mount(flash, engine=engine, key=key)
+            out.append("cut")
+            o.check_after_cut(read_all(st, o.keys()))
+    return st, flash, out, o
+
+
+def _drain(st: Store) -> None:
+    """Trim every key one by one, then a 1-byte put and 40 puts of 100 B: none refused."""
+    for k in sorted(st.keys()):
+        st.trim(k)
+    st.put(0, b"q")
+    for j in range(40):
+        st.put(j, payload(j, 1, 100))
+
+
+@pytest.fixture
+def hot_moves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the Python model's moves into the hot head's room (a spy: the real move runs)."""
+    seen: list[int] = []
+    real = core.Store._relocate
+
+    def spy(self: core.Store, s: int, cold: bool = True) -> None:
+        if not cold:
+            seen.append(s)
+        real(self, s, cold)
+
+    monkeypatch.setattr(core.Store, "_relocate", spy)
+    return seen
+
+
+@pytest.mark.parametrize("geo, seed, key", [
+    ("nand8", 1, None), pytest.param("mlc8", 0, KEY, marks=pytest.mark.slow),
+    ("nrf16", 1, None), ("stm16", 0, KEY), ("nand16", 0, None), ("nor16-32k-cimax", 0, KEY),
+    ("nor4k-wl", 3, None)], ids=lambda v: "aead" if v == KEY else None)
+def test_churn_with_hot_moves_engines_agree(geo: str, seed: int, key: bytes | None,
+                                            hot_moves: list[int]) -> None:
+    """Churns in which the Python model moves victims into the hot head's room (counted),
+    under the strict oracle, with one program failure armed mid-way: the C library gives the
+    same outcomes and the same image (held). nor4k-wl: static wear leveling (threshold 2)."""
+    ops = _churn_ops(geo, seed, 300, key)
+    j = random.Random(seed).randrange(60, 240)
+    ops = ops[:j] + [("fail", random.Random(seed).randrange(20))] + ops[j:]
+    _, flash, out, _ = _oracle_run(geo, "python", ops, seed, key)
+    assert hot_moves, "the churn moves into the hot head's room"
+    if not C_ERROR:
+        _, flash2, out2, _ = _oracle_run(geo, "c", ops, seed, key)
+        assert out2 == out and flash2.image() == flash.image()
