@@ -419,14 +419,18 @@ def _churn_ops(geo: str, seed: int, n: int, key: bytes | None = None) -> list[tu
 
 
 def _oracle_run(geo: str, engine: str, ops: list[tuple[Any, ...]], seed: int,
-                key: bytes | None = None) -> tuple[Store, FlashSim, list[Any], Oracle]:
+                key: bytes | None = None, moves: list[int] | None = None,
+                at: list[int] | None = None) -> tuple[Store, FlashSim, list[Any], Oracle]:
     """Run a script under the strict oracle (tests/storeutil.Oracle): after every cut, keys
     untouched since the last sync read their synced value, others a value allowed. A refused
-    trim or sync ends the run ("trim refused" / "sync refused" last in the outcomes)."""
+    trim or sync ends the run ("trim refused" / "sync refused" last in the outcomes). With
+    `moves` (the hot_moves spy's list), `at` gets the index of every op that moved into the
+    hot head's room."""
     st, flash = _store(geo, engine, seed, key)
     o = Oracle()
     out: list[Any] = []
     for i, op in enumerate(ops):
+        seen = len(moves) if moves is not None else 0
         try:
             if op[0] == "put":
                 d = payload(op[1], i, op[2])
@@ -462,6 +466,8 @@ def _oracle_run(geo: str, engine: str, ops: list[tuple[Any, ...]], seed: int,
             st = Store.mount(flash, engine=engine, key=key)
             out.append("cut")
             o.check_after_cut(read_all(st, o.keys()))
+        if moves is not None and at is not None and len(moves) > seen:
+            at.append(i)
     return st, flash, out, o
 
 
@@ -506,3 +512,46 @@ def test_churn_with_hot_moves_engines_agree(geo: str, seed: int, key: bytes | No
     if not C_ERROR:
         _, flash2, out2, _ = _oracle_run(geo, "c", ops, seed, key)
         assert out2 == out and flash2.image() == flash.image()
+
+
+
+def _sweep_hot_move(geo: str, seed: int, key: bytes | None, hot_moves: list[int],
+                    puts: int = 2, fails: int = 30) -> int:
+    """A power cut at each operation of a put that moves into the hot head's room (until
+    one no longer lands), and a program failure at each of its first `fails`: the strict
+    oracle holds; with at most one grown bad block the store then deletes every key and
+    takes new puts (`_drain`). Returns the number of runs."""
+    ops = _churn_ops(geo, seed, 300, key)
+    at: list[int] = []
+    _oracle_run(geo, "python", ops, seed, key, hot_moves, at)
+    targets = [i for i in at if ops[i][0] == "put"][:puts]
+    assert targets, "the churn moves into the hot head's room"
+    runs = 0
+    for i in targets:
+        for kind, top in (("cut", 400), ("fail", fails)):
+            for n in range(top):
+                trial = ops[:i] + [(kind, n), ops[i], ("sync",)]
+                st, flash, out, _ = _oracle_run(geo, "python", trial, seed, key)
+                runs += 1
+                landed = flash._cut is None if kind == "cut" else True
+                flash.power_cut_after(None)
+                flash.fail_after(None)
+                if int(flash._grown.sum()) <= 1:
+                    assert not str(out[-1]).endswith("refused") or out[-1] == "refused", (
+                        f"op {i} {kind} {n}: {out[-1]}")
+                    _drain(st)
+                if not landed:
+                    break
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("geo, seed, key", [
+    ("nrf16", 1, None), ("stm16", 0, KEY), ("nand16", 0, None), ("nor16-32k-cimax", 0, KEY),
+    ("nor16-4k", 1, None)], ids=lambda v: "aead" if v == KEY else None)
+def test_cut_or_failure_inside_a_move_into_the_hot_room(geo: str, seed: int,
+                                                         key: bytes | None,
+                                                         hot_moves: list[int]) -> None:
+    """16-segment stores (the restated target): held in every run (counts in the module
+    doc)."""
+    assert _sweep_hot_move(geo, seed, key, hot_moves) > 20
