@@ -2,11 +2,79 @@
 victim into the hot head's room; a trim takes the cold head's room when the hot head has none
 for it, before any segment), on both engines.
 
-(The docstring's findings and counts are filled in below as the review goes.)
-"""
+What was attacked, and how:
+(a) The new rules. A churn near full (`_churn_ops`: 300 ops, puts of 1..120 B, a quarter to
+two segments and max_chunk, trims, syncs, remounts, cuts, idle steps, copies) under the strict
+oracle (tests/storeutil.Oracle), with a spy counting the Python model's moves into the hot
+room (`hot_moves`; the real move runs). At every put that made such a move: a power cut at
+each of its operations and a program failure at each of its first 30, then (with at most
+one grown bad block) every key trimmed and new puts (`_drain`). Whether a hot move ever moved
+a chunk spanning the hot head's own segment (counted). Static wear leveling (nor4k-wl).
+Encrypted stores (RESERVE records on page-once NAND). One flipped byte in TRIM_RANGE and SYNC
+headers of churned images with cuts; and, for the trim rule, a trim put on the cold head by
+a hot log torn by a cut, then a cut before its mark.
+(b) The wedge: a failure armed at each of the next 24 operations of random ops, a sync, a
+remount (the grown block forgotten), then `_drain`; and a program failure plus a power cut
+in the same put (6 x 30 offsets, from copies of the model's state) at puts made with F <=
+reserve. 16-segment geometries of test_review16d (nand16, nrf16, stm16, nor16-4k,
+nor16-32k-cimax) as the restated target; 8-segment ones (nand8, mlc8, nrf8, stm8) and the
+6-segment nor4k-tiny reported apart.
+(c) Both engines on the same scripts and churns: outcomes and images.
+(d) Normal operation, this branch against 1ba80dc (revision 2.4), same commands.
 
+Found (each a strict xfail below, cause traced; both engines, identical outcomes and images):
+- Staleness after a flipped byte, caused by revision 2.5's trim rule (nor4k, 16 segments, no
+  grown block): test_found_synced_cold_trim_undone_by_a_flipped_byte. A cut that tears the
+  hot log leaves the mounted store's hot head without a segment (room 0), so a trim now goes
+  to the cold head's room (2.4: a forced checkpoint segment on the hot head, F = 5 of
+  reserve 5); a second cut before its SYNC mark leaves it before a tear in the cold log, the
+  next sync marks it with a new TEAR segment, and one flipped bit anywhere in its header
+  brings the key's old synced value back (32 of 32 byte positions; 0 of 32 at 1ba80dc). SPEC
+  §9 states the exception for cold-head trims "only when no segment is free"; 2.5 made it
+  the common path after any torn hot log.
+- The wedge on the restated target, one grown bad block (pre-existing: 1ba80dc the same):
+  test_found_sixteen_segments_wedged_by_one_failure_under_a_max_chunk (16-block SPI NAND,
+  reserve 3: two max_chunk puts, a sync, one program failure; the recovery must move a
+  5-segment chunk whole, takes all F = 5 and ends (§12 step 3); F = 0 with 5 dead segments
+  pinned: every trim and every put refused for ever, after idle and remounts too) and
+  test_found_internal_flash_trim_refused_after_failure_and_cut (nRF5340, 16 x 4 KiB,
+  reserve 5: failure + cut in one put; the mount reopens the hot head in the forgotten
+  grown block; the trim fails there and the recovery of a 4-segment chunk takes every free
+  segment: trim refused until a remount). Cause of both: SPEC §10 sizes the reserve for "up
+  to a segment of [chunks], and the chunk spanning into it", but that chunk can be max_chunk
+  (4-5 segments) and the reserve is 3-5.
+- Zero slack, reported apart: test_found_eight_segments_trim_refused_after_one_grown_block
+  (nand8, one grown block: 2.5's hot move runs at F = 0 after a retirement and meets the
+  failure and a cut; 2.4 refused that put without writing) and
+  test_found_six_segments_healthy_trim_refused (nor4k-tiny, 6 segments, reserve capped at 2,
+  no grown block: a cut tears the hot log with F = 0 and one dead segment pinned;
+  pre-existing).
+Held:
+- Strict oracle in every run below (no synced chunk lost or read older, no CorruptError).
+- Cut/failure sweep at hot-move puts, Python model, with drain: nrf16 4 seeds (334 runs),
+  stm16 4 (462), nrf16 aead 6 seeds (480), nand8 4 (891; its drain refusals led to the 8-segment
+  finding); no trim refused on 16 segments with <= 1 grown block.
+- Failure sweep + remount + drain (4 positions x 24 offsets x 3 seeds = 288 runs each): stm16,
+  nrf16, nand16 (1 refusal: the max_chunk finding), mlc8, nrf8 plain; nrf16, stm16, nor16-4k
+  aead: nothing else refused. stm8 (8 x 2 KiB) after draining took 30 puts of 100 B and
+  refused the 31st: that is its capacity (7 good segments, reserve 3), not counted.
+- Failure + cut in one put (Python, copies of the state): nrf16 20 seeds 10,296 runs (the
+  nRF5340 finding only), stm16 9,495, nand16 2,273, nor16-4k 3,192, nor16-32k-cimax 3,896,
+  nand8 (6 seeds) 769: nothing else refused.
+- Engines: 32 plaintext and 24 encrypted churns with one failure (nand8, nrf8, nrf16, stm16;
+  39 of them with hot moves): same outcomes, same image. Every script above: the same.
+- 130 churns (13 geometries x 10 seeds, 210 hot moves): no hot move moved a chunk with a
+  fragment in the hot head's own segment (not reached: a victim lies outside the window).
+- Flipped bytes (every 5th byte of each TRIM_RANGE and SYNC header in the window) on 75
+  churned images with cuts (nor4k, nor16-4k, nrf16): no older value read.
+- Normal operation (d): `python -m flashswap lifetime traces/mobilenet_v2_128k.bin --json`
+  (11 parts) and `python bench/store_wear.py --passes 10 --json-only` (4 configurations):
+  every figure identical to 1ba80dc (years, erase amplification, WAF, wear max/mean, erased
+  over payload: e.g. W25Q128JV 0.9038, W25N01GV 0.9053; only wall-clock times differ).
+"""
 from __future__ import annotations
 
+import copy
 import random
 from typing import Any
 
@@ -547,11 +615,95 @@ def _sweep_hot_move(geo: str, seed: int, key: bytes | None, hot_moves: list[int]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("geo, seed, key", [
-    ("nrf16", 1, None), ("stm16", 0, KEY), ("nand16", 0, None), ("nor16-32k-cimax", 0, KEY),
-    ("nor16-4k", 1, None)], ids=lambda v: "aead" if v == KEY else None)
+    ("nrf16", 1, None), ("nrf16", 1, KEY), ("stm16", 0, KEY), ("nand16", 6, None),
+    ("nor16-32k-cimax", 3, KEY), ("nor16-4k", 9, None)],
+    ids=lambda v: "aead" if v == KEY else None)
 def test_cut_or_failure_inside_a_move_into_the_hot_room(geo: str, seed: int,
                                                          key: bytes | None,
                                                          hot_moves: list[int]) -> None:
     """16-segment stores (the restated target): held in every run (counts in the module
     doc)."""
     assert _sweep_hot_move(geo, seed, key, hot_moves) > 20
+
+
+def _apply(st: Store, flash: FlashSim, o: Oracle, op: tuple[Any, ...], i: int
+           ) -> tuple[Store, FlashSim]:
+    """One op of a script on the Python model under the oracle (as _oracle_run)."""
+    if op[0] == "put":
+        d = payload(op[1], i, op[2])
+        prev = o.current.get(op[1])
+        o.put(op[1], d)
+        try:
+            st.put(op[1], d)
+        except NoSpaceError:
+            o.put_refused(op[1], prev)
+    elif op[0] == "trim":
+        o.trim(op[1])
+        st.trim(op[1])
+    elif op[0] in ("sync", "remount", "copy"):
+        st.sync()
+        o.sync()
+        if op[0] == "copy":
+            flash = flash.copy()
+        if op[0] != "sync":
+            st = Store.mount(flash, engine="python")
+    elif op[0] == "cut":
+        flash.power_cut_after(op[1])
+    else:
+        st.idle(op[1])
+    return st, flash
+
+
+def _fail_and_cut(geo: str, seed: int, positions: int, nf: int, nc: int) -> int:
+    """At up to `positions` puts of the churn made with F <= reserve: a program failure armed
+    at each of the next `nf` operations together with a cut at each of the next `nc` (a copy
+    of the model's state each: copy.deepcopy), then a sync; the strict oracle holds after the
+    cut; with at most one grown bad block, nothing is refused and `_drain` passes. Returns
+    the number of runs."""
+    ops = _churn_ops(geo, seed, 300)
+    st, flash = _store(geo, "python", seed, None)
+    o = Oracle()
+    runs = done = 0
+    for i, op in enumerate(ops):
+        if op[0] == "put" and i > 30 and done < positions and st._free_count() <= st.reserve:
+            done += 1
+            for f in range(nf):
+                for c in range(nc):
+                    st2, fl2, o2 = copy.deepcopy((st, flash, o))
+                    fl2.fail_after(f)
+                    fl2.power_cut_after(c)
+                    try:
+                        st2, fl2 = _apply(st2, fl2, o2, op, i)
+                        st2.sync()
+                        o2.sync()
+                        cut = False
+                    except PowerCut:
+                        cut = True
+                    runs += 1
+                    fl2.power_cut_after(None)
+                    fl2.fail_after(None)
+                    if cut:
+                        st2 = Store.mount(fl2, engine="python")
+                        o2.check_after_cut(read_all(st2, o2.keys()))
+                    if int(fl2._grown.sum()) <= 1:
+                        _drain(st2)
+                    if not cut:
+                        break
+        try:
+            st, flash = _apply(st, flash, o, op, i)
+        except NoSpaceError:
+            break
+        except PowerCut:
+            flash.power_cut_after(None)
+            st = Store.mount(flash, engine="python")
+            o.check_after_cut(read_all(st, o.keys()))
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("geo", ["stm16", "nand16", "nor16-4k", "nor16-32k-cimax"])
+def test_failure_and_cut_in_one_put_on_sixteen_segments(geo: str) -> None:
+    """A program failure and a power cut in the same put (the issue's "program failure with
+    a power cut"), near full, on the restated target: held (the nRF5340 case is the finding
+    above; this review's wider run is counted in the module doc)."""
+    assert sum(_fail_and_cut(geo, seed, 3, 6, 30) for seed in range(3)) > 100
