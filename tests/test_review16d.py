@@ -23,9 +23,9 @@ read corrupt after a block failed (never an older value, never wrong bytes). Fin
 xfails with the trace of their cause; the scripts of ops were cut down from the churn by delta
 debugging.
 
-Found (both engines, identical outcomes and images); the first five are fixed in revision 2.5
-(a victim that fits moves into the hot head's room, a trim takes the cold head's room before a
-segment, SPEC §10) and their tests, strict xfails until then, now assert the fixed outcome:
+Found (both engines, identical outcomes and images); all but the encrypted trim are fixed or no
+longer reached in revision 2.5 (a victim that fits moves into the hot head's room while a segment
+is free, SPEC §10 step 3) and their tests, strict xfails until then, assert the fixed outcome:
 - test_found_healthy_store_refuses_a_tiny_put: no grown bad block, four cuts; 453 B live of
   ~1 MB and a 1-byte put refused, after idle, a sync and a remount too.
 - test_found_one_failure_store_refuses_a_tiny_put, ..._internal_flash_...: one program failure;
@@ -33,8 +33,9 @@ segment, SPEC §10) and their tests, strict xfails until then, now assert the fi
   empties whole segments. Cause of the three: below reserve - 1 free segments (after a
   retirement, below reserve) no put is taken even into the hot head's room, and no segment is
   movable, so only trims can get the store back.
-- test_found_encrypted_trim_refused_after_one_failure: the wedge itself, a trim refused "no free
-  segment left (worn-out device)" with one grown bad block, until idle(50) or a remount.
+- test_found_encrypted_trim_refused_after_one_failure (still a strict xfail, 8 segments: zero
+  slack): the wedge itself, a trim refused "no free segment left (worn-out device)" with one
+  grown bad block, until idle(50) or a remount.
 - test_found_refused_put_undoes_an_unsynced_trim (two grown blocks): the rebuild of §12 step 3
   behind a NoSpaceError like any other (the class remains possible with two or more grown
   blocks on an 8-segment store, SPEC §12 "Limits"); test_found_sync_fails_for_lack_of_space_
@@ -854,23 +855,25 @@ def test_internal_flash_same_image_in_both_engines(geo: str, key: bytes | None) 
         assert _mcu_run(geo, "python", key, cut) == _mcu_run(geo, "c", key, cut)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", [
+    pytest.param(e, marks=[pytest.mark.xfail(strict=True, raises=NoSpaceError, reason=(
+        "the wedge of issue 16 with one grown bad block, on a zero-slack store: an encrypted "
+        "8-block NAND store (ckpt_interval 1, reserve 3), one program failure, a cut, "
+        "remounts; with 26% of it live trim_range(193, 193) is refused 'no free segment left "
+        "(worn-out device)'. F is 0: the only dead segment is pinned in the replay window "
+        "(stat counts it free), the hot head's room is below an encrypted trim's 48 B, and the "
+        "forced checkpoint that would release the pinned segment needs a free one. idle(50) "
+        "or a remount (which forgets the bad block) lets the same trim through. A trim rule "
+        "that took the cold head's room whenever the hot head had none fixed it but let a "
+        "synced trim on the cold log read stale after one flipped byte "
+        "(test_review16e.test_found_synced_cold_trim_undone_by_a_flipped_byte): withdrawn"))]
+        + ([needs_c] if e == "c" else [])) for e in ("python", "c")])
 def test_found_encrypted_trim_refused_after_one_failure(engine: str) -> None:
-    """Found by this review (strict xfail until revision 2.5): an encrypted 8-block NAND store
-    (ckpt_interval 1, reserve 3), one program failure, a cut, remounts; with 26% of it live
-    trim_range(193, 193) was refused 'no free segment left (worn-out device)': F 0, the hot
-    head's room below an encrypted trim's 48 B, the cold head's room taken by a due RESERVE
-    record's unit. Since 2.5 a trim goes to the cold head only when the hot one has no room
-    for it and the cold one has (§10), and a victim that fits moves into the hot head's room
-    (§10 step 3). The same script no longer leaves a segment retired at its end (the put that
-    failed is recovered differently), and every trim, then the final one, is taken."""
     st, flash, out = _script("nand8", engine, _AEAD_TRIM_WEDGE, 300, KEY)
-    assert (out.count("cut"), int(flash._grown.sum())) == (1, 1)
-    assert st.trim_range(193, 193) == 1
-    assert st.trim_range(0, NO_KEY - 1) > 0  # everything deletes
-    st.put(7, b"after")
-    st.sync()
-    assert Store.mount(flash.copy(), engine=engine, key=KEY).keys() == [7]
+    s = st.stat()
+    assert (out.count("cut"), s["retired_blocks"], int(flash._grown.sum())) == (1, 1, 1)
+    assert s["live_bytes"] == 273574
+    st.trim_range(193, 193)
 
 
 # Two program failures on the 8-block NAND geometry; the last op before the put is a trim.

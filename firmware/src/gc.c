@@ -64,7 +64,8 @@ static int move(fsw_t *fs, uint32_t s, int cold)
 /* §10 step 3: make need bytes fit on the hot head keeping `reserve` segments really free:
  * release the dead segments the window pins with a checkpoint, else move the emptiest segment
  * outside the window to the cold head if that keeps the reserve, or into the hot head's room
- * if it fits there (it opens no segment and frees one), else shrink the window.
+ * if it fits there while a segment is free (it opens no segment and frees one), else shrink
+ * the window.
  * Bounded as the Python model's. */
 int fsw_make_room(fsw_t *fs, uint32_t need)
 {
@@ -86,9 +87,9 @@ int fsw_make_room(fsw_t *fs, uint32_t need)
             return 0;
         if (free && (int32_t)COUNT(fs, PICK_SPACE) > free)
             err = fsw_next(fs, 0, OPEN_FORCE); /* the window pins dead segments */
-        else if ((v = PICK(fs, PICK_VICTIM)) != NONE && in_segment(fs, v, 1))
-            err = move(fs, v, 1);
-        else if (v != NONE && in_segment(fs, v, 2))
+        else if (free && (v = PICK(fs, PICK_VICTIM)) != NONE && in_segment(fs, v, 1))
+            err = move(fs, v, 1); /* (with none free, none keeps the reserve) */
+        else if (free && v != NONE && in_segment(fs, v, 2))
             err = move(fs, v, 0); /* short of segments: into the hot head's room */
         else if (COUNT(fs, PICK_WINDOW) && x > 0)
             err = fsw_next(fs, 0, OPEN_FORCE); /* its segments become victims */

@@ -94,15 +94,14 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
         return sync_marked(fs);
     if (op == OP_IDLE)
         return fsw_idle_work(fs, a);
-    /* a trim never collects garbage: a segment it needs is one of those kept (§10); when the
-     * hot head has no room for it, the cold head's room if it has some (a segment counted free
-     * may be a grown bad block a remount forgot, §12) */
+    /* a trim never collects garbage: a segment it needs is one of those kept (§10); with none
+     * free (a recovery near full took them, §12), the cold head's room if it has some */
     err = op == OP_PUT ? fsw_static_wl(fs) : 0;
     if (err >= 0 && op == OP_PUT)
         err = fsw_make_room(fs, b + TAG(fs) + REC_SIZE * (2 + (b + TAG(fs)) / DATA_CAP(fs)));
     if (!err)
-        err = fsw_use(fs, op != OP_PUT && fsw_head_room(fs, 0) < REC_SIZE + TAG(fs) + !TAG(fs) &&
-                              fsw_head_room(fs, 1) >= REC_SIZE + TAG(fs) + !TAG(fs));
+        err = fsw_use(fs, op != OP_PUT && PICK(fs, PICK_HOT) == NONE &&
+                              fsw_head_room(fs, 1) >= MIN_ROOM);
     if (!err) /* a trim is a TRIM_RANGE record [a, b], without payload (data: any pointer) */
         err = fsw_chunk_write(fs, op == OP_PUT ? T_DATA : T_TRIM_RANGE, a, b, data, NULL);
     if (!err && op != OP_PUT)

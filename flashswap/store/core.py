@@ -500,16 +500,12 @@ class Store:
     def _trim_record(self, first: int, last: int) -> None:
         """Append a TRIM_RANGE record [first, last] (a single key: first == last). Never
         garbage-collects: the reserve (§10) holds the records that delete every chunk, each
-        segment opened for them a checkpoint segment. When the hot head has no room for the
-        record, the cold head takes it if it has room, before any segment is opened: a segment
-        counted free may be a grown bad block a remount forgot (§12), and deleting must still
-        work."""
+        segment opened for them a checkpoint segment. When no segment is free (a program
+        failure's recovery near full took the reserve, §12), the cold head takes the record if
+        it has room: deleting must still work."""
+        self._use(cold=not self._free_count() and self._head_room(True) >= MIN_ROOM)
         # Never split: a trim needs its whole record (with its tag when encrypted).
         need = max(MIN_ROOM, REC_SIZE + self.tag)
-        # The cold head when the hot one has no room for it and the cold one has: opening a
-        # segment is left for when neither has (a segment counted free may be a grown bad
-        # block that a remount forgot, §12).
-        self._use(cold=self._hot_room() < need <= self._head_room(True))
         for _ in range(2):  # a reservation may use up the room: then open again
             if self._room() < need:
                 if not self._free_count():
@@ -1033,9 +1029,9 @@ class Store:
         """Make `need` bytes fit on the hot head (§10 step 3) keeping `reserve` segments really
         free, or raise NoSpaceError: release the dead segments the window pins with a
         checkpoint, else relocate the emptiest segment outside the window if that keeps the
-        reserve, or into the hot head's room if it fits there (a move that opens no segment
-        and frees one, revision 2.5), else shrink the window so that its segments become
-        victims."""
+        reserve, or into the hot head's room if it fits there while a segment is free (a move
+        that opens no segment and frees one, revision 2.5), else shrink the window so that its
+        segments become victims."""
         g = self.geo
         for _ in range(4 * g.nseg + 4):
             room = self._hot_room()
@@ -1057,7 +1053,7 @@ class Store:
             if victim is not None and self._movable(victim):
                 self._relocate(victim)
                 continue
-            if victim is not None and self._fits_hot(victim, room):
+            if victim is not None and free and self._fits_hot(victim, room):
                 self._relocate(victim, cold=False)
                 continue
             if self._window_count() and free > self.reserve:
