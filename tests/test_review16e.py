@@ -618,14 +618,15 @@ def _sweep_hot_move(geo: str, seed: int, key: bytes | None, hot_moves: list[int]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("geo, seed, key", [
-    ("nrf16", 1, None), ("nrf16", 1, KEY), ("stm16", 0, KEY), ("nand16", 6, None),
+    ("nrf16", 1, None), ("nrf16", 2, KEY), ("stm16", 0, KEY), ("nand16", 6, None),
     ("nor16-32k-cimax", 3, KEY), ("nor16-4k", 9, None)],
     ids=lambda v: "aead" if v == KEY else None)
 def test_cut_or_failure_inside_a_move_into_the_hot_room(geo: str, seed: int,
                                                          key: bytes | None,
                                                          hot_moves: list[int]) -> None:
     """16-segment stores (the restated target): held in every run (counts in the module
-    doc)."""
+    doc, measured on the draft; nrf16 encrypted now runs seed 2, as seed 1's churn no longer
+    moves into the hot head's room once such moves need a free segment)."""
     assert _sweep_hot_move(geo, seed, key, hot_moves) > 20
 
 
