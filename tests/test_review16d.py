@@ -738,8 +738,12 @@ def _counts(geos: list[str], engine: str, nfail: int, seeds: range, key: bytes |
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("size, key", [(8, None), (16, None), (8, KEY), (16, KEY)],
-                         ids=["8-plain", "16-plain", "8-aead", "16-aead"])
+@pytest.mark.parametrize("size, key", [
+    (8, None), (16, None),
+    pytest.param(8, KEY, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+        "nand8 seed 300: a trim refused after one failure, on a zero-slack store "
+        "(test_found_encrypted_trim_refused_after_one_failure)"))),
+    (16, KEY)], ids=["8-plain", "16-plain", "8-aead", "16-aead"])
 def test_one_failure_never_refuses_a_trim_nor_loses_data(engine: str, size: int,
                                                          key: bytes | None) -> None:
     """Seeds 200..205 (plain) or 300..304 (aead) on the five geometries of each size: no trim
