@@ -89,7 +89,7 @@ from typing import Any
 import pytest
 
 from flashswap import FlashSim, PowerCut, Store
-from flashswap.errors import NoSpaceError
+from flashswap.errors import ChunkTooLargeError, NoSpaceError
 from flashswap.store import core
 from flashswap.store.layout import T_TRIM_RANGE
 from flashswap.store.parse import parse_segment
@@ -308,64 +308,63 @@ def test_found_eight_segments_trim_refused_after_one_grown_block(engine: str) ->
 
 
 def _max_chunk_failure(engine: str) -> tuple[Store, FlashSim, bytes, bytes]:
-    """nand16 (test_review16d: W25N01GV, 16 blocks of 128 KiB, reserve 3, ckpt_interval 1,
-    max_chunk 655,160 B = 5 segments' data): two max_chunk puts, a sync, then one program
-    failure (the first program of the next put) and a sync. Cut down (delta debugging) from
-    this review's sweep (a failure armed at each of the next 24 operations, then a sync, then
-    every key trimmed)."""
+    """nand16 (test_review16d: W25N01GV, 16 blocks of 128 KiB, reserve 3, ckpt_interval 1):
+    two chunks of max_chunk, a sync, then one program failure (the first program of the next
+    put) and a sync. Cut down (delta debugging) from this review's sweep (a failure armed at
+    each of the next 24 operations, then a sync, then every key trimmed). The finding was made
+    with max_chunk 655,160 B (5 segments' data, revision 2.5); since revision 2.6 it is
+    196,548 B (1.5 segments, SPEC §11)."""
     st, flash = _store("nand16", engine, 2, None)
-    a, b = payload(17, 0, 655160), payload(26, 1, 655160)
+    size = st.stat()["max_chunk"]
+    a, b = payload(17, 0, size), payload(26, 1, size)
     st.put(17, a)
     st.put(26, b)
     st.sync()
     flash.fail_after(0)
     st.put(5, payload(5, 3, 30))
-    with pytest.raises(NoSpaceError):
-        st.sync()
+    st.sync()
     flash.fail_after(None)
     return st, flash, a, b
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_max_chunk_failure_keeps_synced_data_and_engines_agree(engine: str) -> None:
-    """What held around the finding below: the sync is refused (the recovery found no
-    segment, SPEC §12 step 3: rebuilt from flash), both synced chunks read back intact, the
-    unsynced put is gone, before and after a remount, and both engines leave the same image."""
-    st, flash, a, b = _max_chunk_failure(engine)
-    _, flash_py, _, _ = _max_chunk_failure("python")
-    assert flash.image() == flash_py.image() and list(flash._grown.nonzero()[0]) == [10]
-    for s in (st, Store.mount(flash.copy(), engine=engine)):
-        assert key_outcome(s, 17) == ("value", a) and key_outcome(s, 26) == ("value", b)
-        assert key_outcome(s, 5) == ("absent", None)
+def test_five_segment_chunks_are_refused_since_revision_2_6(engine: str) -> None:
+    """The finding below needed chunks of 5 segments; SPEC §11 now bounds max_chunk by the
+    reserve, and such a put is refused before anything is written."""
+    st, flash = _store("nand16", engine, 2, None)
+    assert st.stat()["max_chunk"] == 196548
+    blank = flash.image()
+    with pytest.raises(ChunkTooLargeError):
+        st.put(17, payload(17, 0, 655160))
+    assert flash.image() == blank
 
 
-@pytest.mark.xfail(strict=True, raises=NoSpaceError, reason=(
-    "pre-existing (1ba80dc the same): a program failure in the segment holding a max_chunk "
-    "chunk's tail makes the recovery move the whole chunk (5 segments + 1) with F = 5: it "
-    "takes every free segment and ends (§12 step 3); the rebuilt store has F = 0 and the "
-    "recovery's five dead segments pinned in the window: no trim can open the checkpoint "
-    "that would release them, for ever (also after idle(50) and a remount)"))
 @pytest.mark.parametrize("engine", ENGINES)
-def test_found_sixteen_segments_wedged_by_one_failure_under_a_max_chunk(engine: str) -> None:
-    """Found by this review, on the restated target (16 segments > reserve 3 + ckpt_interval
-    1 + 3), one grown bad block, no power cut: after two max_chunk puts (F = 5 left, as
-    §10 allows: need 655,384 <= room + data_cap * (F - reserve)) and one program failure,
-    every trim is refused "no free segment left (worn-out device)" and a 10-byte put
-    "no space", after idle(50) and a remount too. SPEC §10 sizes the reserve for a recovery
-    that moves "up to a segment of [chunks], and the chunk spanning into it", but the chunk
-    spanning into the failed segment can be max_chunk long (5 segments here), and the
-    reserve is 3."""
-    st, flash, _, _ = _max_chunk_failure(engine)
-    assert st.idle(50) == 0
+def test_sixteen_segments_one_failure_under_the_largest_chunks(engine: str) -> None:
+    """Was a strict xfail ("wedged by one failure under a max_chunk": after two 5-segment
+    puts and one program failure, every trim and every put refused for ever, after idle(50)
+    and a remount too: the recovery had to move a 5-segment chunk whole with F = 5, took
+    every free segment and ended, §12 step 3, leaving F = 0 with the recovery's copies pinned).
+    With the largest chunks revision 2.6 allows, the same script's sync succeeds, every key
+    reads back (the put's too), both engines leave the same image, and after idle(50) and a
+    remount every key is trimmed and the store takes new puts."""
+    st, flash, a, b = _max_chunk_failure(engine)
+    assert int(flash._grown.sum()) == 1
+    assert key_outcome(st, 17) == ("value", a) and key_outcome(st, 26) == ("value", b)
+    assert key_outcome(st, 5) == ("value", payload(5, 3, 30))
+    _, flash_py, _, _ = _max_chunk_failure("python")
+    assert flash.image() == flash_py.image()
+    st.idle(50)
     st = Store.mount(flash, engine=engine)
-    st.trim(17)
+    _drain(st)
 
 
 # nRF5340 internal flash, 16 segments of 4 KiB (test_review16d's nrf16: ckpt_interval 1,
-# reserve 5, max_chunk 16,224 B = 4 segments' data), FlashSim seed 5. Cut down (delta
-# debugging) from this review's second sweep (a failure and a cut armed together before a put
-# of a store at F <= reserve, each of 6 x 30 offsets; the torn flash mounted; every key
-# trimmed). The last three ops: the failure on the next program, a cut right after it.
+# reserve 5, max_chunk 16,224 B = 4 segments' data until revision 2.6, 14,196 B = 3.5 since),
+# FlashSim seed 5. Cut down (delta debugging) from this review's second sweep (a failure and a
+# cut armed together before a put of a store at F <= reserve, each of 6 x 30 offsets; the torn
+# flash mounted; every key trimmed). The last three ops: the failure on the next program, a
+# cut right after it. `_nrf16_script(size)` puts `size` where the finding put max_chunk.
 _NRF16_FAIL_AND_CUT: list[tuple[Any, ...]] = [
     ('put', 119, 32), ('put', 40, 4866), ('put', 146, 94), ('put', 71, 112), ('put', 158, 17),
     ('put', 1, 28), ('put', 50, 87), ('put', 46, 89), ('put', 98, 47), ('put', 37, 43),
@@ -379,41 +378,35 @@ _NRF16_FAIL_AND_CUT: list[tuple[Any, ...]] = [
 ]
 
 
+def _nrf16_script(size: int) -> list[tuple[Any, ...]]:
+    return [(o[0], o[1], size) if o[0] == "put" and o[2] == 16224 else o
+            for o in _NRF16_FAIL_AND_CUT]
+
+
 @pytest.mark.parametrize("engine", ENGINES)
-def test_internal_flash_fail_and_cut_engines_agree(engine: str) -> None:
-    """Same outcomes and image on both engines; once a trim was refused (the finding below),
-    a mount lets every trim through again (held). A mount straight after the script does
-    not: it reopens the hot head in the grown block, and the first trim fails there again."""
-    st, flash, out = _run("nrf16", "python", _NRF16_FAIL_AND_CUT, seed=5)
-    st2, flash2, out2 = _run("nrf16", engine, _NRF16_FAIL_AND_CUT, seed=5)
+def test_internal_flash_four_segment_chunk_is_refused_since_revision_2_6(engine: str) -> None:
+    """The finding's 16,224 B put (4 segments' data) is above SPEC §11's limit now."""
+    with pytest.raises(ChunkTooLargeError):
+        _run("nrf16", engine, _NRF16_FAIL_AND_CUT, seed=5)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_internal_flash_trim_after_failure_and_cut(engine: str) -> None:
+    """Was a strict xfail (found by this review on the restated target, one grown bad block: a
+    program failure, then a power cut in the same put; the mount reopened the hot head in the
+    forgotten grown block, the trim's record failed there, and the recovery had to move a
+    16,224 B chunk spanning into it: it took the five free segments, found none for its
+    checkpoint and ended with F = 0, trim(1) refused until a remount). With the largest chunk
+    revision 2.6 allows in its place, the script ends in the same cut, both engines give the
+    same outcomes and image, and every key is trimmed straight after the mount, then a put."""
+    st, flash, out = _run("nrf16", "python", _nrf16_script(14196), seed=5)
+    st2, flash2, out2 = _run("nrf16", engine, _nrf16_script(14196), seed=5)
     assert out2 == out and out[-1] == "cut" and flash2.image() == flash.image()
     flash2.fail_after(None)
-    with pytest.raises(NoSpaceError):
-        st2.trim(1)
-    st2 = Store.mount(flash2, engine=engine)
+    assert int(flash2._grown.sum()) == 1
     for k in sorted(st2.keys()):
         st2.trim(k)
     st2.put(500, b"x")
-
-
-@pytest.mark.xfail(strict=True, raises=NoSpaceError, reason=(
-    "pre-existing (1ba80dc the same): the mount after the cut reopens the hot head in the "
-    "forgotten grown block (room 420); the trim's record fails there, and the recovery must "
-    "move a 16,224 B chunk spanning into it: it takes the five free segments (reserve 5), "
-    "finds none for its checkpoint, and ends (§12 step 3) with F = 0: the trim is refused"))
-@pytest.mark.parametrize("engine", ENGINES)
-def test_found_internal_flash_trim_refused_after_failure_and_cut(engine: str) -> None:
-    """Found by this review on the restated target (16 segments > reserve 5 + ckpt_interval
-    1 + 3), one grown bad block (a program failure, then a power cut in the same put):
-    36,845 B live of 64 KiB in 33 chunks, and trim(1) is refused "no space", as is a 1-byte
-    put after it (idle(50) then does nothing); a mount after that lets every trim through. Same
-    cause as the 16-block NAND finding above: a recovery moves every chunk spanning into the
-    failed segment whole, and one max_chunk chunk needs more segments than the reserve."""
-    st, flash, out = _run("nrf16", engine, _NRF16_FAIL_AND_CUT, seed=5)
-    flash.fail_after(None)
-    assert int(flash._grown.sum()) == 1
-    st.trim(1)
-
 
 
 # ------------------------------------------------------------------ finding: 6 segments, healthy

@@ -37,14 +37,16 @@ def _churn_near_full(engine: str, seed: int, steps: int, max_size: int
                      ) -> tuple[Store, dict[int, bytes]]:
     """The review's recipe: default format on a 1 MiB NOR partition (16 x 64 KiB segments);
     overwrite random keys among 40 with chunks of 1 B..max_size; when a put is refused, trim a
-    live key. Every trim must succeed."""
+    live key. Every trim must succeed. Sizes above the store's max_chunk (1.5 segments since
+    revision 2.6, SPEC §11) are put at max_chunk."""
     flash = FlashSim.from_part("W25Q128JV", capacity=1 << 20)
     store = Store.format(flash, engine=engine)
+    cap = store.stat()["max_chunk"]
     rng = random.Random(seed)
     live: dict[int, bytes] = {}
     for i in range(steps):
         k = rng.randrange(40)
-        data = payload(k, i, rng.randint(1, max_size))
+        data = payload(k, i, min(cap, rng.randint(1, max_size)))
         try:
             store.put(k, data)
             live[k] = data

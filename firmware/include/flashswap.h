@@ -144,6 +144,7 @@ typedef struct fsw {
     uint32_t rescue_unit; /* rescue_buffer mirrors [rescue_unit, rescue_end) */
     uint32_t rescue_end;
     uint64_t next_rseq;
+    const void *data; /* the payload of the put being run (any pointer for a trim) */
     uint16_t nkeys; /* index entries, lost chunks included */
     uint16_t max_keys;
     uint16_t wl_threshold;

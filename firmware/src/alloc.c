@@ -33,12 +33,14 @@ int fsw_setup(fsw_t *fs, const struct fsw_config *c)
                : 0;
 }
 
-/* §11, as the Python model computes it. */
+/* §11, as the Python model computes it: half the segments beyond the reserve and the window,
+ * and no more than reserve - 1.5 segments, which the reserve holds beside a recovery's
+ * checkpoint (§12) */
 void fsw_limits(fsw_t *fs)
 {
-    int32_t n = (int32_t)fs->nseg - fs->reserve - fs->ckpt_interval - 2;
-    uint32_t m = DATA_CAP(fs) * (uint32_t)(n > 1 ? n : 1) / 2;
-    fs->max_chunk = m < (1u << 24) ? m : 1u << 24;
+    int32_t n = (int32_t)fs->nseg - fs->reserve - fs->ckpt_interval - 2, r = 2 * fs->reserve - 3;
+    uint32_t m = DATA_CAP(fs) * (uint32_t)((n = n < r ? n : r) > 1 ? n : 1) / 2;
+    fs->max_chunk = m >> 24 ? 1u << 24 : m;
 }
 
 /* The index the config provides: max_keys, or by default KEY_LIMIT capped at 1024. */

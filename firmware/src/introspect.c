@@ -53,11 +53,8 @@ int fsw_info(const fsw_t *fs, struct fsw_info *out)
     struct fsw_seg_info si;
     uint32_t s;
     memset(out, 0, sizeof *out);
-    out->log_bytes = (uint64_t)(fs->next_seq - 1) * seg;
-    if (fs->open != NONE)
-        out->log_bytes -= (fs->open + 1) * seg - fs->wp;
-    if (fs->park != NONE)
-        out->log_bytes -= (fs->park + 1) * seg - fs->park_wp;
+    /* every segment opened, less what the heads have not written yet */
+    out->log_bytes = (uint64_t)(fs->next_seq - 1) * seg - fsw_head_room(fs, 0) - fsw_head_room(fs, 1);
     out->max_keys = fs->max_keys;
     out->ckpt_interval = fs->ckpt_interval;
     out->reserve = fs->reserve;

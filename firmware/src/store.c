@@ -85,8 +85,8 @@ static int sync_marked(fsw_t *fs)
     return err;
 }
 
-/* One attempt at a writing operation: put (a key, b size), trim (a == b) or trim_range
- * [a, b], sync, idle (a steps). */
+/* One attempt at a writing operation: put (a key, b size, data its payload), trim (a == b)
+ * or trim_range [a, b], sync, idle (a steps). */
 static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
 {
     int err;
@@ -130,13 +130,13 @@ static void trace(fsw_t *fs, int op, uint32_t key, uint32_t b)
 
 /* Runs a writing operation; when a block fails a program, retires it, moves its chunks and runs
  * the operation again (bounded as in the Python model). Traces it when it succeeds. */
-int fsw_attempt(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
+int fsw_attempt(fsw_t *fs, int op, uint32_t a, uint32_t b)
 {
     uint32_t i, j;
     int err = FSW_ERR_INVAL;
     for (i = 0; fs->mounted && i < fs->nseg; i++) {
         fs->done = 0;
-        err = once(fs, op, a, b, data);
+        err = once(fs, op, a, b, fs->data);
         if (err != FSW_ERR_WORN)
             break;
         for (j = 0; j < fs->nseg && (err = fsw_recover(fs)) == FSW_ERR_WORN; j++)
@@ -156,10 +156,11 @@ int fsw_attempt(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
 /* A recovery that found no segment (§12 step 3; its bit 4 of torn stays set): the store
  * becomes what a mount finds (a power cut now), not entries on copies whose bytes never
  * reached flash. Apart from fsw_attempt() (extern: not inlined), whose frame would sit
- * under the mount's. */
-static int run(fsw_t *fs, int op, uint32_t a, uint32_t b, const void *data)
+ * under the mount's. A put's payload travels in fs->data: with four arguments, the calls
+ * of sync and idle are tail calls. */
+static int run(fsw_t *fs, int op, uint32_t a, uint32_t b)
 {
-    int err = fsw_attempt(fs, op, a, b, data);
+    int err = fsw_attempt(fs, op, a, b);
     if (err == FSW_ERR_NOSPC && fs->torn & 16)
         err = fsw_mount(fs, fs->cfg) ? FSW_ERR_CORRUPT : err;
     return err;
@@ -173,7 +174,8 @@ int fsw_put(fsw_t *fs, uint32_t key, const void *data, uint32_t size)
         return FSW_ERR_TOOBIG;
     if (!IDX_FOUND(fsw_idx_find(fs, key)) && fs->nkeys >= fs->max_keys)
         return FSW_ERR_NOSPC;
-    return run(fs, OP_PUT, key, size, data);
+    fs->data = data;
+    return run(fs, OP_PUT, key, size);
 }
 
 int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size_out)
@@ -210,8 +212,9 @@ static int32_t trim(fsw_t *fs, int op, uint32_t first, uint32_t last)
         return FSW_ERR_INVAL;
     v = fsw_idx_find(fs, last);
     n = IDX_POS(v) + IDX_FOUND(v) - IDX_POS(fsw_idx_find(fs, first));
+    fs->data = fs; /* no payload: any pointer will do */
     if (n)
-        err = run(fs, op, first, last, fs); /* no payload: any pointer will do */
+        err = run(fs, op, first, last);
     else if (!fs->mounted)
         err = FSW_ERR_INVAL;
     else if (op == OP_RANGE) /* a trace's TRIM of a dead key is an error; INVALIDATE is not */
@@ -231,12 +234,12 @@ int fsw_trim(fsw_t *fs, uint32_t key)
 
 int fsw_sync(fsw_t *fs)
 {
-    return run(fs, OP_SYNC, 0, 0, NULL);
+    return run(fs, OP_SYNC, 0, 0);
 }
 
 int fsw_idle(fsw_t *fs, unsigned max_erases)
 {
-    return run(fs, OP_IDLE, max_erases, 0, NULL);
+    return run(fs, OP_IDLE, max_erases, 0);
 }
 
 int fsw_unmount(fsw_t *fs)

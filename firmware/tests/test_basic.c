@@ -158,6 +158,7 @@ void test_fragments(void)
     uint32_t n = 1500, got, s;
     const uint8_t *m;
     CHECK_EQ(fx_setup(NOR512, 1, 0), 0);
+    FX.cfg.reserve = 6; /* max_chunk 1,652 (§11: the default reserve 4 holds 1,180) */
     CHECK_EQ(fx_format(), 0);
     fx_payload(fx_data, 9, 9, n);
     CHECK_EQ(fsw_put(&FX.fs, 9, fx_data, n), 0);

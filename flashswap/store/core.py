@@ -103,8 +103,12 @@ class Store:
         self.reserve = reserve
         self.wl_threshold = wl_threshold
         n = geo.nseg
+        # §11: half the segments beyond the reserve and the window, and no more than
+        # reserve - 1.5 segments, which the reserve holds beside a recovery's checkpoint (§12:
+        # a recovery moves the chunk spanning into the failed segment whole).
         self.max_chunk = min(
-            1 << 24, geo.data_cap * max(1, n - reserve - ckpt_interval - 2) // 2
+            1 << 24,
+            geo.data_cap * max(1, min(n - reserve - ckpt_interval - 2, 2 * reserve - 3)) // 2,
         )
         self.erase_count = np.zeros(n, dtype=np.int64)
         self.seq = np.zeros(n, dtype=np.int64)

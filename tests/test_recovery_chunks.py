@@ -1,0 +1,198 @@
+"""Store revision 2.6: `max_chunk` is bounded by the reserve (SPEC §11), so that a program
+failure's recovery, which moves the chunk spanning into the failed segment whole (§12), never
+takes the last free segment and leaves a store that can no longer delete.
+
+The sweep (`_failure_sweep`): a churn near full with chunks up to the store's max_chunk; at the
+first puts made with `F <= reserve`, a program failure armed at each of the next operations (a
+copy of the model's state each), the put and a sync, then a remount (which forgets the grown
+bad block) and every key trimmed, a 1-byte put and 40 puts of 100 B (test_review16e._drain).
+The strict oracle (tests/storeutil.Oracle) holds after every remount. SPEC §11 gives the
+figures of the full sweep (the slow test)."""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+import pytest
+
+from flashswap import FlashSim, Store
+from flashswap.errors import ChunkTooLargeError, NoSpaceError
+from tests.storeutil import C_ERROR, ENGINES, Oracle, payload, read_all
+from tests.test_review16d import _flash, _format
+from tests.test_review16e import _apply, _drain
+
+# 16 x 64 KiB of W25Q128JV at the default format (reserve 3): the geometry of issue 16's first
+# finding, where a chunk of one erase block must still fit.
+_NOR64K16 = ("W25Q128JV", 1 << 20, {})
+
+
+def _store(geo: str, engine: str, seed: int) -> tuple[Store, FlashSim]:
+    if geo == "nor64k16":
+        flash = FlashSim.from_part(_NOR64K16[0], capacity=_NOR64K16[1], seed=seed)
+        return Store.format(flash, engine=engine), flash
+    flash = _flash(geo, seed)
+    return _format(flash, geo, engine, None), flash
+
+
+def _limit(data_cap: int, nseg: int, reserve: int, ckpt_interval: int) -> int:
+    """SPEC §11's max_chunk, written out again here."""
+    n = min(nseg - reserve - ckpt_interval - 2, 2 * reserve - 3)
+    return min(1 << 24, data_cap * max(1, n) // 2)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("geo", ["nand16", "nrf16", "stm16", "nor16-4k", "nand8", "nrf8",
+                                 "nor16-32k-cimax", "nor64k16"])
+def test_max_chunk_is_bounded_by_the_reserve(engine: str, geo: str) -> None:
+    """Both engines report the §11 limit, take a chunk of exactly that size and refuse one
+    byte more before writing anything."""
+    st, flash = _store(geo, engine, 0)
+    py = Store.mount(flash.copy(), engine="python")
+    s = st.stat()
+    want = _limit(py.geo.data_cap, py.geo.nseg, s["reserve"], py.ckpt_interval)
+    assert s["max_chunk"] == want
+    st.put(1, payload(1, 0, want))
+    st.sync()
+    before = flash.image()
+    with pytest.raises(ChunkTooLargeError):
+        st.put(2, payload(2, 0, want + 1))
+    st.sync()
+    assert flash.image() == before and st.get(1) == payload(1, 0, want)
+
+
+def test_limits_on_the_reviewed_geometries() -> None:
+    """The figures SPEC §11 and §12 quote: 16-block SPI NAND with reserve 3 takes 1.5
+    segments (was 5), 16 x 4 KiB internal flash with reserve 5 takes 3.5 (was 4), and a 64 KiB
+    NOR block fits whole in a 16 x 64 KiB store at the default format."""
+    nand, _ = _store("nand16", "python", 0)
+    assert (nand.reserve, nand.max_chunk) == (3, 196548)
+    nrf, _ = _store("nrf16", "python", 0)
+    assert (nrf.reserve, nrf.max_chunk) == (5, 14196)
+    nor, _ = _store("nor64k16", "python", 0)
+    assert nor.reserve == 3 and nor.max_chunk >= 64 << 10
+
+
+def _churn(st: Store, seed: int, n: int) -> list[tuple[Any, ...]]:
+    """Puts (5% of max_chunk, 13% of a quarter segment up to two segments, else 1..120 B) of
+    up to 200 keys, trims, syncs, remounts, idle steps, sync + copy + mount."""
+    s0 = st.stat()
+    maxk, seg, cap = s0["max_keys"], s0["segment_size"], s0["max_chunk"]
+    rng = random.Random(seed)
+    ops: list[tuple[Any, ...]] = []
+    for _ in range(n):
+        r, k = rng.random(), rng.randrange(min(maxk, 200))
+        if r < 0.68:
+            q = rng.random()
+            ops.append(("put", k, cap if q < 0.05 else rng.randint(min(cap, seg // 4),
+                                                                 min(cap, 2 * seg))
+                        if q < 0.18 else rng.randint(1, 120)))
+        elif r < 0.75:
+            ops.append(("trim", k))
+        elif r < 0.85:
+            ops.append(("sync",))
+        elif r < 0.89:
+            ops.append(("remount",))
+        elif r < 0.95:
+            ops.append(("idle", rng.randint(1, 3)))
+        else:
+            ops.append(("copy",))
+    return ops
+
+
+def _failure_sweep(geo: str, seed: int, positions: int, fails: int) -> tuple[int, list[Any]]:
+    """The sweep of the module doc on the Python model: (runs, refusals)."""
+    st, flash = _store(geo, "python", seed)
+    ops = _churn(st, seed, 300)
+    o = Oracle()
+    done = runs = 0
+    refused: list[Any] = []
+    for i, op in enumerate(ops):
+        if op[0] == "put" and i > 20 and done < positions and st._free_count() <= st.reserve:
+            done += 1
+            for f in range(fails):
+                st2, fl2, o2 = copy.deepcopy((st, flash, o))
+                fl2.fail_after(f)
+                try:
+                    st2, fl2 = _apply(st2, fl2, o2, op, i)
+                    st2.sync()
+                    o2.sync()
+                except NoSpaceError:
+                    # a recovery that found no segment rebuilt the store as a mount would
+                    # (§12 step 3): what the sync was to make durable may be gone
+                    refused.append((i, f, "put or sync"))
+                    continue
+                fl2.fail_after(None)
+                runs += 1
+                st2 = Store.mount(fl2, engine="python")
+                o2.check_after_cut(read_all(st2, o2.keys()))
+                if int(fl2._grown.sum()) <= 1:
+                    try:
+                        _drain(st2)
+                    except NoSpaceError as e:
+                        refused.append((i, f, str(e)))
+        try:
+            st, flash = _apply(st, flash, o, op, i)
+        except NoSpaceError:
+            break
+    return runs, refused
+
+
+@pytest.mark.parametrize("geo, seed", [("nand16", 0), ("nrf16", 1), ("nor64k16", 2),
+                                       ("mlc8", 3)])
+def test_one_failure_under_the_largest_chunks_leaves_deletion_working(geo: str,
+                                                                     seed: int) -> None:
+    runs, refused = _failure_sweep(geo, seed, 2, 12)
+    assert runs >= 12 and not refused
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("geo", ["nand16", "nrf16", "stm16", "nor16-4k", "nor64k16", "nand8",
+                                 "mlc8", "nrf8", "nor16-32k-cimax"])
+def test_failure_sweep_at_the_limit(geo: str) -> None:
+    """SPEC §11's measurement: 40 churns, 4 positions, a failure at each of 24 operations."""
+    runs = 0
+    for seed in range(40):
+        n, refused = _failure_sweep(geo, seed, 4, 24)
+        assert not refused, (seed, refused[:3])
+        runs += n
+    assert runs > 1000
+
+
+def _fill_and_fail(engine: str) -> tuple[Store, FlashSim]:
+    """16-block SPI NAND at the default format: chunks of max_chunk until a put is refused,
+    a sync, then a program failure on the first program of the next put and a sync."""
+    st, flash = _store("nand16", engine, 2)
+    mc = st.max_chunk
+    for j in range(20):
+        try:
+            st.put(100 + j, payload(j, 0, mc))
+        except NoSpaceError:
+            break
+    st.sync()
+    flash.fail_after(0)
+    st.put(5, payload(5, 3, 30))
+    st.sync()
+    flash.fail_after(None)
+    return st, flash
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_full_store_of_largest_chunks_survives_one_failure(engine: str) -> None:
+    """Where revision 2.5 wedged (test_review16e: two 5-segment chunks), a store filled with
+    chunks of the new limit takes one failure: every key reads back, and after a remount
+    every key can be trimmed and the store takes new puts; both engines leave the same
+    image."""
+    st, flash = _fill_and_fail(engine)
+    assert int(flash._grown.sum()) == 1
+    keys = sorted(st.keys())
+    assert len(keys) >= 8
+    for k in keys:
+        want = payload(5, 3, 30) if k == 5 else payload(k - 100, 0, st.max_chunk)
+        assert st.get(k) == want
+    if engine == "c" and not C_ERROR:
+        _, flash_py = _fill_and_fail("python")
+        assert flash.image() == flash_py.image()
+    st = Store.mount(flash, engine=engine)
+    _drain(st)
