@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from flashswap import FlashSim, Store
+from flashswap import FlashSim, PowerCut, Store
 from flashswap.errors import ChunkTooLargeError, NoSpaceError
 from tests.storeutil import C_ERROR, ENGINES, Oracle, payload, read_all
 from tests.test_review16d import _flash, _format
@@ -28,11 +28,13 @@ from tests.test_review16e import _apply, _drain
 _NOR64K16 = ("W25Q128JV", 1 << 20, {})
 
 
-def _store(geo: str, engine: str, seed: int) -> tuple[Store, FlashSim]:
+def _store(geo: str, engine: str, seed: int, reserve: int | None = None
+           ) -> tuple[Store, FlashSim]:
     if geo == "nor64k16":
         flash = FlashSim.from_part(_NOR64K16[0], capacity=_NOR64K16[1], seed=seed)
-        return Store.format(flash, engine=engine), flash
+        return Store.format(flash, engine=engine, reserve=reserve), flash
     flash = _flash(geo, seed)
+    assert reserve is None, "a reserve override only on nor64k16"
     return _format(flash, geo, engine, None), flash
 
 
@@ -63,15 +65,20 @@ def test_max_chunk_is_bounded_by_the_reserve(engine: str, geo: str) -> None:
 
 
 def test_limits_on_the_reviewed_geometries() -> None:
-    """The figures SPEC §11 and §12 quote: 16-block SPI NAND with reserve 3 takes 1.5
-    segments (was 5), 16 x 4 KiB internal flash with reserve 5 takes 3.5 (was 4), and a 64 KiB
-    NOR block fits whole in a 16 x 64 KiB store at the default format."""
+    """The figures SPEC §10, §11 and §12 quote: 16-block SPI NAND takes 1.5 segments with
+    reserve 3 (was 5) and 2.5 with the default reserve, 4 since revision 2.6; 16 x 4 KiB
+    internal flash with reserve 5 takes 3.5 (was 4); a 64 KiB NOR block fits whole in a 16 x
+    64 KiB store at the default format; 8-block NAND keeps reserve 3 (no segment beyond 4)."""
     nand, _ = _store("nand16", "python", 0)
-    assert (nand.reserve, nand.max_chunk) == (3, 196548)
+    assert (nand.reserve, nand.max_chunk) == (4, 327580)
+    nand3 = Store.format(FlashSim.from_part("W25N01GV", capacity=16 << 17), reserve=3)
+    assert nand3.max_chunk == 196548
     nrf, _ = _store("nrf16", "python", 0)
     assert (nrf.reserve, nrf.max_chunk) == (5, 14196)
     nor, _ = _store("nor64k16", "python", 0)
-    assert nor.reserve == 3 and nor.max_chunk >= 64 << 10
+    assert nor.reserve == 4 and nor.max_chunk >= 64 << 10
+    nand8, _ = _store("nand8", "python", 0)
+    assert nand8.reserve == 3
 
 
 def _churn(st: Store, seed: int, n: int) -> list[tuple[Any, ...]]:
@@ -160,6 +167,85 @@ def test_failure_sweep_at_the_limit(geo: str) -> None:
     assert runs > 1000
 
 
+def _fail_and_cut_sweep(geo: str, seed: int, positions: int, fails: int, cuts: int,
+                        reserve: int | None = None) -> tuple[int, list[Any]]:
+    """At the first puts made with `F <= reserve` of a churn near full: a program failure
+    armed at each of `fails` operations together with a power cut at each of `cuts` (a copy of
+    the model's state each), the put and a sync; the torn flash mounted under the strict
+    oracle; with one grown bad block at most, every key trimmed and new puts (`_drain`).
+    Returns (runs, refusals)."""
+    st, flash = _store(geo, "python", seed, reserve)
+    ops = _churn(st, seed, 300)
+    o = Oracle()
+    done = runs = 0
+    refused: list[Any] = []
+    for i, op in enumerate(ops):
+        if op[0] == "put" and i > 20 and done < positions and st._free_count() <= st.reserve:
+            done += 1
+            for f in range(fails):
+                for c in range(cuts):
+                    st2, fl2, o2 = copy.deepcopy((st, flash, o))
+                    fl2.fail_after(f)
+                    fl2.power_cut_after(c)
+                    try:
+                        try:
+                            st2, fl2 = _apply(st2, fl2, o2, op, i)
+                        except NoSpaceError:
+                            pass  # refused, or a recovery that found no segment (§12 step 3)
+                        st2.sync()
+                        o2.sync()
+                        cut = False
+                    except PowerCut:
+                        cut = True
+                    runs += 1
+                    fl2.power_cut_after(None)
+                    fl2.fail_after(None)
+                    try:
+                        if cut:
+                            st2 = Store.mount(fl2, engine="python")
+                            o2.check_after_cut(read_all(st2, o2.keys()))
+                        if int(fl2._grown.sum()) <= 1:
+                            _drain(st2)
+                    except NoSpaceError as e:
+                        refused.append((i, f, c, str(e)))
+                    if not cut:
+                        break
+        try:
+            st, flash = _apply(st, flash, o, op, i)
+        except NoSpaceError:
+            break
+        except PowerCut:  # (no cut is armed on the main line)
+            raise
+    return runs, refused
+
+
+def test_failure_and_cut_in_one_put_at_the_default_reserve() -> None:
+    """16 x 64 KiB NOR, the churn that wedged with reserve 3 (SPEC §10 "Why at least 4"):
+    with the default reserve (4) no trim is refused."""
+    runs, refused = _fail_and_cut_sweep("nor64k16", 11, 3, 6, 30)
+    assert runs > 100 and not refused
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "reserve 3 on 16 x 64 KiB NOR (the default before revision 2.6): the put made one segment "
+    "short loses its segment to the failure, the cut leaves the recovery's checkpoint out, the "
+    "mount counts the failed block (its header never reached flash) as free, and every trim "
+    "opens it, fails, and finds no segment for the recovery's checkpoint: the class SPEC §10 "
+    "keeps open for stores formatted with reserve 3"))
+def test_failure_and_cut_in_one_put_with_reserve_three() -> None:
+    runs, refused = _fail_and_cut_sweep("nor64k16", 11, 3, 6, 30, reserve=3)
+    assert runs > 100 and not refused
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("geo", ["nor64k16", "nand16", "nrf16", "stm16", "nor16-4k"])
+def test_failure_and_cut_sweep_at_the_default_reserve(geo: str) -> None:
+    """SPEC §10's measurement: 40 churns, 3 positions, 6 x 30 offsets."""
+    for seed in range(40):
+        _, refused = _fail_and_cut_sweep(geo, seed, 3, 6, 30)
+        assert not refused, (seed, refused[:3])
+
+
 def _fill_and_fail(engine: str) -> tuple[Store, FlashSim]:
     """16-block SPI NAND at the default format: chunks of max_chunk until a put is refused,
     a sync, then a program failure on the first program of the next put and a sync."""
@@ -187,7 +273,7 @@ def test_full_store_of_largest_chunks_survives_one_failure(engine: str) -> None:
     st, flash = _fill_and_fail(engine)
     assert int(flash._grown.sum()) == 1
     keys = sorted(st.keys())
-    assert len(keys) >= 8
+    assert len(keys) >= 5
     for k in keys:
         want = payload(5, 3, 30) if k == 5 else payload(k - 100, 0, st.max_chunk)
         assert st.get(k) == want

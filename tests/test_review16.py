@@ -601,10 +601,11 @@ def test_trims_still_work_after_a_program_failure_near_full(engine: str) -> None
     operations later, inside the put that is refused): the recovery moves the failed cold
     segment's chunks into the last free segments and its checkpoint finds none; the trims go
     to the cold head's room (SPEC §10), and then a put collects the segments they freed.
-    Since revision 2.6 the chunks are capped at max_chunk (1.5 segments): the failure still
-    fires in the refused-put stretch and one block is retired."""
+    Since revision 2.6 the chunks are capped at max_chunk (1.5 segments with reserve 3): the
+    failure still fires in the refused-put stretch and one block is retired."""
     flash = FlashSim.from_part("W25Q128JV", capacity=1 << 20, seed=0)
-    store = Store.format(flash, engine=engine)
+    # the finding's format: reserve 3 (the default is 4 since revision 2.6, SPEC §10)
+    store = Store.format(flash, engine=engine, reserve=3)
     cap = store.stat()["max_chunk"]  # 1.5 segments since revision 2.6 (SPEC §11)
     rng = random.Random(0)
     live: dict[int, bytes] = {}

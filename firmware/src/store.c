@@ -22,7 +22,10 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
         (REC_SIZE + TAG(fs));
     t = 2 + (fs->max_keys + t - 1) / t;
     n = fs->nseg - fs->ckpt_interval - 3;
-    fs->reserve = cfg->reserve ? cfg->reserve : (uint8_t)(t < n ? t : n);
+    t = t < n ? t : n;
+    /* and at least 4 where that leaves a segment to spare: a recovery that a power cut
+     * interrupts, and a grown bad block a mount takes for free (§10) */
+    fs->reserve = cfg->reserve ? cfg->reserve : (uint8_t)(t < 4 && n > 4 ? 4 : t);
     fs->wl_threshold = cfg->wl_threshold ? cfg->wl_threshold : 12;
     if (fs->max_keys > KEY_LIMIT(fs) || fs->reserve < 2 ||
         fs->reserve + fs->ckpt_interval + 3u > fs->nseg)
@@ -189,9 +192,13 @@ int fsw_get(fsw_t *fs, uint32_t key, void *buf, uint32_t bufsize, uint32_t *size
         return fs->damaged ? FSW_ERR_CORRUPT : FSW_ERR_NOENT;
     if (size_out)
         *size_out = e->size - TAG(fs);
-    err = e->addr == LOST               ? FSW_ERR_CORRUPT
-          : e->size - TAG(fs) > bufsize ? FSW_ERR_TOOBIG
-                                        : fsw_chunk_read(fs, e, buf);
+    /* a lost entry (size 0) reads as corrupt: fsw_read refuses its address; with a tag, its
+     * size less the tag would pass for too big first */
+#ifndef FSW_NO_AEAD
+    if (e->addr == LOST)
+        return FSW_ERR_CORRUPT;
+#endif
+    err = e->size - TAG(fs) > bufsize ? FSW_ERR_TOOBIG : fsw_chunk_read(fs, e, buf);
     if (!err)
         trace(fs, OP_GET, key, e->size - TAG(fs));
 #ifndef FSW_NO_AEAD
@@ -208,15 +215,13 @@ static int32_t trim(fsw_t *fs, int op, uint32_t first, uint32_t last)
     int err = 0;
     uint64_t v;
     uint32_t n;
-    if (first > last || last == NONE)
+    if (first > last || last == NONE || !fs->mounted)
         return FSW_ERR_INVAL;
     v = fsw_idx_find(fs, last);
     n = IDX_POS(v) + IDX_FOUND(v) - IDX_POS(fsw_idx_find(fs, first));
     fs->data = fs; /* no payload: any pointer will do */
     if (n)
         err = run(fs, op, first, last);
-    else if (!fs->mounted)
-        err = FSW_ERR_INVAL;
     else if (op == OP_RANGE) /* a trace's TRIM of a dead key is an error; INVALIDATE is not */
         trace(fs, OP_RANGE, first, last);
     return err ? err : (int32_t)n;

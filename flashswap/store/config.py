@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 FREE_ERASED, FREE, IN_LOG, BAD = 0, 1, 2, 3
 
 DEFAULT_RESERVE = 2
+MIN_SPARE_RESERVE = 4
 DEFAULT_WL_THRESHOLD = 12
 MAX_KEYS_CAP = 1024
 MIN_SEGMENTS = 6
@@ -132,6 +133,9 @@ def options(flash: FlashDevice, segment_size: int | None, max_keys: int | None,
         reserve = max(DEFAULT_RESERVE, min(min_reserve(segment_size, max_keys, tag,
                                                        flash.page_size),
                                            geo.nseg - ckpt_interval - 3))
+        # and at least 4 where that leaves a segment to spare (§10: a recovery that a power
+        # cut interrupts, and a grown bad block a mount takes for free)
+        reserve = max(reserve, min(MIN_SPARE_RESERVE, geo.nseg - ckpt_interval - 4))
     if not 2 <= reserve <= 255 or reserve + ckpt_interval + 3 > geo.nseg:
         raise InputError(f"reserve must be 2..255 and leave room in {geo.nseg} segments, "
                          f"not {reserve}")
