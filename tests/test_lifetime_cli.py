@@ -308,6 +308,11 @@ def test_plot(trace, tmp_path) -> None:
          "16384-byte capacity of W25Q128JV"),
         (["--part", "W25Q128JV", "--capacity", "64MiB"],
          "flashswap: error: --capacity 67108864 exceeds W25Q128JV's 16777216 bytes"),
+        # a 16 GiB part whole: the store's addresses are 32-bit (SPEC §2), on either engine
+        (["--part", "TLC-NAND-128Gb-class", "--store", "flashswap"],
+         "flashswap: error: flash of 17179869184 bytes: the store addresses less than 4 GiB"),
+        (["--part", "TLC-NAND-128Gb-class", "--store", "flashswap", "--engine", "python"],
+         "flashswap: error: flash of 17179869184 bytes: the store addresses less than 4 GiB"),
     ],
 )
 def test_errors_are_one_line(trace, capsys, argv, message) -> None:

@@ -69,6 +69,13 @@ class Geometry:
             raise InputError(
                 f"segment size {seg_size} unsupported: needs 512 B..16 MiB and >= 8 program units"
             )
+        if flash.size >= 1 << 32:
+            # Record addresses and index entries are 32-bit (SPEC §2, §4): a larger part
+            # takes the store on a partition.
+            raise InputError(
+                f"flash of {flash.size} bytes: the store addresses less than 4 GiB (32-bit "
+                f"addresses); give it a partition below 4 GiB"
+            )
         if self.nseg < MIN_SEGMENTS:
             raise InputError(
                 f"flash of {flash.size} bytes holds {self.nseg} segments of {seg_size}; "
