@@ -2,6 +2,13 @@
 default reserve of at least 4 where the device leaves a segment beyond it, the C put's payload
 in the context, fsw_get leaving a lost entry to fsw_read, a trim checking `mounted` first).
 
+After this review (the lead, not the reviewer): the model's chunk read refuses a record above
+max_chunk as the C library does, so the engines agree on a 2.5 chunk above the limit (that
+finding's test asserts it now); SPEC's revision note says what a 2.5 image with such a record
+in the replay window does (the store mounts damaged: that behaviour stands, its strict xfail
+stays); SPEC §10 names the default format that keeps reserve 3 (a large ckpt_interval) and its
+wedge (strict xfail, as found).
+
 What was attacked, and how (the Python model unless named; every run under the strict oracle
 of tests/storeutil.Oracle, which held in every run below: no synced chunk lost or read older,
 no CorruptError without a failed block):
@@ -652,13 +659,12 @@ def _reads(flash: FlashSim, engine: str) -> dict[int, str]:
 
 
 @pytest.mark.skipif(bool(C_ERROR), reason=f"C library unavailable: {C_ERROR}")
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a 2.5 image (reserve 3, ckpt_interval 1) holding a chunk one byte above 2.6's max_chunk: "
-    "the Python model serves it (its mount takes the checkpoint's entry and its chunk read "
-    "does not check the record's size against max_chunk), the C library reads it corrupt "
-    "(fsw_rec_load refuses a DATA record above max_chunk at every read): the engines "
-    "disagree; SPEC's revision note says such a chunk reads corrupt"))
 def test_found_engines_disagree_on_a_2_5_chunk_above_the_limit() -> None:
+    """Was a strict xfail: a 2.5 image (reserve 3, ckpt_interval 1) holding a chunk one byte
+    above 2.6's max_chunk; the Python model served it (its mount took the checkpoint's entry
+    and its chunk read did not check the record's size against max_chunk), the C library read
+    it corrupt (fsw_rec_load refuses a DATA record above max_chunk at every read). Fixed in
+    the model's chunk read: both engines read it corrupt, the keys around it intact."""
     flash = _image_of_2_5(1, 98245)  # 2.6's limit there: 98244
     py, c = _reads(flash, "python"), _reads(flash, "c")
     assert (py[1], py[3], c[1], c[3]) == ("value",) * 4

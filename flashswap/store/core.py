@@ -674,6 +674,8 @@ class Store:
             if i == 0 and h is not None:
                 seq, flags = h.seq, h.flags
             if (h is None or h.rtype != T_DATA or h.seq != seq or h.key != key or h.size != size
+                    # above max_chunk a record is unreadable (§4, §11), as the parser has it
+                    or size > self.max_chunk
                     or (h.offset == 0) != (i == 0) or crc32(raw[REC_SIZE:]) != h.dcrc
                     # MORE and CONT as the header rule of §6 wants them where it lies (they are
                     # outside the AEAD's associated data, so the tag cannot vouch for them)
