@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -108,41 +109,51 @@ def _churn(st: Store, seed: int, n: int) -> list[tuple[Any, ...]]:
     return ops
 
 
-def _failure_sweep(geo: str, seed: int, positions: int, fails: int) -> tuple[int, list[Any]]:
-    """The sweep of the module doc on the Python model: (runs, refusals)."""
-    st, flash = _store(geo, "python", seed)
+def _lean_puts(geo: str, seed: int, positions: int, reserve: int | None = None
+               ) -> Iterator[tuple[Store, FlashSim, Oracle, tuple[Any, ...], int]]:
+    """The churn near full on the Python model: yields the state before each of its first
+    `positions` puts made with `F <= reserve` (after its 20th op), then runs the put. A sweep
+    runs its trials on copies."""
+    st, flash = _store(geo, "python", seed, reserve)
     ops = _churn(st, seed, 300)
     o = Oracle()
-    done = runs = 0
-    refused: list[Any] = []
+    done = 0
     for i, op in enumerate(ops):
         if op[0] == "put" and i > 20 and done < positions and st._free_count() <= st.reserve:
             done += 1
-            for f in range(fails):
-                st2, fl2, o2 = copy.deepcopy((st, flash, o))
-                fl2.fail_after(f)
-                try:
-                    st2, fl2 = _apply(st2, fl2, o2, op, i)
-                    st2.sync()
-                    o2.sync()
-                except NoSpaceError:
-                    # a recovery that found no segment rebuilt the store as a mount would
-                    # (§12 step 3): what the sync was to make durable may be gone
-                    refused.append((i, f, "put or sync"))
-                    continue
-                fl2.fail_after(None)
-                runs += 1
-                st2 = Store.mount(fl2, engine="python")
-                o2.check_after_cut(read_all(st2, o2.keys()))
-                if int(fl2._grown.sum()) <= 1:
-                    try:
-                        _drain(st2)
-                    except NoSpaceError as e:
-                        refused.append((i, f, str(e)))
+            yield st, flash, o, op, i
         try:
             st, flash = _apply(st, flash, o, op, i)
         except NoSpaceError:
             break
+
+
+def _failure_sweep(geo: str, seed: int, positions: int, fails: int) -> tuple[int, list[Any]]:
+    """The sweep of the module doc on the Python model: (runs, refusals)."""
+    runs = 0
+    refused: list[Any] = []
+    for st, flash, o, op, i in _lean_puts(geo, seed, positions):
+        for f in range(fails):
+            st2, fl2, o2 = copy.deepcopy((st, flash, o))
+            fl2.fail_after(f)
+            try:
+                st2, fl2 = _apply(st2, fl2, o2, op, i)
+                st2.sync()
+                o2.sync()
+            except NoSpaceError:
+                # a recovery that found no segment rebuilt the store as a mount would
+                # (§12 step 3): what the sync was to make durable may be gone
+                refused.append((i, f, "put or sync"))
+                continue
+            fl2.fail_after(None)
+            runs += 1
+            st2 = Store.mount(fl2, engine="python")
+            o2.check_after_cut(read_all(st2, o2.keys()))
+            if int(fl2._grown.sum()) <= 1:
+                try:
+                    _drain(st2)
+                except NoSpaceError as e:
+                    refused.append((i, f, str(e)))
     return runs, refused
 
 
@@ -174,48 +185,37 @@ def _fail_and_cut_sweep(geo: str, seed: int, positions: int, fails: int, cuts: i
     the model's state each), the put and a sync; the torn flash mounted under the strict
     oracle; with one grown bad block at most, every key trimmed and new puts (`_drain`).
     Returns (runs, refusals)."""
-    st, flash = _store(geo, "python", seed, reserve)
-    ops = _churn(st, seed, 300)
-    o = Oracle()
-    done = runs = 0
+    runs = 0
     refused: list[Any] = []
-    for i, op in enumerate(ops):
-        if op[0] == "put" and i > 20 and done < positions and st._free_count() <= st.reserve:
-            done += 1
-            for f in range(fails):
-                for c in range(cuts):
-                    st2, fl2, o2 = copy.deepcopy((st, flash, o))
-                    fl2.fail_after(f)
-                    fl2.power_cut_after(c)
+    for st, flash, o, op, i in _lean_puts(geo, seed, positions, reserve):
+        for f in range(fails):
+            for c in range(cuts):
+                st2, fl2, o2 = copy.deepcopy((st, flash, o))
+                fl2.fail_after(f)
+                fl2.power_cut_after(c)
+                try:
                     try:
-                        try:
-                            st2, fl2 = _apply(st2, fl2, o2, op, i)
-                        except NoSpaceError:
-                            pass  # refused, or a recovery that found no segment (§12 step 3)
-                        st2.sync()
-                        o2.sync()
-                        cut = False
-                    except PowerCut:
-                        cut = True
-                    runs += 1
-                    fl2.power_cut_after(None)
-                    fl2.fail_after(None)
-                    try:
-                        if cut:
-                            st2 = Store.mount(fl2, engine="python")
-                            o2.check_after_cut(read_all(st2, o2.keys()))
-                        if int(fl2._grown.sum()) <= 1:
-                            _drain(st2)
-                    except NoSpaceError as e:
-                        refused.append((i, f, c, str(e)))
-                    if not cut:
-                        break
-        try:
-            st, flash = _apply(st, flash, o, op, i)
-        except NoSpaceError:
-            break
-        except PowerCut:  # (no cut is armed on the main line)
-            raise
+                        st2, fl2 = _apply(st2, fl2, o2, op, i)
+                    except NoSpaceError:
+                        pass  # refused, or a recovery that found no segment (§12 step 3)
+                    st2.sync()
+                    o2.sync()
+                    cut = False
+                except PowerCut:
+                    cut = True
+                runs += 1
+                fl2.power_cut_after(None)
+                fl2.fail_after(None)
+                try:
+                    if cut:
+                        st2 = Store.mount(fl2, engine="python")
+                        o2.check_after_cut(read_all(st2, o2.keys()))
+                    if int(fl2._grown.sum()) <= 1:
+                        _drain(st2)
+                except NoSpaceError as e:
+                    refused.append((i, f, c, str(e)))
+                if not cut:
+                    break
     return runs, refused
 
 
