@@ -198,10 +198,6 @@ def test_live_chunks_and_bytes_follow_writes_trims_and_invalidates():
     assert (live_chunks(p), live_bytes(p)) == (most, most_bytes) and most > 1
 
 
-@pytest.mark.xfail(strict=True, reason="store (flashswap/store/core.py Store._config): with no "
-                   "segment size given it halves the largest NOR erase size (64 KiB) until six "
-                   "segments fit, reaching 16 KiB or 8 KiB, which W25Q128JV cannot erase; the "
-                   "next smaller erase size (32 KiB / 4 KiB) would do")
 @pytest.mark.parametrize("capacity", [64 << 10, 128 << 10])
 def test_store_default_segment_is_an_erase_size(capacity):
     from flashswap.flash import FlashSim

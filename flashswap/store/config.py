@@ -116,12 +116,13 @@ def options(flash: FlashDevice, segment_size: int | None, max_keys: int | None,
     an InputError naming it). Every engine's format takes its options from here."""
     kind = check_raw(flash)
     if segment_size is None:
-        # NOR: the largest erase up to 64 KiB (the larger erase is ~5x cheaper per byte);
+        # NOR: the largest erase up to 64 KiB (the larger erase is ~5x cheaper per byte) that
+        # still gives MIN_SEGMENTS, else the smallest; a segment is always one erase the part
+        # has (halving 64 KiB would reach 16 KiB, which a 4/32/64 KiB part cannot erase).
         # NAND and internal flash: the block.
-        fits = [s for s in flash.erase_sizes if s <= 64 * 1024] or [flash.erase_size]
+        fits = [s for s in flash.erase_sizes
+                if s <= 64 * 1024 and flash.size // s >= MIN_SEGMENTS] or [flash.erase_size]
         segment_size = max(fits) if kind == "nor" else flash.erase_size
-        while flash.size // segment_size < MIN_SEGMENTS and segment_size > flash.erase_size:
-            segment_size //= 2
     page_once = getattr(flash, "nop", 0) != 0
     geo = Geometry(flash, segment_size, flash.page_size, page_once)
     aead = None if key is None else Aead(key)
