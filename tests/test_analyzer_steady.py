@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,7 @@ from flashswap.parts import get_part
 
 NOR = "W25Q128JV"
 NAND = "W25N01GV"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +262,21 @@ def test_littlefs_on_nand_against_replay_to_failure(traces, monkeypatch) -> None
     monkeypatch.setattr(LittlefsEngine, "stint_erases", lambda engine: None)
     c = check(traces["small"], NAND, "littlefs-chunk", 64 * 128 * 1024, 1000)
     assert c.actual == 7027 and abs(c.error) <= 0.01, c
+
+
+def test_a_trace_that_swaps_nothing_costs_no_store_io() -> None:
+    """ResNet-8 fits 128 KiB: its trace writes nothing. The window skips the first trace
+    cycle, which held the store's format (256 erases, 2.4 s, counted per inference before);
+    every layer then costs only the weight reads, the same for each."""
+    wl = Workload.load(ROOT / "traces" / "resnet8_128k.bin")
+    opt = Options(capacity=1 << 20)
+    res = {s: analyze(wl, NOR, s, opt) for s in ("flashswap", "littlefs", "naive")}
+    fs = res["flashswap"]
+    assert fs.steady.method == "no writes" and fs.steady.window == (1, 2)
+    assert fs.data["traffic"] == {"payload_bytes_per_inference": 0.0,
+                                  "programmed_bytes_per_inference": 0.0,
+                                  "read_bytes_per_inference": 0.0,
+                                  "erases_per_inference": 0.0}
+    io = {s: r.data["io_seconds_per_inference"] for s, r in res.items()}
+    assert io["flashswap"] == io["littlefs"] == io["naive"] == pytest.approx(
+        fs.data["timing"]["weight_read_s"])
