@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from flashswap.store import c_engine
+from flashswap.store.c_build import CFLAGS
 from flashswap.store.layout import VERSION
 
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
@@ -66,7 +67,9 @@ def test_structures_and_codes_match_the_c_declarations(tmp_path: Path) -> None:
     probe = tmp_path / "probe.c"
     probe.write_text('#include <stddef.h>\n#include "simport.c"\n' + "\n".join(_asserts()) + "\n")
     run = subprocess.run(
-        [str(CC), "-std=c11", "-fsyntax-only", f"-I{FIRMWARE / 'include'}",
+        # the engine's defines (FSW_TRACE: the binding's struct has the trace hook)
+        [str(CC), "-std=c11", "-fsyntax-only", *[f for f in CFLAGS if f.startswith("-D")],
+         f"-I{FIRMWARE / 'include'}",
          f"-I{FIRMWARE / 'src'}", f"-I{FIRMWARE / 'port'}", str(probe)],
         capture_output=True, text=True)
     failed = re.findall(r'static assertion failed: "([^"]+)"', run.stderr)

@@ -28,7 +28,14 @@ from flashswap.errors import (
 )
 from flashswap.store.aead import TAG_LEN
 from flashswap.store.core import SEQ_BLOCK
-from flashswap.store.layout import REC_SIZE, T_CHECKPOINT, T_DATA, T_RESERVE, unpack_rec
+from flashswap.store.layout import (
+    HEADER_SIZE,
+    REC_SIZE,
+    T_CHECKPOINT,
+    T_DATA,
+    T_RESERVE,
+    unpack_rec,
+)
 from flashswap.store.parse import parse_segment
 from tests.storeutil import (
     C_ERROR,
@@ -485,6 +492,58 @@ def _sweep_nonces(name: str) -> int:
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_no_nonce_reused_across_power_cuts(name: str) -> None:
     assert _sweep_nonces(name) > 10
+
+
+def _failure_churn(part: str, cap: int, seed: int, k: int,
+                   log: list[tuple[bytes, bytes, bytes]]) -> None:
+    """200 operations of an encrypted churn (puts up to max_chunk, trims, syncs) with a
+    program failure armed after operation 40 at the k-th flash operation from there."""
+    flash = FlashSim.from_part(part, capacity=cap, seed=seed)
+    st = _logged(Store.format(flash, key=KEY), log)
+    rng = random.Random(seed)
+    mc = st.max_chunk - TAG_LEN
+    for i in range(200):
+        if i == 40:
+            flash.fail_after(k)
+        key = rng.randrange(12)
+        r = rng.random()
+        try:
+            if r < 0.7:
+                st.put(key, payload(key, i, rng.randrange(1, mc)))
+            elif r < 0.9:
+                st.trim(key)
+            else:
+                st.sync()
+        except NoSpaceError:
+            st.trim(key)
+    st.sync()
+
+
+def test_no_nonce_reused_across_program_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program failure re-runs the operation: its records are sealed again, under new
+    seqs. Revision 2.7's fresh-segment recovery (SPEC §12 step 1) re-runs it with no
+    checkpoint and gives the failed segment's seq to the next one opened: no record seq, so
+    no nonce, comes back. 120 churns on NOR (16 and 64 segments) and NAND, 7 of them through
+    the fresh path (counted), every seal logged."""
+    fresh = []
+    recover = Store._recover_failed_program
+
+    def counted(self: Store, start: int) -> None:
+        s, g = self.open_seg, self.geo
+        if (s is not None and self.wp - self.wp % g.prog_size + self.buf_prog
+                < s * g.seg_size + HEADER_SIZE and int(self.seq[s]) >= start
+                and not self.live[s] and not self.recovering):
+            fresh.append(s)
+        recover(self, start)
+
+    monkeypatch.setattr(Store, "_recover_failed_program", counted)
+    for part, cap in (("W25Q128JV", 1 << 20), ("W25N01GV", 16 << 17), ("W25Q128JV", 64 << 10)):
+        for seed in (0, 1, 3):
+            for k in range(0, 60, 3) if seed != 3 else (21, 39):
+                log: list[tuple[bytes, bytes, bytes]] = []
+                _failure_churn(part, cap, seed, k, log)
+                _assert_unique(log, f"{part} seed {seed} k {k}")
+    assert len(fresh) >= 5
 
 
 def _reservations(flash: FlashSim, seg: int) -> list[int]:

@@ -168,7 +168,7 @@ int fsw_ckpt_write(fsw_t *fs);
 /* gc.c: garbage collection, wear leveling, recovery from a failure, the idle step */
 int fsw_make_room(fsw_t *fs, uint32_t need);
 int fsw_static_wl(fsw_t *fs);
-int fsw_recover(fsw_t *fs);
+int fsw_recover(fsw_t *fs, uint32_t start);
 /* store.c: one attempt at a writing operation and its recoveries (the API's run()) */
 int fsw_attempt(fsw_t *fs, int op, uint32_t a, uint32_t b);
 int fsw_idle_work(fsw_t *fs, unsigned max_erases);

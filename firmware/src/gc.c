@@ -144,22 +144,28 @@ int fsw_static_wl(fsw_t *fs)
  * buffer (if any). A segment whose header never reached flash gives its seq to the next one
  * opened; the next segment of this log says its predecessor may end torn. Then a checkpoint:
  * trims among the bytes that never reached flash live only in RAM. */
-int fsw_recover(fsw_t *fs)
+int fsw_recover(fsw_t *fs, uint32_t start)
 {
     const struct fsw_config *c = fs->cfg;
     uint32_t s = fs->open, unit = fs->wp & ~(PROG_SIZE(fs) - 1);
     int err;
     if (s != NONE) {
-        if (unit + fs->programmed < SEG_BASE(fs, s) + HDR_SIZE)
-            fs->next_seq = c->segs[s].seq;
-        fs->torn |= (uint8_t)(16u | 1u << fs->cold); /* bit 4: recovering */
+        struct fsw_seg *g = c->segs + s;
+        int fresh = 0;
+        if (unit + fs->programmed < SEG_BASE(fs, s) + HDR_SIZE) {
+            fs->next_seq = g->seq;
+            fresh = g->seq >= start && !g->live && !(fs->torn & 16);
+        }
+        fs->torn |= (uint8_t)(!fresh << 4 | 1u << fs->cold);
+        fs->open = NONE;
+        fsw_retire(fs, s);
+        if (fresh)
+            return 0;
         if (c->rescue_buffer) {
             memcpy(c->rescue_buffer, c->prog_buffer, PROG_SIZE(fs));
             fs->rescue_unit = unit;
             fs->rescue_end = fs->wp;
         }
-        fs->open = NONE;
-        fsw_retire(fs, s);
     }
     err = relocate(fs, s); /* and the chunks left in an earlier one (fsw_live) */
     fs->rescue_end = 0; /* the copy lives as long as this recovery, as in the model */

@@ -114,6 +114,7 @@ static int once(fsw_t *fs, int op, uint32_t a, uint32_t b, const uint8_t *data)
     return err;
 }
 
+#ifdef FSW_TRACE
 /* The trace record (traces/README.md) of a successful operation; op is the trace's op code
  * (fsw_priv.h OP_*), b the length of a WRITE or READ, the last key of an INVALIDATE. */
 static void trace(fsw_t *fs, int op, uint32_t key, uint32_t b)
@@ -130,19 +131,22 @@ static void trace(fsw_t *fs, int op, uint32_t key, uint32_t b)
     fsw_le(r, 6);
     c->trace(c->trace_ctx, (const uint8_t *)r);
 }
+#else
+#define trace(fs, op, key, b) ((void)0) /* no trace hook in this build */
+#endif
 
 /* Runs a writing operation; when a block fails a program, retires it, moves its chunks and runs
  * the operation again (bounded as in the Python model). Traces it when it succeeds. */
 int fsw_attempt(fsw_t *fs, int op, uint32_t a, uint32_t b)
 {
-    uint32_t i, j;
+    uint32_t i, j, start = fs->next_seq;
     int err = FSW_ERR_INVAL;
     for (i = 0; fs->mounted && i < fs->nseg; i++) {
         fs->done = 0;
         err = once(fs, op, a, b, fs->data);
         if (err != FSW_ERR_WORN)
             break;
-        for (j = 0; j < fs->nseg && (err = fsw_recover(fs)) == FSW_ERR_WORN; j++)
+        for (j = 0; j < fs->nseg && (err = fsw_recover(fs, start)) == FSW_ERR_WORN; j++)
             ;
         /* a recovery that failed otherwise ends it (< 0: not traced); a put whose chunk was
          * indexed when the checkpoint after its spill failed is done: the recovery's

@@ -26,7 +26,9 @@ FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 # The shared library is a consumer build: warnings are shown, not fatal (clang's -Wcast-align
 # flags the SSE loads of port/crc32_host.c). `make -C firmware test`, `test-m4` and `size` hold
 # every firmware/src file to -Werror.
-CFLAGS = ["-std=c99", "-O3", "-Wall", "-Wextra", "-pedantic", "-fPIC"]
+# FSW_TRACE: the engine serves Store.trace through the library's trace hook, which firmware
+# builds leave out by default (firmware/README.md).
+CFLAGS = ["-std=c99", "-O3", "-Wall", "-Wextra", "-pedantic", "-fPIC", "-DFSW_TRACE"]
 INCLUDE = ["include", "src", "port"]  # under firmware/
 # Ports: the table-driven CRC-32 (same function, 10x faster), the FlashSim port that runs
 # flash operations on the simulator's arrays, the AEAD callbacks over Mbed TLS.

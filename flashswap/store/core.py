@@ -1130,6 +1130,7 @@ class Store:
 
     def _device_retry(self, op: Any) -> Any:
         """Run a write operation; when a program fails, retire the segment and run it again."""
+        start = self.next_seq  # segments with a seq from here on are this operation's
         for _ in range(self.geo.nseg):
             self.put_done = False
             try:
@@ -1138,7 +1139,7 @@ class Store:
                 pass
             for _ in range(self.geo.nseg):
                 try:
-                    self._recover_failed_program()
+                    self._recover_failed_program(start)
                 except FlashWearError:
                     continue  # the segment the chunks moved to failed too: retire it as well
                 except NoSpaceError:
@@ -1161,7 +1162,7 @@ class Store:
         fresh.trace = self.trace
         vars(self).update(vars(fresh))
 
-    def _recover_failed_program(self) -> None:
+    def _recover_failed_program(self, start: int) -> None:
         """The open segment refused a program (§12): it is retired in RAM only, and every chunk
         with a fragment in it is written again on the same head, bytes that never reached
         flash taken from the failed program's buffer. On flash the segment stays as it was,
@@ -1173,16 +1174,24 @@ class Store:
         if s is None:
             return
         unit = self.wp - self.wp % g.prog_size
+        fresh = False
         if unit + self.buf_prog < s * g.seg_size + HEADER_SIZE:
             # Its header never reached flash whole: the segment is not in the log on
             # flash, and its seq goes to the next segment opened (no gap, §9).
             self.next_seq = int(self.seq[s])
+            # Fresh: this operation opened it, no chunk has a fragment in it and no recovery
+            # is under way. It held only what the operation, run again, writes anew, and
+            # nothing on flash changed but a block gone bad (one a mount took for free, say):
+            # nothing to move, no checkpoint (§12).
+            fresh = self.next_seq >= start and not self.live[s] and not self.recovering
         # What the failed program left behind is, to mount, a tear at the end of this log.
         self.torn[int(self.active_cold)] = True
-        self.rescue = (unit, bytes(self.buf), self.wp)
-        self.recovering = True
         self.open_seg = None
         self._retire(s)
+        if fresh:
+            return
+        self.rescue = (unit, bytes(self.buf), self.wp)
+        self.recovering = True
         try:
             moving = sorted((e[0], k) for k, e in self.index.items()
                             if self._holds(e, s))
