@@ -55,7 +55,8 @@ TABLE: dict[str, Geometry] = {
                        c_name="NOR64K", note="1 MiB NOR, 64 KiB segments, 256 B pages"),
     "nor4k-wl": Geometry("W25Q128JV", 32 * 1024,
                          {"segment_size": 4096, "ckpt_interval": 1, "wl_threshold": 2}),
-    "nor4k-tiny": Geometry("W25Q128JV", 24 * 1024, {"segment_size": 4096, "ckpt_interval": 1}),
+    # the smallest store format makes (revision 2.7: reserve 3 + ckpt_interval 1 + 3 segments)
+    "nor4k-tiny": Geometry("W25Q128JV", 28 * 1024, {"segment_size": 4096, "ckpt_interval": 1}),
     "nand-bad": Geometry("W25N01GV", 12 * 128 * 1024, {"ckpt_interval": 2},
                          sim={"factory_bad": 2}),
     "nor64k-w25q": Geometry("W25Q128JV", 1024 * 1024, note="1 MiB NOR, default format"),

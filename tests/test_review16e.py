@@ -25,7 +25,8 @@ remount (the grown block forgotten), then `_drain`; and a program failure plus a
 in the same put (6 x 30 offsets, from copies of the model's state) at puts made with F <=
 reserve. 16-segment geometries of test_review16d (nand16, nrf16, stm16, nor16-4k,
 nor16-32k-cimax) as the restated target; 8-segment ones (nand8, mlc8, nrf8, stm8) and the
-6-segment nor4k-tiny reported apart.
+6-segment nor4k-tiny reported apart (nor4k-tiny has 7 segments since revision 2.7, which
+refuses 6).
 (c) Both engines on the same scripts and churns: outcomes and images.
 (d) Normal operation, this branch against 1ba80dc (revision 2.4), same commands.
 
@@ -56,7 +57,8 @@ images):
   failure and a cut; 2.4 refused that put without writing) and
   test_found_six_segments_healthy_trim_refused (nor4k-tiny, 6 segments, reserve capped at 2,
   no grown block: a cut tears the hot log with F = 0 and one dead segment pinned;
-  pre-existing).
+  pre-existing; since revision 2.7 format refuses a reserve below 3:
+  test_six_segments_are_refused_at_format_since_revision_2_7).
 Held:
 - Strict oracle in every run below (no synced chunk lost or read older, no CorruptError).
 - Cut/failure sweep at hot-move puts, Python model, with drain: nrf16 4 seeds (334 runs),
@@ -89,7 +91,7 @@ from typing import Any
 import pytest
 
 from flashswap import FlashSim, PowerCut, Store
-from flashswap.errors import ChunkTooLargeError, NoSpaceError
+from flashswap.errors import ChunkTooLargeError, InputError, NoSpaceError
 from flashswap.store import core
 from flashswap.store.layout import T_TRIM_RANGE
 from flashswap.store.parse import parse_segment
@@ -412,41 +414,35 @@ def test_internal_flash_trim_after_failure_and_cut(engine: str) -> None:
 
 # ------------------------------------------------------------------ finding: 6 segments, healthy
 
-# tests/geometries' nor4k-tiny: W25Q128JV cut to 24 KiB, 6 segments of 4 KiB, ckpt_interval 1,
-# reserve 2 (the cap nseg - ckpt_interval - 3), FlashSim seed 6. Cut down (delta debugging)
-# from this review's churn (its first 198 ops) to the refusal; two power cuts, no failure.
-_TINY_HEALTHY: list[tuple[Any, ...]] = [
-    ('put', 66, 1173), ('put', 120, 95), ('put', 5, 103), ('put', 105, 70), ('put', 67, 79),
-    ('put', 23, 53), ('sync',), ('put', 11, 26), ('sync',), ('put', 49, 83), ('copy',),
-    ('put', 62, 39), ('put', 30, 1925), ('put', 50, 1702), ('put', 50, 29), ('put', 53, 113),
-    ('put', 43, 2028), ('put', 158, 48), ('put', 99, 87), ('copy',), ('put', 152, 51),
-    ('put', 112, 12), ('cut', 28), ('sync',), ('put', 64, 47), ('put', 128, 119),
-    ('put', 105, 54), ('put', 68, 85), ('put', 36, 64), ('put', 119, 85), ('put', 158, 78),
-    ('put', 101, 94), ('sync',), ('put', 159, 8), ('put', 156, 15), ('put', 127, 8),
-    ('put', 112, 1138), ('put', 7, 87), ('copy',), ('put', 73, 30), ('sync',), ('put', 8, 89),
-    ('put', 7, 89), ('sync',), ('put', 7, 2028), ('put', 0, 34), ('put', 151, 30),
-    ('put', 107, 32), ('put', 100, 111), ('remount',), ('sync',), ('put', 99, 118),
-    ('put', 2, 33), ('put', 73, 110), ('sync',), ('put', 22, 1876), ('put', 31, 44),
-    ('put', 62, 24), ('put', 32, 95), ('cut', 7), ('put', 50, 94), ('put', 85, 117),
-    ('put', 120, 101), ('put', 136, 20), ('put', 114, 115), ('copy',), ('put', 122, 62),
-    ('put', 50, 111), ('put', 84, 70), ('sync',), ('trim', 11), ('trim', 156),
-]
+# The finding (strict xfail until revision 2.7): on W25Q128JV cut to 24 KiB (6 segments of
+# 4 KiB, ckpt_interval 1, reserve capped at 2), a churn near full with two power cuts and no
+# failure: the second cut fell in a trim and tore the hot log; the mount found F = 0 and the
+# one dead segment pinned in the window, and the next trim had no segment for the checkpoint
+# that would release it ("no space", both engines). Measured with this module's churn
+# (`_churn_ops`, 300 ops, strict oracle), 240 seeds each: 10 trims refused with reserve 2 on 6
+# segments, 10 with reserve 2 on 7, none with reserve 3 on 7. Since 2.7 format refuses a
+# reserve below 3 (SPEC §10), so such a store is no longer made.
 
 
-@pytest.mark.xfail(strict=True, raises=NoSpaceError, reason=(
-    "pre-existing (1ba80dc the same), zero slack: the 6-segment store's reserve is capped at "
-    "2; the cut armed earlier falls in trim(11) and tears the hot log (room 0, no cold head); "
-    "the mount finds F = 0 and the one dead segment pinned in the window: trim(156) has no "
-    "segment for the checkpoint that would release it"))
 @pytest.mark.parametrize("engine", ENGINES)
-def test_found_six_segments_healthy_trim_refused(engine: str) -> None:
-    """Found by this review on the smallest geometry SPEC §2 allows, classified apart (no
-    segment to spare): no grown bad block, 12,649 B live of 24 KiB, and trim(156) is refused
-    "no space" (both engines, same outcomes)."""
-    st, flash, out = _run("nor4k-tiny", engine, _TINY_HEALTHY[:-1], seed=6)
-    assert out[-1] == "cut" and int(flash._grown.sum()) == 0
-    assert st.stat()["live_bytes"] == 12649
-    st.trim(156)
+def test_six_segments_are_refused_at_format_since_revision_2_7(engine: str) -> None:
+    flash = FlashSim.from_part("W25Q128JV", capacity=24 * 1024, seed=6)
+    with pytest.raises(InputError, match=r"^flash of 24576 bytes holds 6 segments of 4096; "
+                       r"with ckpt_interval 1 the store needs at least 7 \(a reserve of 3\)$"):
+        Store.format(flash, engine=engine, segment_size=4096, ckpt_interval=1)
+    big = FlashSim.from_part("W25Q128JV", capacity=1 << 20, seed=6)
+    with pytest.raises(InputError, match=r"^reserve must be 3\.\.255 .* not 2$"):
+        Store.format(big, engine=engine, reserve=2)
+
+
+def test_smallest_store_churns_without_a_refused_trim() -> None:
+    """The finding's churn on the smallest store format makes (nor4k-tiny: 7 segments,
+    reserve 3), 60 seeds: no trim refused, the strict oracle after every cut."""
+    for seed in range(60):
+        st, _, out, _ = _oracle_run("nor4k-tiny", "python", _churn_ops("nor4k-tiny", seed, 300),
+                                    seed)
+        assert st.stat()["reserve"] == 3 and st.stat()["segments"] == 7
+        assert not [o for o in out if isinstance(o, str) and o.endswith(" refused")], seed
 
 
 # ------------------------------------------------------------------ what held: the churns

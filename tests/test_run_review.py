@@ -173,13 +173,20 @@ def test_a_partition_too_small_for_the_plan_is_an_input_error(engine, capsys):
     assert err.endswith(f"); the plan keeps up to {live_chunks(p)} chunks "
                         f"({format_size(live_bytes(p))}) in flash at once: give a larger "
                         "--capacity\n")
+    rc, _ = run(["run", RESNET, "--sram", str(sram), "--capacity", "28KiB", "--engine", engine,
+                 "--schedule", "layers"])
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        "flashswap: error: the store's 28 KiB partition on W25Q128JV takes chunks of at most "
+        "2,028 B; the plan writes 4,096 B chunks: give a larger --capacity or a smaller "
+        "--chunk\n")
+    # six segments no longer format (revision 2.7: a reserve of at least 3)
     rc, _ = run(["run", RESNET, "--sram", str(sram), "--capacity", "24KiB", "--engine", engine,
                  "--schedule", "layers"])
     assert rc == 2
     assert capsys.readouterr().err == (
-        "flashswap: error: the store's 24 KiB partition on W25Q128JV takes chunks of at most "
-        "2,028 B; the plan writes 4,096 B chunks: give a larger --capacity or a smaller "
-        "--chunk\n")
+        "flashswap: error: flash of 24576 bytes holds 6 segments of 4096; with ckpt_interval 1 "
+        "the store needs at least 7 (a reserve of 3)\n")
 
 
 def test_live_chunks_and_bytes_follow_writes_trims_and_invalidates():

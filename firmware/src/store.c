@@ -13,7 +13,7 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
     fs->ckpt_interval = cfg->ckpt_interval ? cfg->ckpt_interval : (uint8_t)(n < 1 ? 1 : n > 16 ? 16 : n);
     /* default reserve: the trim records that delete every chunk, each segment opened for them
      * a checkpoint segment (which max_keys leaves at least half empty), plus one, plus one for
-     * the checkpoint that ends a recovery (§10, §12), at most what the device leaves (below 2,
+     * the checkpoint that ends a recovery (§10, §12), at most what the device leaves (below 3,
      * the checks refuse it) */
     /* (encrypted: records carry a tag, and two reservations per segment are counted, each
      * with the rest of its program unit, §4a) */
@@ -27,7 +27,7 @@ int fsw_format(fsw_t *fs, const struct fsw_config *cfg)
      * interrupts, and a grown bad block a mount takes for free (§10) */
     fs->reserve = cfg->reserve ? cfg->reserve : (uint8_t)(t < 4 && n > 4 ? 4 : t);
     fs->wl_threshold = cfg->wl_threshold ? cfg->wl_threshold : 12;
-    if (fs->max_keys > KEY_LIMIT(fs) || fs->reserve < 2 ||
+    if (fs->max_keys > KEY_LIMIT(fs) || fs->reserve < 3 ||
         fs->reserve + fs->ckpt_interval + 3u > fs->nseg)
         return FSW_ERR_INVAL;
     fsw_limits(fs);

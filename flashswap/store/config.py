@@ -22,10 +22,15 @@ if TYPE_CHECKING:
 FREE_ERASED, FREE, IN_LOG, BAD = 0, 1, 2, 3
 
 DEFAULT_RESERVE = 2
+# Format's least reserve (§10, since revision 2.7): a segment for trims, one for the checkpoint
+# that ends a recovery, one for a segment a power cut tears near full. With 2, churns near full
+# refused a trim after a cut (10 of 240 on 6 and on 7 segments of 4 KiB; 0 of 240 with 3).
+MIN_RESERVE = 3
 MIN_SPARE_RESERVE = 4
 DEFAULT_WL_THRESHOLD = 12
 MAX_KEYS_CAP = 1024
-MIN_SEGMENTS = 6
+MIN_SEGMENTS = 6  # what a mount accepts (stores formatted before revision 2.7)
+FORMAT_MIN_SEGMENTS = MIN_RESERVE + 1 + 3  # reserve, ckpt_interval 1, three more (§10)
 
 
 def index_limit(segment_size: int, tag: int = 0) -> int:
@@ -117,11 +122,11 @@ def options(flash: FlashDevice, segment_size: int | None, max_keys: int | None,
     kind = check_raw(flash)
     if segment_size is None:
         # NOR: the largest erase up to 64 KiB (the larger erase is ~5x cheaper per byte) that
-        # still gives MIN_SEGMENTS, else the smallest; a segment is always one erase the part
+        # still gives FORMAT_MIN_SEGMENTS, else the smallest; a segment is always one erase the part
         # has (halving 64 KiB would reach 16 KiB, which a 4/32/64 KiB part cannot erase).
         # NAND and internal flash: the block.
         fits = [s for s in flash.erase_sizes
-                if s <= 64 * 1024 and flash.size // s >= MIN_SEGMENTS] or [flash.erase_size]
+                if s <= 64 * 1024 and flash.size // s >= FORMAT_MIN_SEGMENTS] or [flash.erase_size]
         segment_size = max(fits) if kind == "nor" else flash.erase_size
     page_once = getattr(flash, "nop", 0) != 0
     geo = Geometry(flash, segment_size, flash.page_size, page_once)
@@ -144,9 +149,14 @@ def options(flash: FlashDevice, segment_size: int | None, max_keys: int | None,
         # and at least 4 where that leaves a segment to spare (§10: a recovery that a power
         # cut interrupts, and a grown bad block a mount takes for free)
         reserve = max(reserve, min(MIN_SPARE_RESERVE, geo.nseg - ckpt_interval - 4))
-    if not 2 <= reserve <= 255 or reserve + ckpt_interval + 3 > geo.nseg:
-        raise InputError(f"reserve must be 2..255 and leave room in {geo.nseg} segments, "
-                         f"not {reserve}")
+    if geo.nseg < MIN_RESERVE + ckpt_interval + 3:
+        raise InputError(
+            f"flash of {flash.size} bytes holds {geo.nseg} segments of {segment_size}; with "
+            f"ckpt_interval {ckpt_interval} the store needs at least "
+            f"{MIN_RESERVE + ckpt_interval + 3} (a reserve of {MIN_RESERVE})")
+    if not MIN_RESERVE <= reserve <= 255 or reserve + ckpt_interval + 3 > geo.nseg:
+        raise InputError(f"reserve must be {MIN_RESERVE}..255 and leave room in {geo.nseg} "
+                         f"segments, not {reserve}")
     wl_threshold = DEFAULT_WL_THRESHOLD if wl_threshold is None else wl_threshold
     if not 1 <= wl_threshold <= 65535:
         raise InputError(f"wl_threshold must be 1..65535, not {wl_threshold}")
