@@ -419,8 +419,8 @@ def test_internal_flash_trim_after_failure_and_cut(engine: str) -> None:
 # failure: the second cut fell in a trim and tore the hot log; the mount found F = 0 and the
 # one dead segment pinned in the window, and the next trim had no segment for the checkpoint
 # that would release it ("no space", both engines). Measured with this module's churn
-# (`_churn_ops`, 300 ops, strict oracle), 240 seeds each: 10 trims refused with reserve 2 on 6
-# segments, 10 with reserve 2 on 7, none with reserve 3 on 7. Since 2.7 format refuses a
+# (`_churn_ops`, 300 ops, strict oracle), 240 seeds each: 11 trims refused with reserve 2 on 6
+# segments, 12 with reserve 2 on 7, none with reserve 3 on 7. Since 2.7 format refuses a
 # reserve below 3 (SPEC §10), so such a store is no longer made.
 
 
