@@ -24,7 +24,7 @@ FREE_ERASED, FREE, IN_LOG, BAD = 0, 1, 2, 3
 DEFAULT_RESERVE = 2
 # Format's least reserve (§10, since revision 2.7): a segment for trims, one for the checkpoint
 # that ends a recovery, one for a segment a power cut tears near full. With 2, churns near full
-# refused a trim after a cut (11 and 12 of 240 on 6 and 7 segments of 4 KiB; 0 of 240 with 3 on 7).
+# refused a trim after a cut (11 and 12 of 240 on 6 and 7 segments of 4 KiB; 3 of 960 with 3).
 MIN_RESERVE = 3
 MIN_SPARE_RESERVE = 4
 DEFAULT_WL_THRESHOLD = 12
