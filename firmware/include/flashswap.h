@@ -97,7 +97,7 @@ struct fsw_config {
 
 #ifdef FSW_TRACE
     /* Optional, in a build with FSW_TRACE defined (a trace-capture build; production firmware
-     * leaves it out and saves its 140 B): called after each successful API call with one
+     * leaves it out and saves its 144 B): called after each successful API call with one
      * 24-byte trace record (traces/README.md): op u8, flags u8, reserved u16, key u32, length
      * u32, time_us u32, value u64, little-endian. time_us is 0 (the library has no clock). */
     void (*trace)(void *ctx, const uint8_t rec[24]);

@@ -156,7 +156,9 @@ int fsw_recover(fsw_t *fs, uint32_t start)
             fs->next_seq = g->seq;
             fresh = g->seq >= start && !g->live && !(fs->torn & 16);
         }
-        fs->torn |= (uint8_t)(!fresh << 4 | 1u << fs->cold);
+        /* fresh: the head unmarked again, for the SYNC record the failed program held may
+         * have been the mark its records needed (§6); else bit 4: recovering */
+        fs->torn |= (uint8_t)((fresh ? 4u << fs->cold : 16u) | 1u << fs->cold);
         fs->open = NONE;
         fsw_retire(fs, s);
         if (fresh)

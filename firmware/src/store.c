@@ -146,7 +146,10 @@ int fsw_attempt(fsw_t *fs, int op, uint32_t a, uint32_t b)
         err = once(fs, op, a, b, fs->data);
         if (err != FSW_ERR_WORN)
             break;
-        for (j = 0; j < fs->nseg && (err = fsw_recover(fs, start)) == FSW_ERR_WORN; j++)
+        /* a failure during a recovery (j > 0) is never fresh: that recovery's work (its
+         * moves, its checkpoint) is not done (§12 step 1) */
+        for (j = 0; j < fs->nseg && (err = fsw_recover(fs, j ? NONE : start)) == FSW_ERR_WORN;
+             j++)
             ;
         /* a recovery that failed otherwise ends it (< 0: not traced); a put whose chunk was
          * indexed when the checkpoint after its spill failed is done: the recovery's

@@ -1137,9 +1137,11 @@ class Store:
                 return op()
             except FlashWearError:
                 pass
-            for _ in range(self.geo.nseg):
+            for j in range(self.geo.nseg):
                 try:
-                    self._recover_failed_program(start)
+                    # A failure during a recovery (j > 0) is never fresh: that recovery's
+                    # moves and checkpoint are not done (§12 step 1); C passes 0xFFFFFFFF.
+                    self._recover_failed_program(start if j == 0 else 0xFFFFFFFF)
                 except FlashWearError:
                     continue  # the segment the chunks moved to failed too: retire it as well
                 except NoSpaceError:
@@ -1189,6 +1191,9 @@ class Store:
         self.open_seg = None
         self._retire(s)
         if fresh:
+            # The SYNC record the failed program held may have been the mark this head's
+            # records needed (§6): the operation, run again, marks them.
+            self.unmarked[int(self.active_cold)] = True
             return
         self.rescue = (unit, bytes(self.buf), self.wp)
         self.recovering = True
