@@ -35,7 +35,8 @@ What was run (the Python model unless named; the strict oracle of tests/storeuti
 Found. Findings 1 and 2 were revision 2.7's draft (56e5bf5): this file run on revision 2.6's
 sources (a04df5f, both engines) passed their tests. Both are fixed in 2.7 as landed (SPEC
 §12 step 1: a failure during a recovery is never fresh; a fresh retirement leaves the head
-unmarked), and their tests are plain tests. Finding 3 stays a strict xfail.
+unmarked), and their tests are plain tests. Finding 3, pre-existing, is fixed too (a blank
+segment failing during a recovery keeps that recovery's rescue copy): a plain test.
 1. A trim lost after sync() returned (both engines, the same image; 16-block SPI NAND and
    16 x 64 KiB NOR): test_found_trim_lost_when_the_recovery_checkpoint_segment_fails and
    test_found_trim_lost_across_a_clean_unmount. `_write_checkpoint` (C fsw_ckpt_write)
@@ -474,10 +475,6 @@ def test_trace_records_alike_across_a_fresh_retirement() -> None:
 # ------------------------------------------------------------------ noticed: before 2.7 too
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.xfail(strict=True, raises=CorruptError, reason=(
-    "pre-existing (revision 2.6 gives the same, both engines): after two earlier grown bad "
-    "blocks, a put whose first program fails in the head loses the chunk of the put before "
-    "it (24 B, all of it in the program buffer the rescue copy holds): it reads corrupt"))
 def test_found_unsynced_chunk_lost_after_a_third_failure(engine: str) -> None:
     """16 x 64 KiB NOR with ckpt_interval 8 (reserve 4): test_recovery_chunks._churn seed 19,
     its first 98 ops, with program failures armed before op 28 (fail_after(24)), op 64 (6)
@@ -485,7 +482,11 @@ def test_found_unsynced_chunk_lost_after_a_third_failure(engine: str) -> None:
     synced since); op 97's put fails in block 189 (the head's unit holding key 153): key 153
     is then lost. Found by a mainline-failure fuzz (program failures armed at random,
     a mounted copy checked after every sync); not cut down further. Any one or two of the
-    three failures leave key 153 readable."""
+    three failures leave key 153 readable. The third failure's recovery opened the second
+    one's grown block (a remount had counted it free), which failed too, and its rescue copy
+    replaced the first, which alone held key 153's bytes. Fixed in 2.7 as landed: a blank
+    segment (header not on flash, no chunk in it) failing during a recovery leaves that
+    recovery's rescue copy in place (SPEC §12 step 5)."""
     st0, _, _ = _store("nor64k16-ci8", "python", 19)
     ops = _churn(st0, 19, 200)[:98]
     script = (ops[:28] + [("fail", 24)] + ops[28:64] + [("fail", 6)] + ops[64:97]

@@ -151,11 +151,12 @@ int fsw_recover(fsw_t *fs, uint32_t start)
     int err;
     if (s != NONE) {
         struct fsw_seg *g = c->segs + s;
-        int fresh = 0;
+        int blank = 0, fresh;
         if (unit + fs->programmed < SEG_BASE(fs, s) + HDR_SIZE) {
             fs->next_seq = g->seq;
-            fresh = g->seq >= start && !g->live && !(fs->torn & 16);
+            blank = !g->live; /* and no chunk has a fragment in it */
         }
+        fresh = blank && g->seq >= start && !(fs->torn & 16);
         /* fresh: the head unmarked again, for the SYNC record the failed program held may
          * have been the mark its records needed (§6); else bit 4: recovering */
         fs->torn |= (uint8_t)((fresh ? 4u << fs->cold : 16u) | 1u << fs->cold);
@@ -163,14 +164,17 @@ int fsw_recover(fsw_t *fs, uint32_t start)
         fsw_retire(fs, s);
         if (fresh)
             return 0;
-        if (c->rescue_buffer) {
+        /* a blank segment failing during a recovery has nothing to rescue: that recovery's
+         * copy stays, its chunks' bytes still moving */
+        if (c->rescue_buffer && !(blank && fs->rescue_end)) {
             memcpy(c->rescue_buffer, c->prog_buffer, PROG_SIZE(fs));
             fs->rescue_unit = unit;
             fs->rescue_end = fs->wp;
         }
     }
     err = relocate(fs, s); /* and the chunks left in an earlier one (fsw_live) */
-    fs->rescue_end = 0; /* the copy lives as long as this recovery, as in the model */
+    if (err != FSW_ERR_WORN) /* the copy lives as long as this recovery, as in the model */
+        fs->rescue_end = 0;
     return err ? err : fsw_next(fs, 0, OPEN_FORCE);
 }
 

@@ -1176,16 +1176,17 @@ class Store:
         if s is None:
             return
         unit = self.wp - self.wp % g.prog_size
-        fresh = False
+        blank = False
         if unit + self.buf_prog < s * g.seg_size + HEADER_SIZE:
             # Its header never reached flash whole: the segment is not in the log on
             # flash, and its seq goes to the next segment opened (no gap, §9).
             self.next_seq = int(self.seq[s])
-            # Fresh: this operation opened it, no chunk has a fragment in it and no recovery
-            # is under way. It held only what the operation, run again, writes anew, and
-            # nothing on flash changed but a block gone bad (one a mount took for free, say):
-            # nothing to move, no checkpoint (§12).
-            fresh = self.next_seq >= start and not self.live[s] and not self.recovering
+            blank = not self.live[s]  # and no chunk has a fragment in it
+        # Fresh: blank, this operation opened it and no recovery is under way. It held only
+        # what the operation, run again, writes anew, and nothing on flash changed but a
+        # block gone bad (one a mount took for free, say): nothing to move, no checkpoint
+        # (§12).
+        fresh = blank and int(self.seq[s]) >= start and not self.recovering
         # What the failed program left behind is, to mount, a tear at the end of this log.
         self.torn[int(self.active_cold)] = True
         self.open_seg = None
@@ -1195,7 +1196,10 @@ class Store:
             # records needed (§6): the operation, run again, marks them.
             self.unmarked[int(self.active_cold)] = True
             return
-        self.rescue = (unit, bytes(self.buf), self.wp)
+        if not (blank and self.rescue is not None):
+            # A blank segment that fails during a recovery holds nothing to rescue: the
+            # recovery's rescue copy stays (its chunks' bytes are still moving).
+            self.rescue = (unit, bytes(self.buf), self.wp)
         self.recovering = True
         try:
             moving = sorted((e[0], k) for k, e in self.index.items()
@@ -1209,8 +1213,12 @@ class Store:
                     self.lost.add(key)
                     continue
                 self._write_chunk(key, data)
-        finally:
+        except FlashWearError:
+            raise  # the next call goes on with this recovery, and with its rescue copy
+        except BaseException:
             self.rescue = None
+            raise
+        self.rescue = None
         # Then a checkpoint: trims among the bytes that never reached flash live only in RAM.
         self._collapse()
 
