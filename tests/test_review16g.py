@@ -35,7 +35,7 @@ What was run (the Python model unless named; the strict oracle of tests/storeuti
 Found. Findings 1 and 2 were revision 2.7's draft (56e5bf5): this file run on revision 2.6's
 sources (a04df5f, both engines) passed their tests. Both are fixed in 2.7 as landed (SPEC
 §12 step 1: a failure during a recovery is never fresh; a fresh retirement leaves the head
-unmarked), and their tests are plain tests. Finding 3, pre-existing, is fixed too (a blank
+unmarked), and their tests are plain tests. Finding 3, pre-existing, is fixed too (an empty
 segment failing during a recovery keeps that recovery's rescue copy): a plain test.
 1. A trim lost after sync() returned (both engines, the same image; 16-block SPI NAND and
    16 x 64 KiB NOR): test_found_trim_lost_when_the_recovery_checkpoint_segment_fails and
@@ -484,8 +484,8 @@ def test_found_unsynced_chunk_lost_after_a_third_failure(engine: str) -> None:
     a mounted copy checked after every sync); not cut down further. Any one or two of the
     three failures leave key 153 readable. The third failure's recovery opened the second
     one's grown block (a remount had counted it free), which failed too, and its rescue copy
-    replaced the first, which alone held key 153's bytes. Fixed in 2.7 as landed: a blank
-    segment (header not on flash, no chunk in it) failing during a recovery leaves that
+    replaced the first, which alone held key 153's bytes. Fixed in 2.7 as landed: an empty
+    segment (no chunk in it) failing during a recovery leaves that
     recovery's rescue copy in place (SPEC §12 step 5)."""
     st0, _, _ = _store("nor64k16-ci8", "python", 19)
     ops = _churn(st0, 19, 200)[:98]

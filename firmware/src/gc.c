@@ -151,12 +151,11 @@ int fsw_recover(fsw_t *fs, uint32_t start)
     int err;
     if (s != NONE) {
         struct fsw_seg *g = c->segs + s;
-        int blank = 0, fresh;
+        int empty = !g->live, fresh = 0; /* empty: no chunk has a fragment in it */
         if (unit + fs->programmed < SEG_BASE(fs, s) + HDR_SIZE) {
             fs->next_seq = g->seq;
-            blank = !g->live; /* and no chunk has a fragment in it */
+            fresh = empty && g->seq >= start && !(fs->torn & 16);
         }
-        fresh = blank && g->seq >= start && !(fs->torn & 16);
         /* fresh: the head unmarked again, for the SYNC record the failed program held may
          * have been the mark its records needed (§6); else bit 4: recovering */
         fs->torn |= (uint8_t)((fresh ? 4u << fs->cold : 16u) | 1u << fs->cold);
@@ -164,9 +163,9 @@ int fsw_recover(fsw_t *fs, uint32_t start)
         fsw_retire(fs, s);
         if (fresh)
             return 0;
-        /* a blank segment failing during a recovery has nothing to rescue: that recovery's
-         * copy stays, its chunks' bytes still moving */
-        if (c->rescue_buffer && !(blank && fs->rescue_end)) {
+        /* an empty segment failing during a recovery has nothing to rescue (what it held
+         * is moved again): that recovery's copy stays, its chunks' bytes still moving */
+        if (c->rescue_buffer && !(empty && fs->rescue_end)) {
             memcpy(c->rescue_buffer, c->prog_buffer, PROG_SIZE(fs));
             fs->rescue_unit = unit;
             fs->rescue_end = fs->wp;

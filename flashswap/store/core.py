@@ -1176,17 +1176,17 @@ class Store:
         if s is None:
             return
         unit = self.wp - self.wp % g.prog_size
-        blank = False
+        empty = not self.live[s]  # no chunk has a fragment in it
+        fresh = False
         if unit + self.buf_prog < s * g.seg_size + HEADER_SIZE:
             # Its header never reached flash whole: the segment is not in the log on
             # flash, and its seq goes to the next segment opened (no gap, §9).
             self.next_seq = int(self.seq[s])
-            blank = not self.live[s]  # and no chunk has a fragment in it
-        # Fresh: blank, this operation opened it and no recovery is under way. It held only
-        # what the operation, run again, writes anew, and nothing on flash changed but a
-        # block gone bad (one a mount took for free, say): nothing to move, no checkpoint
-        # (§12).
-        fresh = blank and int(self.seq[s]) >= start and not self.recovering
+            # Fresh: empty too, this operation opened it and no recovery is under way. It
+            # held only what the operation, run again, writes anew, and nothing on flash
+            # changed but a block gone bad (one a mount took for free, say): nothing to
+            # move, no checkpoint (§12).
+            fresh = empty and self.next_seq >= start and not self.recovering
         # What the failed program left behind is, to mount, a tear at the end of this log.
         self.torn[int(self.active_cold)] = True
         self.open_seg = None
@@ -1196,9 +1196,10 @@ class Store:
             # records needed (§6): the operation, run again, marks them.
             self.unmarked[int(self.active_cold)] = True
             return
-        if not (blank and self.rescue is not None):
-            # A blank segment that fails during a recovery holds nothing to rescue: the
-            # recovery's rescue copy stays (its chunks' bytes are still moving).
+        if not (empty and self.rescue is not None):
+            # An empty segment that fails during a recovery holds nothing to rescue (what it
+            # held is moved again): the recovery's rescue copy stays (its chunks' bytes are
+            # still moving).
             self.rescue = (unit, bytes(self.buf), self.wp)
         self.recovering = True
         try:
