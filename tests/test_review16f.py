@@ -251,6 +251,35 @@ def _big_churn(st: Store, seed: int, n: int) -> list[tuple[Any, ...]]:
     return ops
 
 
+def _copy(st: Store, flash: FlashSim, o: Oracle) -> tuple[Store, FlashSim, Oracle]:
+    """A deep copy of a run's state; the cipher (AESGCM cannot be copied) is shared."""
+    memo = {id(st.aead): st.aead} if st.aead is not None else {}
+    return copy.deepcopy((st, flash, o), memo)
+
+
+def _fail_and_cut(st: Store, flash: FlashSim, o: Oracle, op: tuple[Any, ...], i: int,
+                  key: bytes | None, f: int, c: int) -> tuple[Store, FlashSim, Oracle, bool]:
+    """On a copy of the state: a program failure armed at operation f and a power cut at c,
+    then `op` and a sync (a refusal is a recovery that found no segment, §12 step 3); both
+    disarmed after. Returns the copy and whether the cut fell."""
+    st2, fl2, o2 = _copy(st, flash, o)
+    fl2.fail_after(f)
+    fl2.power_cut_after(c)
+    try:
+        try:
+            st2, fl2, _ = _apply(st2, fl2, o2, op, i, "python", key)
+        except NoSpaceError:
+            pass
+        st2.sync()
+        o2.sync()
+        cut = False
+    except PowerCut:
+        cut = True
+    fl2.power_cut_after(None)
+    fl2.fail_after(None)
+    return st2, fl2, o2, cut
+
+
 def _fc_sweep(geo: str, seed: int, positions: int, fails: int, cuts: int,
               churn: Any = _churn, kinds: tuple[str, ...] = ("put",)
               ) -> tuple[int, list[Any]]:
@@ -270,24 +299,8 @@ def _fc_sweep(geo: str, seed: int, positions: int, fails: int, cuts: int,
             done += 1
             for f in range(fails):
                 for c in range(cuts):
-                    # the cipher (AESGCM cannot be copied) is shared by the copies
-                    memo = {id(st.aead): st.aead} if st.aead is not None else {}
-                    st2, fl2, o2 = copy.deepcopy((st, flash, o), memo)
-                    fl2.fail_after(f)
-                    fl2.power_cut_after(c)
-                    try:
-                        try:
-                            st2, fl2, _ = _apply(st2, fl2, o2, op, i, "python", key)
-                        except NoSpaceError:
-                            pass  # a recovery that found no segment (§12 step 3)
-                        st2.sync()
-                        o2.sync()
-                        cut = False
-                    except PowerCut:
-                        cut = True
+                    st2, fl2, o2, cut = _fail_and_cut(st, flash, o, op, i, key, f, c)
                     runs += 1
-                    fl2.power_cut_after(None)
-                    fl2.fail_after(None)
                     try:
                         if cut:
                             st2 = Store.mount(fl2, engine="python", key=key)
@@ -441,22 +454,7 @@ def _drain_cut_sweep(geo: str, seed: int, positions: int, fails: int, cuts: int,
             done += 1
             for f in range(fails):
                 for c in range(cuts):
-                    memo = {id(st.aead): st.aead} if st.aead is not None else {}
-                    st2, fl2, o2 = copy.deepcopy((st, flash, o), memo)
-                    fl2.fail_after(f)
-                    fl2.power_cut_after(c)
-                    try:
-                        try:
-                            st2, fl2, _ = _apply(st2, fl2, o2, op, i, "python", key)
-                        except NoSpaceError:
-                            pass
-                        st2.sync()
-                        o2.sync()
-                        cut = False
-                    except PowerCut:
-                        cut = True
-                    fl2.power_cut_after(None)
-                    fl2.fail_after(None)
+                    st2, fl2, o2, cut = _fail_and_cut(st, flash, o, op, i, key, f, c)
                     if not cut:
                         break
                     if int(fl2._grown.sum()) != 1:
@@ -464,8 +462,7 @@ def _drain_cut_sweep(geo: str, seed: int, positions: int, fails: int, cuts: int,
                     st2 = Store.mount(fl2, engine="python", key=key)
                     o2.check_after_cut(read_all(st2, o2.keys()))
                     for c2 in range(cuts2):
-                        memo = {id(st2.aead): st2.aead} if st2.aead is not None else {}
-                        st3, fl3, o3 = copy.deepcopy((st2, fl2, o2), memo)
+                        st3, fl3, o3 = _copy(st2, fl2, o2)
                         fl3.power_cut_after(c2)
                         runs += 1
                         try:

@@ -69,17 +69,25 @@ recovery lose synced chunks: each new failure replaces the rescue copy (2.6 too)
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
-from flashswap import FlashSim, PowerCut, Store
+from flashswap import FlashSim, Store
 from flashswap.errors import CorruptError, DeviceError, NoSpaceError
 from flashswap.store.layout import HEADER_SIZE, SegHeader
 from tests.storeutil import ENGINES, Oracle, image_copy, needs_c, payload, read_all
 from tests.test_recovery_chunks import _churn
-from tests.test_review16f import _apply, _big_churn, _drain, _outcome, _run, _store
+from tests.test_review16f import (
+    _apply,
+    _big_churn,
+    _copy,
+    _drain,
+    _fail_and_cut,
+    _outcome,
+    _run,
+    _store,
+)
 
 NAND16 = ("W25N01GV", 16 << 17)
 NOR64K16 = ("W25Q128JV", 1 << 20)
@@ -288,11 +296,6 @@ class _FreshCounter:
         monkeypatch.setattr(Store, "_recover_failed_program", wrapped)
 
 
-def _clone(st: Any, flash: FlashSim, o: Oracle) -> tuple[Any, FlashSim, Oracle]:
-    memo = {id(st.aead): st.aead} if st.aead is not None else {}
-    return copy.deepcopy((st, flash, o), memo)
-
-
 def _header_seqs_unique(flash: FlashSim, seg: int) -> bool:
     seqs = [h.seq for a in range(0, flash.size, seg)
             if (h := SegHeader.unpack(flash.read(a, HEADER_SIZE))) is not None]
@@ -303,7 +306,7 @@ def _segment_firsts(st: Store, flash: FlashSim, o: Oracle, op: tuple[Any, ...], 
                     key: bytes | None) -> list[int]:
     """fail_after values that hit a program starting in a segment's header, found by running
     `op` on a copy."""
-    st2, fl2, o2 = _clone(st, flash, o)
+    st2, fl2, o2 = _copy(st, flash, o)
     seg, base, out = st.geo.seg_size, fl2.ops_count, []
     program = fl2.program
 
@@ -318,6 +321,24 @@ def _segment_firsts(st: Store, flash: FlashSim, o: Oracle, op: tuple[Any, ...], 
     except (NoSpaceError, DeviceError):
         pass
     return sorted(set(out))
+
+
+def _fresh_failures(st: Store, flash: FlashSim, o: Oracle, op: tuple[Any, ...], i: int,
+                    key: bytes | None, counter: _FreshCounter, fails: int) -> list[int]:
+    """Of the first `fails` of `_segment_firsts`, those whose failure, armed on a copy, makes
+    a fresh retirement (counted by `counter`)."""
+    out = []
+    for f in _segment_firsts(st, flash, o, op, i, key)[:fails]:
+        counter.count = 0
+        st2, fl2, o2 = _copy(st, flash, o)
+        fl2.fail_after(f)
+        try:
+            _apply(st2, fl2, o2, op, i, "python", key)
+        except (NoSpaceError, DeviceError):
+            pass
+        if counter.count:
+            out.append(f)
+    return out
 
 
 def _fresh_cut_sweep(geo: str, seed: int, nops: int, fails: int, window: int,
@@ -336,33 +357,10 @@ def _fresh_cut_sweep(geo: str, seed: int, nops: int, fails: int, window: int,
     bad: list[Any] = []
     seg = st.geo.seg_size
     for i, op in enumerate(ops):
-        for f in _segment_firsts(st, flash, o, op, i, key)[:fails]:
-            counter.count = 0
-            st2, fl2, o2 = _clone(st, flash, o)
-            fl2.fail_after(f)
-            try:
-                _apply(st2, fl2, o2, op, i, "python", key)
-            except (NoSpaceError, DeviceError):
-                pass
-            if not counter.count:
-                continue
+        for f in _fresh_failures(st, flash, o, op, i, key, counter, fails):
             trials += 1
             for c in range(max(0, f - 2), f + window):
-                st3, fl3, o3 = _clone(st, flash, o)
-                fl3.fail_after(f)
-                fl3.power_cut_after(c)
-                cut = False
-                try:
-                    try:
-                        st3, fl3, _ = _apply(st3, fl3, o3, op, i, "python", key)
-                    except NoSpaceError:
-                        pass
-                    st3.sync()
-                    o3.sync()
-                except PowerCut:
-                    cut = True
-                fl3.power_cut_after(None)
-                fl3.fail_after(None)
+                _, fl3, o3, cut = _fail_and_cut(st, flash, o, op, i, key, f, c)
                 runs += 1
                 try:
                     m = Store.mount(fl3 if cut else fl3.copy(), engine="python", key=key)
@@ -416,19 +414,11 @@ def _fresh_scripts(geo: str, seed: int, n: int, counter: _FreshCounter
     for i, op in enumerate(ops):
         if len(out) >= n:
             break
-        for f in _segment_firsts(st, flash, o, op, i, key)[:1]:
-            counter.count = 0
-            st2, fl2, o2 = _clone(st, flash, o)
-            fl2.fail_after(f)
-            try:
-                _apply(st2, fl2, o2, op, i, "python", key)
-            except (NoSpaceError, DeviceError):
-                pass
-            if counter.count:
-                extra: list[tuple[Any, ...]] = [("fail", f)]
-                if len(out) % 2:
-                    extra.append(("cut", f + (i * 7919) % 60))
-                out.append(ops[:i] + extra + [op, ("sync",)] + ops[i + 1:i + 25])
+        for f in _fresh_failures(st, flash, o, op, i, key, counter, 1):
+            extra: list[tuple[Any, ...]] = [("fail", f)]
+            if len(out) % 2:
+                extra.append(("cut", f + (i * 7919) % 60))
+            out.append(ops[:i] + extra + [op, ("sync",)] + ops[i + 1:i + 25])
         try:
             st, flash, _ = _apply(st, flash, o, op, i, "python", key)
         except NoSpaceError:
